@@ -1,0 +1,103 @@
+"""Settings as frozen dataclasses, with every bound named once.
+
+Sliders read their ranges from here and validators check against the same
+constants, so a control and the API can never disagree about what is legal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Pruning bounds.
+SPARSITY_MIN = 0.0
+SPARSITY_MAX = 0.99  # sliders stop short of 1.0; the API accepts up to 1.0 inclusive
+THRESHOLD_MIN = 0.0
+THRESHOLD_SLIDER_MAX = 0.5  # weights of the default model rarely exceed this
+STD_MIN = 0.0
+STD_SLIDER_MAX = 3.0
+MIN_LAYER_DENSITY = 0.01  # global scope never leaves a layer with fewer survivors
+HIST_BINS = 60
+
+# Training bounds.
+LR_MIN = 1e-6
+LR_MAX = 10.0
+EPOCHS_MAX = 1000
+BATCH_SIZE_MAX = 65536
+OPTIMIZERS = ("adam", "sgd", "momentum")
+SCOPES = ("layer", "global")
+PRUNE_MODES = ("threshold", "sparsity", "std")
+
+
+def check_number(name: str, value: object, low: float, high: float,
+                 *, integer: bool = False) -> float:
+    """Return `value` as a number in [low, high] or raise ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if integer and int(value) != value:
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not math.isfinite(value) or not (low <= value <= high):
+        raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """Return `value` if it is one of `choices`, else raise ValueError naming it."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to (re)train: one optimizer, a fixed budget, masks kept applied."""
+
+    epochs: int = 5
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd | momentum (SGD with mu=0.9, PyTorch form)
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        check_number("epochs", self.epochs, 1, EPOCHS_MAX, integer=True)
+        check_number("lr", self.lr, LR_MIN, LR_MAX)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("batch_size", self.batch_size, 1, BATCH_SIZE_MAX, integer=True)
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_number("momentum", self.momentum, 0.0, 0.999)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """One magnitude-pruning request: exactly one of threshold / sparsity / std."""
+
+    threshold: float | None = None  # keep |w| >= threshold
+    sparsity: float | None = None  # prune round(s * n) smallest |w|
+    std: float | None = None  # Han et al.: threshold = std * std(w_layer)
+    scope: str = "layer"  # layer | global
+
+    def __post_init__(self) -> None:
+        given = [m for m in PRUNE_MODES if getattr(self, m) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of threshold=, sparsity=, std=; "
+                f"got {', '.join(given) if given else 'none'}"
+            )
+        if self.threshold is not None:
+            check_number("threshold", self.threshold, THRESHOLD_MIN, math.inf)
+        if self.sparsity is not None:
+            check_number("sparsity", self.sparsity, SPARSITY_MIN, 1.0)
+        if self.std is not None:
+            check_number("std", self.std, STD_MIN, math.inf)
+        check_choice("scope", self.scope, SCOPES)
+        if self.std is not None and self.scope == "global":
+            raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer'")
+
+    @property
+    def mode(self) -> str:
+        return next(m for m in PRUNE_MODES if getattr(self, m) is not None)
+
+    @property
+    def value(self) -> float:
+        return float(getattr(self, self.mode))

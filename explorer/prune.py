@@ -1,0 +1,156 @@
+"""Magnitude-pruning masks as pure functions of weights, plus applying them.
+
+Pure maths (tensors in, boolean masks out) stays apart from module surgery, as in
+torch/nn/utils/prune.py (compute_mask vs apply). Masks are always rebuilt from the
+dense base weights, so moving a slider back restores the base exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .config import MIN_LAYER_DENSITY, PruneConfig
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    """Qualified names of the weights we prune: Linear and Conv weights, never biases."""
+    return [f"{mod_name}.weight" if mod_name else "weight"
+            for mod_name, module in model.named_modules()
+            if isinstance(module, PRUNABLE_TYPES)]
+
+
+def n_to_prune(sparsity: float, numel: int) -> int:
+    """round(s * n), exactly as torch.nn.utils.prune._compute_nparams_toprune."""
+    return round(sparsity * numel)
+
+
+@dataclass
+class MagnitudeIndex:
+    """Sorted magnitudes of the dense base, so a target sparsity is a lookup.
+
+    Built once per base (O(n log n)); each slider move is then O(n) scatter work.
+    """
+
+    weights: dict[str, torch.Tensor]
+    _layer_order: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _layer_sorted: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _global: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def layer(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ascending |w|, flat indices in that order) of one layer."""
+        if name not in self._layer_order:
+            mags = self.weights[name].detach().abs().flatten()
+            sorted_mags, order = torch.sort(mags, stable=True)
+            self._layer_sorted[name], self._layer_order[name] = sorted_mags, order
+        return self._layer_sorted[name], self._layer_order[name]
+
+    def global_(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ascending |w|, flat indices into the concatenation) over all layers."""
+        if self._global is None:
+            mags = torch.cat([w.detach().abs().flatten() for w in self.weights.values()])
+            self._global = torch.sort(mags, stable=True)
+        return self._global
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """Masks (True = kept), the per-layer cut magnitude, and warnings for the user."""
+
+    masks: dict[str, torch.Tensor]
+    cuts: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+
+def _mask_dropping(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Tensor:
+    mask = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
+    mask[order[:k]] = False
+    return mask.view(shape)
+
+
+def _cut(sorted_mags: torch.Tensor, k: int) -> float:
+    """The smallest kept magnitude (inf when everything is pruned)."""
+    return float(sorted_mags[k]) if k < sorted_mags.numel() else math.inf
+
+
+def _threshold_masks(weights: dict[str, torch.Tensor],
+                     thresholds: dict[str, float]) -> MaskResult:
+    masks = {n: w.abs() >= thresholds[n] for n, w in weights.items()}
+    return MaskResult(masks, dict(thresholds))
+
+
+def _sparsity_masks(index: MagnitudeIndex, sparsity: float, scope: str) -> MaskResult:
+    weights = index.weights
+    if scope == "layer":
+        masks, cuts = {}, {}
+        for name, w in weights.items():
+            sorted_mags, order = index.layer(name)
+            k = n_to_prune(sparsity, w.numel())
+            masks[name], cuts[name] = _mask_dropping(order, k, w.shape), _cut(sorted_mags, k)
+        return MaskResult(masks, cuts)
+    sorted_mags, order = index.global_()
+    k = n_to_prune(sparsity, sorted_mags.numel())
+    flat = _mask_dropping(order, k, torch.Size([sorted_mags.numel()]))
+    cut = _cut(sorted_mags, k)
+    masks, start = {}, 0
+    for name, w in weights.items():
+        masks[name] = flat[start:start + w.numel()].view(w.shape)
+        start += w.numel()
+    return MaskResult(masks, {name: cut for name in weights})
+
+
+def _keep_min_density(index: MagnitudeIndex, result: MaskResult,
+                      min_density: float) -> MaskResult:
+    """Global scope can empty a layer; refill such a layer to its largest weights."""
+    masks, cuts, warnings = dict(result.masks), dict(result.cuts), list(result.warnings)
+    for name, mask in result.masks.items():
+        numel = mask.numel()
+        need = math.ceil(min_density * numel)
+        kept = int(mask.sum())
+        if kept < need:
+            sorted_mags, order = index.layer(name)
+            k = numel - need
+            masks[name] = _mask_dropping(order, k, mask.shape)
+            cuts[name] = _cut(sorted_mags, k)
+            warnings.append(f"{name}: global pruning would keep {kept} of {numel} weights; "
+                            f"kept the largest {need} ({min_density:.0%} minimum density)")
+    return MaskResult(masks, cuts, tuple(warnings))
+
+
+def compute_masks(index: MagnitudeIndex, config: PruneConfig,
+                  min_density: float = MIN_LAYER_DENSITY) -> MaskResult:
+    """Masks for one pruning request, from the dense weights held by `index`."""
+    weights = index.weights
+    if config.mode == "threshold":
+        result = _threshold_masks(weights, {n: config.value for n in weights})
+    elif config.mode == "std":
+        result = _threshold_masks(
+            weights, {n: config.value * float(w.std()) for n, w in weights.items()})
+    else:
+        result = _sparsity_masks(index, config.value, config.scope)
+    if config.scope == "global" and min_density > 0:
+        result = _keep_min_density(index, result, min_density)
+    return result
+
+
+@torch.no_grad()
+def apply_masks(params: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor] | None) -> None:
+    """Set each pruned parameter to base * mask in place (or to base when unmasked)."""
+    for name, param in params.items():
+        if masks is None or name not in masks:
+            param.copy_(base[name])
+        else:
+            torch.mul(base[name], masks[name], out=param)
+
+
+@torch.no_grad()
+def zero_masked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+    """Re-zero pruned entries after an optimizer step (momentum, Adam, weight decay)."""
+    for name, mask in masks.items():
+        params[name].mul_(mask)

@@ -1,0 +1,130 @@
+"""Training as a generator of events, so a caller (CLI, worker thread, test) drives it.
+
+Masks stay applied: after every optimizer step the pruned entries are multiplied by
+zero again, so they stay exactly zero under SGD, momentum, Adam and weight decay.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .data import Split
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One optimizer step: running figures of the current epoch."""
+
+    epoch: int  # 1-based
+    step: int  # global step count, 1-based
+    steps_per_epoch: int
+    loss: float
+    accuracy: float | None  # None for regression
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """End of an epoch, measured on the validation split."""
+
+    epoch: int
+    epochs: int
+    step: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class StopEvent:
+    """The job ended early; `reason` says why (stopped by the user, diverged)."""
+
+    step: int
+    reason: str
+
+
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """torch.optim only: SGD, SGD with momentum (PyTorch form), Adam."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    momentum = config.momentum if config.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=config.lr, momentum=momentum,
+                           weight_decay=config.weight_decay)
+
+
+def task_loss(output: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "classification":
+        return F.cross_entropy(output, target)
+    return F.mse_loss(output, target)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, task: str) -> tuple[float, float | None,
+                                                               torch.Tensor]:
+    """(loss, accuracy or None, outputs) on a whole split in one forward pass."""
+    was_training = model.training
+    model.eval()
+    out = model(split.x)
+    model.train(was_training)
+    loss = float(task_loss(out, split.y, task))
+    if task != "classification":
+        return loss, None, out
+    accuracy = float((out.argmax(1) == split.y).float().mean())
+    return loss, accuracy, out
+
+
+def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: TrainConfig,
+                masks: dict[str, torch.Tensor] | None = None,
+                stop: threading.Event | None = None, seed: int = 0,
+                loss_fn=None) -> Iterator[StepEvent | EpochEvent | StopEvent]:
+    """Train `model` in place, yielding an event per step and per epoch.
+
+    `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.
+    `loss_fn(output, x, y, index)` may replace the task loss (distillation uses it).
+    A non-finite loss stops the run before the step is applied.
+    """
+    params = dict(model.named_parameters())
+    float_masks = {n: m.to(params[n].dtype) for n, m in (masks or {}).items()}
+    optimizer = make_optimizer(list(params.values()), config)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    n = len(train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    step = 0
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(n, generator=generator).to(train.x.device)
+        total_loss, seen = 0.0, 0
+        for start in range(0, n, config.batch_size):
+            if stop is not None and stop.is_set():
+                yield StopEvent(step, "stopped")
+                return
+            index = order[start:start + config.batch_size]
+            x, y = train.x[index], train.y[index]
+            out = model(x)
+            loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                yield StopEvent(step, f"loss became {loss_value} at step {step + 1}")
+                return
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if float_masks:
+                with torch.no_grad():
+                    for name, mask in float_masks.items():
+                        params[name].mul_(mask)
+            step += 1
+            total_loss += loss_value * len(index)
+            seen += len(index)
+            accuracy = (float((out.detach().argmax(1) == y).float().mean())
+                        if task == "classification" else None)
+            yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy)
+        val_loss, val_accuracy, _ = evaluate(model, val, task)
+        yield EpochEvent(epoch, config.epochs, step, total_loss / seen, val_loss, val_accuracy)
