@@ -36,13 +36,16 @@ def load(path: str | Path) -> dict:
 
 
 def load_matching(model: nn.Module, config: dict,
-                  path: str | Path | None = None) -> bool:
-    """Load the shipped weights into `model` when they were made for this exact config."""
+                  path: str | Path | None = None) -> list[dict] | None:
+    """Load the shipped weights into `model` when they were made for this exact config.
+
+    Returns the checkpoint's training history (so curves start from it), or None.
+    """
     path = Path(path) if path is not None else packaged_path()
     if not path.exists():
-        return False
+        return None
     payload = load(path)
     if payload.get("config") != config:
-        return False
+        return None
     model.load_state_dict(payload["state_dict"])
-    return True
+    return [dict(h) for h in payload.get("history", [])]

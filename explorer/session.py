@@ -62,9 +62,12 @@ class Session:
         self.model.to(self.device)
         self.config = {"dataset": self.data.name, "model": self.model_name, "width": width,
                        "init": init, "seed": seed}
-        self.pretrained = pretrained and ckpt.load_matching(self.model, self.config)
-        self.history: list[dict] = []  # epoch records and pruning events, in order
-        self.total_steps = 0  # optimizer steps over all jobs, the curves' x axis
+        shipped = ckpt.load_matching(self.model, self.config) if pretrained else None
+        self.pretrained = shipped is not None
+        # epoch records and pruning events, in order; a shipped model brings its own
+        self.history: list[dict] = shipped or []
+        # optimizer steps over all jobs, the curves' x axis
+        self.total_steps = max((h.get("step", 0) for h in self.history), default=0)
         self._lock = threading.RLock()
         self._prunable = prunable_names(self.model)
         self.original: State = _clone(self.model.state_dict())

@@ -7,6 +7,7 @@ Snapshot. Training runs in a worker thread; a Pump applies its latest progress.
 
 from __future__ import annotations
 
+import copy
 import html
 
 import ipywidgets as W
@@ -44,6 +45,14 @@ class ExplorerApp(W.VBox):
         self.snap = session.snapshot()
         self._show(self.snap)
         self._draw_curves()
+
+    def _repr_mimebundle_(self, **kwargs):
+        # A FigureWidget inside a box is never displayed itself, so plotly never copies
+        # its current traces into the synced state a new front-end view starts from.
+        for fig in (self.fig_sparsity, self.fig_hist, self.fig_curves):
+            fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+            fig._widget_data = copy.deepcopy(fig._data)
+        return super()._repr_mimebundle_(**kwargs)
 
     @classmethod
     def default(cls, theme: str | None = None) -> ExplorerApp:

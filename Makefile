@@ -1,0 +1,79 @@
+# Compression Explorer: make demo | test | lab | checkpoint | clean
+#
+# Works on a fresh clone: the first target that needs the virtual environment creates it.
+# Stamps inside $(VENV) make pip run again only when pyproject.toml changes.
+
+TORCH ?= torch==2.13.0
+PY ?= python3
+VENV ?= .venv
+
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+STAMP_RUN := $(VENV)/.stamp-install
+STAMP_TEST := $(VENV)/.stamp-test
+CHROMIUM := /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-deps chromium lint lab checkpoint clean distclean
+
+help:
+	@echo "make demo        serve the dashboard (Voila) at http://127.0.0.1:8866/"
+	@echo "make test        lint and run every test (installs test deps and Chromium if needed)"
+	@echo "make lab         JupyterLab on notebooks/"
+	@echo "make checkpoint  retrain the shipped checkpoint (assets/make_checkpoint.py)"
+	@echo "make venv        just create/refresh $(VENV)"
+	@echo "make clean       remove caches and test artifacts (distclean: also $(VENV))"
+
+$(PYTHON):
+	$(PY) -m venv $(VENV)
+
+# The pinned torch goes in first: an unpinned "torch>=..." alone would pull a multi-GB CUDA
+# build, while an already-installed torch that satisfies the range is kept.
+$(STAMP_RUN): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install --upgrade pip
+	$(PYTHON) -m pip install '$(TORCH)'
+	$(PYTHON) -m pip install '$(TORCH)' -e .
+	touch $@
+
+$(STAMP_TEST): $(STAMP_RUN) pyproject.toml
+	$(PYTHON) -m pip install '$(TORCH)' -e '.[test]'
+	touch $@
+
+venv: $(STAMP_RUN)
+
+test-deps: $(STAMP_TEST) chromium
+
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "NOTE: $(CHROMIUM) is missing and we are not root: browser tests will be skipped."; \
+		echo "      Install it with: sudo apt-get install -y chromium"; \
+	fi
+
+demo: venv
+	$(BIN)/explorer dashboard
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check explorer tests
+
+test: test-deps
+	$(BIN)/ruff check explorer tests
+	$(PYTHON) -m pytest
+
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+checkpoint: venv
+	$(PYTHON) assets/make_checkpoint.py
+
+clean:
+	rm -rf build dist *.egg-info test-artifacts .pytest_cache .ruff_cache
+	find explorer tests assets notebooks -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,175 @@
+"""Shared fixtures: a live Voila dashboard and a headless Chromium page (Playwright, sync API)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # This machine has no network: without these Chromium keeps dialling out and failing.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+SERVER_START_TIMEOUT_S = 120.0
+
+
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    return find_free_port()
+
+
+def artifact_path(name: str) -> Path:
+    """A path under test-artifacts/ (created) for a file named after ``name``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process group of ``proc`` (Voila shuts its kernels down), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _server_answers(url: str) -> bool:
+    """Whether an HTTP server answers at ``url`` (any status code counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    """test-artifacts/ at the repository root (created): screenshots, logs."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def dashboard_url() -> Iterator[str]:
+    """Start ``python -m explorer dashboard`` on a free port; yield its URL; stop it afterwards."""
+    port = find_free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log_path = artifact_path(f"dashboard-{port}.log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group
+        )
+    try:
+        # Probe a static path: GET / itself would start a kernel and run the notebook.
+        probe = f"{url}voila/static/"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not _server_answers(probe):
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"dashboard exited with status {proc.returncode} before answering; "
+                    f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"dashboard did not answer at {url} within {SERVER_START_TIMEOUT_S:.0f} s; "
+                    f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop_process_group(proc)
+
+
+@pytest.fixture(scope="module")
+def _chromium() -> Iterator[object]:
+    """One headless Chromium (Debian's /usr/bin/chromium) per test module.
+
+    Module scope: Playwright's sync API runs its own event loop, which should not outlive
+    the browser tests (nbclient runs asyncio loops in the same thread later)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make test does, as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(_chromium, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page (1400x1000). ``page.console_errors`` collects console errors and uncaught
+    page errors; a screenshot goes to test-artifacts/<test-name>.png on teardown."""
+    context = _chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    errors: list[str] = []
+    page.console_errors = errors
+
+    def on_console(msg) -> None:
+        if msg.type == "error":
+            errors.append(f"console: {msg.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    try:
+        yield page
+    finally:
+        name = request.node.name
+        try:
+            page.screenshot(path=str(artifact_path(f"{name}.png")), full_page=True)
+        except Exception as exc:  # a failed screenshot must not hide the test's own failure
+            errors.append(f"screenshot failed: {exc}")
+        if errors:
+            artifact_path(f"{name}.console.txt").write_text("\n".join(errors) + "\n")
+        context.close()

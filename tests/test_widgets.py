@@ -1,0 +1,126 @@
+"""The app without a browser: set values, click buttons, assert on figures and status."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from explorer import Session
+from explorer.ui import ExplorerApp
+
+
+@pytest.fixture
+def app() -> ExplorerApp:
+    app = ExplorerApp(Session("digits", "mlp", device="cpu"))
+    yield app
+    app.stop()
+    app.wait(60)
+
+
+def pruned_fraction(app: ExplorerApp) -> float:
+    kept = np.asarray(app.fig_sparsity.data[0].y, dtype=float).sum()
+    pruned = np.asarray(app.fig_sparsity.data[1].y, dtype=float).sum()
+    return pruned / (kept + pruned)
+
+
+def test_slider_changes_the_sparsity_figure(app):
+    """Moving the slider prunes and the bars show it."""
+    assert pruned_fraction(app) == 0
+    app.c.slider.value = 0.9
+    assert pruned_fraction(app) == pytest.approx(0.9, abs=1e-3)
+    assert "90.0%" in app.c.summary.value
+    app.c.slider.value = 0.0
+    assert pruned_fraction(app) == 0
+
+
+def test_histogram_shows_survivors_ghost_and_threshold(app):
+    """The histogram keeps the dense ghost, drops pruned weights, draws the cut."""
+    ghost_before = np.asarray(app.fig_hist.data[0].y).copy()
+    app.c.slider.value = 0.5
+    kept = np.asarray(app.fig_hist.data[1].y)
+    assert np.array_equal(np.asarray(app.fig_hist.data[0].y), ghost_before)
+    assert kept.sum() == pytest.approx(ghost_before.sum() * 0.5, rel=0.01)
+    cut = np.asarray(app.fig_hist.data[2].x, dtype=float)
+    assert np.nanmax(cut) > 0
+    app.c.layer.value = app.session.prunable[0]  # view tier: replot, no recompute
+    assert app.fig_hist.layout.title.text.startswith(f"Weights of {app.session.prunable[0]}")
+
+
+def test_mode_and_scope_switch(app):
+    app.c.scope.value = "global"
+    app.c.slider.value = 0.8
+    assert app.session.prune_config.scope == "global"
+    app.c.mode.value = "threshold"
+    assert app.c.slider.value == 0.0 and app.session.prune_config.mode == "threshold"
+    app.c.slider.value = 0.05
+    assert app.session.prune_config.threshold == pytest.approx(0.05)
+
+
+def test_one_message_per_figure_per_slider_move(app):
+    """A slider move sends exactly one update per data figure (batched)."""
+    figures = [app.fig_sparsity, app.fig_hist]
+    patches = []
+    for fig in figures:
+        for method in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
+            patcher = mock.patch.object(fig, method)
+            patches.append((fig, method, patcher.start()))
+    try:
+        app.c.slider.value = 0.42
+    finally:
+        mock.patch.stopall()
+    for fig in figures:
+        calls = {m: p.call_count for f, m, p in patches if f is fig}
+        assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0,
+                         "_send_relayout_msg": 0}, calls
+
+
+def test_train_runs_a_job_that_grows_the_curves(app):
+    """Train runs in a worker thread, finishes, and the curves grow."""
+    app.c.epochs.value = 2
+    epochs_before = len(app.fig_curves.data[2].y)  # the shipped model's own history
+    assert len(app.fig_curves.data[0].x) == 0
+    assert app.start_training()
+    assert app.wait(120)
+    assert len(app.fig_curves.data[0].x) > 10
+    assert len(app.fig_curves.data[2].y) == epochs_before + 2
+    assert min(app.fig_curves.data[0].x) > app.fig_curves.data[2].x[epochs_before - 1]
+    assert "done" in app.c.status.value
+    assert not app.c.slider.disabled and app.c.stop.disabled
+
+
+def test_second_train_click_starts_nothing(app):
+    """One job at a time: a click while training is refused with a message."""
+    app.c.epochs.value = 50
+    app.c.train.click()
+    app.c.train.click()  # disabled in the browser; the handler refuses as well
+    assert app.runner.started_count == 1
+    assert app.start_training() is False
+    assert "already running" in app.c.status.value
+    app.stop()
+    assert app.wait(60)
+
+
+def test_stop_ends_a_running_job(app):
+    """Stop takes effect within a batch; the status says so and controls come back."""
+    app.c.epochs.value = 200
+    epochs_before = sum(h["kind"] == "epoch" for h in app.session.history)
+    app.c.train.click()
+    assert app.runner.running
+    app.c.stop.click()
+    assert app.wait(30)
+    assert "stopped" in app.c.status.value
+    assert sum(h["kind"] == "epoch" for h in app.session.history) - epochs_before < 200
+    assert not app.c.train.disabled
+
+
+def test_training_keeps_pruned_weights_zero_in_the_app(app):
+    app.c.slider.value = 0.8
+    masks = {k: v.clone() for k, v in app.session.masks.items()}
+    app.c.epochs.value = 1
+    app.c.train.click()
+    assert app.wait(60)
+    params = dict(app.session.model.named_parameters())
+    assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
+    assert pruned_fraction(app) == pytest.approx(0.8, abs=1e-3)
