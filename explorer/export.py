@@ -61,11 +61,15 @@ def export_model(path: str | Path, model: nn.Module, kind: str,
     return payload
 
 
-def load_exported(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+def load_exported(path: str | Path, model: nn.Module | None = None,
+                  keep_masks: bool = False) -> nn.Module:
     """Rebuild an exported model (eval mode) from the file alone, or load into `model`.
 
     Zoo models carry their architecture; a bring-your-own model needs `model` given
-    (a fresh instance of the same class).
+    (a fresh instance of the same class). A masked file is loaded through
+    torch.nn.utils.prune's own slots; unless `keep_masks`, the masks are then folded in
+    (prune.remove), giving a plain module. Kept masks mean forward pre-hooks, and torch
+    cannot deepcopy such a module after a forward pass that records gradients.
     """
     from .models import build_from_arch
 
@@ -80,4 +84,12 @@ def load_exported(path: str | Path, model: nn.Module | None = None) -> nn.Module
             module_name, param = _split(key[: -len("_mask")])
             torch_prune.identity(model.get_submodule(module_name), param)
     model.load_state_dict(state)
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                if keep_masks:  # recompute weight = orig * mask as a leaf (deepcopy-able)
+                    with torch.no_grad():
+                        setattr(module, hook._tensor_name, hook.apply_mask(module))
+                else:
+                    torch_prune.remove(module, hook._tensor_name)
     return model.eval()
