@@ -324,6 +324,12 @@ class Session:
                                          optimizer=optimizer, batch_size=batch_size),
                              stop, on_event)
 
+    def adopt_as_original(self) -> None:
+        """Make the current dense base what reset() returns to (e.g. after first training)."""
+        with self._lock:
+            self.original = _clone(self.base)
+            self.undo_stack.clear()
+
     def shrink(self) -> nn.Module:
         """A new, physically smaller copy of the pruned model (the session is unchanged).
 

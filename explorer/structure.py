@@ -143,7 +143,8 @@ def shrink_model(model: nn.Module) -> nn.Module:
         keep = live_channels(group, state)
         kept[group.name] = int(keep.numel())
         _slice_group(group, state, keep)
-    small = build_from_arch(model.resized_arch(kept))
+    with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the user's RNG
+        small = build_from_arch(model.resized_arch(kept))
     small.load_state_dict(state)
     device = next(model.parameters()).device
     return small.to(device).train(model.training)
