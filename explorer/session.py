@@ -56,7 +56,7 @@ class Session:
                  task: str = "classification") -> None:
         self.device = pick_device(device)
         self.seed = seed
-        self.data = self._load_data(dataset, train, val, test, task).to(self.device)
+        self.data = self._load_data(dataset, train, val, test, task, seed).to(self.device)
         self.task = self.data.task
         if isinstance(model, nn.Module):
             self.model, self.model_name = model, type(model).__name__
@@ -239,12 +239,11 @@ class Session:
         ckpt.save(path, self.base, self.config, plain)
 
     # ----- pruning engine: data/model checks, masks, iterative, rewind, shrink, export ---
-    @staticmethod
-    def _load_data(dataset: str | Dataset | None, train: object, val: object, test: object,
-                   task: str) -> Dataset:
+    def _load_data(self, dataset: str | Dataset | None, train: object, val: object,
+                   test: object, task: str, seed: int) -> Dataset:
         if train is None and val is None and test is None:
             return (dataset if isinstance(dataset, Dataset)
-                    else load_dataset(dataset or "digits"))
+                    else load_dataset(dataset or "digits", seed=seed, device=self.device))
         if dataset is not None:
             raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
         if train is None or val is None:

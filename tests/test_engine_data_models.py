@@ -150,5 +150,8 @@ def test_positional_session_and_hidden_still_work() -> None:
     """Session("digits", "mlp") is unchanged; hidden= reaches the MLP."""
     session = Session("digits", "mlp")
     assert session.pretrained and session.data.name == "digits"
+    assert torch.equal(session.data.val.x, load_dataset("digits", seed=0).val.x)
+    other = Session("digits", "mlp", seed=3, pretrained=False)
+    assert torch.equal(other.data.val.x, load_dataset("digits", seed=3).val.x)
     small = Session("digits", "mlp", hidden=(16,), pretrained=False)
     assert small.model.hidden == (16,) and small.config["hidden"] == [16]
