@@ -27,6 +27,7 @@ BATCH_SIZE_MAX = 65536
 OPTIMIZERS = ("adam", "sgd", "momentum")
 SCOPES = ("layer", "global")
 PRUNE_MODES = ("threshold", "sparsity", "std")
+NORMS = ("l1", "l2")
 
 
 def check_number(name: str, value: object, low: float, high: float,
@@ -76,6 +77,8 @@ class PruneConfig:
     sparsity: float | None = None  # prune round(s * n) smallest |w|
     std: float | None = None  # Han et al.: threshold = std * std(w_layer)
     scope: str = "layer"  # layer | global
+    structured: bool = False  # whole neurons/filters; sparsity = fraction of channels
+    norm: str = "l1"  # how structured pruning ranks channels: l1 | l2
 
     def __post_init__(self) -> None:
         given = [m for m in PRUNE_MODES if getattr(self, m) is not None]
@@ -93,6 +96,12 @@ class PruneConfig:
         check_choice("scope", self.scope, SCOPES)
         if self.std is not None and self.scope == "global":
             raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer'")
+        check_choice("norm", self.norm, NORMS)
+        if not isinstance(self.structured, bool):
+            raise ValueError(f"structured must be True or False; got {self.structured!r}")
+        if self.structured and (self.sparsity is None or self.scope != "layer"):
+            raise ValueError("structured pruning takes sparsity= (the fraction of neurons or "
+                             "filters removed per layer) with scope='layer'")
 
     @property
     def mode(self) -> str:

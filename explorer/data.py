@@ -7,6 +7,7 @@ temperatures, budgets) is chosen on validation; reports use test.
 from __future__ import annotations
 
 import gzip
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,11 +54,12 @@ class Dataset:
         return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
 
 
-def _stratified_indices(labels: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
-    """Split indices 60/20/20, class by class, after a seeded shuffle."""
+def _stratified_indices(labels: np.ndarray | None, seed: int,
+                        n: int) -> tuple[np.ndarray, ...]:
+    """Split indices 60/20/20 after a seeded shuffle, class by class when labels are given."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(labels))
+    idx = np.arange(n)
     stratify = labels if labels is not None and labels.ndim == 1 else None
     train, rest = train_test_split(
         idx, train_size=SPLIT_FRACTIONS[0], random_state=seed, shuffle=True, stratify=stratify
@@ -72,7 +74,8 @@ def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, task: str,
                  image_shape: tuple[int, int, int] | None,
                  device: torch.device | str) -> Dataset:
     """Split, standardise with train statistics only, and move to tensors."""
-    train, val, test = _stratified_indices(y if task == "classification" else None, seed)
+    train, val, test = _stratified_indices(y if task == "classification" else None, seed,
+                                           len(x))
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
     std[std == 0] = 1.0  # constant pixels (digit borders) carry no information
@@ -133,3 +136,75 @@ def load_dataset(name: str, seed: int = 0, device: torch.device | str = "cpu") -
     if name not in loaders:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
     return loaders[name](seed=seed, device=device)
+
+
+# ----- bring your own data -------------------------------------------------------------
+TASKS = ("classification", "regression")
+
+
+def _materialise(name: str, split: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) tensors from a tuple or a DataLoader yielding (x, y) batches."""
+    if isinstance(split, torch.utils.data.DataLoader):
+        xs, ys = [], []
+        for batch in split:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                raise ValueError(f"{name}: the DataLoader must yield (x, y) pairs")
+            xs.append(torch.as_tensor(batch[0]))
+            ys.append(torch.as_tensor(batch[1]))
+        if not xs:
+            raise ValueError(f"{name}: the DataLoader yielded no batches")
+        return torch.cat(xs), torch.cat(ys)
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ValueError(f"{name} must be an (x, y) tuple of tensors or a DataLoader; "
+                         f"got {type(split).__name__}")
+    return torch.as_tensor(split[0]), torch.as_tensor(split[1])
+
+
+def _checked(name: str, x: torch.Tensor, y: torch.Tensor, task: str) -> Split:
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{name}: x must have shape (N, features...) with N > 0; "
+                         f"got {tuple(x.shape)}")
+    if len(x) != len(y):
+        raise ValueError(f"{name}: x has {len(x)} rows but y has {len(y)}")
+    if task == "classification":
+        if y.ndim != 1 or y.is_floating_point() or y.is_complex():
+            raise ValueError(f"{name}: classification targets must be a 1-d integer tensor "
+                             f"of class indices; got dtype {y.dtype}, shape {tuple(y.shape)}")
+        if int(y.min()) < 0:
+            raise ValueError(f"{name}: class indices must be >= 0; got {int(y.min())}")
+        return Split(x.float(), y.long())
+    y = y.float()
+    return Split(x.float(), y.unsqueeze(1) if y.ndim == 1 else y)
+
+
+def from_tensors(train: object, val: object, test: object | None = None,
+                 task: str = "classification", name: str = "custom") -> Dataset:
+    """A Dataset from user (x, y) tensors or DataLoaders (materialised once).
+
+    No standardisation is applied: user data is taken as given. Without `test`, the
+    validation split doubles as the test split (reports then say so via `name`).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    splits = {"train": train, "val": val, "test": val if test is None else test}
+    checked = {k: _checked(k, *_materialise(k, v), task) for k, v in splits.items()}
+    shape = tuple(checked["train"].x.shape[1:])
+    for key, split in checked.items():
+        if tuple(split.x.shape[1:]) != shape:
+            raise ValueError(f"{key}: inputs have shape {tuple(split.x.shape[1:])} per example "
+                             f"but train has {shape}")
+        if task == "regression" and split.y.shape[1:] != checked["train"].y.shape[1:]:
+            raise ValueError(f"{key}: targets have shape {tuple(split.y.shape[1:])} per "
+                             f"example but train has {tuple(checked['train'].y.shape[1:])}")
+    if task == "classification":
+        classes = torch.unique(checked["train"].y)
+        if classes.numel() < 2:
+            raise ValueError(f"train: classification needs at least two classes; "
+                             f"every label is {int(classes[0])}")
+        n_outputs = int(max(int(s.y.max()) for s in checked.values())) + 1
+    else:
+        n_outputs = int(math.prod(checked["train"].y.shape[1:]))
+    image_shape = shape if len(shape) == 3 else None
+    return Dataset(name if test is not None else f"{name} (test = val)", task,
+                   checked["train"], checked["val"], checked["test"], shape,
+                   image_shape, n_outputs)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,14 +19,16 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .config import PruneConfig, TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, from_tensors, load_dataset
 from .metrics import Snapshot, binned, histogram_edges, layer_stats
-from .models import build_model
-from .prune import MagnitudeIndex, apply_masks, compute_masks, prunable_names
+from .models import build_model, check_fits
+from .prune import MagnitudeIndex, MaskResult, apply_masks, compute_masks, prunable_names
+from .structure import model_groups, removed_fraction, shrink_model, structured_masks
 from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
 
 Event = StepEvent | EpochEvent | StopEvent
 State = dict[str, torch.Tensor]
+REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -45,23 +48,32 @@ def _clone(state: State) -> State:
 class Session:
     """Owns the model under study and every change made to it."""
 
-    def __init__(self, dataset: str | Dataset = "digits", model: str | nn.Module = "mlp",
+    def __init__(self, dataset: str | Dataset | None = None, model: str | nn.Module = "mlp",
                  *, width: float = 1.0, init: str = "default", seed: int = 0,
-                 device: str | torch.device | None = None, pretrained: bool = True) -> None:
+                 device: str | torch.device | None = None, pretrained: bool = True,
+                 hidden: tuple[int, ...] | None = None, train: object = None,
+                 val: object = None, test: object = None,
+                 task: str = "classification") -> None:
         self.device = pick_device(device)
         self.seed = seed
-        self.data = (dataset if isinstance(dataset, Dataset)
-                     else load_dataset(dataset, seed=seed, device=self.device)).to(self.device)
+        self.data = self._load_data(dataset, train, val, test, task, seed).to(self.device)
         self.task = self.data.task
         if isinstance(model, nn.Module):
             self.model, self.model_name = model, type(model).__name__
         else:
             self.model = build_model(model, self.data.input_shape, self.data.n_outputs,
-                                     width=width, init=init, seed=seed)
+                                     width=width, init=init, seed=seed, hidden=hidden,
+                                     image_shape=self.data.image_shape)
             self.model_name = model
         self.model.to(self.device)
+        check_fits(self.model, self.model_name, self.data)
         self.config = {"dataset": self.data.name, "model": self.model_name, "width": width,
                        "init": init, "seed": seed}
+        if hidden is not None:
+            self.config["hidden"] = list(hidden)
+        self.initial: State = _clone(self.model.state_dict())  # lottery-ticket rewind "init"
+        self.rewind_states: dict[int, State] = {}  # weights after epoch k (rewind=k)
+        self.epochs_trained = 0
         shipped = ckpt.load_matching(self.model, self.config) if pretrained else None
         self.pretrained = shipped is not None
         # epoch records and pruning events, in order; a shipped model brings its own
@@ -109,23 +121,30 @@ class Session:
 
     # ----- pruning -----------------------------------------------------------------
     def prune(self, threshold: float | None = None, sparsity: float | None = None,
-              std: float | None = None, scope: str = "layer") -> Snapshot:
+              std: float | None = None, scope: str = "layer", structured: bool = False,
+              norm: str = "l1") -> Snapshot:
         """Magnitude-prune from the dense base with exactly one mode; return a Snapshot.
 
+        `structured=True` removes whole neurons/filters (and their biases and BatchNorm
+        entries), ranked by `norm`; `sparsity` is then the fraction of channels removed per
+        layer, and Snapshot.extra["param_fraction_removed"] the parameter fraction.
         Bad arguments raise ValueError before anything changes.
         """
-        config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope)
+        config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
+                             structured=structured, norm=norm)
         with self._lock:
-            result = compute_masks(self._index, config)
-            apply_masks(self._params(), self.base, result.masks)
-            self.masks, self.prune_config = result.masks, config
-            self.cuts, self.warnings = result.cuts, result.warnings
-            return self.snapshot()
+            if structured:
+                groups, _ = model_groups(self.model)
+                result = structured_masks(self.base, groups, config.value, norm)
+            else:
+                result = compute_masks(self._index, config)
+            self._install_masks(result, config)
+            return self.engine_snapshot()
 
     def reset_pruning(self) -> Snapshot:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         with self._lock:
-            apply_masks(self._params(), self.base, None)
+            apply_masks(self._params_for(self.masks), self.base, None)
             self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
             return self.snapshot()
 
@@ -166,6 +185,7 @@ class Session:
             if isinstance(event, StepEvent):
                 self.total_steps = first_step + event.step
             if isinstance(event, EpochEvent):
+                self._record_epoch()
                 self.history.append({"kind": "epoch", "epoch": event.epoch,
                                      "step": first_step + event.step,
                                      "train_loss": event.train_loss,
@@ -187,7 +207,7 @@ class Session:
         self.undo_stack.append(previous)
         self._set_base(trained)
         if masks is not None:  # the model stays pruned exactly as it was trained
-            apply_masks(self._params(), self.base, masks)
+            apply_masks(self._params_for(masks), self.base, masks)
             self.masks, self.prune_config = masks, prune_config
 
     # ----- measuring ---------------------------------------------------------------
@@ -218,4 +238,113 @@ class Session:
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Write the dense base as a shippable checkpoint (weights_only loadable)."""
-        ckpt.save(path, self.base, self.config, self.history)
+        plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
+        ckpt.save(path, self.base, self.config, plain)
+
+    # ----- pruning engine: data/model checks, masks, iterative, rewind, shrink, export ---
+    def _load_data(self, dataset: str | Dataset | None, train: object, val: object,
+                   test: object, task: str, seed: int) -> Dataset:
+        if train is None and val is None and test is None:
+            return (dataset if isinstance(dataset, Dataset)
+                    else load_dataset(dataset or "digits", seed=seed, device=self.device))
+        if dataset is not None:
+            raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
+        if train is None or val is None:
+            raise ValueError("bring-your-own data needs both train= and val=")
+        return from_tensors(train, val, test, task)
+
+    def _params_for(self, *mask_sets: dict[str, torch.Tensor] | None) -> dict[str, nn.Parameter]:
+        """Prunable weights plus every tensor some mask covers (structured: biases, BN)."""
+        named = dict(self.model.named_parameters())
+        names = dict.fromkeys(self._prunable)
+        for masks in mask_sets:
+            names.update(dict.fromkeys(masks or {}))
+        return {n: named[n] for n in names}
+
+    def _install_masks(self, result: MaskResult, config: PruneConfig) -> None:
+        """Show base * mask (tensors no longer masked get their base back)."""
+        apply_masks(self._params_for(self.masks, result.masks), self.base, result.masks)
+        self.masks, self.prune_config = result.masks, config
+        self.cuts, self.warnings = result.cuts, result.warnings
+
+    def engine_snapshot(self, split: str = "val") -> Snapshot:
+        """snapshot() plus which sparsity a structured number means (PITFALLS)."""
+        snap = self.snapshot(split)
+        if self.prune_config is None or not self.prune_config.structured:
+            return snap
+        extra = {"structured": True, "norm": self.prune_config.norm,
+                 "channel_fraction_removed": self.prune_config.value,
+                 "param_fraction_removed": removed_fraction(self.model)}
+        return replace(snap, extra={**snap.extra, **extra})
+
+    def _record_epoch(self) -> None:
+        """Remember early weights so that rewind=k can return to them (lottery ticket)."""
+        self.epochs_trained += 1
+        if self.epochs_trained <= REWIND_EPOCHS_KEPT:
+            self.rewind_states.setdefault(self.epochs_trained, _clone(self.model.state_dict()))
+
+    def rewind_state(self, rewind: str | int) -> State:
+        """The weights `rewind` names: "init", or those after `rewind` training epochs."""
+        if rewind == "init":
+            return self.initial
+        if isinstance(rewind, int) and not isinstance(rewind, bool) and rewind in \
+                self.rewind_states:
+            return self.rewind_states[rewind]
+        raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
+                         f"{sorted(self.rewind_states)}; got {rewind!r}")
+
+    def rewind_to(self, rewind: str | int) -> None:
+        """Reset survivors to the rewind weights; pruned entries keep their base values."""
+        with self._lock:
+            target = self.rewind_state(rewind)
+            new_base = _clone(target)
+            for name, mask in (self.masks or {}).items():
+                new_base[name] = torch.where(mask, target[name], self.base[name])
+            masks, config = self.masks, self.prune_config
+            self.undo_stack.append(_clone(self.base))
+            self._set_base(new_base)
+            if masks is not None:
+                apply_masks(self._params_for(masks), self.base, masks)
+                self.masks, self.prune_config = masks, config
+
+    def prune_iteratively(self, target: float, steps: int = 3, schedule: str = "agp",
+                          finetune_epochs: int = 1, rewind: str | int | None = None,
+                          scope: str = "layer", structured: bool = False, norm: str = "l1",
+                          lr: float = 1e-3, optimizer: str = "adam", batch_size: int = 64,
+                          stop: threading.Event | None = None,
+                          on_event: Callable[[Event], None] | None = None) -> Snapshot:
+        """Prune to `target` over `steps` steps (masks stack), fine-tuning after each.
+
+        Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
+        """
+        from .iterative import run_iterative
+
+        return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
+                             PruneConfig(sparsity=target, scope=scope, structured=structured,
+                                         norm=norm),
+                             TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
+                                         optimizer=optimizer, batch_size=batch_size),
+                             stop, on_event)
+
+    def adopt_as_original(self) -> None:
+        """Make the current dense base what reset() returns to (e.g. after first training)."""
+        with self._lock:
+            self.original = _clone(self.base)
+            self.undo_stack.clear()
+
+    def shrink(self) -> nn.Module:
+        """A new, physically smaller copy of the pruned model (the session is unchanged).
+
+        Removes every channel whose output is exactly zero; outputs equal the masked model's.
+        """
+        with self._lock:
+            return shrink_model(self.model)
+
+    def export(self, path: str | Path, kind: str = "masked") -> dict:
+        """Write the model as masked | zeros | shrunk (see explorer.export); returns the payload."""
+        from .export import export_model
+
+        with self._lock:
+            masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
+                                   for n in self._prunable}
+            return export_model(path, self.model, kind, base=self.base, masks=masks)
