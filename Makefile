@@ -65,8 +65,9 @@ test: test-deps
 	$(BIN)/ruff check explorer tests
 	$(PYTHON) -m pytest
 
+# Jupyter refuses to run as root without --allow-root (root is the norm in containers and CI).
 lab: venv
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 checkpoint: venv
 	$(PYTHON) assets/make_checkpoint.py

@@ -58,13 +58,15 @@ def run_iterative(session: Session, target: float, steps: int, schedule: str,
                 {n: session.base[n] for n in session.prunable}
             result = stacked_masks(base, session.masks, step_config, groups)
             session._install_masks(result, step_config)
+            pruned_at = session.total_steps  # where the curves mark this pruning event
         if rewind is not None:
             session.rewind_to(rewind)
         if finetune_epochs and not (stop is not None and stop.is_set()):
             session.train(epochs=finetune_epochs, lr=train.lr, optimizer=train.optimizer,
                           batch_size=train.batch_size, stop=stop, on_event=on_event)
         snap = session.engine_snapshot()
-        session.history.append({"kind": "prune_step", "step": k, "steps": len(sparsities),
+        session.history.append({"kind": "prune_step", "k": k, "steps": len(sparsities),
+                                "step": pruned_at,
                                 "schedule": schedule, "sparsity": s_k,
                                 "actual_sparsity": snap.sparsity, "accuracy": snap.accuracy,
                                 "loss": snap.loss, "snapshot": snap})

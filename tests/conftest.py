@@ -161,7 +161,12 @@ def browser_page(_chromium, request: pytest.FixtureRequest) -> Iterator[object]:
             errors.append(f"console: {msg.text}")
 
     page.on("console", on_console)
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+
+    def on_pageerror(exc) -> None:
+        stack = getattr(exc, "stack", None) or ""
+        errors.append(f"pageerror: {exc}" + (f"\n{stack[:2000]}" if stack else ""))
+
+    page.on("pageerror", on_pageerror)
     try:
         yield page
     finally:

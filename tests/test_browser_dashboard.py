@@ -76,5 +76,5 @@ def test_typed_sparsity_reaches_label_and_plot(dashboard_url, browser_page, arti
         f"console errors: {page.console_errors}"
     )
     # Also readable the way a person's devtools would read it.
-    raw = page.evaluate(f"document.querySelector('{SPARSITY_FIG}').data.length")
+    raw = page.evaluate("(sel) => document.querySelector(sel).data.length", SPARSITY_FIG)
     assert raw == len(traces)

@@ -127,16 +127,19 @@ def test_short_training_run_learns_digits():
     assert snap.accuracy > 0.9
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"sparsity": 1.5}, "1.5"),
-    ({"sparsity": -0.1}, "-0.1"),
-    ({"threshold": -0.2}, "-0.2"),
-    ({"threshold": float("nan")}, "nan"),
-    ({}, "none"),
-    ({"threshold": 0.1, "sparsity": 0.5}, "threshold, sparsity"),
-    ({"sparsity": 0.5, "scope": "galaxy"}, "galaxy"),
-    ({"sparsity": "half"}, "half"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"sparsity": 1.5}, "1.5"),
+        ({"sparsity": -0.1}, "-0.1"),
+        ({"threshold": -0.2}, "-0.2"),
+        ({"threshold": float("nan")}, "nan"),
+        ({}, "none"),
+        ({"threshold": 0.1, "sparsity": 0.5}, "threshold, sparsity"),
+        ({"sparsity": 0.5, "scope": "galaxy"}, "galaxy"),
+        ({"sparsity": "half"}, "half"),
+    ],
+)
 def test_bad_prune_arguments_raise_and_leave_state(trained, kwargs, named):
     """Bad input: ValueError naming the value; the model and masks are unchanged."""
     session = fresh(trained)
@@ -150,10 +153,15 @@ def test_bad_prune_arguments_raise_and_leave_state(trained, kwargs, named):
     assert session.prune_config.sparsity == 0.3
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"optimizer": "rmsprop"}, "rmsprop"),
-    ({"batch_size": 2.5}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"optimizer": "rmsprop"}, "rmsprop"),
+        ({"batch_size": 2.5}, "batch_size"),
+    ],
+)
 def test_bad_training_arguments_raise_before_training(trained, kwargs, named):
     session = fresh(trained)
     base = {k: v.clone() for k, v in session.base.items()}
@@ -175,8 +183,9 @@ def test_snapshot_counts_and_json(trained):
         assert int(layer.hist_counts.sum()) <= layer.nonzero
     data = json.loads(json.dumps(snap.to_dict()))
     assert {"accuracy", "loss", "sparsity", "params", "nonzero", "layers"} <= data.keys()
-    assert {"name", "numel", "nonzero", "sparsity", "hist_counts", "hist_edges"} <= \
-        data["layers"][0].keys()
+    assert {"name", "numel", "nonzero", "sparsity", "hist_counts", "hist_edges"} <= data["layers"][
+        0
+    ].keys()
 
 
 def test_checkpoint_loads_weights_only():
@@ -190,8 +199,10 @@ def test_checkpoint_loads_weights_only():
 
 def test_core_imports_no_ui_libraries():
     """The one rule: importing explorer loads none of ipywidgets, plotly, anywidget, IPython."""
-    code = ("import sys, explorer, explorer.session, explorer.jobs; "
-            "bad = [m for m in ('ipywidgets', 'plotly', 'anywidget', 'IPython') "
-            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, explorer, explorer.session, explorer.jobs; "
+        "bad = [m for m in ('ipywidgets', 'plotly', 'anywidget', 'IPython') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

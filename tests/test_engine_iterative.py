@@ -61,7 +61,7 @@ def test_masks_never_unprune_across_steps(kwargs: dict) -> None:
         for name, mask in earlier.items():
             assert not (later[name] & ~mask).any(), name  # nothing pruned comes back
     steps = [h for h in session.history if h["kind"] == "prune_step"]
-    assert [h["step"] for h in steps] == list(range(1, kwargs["steps"] + 1))
+    assert [h["k"] for h in steps] == list(range(1, kwargs["steps"] + 1))
     expected = step_sparsities(kwargs["target"], kwargs["steps"], kwargs["schedule"])
     assert [h["sparsity"] for h in steps] == expected
     if not kwargs.get("structured") and kwargs.get("scope") != "global":

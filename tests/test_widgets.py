@@ -72,8 +72,9 @@ def test_one_message_per_figure_per_slider_move(app):
         mock.patch.stopall()
     for fig in figures:
         calls = {m: p.call_count for f, m, p in patches if f is fig}
-        assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0,
-                         "_send_relayout_msg": 0}, calls
+        assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0, "_send_relayout_msg": 0}, (
+            calls
+        )
 
 
 def test_train_runs_a_job_that_grows_the_curves(app):
