@@ -348,3 +348,8 @@ class Session:
             masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
                                    for n in self._prunable}
             return export_model(path, self.model, kind, base=self.base, masks=masks)
+
+
+def available_devices() -> list[str]:
+    """Devices a user can pick here: always cpu, plus cuda when present."""
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]

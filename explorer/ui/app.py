@@ -1,14 +1,17 @@
 """ExplorerApp: one compound widget that drives a Session and shows it live.
 
-A compute input (slider, mode, scope) calls the Session once and updates each figure
-with one batch_update; a view input (selected layer, log axis) only replots the last
-Snapshot. Training runs in a worker thread; a Pump applies its latest progress.
+A compute input (slider, mode, scope, structured) calls the Session once and updates
+the main figure with one batch_update; a view input (selected layer, log axis) only
+replots the last Snapshot. Jobs (training, fine-tuning, distillation, sweeps) run in a
+worker thread, one at a time; a Pump applies their latest progress a few times a second.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import os
+from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
@@ -18,83 +21,134 @@ from ..metrics import Snapshot
 from ..session import Session
 from ..train import EpochEvent, StepEvent, StopEvent
 from . import plots
-from .controls import SLIDER_RANGES, Controls, build_controls, tagged
+from .cards import Cards
+from .controls import SLIDER_RANGES, build_controls, model_changing, tagged
+from .compare_panel import ComparePanel
+from .distill_panel import DistillPanel
+from .panels import ModelPanel, prune_panel
 from .pump import Pump
 from .theme import css, get_theme
 
+MAX_STEP_POINTS = 20_000  # raw step losses kept; the plot shows at most 1,500 of them
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
 
 class ExplorerApp(W.VBox):
-    """Prune with a slider, train in the background, watch sparsity, weights, curves."""
+    """Prune, retrain and distil a model; watch sparsity, weights, curves and costs."""
 
-    def __init__(self, session: Session, theme: str | None = None) -> None:
+    def __init__(self, session: Session, theme: str | None = None,
+                 talk: bool | None = None) -> None:
         self.session = session
         self.theme = get_theme(theme)
+        self.talk = env_flag("EXPLORER_TALK") if talk is None else talk
         self.runner = JobRunner()
         self.pump: Pump | None = None
-        self.c: Controls = build_controls(session.prunable)
-        self.fig_sparsity = plots.sparsity_figure(self.theme)
-        self.fig_hist = plots.histogram_figure(self.theme)
-        self.fig_curves = plots.curves_figure(self.theme)
+        self.c = build_controls(session.prunable)
+        self.fig = tagged(plots.main_figure(self.theme), "fig-main")
+        for name in ("fig-sparsity", "fig-hist", "fig-curves"):
+            self.fig.add_class(f"cx-{name}")
         self._steps: list[int] = []
         self._step_losses: list[float] = []
         self._reconfiguring = False
+        self.cards = Cards(self)
+        self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
+        self.compare = ComparePanel(self)
         super().__init__(self._layout())
         self.add_class("cx-app")
         self.add_class(f"cx-theme-{self.theme.name}")
+        if self.talk:
+            self.add_class("cx-talk")
         self._wire()
-        self.snap = session.snapshot()
-        self._show(self.snap)
-        self._draw_curves()
+        self.adopt_session(session)
+
+    @classmethod
+    def default(cls, theme: str | None = None, talk: bool | None = None) -> ExplorerApp:
+        """The app on the shipped digits MLP: what `make demo` serves."""
+        return cls(Session.default(), theme=theme, talk=talk)
 
     def _repr_mimebundle_(self, **kwargs):
         # A FigureWidget inside a box is never displayed itself, so plotly never copies
         # its current traces into the synced state a new front-end view starts from.
-        for fig in (self.fig_sparsity, self.fig_hist, self.fig_curves):
+        for fig in self.figures():
             fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
             fig._widget_data = copy.deepcopy(fig._data)
         return super()._repr_mimebundle_(**kwargs)
 
-    @classmethod
-    def default(cls, theme: str | None = None) -> ExplorerApp:
-        """The app on the shipped digits MLP: what `make demo` serves."""
-        return cls(Session.default(), theme=theme)
+    def figures(self) -> list:
+        return [self.fig, *self.distill.figures(), *self.compare.figures()]
 
     # ----- layout and wiring -------------------------------------------------------
     def _layout(self) -> list[W.Widget]:
         c = self.c
         title = W.HTML(css(self.theme) + '<div class="cx-title">Compression Explorer</div>')
-        figs = [tagged(self.fig_sparsity, "fig-sparsity"), tagged(self.fig_hist, "fig-hist")]
-        return [
-            title,
-            W.HBox([c.mode, c.scope]),
-            W.HBox([c.slider, c.summary]),
-            W.HBox([c.layer, c.log_y]),
-            W.HBox([c.epochs, c.lr, c.train, c.stop, c.reset, c.progress]),
-            c.status,
-            W.HBox(figs),
-            tagged(self.fig_curves, "fig-curves"),
-        ]
+        tabs = [("Prune", prune_panel(c)), ("Distill", self.distill.box),
+                ("Compare", self.compare.box), ("Data & model", self.model_panel.box)]
+        if self.talk:  # the story in order, fewer knobs
+            tabs = tabs[:2]
+        self.tabs = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")
+        for i, (name, _) in enumerate(tabs):
+            self.tabs.set_title(i, name)
+        self.tabs.observe(self._on_tab, names="selected_index")
+        train_row = W.HBox([c.epochs, c.lr, c.train, c.stop, c.undo, c.reset, c.progress])
+        story = W.HTML('<div class="cx-story">1 baseline &rarr; 2 prune (slider) &rarr; '
+                       '3 fine-tune (Prune and fine-tune) &rarr; 4 distil (Distill tab)</div>')
+        head = [title, story] if self.talk else [title]
+        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.cards.box,
+                self.fig]
 
     def _wire(self) -> None:
         c = self.c
-        c.slider.observe(self._on_compute, names="value")
-        c.scope.observe(self._on_compute, names="value")
+        for widget in (c.slider, c.scope, c.structured, c.norm):
+            widget.observe(self._on_compute, names="value")
         c.mode.observe(self._on_mode, names="value")
         c.layer.observe(self._on_view, names="value")
         c.log_y.observe(self._on_view, names="value")
+        c.prune_once.on_click(lambda _: self._on_compute())
+        c.prune_finetune.on_click(lambda _: self.start_prune_finetune())
+        c.reset_pruning.on_click(lambda _: self.run(self._reset_pruning_keep_slider))
+        c.undo.on_click(lambda _: self.run(self.session.undo, "undone: back to the base "
+                                                               "before the last job"))
+        c.reset.on_click(lambda _: self.run(self.session.reset, "back to the original model"))
         c.train.on_click(lambda _: self.start_training())
         c.stop.on_click(lambda _: self.stop())
-        c.reset.on_click(lambda _: self._guarded(self.session.reset))
-        self.fig_sparsity.data[0].on_click(self._on_bar_click)
-        self.fig_sparsity.data[1].on_click(self._on_bar_click)
+        self.fig.data[plots.KEPT].on_click(self._on_bar_click)
+        self.fig.data[plots.PRUNED].on_click(self._on_bar_click)
+
+    def adopt_session(self, session: Session) -> None:
+        """Show a (new) session: layer list, figures, curves, cards, panels."""
+        self.session = session
+        self._steps, self._step_losses = [], []
+        layers = session.prunable
+        with self.c.layer.hold_trait_notifications():
+            self.c.layer.options = layers
+            self.c.layer.value = layers[0]
+        self.snap = session.snapshot()
+        self._show(self.snap)
+        self.draw_curves()
+        self.distill.adopt()
+        self.compare.adopt()
+
+    def _on_tab(self, change: dict) -> None:
+        box = self.tabs.children[change["new"]] if change["new"] is not None else None
+        for panel in (self.distill, self.compare):
+            if box is panel.box:
+                panel.open()
 
     # ----- compute tier ------------------------------------------------------------
+    def prune_kwargs(self) -> dict:
+        c = self.c
+        kwargs = {c.mode.value: c.slider.value, "scope": c.scope.value}
+        if c.structured.value:
+            kwargs.update(structured=True, norm=c.norm.value)
+        return kwargs
+
     def _on_compute(self, _change: dict | None = None) -> None:
         if self._reconfiguring:
             return
-        mode = self.c.mode.value
-        self._guarded(lambda: self.session.prune(**{mode: self.c.slider.value},
-                                                 scope=self.c.scope.value))
+        self.run(lambda: self.session.prune(**self.prune_kwargs()))
 
     def _on_mode(self, change: dict) -> None:
         lo, hi, step, fmt = SLIDER_RANGES[change["new"]]
@@ -108,15 +162,26 @@ class ExplorerApp(W.VBox):
             self._reconfiguring = False
         self._on_compute()
 
-    def _guarded(self, action) -> None:
+    def _reset_pruning_keep_slider(self) -> Snapshot:
+        self._reconfiguring = True
+        try:
+            self.c.slider.value = self.c.slider.min
+        finally:
+            self._reconfiguring = False
+        return self.session.reset_pruning()
+
+    def run(self, action: Callable[[], Snapshot], done: str = "ready") -> bool:
         """Run a Session call; show its Snapshot, or its error in the status line."""
         try:
             snap = action()
         except ValueError as err:
             self.set_status(f"error: {err}", error=True)
-            return
+            return False
+        self.cards.forget()
         self._show(snap)
-        self.set_status("ready")
+        warn = "; ".join(snap.warnings)
+        self.set_status(f"{done} (warning: {warn})" if warn else done, error=False)
+        return True
 
     # ----- view tier ---------------------------------------------------------------
     def _on_view(self, _change: dict) -> None:
@@ -128,46 +193,73 @@ class ExplorerApp(W.VBox):
 
     def _show(self, snap: Snapshot) -> None:
         self.snap = snap
-        layer = self.c.layer.value
-        plots.update_sparsity(self.fig_sparsity, snap, layer)
-        plots.update_histogram(self.fig_hist, snap, layer, self.c.log_y.value)
-        quality = ("" if snap.accuracy is None
-                   else f" &middot; val accuracy {snap.accuracy:.1%}")
+        plots.update_model_panels(self.fig, snap, self.c.layer.value, self.c.log_y.value)
+        which = "" if self.session_selected() == "teacher" else f" [{self.session_selected()}]"
+        quality = ("" if snap.accuracy is None else f" &middot; val accuracy {snap.accuracy:.1%}")
+        if snap.accuracy is None:
+            quality = f" &middot; val MSE {snap.loss:.4f}"
         self.c.summary.value = (f"Global sparsity: {snap.sparsity:.1%} &middot; "
                                 f"{snap.nonzero:,} of {snap.params:,} parameters nonzero"
-                                f"{quality}")
+                                f"{quality}{which}")
+        self.cards.show(snap)
+
+    def session_selected(self) -> str:
+        return getattr(self.session, "selected", "teacher")
 
     def set_status(self, text: str, error: bool = False) -> None:
         klass = "cx-status-error" if error else "cx-status-ok"
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
 
     # ----- jobs --------------------------------------------------------------------
-    def start_training(self) -> bool:
-        """Start a training job; False (and a message) when one is already running."""
+    def start_job(self, name: str, work: Callable, epochs_hint: int = 1,
+                  on_done: Callable[[JobResult], str] | None = None) -> bool:
+        """Run `work(stop, on_event)` in the worker; False when a job is running."""
         if self.runner.running:
             self.set_status("a job is already running: stop it first", error=True)
             return False
-        epochs, lr = self.c.epochs.value, self.c.lr.value
 
-        def work(stop, publish):
+        def job(stop, publish):
             def on_event(event):
                 if isinstance(event, StepEvent):
                     self._steps.append(self.session.total_steps)
                     self._step_losses.append(event.loss)
+                    if len(self._steps) > MAX_STEP_POINTS:  # keep memory bounded
+                        del self._steps[::2], self._step_losses[::2]
                 publish(event)
-            return self.session.train(epochs=epochs, lr=lr, stop=stop, on_event=on_event)
+            return work(stop, on_event)
 
         self._set_busy(True)
-        self.c.progress.max, self.c.progress.value = epochs, 0
-        self.set_status(f"training: epoch 1/{epochs}")
-        self.runner.start("train", work)
+        self.c.progress.max, self.c.progress.value = max(epochs_hint, 1), 0
+        self.set_status(f"{name}: starting")
+        self._job_name, self._job_done = name, on_done
+        self.runner.start(name, job)
         self.pump = Pump(self.runner, self._on_progress, self._on_done, self._on_pump_error)
         self.pump.start()
         return True
 
+    def start_training(self) -> bool:
+        epochs, lr = self.c.epochs.value, self.c.lr.value
+        return self.start_job("training", lambda stop, ev: self.session.train(
+            epochs=epochs, lr=lr, optimizer=self.model_panel.optimizer(),
+            batch_size=self.model_panel.batch_size(), stop=stop, on_event=ev), epochs)
+
+    def start_prune_finetune(self) -> bool:
+        c = self.c
+        if c.mode.value != "sparsity":
+            self.set_status("error: Prune and fine-tune needs a target sparsity; "
+                            f"the slider is in {c.mode.value} mode", error=True)
+            return False
+        target, steps, ft = c.slider.value, c.steps.value, c.finetune_epochs.value
+        kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
+                      rewind=c.rewind.value, scope=c.scope.value, lr=c.lr.value / 10,
+                      structured=c.structured.value, norm=c.norm.value)
+        return self.start_job("prune and fine-tune", lambda stop, ev:
+                              self.session.prune_iteratively(target, stop=stop, on_event=ev,
+                                                             **kwargs), steps * max(ft, 1))
+
     def stop(self) -> None:
         if self.runner.running:
-            self.set_status("stopping...")
+            self.set_status(f"{self._job_name}: stopping...")
             self.runner.stop()
 
     def wait(self, timeout: float = 120.0) -> bool:
@@ -176,41 +268,43 @@ class ExplorerApp(W.VBox):
         return self.pump is None or self.pump.join(timeout)
 
     def _set_busy(self, busy: bool) -> None:
-        for widget in self.c.model_changing():
+        for widget in (*model_changing(self.c), *self.model_panel.controls(),
+                       *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy
         self.c.stop.disabled = not busy
 
     def _on_progress(self, event) -> None:
         if isinstance(event, (StepEvent, EpochEvent)):
-            done = event.epoch - (1 if isinstance(event, StepEvent) else 0)
-            self.c.progress.value = done
-            n = self.c.progress.max
-            self.set_status(f"training: epoch {min(event.epoch, n)}/{n}, step {event.step}")
+            self.c.progress.value = min(self.c.progress.value + isinstance(event, EpochEvent),
+                                        self.c.progress.max)
+            self.set_status(f"{self._job_name}: epoch {event.epoch}, step {event.step}")
         self._show(self.session.snapshot(evaluate_model=False))
-        self._draw_curves()
+        self.draw_curves()
 
     def _on_done(self, result: JobResult | None) -> None:
         self._set_busy(False)
-        self._draw_curves()
+        self.cards.forget()
+        self.draw_curves()
         if result is None or result.error is not None:
-            err = None if result is None else result.error
-            self.set_status(f"error: {err}", error=True)
+            self.set_status(f"error: {None if result is None else result.error}", error=True)
+            self._show(self.session.snapshot())
             return
-        snap = result.value
-        self._show(snap)
+        self._show(self.session.snapshot())
         last = self.runner.latest
+        message = self._job_done(result) if self._job_done else ""
         if isinstance(last, StopEvent):
-            self.set_status(f"{last.reason} after {last.step} steps; kept the trained weights")
-        else:
-            self.c.progress.value = self.c.progress.max
-            acc = "" if snap.accuracy is None else f": val accuracy {snap.accuracy:.1%}"
-            self.set_status(f"done{acc}")
+            self.set_status(f"{self._job_name}: {last.reason} after {last.step} steps; "
+                            "kept the weights so far")
+            return
+        self.c.progress.value = self.c.progress.max
+        acc = "" if self.snap.accuracy is None else f": val accuracy {self.snap.accuracy:.1%}"
+        self.set_status(message or f"{self._job_name} done{acc}")
 
     def _on_pump_error(self, err: BaseException) -> None:
         self.set_status(f"error: {err}", error=True)
 
-    def _draw_curves(self) -> None:
-        epochs = [h for h in self.session.history if h.get("kind") == "epoch"]
+    def draw_curves(self) -> None:
         n = min(len(self._steps), len(self._step_losses))
-        plots.update_curves(self.fig_curves, np.array(self._steps[:n], dtype=np.float32),
-                            np.array(self._step_losses[:n], dtype=np.float32), epochs)
+        plots.update_curves(self.fig, np.array(self._steps[:n]),
+                            np.array(self._step_losses[:n]), list(self.session.history),
+                            self.session.task)

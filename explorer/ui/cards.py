@@ -1,0 +1,121 @@
+"""Size-and-speed and quality cards: plain HTML numbers that say what each one means.
+
+The cheap part (counts, dense bytes, bitmask bytes) follows every slider move; the
+costly part (best sparse format, shrunk bytes, FLOPs, latency, precision/recall/F1)
+is filled in by Measure and after each job.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING
+
+import ipywidgets as W
+
+from ..metrics import Snapshot
+from .controls import button, tagged
+
+if TYPE_CHECKING:
+    from .app import ExplorerApp
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def bitmask_bytes(snap: Snapshot) -> int:
+    """fp32 survivors plus one bit per prunable weight; other parameters dense."""
+    prunable = sum(layer.numel for layer in snap.layers)
+    stored = sum(math.ceil(layer.numel / 8) + 4 * layer.nonzero for layer in snap.layers)
+    return stored + 4 * (snap.params - prunable)
+
+
+def _row(label: str, value: str, hint: str = "") -> str:
+    title = f' title="{html.escape(hint)}"' if hint else ""
+    return f"<tr{title}><td>{html.escape(label)}</td><td><b>{value}</b></td></tr>"
+
+
+class Cards:
+    """Two cards side by side, plus the Measure button."""
+
+    def __init__(self, app: ExplorerApp) -> None:
+        self.app = app
+        self.size = tagged(W.HTML(), "card-size")
+        self.quality = tagged(W.HTML(), "card-quality")
+        self.measure = button("Measure (FLOPs, latency, F1)", "measure")
+        self.measure.on_click(lambda _: self.measure_now())
+        self.measured: dict = {}
+        self.box = W.HBox([self.size, self.quality, self.measure])
+
+    def show(self, snap: Snapshot) -> None:
+        extra = self.measured
+        rows = [
+            _row("parameters", f"{snap.params:,}"),
+            _row("nonzero", f"{snap.nonzero:,} ({snap.nonzero / max(snap.params, 1):.1%})"),
+            _row("bytes dense (fp32)", human_bytes(4 * snap.params)),
+            _row("bytes as bitmask + values", human_bytes(bitmask_bytes(snap)),
+                 "what storing only the survivors costs"),
+        ]
+        if extra:
+            rows += [
+                _row("bytes sparse, best format*", human_bytes(extra.get("bytes_sparse"))),
+                _row("bytes after shrink*", human_bytes(extra.get("bytes_shrunk")),
+                     "only structured pruning removes parameters"),
+                _row("FLOPs dense / effective*",
+                     f"{extra.get('flops_dense', 0):,} / {extra.get('flops_effective', 0):,}"),
+                _row("latency b1 / b256*", self._latency(extra)),
+            ]
+        note = html.escape(extra.get("speedup_note", "")) if extra else (
+            "Masked weights are still stored and multiplied: masking alone makes nothing "
+            "faster. Press Measure for FLOPs and latency.")
+        self.size.value = (f'<div class="cx-card"><b>Size and speed</b><table>{"".join(rows)}'
+                           f'</table><div class="cx-note">{note}</div></div>')
+        self._show_quality(snap, extra)
+
+    @staticmethod
+    def _latency(extra: dict) -> str:
+        b1, b256 = extra.get("latency_ms_b1"), extra.get("latency_ms_b256")
+        if b1 is None:
+            return "n/a"
+        return f"{b1:.3f} ms / {b256:.2f} ms"
+
+    def _show_quality(self, snap: Snapshot, extra: dict) -> None:
+        if snap.accuracy is None:
+            rows = [_row("validation MSE", f"{snap.loss:.4f}")]
+        else:
+            rows = [_row("validation accuracy", f"{snap.accuracy:.2%}"),
+                    _row("validation loss", f"{snap.loss:.4f}")]
+            for key in ("precision", "recall", "f1"):
+                if extra.get(key) is not None:
+                    rows.append(_row(f"macro {key}*", f"{extra[key]:.3f}"))
+            if extra.get("teacher_agreement") is not None:
+                rows.append(_row("agrees with teacher*", f"{extra['teacher_agreement']:.1%}"))
+        stale = '<div class="cx-note">* at the last Measure</div>' if extra else ""
+        self.quality.value = (f'<div class="cx-card"><b>Quality ({self.app.session_selected()})'
+                              f'</b><table>{"".join(rows)}</table>{stale}</div>')
+
+    def measure_now(self, latency: bool = True) -> dict:
+        """Full metrics for the selected model (a few hundred ms on small models)."""
+        session = self.app.session
+        if not hasattr(session, "measure"):
+            return {}
+        try:
+            snap = session.measure(full=True, latency=latency)
+        except ValueError as err:
+            self.app.set_status(f"error: {err}", error=True)
+            return {}
+        self.measured = dict(snap.extra)
+        self.show(self.app.snap)
+        self.app.compare.show_quality(snap)
+        return self.measured
+
+    def forget(self) -> None:
+        """The model changed: measured numbers no longer apply."""
+        self.measured = {}

@@ -1,0 +1,143 @@
+"""The Compare tab: pinned runs, the accuracy-vs-sparsity trade-off, and quality.
+
+A one-shot sweep runs in the callback (a few dozen evaluations, well under a second on
+the default model); the fine-tuned sweep retrains and so runs as a background job.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import ipywidgets as W
+import numpy as np
+
+from .. import analysis
+from ..metrics import Snapshot
+from .cards import human_bytes
+from .controls import button, tagged
+from .figures import quality_figure, tradeoff_figure, update_quality, update_tradeoff
+
+if TYPE_CHECKING:
+    from .app import ExplorerApp
+
+FINETUNE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
+COLUMNS = [("label", "run"), ("model_slot", "model"), ("accuracy", "accuracy"),
+           ("sparsity", "sparsity"), ("nonzero", "nonzero"), ("bytes_dense", "bytes dense"),
+           ("bytes_sparse", "bytes sparse"), ("bytes_shrunk", "bytes shrunk"),
+           ("flops_effective", "FLOPs (nonzero)"), ("latency_ms_b1", "ms b1"),
+           ("latency_ms_b256", "ms b256")]
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if key.startswith("bytes"):
+        return human_bytes(value)
+    if key in ("accuracy", "sparsity"):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+class ComparePanel:
+    def __init__(self, app: ExplorerApp) -> None:
+        self.app = app
+        self.fig = self.fig_quality = None
+        self.pinned: list[dict] = []
+        self.oneshot: list = []
+        self.finetuned: list = []
+        self.label = tagged(W.Text(value="", placeholder="name this run",
+                                   layout=W.Layout(width="180px")), "pin-label")
+        self.pin = button("Pin current state", "pin", "primary")
+        self.sweep = button("Sweep sparsity (one-shot)", "sweep-sparsity")
+        self.with_ft = tagged(W.Checkbox(value=False, indent=False,
+                                         description="with fine-tuning (background job)"),
+                              "sweep-finetune")
+        self.table = tagged(W.HTML("<i>No pinned runs yet.</i>"), "pinned-table")
+        self.pin.on_click(lambda _: self.pin_now())
+        self.sweep.on_click(lambda _: self.run_sweep())
+        self.figure_box = W.VBox([])
+        self.box = W.VBox([W.HBox([self.label, self.pin, self.sweep, self.with_ft]),
+                           self.table, self.figure_box])
+
+    def figures(self) -> list:
+        return [f for f in (self.fig, self.fig_quality) if f is not None]
+
+    def controls(self) -> list[W.Widget]:
+        return [self.pin, self.sweep, self.with_ft]
+
+    def open(self) -> None:
+        if self.fig is None:
+            self.fig = tagged(tradeoff_figure(self.app.theme), "fig-tradeoff")
+            self.fig_quality = tagged(quality_figure(self.app.theme), "fig-quality")
+            self.figure_box.children = [self.fig, self.fig_quality]
+            self.redraw()
+            self.app.cards.measure_now(latency=False)
+
+    def adopt(self) -> None:
+        self.oneshot, self.finetuned = [], []
+        self.redraw()
+
+    def redraw(self) -> None:
+        if self.fig is None:
+            return
+        snap = self.app.snap
+        update_tradeoff(self.fig, self.oneshot, self.finetuned, (snap.sparsity, snap.accuracy),
+                        self.pinned)
+
+    def pin_now(self) -> dict | None:
+        """Measure everything (latency included) and add a row."""
+        measured = self.app.cards.measure_now(latency=True)
+        snap = self.app.snap
+        row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
+               "model_slot": self.app.session_selected(), "accuracy": snap.accuracy,
+               "sparsity": snap.sparsity, "nonzero": snap.nonzero,
+               **{k: measured.get(k) for k, _ in COLUMNS[5:]}}
+        self.pinned.append(row)
+        self.label.value = ""
+        head = "".join(f"<th>{title}</th>" for _, title in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(k, r.get(k))}</td>" for k, _ in COLUMNS)
+                       + "</tr>" for r in self.pinned)
+        self.table.value = f'<table class="cx-table"><tr>{head}</tr>{body}</table>'
+        self.redraw()
+        self.app.set_status(f"pinned {row['label']}")
+        return row
+
+    def run_sweep(self) -> bool:
+        app, kwargs = self.app, self.app.prune_kwargs()
+        scope, structured = kwargs["scope"], bool(kwargs.get("structured"))
+        if not self.with_ft.value:
+            try:
+                self.oneshot = analysis.sparsity_sweep(app.session, scope=scope,
+                                                       structured=structured)
+            except ValueError as err:
+                app.set_status(f"error: {err}", error=True)
+                return False
+            self.redraw()
+            app.set_status(f"swept {len(self.oneshot)} sparsity levels (one-shot)")
+            return True
+        lr = app.c.lr.value / 10
+
+        def work(stop, ev):
+            self.finetuned = analysis.finetuned_sweep(app.session, FINETUNE_LEVELS, epochs=1,
+                                                      lr=lr, stop=stop, on_event=ev)
+            return self.finetuned
+
+        return app.start_job("fine-tuned sweep", work, len(FINETUNE_LEVELS),
+                             on_done=lambda _: self.redraw() or "")
+
+    def show_quality(self, snap: Snapshot) -> None:
+        if self.fig_quality is None:
+            return
+        extra = snap.extra
+        if snap.task == "classification":
+            update_quality(self.fig_quality, extra.get("confusion"), None,
+                           f"Confusion matrix ({self.app.session_selected()}, validation)")
+        else:
+            true, pred = self.app.session.predictions("val", limit=2000)
+            update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
+                           "Predicted vs true (validation)")
