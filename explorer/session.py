@@ -22,6 +22,7 @@ from .data import Dataset, load_dataset
 from .metrics import Snapshot, binned, histogram_edges, layer_stats
 from .models import build_model
 from .prune import MagnitudeIndex, apply_masks, compute_masks, prunable_names
+from .students import StudentsMixin
 from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
 
 Event = StepEvent | EpochEvent | StopEvent
@@ -42,7 +43,7 @@ def _clone(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-class Session:
+class Session(StudentsMixin):
     """Owns the model under study and every change made to it."""
 
     def __init__(self, dataset: str | Dataset = "digits", model: str | nn.Module = "mlp",
