@@ -53,11 +53,12 @@ class Dataset:
         return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
 
 
-def _stratified_indices(labels: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
-    """Split indices 60/20/20, class by class, after a seeded shuffle."""
+def _stratified_indices(labels: np.ndarray | None, seed: int,
+                        n: int) -> tuple[np.ndarray, ...]:
+    """Split indices 60/20/20 after a seeded shuffle, class by class when labels are given."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(labels))
+    idx = np.arange(n)
     stratify = labels if labels is not None and labels.ndim == 1 else None
     train, rest = train_test_split(
         idx, train_size=SPLIT_FRACTIONS[0], random_state=seed, shuffle=True, stratify=stratify
@@ -72,7 +73,8 @@ def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, task: str,
                  image_shape: tuple[int, int, int] | None,
                  device: torch.device | str) -> Dataset:
     """Split, standardise with train statistics only, and move to tensors."""
-    train, val, test = _stratified_indices(y if task == "classification" else None, seed)
+    train, val, test = _stratified_indices(y if task == "classification" else None, seed,
+                                           len(x))
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
     std[std == 0] = 1.0  # constant pixels (digit borders) carry no information

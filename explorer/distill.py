@@ -23,15 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import check_number
+from .config import (
+    DEFAULT_ALPHA,
+    DEFAULT_TEMPERATURE,
+    STUDENT_WIDTH_MAX,
+    STUDENT_WIDTH_MIN,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    check_number,
+)
 from .models import MLP, build_model, init_weights, scaled
 
-TEMPERATURE_MIN = 1.0  # below 1 the targets get sharper than the teacher's own softmax
-TEMPERATURE_MAX = 100.0
-DEFAULT_TEMPERATURE = 4.0  # Hinton et al.: 2.5-4 worked best for small MNIST students
-DEFAULT_ALPHA = 0.7
-STUDENT_WIDTH_MIN = 0.01
-STUDENT_WIDTH_MAX = 4.0
 REGRESSION_NO_TEMPERATURE = (
     "temperature does not apply to regression: there are no logits to soften, so the "
     "student matches the teacher's outputs with MSE; leave temperature unset")
