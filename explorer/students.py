@@ -79,7 +79,12 @@ class StudentsMixin:
         return self._slot_map()[slot]["model"]
 
     def select(self, name: str) -> Snapshot:
-        """Make `name` the model that pruning, training and snapshots act on."""
+        """Make `name` the model that pruning, training and snapshots act on.
+
+        Not while a train() job runs: its commit lands on whichever slot is selected when
+        it ends (the UI disables the selector during jobs). measure_slot() is safe then:
+        it swaps and restores under the lock, between two optimizer steps.
+        """
 
         check_choice("model slot", name, self.SLOTS)
         with self._lock:
