@@ -64,7 +64,6 @@ class StudentsMixin:
         return self.__dict__.setdefault("_slots", {})
 
     def _cache(self) -> TeacherCache:
-
         return self.__dict__.setdefault("_teacher_cache", TeacherCache())
 
     def _stash(self) -> dict:
@@ -85,7 +84,6 @@ class StudentsMixin:
         it ends (the UI disables the selector during jobs). measure_slot() is safe then:
         it swaps and restores under the lock, between two optimizer steps.
         """
-
         check_choice("model slot", name, self.SLOTS)
         with self._lock:
             if name != self.selected:
@@ -116,7 +114,6 @@ class StudentsMixin:
             vars(self).update(slots.pop(home))
 
     def _build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
-
         teacher = self._slot_model("teacher")
         tconf = self._slot_map().get("teacher", {}).get("config", self.config)
         model = student_from(teacher, student, model_name=tconf["model"],
@@ -208,7 +205,6 @@ class StudentsMixin:
         Also the KL(teacher || student) at that temperature. Nothing is retrained, so a
         temperature slider can call this on every move.
         """
-
         if self.task != "classification":
             raise ValueError(REGRESSION_NO_TEMPERATURE)
         check_choice("student", student, ("student", "student_alone"))
