@@ -145,8 +145,10 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `run` on the main command line's subparsers."""
-    parser = subparsers.add_parser("run", help="run a compression pipeline headless",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser(
+        "run", help="run a compression pipeline headless",
+        description="Train, prune, fine-tune and distil without a browser; print a table "
+                    "and optionally write a JSON report.")
     configure(parser)
     parser.set_defaults(func=run_command)
     return parser
