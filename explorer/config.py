@@ -110,3 +110,11 @@ class PruneConfig:
     @property
     def value(self) -> float:
         return float(getattr(self, self.mode))
+
+# Distillation bounds (issue 4); explorer.distill and the command line read them here.
+TEMPERATURE_MIN = 1.0  # below 1 the targets get sharper than the teacher's own softmax
+TEMPERATURE_MAX = 100.0
+DEFAULT_TEMPERATURE = 4.0  # Hinton et al.: 2.5-4 worked best for small MNIST students
+DEFAULT_ALPHA = 0.7  # the weight of the soft (teacher) term
+STUDENT_WIDTH_MIN = 0.01
+STUDENT_WIDTH_MAX = 4.0

@@ -24,6 +24,7 @@ from .metrics import Snapshot, binned, histogram_edges, layer_stats
 from .models import build_model, check_fits
 from .prune import MagnitudeIndex, MaskResult, apply_masks, compute_masks, prunable_names
 from .structure import model_groups, removed_fraction, shrink_model, structured_masks
+from .students import StudentsMixin
 from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
 
 Event = StepEvent | EpochEvent | StopEvent
@@ -45,7 +46,7 @@ def _clone(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-class Session:
+class Session(StudentsMixin):
     """Owns the model under study and every change made to it."""
 
     def __init__(self, dataset: str | Dataset | None = None, model: str | nn.Module = "mlp",

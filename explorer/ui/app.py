@@ -22,8 +22,8 @@ from ..session import Session
 from ..train import EpochEvent, StepEvent, StopEvent
 from . import plots
 from .cards import Cards
-from .controls import SLIDER_RANGES, build_controls, model_changing, tagged
 from .compare_panel import ComparePanel
+from .controls import SLIDER_RANGES, build_controls, model_changing, tagged
 from .distill_panel import DistillPanel
 from .panels import ModelPanel, prune_panel
 from .pump import Pump

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from .. import analysis
-from .controls import NARROW, STYLE, button, int_box, tagged
+from .controls import STYLE, button, int_box, tagged
 from .figures import distill_figure, update_soft, update_temperature_curve
 
 if TYPE_CHECKING:
