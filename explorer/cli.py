@@ -177,7 +177,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.set_defaults(handler=cmd_dashboard)
     subparsers["dashboard"] = p
 
-    # Later subcommands ("run", "bench", ...) register here the same way.
+    from .run_cli import add_run_parser, run_command  # argparse only: no torch here
+
+    run = add_run_parser(sub)
+    run.set_defaults(handler=lambda args, _parser: run_command(args))
+    subparsers["run"] = run
     return parser, subparsers
 
 

@@ -199,31 +199,45 @@ class StudentsMixin:
                                  on_event, {"distill": None})
 
     def soft_targets(self, index: int, temperature: float = 4.0,
-                     student: str = "student") -> dict:
+                     student: str | None = "student") -> dict:
         """Teacher's and student's softened probabilities for validation example `index`.
 
         Also the KL(teacher || student) at that temperature. Nothing is retrained, so a
-        temperature slider can call this on every move.
+        temperature slider can call this on every move. `student=None` shows the teacher
+        alone (before any student exists); then "student" and "kl" are None.
         """
         if self.task != "classification":
             raise ValueError(REGRESSION_NO_TEMPERATURE)
-        check_choice("student", student, ("student", "student_alone"))
+        if student is not None:
+            check_choice("student", student, ("student", "student_alone"))
         n = len(self.data.val)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
             raise ValueError(f"index must be a whole number in 0..{n - 1}; got {index!r}")
+        slots = ("teacher",) if student is None else ("teacher", student)
         with self._lock:
             x = self.data.val.x[index:index + 1]
             outs = []
-            for slot in ("teacher", student):
+            for slot in slots:
                 model = self._slot_model(slot)
                 was_training = model.training
                 model.eval()
                 with torch.inference_mode():
                     outs.append(model(x)[0])
                 model.train(was_training)
-        view = soft_view(outs[0], outs[1], temperature)
+        if student is None:
+            view = {**soft_view(outs[0], outs[0], temperature), "student": None, "kl": None}
+        else:
+            view = soft_view(outs[0], outs[1], temperature)
         return {"index": index, "label": int(self.data.val.y[index]), "student_slot": student,
                 **view}
+
+    @torch.no_grad()
+    def predictions(self, split: str = "val", limit: int = 2000) -> tuple:
+        """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
+        with self._lock:
+            data = self.data.split(split)
+            _, _, outputs = evaluate(self.model, data, self.task)
+            return (data.y[:limit].cpu().numpy(), outputs[:limit].cpu().numpy())
 
     def measure(self, split: str = "val", *, full: bool = True, latency: bool = False,
                 reference: torch.Tensor | None = None) -> Snapshot:

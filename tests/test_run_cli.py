@@ -19,7 +19,7 @@ LAYER_KEYS = ("name", "numel", "nonzero", "sparsity")
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "explorer.run_cli", "run", *args],
+    return subprocess.run([sys.executable, "-m", "explorer", "run", *args],
                           capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=REPO)
 

@@ -19,9 +19,14 @@ def app() -> ExplorerApp:
     app.wait(60)
 
 
+def trace(app: ExplorerApp, name: str):
+    (found,) = [t for t in app.fig.data if t.name == name]
+    return found
+
+
 def pruned_fraction(app: ExplorerApp) -> float:
-    kept = np.asarray(app.fig_sparsity.data[0].y, dtype=float).sum()
-    pruned = np.asarray(app.fig_sparsity.data[1].y, dtype=float).sum()
+    kept = np.asarray(trace(app, "kept").y, dtype=float).sum()
+    pruned = np.asarray(trace(app, "pruned").y, dtype=float).sum()
     return pruned / (kept + pruned)
 
 
@@ -37,15 +42,19 @@ def test_slider_changes_the_sparsity_figure(app):
 
 def test_histogram_shows_survivors_ghost_and_threshold(app):
     """The histogram keeps the dense ghost, drops pruned weights, draws the cut."""
-    ghost_before = np.asarray(app.fig_hist.data[0].y).copy()
+    ghost_before = np.asarray(trace(app, "dense original").y).copy()
     app.c.slider.value = 0.5
-    kept = np.asarray(app.fig_hist.data[1].y)
-    assert np.array_equal(np.asarray(app.fig_hist.data[0].y), ghost_before)
+    kept = np.asarray(trace(app, "kept weights").y)
+    assert np.array_equal(np.asarray(trace(app, "dense original").y), ghost_before)
     assert kept.sum() == pytest.approx(ghost_before.sum() * 0.5, rel=0.01)
-    cut = np.asarray(app.fig_hist.data[2].x, dtype=float)
+    cut = np.asarray(trace(app, "threshold").x, dtype=float)
     assert np.nanmax(cut) > 0
-    app.c.layer.value = app.session.prunable[0]  # view tier: replot, no recompute
-    assert app.fig_hist.layout.title.text.startswith(f"Weights of {app.session.prunable[0]}")
+    with mock.patch.object(app.session, "prune") as prune:
+        app.c.layer.value = app.session.prunable[1]  # view tier: replot, no recompute
+        app.c.log_y.value = True
+    prune.assert_not_called()
+    assert app.fig.layout.annotations[1].text.startswith(f"Weights of {app.session.prunable[1]}")
+    assert app.fig.layout.yaxis2.type == "log"
 
 
 def test_mode_and_scope_switch(app):
@@ -59,8 +68,8 @@ def test_mode_and_scope_switch(app):
 
 
 def test_one_message_per_figure_per_slider_move(app):
-    """A slider move sends exactly one update per data figure (batched)."""
-    figures = [app.fig_sparsity, app.fig_hist]
+    """A slider move sends exactly one update message for the main figure (batched)."""
+    figures = [app.fig]
     patches = []
     for fig in figures:
         for method in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
@@ -80,13 +89,13 @@ def test_one_message_per_figure_per_slider_move(app):
 def test_train_runs_a_job_that_grows_the_curves(app):
     """Train runs in a worker thread, finishes, and the curves grow."""
     app.c.epochs.value = 2
-    epochs_before = len(app.fig_curves.data[2].y)  # the shipped model's own history
-    assert len(app.fig_curves.data[0].x) == 0
+    epochs_before = len(trace(app, "val accuracy").y)  # the shipped model's own history
+    assert len(trace(app, "train loss (step)").x) == 0
     assert app.start_training()
     assert app.wait(120)
-    assert len(app.fig_curves.data[0].x) > 10
-    assert len(app.fig_curves.data[2].y) == epochs_before + 2
-    assert min(app.fig_curves.data[0].x) > app.fig_curves.data[2].x[epochs_before - 1]
+    assert len(trace(app, "train loss (step)").x) > 10
+    assert len(trace(app, "val accuracy").y) == epochs_before + 2
+    assert min(trace(app, "train loss (step)").x) > trace(app, "val accuracy").x[epochs_before - 1]
     assert "done" in app.c.status.value
     assert not app.c.slider.disabled and app.c.stop.disabled
 
