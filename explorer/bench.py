@@ -248,7 +248,7 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None, soak: bo
         mlp_session(2e4) if tiny else _default_session(), epochs, pairs))
     _step(results, notes, "train_overhead_ratio_lenet300", lambda: bench_train_overhead(
         _session("digits" if tiny else "mnist-5k", "lenet300"), 1 if tiny else 3, pairs))
-    _step(results, notes, "_structured", lambda: structured_figures(tiny))
+    _step(results, notes, "_structured", lambda: structured_figures(tiny, quick))
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
     if browser:
         from .bench_browser import browser_figures
