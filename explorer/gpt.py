@@ -236,3 +236,20 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     params = list(model.parameters())  # parameters() already de-duplicates shared tensors
     return (sum(p.numel() for p in params),
             sum(int(torch.count_nonzero(p)) for p in params))
+
+
+def gpt_from_state_dict(config: GPTConfig, state: dict[str, torch.Tensor]) -> GPT:
+    """Rebuild a GPT, shrunk or not, from its config and state_dict.
+
+    A fresh GPT(config) has every head and neuron; removed ones change the shapes, so the
+    skeleton is shrunk first (heads from the saved head_ids, neurons by count) and then
+    the saved weights are loaded over it.
+    """
+    model = GPT(config)
+    for i, block in enumerate(model.blocks):
+        kept = set(state[f"blocks.{i}.attn.head_ids"].tolist())
+        block.attn.remove_heads([h for h in range(config.n_heads) if h not in kept])
+        hidden = state[f"blocks.{i}.mlp.fc.weight"].shape[0]
+        block.mlp.remove_neurons(list(range(hidden, block.mlp.fc.out_features)))
+    model.load_state_dict(state)
+    return model

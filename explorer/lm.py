@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .config import check_choice, check_number
 from .gpt import GPT, GPTConfig
+from .gpt_prune import head_sparsity, layer_sparsity
 from .text_data import TextCorpus, Vocab
 from .train import StopEvent
 
@@ -241,3 +242,19 @@ def next_char_distribution(model: GPT, vocab: Vocab, prompt: str, temperature: f
     model.train(was_training)
     top = torch.topk(probs, min(top_k, probs.numel()))
     return [(vocab.chars[i], float(p)) for p, i in zip(top.values, top.indices.tolist())]
+
+
+SAMPLE_PROMPT = "The for statement is used to "
+
+
+def lm_snapshot_extra(model: GPT, corpus: TextCorpus, split: str = "val",
+                      prompt: str = SAMPLE_PROMPT, n_chars: int = 60,
+                      max_windows: int | None = 256) -> dict:
+    """What a Snapshot's `extra` needs for a language model: perplexity beside loss,
+    next-character accuracy, a greedy sample, and per-layer / per-head sparsity."""
+    metrics = evaluate_lm(model, corpus, split, max_windows)
+    return {"loss": metrics["loss"], "perplexity": metrics["perplexity"],
+            "accuracy": metrics["accuracy"], "prompt": prompt,
+            "sample": generate(model, corpus.vocab, prompt, n_chars),
+            "heads_per_layer": model.heads_per_layer(),
+            "head_sparsity": head_sparsity(model), "layer_sparsity": layer_sparsity(model)}

@@ -4,6 +4,7 @@ physically equal masked, sequence KD loss, greedy generation, magnitude masks.""
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from torch.nn.utils import prune as torch_prune
 
 from explorer.config import PruneConfig
-from explorer.gpt import GPT, GPTConfig, count_params
+from explorer.gpt import GPT, GPTConfig, count_params, gpt_from_state_dict
 from explorer.gpt_prune import (
     gpt_prunable_names,
     head_scores,
@@ -154,6 +155,13 @@ def test_removed_heads_equal_masked_heads(corpus, trained):
     assert count_params(model)[0] < count_params(masked)[0]
     for i, heads in plan.items():  # removed heads show as fully pruned in the heads view
         assert [head_sparsity(model)[i][h] for h in heads] == [1.0] * len(heads)
+    model.remove_neurons(0, list(range(100)))
+    buffer = io.BytesIO()  # a shrunk model survives save -> load and deepcopy
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = gpt_from_state_dict(model.config, torch.load(buffer))
+    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(copy.deepcopy(model)(x), model(x))
     model.remove_heads(0, list(range(model.blocks[0].attn.n_heads)))  # a block may lose all
     assert torch.isfinite(model(x)).all()
 
@@ -253,3 +261,19 @@ def test_student_from_every_other_teacher_layer():
     assert narrow.config.d_model == 16
     with pytest.raises(ValueError, match="width"):
         build_student(teacher, 2, d_model=16, init="teacher")
+
+
+def test_report_rows_have_the_promised_columns():
+    """The report has every row the issue asks for, with sizes that match what was done."""
+    from explorer.lm_report import gpt_report
+
+    report = gpt_report(quick=True, steps=5, threads=1)
+    rows = {r["model"].split(" (")[0]: r for r in report["rows"]}
+    assert len(report["rows"]) == 9
+    teacher = rows["teacher"]
+    half = rows["teacher, 50% unstructured"]
+    assert half["params"] == teacher["params"] and half["nonzero"] < 0.6 * teacher["params"]
+    heads = [r for r in report["rows"] if "heads removed" in r["model"]]
+    assert all(r["params"] < teacher["params"] for r in heads)
+    assert all(len(r["sample"]) == 60 and r["val_perplexity"] > 1 for r in report["rows"])
+    assert report["markdown"].count("\n") == 10
