@@ -22,7 +22,15 @@ import torch
 from .config import PruneConfig
 from .gpt import GPT, count_params
 from .gpt_prune import head_scores, magnitude_prune, plan_head_removal, remove_heads
-from .lm import SAMPLE_PROMPT, build_gpt, build_student, evaluate_lm, generate, train_lm
+from .lm import (
+    SAMPLE_PROMPT,
+    LMStepEvent,
+    build_gpt,
+    build_student,
+    evaluate_lm,
+    generate,
+    train_lm_steps,
+)
 from .text_data import TextCorpus, load_pydoc_text, unigram_perplexity
 
 PROMPT = SAMPLE_PROMPT
@@ -69,7 +77,10 @@ def build_rows(corpus: TextCorpus, size: dict, seed: int,
     steps, vocab, ctx = size["steps"], len(corpus.vocab), size["context"]
 
     def train(model: GPT, **kw) -> GPT:
-        train_lm(model, corpus, kw.pop("steps", steps), batch_size=32, seed=seed, **kw)
+        n = kw.pop("steps", steps)
+        for event in train_lm_steps(model, corpus, n, batch_size=32, seed=seed, **kw):
+            if isinstance(event, LMStepEvent) and event.step % 100 == 0:
+                log(f"  step {event.step}/{n} loss {event.loss:.3f}")
         return model
 
     teacher = _timed(log, "teacher", lambda: train(build_gpt(vocab, ctx, *size["teacher"],

@@ -27,6 +27,7 @@ from explorer.lm import (
     build_student,
     evaluate_lm,
     generate,
+    gpt_tiny,
     next_char_distribution,
     sequence_kd_loss,
     teacher_layers,
@@ -257,6 +258,8 @@ def test_student_from_every_other_teacher_layer():
                                   teacher.blocks[t_idx].state_dict().items()):
             assert torch.equal(a, b), n
     assert torch.equal(student.tok_emb.weight, teacher.tok_emb.weight)
+    assert gpt_tiny(30, 16).config.d_model == 128
+    assert gpt_tiny(30, 16, "gpu", n_layers=2).config.n_layers == 2
     narrow = build_student(teacher, 2, d_model=16, init="random")
     assert narrow.config.d_model == 16
     with pytest.raises(ValueError, match="width"):
