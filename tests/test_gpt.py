@@ -272,11 +272,11 @@ def test_report_rows_have_the_promised_columns():
 
     report = gpt_report(quick=True, steps=5, threads=1)
     rows = {r["model"].split(" (")[0]: r for r in report["rows"]}
-    assert len(report["rows"]) == 9
+    assert len(report["rows"]) == 10
     teacher = rows["teacher"]
     half = rows["teacher, 50% unstructured"]
     assert half["params"] == teacher["params"] and half["nonzero"] < 0.6 * teacher["params"]
     heads = [r for r in report["rows"] if "heads removed" in r["model"]]
     assert all(r["params"] < teacher["params"] for r in heads)
     assert all(len(r["sample"]) == 60 and r["val_perplexity"] > 1 for r in report["rows"])
-    assert report["markdown"].count("\n") == 10
+    assert report["markdown"].count("\n") == 11
