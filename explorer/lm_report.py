@@ -1,7 +1,7 @@
 """The large-model track's measured table: teacher, pruned teachers, students.
 
-    python -m explorer.lm_report            # full: ~4-5 minutes on 2 CPU cores
-    python -m explorer.lm_report --quick    # tiny sizes, ~20 s (for smoke tests / CLI)
+    python -m explorer.lm_report --threads 1  # full: 916 s measured on a loaded 2-core box
+    python -m explorer.lm_report --quick      # tiny sizes (smoke tests / CLI)
 
 Every row reports validation and test perplexity, next-character accuracy, parameters,
 nonzero parameters, latency per generated character (greedy, batch 1, best of 3:
