@@ -182,6 +182,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     run = add_run_parser(sub)
     run.set_defaults(handler=lambda args, _parser: run_command(args))
     subparsers["run"] = run
+
+    from .repro_cli import add_reproduce_parser, add_sensitivity_parser, add_sweep_parser
+
+    for name, add in (("reproduce", add_reproduce_parser),
+                      ("sensitivity", add_sensitivity_parser), ("sweep", add_sweep_parser)):
+        subparsers[name] = add(sub)
     return parser, subparsers
 
 
