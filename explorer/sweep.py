@@ -298,6 +298,8 @@ def run_ray(jobs: list[dict], address: str | None, workers: int,
         if address:
             ray.init(address=address, log_to_driver=False)
         else:  # nothing of ours may listen beyond loopback
+            # a loaded 2-core machine can take longer than Ray's default to start a raylet
+            os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
             ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=workers,
                      log_to_driver=False)
     try:
