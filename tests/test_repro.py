@@ -166,3 +166,26 @@ def test_cli_rejects_bad_values_before_torch(argv, word):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.split() == ["2", "False"], out.stderr
     assert word in out.stderr
+
+
+def test_app_runs_sensitivity_as_a_job_and_plots_it():
+    """Compare tab: the button runs a background job; the curves land on the trade-off plot
+    (one more trace, no new figure) and the session's masks are untouched."""
+    from explorer.ui import ExplorerApp
+
+    app = ExplorerApp(Session("digits", "mlp", device="cpu"))
+    try:
+        app.compare.open()
+        figures = len(app.figures())
+        app.session.prune(sparsity=0.4)
+        masks = {n: m.clone() for n, m in app.session.masks.items()}
+        app.compare.sens_button.click()
+        assert app.wait(120)
+        (trace,) = [t for t in app.compare.fig.data if t.name.startswith("sensitivity")]
+        n_layers = len(app.session.prunable)
+        assert sum(1 for v in trace.y if v == v) == n_layers * 7  # NaN gaps between layers
+        assert all(torch.equal(masks[n], app.session.masks[n]) for n in masks)
+        assert len(app.figures()) == figures
+    finally:
+        app.stop()
+        app.wait(60)
