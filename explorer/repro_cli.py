@@ -12,12 +12,57 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .run_cli import DATASETS, MODELS, SEED_MAX, _number, _one_line_error, _output_path
-from .sweep import EXECUTORS, THREADS_MAX, expand, parse_grid
+from .sweep import EXECUTORS, KEYS, THREADS_MAX, expand
 
 EXPERIMENTS = ("han", "hinton", "lottery")
+
+
+INT_KEYS = ("steps", "finetune_epochs", "batch_size", "epochs", "seed")
+FLAG_KEYS = ("structured", "t_squared")
+TEXT_KEYS = ("scope", "norm", "schedule", "optimizer")
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A grid value typed from text (the command line), then checked like any other."""
+    if key not in KEYS:
+        raise ValueError(f"unknown sweep setting {key!r}; known: {', '.join(KEYS)}")
+    text = text.strip()
+    try:
+        if key in FLAG_KEYS:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            value: Any = lowered in ("true", "1", "yes")
+        elif key == "rewind":
+            value = text if text == "init" else int(text)
+        elif key in INT_KEYS:
+            value = int(text)
+        elif key in TEXT_KEYS:
+            value = text
+        else:
+            value = float(text)
+    except ValueError:
+        raise ValueError(f"{key}: cannot read {text!r}") from None
+    return KEYS[key](key, value)
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """["sparsity=0.5,0.9", "schedule=oneshot,agp"] -> {"sparsity": [0.5, 0.9], ...}."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"grid item {item!r} must look like KEY=V1,V2")
+        if key in grid:
+            raise ValueError(f"grid key {key!r} given twice")
+        grid[key] = [parse_value(key, v) for v in values.split(",")]
+    return grid
 
 
 def _sparsity_list(text: str) -> list[float]:

@@ -12,8 +12,9 @@ import torch
 from torch.nn.utils import prune as torch_prune
 
 from explorer import Session, reproduce
+from explorer.repro_cli import parse_grid
 from explorer.sensitivity import derive_budget
-from explorer.sweep import expand, parse_grid
+from explorer.sweep import expand
 from explorer.train import evaluate
 
 GRID = {"sparsity": [0.5, 0.9], "finetune_epochs": [0, 1]}
