@@ -197,6 +197,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = add_bench_parser(sub)
     p.set_defaults(handler=cmd_bench)
     subparsers["bench"] = p
+
+    from .repro_cli import add_reproduce_parser, add_sensitivity_parser, add_sweep_parser
+
+    for name, add in (("reproduce", add_reproduce_parser),
+                      ("sensitivity", add_sensitivity_parser), ("sweep", add_sweep_parser)):
+        subparsers[name] = add(sub)
     return parser, subparsers
 
 
