@@ -150,6 +150,21 @@ class LMSession(Session):
         return snap
 
     # ----- structured: heads and MLP neurons -----------------------------------------
+    def prune(self, threshold: float | None = None, sparsity: float | None = None,
+              std: float | None = None, scope: str = "layer", structured: bool = False,
+              norm: str = "l1") -> Snapshot:
+        """Session.prune; structured=True removes `sparsity` of the heads (ranked by
+        `norm`, per layer or global) starting from the dense base, like any prune()."""
+        if not structured:
+            return super().prune(threshold, sparsity, std, scope, structured, norm)
+        if sparsity is None or threshold is not None or std is not None:
+            raise ValueError("structured pruning of gpt-tiny removes a fraction of the heads: "
+                             f"give sparsity= only (got threshold={threshold}, std={std})")
+        with self._lock:
+            apply_masks(self._params_for(self.masks), self.base, None)
+            self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
+            return self.remove_heads(sparsity, norm, scope)
+
     def remove_heads(self, fraction: float, rank: str = "l1",
                      scope: str = "global") -> Snapshot:
         """Remove the lowest-ranked `fraction` of attention heads (l1/l2 norm of their
