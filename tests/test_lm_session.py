@@ -163,3 +163,14 @@ def test_app_shows_heads_view_and_sample(session):
     app.distill.open()
     assert "Next character" in app.distill.fig.layout.annotations[0].text
     session.reset_pruning()
+
+
+def test_a_users_text_file_is_a_corpus(tmp_path):
+    from pydoc_data.topics import topics
+
+    path = tmp_path / "mine.txt"
+    path.write_text("".join(list(topics.values())[:10]), encoding="utf-8")
+    s = Session(str(path), **{**TINY, "layers": 1})
+    assert isinstance(s, LMSession) and s.data.name == "mine.txt"
+    snap = s.prune(sparsity=0.5)
+    assert snap.sparsity == pytest.approx(0.5, abs=0.01) and "sample" in snap.extra
