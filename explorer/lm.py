@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import check_choice, check_number
+from .distill import kd_loss
 from .gpt import GPT, GPTConfig
 from .gpt_prune import head_sparsity, layer_sparsity
 from .text_data import TextCorpus, Vocab
@@ -93,13 +94,8 @@ def sequence_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     image track's per-example loss and the two conventions agree.
     """
     v = student_logits.shape[-1]
-    s = student_logits.reshape(-1, v)
-    t = teacher_logits.reshape(-1, v)
-    hard = F.cross_entropy(s, targets.reshape(-1))
-    soft = F.kl_div(F.log_softmax(s / temperature, dim=1), F.softmax(t / temperature, dim=1),
-                    reduction="batchmean")
-    scale = temperature ** 2 if t_squared else 1.0
-    return (1.0 - alpha) * hard + alpha * scale * soft
+    return kd_loss(student_logits.reshape(-1, v), teacher_logits.reshape(-1, v),
+                   targets.reshape(-1), temperature, alpha, t_squared)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ def classification_metrics(outputs: torch.Tensor, targets: torch.Tensor,
     """Macro precision / recall / F1 and the confusion matrix (rows: true class)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    pred = outputs.argmax(-1).cpu().numpy()
-    true = targets.cpu().numpy()
+    pred = outputs.argmax(-1).cpu().numpy().ravel()  # sequences: every position counts
+    true = targets.cpu().numpy().ravel()
     labels = list(range(n_classes))
     precision, recall, f1, _ = precision_recall_fscore_support(
         true, pred, labels=labels, average="macro", zero_division=0)

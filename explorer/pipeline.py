@@ -97,12 +97,16 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
                                                                 args.batch_size)))
     _, _, reference = evaluate(session.model, session.data.test, session.task)
     stages["baseline"] = session.measure_slot("teacher", "test", reference=reference)
-    if args.student is not None:
+    if args.student is not None or getattr(args, "student_layers", None) is not None:
         total = _steps(session, args.epochs, args.batch_size)
-        session.train_student_alone(args.student, epochs=args.epochs, **budget,
+        student = args.student
+        if session.is_lm:  # one GPT student, copied by both runs (same init)
+            student = session.make_student(args.student or 1.0, args.student_layers,
+                                           args.student_init or "random")
+        session.train_student_alone(student, epochs=args.epochs, **budget,
                                     on_event=progress.callback("student_alone", total))
         stages["student_alone"] = session.measure_slot("student_alone", "test")
-        session.distill(args.student, temperature=args.temperature,
+        session.distill(student, temperature=args.temperature,
                         alpha=0.7 if args.alpha is None else args.alpha,
                         t_squared=not args.no_t_squared, epochs=args.epochs, **budget,
                         on_event=progress.callback("distilled", total))
@@ -122,7 +126,10 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
                                   on_event=progress.callback("finetuned", total))
         stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
         return stages
-    session.prune(**_prune_kwargs(args))
+    if session.is_lm and args.structured:  # whole attention heads, ranked by --norm
+        session.remove_heads(args.prune_sparsity, rank=args.norm or "l1", scope=args.scope)
+    else:
+        session.prune(**_prune_kwargs(args))
     stages["pruned"] = session.measure_slot("teacher", "test", reference=reference)
     if ft_epochs is not None:
         session.train(epochs=ft_epochs, **ft_budget, on_event=progress.callback(
@@ -155,8 +162,9 @@ def table(stages: dict[str, Snapshot]) -> str:
     """The end-of-run table, one row per stage that ran, in pipeline order."""
     regression = any(s.task != "classification" for s in stages.values())
     quality = "test mse" if regression else "test acc"
-    head = (quality, "agreement", "params", "nonzero", "sparsity", "bytes dense",
-            "bytes sparse", "bytes shrunk", "FLOPs dense", "FLOPs eff.")
+    lm = any("perplexity" in s.extra for s in stages.values())
+    head = (quality, *(("test ppl",) if lm else ()), "agreement", "params", "nonzero",
+            "sparsity", "bytes dense", "bytes sparse", "bytes shrunk", "FLOPs dense", "FLOPs eff.")
     rows = []
     for name in STAGES:
         if name not in stages:
@@ -164,6 +172,7 @@ def table(stages: dict[str, Snapshot]) -> str:
         d = stages[name].to_dict()
         agree = d.get("teacher_agreement")
         rows.append((name, f"{d['mse']:.4f}" if regression else f"{d['accuracy']:.4f}",
+                     *((f"{d['perplexity']:.3f}",) if lm else ()),
                      "-" if agree is None else f"{agree:.4f}", str(d["params"]),
                      str(d["nonzero"]), f"{d['sparsity']:.1%}", _human(d["bytes_dense"], "B"),
                      _human(d["bytes_sparse"], "B"), _human(d.get("bytes_shrunk"), "B"),
@@ -207,8 +216,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: error: argument --device: 'cuda' is not available here\n")
         return 2
     torch.manual_seed(args.seed)
+    lm = {k: getattr(args, k, None) for k in ("layers", "heads", "context")}
+    lm["max_train_windows"] = getattr(args, "train_windows", None)
+    lm = {k: v for k, v in lm.items() if v is not None}
     session = Session(args.dataset, args.model, width=args.width, init=args.init,
-                      seed=args.seed, device=args.device, pretrained=False)
+                      seed=args.seed, device=args.device, pretrained=False, **lm)
     missing = _needs_engine(session, args)
     if missing is not None:
         sys.stderr.write(f"{PROG}: error: {missing}\n")

@@ -33,8 +33,10 @@ from .config import (
 PROG = "explorer run"
 # Mirrors of explorer.data.DATASETS and the engine's model zoo (importing those modules
 # would import torch); tests check that they agree.
-DATASETS = ("digits", "mnist-5k", "toy-regression")
-MODELS = ("mlp", "lenet300", "lenet5", "resnet-small")
+DATASETS = ("digits", "mnist-5k", "toy-regression", "pydoc-text")
+MODELS = ("mlp", "lenet300", "lenet5", "resnet-small", "gpt-tiny")
+TEXT_DATASETS, LM_MODELS = ("pydoc-text",), ("gpt-tiny",)  # explorer.text_data, explorer.lm
+STUDENT_INITS = ("random", "teacher")
 IMAGE_MODELS = ("lenet5", "resnet-small")
 INITS = ("default", "xavier", "he")
 NORMS = ("l1", "l2")
@@ -118,7 +120,8 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     mode.add_argument("--prune-std", type=_number(0.0, math.inf), metavar="Q",
                       help="Han et al.: threshold = Q * std(w) per layer")
     add("--scope", choices=SCOPES, default="layer")
-    add("--structured", action="store_true", help="remove whole neurons/filters")
+    add("--structured", action="store_true",
+        help="remove whole neurons/filters (gpt-tiny: attention heads)")
     add("--norm", choices=NORMS, default=None, help="rank neurons by l1 (default) or l2")
     add("--schedule", choices=SCHEDULES, default=None, help="iterative schedule")
     add("--steps", type=_number(1, STEPS_MAX, integer=True), default=None, metavar="K")
@@ -134,6 +137,18 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="weight of the soft term (default 0.7)")
     add("--no-t-squared", action="store_true",
         help="leave out the T^2 factor on the soft term (Distiller's convention)")
+    add("--layers", type=_number(1, 24, integer=True), default=None, metavar="L",
+        help="gpt-tiny: transformer blocks (default 4)")
+    add("--heads", type=_number(1, 32, integer=True), default=None, metavar="H",
+        help="gpt-tiny: attention heads per block (default 4)")
+    add("--context", type=_number(8, 1024, integer=True), default=None, metavar="T",
+        help="gpt-tiny: characters per window (default 64)")
+    add("--train-windows", type=_number(1, 10**7, integer=True), default=None, metavar="N",
+        help="gpt-tiny: train on N evenly spread windows only (a small, quick budget)")
+    add("--student-layers", type=_number(1, 24, integer=True), default=None, metavar="L",
+        help="gpt-tiny: a shallower student of L blocks (trained alone and distilled)")
+    add("--student-init", choices=STUDENT_INITS, default=None,
+        help="gpt-tiny: 'teacher' copies every other teacher block into the student")
     add("--device", choices=DEVICES, default="auto")
     add("--seed", type=_number(0, SEED_MAX, integer=True), default=0)
     add("--json", type=_output_path, default=None, metavar="PATH")
@@ -156,6 +171,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 def check_combination(args: argparse.Namespace) -> str | None:
     """Rules between options; returns the one-line message of the first one broken."""
+    message = _check_lm(args)
+    if message is not None:
+        return message
     prune_given = next((f"--prune-{m} {getattr(args, f'prune_{m}'):g}"
                         for m in ("threshold", "sparsity", "std")
                         if getattr(args, f"prune_{m}") is not None), None)
@@ -177,15 +195,43 @@ def check_combination(args: argparse.Namespace) -> str | None:
         return f"argument --norm: {args.norm!r} ranks neurons, so it needs --structured"
     if args.prune_std is not None and args.scope == "global":
         return "argument --scope: --prune-std is a per-layer rule, got 'global'"
+    student = args.student is not None or args.student_layers is not None
     for flag, value in (("--temperature", args.temperature), ("--alpha", args.alpha),
                         ("--no-t-squared", args.no_t_squared or None)):
-        if value is not None and args.student is None:
+        if value is not None and not student:
             return f"argument {flag}: needs --student W"
     if regression and args.temperature is not None:
         return (f"argument --temperature: {args.temperature:g} does not apply to "
                 "toy-regression (no logits to soften; the student matches outputs by MSE)")
     if regression and args.model in IMAGE_MODELS:
         return f"argument --model: {args.model!r} needs images; toy-regression has none"
+    return None
+
+
+def _check_lm(args: argparse.Namespace) -> str | None:
+    """Rules of the language-model track (pydoc-text with gpt-tiny)."""
+    lm = args.model in LM_MODELS
+    if lm != (args.dataset in TEXT_DATASETS):
+        return (f"argument --model: {args.model!r} does not go with --dataset "
+                f"{args.dataset!r} (gpt-tiny takes pydoc-text, and only it)")
+    lm_only = [("--layers", args.layers), ("--heads", args.heads), ("--context", args.context),
+               ("--train-windows", args.train_windows),
+               ("--student-layers", args.student_layers),
+               ("--student-init", args.student_init)]
+    for flag, value in lm_only:
+        if value is not None and not lm:
+            return f"argument {flag}: applies to --model gpt-tiny only, not {args.model!r}"
+    if not lm:
+        return None
+    if args.init != "default":
+        return f"argument --init: gpt-tiny has one init ('default'), got {args.init!r}"
+    if args.schedule is not None or args.steps is not None or args.rewind is not None:
+        return "argument --schedule/--steps/--rewind: not available for gpt-tiny yet"
+    if args.student_init == "teacher" and args.student not in (None, 1.0):
+        return (f"argument --student-init: 'teacher' copies blocks, so the student keeps "
+                f"the teacher's width; got --student {args.student:g}")
+    if args.student_init is not None and args.student is None and args.student_layers is None:
+        return "argument --student-init: needs --student-layers L (or --student W)"
     return None
 
 

@@ -49,6 +49,15 @@ def _clone(state: State) -> State:
 class Session(StudentsMixin):
     """Owns the model under study and every change made to it."""
 
+    is_lm = False  # a text corpus and gpt-tiny give an LMSession (explorer.lm_session)
+
+    def __new__(cls, dataset: object = None, model: object = "mlp", *args, **kwargs):
+        from .lm_session import LMSession, is_text_request
+
+        if cls is Session and is_text_request(dataset, model):
+            return super().__new__(LMSession)
+        return super().__new__(cls)
+
     def __init__(self, dataset: str | Dataset | None = None, model: str | nn.Module = "mlp",
                  *, width: float = 1.0, init: str = "default", seed: int = 0,
                  device: str | torch.device | None = None, pretrained: bool = True,

@@ -61,7 +61,8 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.opt
 
 def task_loss(output: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
     if task == "classification":
-        return F.cross_entropy(output, target)
+        # A sequence model's (B, T, classes) logits: every position is one example.
+        return F.cross_entropy(output.flatten(0, -2), target.flatten())
     return F.mse_loss(output, target)
 
 
@@ -76,7 +77,7 @@ def evaluate(model: nn.Module, split: Split, task: str) -> tuple[float, float | 
     loss = float(task_loss(out, split.y, task))
     if task != "classification":
         return loss, None, out
-    accuracy = float((out.argmax(1) == split.y).float().mean())
+    accuracy = float((out.argmax(-1) == split.y).float().mean())
     return loss, accuracy, out
 
 
@@ -123,7 +124,7 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
             step += 1
             total_loss += loss_value * len(index)
             seen += len(index)
-            accuracy = (float((out.detach().argmax(1) == y).float().mean())
+            accuracy = (float((out.detach().argmax(-1) == y).float().mean())
                         if task == "classification" else None)
             yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy)
         val_loss, val_accuracy, _ = evaluate(model, val, task)

@@ -94,9 +94,9 @@ def test_validation_happens_before_torch_is_imported():
 
 def test_mirrored_choices_agree_with_the_core():
     """The command line's copies of the data sets and models match the modules'."""
-    from explorer import data, models, run_cli
+    from explorer import data, models, run_cli, text_data
 
-    assert run_cli.DATASETS == data.DATASETS
+    assert run_cli.DATASETS == data.DATASETS + text_data.TEXT_DATASETS
     assert set(models.MODELS) <= set(run_cli.MODELS)
 
 

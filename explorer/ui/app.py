@@ -57,6 +57,8 @@ class ExplorerApp(W.VBox):
         self._steps: list[int] = []
         self._step_losses: list[float] = []
         self._reconfiguring = False
+        # A language model's greedy sample from a fixed prompt, refreshed after each job.
+        self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self)
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
@@ -100,8 +102,8 @@ class ExplorerApp(W.VBox):
         story = W.HTML('<div class="cx-story">1 baseline &rarr; 2 prune (slider) &rarr; '
                        '3 fine-tune (Prune and fine-tune) &rarr; 4 distil (Distill tab)</div>')
         head = [title, story] if self.talk else [title]
-        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.fig,
-                self.cards.box]
+        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.sample,
+                self.fig, self.cards.box]
 
     def _wire(self) -> None:
         c = self.c
@@ -208,7 +210,18 @@ class ExplorerApp(W.VBox):
         self.c.summary.value = (f"Global sparsity: {snap.sparsity:.1%} &middot; "
                                 f"{snap.nonzero:,} of {snap.params:,} parameters nonzero"
                                 f"{quality}{which}")
+        self._show_sample(snap)
         self.cards.show(snap)
+
+    def _show_sample(self, snap: Snapshot) -> None:
+        """Language model only; snapshots taken during a job carry no sample (kept)."""
+        if not getattr(self.session, "is_lm", False):
+            self.sample.value = ""
+        elif snap.extra.get("sample") is not None:
+            prompt, text = html.escape(snap.extra["prompt"]), html.escape(snap.extra["sample"])
+            self.sample.value = (f'<div class="cx-note">Sample ({self.session_selected()}, '
+                                 f'perplexity {snap.extra["perplexity"]:.2f}): '
+                                 f'<code>{prompt}<b>{text}</b></code></div>')
 
     def session_selected(self) -> str:
         return getattr(self.session, "selected", "teacher")
@@ -315,3 +328,6 @@ class ExplorerApp(W.VBox):
         plots.update_curves(self.fig, np.array(self._steps[:n]),
                             np.array(self._step_losses[:n]), list(self.session.history),
                             self.session.task)
+        ppl = [h["val_perplexity"] for h in self.session.history if "val_perplexity" in h]
+        if ppl:  # a language model: name the validation trace by its perplexity too
+            self.fig.data[plots.VAL_LOSS].name = f"val loss (perplexity {ppl[-1]:.2f})"

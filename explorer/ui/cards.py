@@ -92,6 +92,8 @@ class Cards:
         else:
             rows = [_row("validation accuracy", f"{snap.accuracy:.2%}"),
                     _row("validation loss", f"{snap.loss:.4f}")]
+            if snap.extra.get("perplexity") is not None:  # language model: exp(loss)
+                rows.append(_row("validation perplexity", f"{snap.extra['perplexity']:.2f}"))
             for key in ("precision", "recall", "f1"):
                 if extra.get(key) is not None:
                     rows.append(_row(f"macro {key}*", f"{extra[key]:.3f}"))

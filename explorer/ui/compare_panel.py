@@ -16,7 +16,13 @@ from .. import analysis
 from ..metrics import Snapshot
 from .cards import human_bytes
 from .controls import button, tagged
-from .figures import quality_figure, tradeoff_figure, update_quality, update_tradeoff
+from .figures import (
+    quality_figure,
+    tradeoff_figure,
+    update_heads,
+    update_quality,
+    update_tradeoff,
+)
 
 if TYPE_CHECKING:
     from .app import ExplorerApp
@@ -146,7 +152,11 @@ class ComparePanel:
         if self.fig_quality is None:
             return
         extra = snap.extra
-        if snap.task == "classification":
+        if extra.get("heads") is not None:  # a language model: its heads, not a V x V matrix
+            update_heads(self.fig_quality, extra["heads"],
+                         f"Attention heads ({self.app.session_selected()}): pruned fraction, "
+                         "removed heads dark")
+        elif snap.task == "classification":
             update_quality(self.fig_quality, extra.get("confusion"), None,
                            f"Confusion matrix ({self.app.session_selected()}, validation)")
         else:

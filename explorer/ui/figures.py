@@ -80,12 +80,23 @@ def distill_figure(theme: Theme) -> go.FigureWidget:
     return fig
 
 
+SOFT_TOP_CHARS = 15  # a language model's next-character view: its most likely ones
+
+
 def update_soft(fig: go.FigureWidget, view: dict) -> None:
     classes = np.arange(len(view["teacher"]), dtype=np.int32)
     student = view.get("student")
     kl = view.get("kl")
     title = (f"Example {view['index']} (label {view['label']}) at T = "
              f"{view['temperature']:g}" + ("" if kl is None else f": KL = {kl:.4f}"))
+    if view.get("classes") is not None:  # characters: the teacher's top ones, by name
+        top = np.argsort(-np.asarray(view["teacher"]), kind="stable")[:SOFT_TOP_CHARS]
+        classes = [repr(view["classes"][i])[1:-1] or "?" for i in top]
+        view = {**view, "teacher": [view["teacher"][i] for i in top],
+                "student": student and [student[i] for i in top]}
+        student = view["student"]
+        title = (f"Next character after {view['prompt']!r} at T = {view['temperature']:g}"
+                 + ("" if kl is None else f": KL = {kl:.4f}"))
     with fig.batch_update():
         fig.data[0].update(x=classes, y=np.asarray(view["teacher"], dtype=np.float32))
         fig.data[1].update(x=classes if student else [],
@@ -130,4 +141,16 @@ def update_quality(fig: go.FigureWidget, confusion: list | None,
                                y=regression[1].astype(np.float32), visible=True)
             fig.layout.yaxis.autorange = True
             fig.layout.xaxis.title.text, fig.layout.yaxis.title.text = "true", "predicted"
+        fig.layout.title.text = title
+
+
+def update_heads(fig: go.FigureWidget, grid: list[list[float]], title: str) -> None:
+    """A language model's layers x heads: pruned fraction of each head (removed = 1, dark)."""
+    z = np.asarray(grid, dtype=np.float32)
+    with fig.batch_update():
+        fig.data[0].update(z=z, text=np.round(z * 100).astype(np.int32),
+                           texttemplate="%{text}%", zmin=0.0, zmax=1.0, visible=True)
+        fig.data[1].visible = False
+        fig.layout.yaxis.autorange = "reversed"
+        fig.layout.xaxis.title.text, fig.layout.yaxis.title.text = "head", "layer"
         fig.layout.title.text = title

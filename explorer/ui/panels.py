@@ -11,13 +11,20 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from .. import config as C
-from ..data import DATASETS
-from ..models import INITS, MODELS
+from ..data import DATASETS as IMAGE_DATASETS
+from ..lm import GPT_MODELS
+from ..models import INITS
+from ..models import MODELS as IMAGE_MODELS
 from ..session import Session, available_devices
+from ..text_data import TEXT_DATASETS
 from .controls import NARROW, STYLE, Controls, button, int_box, tagged
 
 if TYPE_CHECKING:
     from .app import ExplorerApp
+
+# The language-model track (issue 10): pydoc-text goes with gpt-tiny.
+DATASETS = (*IMAGE_DATASETS, *TEXT_DATASETS)
+MODELS = (*IMAGE_MODELS, *GPT_MODELS)
 
 
 def prune_panel(c: Controls) -> W.VBox:
