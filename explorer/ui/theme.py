@@ -39,7 +39,9 @@ def get_theme(name: str | None = None) -> Theme:
 
 
 def css(theme: Theme) -> str:
-    """Scoped CSS: the app's own box gets the theme's colours, nothing else."""
+    """Scoped CSS: the app's own box gets the theme's colours, nothing else.
+
+    Talk mode (class cx-talk) enlarges the type for a projector."""
     return f"""
 <style>
 .cx-app.cx-theme-{theme.name} {{ background: {theme.background}; color: {theme.text};
@@ -50,4 +52,7 @@ def css(theme: Theme) -> str:
 .cx-app .cx-status {{ font-family: monospace; }}
 .cx-app .cx-status-error {{ color: {theme.pruned}; font-weight: 600; }}
 .cx-app .cx-sparsity-label {{ font-weight: 600; }}
+.cx-app.cx-talk {{ font-size: {theme.font_size + 4}px;
+  --jp-widgets-font-size: {theme.font_size + 2}px; }}
+.cx-app.cx-talk .cx-title {{ font-size: 1.6em; }}
 </style>"""
