@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -30,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1400, "height": 1800}  # tall enough for the whole app
 SERVER_START_TIMEOUT_S = 120.0
 
 
@@ -91,43 +92,74 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="module")
-def dashboard_url() -> Iterator[str]:
-    """Start ``python -m explorer dashboard`` on a free port; yield its URL; stop it afterwards."""
-    port = find_free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log_path = artifact_path(f"dashboard-{port}.log")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
+def wait_for_http(url: str, proc: subprocess.Popen, log_path: Path, what: str) -> None:
+    """Poll ``url`` until a server answers; fail with the log if ``proc`` dies or time runs out."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not _server_answers(url):
+        if proc.poll() is not None:
+            pytest.fail(
+                f"{what} exited with status {proc.returncode} before answering; "
+                f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{what} did not answer at {url} within {SERVER_START_TIMEOUT_S:.0f} s; "
+                f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
+        time.sleep(0.25)  # polling a server that is starting: there is nothing to wait on
+
+
+@contextlib.contextmanager
+def running_server(
+    cmd: list[str], probe: str, log_name: str, *, cwd: Path = REPO, env: dict | None = None
+) -> Iterator[subprocess.Popen]:
+    """Start ``cmd`` in its own process group, wait until ``probe`` answers, stop it on exit."""
+    log_path = artifact_path(log_name)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd,
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group
+            start_new_session=True,  # own process group: stopping it stops the kernels too
         )
     try:
-        # Probe a static path: GET / itself would start a kernel and run the notebook.
-        probe = f"{url}voila/static/"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _server_answers(probe):
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"dashboard exited with status {proc.returncode} before answering; "
-                    f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"dashboard did not answer at {url} within {SERVER_START_TIMEOUT_S:.0f} s; "
-                    f"log:\n{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            time.sleep(0.25)
-        yield url
+        wait_for_http(probe, proc, log_path, cmd[0] if len(cmd) < 3 else " ".join(cmd[:4]))
+        yield proc
     finally:
         _stop_process_group(proc)
+
+
+def checkout_env(**extra: str) -> dict[str, str]:
+    """os.environ with this checkout first on PYTHONPATH, so Voila's kernels (which run in the
+    notebook's folder) import this checkout's explorer rather than another install."""
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
+    env.pop("EXPLORER_TOKEN", None)
+    return env
+
+
+@contextlib.contextmanager
+def dashboard_server(*args: str, env: dict | None = None) -> Iterator[str]:
+    """``python -m explorer dashboard ARGS`` on a free port; yields its URL."""
+    port = find_free_port()
+    cmd = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
+    # Probe a static path: GET / itself would start a kernel and run the notebook.
+    url = f"http://127.0.0.1:{port}/"
+    with running_server(
+        [*cmd, *args], f"{url}voila/static/", f"dashboard-{port}.log", env=env or checkout_env()
+    ):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def dashboard_url() -> Iterator[str]:
+    """One light-theme dashboard per test module (each page load runs the notebook anew)."""
+    with dashboard_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +181,7 @@ def _chromium() -> Iterator[object]:
 
 @pytest.fixture
 def browser_page(_chromium, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page (1400x1000). ``page.console_errors`` collects console errors and uncaught
+    """A fresh page (1400x1800). ``page.console_errors`` collects console errors and uncaught
     page errors; a screenshot goes to test-artifacts/<test-name>.png on teardown."""
     context = _chromium.new_context(viewport=VIEWPORT)
     page = context.new_page()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_explorer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_explorer(
+    *args: str, timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "explorer", *args],
         cwd=REPO,
@@ -19,6 +22,7 @@ def run_explorer(*args: str, timeout: float = 120) -> subprocess.CompletedProces
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -72,9 +76,85 @@ def test_voila_command_serves_packaged_notebook_on_exact_port():
     notebook = cli.resource_path(cli.DASHBOARD_NOTEBOOK)
     assert notebook.is_file()
     cmd = cli.voila_command(notebook, host="127.0.0.1", port=8866, open_browser=False, debug=False)
-    assert cmd[:4] == [sys.executable, "-m", "voila", str(notebook)]
+    assert cmd[:4] == [sys.executable, "-m", "explorer.voila_launch", str(notebook)]
     assert "--port=8866" in cmd
     assert "--Voila.ip=127.0.0.1" in cmd
     assert "--Voila.port_retries=0" in cmd
     assert "--no-browser" in cmd
     assert "--debug" not in cmd
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "example.org"])
+def test_dashboard_refuses_public_host_without_token(host):
+    """A non-loopback --host with no token exits 2 with a message naming the host."""
+    env = {k: v for k, v in os.environ.items() if k != "EXPLORER_TOKEN"}
+    result = run_explorer("dashboard", "--no-browser", "--host", host, env=env)
+    assert result.returncode == 2, result
+    assert f"refusing to serve on '{host}' without a token" in result.stderr, result.stderr
+    assert "EXPLORER_TOKEN" in result.stderr
+    assert "Compression Explorer dashboard:" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--theme", "blue"], "'blue'"),
+        (["--cull-idle", "-5"], "'-5'"),
+        (["--cull-idle", "soon"], "'soon'"),
+        (["--token", "  "], "'  '"),
+        (["--host", " "], "' '"),
+    ],
+)
+def test_dashboard_rejects_bad_options(args, named):
+    """Each invalid option exits 2 naming the value, before anything starts."""
+    result = run_explorer("dashboard", "--no-browser", *args)
+    assert result.returncode == 2, result
+    assert named in result.stderr, result.stderr
+
+
+def test_loopback_hosts_need_no_token():
+    from explorer.cli import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.1", "example.org"]))
+
+
+def test_voila_command_options():
+    """Theme, preheat and culling reach Voila's command line; no file is served; the token
+    never appears on any command line but travels in the child's environment."""
+    from explorer import cli
+
+    notebook = cli.resource_path(cli.TALK_NOTEBOOK)
+    assert notebook.is_file()
+    cmd = cli.voila_command(
+        notebook,
+        host="0.0.0.0",
+        port=9000,
+        open_browser=False,
+        debug=False,
+        theme="dark",
+        preheat=True,
+        cull_idle=600,
+    )
+    assert cmd[:3] == [sys.executable, "-m", "explorer.voila_launch"]
+    for option in (
+        "--theme=dark",
+        "--preheat_kernel=True",
+        "--VoilaConfiguration.file_allowlist=[]",
+        "--VoilaConfiguration.show_tracebacks=False",
+        "--MappingKernelManager.cull_idle_timeout=600",
+        "--MappingKernelManager.cull_interval=60",
+    ):
+        assert option in cmd, (option, cmd)
+    off = cli.voila_command(
+        notebook, host="::1", port=9000, open_browser=False, debug=True, cull_idle=0
+    )
+    assert not any("cull" in part or "preheat" in part for part in off)
+    assert "--debug" in off
+    env = cli.dashboard_env(theme="dark", talk=True, token="s3cret")
+    assert (env["EXPLORER_THEME"], env["EXPLORER_TALK"], env["EXPLORER_TOKEN"]) == (
+        "dark",
+        "1",
+        "s3cret",
+    )
+    assert "EXPLORER_TOKEN" not in cli.dashboard_env(theme="light", talk=False, token="")

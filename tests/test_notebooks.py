@@ -13,14 +13,26 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 # Files shipped as package data for installed commands, and their copies for repo browsers.
 PACKAGED_COPIES = [
     ("notebooks/dashboard.ipynb", "explorer/resources/dashboard.ipynb"),
+    ("notebooks/talk.ipynb", "explorer/resources/talk.ipynb"),
     ("assets/digits_mlp.pt", "explorer/resources/digits_mlp.pt"),
 ]
 CELL_TIMEOUT_S = 600
 
 
 def test_there_are_notebooks():
-    """notebooks/ holds at least the Voila dashboard."""
-    assert REPO / "notebooks" / "dashboard.ipynb" in NOTEBOOKS
+    """notebooks/ holds the Voila dashboard, the talk and the JupyterLab tour."""
+    names = {p.name for p in NOTEBOOKS}
+    assert {"dashboard.ipynb", "talk.ipynb", "explore.ipynb"} <= names, names
+
+
+def test_every_packaged_resource_has_a_checked_copy():
+    """Each file under explorer/resources is in PACKAGED_COPIES, so none can drift unseen."""
+    packaged = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "explorer" / "resources").iterdir()
+        if p.is_file() and p.name != "__init__.py"
+    }
+    assert packaged == {b for _, b in PACKAGED_COPIES}
 
 
 @pytest.mark.slow

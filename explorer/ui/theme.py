@@ -40,7 +40,9 @@ def get_theme(name: str | None = None) -> Theme:
 
 
 def css(theme: Theme) -> str:
-    """Scoped CSS: the app's own box gets the theme's colours, nothing else."""
+    """Scoped CSS: the app's own box gets the theme's colours, nothing else.
+
+    Talk mode (class cx-talk) enlarges the type for a projector."""
     return f"""
 <style>
 .cx-app.cx-theme-{theme.name} {{ background: {theme.background}; color: {theme.text};
@@ -65,7 +67,6 @@ def css(theme: Theme) -> str:
 .cx-app .cx-note {{ opacity: 0.8; font-size: 0.92em; line-height: 1.35; max-width: 900px; }}
 .cx-app .cx-table td, .cx-app .cx-table th {{ padding: 2px 8px; text-align: right; }}
 .cx-app .cx-story {{ font-size: 1.1em; margin: 4px 0 8px 0; }}
-.cx-app.cx-talk {{ font-size: {theme.font_size + 5}px; }}
-.cx-app.cx-talk .widget-label, .cx-app.cx-talk button, .cx-app.cx-talk .widget-readout
-  {{ font-size: {theme.font_size + 4}px; }}
+.cx-app.cx-talk {{ font-size: {theme.font_size + 4}px; }}
+.cx-app.cx-talk .cx-title {{ font-size: 1.6em; }}
 </style>"""
