@@ -97,6 +97,19 @@ class ModelPanelsView:
         # (selected, layer names, log_y) and the ghost's counts, held so `is` is reliable
         self._static: tuple | None = None
         self._ghost: np.ndarray | None = None
+        self._last: dict[str, tuple[np.ndarray, ...]] = {}  # what the browser already has
+
+    def _changed(self, key: str, *arrays: np.ndarray) -> bool:
+        """True (and remembered) unless these arrays equal what was sent last time.
+
+        During training the masks are fixed, so the bars would be resent unchanged a few
+        times a second; the browser redraws on every message, which a busy page feels.
+        """
+        last = self._last.get(key)
+        if last is not None and all(np.array_equal(a, b) for a, b in zip(arrays, last)):
+            return False
+        self._last[key] = tuple(np.array(a, copy=True) for a in arrays)
+        return True
 
     def update(self, snap: Snapshot, selected: str, log_y: bool) -> None:
         bars, hist = _sparsity_data(snap, selected), _histogram_data(snap, selected)
@@ -111,10 +124,13 @@ class ModelPanelsView:
                 fig.data[HIST].update(x=hist["centers"], width=hist["width"])
                 fig.layout.yaxis2.type = "log" if log_y else "linear"
                 self._static, self._ghost = static, layer.hist_base_counts
-            fig.data[KEPT].y = bars["kept"]
-            fig.data[PRUNED].y, fig.data[PRUNED].base = bars["pruned"], bars["kept"]
-            fig.data[PRUNED].text = bars["text"]
-            fig.data[HIST].y = layer.hist_counts
+                self._last.clear()  # a new layer or base: resend everything
+            if self._changed("bars", bars["kept"], bars["pruned"]):
+                fig.data[KEPT].y = bars["kept"]
+                fig.data[PRUNED].y, fig.data[PRUNED].base = bars["pruned"], bars["kept"]
+                fig.data[PRUNED].text = bars["text"]
+            if self._changed("hist", layer.hist_counts):
+                fig.data[HIST].y = layer.hist_counts
             fig.data[CUT].x, fig.data[CUT].y = hist["line_x"], hist["line_y"]
             fig.layout.annotations[1].text = (f"Weights of {selected} "
                                               f"({layer.sparsity:.1%} pruned)")
