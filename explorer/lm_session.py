@@ -336,14 +336,7 @@ class LMSession(Session):
         slots = ("teacher",) if student is None else ("teacher", student)
         with self._lock:
             ids = self.corpus.vocab.encode(prompt, self.device)[None, -self.corpus.context:]
-            outs = []
-            for slot in slots:
-                model = self._slot_model(slot)
-                was_training = model.training
-                model.eval()
-                with torch.inference_mode():
-                    outs.append(model(ids)[0, -1])
-                model.train(was_training)
+            outs = [out[0, -1] for out in self._slot_outputs(slots, ids)]
         view = soft_view(outs[0], outs[-1], temperature)
         if student is None:
             view.update(student=None, kl=None)

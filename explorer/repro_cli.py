@@ -114,9 +114,14 @@ def reproduce_command(args: argparse.Namespace) -> int:
                                    log=lambda m: print(m, file=sys.stderr, flush=True))
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(format_result(args.experiment, result))
-    if args.json is not None:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"results written to {args.json}")
+    return _write_json(args.json, result)
+
+
+def _write_json(path: Path | None, result: dict) -> int:
+    """Write the JSON report when asked; the command's exit status."""
+    if path is not None:
+        Path(path).write_text(json.dumps(result, indent=1))
+        print(f"results written to {path}")
     return 0
 
 
@@ -178,10 +183,7 @@ def sensitivity_command(args: argparse.Namespace) -> int:
               + ", ".join(f"{n} {s:.0%}" for n, s in targets.items()))
         print(f"applied together: sparsity {snap.sparsity:.1%}, validation accuracy "
               f"{snap.accuracy:.2%}, test accuracy {test.accuracy:.2%}")
-    if args.json is not None:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"results written to {args.json}")
-    return 0
+    return _write_json(args.json, result)
 
 
 def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -198,6 +198,18 @@ class StudentsMixin:
         return self._run_student("student_alone", student, None, train_config, seed, stop,
                                  on_event, {"distill": None})
 
+    def _slot_outputs(self, slots: tuple[str, ...], x: torch.Tensor) -> list[torch.Tensor]:
+        """Each slot's outputs on `x` in eval mode; every model's mode is restored."""
+        outs = []
+        for slot in slots:
+            model = self._slot_model(slot)
+            was_training = model.training
+            model.eval()
+            with torch.inference_mode():
+                outs.append(model(x))
+            model.train(was_training)
+        return outs
+
     def soft_targets(self, index: int, temperature: float = 4.0,
                      student: str | None = "student") -> dict:
         """Teacher's and student's softened probabilities for validation example `index`.
@@ -215,15 +227,8 @@ class StudentsMixin:
             raise ValueError(f"index must be a whole number in 0..{n - 1}; got {index!r}")
         slots = ("teacher",) if student is None else ("teacher", student)
         with self._lock:
-            x = self.data.val.x[index:index + 1]
-            outs = []
-            for slot in slots:
-                model = self._slot_model(slot)
-                was_training = model.training
-                model.eval()
-                with torch.inference_mode():
-                    outs.append(model(x)[0])
-                model.train(was_training)
+            outs = [out[0] for out in
+                    self._slot_outputs(slots, self.data.val.x[index:index + 1])]
         if student is None:
             view = {**soft_view(outs[0], outs[0], temperature), "student": None, "kl": None}
         else:
