@@ -35,10 +35,10 @@ def check_number(name: str, value: object, low: float, high: float,
     """Return `value` as a number in [low, high] or raise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
     if not math.isfinite(value) or not (low <= value <= high):
         raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
+    if integer and int(value) != value:  # after the finiteness test: int(nan) raises
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(value) if integer else float(value)
 
 

@@ -18,14 +18,22 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import PruneConfig, TrainConfig
+from .config import PruneConfig, TrainConfig, check_choice
 from .data import Dataset, from_tensors, load_dataset
 from .metrics import Snapshot, binned, histogram_edges, layer_stats
 from .models import build_model, check_fits
 from .prune import MagnitudeIndex, MaskResult, apply_masks, compute_masks, prunable_names
 from .structure import model_groups, removed_fraction, shrink_model, structured_masks
 from .students import StudentsMixin
-from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .validate import (
+    check_bool,
+    check_device_available,
+    check_job_hooks,
+    check_output_path,
+    check_prunable,
+    check_seed,
+)
 
 Event = StepEvent | EpochEvent | StopEvent
 State = dict[str, torch.Tensor]
@@ -55,7 +63,9 @@ class Session(StudentsMixin):
                  hidden: tuple[int, ...] | None = None, train: object = None,
                  val: object = None, test: object = None,
                  task: str = "classification") -> None:
-        self.device = pick_device(device)
+        self.device = check_device_available(pick_device(device))
+        seed = check_seed("seed", seed)
+        check_bool("pretrained", pretrained)
         self.seed = seed
         self.data = self._load_data(dataset, train, val, test, task, seed).to(self.device)
         self.task = self.data.task
@@ -83,6 +93,7 @@ class Session(StudentsMixin):
         self.total_steps = max((h.get("step", 0) for h in self.history), default=0)
         self._lock = threading.RLock()
         self._prunable = prunable_names(self.model)
+        check_prunable(self.model, self.model_name, self._prunable)
         self.original: State = _clone(self.model.state_dict())
         self.undo_stack: list[State] = []
         self._set_base(self.original)
@@ -172,6 +183,7 @@ class Session(StudentsMixin):
         """Train (blocking) with the masks applied, then commit the result as the base."""
         config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
                              batch_size=batch_size, weight_decay=weight_decay)
+        check_job_hooks(stop, on_event)
         with self._lock:
             masks, prune_config = self.masks, self.prune_config
             previous = _clone(self.base)
@@ -185,6 +197,9 @@ class Session(StudentsMixin):
                 break
             if isinstance(event, StepEvent):
                 self.total_steps = first_step + event.step
+            if isinstance(event, StopEvent) and event.reason.startswith(DIVERGED) and \
+                    stop is not None:
+                stop.set()  # callers looping over jobs (iterative, sweeps) stop too
             if isinstance(event, EpochEvent):
                 self._record_epoch()
                 self.history.append({"kind": "epoch", "epoch": event.epoch,
@@ -320,6 +335,7 @@ class Session(StudentsMixin):
         """
         from .iterative import run_iterative
 
+        stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
         return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
                              PruneConfig(sparsity=target, scope=scope, structured=structured,
                                          norm=norm),
@@ -343,8 +359,10 @@ class Session(StudentsMixin):
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
         """Write the model as masked | zeros | shrunk (see explorer.export); returns the payload."""
-        from .export import export_model
+        from .export import EXPORT_KINDS, export_model
 
+        check_choice("kind", kind, EXPORT_KINDS)
+        path = check_output_path("path", path)
         with self._lock:
             masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
                                    for n in self._prunable}

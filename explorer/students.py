@@ -34,6 +34,7 @@ from .distill import (
 from .metrics import Snapshot
 from .prune import prunable_names
 from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .validate import check_bool, check_job_hooks, check_seed
 
 Event = StepEvent | EpochEvent | StopEvent
 
@@ -133,7 +134,8 @@ class StudentsMixin:
     def _run_student(self, slot: str, student: float | nn.Module, loss_fn, train_config,
                      seed: int | None, stop, on_event, record: dict) -> Snapshot:
         """Train a new student with `loss_fn` (None: labels only) and install it."""
-        seed = self.seed + 1 if seed is None else seed
+        seed = self.seed + 1 if seed is None else check_seed("seed", seed)
+        check_job_hooks(stop, on_event)
         model, config = self._build_student(student, seed=seed)
         init = _clone(model.state_dict())
         first_step = self.total_steps
@@ -171,6 +173,7 @@ class StudentsMixin:
             raise ValueError(REGRESSION_NO_TEMPERATURE)
         temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
         temperature, alpha = check_distill_args(temperature, alpha)
+        check_bool("t_squared", t_squared)
         train_config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
                                    batch_size=batch_size)
         with self._lock:

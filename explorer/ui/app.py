@@ -19,7 +19,7 @@ import numpy as np
 from ..jobs import JobResult, JobRunner
 from ..metrics import Snapshot
 from ..session import Session
-from ..train import EpochEvent, StepEvent, StopEvent
+from ..train import DIVERGED, EpochEvent, StepEvent, StopEvent
 from . import plots
 from .cards import Cards
 from .compare_panel import ComparePanel
@@ -53,6 +53,9 @@ class ExplorerApp(W.VBox):
         self._steps: list[int] = []
         self._step_losses: list[float] = []
         self._reconfiguring = False
+        self._job_active = False  # from start_job until _on_done has run (pump included)
+        self._compute_pending = False  # a pruning change arrived during a job
+        self._job_name, self._job_done = "", None
         self.cards = Cards(self)
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
@@ -148,6 +151,11 @@ class ExplorerApp(W.VBox):
     def _on_compute(self, _change: dict | None = None) -> None:
         if self._reconfiguring:
             return
+        if self.busy:  # applied when the job ends, so the masks follow the last setting
+            self._compute_pending = True
+            self.set_status(f"{self._job_name} running: the pruning change applies "
+                            "when it ends")
+            return
         self.run(lambda: self.session.prune(**self.prune_kwargs()))
 
     def _on_mode(self, change: dict) -> None:
@@ -171,7 +179,15 @@ class ExplorerApp(W.VBox):
         return self.session.reset_pruning()
 
     def run(self, action: Callable[[], Snapshot], done: str = "ready") -> bool:
-        """Run a Session call; show its Snapshot, or its error in the status line."""
+        """Run a Session call; show its Snapshot, or its error in the status line.
+
+        Refused while a job runs (the buttons are disabled then, but a handler must not
+        trust that): the job's commit would otherwise race with the change.
+        """
+        if self.busy:
+            self.set_status(f"{self._job_name} running: stop it or wait before changing "
+                            "the model", error=True)
+            return False
         try:
             snap = action()
         except ValueError as err:
@@ -211,12 +227,18 @@ class ExplorerApp(W.VBox):
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
 
     # ----- jobs --------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A job runs, or its result has not been applied to the widgets yet."""
+        return self._job_active or self.runner.running
+
     def start_job(self, name: str, work: Callable, epochs_hint: int = 1,
                   on_done: Callable[[JobResult], str] | None = None) -> bool:
         """Run `work(stop, on_event)` in the worker; False when a job is running."""
-        if self.runner.running:
+        if self.busy:
             self.set_status("a job is already running: stop it first", error=True)
             return False
+        self._job_active = True
 
         def job(stop, publish):
             def on_event(event):
@@ -282,7 +304,18 @@ class ExplorerApp(W.VBox):
         self.draw_curves()
 
     def _on_done(self, result: JobResult | None) -> None:
-        self._set_busy(False)
+        try:
+            self._finish(result)
+        finally:
+            self._job_active = False
+            self._set_busy(False)
+        if self._compute_pending:
+            self._compute_pending = False
+            status = self.c.status.value
+            self._on_compute()
+            self.c.status.value = status  # keep the job's outcome in view
+
+    def _finish(self, result: JobResult | None) -> None:
         self.cards.forget()
         self.draw_curves()
         if result is None or result.error is not None:
@@ -292,6 +325,10 @@ class ExplorerApp(W.VBox):
         self._show(self.session.snapshot())
         last = self.runner.latest
         message = self._job_done(result) if self._job_done else ""
+        if isinstance(last, StopEvent) and last.reason.startswith(DIVERGED):
+            self.set_status(f"{self._job_name} stopped: {last.reason}; lower the learning "
+                            "rate", error=True)
+            return
         if isinstance(last, StopEvent):
             self.set_status(f"{self._job_name}: {last.reason} after {last.step} steps; "
                             "kept the weights so far")
