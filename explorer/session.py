@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from .bounded import HISTORY_MAX, UNDO_MAX, BoundedList
 from .config import PruneConfig, TrainConfig, check_choice
 from .data import Dataset, from_tensors, load_dataset
 from .metrics import Snapshot, binned, histogram_edges, layer_stats
@@ -88,14 +89,14 @@ class Session(StudentsMixin):
         shipped = ckpt.load_matching(self.model, self.config) if pretrained else None
         self.pretrained = shipped is not None
         # epoch records and pruning events, in order; a shipped model brings its own
-        self.history: list[dict] = shipped or []
+        self.history: list[dict] = BoundedList(shipped or [], HISTORY_MAX)
         # optimizer steps over all jobs, the curves' x axis
         self.total_steps = max((h.get("step", 0) for h in self.history), default=0)
         self._lock = threading.RLock()
         self._prunable = prunable_names(self.model)
         check_prunable(self.model, self.model_name, self._prunable)
         self.original: State = _clone(self.model.state_dict())
-        self.undo_stack: list[State] = []
+        self.undo_stack: list[State] = BoundedList(limit=UNDO_MAX)
         self._set_base(self.original)
 
     @classmethod
@@ -367,6 +368,29 @@ class Session(StudentsMixin):
             masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
                                    for n in self._prunable}
             return export_model(path, self.model, kind, base=self.base, masks=masks)
+
+
+# ----- persistence (issue 8): the logic lives in explorer.persist ---------------------
+def _save(self: Session, path: str | Path) -> None:
+    """Write the whole session (every slot, undo stack, masks, history) to `path`.
+
+    Plain tensors and data only: Session.load reads it with weights_only=True.
+    """
+    from .persist import save_session
+
+    save_session(self, path)
+
+
+def _load(cls: type[Session], path: str | Path, device: str | None = None) -> Session:
+    """A Session rebuilt from a Session.save file; ValueError when the file is refused
+    (code in the pickle, truncated, not a session file, weights of another model)."""
+    from .persist import load_session
+
+    return load_session(path, device=device, cls=cls)
+
+
+Session.save = _save  # type: ignore[attr-defined]
+Session.load = classmethod(_load)  # type: ignore[attr-defined]
 
 
 def available_devices() -> list[str]:

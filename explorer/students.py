@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import measure as m
+from .bounded import UNDO_MAX, BoundedList
 from .config import TrainConfig, check_choice
 from .distill import (
     DEFAULT_TEMPERATURE,
@@ -107,7 +108,7 @@ class StudentsMixin:
             self.model, self.model_name, self.config = model, config["model"], config
             self._prunable = prunable_names(model)
             self.original = _clone(model.state_dict())
-            self.undo_stack = []
+            self.undo_stack = BoundedList(limit=UNDO_MAX)
             if "initial" in vars(self):  # the engine's lottery-ticket rewind points
                 self.initial, self.rewind_states, self.epochs_trained = init, {}, 0
             self._set_base(self.original)
