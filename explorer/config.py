@@ -95,13 +95,15 @@ class PruneConfig:
             check_number("std", self.std, STD_MIN, math.inf)
         check_choice("scope", self.scope, SCOPES)
         if self.std is not None and self.scope == "global":
-            raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer'")
+            raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer', "
+                             f"got scope={self.scope!r}")
         check_choice("norm", self.norm, NORMS)
         if not isinstance(self.structured, bool):
             raise ValueError(f"structured must be True or False; got {self.structured!r}")
         if self.structured and (self.sparsity is None or self.scope != "layer"):
             raise ValueError("structured pruning takes sparsity= (the fraction of neurons or "
-                             "filters removed per layer) with scope='layer'")
+                             "filters removed per layer) with scope='layer'; got "
+                             f"{self.mode}={self.value:g}, scope={self.scope!r}")
 
     @property
     def mode(self) -> str:

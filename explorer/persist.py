@@ -146,12 +146,16 @@ def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
     name = "the upload" if isinstance(source, (bytes, bytearray, io.IOBase)) else str(source)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(bytes(source))
+    if not _is_zip(source):  # torch.save writes a zip; anything else is not ours
+        raise ValueError(f"{name} is not a readable session file (not a torch.save zip "
+                         "archive: truncated, or not made by Session.save)")
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"{name}: no such file") from None
     except pickle.UnpicklingError as err:  # a global torch's safe unpickler will not load
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line for line in str(err).splitlines() if "Unsupported" in line]
+        first = lines[0].strip() if lines else type(err).__name__
         raise ValueError(f"{name} is refused: it holds objects other than tensors and plain "
                          f"data, which could run code ({first[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
@@ -165,6 +169,22 @@ def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
         raise ValueError(f"{name}: session file version {payload.get('version')!r}; "
                          f"this explorer reads version {VERSION}")
     return payload
+
+
+def _is_zip(source: str | Path | IO[bytes]) -> bool:
+    """True when `source` starts like a zip archive (missing files pass: reported later)."""
+    if isinstance(source, (str, Path)):
+        try:
+            with open(source, "rb") as handle:
+                return handle.read(4) == b"PK\x03\x04"
+        except FileNotFoundError:
+            return True
+        except OSError as err:
+            raise ValueError(f"{source}: cannot be read ({err.strerror})") from None
+    start = source.tell()
+    head = source.read(4)
+    source.seek(start)
+    return head == b"PK\x03\x04"
 
 
 def _check_state(what: str, state: object, model: torch.nn.Module) -> dict:
