@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import html
 import os
+import threading
 from collections.abc import Callable
 
 import ipywidgets as W
@@ -55,6 +56,7 @@ class ExplorerApp(W.VBox):
         self._reconfiguring = False
         self._job_active = False  # from start_job until _on_done has run (pump included)
         self._compute_pending = False  # a pruning change arrived during a job
+        self._busy_lock = threading.Lock()  # guards the two flags above
         self._job_name, self._job_done = "", None
         self.cards = Cards(self)
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
@@ -151,8 +153,9 @@ class ExplorerApp(W.VBox):
     def _on_compute(self, _change: dict | None = None) -> None:
         if self._reconfiguring:
             return
-        if self.busy:  # applied when the job ends, so the masks follow the last setting
-            self._compute_pending = True
+        with self._busy_lock:  # applied when the job ends: masks follow the last setting
+            deferred = self._compute_pending = self.busy
+        if deferred:
             self.set_status(f"{self._job_name} running: the pruning change applies "
                             "when it ends")
             return
@@ -178,13 +181,14 @@ class ExplorerApp(W.VBox):
             self._reconfiguring = False
         return self.session.reset_pruning()
 
-    def run(self, action: Callable[[], Snapshot], done: str = "ready") -> bool:
+    def run(self, action: Callable[[], Snapshot], done: str = "ready",
+            during_job: bool = False) -> bool:
         """Run a Session call; show its Snapshot, or its error in the status line.
 
         Refused while a job runs (the buttons are disabled then, but a handler must not
         trust that): the job's commit would otherwise race with the change.
         """
-        if self.busy:
+        if self.busy and not during_job:
             self.set_status(f"{self._job_name} running: stop it or wait before changing "
                             "the model", error=True)
             return False
@@ -235,10 +239,12 @@ class ExplorerApp(W.VBox):
     def start_job(self, name: str, work: Callable, epochs_hint: int = 1,
                   on_done: Callable[[JobResult], str] | None = None) -> bool:
         """Run `work(stop, on_event)` in the worker; False when a job is running."""
-        if self.busy:
+        with self._busy_lock:
+            refused = self.busy
+            self._job_active = True  # (already True when refused)
+        if refused:
             self.set_status("a job is already running: stop it first", error=True)
             return False
-        self._job_active = True
 
         def job(stop, publish):
             def on_event(event):
@@ -254,7 +260,10 @@ class ExplorerApp(W.VBox):
         self.c.progress.max, self.c.progress.value = max(epochs_hint, 1), 0
         self.set_status(f"{name}: starting")
         self._job_name, self._job_done = name, on_done
-        self.runner.start(name, job)
+        if not self.runner.start(name, job):  # cannot happen while _job_active guards it
+            self._job_active = False
+            self._set_busy(False)
+            return False
         self.pump = Pump(self.runner, self._on_progress, self._on_done, self._on_pump_error)
         self.pump.start()
         return True
@@ -307,13 +316,17 @@ class ExplorerApp(W.VBox):
         try:
             self._finish(result)
         finally:
-            self._job_active = False
-            self._set_busy(False)
-        if self._compute_pending:
-            self._compute_pending = False
             status = self.c.status.value
-            self._on_compute()
-            self.c.status.value = status  # keep the job's outcome in view
+            while True:  # slider moves made during the job, applied before anyone else's
+                with self._busy_lock:
+                    if not self._compute_pending:
+                        self._job_active = False
+                        break
+                    self._compute_pending = False
+                self.run(lambda: self.session.prune(**self.prune_kwargs()), during_job=True)
+                if "error:" not in self.c.status.value:
+                    self.c.status.value = status  # keep the job's outcome in view
+            self._set_busy(False)
 
     def _finish(self, result: JobResult | None) -> None:
         self.cards.forget()
