@@ -1,4 +1,4 @@
-"""Command line: ``explorer dashboard | ...``.
+"""Command line: ``explorer dashboard | bench | ...``.
 
 This module must stay cheap to import: it validates arguments first and imports anything
 heavy (torch, the Jupyter stack) only inside the subcommand that needs it.
@@ -138,6 +138,13 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return run_child(cmd)
 
 
+def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``explorer bench``: the benchmark suite (see explorer.bench)."""
+    from .bench import bench_command
+
+    return bench_command(args)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and one subparser per subcommand (by name)."""
     parser = argparse.ArgumentParser(
@@ -182,6 +189,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     run = add_run_parser(sub)
     run.set_defaults(handler=lambda args, _parser: run_command(args))
     subparsers["run"] = run
+
+    from .bench import add_bench_parser  # cheap: torch loads only when the bench runs
+
+    p = add_bench_parser(sub)
+    p.set_defaults(handler=cmd_bench)
+    subparsers["bench"] = p
     return parser, subparsers
 
 

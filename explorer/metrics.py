@@ -82,7 +82,10 @@ def binned(weight: torch.Tensor, edges: torch.Tensor, drop_zeros: int = 0) -> np
     lo, hi = float(edges[0]), float(edges[-1])
     counts = torch.histc(weight.detach().float(), bins=edges.numel() - 1, min=lo, max=hi)
     if drop_zeros:
-        zero_bin = min(int((0.0 - lo) / (hi - lo) * (edges.numel() - 1)), edges.numel() - 2)
+        # the bin histc itself puts 0.0 in: the middle edge is not exactly 0 in float32,
+        # so a formula can pick the neighbour and leave negative counts there
+        zero = torch.zeros(1, dtype=counts.dtype, device=counts.device)
+        zero_bin = int(torch.histc(zero, bins=edges.numel() - 1, min=lo, max=hi).argmax())
         counts[zero_bin] -= drop_zeros
     return counts.to(torch.int32).cpu().numpy()
 
@@ -94,4 +97,29 @@ def layer_stats(name: str, weight: torch.Tensor, base_counts: np.ndarray,
     nonzero = int(torch.count_nonzero(weight))
     return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
                       binned(weight, edges, drop_zeros=numel - nonzero), base_counts,
+                      edges.numpy().astype(np.float32))
+
+
+def threshold_layer_stats(name: str, sorted_values: torch.Tensor, base_counts: np.ndarray,
+                          edges: torch.Tensor, cut: float) -> LayerStats:
+    """layer_stats of base * (|base| >= cut), read from the base's sorted values.
+
+    O(bins log n) instead of passes over the weights: survivors are the values <= -cut
+    and >= cut (for cut <= 0: the nonzero values), counted per bin by binary search.
+    """
+    numel = sorted_values.numel()
+    if cut > 0:
+        neg_end = int(torch.searchsorted(sorted_values, -cut, right=True))
+        pos_start = int(torch.searchsorted(sorted_values, cut))
+    else:
+        neg_end = int(torch.searchsorted(sorted_values, 0.0))
+        pos_start = int(torch.searchsorted(sorted_values, 0.0, right=True))
+    at = torch.searchsorted(sorted_values, edges.to(sorted_values), right=False).cpu()
+    at[-1] = numel  # histc counts the top edge into the last bin; nothing lies beyond it
+    lo, hi = at[:-1], at[1:]
+    neg = (torch.minimum(hi, torch.tensor(neg_end)) - lo).clamp(min=0)
+    pos = (hi - torch.maximum(lo, torch.tensor(pos_start))).clamp(min=0)
+    nonzero = neg_end + numel - pos_start
+    return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
+                      (neg + pos).to(torch.int32).numpy(), base_counts,
                       edges.numpy().astype(np.float32))

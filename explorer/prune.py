@@ -41,6 +41,13 @@ class MagnitudeIndex:
     _layer_order: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _layer_sorted: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _global: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _abs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def magnitudes(self, name: str) -> torch.Tensor:
+        """|w| of one layer, kept so that a slider move is a single compare pass."""
+        if name not in self._abs:
+            self._abs[name] = self.weights[name].detach().abs()
+        return self._abs[name]
 
     def layer(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(ascending |w|, flat indices in that order) of one layer."""
@@ -65,6 +72,9 @@ class MaskResult:
     masks: dict[str, torch.Tensor]
     cuts: dict[str, float]
     warnings: tuple[str, ...] = ()
+    # True when every mask is exactly |base| >= cuts[name]: snapshots may then take
+    # counts and histograms from sorted base values instead of passes over the weights.
+    exact_cuts: bool = False
 
 
 def _mask_dropping(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Tensor:
@@ -78,25 +88,44 @@ def _cut(sorted_mags: torch.Tensor, k: int) -> float:
     return float(sorted_mags[k]) if k < sorted_mags.numel() else math.inf
 
 
-def _threshold_masks(weights: dict[str, torch.Tensor],
-                     thresholds: dict[str, float]) -> MaskResult:
-    masks = {n: w.abs() >= thresholds[n] for n, w in weights.items()}
-    return MaskResult(masks, dict(thresholds))
+def _prune_smallest(mags: torch.Tensor, sorted_mags: torch.Tensor, order: torch.Tensor,
+                    k: int) -> tuple[torch.Tensor, float, bool]:
+    """(mask dropping the k smallest, cut, whether mask == mags >= cut).
+
+    Without a tie at the boundary the k smallest are exactly those below the k-th sorted
+    magnitude, so one compare pass gives the mask; a scatter through `order` (stable, as
+    torch.nn.utils.prune breaks ties) is needed only when equal magnitudes straddle it.
+    """
+    n, cut = sorted_mags.numel(), _cut(sorted_mags, k)
+    if k == 0 or k >= n or bool(sorted_mags[k - 1] < sorted_mags[k]):
+        return mags >= cut, cut, True
+    return _mask_dropping(order, k, mags.shape), cut, False
+
+
+def _threshold_masks(index: MagnitudeIndex, thresholds: dict[str, float]) -> MaskResult:
+    masks = {n: index.magnitudes(n) >= thresholds[n] for n in index.weights}
+    return MaskResult(masks, dict(thresholds), exact_cuts=True)
 
 
 def _sparsity_masks(index: MagnitudeIndex, sparsity: float, scope: str) -> MaskResult:
     weights = index.weights
     if scope == "layer":
-        masks, cuts = {}, {}
+        masks, cuts, exact = {}, {}, True
         for name, w in weights.items():
             sorted_mags, order = index.layer(name)
             k = n_to_prune(sparsity, w.numel())
-            masks[name], cuts[name] = _mask_dropping(order, k, w.shape), _cut(sorted_mags, k)
-        return MaskResult(masks, cuts)
+            masks[name], cuts[name], same = _prune_smallest(index.magnitudes(name),
+                                                            sorted_mags, order, k)
+            exact = exact and same
+        return MaskResult(masks, cuts, exact_cuts=exact)
     sorted_mags, order = index.global_()
-    k = n_to_prune(sparsity, sorted_mags.numel())
-    flat = _mask_dropping(order, k, torch.Size([sorted_mags.numel()]))
+    n = sorted_mags.numel()
+    k = n_to_prune(sparsity, n)
     cut = _cut(sorted_mags, k)
+    if k == 0 or k >= n or bool(sorted_mags[k - 1] < sorted_mags[k]):
+        masks = {name: index.magnitudes(name) >= cut for name in weights}
+        return MaskResult(masks, {name: cut for name in weights}, exact_cuts=True)
+    flat = _mask_dropping(order, k, torch.Size([n]))
     masks, start = {}, 0
     for name, w in weights.items():
         masks[name] = flat[start:start + w.numel()].view(w.shape)
@@ -108,18 +137,19 @@ def _keep_min_density(index: MagnitudeIndex, result: MaskResult,
                       min_density: float) -> MaskResult:
     """Global scope can empty a layer; refill such a layer to its largest weights."""
     masks, cuts, warnings = dict(result.masks), dict(result.cuts), list(result.warnings)
+    exact = result.exact_cuts
     for name, mask in result.masks.items():
         numel = mask.numel()
         need = math.ceil(min_density * numel)
         kept = int(mask.sum())
         if kept < need:
             sorted_mags, order = index.layer(name)
-            k = numel - need
-            masks[name] = _mask_dropping(order, k, mask.shape)
-            cuts[name] = _cut(sorted_mags, k)
+            masks[name], cuts[name], same = _prune_smallest(index.magnitudes(name),
+                                                            sorted_mags, order, numel - need)
+            exact = exact and same
             warnings.append(f"{name}: global pruning would keep {kept} of {numel} weights; "
                             f"kept the largest {need} ({min_density:.0%} minimum density)")
-    return MaskResult(masks, cuts, tuple(warnings))
+    return MaskResult(masks, cuts, tuple(warnings), exact_cuts=exact)
 
 
 def compute_masks(index: MagnitudeIndex, config: PruneConfig,
@@ -127,10 +157,10 @@ def compute_masks(index: MagnitudeIndex, config: PruneConfig,
     """Masks for one pruning request, from the dense weights held by `index`."""
     weights = index.weights
     if config.mode == "threshold":
-        result = _threshold_masks(weights, {n: config.value for n in weights})
+        result = _threshold_masks(index, {n: config.value for n in weights})
     elif config.mode == "std":
         result = _threshold_masks(
-            weights, {n: config.value * float(w.std()) for n, w in weights.items()})
+            index, {n: config.value * float(w.std()) for n, w in weights.items()})
     else:
         result = _sparsity_masks(index, config.value, config.scope)
     if config.scope == "global" and min_density > 0:

@@ -21,7 +21,7 @@ from . import checkpoint as ckpt
 from .bounded import HISTORY_MAX, UNDO_MAX, BoundedList
 from .config import PruneConfig, TrainConfig, check_choice
 from .data import Dataset, from_tensors, load_dataset
-from .metrics import Snapshot, binned, histogram_edges, layer_stats
+from .metrics import Snapshot, binned, histogram_edges, layer_stats, threshold_layer_stats
 from .models import build_model, check_fits
 from .prune import MagnitudeIndex, MaskResult, apply_masks, compute_masks, prunable_names
 from .structure import model_groups, removed_fraction, shrink_model, structured_masks
@@ -123,6 +123,8 @@ class Session(StudentsMixin):
         self._edges = {n: histogram_edges(w).to(w.device) for n, w in prunable_base.items()}
         self._base_counts = {n: binned(w, self._edges[n]) for n, w in prunable_base.items()}
         self._edges = {n: e.cpu() for n, e in self._edges.items()}
+        self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
+        self._mark_exact()  # the model shows the base: survivors are its nonzeros
 
     @property
     def prunable(self) -> list[str]:
@@ -159,6 +161,7 @@ class Session(StudentsMixin):
         with self._lock:
             apply_masks(self._params_for(self.masks), self.base, None)
             self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
+            self._mark_exact()
             return self.snapshot()
 
     def undo(self) -> Snapshot:
@@ -232,9 +235,7 @@ class Session(StudentsMixin):
         """Freeze the current state: metrics on `split`, per-layer sparsity, histograms."""
         with self._lock:
             params = self._params()
-            layers = tuple(
-                layer_stats(n, p, self._base_counts[n], self._edges[n], self.cuts.get(n, 0.0))
-                for n, p in params.items())
+            layers = tuple(self._layer_stats(n, p) for n, p in params.items())
             if evaluate_model:
                 loss, accuracy, _ = evaluate(self.model, self.data.split(split), self.task)
             else:
@@ -283,6 +284,26 @@ class Session(StudentsMixin):
         apply_masks(self._params_for(self.masks, result.masks), self.base, result.masks)
         self.masks, self.prune_config = result.masks, config
         self.cuts, self.warnings = result.cuts, result.warnings
+        if result.exact_cuts and not config.structured:
+            self._mark_exact()
+
+    # ----- fast snapshots (issue 7: a slider move costs masks + one forward pass) ------
+    def _mark_exact(self) -> None:
+        """Record that each prunable weight now equals base * (|base| >= cut).
+
+        Keyed by the tensor and its version counter, which any in-place change (optimizer
+        step, mask multiply, load_state_dict) bumps: a stale record is simply not used.
+        """
+        self._exact = {n: (id(p), p._version) for n, p in self._params().items()}
+
+    def _layer_stats(self, name: str, param: torch.Tensor):
+        cut = self.cuts.get(name, 0.0)
+        if getattr(self, "_exact", {}).get(name) != (id(param), param._version):
+            return layer_stats(name, param, self._base_counts[name], self._edges[name], cut)
+        if name not in self._sorted_values:
+            self._sorted_values[name] = torch.sort(self.base[name].flatten())[0]
+        return threshold_layer_stats(name, self._sorted_values[name],
+                                     self._base_counts[name], self._edges[name], cut)
 
     def engine_snapshot(self, split: str = "val") -> Snapshot:
         """snapshot() plus which sparsity a structured number means (PITFALLS)."""

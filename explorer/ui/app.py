@@ -9,6 +9,7 @@ worker thread, one at a time; a Pump applies their latest progress a few times a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
 import os
 import threading
@@ -24,7 +25,7 @@ from ..train import DIVERGED, EpochEvent, StepEvent, StopEvent
 from . import plots
 from .cards import Cards
 from .compare_panel import ComparePanel
-from .controls import SLIDER_RANGES, build_controls, model_changing, tagged
+from .controls import SLIDER_RANGES, build_controls, model_changing, rewind_value, tagged
 from .distill_panel import DistillPanel
 from .panels import ModelPanel, prune_panel
 from .pump import Pump
@@ -43,8 +44,10 @@ class ExplorerApp(W.VBox):
     def __init__(self, session: Session, theme: str | None = None,
                  talk: bool | None = None) -> None:
         self.session = session
-        self.theme = get_theme(theme)
         self.talk = env_flag("EXPLORER_TALK") if talk is None else talk
+        self.theme = get_theme(theme)
+        if self.talk:  # a projector at the back of a room: larger type on the plots too
+            self.theme = dataclasses.replace(self.theme, font_size=self.theme.font_size + 5)
         self.runner = JobRunner()
         self.pump: Pump | None = None
         self.c = build_controls(session.prunable)
@@ -101,8 +104,8 @@ class ExplorerApp(W.VBox):
         story = W.HTML('<div class="cx-story">1 baseline &rarr; 2 prune (slider) &rarr; '
                        '3 fine-tune (Prune and fine-tune) &rarr; 4 distil (Distill tab)</div>')
         head = [title, story] if self.talk else [title]
-        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.cards.box,
-                self.fig]
+        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.fig,
+                self.cards.box]
 
     def _wire(self) -> None:
         c = self.c
@@ -140,7 +143,10 @@ class ExplorerApp(W.VBox):
         box = self.tabs.children[change["new"]] if change["new"] is not None else None
         for panel in (self.distill, self.compare):
             if box is panel.box:
-                panel.open()
+                try:
+                    panel.open()
+                except Exception as err:  # ipywidgets would only log it: say it on the page
+                    self.set_status(f"error: could not draw this tab: {err}", error=True)
 
     # ----- compute tier ------------------------------------------------------------
     def prune_kwargs(self) -> dict:
@@ -282,7 +288,7 @@ class ExplorerApp(W.VBox):
             return False
         target, steps, ft = c.slider.value, c.steps.value, c.finetune_epochs.value
         kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
-                      rewind=c.rewind.value, scope=c.scope.value, lr=c.lr.value / 10,
+                      rewind=rewind_value(c.rewind.value), scope=c.scope.value, lr=c.lr.value / 10,
                       structured=c.structured.value, norm=c.norm.value)
         return self.start_job("prune and fine-tune", lambda stop, ev:
                               self.session.prune_iteratively(target, stop=stop, on_event=ev,

@@ -72,7 +72,7 @@ class Cards:
                      f"{extra.get('flops_dense', 0):,} / {extra.get('flops_effective', 0):,}"),
                 _row("latency b1 / b256*", self._latency(extra)),
             ]
-        note = html.escape(extra.get("speedup_note", "")) if extra else (
+        note = html.escape(extra.get("speedup_note") or "") if extra else (
             "Masked weights are still stored and multiplied: masking alone makes nothing "
             "faster. Press Measure for FLOPs and latency.")
         self.size.value = (f'<div class="cx-card"><b>Size and speed</b><table>{"".join(rows)}'

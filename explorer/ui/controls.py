@@ -19,6 +19,9 @@ SLIDER_RANGES = {  # mode -> (min, max, step, readout format)
 MODE_LABELS = [("target sparsity", "sparsity"), ("threshold |w|", "threshold"),
                ("x layer std", "std")]
 NARROW = W.Layout(width="190px")
+# Dropdown values are strings (None shows as a blank box); rewind_value() converts.
+REWIND_OPTIONS = [("no rewind", "none"), ("to init (lottery ticket)", "init"),
+                  ("to epoch 1", "1"), ("to epoch 2", "2"), ("to epoch 5", "5")]
 STYLE = {"description_width": "90px"}
 
 
@@ -83,13 +86,13 @@ def build_controls(layers: list[str]) -> Controls:
                                     description="rank by", style=STYLE), "norm"),
         schedule=tagged(W.Dropdown(options=[("one shot", "oneshot"), ("linear", "linear"),
                                             ("AGP (cubic)", "agp")], value="agp",
-                                   description="Schedule", layout=NARROW, style=STYLE),
+                                   description="Schedule", layout=W.Layout(width="230px"),
+                                   style=STYLE),
                         "schedule"),
         steps=int_box("Steps", "steps", 3, 1, 50),
         finetune_epochs=int_box("Fine-tune ep.", "finetune-epochs", 2, 0, C.EPOCHS_MAX),
-        rewind=tagged(W.Dropdown(options=[("no rewind", None), ("to init (lottery)", "init"),
-                                          ("to epoch 1", 1), ("to epoch 2", 2)], value=None,
-                                 description="Rewind", layout=NARROW, style=STYLE), "rewind"),
+        rewind=tagged(W.Dropdown(options=REWIND_OPTIONS, value="none", description="Rewind",
+                                 layout=W.Layout(width="250px"), style=STYLE), "rewind"),
         layer=tagged(W.Dropdown(options=layers, value=layers[0], description="Layer",
                                 style=STYLE), "layer"),
         log_y=tagged(W.Checkbox(value=False, description="log y", indent=False), "logy"),
@@ -109,6 +112,11 @@ def build_controls(layers: list[str]) -> Controls:
         status=tagged(W.HTML(value="ready"), "status"),
         summary=tagged(W.HTML(value=""), "sparsity-label"),
     )
+
+
+def rewind_value(choice: str) -> str | int | None:
+    """The Session's rewind argument for a dropdown value."""
+    return None if choice == "none" else "init" if choice == "init" else int(choice)
 
 
 def model_changing(c: Controls) -> list[W.Widget]:

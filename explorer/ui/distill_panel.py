@@ -30,7 +30,8 @@ class DistillPanel:
     def __init__(self, app: ExplorerApp) -> None:
         self.app = app
         self.fig = None
-        slider = dict(continuous_update=True, style=STYLE, layout=W.Layout(width="360px"))
+        slider = dict(continuous_update=True, style={"description_width": "110px"},
+                      layout=W.Layout(width="380px"))
         self.width = tagged(W.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05,
                                           description="Student width", **slider),
                             "student-width")

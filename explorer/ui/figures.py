@@ -17,7 +17,9 @@ from .theme import Theme
 def _two_panel(theme: Theme, titles: tuple[str, str], height: int = 320) -> go.FigureWidget:
     fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=titles,
                                         horizontal_spacing=0.12))
-    fig.update_layout(**layout_for(theme, "", height))
+    # Built while its tab opens, a figure cannot measure its container: give it a width.
+    fig.update_layout({**layout_for(theme, "", height), "width": 1150,
+                       "legend": {"orientation": "h", "y": -0.25}})
     return fig
 
 
@@ -36,7 +38,8 @@ def tradeoff_figure(theme: Theme) -> go.FigureWidget:
     for col in (1, 2):
         fig.update_xaxes(title_text="sparsity (pruned fraction of weights)", range=[-0.02, 1.0],
                          row=1, col=col)
-        fig.update_yaxes(title_text="validation accuracy", row=1, col=col)
+        fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], row=1, col=col)
+    fig.update_layout(margin={"b": 90})
     return fig
 
 
@@ -70,8 +73,9 @@ def distill_figure(theme: Theme) -> go.FigureWidget:
                     line={"color": theme.line, "dash": "dash"}, row=1, col=2)
     fig.update_xaxes(title_text="class", dtick=1, row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1.0], row=1, col=1)
-    fig.update_xaxes(title_text="temperature T", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="validation accuracy", row=1, col=2)
+    fig.update_xaxes(title_text="temperature T (press Sweep T)", type="log",
+                     range=[-0.05, 1.35], row=1, col=2)
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(barmode="group")
     return fig
 
@@ -102,12 +106,13 @@ def update_temperature_curve(fig: go.FigureWidget, sweep: list[dict],
 
 def quality_figure(theme: Theme) -> go.FigureWidget:
     """Confusion matrix (classification) or predicted vs true (regression)."""
-    fig = go.FigureWidget(layout=layout_for(theme, "Confusion matrix (validation)", 380))
+    fig = go.FigureWidget(layout=layout_for(theme, "Confusion matrix (validation)", 420))
+    fig.update_layout(width=560)
     fig.add_heatmap(z=[[0]], colorscale="Blues", showscale=False, name="confusion")
     fig.add_scatter(name="predicted vs true", x=[], y=[], mode="markers",
                     marker={"size": 4, "color": theme.kept, "opacity": 0.5})
-    fig.update_xaxes(title_text="predicted")
-    fig.update_yaxes(title_text="true", autorange="reversed")
+    fig.update_xaxes(title_text="predicted", dtick=1)
+    fig.update_yaxes(title_text="true", autorange="reversed", dtick=1)
     return fig
 
 
