@@ -184,7 +184,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.set_defaults(handler=cmd_dashboard)
     subparsers["dashboard"] = p
 
-    from .run_cli import add_run_parser, run_command  # argparse only: no torch here
+    from .run_cli import _one_line_error, add_run_parser, run_command  # no torch here
+
+    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
 
     run = add_run_parser(sub)
     run.set_defaults(handler=lambda args, _parser: run_command(args))
@@ -195,6 +197,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = add_bench_parser(sub)
     p.set_defaults(handler=cmd_bench)
     subparsers["bench"] = p
+
+    from .repro_cli import add_reproduce_parser, add_sensitivity_parser, add_sweep_parser
+
+    for name, add in (("reproduce", add_reproduce_parser),
+                      ("sensitivity", add_sensitivity_parser), ("sweep", add_sweep_parser)):
+        subparsers[name] = add(sub)
     return parser, subparsers
 
 

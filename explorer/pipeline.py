@@ -189,7 +189,7 @@ def _plain(value):
 
 def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> dict:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-              if k not in ("func", "command")}
+              if k not in ("func", "command") and not callable(v)}
     config["finetune_lr"] = args.lr * FINETUNE_LR_FACTOR
     device = {"name": str(session.device), "threads": torch.get_num_threads(),
               "cuda": torch.cuda.get_device_name(session.device)

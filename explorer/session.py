@@ -390,6 +390,33 @@ class Session(StudentsMixin):
                                    for n in self._prunable}
             return export_model(path, self.model, kind, base=self.base, masks=masks)
 
+    # ----- sensitivity and sweeps (explorer.sensitivity, explorer.sweep) -------------
+    def sensitivity(self, sparsities: tuple[float, ...] | list[float] | None = None,
+                    finetune_epochs: int = 0, layers: list[str] | None = None,
+                    lr: float = 1e-4, stop: threading.Event | None = None,
+                    on_event: Callable | None = None) -> dict:
+        """Validation accuracy with one layer at a time pruned (see explorer.sensitivity);
+        the session is restored exactly afterwards."""
+        from .sensitivity import DEFAULT_SPARSITIES, sensitivity
+
+        return sensitivity(self, DEFAULT_SPARSITIES if sparsities is None else sparsities,
+                           finetune_epochs, layers, lr, stop, on_event)
+
+    def prune_per_layer(self, targets: dict[str, float]) -> Snapshot:
+        """Prune each named layer of the dense base to its own sparsity; others stay dense."""
+        from .sensitivity import prune_per_layer
+
+        return prune_per_layer(self, targets)
+
+    def sweep(self, grid, executor: str = "local", address: str | None = None,
+              workers: int | None = None, threads: int = 1,
+              stop: threading.Event | None = None, on_row: Callable | None = None):
+        """Run a grid of settings from the current dense base (see explorer.sweep);
+        returns a SweepTable (rows, .to_csv(), .to_json()). The session is unchanged."""
+        from .sweep import sweep
+
+        return sweep(self, grid, executor, address, workers, threads, stop, on_row)
+
 
 # ----- persistence (issue 8): the logic lives in explorer.persist ---------------------
 def _save(self: Session, path: str | Path) -> None:

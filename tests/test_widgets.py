@@ -95,6 +95,8 @@ def test_train_runs_a_job_that_grows_the_curves(app):
     assert app.wait(120)
     assert len(trace(app, "train loss (step)").x) > 10
     assert len(trace(app, "val accuracy").y) == epochs_before + 2
+    ghost = np.asarray(trace(app, "dense original").y)  # the new base's ghost was resent
+    assert np.array_equal(ghost, app.snap.layer(app.c.layer.value).hist_base_counts)
     assert min(trace(app, "train loss (step)").x) > trace(app, "val accuracy").x[epochs_before - 1]
     assert "done" in app.c.status.value
     assert not app.c.slider.disabled and app.c.stop.disabled

@@ -52,6 +52,7 @@ class ExplorerApp(W.VBox):
         self.pump: Pump | None = None
         self.c = build_controls(session.prunable)
         self.fig = tagged(plots.main_figure(self.theme), "fig-main")
+        self.model_view = plots.ModelPanelsView(self.fig)
         for name in ("fig-sparsity", "fig-hist", "fig-curves"):
             self.fig.add_class(f"cx-{name}")
         self._steps: list[int] = []
@@ -219,7 +220,7 @@ class ExplorerApp(W.VBox):
 
     def _show(self, snap: Snapshot) -> None:
         self.snap = snap
-        plots.update_model_panels(self.fig, snap, self.c.layer.value, self.c.log_y.value)
+        self.model_view.update(snap, self.c.layer.value, self.c.log_y.value)
         which = "" if self.session_selected() == "teacher" else f" [{self.session_selected()}]"
         quality = ("" if snap.accuracy is None else f" &middot; val accuracy {snap.accuracy:.1%}")
         if snap.accuracy is None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .app import ExplorerApp
 
 FINETUNE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
+SENSITIVITY_LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)  # issue 9: one layer at a time
+SENSITIVITY_TRACE = "sensitivity (one layer pruned)"
 COLUMNS = [("label", "run"), ("model_slot", "model"), ("accuracy", "accuracy"),
            ("sparsity", "sparsity"), ("nonzero", "nonzero"), ("bytes_dense", "bytes dense"),
            ("bytes_sparse", "bytes sparse"), ("bytes_shrunk", "bytes shrunk"),
@@ -57,23 +59,32 @@ class ComparePanel:
         self.with_ft = tagged(W.Checkbox(value=False, indent=False,
                                          description="with fine-tuning (background job)"),
                               "sweep-finetune")
+        self.sens_button = button("Layer sensitivity (background job)", "sensitivity")
+        self.sensitivity: dict | None = None
         self.table = tagged(W.HTML("<i>No pinned runs yet.</i>"), "pinned-table")
+        self.sens_button.on_click(lambda _: self.run_sensitivity())
         self.pin.on_click(lambda _: self.pin_now())
         self.sweep.on_click(lambda _: self.run_sweep())
         self.figure_box = W.VBox([])
-        self.box = W.VBox([W.HBox([self.label, self.pin, self.sweep, self.with_ft]),
+        self.box = W.VBox([W.HBox([self.label, self.pin, self.sweep, self.with_ft,
+                                   self.sens_button]),
                            self.table, self.figure_box])
 
     def figures(self) -> list:
         return [f for f in (self.fig, self.fig_quality) if f is not None]
 
     def controls(self) -> list[W.Widget]:
-        return [self.pin, self.sweep, self.with_ft]
+        return [self.pin, self.sweep, self.with_ft, self.sens_button]
 
     def open(self) -> None:
         if self.fig is None:
             self.fig = tagged(tradeoff_figure(self.app.theme), "fig-tradeoff")
             self.fig_quality = tagged(quality_figure(self.app.theme), "fig-quality")
+            # issue 9: one extra trace on the trade-off panel, all layers' curves in one
+            # (NaN between layers, a marker colour and a label per layer): no new figure.
+            self.fig.add_scatter(name=SENSITIVITY_TRACE, x=[], y=[], mode="lines+markers+text",
+                                 textposition="top right", line={"dash": "dot"},
+                                 row=1, col=1)
             self.figure_box.children = [self.fig, self.fig_quality]
             self.redraw()
             self.app.cards.measure_now(latency=False)
@@ -88,6 +99,7 @@ class ComparePanel:
         snap = self.app.snap
         update_tradeoff(self.fig, self.oneshot, self.finetuned, (snap.sparsity, snap.accuracy),
                         self.pinned)
+        self.draw_sensitivity()
 
     def pin_now(self) -> dict | None:
         """Measure everything (latency included) and add a row."""
@@ -141,3 +153,40 @@ class ComparePanel:
             true, pred = self.app.session.predictions("val", limit=2000)
             update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
                            "Predicted vs true (validation)")
+
+    # ----- layer sensitivity (issue 9) ----------------------------------------------
+    def run_sensitivity(self) -> bool:
+        """Prune one layer at a time (background job); curves join the trade-off plot."""
+        app = self.app
+        total = len(app.session.prunable) * len(SENSITIVITY_LEVELS)
+
+        def work(stop, ev):
+            def on_event(event):
+                if isinstance(event, dict):  # one point measured: progress and status
+                    app.c.progress.value = min(event["done"], app.c.progress.max)
+                    app.set_status(f"sensitivity: {event['layer']} at "
+                                   f"{event['sparsity']:.0%}: {event['accuracy']:.1%}")
+                ev(event)
+
+            self.sensitivity = app.session.sensitivity(SENSITIVITY_LEVELS, stop=stop,
+                                                       on_event=on_event)
+            return self.sensitivity
+
+        return app.start_job("layer sensitivity", work, total,
+                             on_done=lambda _: self.draw_sensitivity() or "")
+
+    def draw_sensitivity(self) -> None:
+        if self.fig is None or self.sensitivity is None:
+            return
+        palette = ["#2b7bb9", "#e4572e", "#17a589", "#8e44ad", "#f1c40f", "#7f8c8d"]
+        x, y, color, text = [], [], [], []
+        for i, (name, accs) in enumerate(self.sensitivity["layers"].items()):
+            levels = self.sensitivity["sparsities"][:len(accs)]
+            x += [*levels, np.nan]
+            y += [np.nan if a is None else a for a in accs] + [np.nan]
+            color += [palette[i % len(palette)]] * (len(accs) + 1)
+            text += [""] * (len(accs) - 1) + [name.removesuffix(".weight"), ""]
+        trace = next(t for t in self.fig.data if t.name == SENSITIVITY_TRACE)
+        with self.fig.batch_update():
+            trace.update(x=np.array(x, dtype=np.float32), y=np.array(y, dtype=np.float32),
+                         text=text, marker={"color": color})

@@ -85,20 +85,45 @@ def _histogram_data(snap: Snapshot, selected: str) -> dict:
             "line_y": np.array([0, top, np.nan, 0, top] if show_cut else [], dtype=np.float32)}
 
 
+class ModelPanelsView:
+    """Sends only what changed: a slider move touches heights, text, the cut and a title.
+
+    Plotly validates every property set in Python (most of a move's cost), so layer names,
+    bin positions, the dense ghost and the axis type are sent only when they change.
+    """
+
+    def __init__(self, fig: go.FigureWidget) -> None:
+        self.fig = fig
+        # (selected, layer names, log_y) and the ghost's counts, held so `is` is reliable
+        self._static: tuple | None = None
+        self._ghost: np.ndarray | None = None
+
+    def update(self, snap: Snapshot, selected: str, log_y: bool) -> None:
+        bars, hist = _sparsity_data(snap, selected), _histogram_data(snap, selected)
+        layer, fig = hist["layer"], self.fig
+        static = (selected, tuple(bars["names"]), log_y)
+        with fig.batch_update():
+            if static != self._static or layer.hist_base_counts is not self._ghost:
+                fig.data[KEPT].update(x=bars["names"], marker_line_width=bars["widths"])
+                fig.data[PRUNED].update(x=bars["names"], marker_line_width=bars["widths"])
+                fig.data[GHOST].update(x=hist["centers"], y=layer.hist_base_counts,
+                                       width=hist["width"])
+                fig.data[HIST].update(x=hist["centers"], width=hist["width"])
+                fig.layout.yaxis2.type = "log" if log_y else "linear"
+                self._static, self._ghost = static, layer.hist_base_counts
+            fig.data[KEPT].y = bars["kept"]
+            fig.data[PRUNED].y, fig.data[PRUNED].base = bars["pruned"], bars["kept"]
+            fig.data[PRUNED].text = bars["text"]
+            fig.data[HIST].y = layer.hist_counts
+            fig.data[CUT].x, fig.data[CUT].y = hist["line_x"], hist["line_y"]
+            fig.layout.annotations[1].text = (f"Weights of {selected} "
+                                              f"({layer.sparsity:.1%} pruned)")
+
+
 def update_model_panels(fig: go.FigureWidget, snap: Snapshot, selected: str,
                         log_y: bool) -> None:
-    """Bars and histogram for one Snapshot: one message for the whole figure."""
-    bars, hist = _sparsity_data(snap, selected), _histogram_data(snap, selected)
-    layer = hist["layer"]
-    with fig.batch_update():
-        fig.data[KEPT].update(x=bars["names"], y=bars["kept"], marker_line_width=bars["widths"])
-        fig.data[PRUNED].update(x=bars["names"], y=bars["pruned"], base=bars["kept"],
-                                text=bars["text"], marker_line_width=bars["widths"])
-        fig.data[GHOST].update(x=hist["centers"], y=layer.hist_base_counts, width=hist["width"])
-        fig.data[HIST].update(x=hist["centers"], y=layer.hist_counts, width=hist["width"])
-        fig.data[CUT].update(x=hist["line_x"], y=hist["line_y"])
-        fig.layout.annotations[1].text = f"Weights of {selected} ({layer.sparsity:.1%} pruned)"
-        fig.layout.yaxis2.type = "log" if log_y else "linear"
+    """Bars and histogram for one Snapshot, everything resent (one message)."""
+    ModelPanelsView(fig).update(snap, selected, log_y)
 
 
 def downsample(xs: np.ndarray, ys: np.ndarray, limit: int = MAX_POINTS
