@@ -203,6 +203,16 @@ def _check_state(what: str, state: object, model: torch.nn.Module) -> dict:
     return state
 
 
+def _prune_config(d: dict) -> PruneConfig:
+    """A PruneConfig, or the per-layer kind explorer.sensitivity installs (has targets)."""
+    if d.get("targets"):
+        from .sensitivity import PerLayerConfig
+
+        return PerLayerConfig(**{**d, "targets": tuple((str(n), float(v))
+                                                       for n, v in d["targets"])})
+    return PruneConfig(**{k: v for k, v in d.items() if k != "targets"})
+
+
 def _restore_slot(session: Session, name: str, data: dict, model: torch.nn.Module) -> None:
     """Make the session's per-model attributes those saved for slot `name`."""
     device = session.device
@@ -225,7 +235,7 @@ def _restore_slot(session: Session, name: str, data: dict, model: torch.nn.Modul
     if data["masks"] is not None:
         masks = moved(data["masks"])
         apply_masks(session._params_for(masks), session.base, masks)
-        session.masks, session.prune_config = masks, PruneConfig(**data["prune_config"])
+        session.masks, session.prune_config = masks, _prune_config(data["prune_config"])
         session.cuts = {k: float(v) for k, v in data["cuts"].items()}
         session.warnings = tuple(data["warnings"])
     model.load_state_dict(moved(data["model_state"]))

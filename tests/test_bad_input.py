@@ -132,6 +132,12 @@ API_ROWS = [
     api("sweep level 1.5", lambda s: sparsity_sweep(s, levels=[0.1, 1.5]), "1.5"),
     api("sweep no levels", lambda s: sparsity_sweep(s, levels=[]), "empty"),
     api("T sweep empty", lambda s: temperature_sweep(s, temperatures=[]), "empty"),
+    api("sensitivity level 2", lambda s: s.sensitivity([0.5, 2.0]), "2.0"),
+    api("sensitivity empty", lambda s: s.sensitivity([]), "empty"),
+    api("sensitivity epochs -1", lambda s: s.sensitivity([0.5], finetune_epochs=-1), "-1"),
+    api("per-layer unknown layer", lambda s: s.prune_per_layer({"fc9.weight": 0.5}),
+        "'fc9.weight'"),
+    api("per-layer sparsity nan", lambda s: s.prune_per_layer({s.prunable[0]: NAN}), "nan"),
     api("load missing", lambda s: Session.load("/nonexistent/s.pt"), "no such file"),
     api("Session dataset", lambda s: Session("cifar"), "'cifar'"),
     api("Session model", lambda s: Session("digits", "vgg"), "'vgg'"),
@@ -335,7 +341,7 @@ WIDGET_ROWS = [
     widget("steps 0 clamps", set_values((C("steps"), 0)), "1", "clamp"),
     widget("finetune -1 clamps", set_values((C("finetune_epochs"), -1)), "0", "clamp"),
     widget("rewind to unrecorded epoch", click(lambda a: a.c.prune_finetune), "rewind.*got 2",
-           setup=set_values((C("slider"), 0.5), (C("rewind"), 2))),
+           setup=set_values((C("slider"), 0.5), (C("rewind"), "2"))),
     widget("undo with nothing", click(lambda a: a.c.undo), "nothing to undo"),
     widget("batch 0 clamps", set_values((M("batch"), 0)), "1", "clamp"),
     widget("model width nan + New", click(lambda a: a.model_panel.new), "width.*nan",
@@ -365,7 +371,7 @@ def defaults(app: ExplorerApp) -> None:
     app._reconfiguring = True
     try:
         c.structured.value, c.scope.value, c.mode.value = False, "layer", "sparsity"
-        c.rewind.value, c.lr.value, c.epochs.value, c.slider.value = None, 1e-3, 1, 0.0
+        c.rewind.value, c.lr.value, c.epochs.value, c.slider.value = "none", 1e-3, 1, 0.0
         app.distill.temperature.value, app.distill.alpha.value = 4.0, 0.7
         app.model_panel.width.value = 1.0
     finally:

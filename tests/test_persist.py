@@ -75,10 +75,12 @@ def test_round_trip_keeps_everything(worked, tmp_path):
     worked.select("student")
 
 
-def test_bytes_round_trip_is_the_same_file_content(worked):
-    data = session_bytes(worked)
-    again = load_session(data)
-    assert same_state(again.model.state_dict(), worked.model.state_dict())
+def test_bytes_round_trip_and_per_layer_pruning():
+    s = Session("digits", "mlp", device="cpu")
+    s.prune_per_layer({s.prunable[0]: 0.8, s.prunable[1]: 0.3})
+    again = load_session(session_bytes(s))
+    assert same_state(again.model.state_dict(), s.model.state_dict())
+    assert again.prune_config == s.prune_config and same_state(again.masks, s.masks)
 
 
 class Boom:
