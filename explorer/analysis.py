@@ -73,7 +73,9 @@ def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1
                     on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
     """Prune to each level and fine-tune, measure, then undo: the base ends unchanged."""
     levels = check_levels(levels)
-    previous, depth = session.prune_config, len(session.undo_stack)
+    # Restored by value, not by undo() count: the undo stack is bounded (explorer.bounded),
+    # so at its limit a job drops the oldest entry and the depth does not grow.
+    previous, stack, base = session.prune_config, list(session.undo_stack), session.base
     points: list[SweepPoint] = []
     try:
         for level in levels:
@@ -86,13 +88,18 @@ def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1
             points.append(point)
             if on_point is not None:
                 on_point(point)
-            while len(session.undo_stack) > depth:
-                session.undo()
+            _restore_base(session, stack, base)
     finally:
-        while len(session.undo_stack) > depth:
-            session.undo()
+        _restore_base(session, stack, base)
         restore_pruning(session, previous)
     return points
+
+
+def _restore_base(session: Session, stack: list, base: dict) -> None:
+    """Put back the undo stack and the dense base a sweep started from."""
+    with session._lock:
+        session.undo_stack[:] = stack
+        session._set_base(base)
 
 
 def temperature_sweep(session: Session, temperatures: tuple[float, ...], student: float = 0.5,

@@ -35,10 +35,10 @@ def check_number(name: str, value: object, low: float, high: float,
     """Return `value` as a number in [low, high] or raise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
     if not math.isfinite(value) or not (low <= value <= high):
         raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
+    if integer and int(value) != value:  # after the finiteness test: int(nan) raises
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -95,13 +95,15 @@ class PruneConfig:
             check_number("std", self.std, STD_MIN, math.inf)
         check_choice("scope", self.scope, SCOPES)
         if self.std is not None and self.scope == "global":
-            raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer'")
+            raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer', "
+                             f"got scope={self.scope!r}")
         check_choice("norm", self.norm, NORMS)
         if not isinstance(self.structured, bool):
             raise ValueError(f"structured must be True or False; got {self.structured!r}")
         if self.structured and (self.sparsity is None or self.scope != "layer"):
             raise ValueError("structured pruning takes sparsity= (the fraction of neurons or "
-                             "filters removed per layer) with scope='layer'")
+                             "filters removed per layer) with scope='layer'; got "
+                             f"{self.mode}={self.value:g}, scope={self.scope!r}")
 
     @property
     def mode(self) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validate import check_finite_data
+
 DATASETS = ("digits", "mnist-5k", "toy-regression")
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 
@@ -166,6 +168,7 @@ def _checked(name: str, x: torch.Tensor, y: torch.Tensor, task: str) -> Split:
                          f"got {tuple(x.shape)}")
     if len(x) != len(y):
         raise ValueError(f"{name}: x has {len(x)} rows but y has {len(y)}")
+    check_finite_data(name, x, y)
     if task == "classification":
         if y.ndim != 1 or y.is_floating_point() or y.is_complex():
             raise ValueError(f"{name}: classification targets must be a 1-d integer tensor "

@@ -165,6 +165,11 @@ def compute_masks(index: MagnitudeIndex, config: PruneConfig,
         result = _sparsity_masks(index, config.value, config.scope)
     if config.scope == "global" and min_density > 0:
         result = _keep_min_density(index, result, min_density)
+    emptied = [n for n, m in result.masks.items() if m.numel() and not bool(m.any())]
+    if emptied:  # asked for explicitly, so kept; but say that the model is now constant
+        note = (f"{config.mode} {config.value:g} prunes every weight of "
+                f"{', '.join(emptied)}: the model's output no longer depends on its input")
+        result = MaskResult(result.masks, result.cuts, (*result.warnings, note))
     return result
 
 

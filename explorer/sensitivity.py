@@ -73,15 +73,19 @@ def prune_per_layer(session: Session, targets: Mapping[str, float]) -> Snapshot:
 def _saved(session: Session) -> dict:
     """What a sensitivity run may change, to be put back exactly."""
     return {"masks": session.masks, "config": session.prune_config, "cuts": session.cuts,
-            "warnings": session.warnings, "depth": len(session.undo_stack),
+            "warnings": session.warnings, "stack": list(session.undo_stack),
+            "base": session.base,
             "history": len(session.history), "total_steps": session.total_steps,
             "epochs": getattr(session, "epochs_trained", None),
             "rewind": dict(getattr(session, "rewind_states", {}))}
 
 
 def _restore(session: Session, saved: dict) -> None:
-    while len(session.undo_stack) > saved["depth"]:
-        session.undo()
+    # By value, not by undo() count: the undo stack is bounded (explorer.bounded), so at
+    # its limit a fine-tune drops the oldest entry and the depth does not grow.
+    if session.base is not saved["base"]:
+        session.undo_stack[:] = saved["stack"]
+        session._set_base(saved["base"])
     result = MaskResult(saved["masks"] or {}, saved["cuts"], saved["warnings"])
     if saved["masks"] is None:
         session.reset_pruning()
@@ -126,7 +130,7 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
                 if stop is not None and stop.is_set():
                     return out
                 acc = _one_point(session, name, level, finetune_epochs, lr, stop,
-                                 on_event, saved["depth"])
+                                 on_event, saved)
                 out["layers"][name].append(acc)
                 done += 1
                 if on_event is not None:
@@ -140,13 +144,15 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
 
 def _one_point(session: Session, name: str, level: float, epochs: int, lr: float,
                stop: threading.Event | None, on_event: Callable | None,
-               depth: int) -> float | None:
+               saved: dict) -> float | None:
     prune_per_layer(session, {name: level})
     if epochs:
         session.train(epochs=epochs, lr=lr, stop=stop, on_event=on_event)
     accuracy = session.snapshot("val").accuracy
-    while len(session.undo_stack) > depth:  # back to the dense base before the next point
-        session.undo()
+    if session.base is not saved["base"]:  # back to the dense base before the next point
+        with session._lock:
+            session.undo_stack[:] = saved["stack"]
+            session._set_base(saved["base"])
     return accuracy
 
 

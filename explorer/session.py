@@ -18,14 +18,23 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import PruneConfig, TrainConfig
+from .bounded import HISTORY_MAX, UNDO_MAX, BoundedList
+from .config import PruneConfig, TrainConfig, check_choice
 from .data import Dataset, from_tensors, load_dataset
 from .metrics import Snapshot, binned, histogram_edges, layer_stats, threshold_layer_stats
 from .models import build_model, check_fits
 from .prune import MagnitudeIndex, MaskResult, apply_masks, compute_masks, prunable_names
 from .structure import model_groups, removed_fraction, shrink_model, structured_masks
 from .students import StudentsMixin
-from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .validate import (
+    check_bool,
+    check_device_available,
+    check_job_hooks,
+    check_output_path,
+    check_prunable,
+    check_seed,
+)
 
 Event = StepEvent | EpochEvent | StopEvent
 State = dict[str, torch.Tensor]
@@ -64,7 +73,9 @@ class Session(StudentsMixin):
                  hidden: tuple[int, ...] | None = None, train: object = None,
                  val: object = None, test: object = None,
                  task: str = "classification") -> None:
-        self.device = pick_device(device)
+        self.device = check_device_available(pick_device(device))
+        seed = check_seed("seed", seed)
+        check_bool("pretrained", pretrained)
         self.seed = seed
         self.data = self._load_data(dataset, train, val, test, task, seed).to(self.device)
         self.task = self.data.task
@@ -87,13 +98,14 @@ class Session(StudentsMixin):
         shipped = ckpt.load_matching(self.model, self.config) if pretrained else None
         self.pretrained = shipped is not None
         # epoch records and pruning events, in order; a shipped model brings its own
-        self.history: list[dict] = shipped or []
+        self.history: list[dict] = BoundedList(shipped or [], HISTORY_MAX)
         # optimizer steps over all jobs, the curves' x axis
         self.total_steps = max((h.get("step", 0) for h in self.history), default=0)
         self._lock = threading.RLock()
         self._prunable = prunable_names(self.model)
+        check_prunable(self.model, self.model_name, self._prunable)
         self.original: State = _clone(self.model.state_dict())
-        self.undo_stack: list[State] = []
+        self.undo_stack: list[State] = BoundedList(limit=UNDO_MAX)
         self._set_base(self.original)
 
     @classmethod
@@ -184,6 +196,7 @@ class Session(StudentsMixin):
         """Train (blocking) with the masks applied, then commit the result as the base."""
         config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
                              batch_size=batch_size, weight_decay=weight_decay)
+        check_job_hooks(stop, on_event)
         with self._lock:
             masks, prune_config = self.masks, self.prune_config
             previous = _clone(self.base)
@@ -197,6 +210,9 @@ class Session(StudentsMixin):
                 break
             if isinstance(event, StepEvent):
                 self.total_steps = first_step + event.step
+            if isinstance(event, StopEvent) and event.reason.startswith(DIVERGED) and \
+                    stop is not None:
+                stop.set()  # callers looping over jobs (iterative, sweeps) stop too
             if isinstance(event, EpochEvent):
                 self._record_epoch()
                 self.history.append({"kind": "epoch", "epoch": event.epoch,
@@ -350,6 +366,7 @@ class Session(StudentsMixin):
         """
         from .iterative import run_iterative
 
+        stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
         return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
                              PruneConfig(sparsity=target, scope=scope, structured=structured,
                                          norm=norm),
@@ -373,8 +390,10 @@ class Session(StudentsMixin):
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
         """Write the model as masked | zeros | shrunk (see explorer.export); returns the payload."""
-        from .export import export_model
+        from .export import EXPORT_KINDS, export_model
 
+        check_choice("kind", kind, EXPORT_KINDS)
+        path = check_output_path("path", path)
         with self._lock:
             masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
                                    for n in self._prunable}
@@ -406,6 +425,29 @@ class Session(StudentsMixin):
         from .sweep import sweep
 
         return sweep(self, grid, executor, address, workers, threads, stop, on_row)
+
+
+# ----- persistence (issue 8): the logic lives in explorer.persist ---------------------
+def _save(self: Session, path: str | Path) -> None:
+    """Write the whole session (every slot, undo stack, masks, history) to `path`.
+
+    Plain tensors and data only: Session.load reads it with weights_only=True.
+    """
+    from .persist import save_session
+
+    save_session(self, path)
+
+
+def _load(cls: type[Session], path: str | Path, device: str | None = None) -> Session:
+    """A Session rebuilt from a Session.save file; ValueError when the file is refused
+    (code in the pickle, truncated, not a session file, weights of another model)."""
+    from .persist import load_session
+
+    return load_session(path, device=device, cls=cls)
+
+
+Session.save = _save  # type: ignore[attr-defined]
+Session.load = classmethod(_load)  # type: ignore[attr-defined]
 
 
 def available_devices() -> list[str]:

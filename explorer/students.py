@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import measure as m
+from .bounded import UNDO_MAX, BoundedList
 from .config import TrainConfig, check_choice
 from .distill import (
     DEFAULT_TEMPERATURE,
@@ -34,6 +35,7 @@ from .distill import (
 from .metrics import Snapshot
 from .prune import prunable_names
 from .train import EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from .validate import check_bool, check_job_hooks, check_seed
 
 Event = StepEvent | EpochEvent | StopEvent
 
@@ -106,7 +108,7 @@ class StudentsMixin:
             self.model, self.model_name, self.config = model, config["model"], config
             self._prunable = prunable_names(model)
             self.original = _clone(model.state_dict())
-            self.undo_stack = []
+            self.undo_stack = BoundedList(limit=UNDO_MAX)
             if "initial" in vars(self):  # the engine's lottery-ticket rewind points
                 self.initial, self.rewind_states, self.epochs_trained = init, {}, 0
             self._set_base(self.original)
@@ -133,7 +135,8 @@ class StudentsMixin:
     def _run_student(self, slot: str, student: float | nn.Module, loss_fn, train_config,
                      seed: int | None, stop, on_event, record: dict) -> Snapshot:
         """Train a new student with `loss_fn` (None: labels only) and install it."""
-        seed = self.seed + 1 if seed is None else seed
+        seed = self.seed + 1 if seed is None else check_seed("seed", seed)
+        check_job_hooks(stop, on_event)
         model, config = self._build_student(student, seed=seed)
         init = _clone(model.state_dict())
         first_step = self.total_steps
@@ -171,6 +174,7 @@ class StudentsMixin:
             raise ValueError(REGRESSION_NO_TEMPERATURE)
         temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
         temperature, alpha = check_distill_args(temperature, alpha)
+        check_bool("t_squared", t_squared)
         train_config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
                                    batch_size=batch_size)
         with self._lock:

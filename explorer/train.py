@@ -81,6 +81,53 @@ def evaluate(model: nn.Module, split: Split, task: str) -> tuple[float, float | 
     return loss, accuracy, out
 
 
+DIVERGED = "diverged"  # StopEvent.reason starts with this when the loss blew up
+
+
+class FiniteGuard:
+    """Keeps the weights from before the latest optimizer step, to roll back to them.
+
+    Divergence shows up either as a non-finite weight right after a step or as a
+    non-finite loss one step later (finite but huge weights overflow the forward pass).
+    In both cases the weights in force before the last applied step are the last ones
+    known to give a finite loss, so those are restored. The copy reuses preallocated
+    buffers (one model's worth of memory, one copy per step: bounded cost), and covers
+    buffers too (BatchNorm running statistics overflow with the weights).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.live = {k: v for k, v in model.state_dict(keep_vars=True).items()
+                     if v.is_floating_point()}
+        self.saved = {k: v.detach().clone() for k, v in self.live.items()}
+
+    @torch.no_grad()
+    def keep(self) -> None:
+        for name, tensor in self.live.items():
+            self.saved[name].copy_(tensor)
+
+    @torch.no_grad()
+    def finite(self) -> bool:
+        checks = [torch.isfinite(t).all() for t in self.live.values()]
+        return bool(torch.stack(checks).all()) if checks else True
+
+    @torch.no_grad()
+    def restore(self, what: str, step: int) -> str:
+        """Copy the kept weights back; return the StopEvent reason (starts with DIVERGED).
+
+        `step` optimizer steps were applied. A bad loss was computed on the weights after
+        step `step`, so those before it (after step - 1) are restored; a bad weight right
+        after a step restores the weights after step `step`.
+        """
+        for name, tensor in self.live.items():
+            tensor.copy_(self.saved[name])
+        bad_loss = what.startswith("loss")
+        kept = step - 1 if bad_loss else step
+        if bad_loss and step == 0:
+            return f"{DIVERGED}: {what} at the first step; the weights are unchanged"
+        return (f"{DIVERGED}: {what} at step {step + 1}; restored the last finite weights "
+                f"(after step {kept})")
+
+
 def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: TrainConfig,
                 masks: dict[str, torch.Tensor] | None = None,
                 stop: threading.Event | None = None, seed: int = 0,
@@ -94,6 +141,7 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
     params = dict(model.named_parameters())
     float_masks = {n: m.to(params[n].dtype) for n, m in (masks or {}).items()}
     optimizer = make_optimizer(list(params.values()), config)
+    guard = FiniteGuard(model)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     n = len(train)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -111,9 +159,10 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
             out = model(x)
             loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                yield StopEvent(step, f"loss became {loss_value} at step {step + 1}")
+            if not math.isfinite(loss_value):  # the weights of the last step made it so
+                yield StopEvent(step, guard.restore(f"loss became {loss_value}", step))
                 return
+            guard.keep()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -121,6 +170,9 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
                 with torch.no_grad():
                     for name, mask in float_masks.items():
                         params[name].mul_(mask)
+            if not guard.finite():  # this very step overflowed a weight
+                yield StopEvent(step, guard.restore("a weight became NaN or infinite", step))
+                return
             step += 1
             total_loss += loss_value * len(index)
             seen += len(index)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import html
 import os
+import threading
 from collections.abc import Callable
 
 import ipywidgets as W
@@ -20,7 +21,7 @@ import numpy as np
 from ..jobs import JobResult, JobRunner
 from ..metrics import Snapshot
 from ..session import Session
-from ..train import EpochEvent, StepEvent, StopEvent
+from ..train import DIVERGED, EpochEvent, StepEvent, StopEvent
 from . import plots
 from .cards import Cards
 from .compare_panel import ComparePanel
@@ -59,6 +60,10 @@ class ExplorerApp(W.VBox):
         self._reconfiguring = False
         # A language model's greedy sample from a fixed prompt, refreshed after each job.
         self.sample = tagged(W.HTML(""), "sample")
+        self._job_active = False  # from start_job until _on_done has run (pump included)
+        self._compute_pending = False  # a pruning change arrived during a job
+        self._busy_lock = threading.Lock()  # guards the two flags above
+        self._job_name, self._job_done = "", None
         self.cards = Cards(self)
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
@@ -157,6 +162,12 @@ class ExplorerApp(W.VBox):
     def _on_compute(self, _change: dict | None = None) -> None:
         if self._reconfiguring:
             return
+        with self._busy_lock:  # applied when the job ends: masks follow the last setting
+            deferred = self._compute_pending = self.busy
+        if deferred:
+            self.set_status(f"{self._job_name} running: the pruning change applies "
+                            "when it ends")
+            return
         self.run(lambda: self.session.prune(**self.prune_kwargs()))
 
     def _on_mode(self, change: dict) -> None:
@@ -179,8 +190,17 @@ class ExplorerApp(W.VBox):
             self._reconfiguring = False
         return self.session.reset_pruning()
 
-    def run(self, action: Callable[[], Snapshot], done: str = "ready") -> bool:
-        """Run a Session call; show its Snapshot, or its error in the status line."""
+    def run(self, action: Callable[[], Snapshot], done: str = "ready",
+            during_job: bool = False) -> bool:
+        """Run a Session call; show its Snapshot, or its error in the status line.
+
+        Refused while a job runs (the buttons are disabled then, but a handler must not
+        trust that): the job's commit would otherwise race with the change.
+        """
+        if self.busy and not during_job:
+            self.set_status(f"{self._job_name} running: stop it or wait before changing "
+                            "the model", error=True)
+            return False
         try:
             snap = action()
         except ValueError as err:
@@ -231,10 +251,18 @@ class ExplorerApp(W.VBox):
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
 
     # ----- jobs --------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A job runs, or its result has not been applied to the widgets yet."""
+        return self._job_active or self.runner.running
+
     def start_job(self, name: str, work: Callable, epochs_hint: int = 1,
                   on_done: Callable[[JobResult], str] | None = None) -> bool:
         """Run `work(stop, on_event)` in the worker; False when a job is running."""
-        if self.runner.running:
+        with self._busy_lock:
+            refused = self.busy
+            self._job_active = True  # (already True when refused)
+        if refused:
             self.set_status("a job is already running: stop it first", error=True)
             return False
 
@@ -252,7 +280,10 @@ class ExplorerApp(W.VBox):
         self.c.progress.max, self.c.progress.value = max(epochs_hint, 1), 0
         self.set_status(f"{name}: starting")
         self._job_name, self._job_done = name, on_done
-        self.runner.start(name, job)
+        if not self.runner.start(name, job):  # cannot happen while _job_active guards it
+            self._job_active = False
+            self._set_busy(False)
+            return False
         self.pump = Pump(self.runner, self._on_progress, self._on_done, self._on_pump_error)
         self.pump.start()
         return True
@@ -302,7 +333,22 @@ class ExplorerApp(W.VBox):
         self.draw_curves()
 
     def _on_done(self, result: JobResult | None) -> None:
-        self._set_busy(False)
+        try:
+            self._finish(result)
+        finally:
+            status = self.c.status.value
+            while True:  # slider moves made during the job, applied before anyone else's
+                with self._busy_lock:
+                    if not self._compute_pending:
+                        self._job_active = False
+                        break
+                    self._compute_pending = False
+                self.run(lambda: self.session.prune(**self.prune_kwargs()), during_job=True)
+                if "error:" not in self.c.status.value:
+                    self.c.status.value = status  # keep the job's outcome in view
+            self._set_busy(False)
+
+    def _finish(self, result: JobResult | None) -> None:
         self.cards.forget()
         self.draw_curves()
         if result is None or result.error is not None:
@@ -312,6 +358,10 @@ class ExplorerApp(W.VBox):
         self._show(self.session.snapshot())
         last = self.runner.latest
         message = self._job_done(result) if self._job_done else ""
+        if isinstance(last, StopEvent) and last.reason.startswith(DIVERGED):
+            self.set_status(f"{self._job_name} stopped: {last.reason}; lower the learning "
+                            "rate", error=True)
+            return
         if isinstance(last, StopEvent):
             self.set_status(f"{self._job_name}: {last.reason} after {last.step} steps; "
                             "kept the weights so far")

@@ -18,6 +18,7 @@ from ..models import MODELS as IMAGE_MODELS
 from ..session import Session, available_devices
 from ..text_data import TEXT_DATASETS
 from .controls import NARROW, STYLE, Controls, button, int_box, tagged
+from .files_panel import FilesPanel
 
 if TYPE_CHECKING:
     from .app import ExplorerApp
@@ -72,8 +73,10 @@ class ModelPanel:
         note = W.HTML('<div class="cx-note">A new session starts from a fresh model; '
                       'the digits MLP loads trained, others start untrained (press Train). '
                       f'Devices here: {", ".join(devices)}.</div>')
+        self.files = FilesPanel(app)  # issue 8: save, load, export without file paths
         self.box = W.VBox([W.HBox([self.dataset, self.model, self.width, self.init]),
-                           W.HBox([self.opt, self.batch, self.device, self.new]), note])
+                           W.HBox([self.opt, self.batch, self.device, self.new]), note,
+                           self.files.box])
 
     def controls(self) -> list[W.Widget]:
         return [self.dataset, self.model, self.width, self.init, self.device, self.new]
