@@ -211,12 +211,12 @@ def _step(results: dict, notes: dict, key: str, fn: Callable[[], object]) -> Non
     print(f"  [{time.perf_counter() - start:6.1f} s] {key.lstrip('_')}", flush=True)
 
 
-def run_bench(quick: bool = False, json_path: str | Path | None = None, soak: bool = False,
+def run_bench(quick: bool = False, json_path: str | Path | None = None,
               gpu_check: bool = False, tiny: bool = False, browser: bool | None = None) -> dict:
     """Measure every figure of issue 7; print a table; write JSON when `json_path` is set.
 
     `tiny` shrinks every model and repeat count (for the test that keeps the suite alive);
-    `browser` defaults to on unless quick or tiny. `soak` repeats the core figures thrice.
+    `browser` defaults to on unless quick or tiny. The soak is `soak_command`.
     """
     import torch
 
@@ -256,9 +256,6 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None, soak: bo
         _step(results, notes, "_browser", lambda: browser_figures(quick, notes))
     else:
         notes["browser"] = "skipped (--quick or tiny run)"
-    if soak:
-        _step(results, notes, "_soak", lambda: {"soak_slider_p50_ms": [
-            bench_slider_default(moves, tiny)["slider_p50_ms"] for _ in range(3)]})
     results["meta"] = {"quick": quick, "tiny": tiny, "torch_threads": torch.get_num_threads(),
                        "cpu_count": os.cpu_count(), "load_average": _load(),
                        "torch": torch.__version__, "notes": notes,
@@ -321,7 +318,9 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                         "; exit 1 with 'no CUDA device' when there is none")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice)")
-    p.add_argument("--soak", action="store_true", help="repeat the slider figure three times")
+    p.add_argument("--soak", action="store_true",
+                   help="long-use check instead: 10,000 slider moves and 50 train/stop cycles "
+                        "(with --quick: 300 and 25); resident-memory growth and history lengths")
     return p
 
 
@@ -332,11 +331,23 @@ def bench_command(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise SystemExit(f"--threads must be >= 1; got {args.threads}")
         torch.set_num_threads(args.threads)
-    results = run_bench(quick=args.quick, json_path=args.json, soak=args.soak,
-                        gpu_check=args.gpu_check)
+    if args.soak:
+        return soak_command(args.quick, args.json)
+    results = run_bench(quick=args.quick, json_path=args.json, gpu_check=args.gpu_check)
     if args.gpu_check:
         return int(results["gpu_check_exit"])
     return 0
+
+
+def soak_command(quick: bool, json_path: str | None) -> int:
+    """`explorer bench --soak`: memory growth and bounded histories under long use."""
+    from .soak import run_soak
+
+    result = run_soak(quick=quick)
+    print(json.dumps(result, indent=2))
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["rss_ok"] and all(result["bounded"].values()) else 1
 
 
 def main_bench(argv: list[str] | None = None) -> int:
