@@ -37,7 +37,7 @@ def limits() -> dict[str, int]:
     from .bounded import HISTORY_MAX, UNDO_MAX
     from .config import HIST_BINS
     from .session import REWIND_EPOCHS_KEPT
-    from .ui.app import MAX_STEP_POINTS
+    from .ui.jobs_mixin import MAX_STEP_POINTS
     from .ui.plots import MAX_POINTS
 
     return {"session.history": HISTORY_MAX, "undo_stack": UNDO_MAX,
