@@ -87,8 +87,9 @@ DIVERGED = "diverged"  # StopEvent.reason starts with this when the loss blew up
 class FiniteGuard:
     """Keeps the weights from before the latest optimizer step, to roll back to them.
 
-    Divergence shows up either as a non-finite weight right after a step or as a
-    non-finite loss one step later (finite but huge weights overflow the forward pass).
+    Divergence shows up as a non-finite loss one step after the weights went bad (a NaN
+    or infinite weight, or a finite but huge one overflowing the forward pass), or, for
+    the last step of an epoch, as a non-finite weight in the end-of-epoch check.
     In both cases the weights in force before the last applied step are the last ones
     known to give a finite loss, so those are restored. The copy reuses preallocated
     buffers (one model's worth of memory, one copy per step: bounded cost), and covers
@@ -170,14 +171,18 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
                 with torch.no_grad():
                     for name, mask in float_masks.items():
                         params[name].mul_(mask)
-            if not guard.finite():  # this very step overflowed a weight
-                yield StopEvent(step, guard.restore("a weight became NaN or infinite", step))
-                return
             step += 1
             total_loss += loss_value * len(index)
             seen += len(index)
             accuracy = (float((out.detach().argmax(-1) == y).float().mean())
                         if task == "classification" else None)
             yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy)
+        # A weight that overflowed mid-epoch makes the next loss non-finite (caught above);
+        # only the epoch's last step needs this pass, which costs a fifth of a step if run
+        # after every one.
+        if not guard.finite():
+            yield StopEvent(step - 1, guard.restore("a weight became NaN or infinite",
+                                                    step - 1))
+            return
         val_loss, val_accuracy, _ = evaluate(model, val, task)
         yield EpochEvent(epoch, config.epochs, step, total_loss / seen, val_loss, val_accuracy)
