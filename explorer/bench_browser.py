@@ -78,6 +78,9 @@ def _answers(url: str) -> bool:
         return False
 
 
+PREHEAT_SETTLE_S = 20.0  # after Voila says the pool is filled, before the page opens
+
+
 def cli_supports_preheat() -> bool:
     from .cli import build_parser
 
@@ -123,9 +126,13 @@ class Dashboard:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers(f"{self.url}voila/static/"):
             self._check(deadline)
-        # A preheated kernel has run the notebook before any page asks: wait for it.
+        # A preheated kernel has run the notebook before any page asks: wait for it. Voila
+        # logs "filled" once the kernel is up, while the notebook may still be running, so
+        # give it the time a presenter gives a server started before the talk.
         while preheat and "is filled with" not in self.log.read_text(errors="replace"):
             self._check(deadline)
+        if preheat:
+            time.sleep(PREHEAT_SETTLE_S)
 
     def _check(self, deadline: float) -> None:
         if self.proc.poll() is not None or time.monotonic() > deadline:
