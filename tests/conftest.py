@@ -6,16 +6,15 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from explorer.bench_browser import _answers, _free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -37,9 +36,19 @@ SERVER_START_TIMEOUT_S = 120.0
 
 def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return _free_port()
+
+
+@pytest.fixture
+def digits_app():
+    """The app on the shipped digits MLP (CPU), stopped and joined afterwards."""
+    from explorer import Session
+    from explorer.ui import ExplorerApp
+
+    app = ExplorerApp(Session("digits", "mlp", device="cpu"))
+    yield app
+    app.stop()
+    app.wait(60)
 
 
 @pytest.fixture
@@ -76,13 +85,7 @@ def _stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 def _server_answers(url: str) -> bool:
     """Whether an HTTP server answers at ``url`` (any status code counts)."""
-    try:
-        with urllib.request.urlopen(url, timeout=5):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
+    return _answers(url)
 
 
 @pytest.fixture

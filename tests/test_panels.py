@@ -12,11 +12,8 @@ from explorer.ui import ExplorerApp
 
 
 @pytest.fixture
-def app() -> ExplorerApp:
-    app = ExplorerApp(Session("digits", "mlp", device="cpu"))
-    yield app
-    app.stop()
-    app.wait(60)
+def app(digits_app) -> ExplorerApp:
+    return digits_app
 
 
 def trace(fig, name: str):

@@ -7,16 +7,12 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from explorer import Session
 from explorer.ui import ExplorerApp
 
 
 @pytest.fixture
-def app() -> ExplorerApp:
-    app = ExplorerApp(Session("digits", "mlp", device="cpu"))
-    yield app
-    app.stop()
-    app.wait(60)
+def app(digits_app) -> ExplorerApp:
+    return digits_app
 
 
 def trace(app: ExplorerApp, name: str):
