@@ -18,6 +18,7 @@ from .config import check_choice, check_number
 from .distill import kd_loss
 from .gpt import GPT, GPTConfig
 from .gpt_prune import head_sparsity, layer_sparsity
+from .prune import zero_masked
 from .text_data import TextCorpus, Vocab
 from .train import StopEvent
 
@@ -193,10 +194,7 @@ def train_lm_steps(model: GPT, corpus: TextCorpus, steps: int, batch_size: int =
         current_lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
-        if float_masks:
-            with torch.no_grad():
-                for name, mask in float_masks.items():
-                    params[name].mul_(mask)
+        zero_masked(params, float_masks)
         yield LMStepEvent(step, steps, value, current_lr)
         if eval_every and (step % eval_every == 0 or step == steps):
             m = evaluate_lm(model, corpus, "val", max_windows=eval_windows)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Split
+from .prune import zero_masked
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,7 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if float_masks:
-                with torch.no_grad():
-                    for name, mask in float_masks.items():
-                        params[name].mul_(mask)
+            zero_masked(params, float_masks)
             step += 1
             total_loss += loss_value * len(index)
             seen += len(index)
