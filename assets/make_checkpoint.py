@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from explorer import Session
-from explorer.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_EPOCHS
+from explorer.engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_EPOCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,10 @@ from typing import Any
 
 _EXPORTS = {
     "PruneConfig": "config", "TrainConfig": "config",
-    "Dataset": "data", "Split": "data", "load_dataset": "data",
-    "LayerStats": "metrics", "Snapshot": "metrics",
-    "Session": "session", "pick_device": "session", "load_exported": "export",
+    "Dataset": "data.datasets", "Split": "data.datasets", "load_dataset": "data.datasets",
+    "LayerStats": "engine.metrics", "Snapshot": "engine.metrics",
+    "Session": "session.session", "pick_device": "session.session",
+    "load_exported": "engine.export",
 }
 
 __all__ = sorted(_EXPORTS)

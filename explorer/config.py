@@ -29,6 +29,30 @@ SCOPES = ("layer", "global")
 PRUNE_MODES = ("threshold", "sparsity", "std")
 NORMS = ("l1", "l2")
 
+# Names the API, the command line and the app all offer (the CLI validates against
+# these before torch loads, so they live here and nowhere else).
+DATASETS = ("digits", "mnist-5k", "toy-regression")  # built in (explorer.data.datasets)
+TEXT_DATASETS = ("pydoc-text",)  # built-in corpora (explorer.data.text)
+ALL_DATASETS = (*DATASETS, *TEXT_DATASETS)
+TASKS = ("classification", "regression")
+MODELS = ("mlp", "lenet300", "lenet5", "resnet-small")  # the image/vector zoo
+GPT_MODELS = ("gpt-tiny",)  # the language-model zoo
+ALL_MODELS = (*MODELS, *GPT_MODELS)
+IMAGE_MODELS = ("lenet5", "resnet-small")  # need an image-shaped input
+INITS = ("default", "xavier", "he")
+STUDENT_INITS = ("random", "teacher")  # how a language-model student starts
+SCHEDULES = ("oneshot", "linear", "agp")
+STEPS_MAX = 100
+DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("local", "ray")
+EXPORT_KINDS = ("masked", "zeros", "shrunk")
+SEED_MAX = 2**31 - 1  # what numpy, sklearn and torch all accept
+THREADS_MAX = 256
+MODEL_WIDTH_MIN, MODEL_WIDTH_MAX = 0.01, 16.0
+FINETUNE_LR_FACTOR = 0.1  # Han et al. 2015 retrain at a tenth of the learning rate
+UNDO_MAX = 20  # model states kept for Undo (the oldest go first)
+HISTORY_MAX = 2000  # epoch and pruning records kept for the curves
+
 
 def check_number(name: str, value: object, low: float, high: float,
                  *, integer: bool = False) -> float:
@@ -113,7 +137,7 @@ class PruneConfig:
     def value(self) -> float:
         return float(getattr(self, self.mode))
 
-# Distillation bounds (issue 4); explorer.distill and the command line read them here.
+# Distillation bounds (issue 4); explorer.engine.distill and the command line read them here.
 TEMPERATURE_MIN = 1.0  # below 1 the targets get sharper than the teacher's own softmax
 TEMPERATURE_MAX = 100.0
 DEFAULT_TEMPERATURE = 4.0  # Hinton et al.: 2.5-4 worked best for small MNIST students

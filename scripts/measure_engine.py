@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from explorer import Session
-from explorer.structure import count_params
+from explorer.engine.structure import count_params
 
 
 def accuracies(session: Session) -> dict[str, float]:

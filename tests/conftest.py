@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.bench_browser import _answers, _free_port
+from explorer.bench.browser import _answers, _free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

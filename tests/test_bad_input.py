@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from explorer import Session
-from explorer.analysis import sparsity_sweep, temperature_sweep
-from explorer.cli import main as cli_main
+from explorer.cli.main import main as cli_main
+from explorer.studies.tradeoff import sparsity_sweep, temperature_sweep
 from explorer.ui import ExplorerApp
 
 NAN, INF = math.nan, math.inf
@@ -284,7 +284,7 @@ def test_cli(row: Row, capsys) -> None:
 
 def test_cli_refuses_before_importing_torch() -> None:
     """A bad option costs an argument parse, not a torch import."""
-    code = ("import sys\nfrom explorer.cli import main\n"
+    code = ("import sys\nfrom explorer.cli.main import main\n"
             "try:\n    main(['run', '--lr', 'nan'])\nexcept SystemExit as e:\n"
             "    assert e.code == 2\nassert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,9 +8,9 @@ import numbers
 import pytest
 import torch
 
-from explorer.bench import KEYS, run_bench
-from explorer.bench_gpu import gpu_check
-from explorer.cli import main
+from explorer.bench.gpu import gpu_check
+from explorer.bench.suite import KEYS, run_bench
+from explorer.cli.main import main
 
 
 def _numeric_or_null(value: object) -> bool:

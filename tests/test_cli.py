@@ -59,24 +59,25 @@ def test_help_lists_dashboard():
 
 
 def test_importing_cli_does_not_import_heavy_libraries():
-    """``import explorer.cli`` in a fresh interpreter loads neither torch nor the Jupyter stack."""
+    """Importing the CLI in a fresh interpreter loads neither torch nor the Jupyter stack."""
     heavy = ["torch", "voila", "ipywidgets", "plotly", "IPython"]
-    code = f"import sys, explorer.cli\nprint(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    code = (f"import sys, explorer.cli.main\n"
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "", f"imported by explorer.cli: {result.stdout.strip()}"
+    assert result.stdout.strip() == "", f"imported by explorer.cli.main: {result.stdout.strip()}"
 
 
 def test_voila_command_serves_packaged_notebook_on_exact_port():
     """The default notebook is the packaged one, and Voila may not move to another port."""
-    from explorer import cli
+    from explorer.cli import main as cli
 
     notebook = cli.resource_path(cli.DASHBOARD_NOTEBOOK)
     assert notebook.is_file()
     cmd = cli.voila_command(notebook, host="127.0.0.1", port=8866, open_browser=False, debug=False)
-    assert cmd[:4] == [sys.executable, "-m", "explorer.voila_launch", str(notebook)]
+    assert cmd[:4] == [sys.executable, "-m", "explorer.cli.dashboard", str(notebook)]
     assert "--port=8866" in cmd
     assert "--Voila.ip=127.0.0.1" in cmd
     assert "--Voila.port_retries=0" in cmd
@@ -113,7 +114,7 @@ def test_dashboard_rejects_bad_options(args, named):
 
 
 def test_loopback_hosts_need_no_token():
-    from explorer.cli import is_loopback
+    from explorer.cli.main import is_loopback
 
     assert all(map(is_loopback, ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.1", "example.org"]))
@@ -122,7 +123,7 @@ def test_loopback_hosts_need_no_token():
 def test_voila_command_options():
     """Theme, preheat and culling reach Voila's command line; no file is served; the token
     never appears on any command line but travels in the child's environment."""
-    from explorer import cli
+    from explorer.cli import main as cli
 
     notebook = cli.resource_path(cli.TALK_NOTEBOOK)
     assert notebook.is_file()
@@ -136,7 +137,7 @@ def test_voila_command_options():
         preheat=True,
         cull_idle=600,
     )
-    assert cmd[:3] == [sys.executable, "-m", "explorer.voila_launch"]
+    assert cmd[:3] == [sys.executable, "-m", "explorer.cli.dashboard"]
     for option in (
         "--theme=dark",
         "--preheat_kernel=True",

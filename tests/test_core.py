@@ -11,7 +11,7 @@ import torch.nn.utils.prune as tprune
 
 from explorer import Session
 from explorer.config import PruneConfig
-from explorer.prune import MagnitudeIndex, compute_masks
+from explorer.engine.prune import MagnitudeIndex, compute_masks
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_snapshot_counts_and_json(trained):
 
 def test_checkpoint_loads_weights_only():
     """The shipped checkpoint is plain tensors: weights_only loading works."""
-    from explorer.checkpoint import packaged_path
+    from explorer.engine.checkpoint import packaged_path
 
     payload = torch.load(packaged_path(), weights_only=True)
     assert payload["config"]["dataset"] == "digits"
@@ -200,7 +200,7 @@ def test_checkpoint_loads_weights_only():
 def test_core_imports_no_ui_libraries():
     """The one rule: importing explorer loads none of ipywidgets, plotly, anywidget, IPython."""
     code = (
-        "import sys, explorer, explorer.session, explorer.jobs; "
+        "import sys, explorer, explorer.session.session, explorer.session.jobs; "
         "bad = [m for m in ('ipywidgets', 'plotly', 'anywidget', 'IPython') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

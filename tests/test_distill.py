@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer import Session
-from explorer.distill import (
+from explorer.engine.distill import (
     TeacherCache,
     agreement,
     fingerprint,
@@ -19,7 +19,7 @@ from explorer.distill import (
     regression_kd_loss,
     student_from,
 )
-from explorer.models import MLP, build_model
+from explorer.models.zoo import MLP, build_model
 
 torch.set_num_threads(1)
 

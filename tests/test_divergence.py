@@ -11,7 +11,7 @@ import torch
 
 from explorer import Session
 from explorer.config import TrainConfig
-from explorer.train import DIVERGED, StepEvent, StopEvent, train_steps
+from explorer.engine.train import DIVERGED, StepEvent, StopEvent, train_steps
 from explorer.ui import ExplorerApp
 
 DIVERGING = dict(lr=5.0, optimizer="sgd")  # lr 50 is refused (LR_MAX = 10); 5 blows up
@@ -50,7 +50,7 @@ def test_a_weight_that_overflows_in_a_step_is_rolled_back_at_once():
     model = torch.nn.Linear(4, 2)
     start = clone(model.state_dict())
     model.weight.register_hook(lambda g: g * math.inf)  # finite loss, infinite step
-    from explorer.data import Split
+    from explorer.data.datasets import Split
 
     data = Split(torch.randn(32, 4), torch.arange(32) % 2)
     events = list(train_steps(model, data, data, "classification",

@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from explorer import Session
-from explorer.data import _mnist_5k_path, from_tensors, load_dataset
-from explorer.models import build_from_arch, build_model
+from explorer.data.datasets import _mnist_5k_path, from_tensors, load_dataset
+from explorer.models.zoo import build_from_arch, build_model
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import torch
 from torch.nn.utils import prune as tprune
 
 from explorer import Session
-from explorer.export import load_exported
-from explorer.models import build_model
-from explorer.structure import count_params
+from explorer.engine.export import load_exported
+from explorer.engine.structure import count_params
+from explorer.models.zoo import build_model
 
 
 def _sparsity(model: torch.nn.Module, names: list[str]) -> float:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from explorer import Session
-from explorer.schedule import step_sparsities
-from explorer.session import _clone
-from explorer.train import StepEvent
+from explorer.engine.schedule import step_sparsities
+from explorer.engine.train import StepEvent
+from explorer.session.session import _clone
 
 
 @pytest.mark.parametrize("target", [0.5, 0.9, 0.973])

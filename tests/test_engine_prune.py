@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn.utils import prune as tprune
 
 from explorer import PruneConfig, Session
-from explorer.models import MLP, build_model
-from explorer.prune import MagnitudeIndex, apply_masks, compute_masks, prunable_names
-from explorer.structure import count_params, model_groups, shrink_model, structured_masks
+from explorer.engine.prune import MagnitudeIndex, apply_masks, compute_masks, prunable_names
+from explorer.engine.structure import count_params, model_groups, shrink_model, structured_masks
+from explorer.models.zoo import MLP, build_model
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:

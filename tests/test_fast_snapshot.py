@@ -8,8 +8,8 @@ import torch
 
 from explorer import Session
 from explorer.config import PruneConfig
-from explorer.metrics import layer_stats
-from explorer.prune import MagnitudeIndex, compute_masks
+from explorer.engine.metrics import layer_stats
+from explorer.engine.prune import MagnitudeIndex, compute_masks
 
 
 @pytest.fixture(scope="module")

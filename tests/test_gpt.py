@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch.nn.utils import prune as torch_prune
 
 from explorer.config import PruneConfig
-from explorer.gpt import GPT, GPTConfig, count_params, gpt_from_state_dict
-from explorer.gpt_prune import (
+from explorer.data.text import load_pydoc_text, unigram_perplexity
+from explorer.engine.heads import (
     gpt_prunable_names,
     head_scores,
     head_sparsity,
@@ -22,7 +22,7 @@ from explorer.gpt_prune import (
     plan_head_removal,
     remove_heads,
 )
-from explorer.lm import (
+from explorer.engine.lm import (
     build_gpt,
     build_student,
     evaluate_lm,
@@ -33,8 +33,8 @@ from explorer.lm import (
     teacher_layers,
     train_lm,
 )
-from explorer.prune import MagnitudeIndex, compute_masks
-from explorer.text_data import load_pydoc_text, unigram_perplexity
+from explorer.engine.prune import MagnitudeIndex, compute_masks
+from explorer.models.gpt import GPT, GPTConfig, count_params, gpt_from_state_dict
 
 CONTEXT = 32
 
@@ -94,7 +94,7 @@ def test_batches_are_seeded_shifted_windows(corpus):
 
 def test_text_file_and_bad_text(tmp_path):
     """A user's file loads and splits; empty or too-short text is a clear ValueError."""
-    from explorer.text_data import load_text_file
+    from explorer.data.text import load_text_file
 
     path = tmp_path / "story.txt"
     path.write_text("Once upon a time there was a small model. " * 200)
@@ -268,7 +268,7 @@ def test_student_from_every_other_teacher_layer():
 
 def test_report_rows_have_the_promised_columns():
     """The report has every row the issue asks for, with sizes that match what was done."""
-    from explorer.lm_report import gpt_report
+    from explorer.studies.lm_report import gpt_report
 
     report = gpt_report(quick=True, steps=5, threads=1)
     rows = {r["model"].split(" (")[0]: r for r in report["rows"]}

@@ -101,7 +101,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_installed_copy_is_the_one_imported(installed, tmp_path):
     """From an empty folder, the venv's explorer and its packaged resources are used."""
     code = (
-        "import explorer, explorer.cli as c; print(explorer.__file__); "
+        "import explorer, explorer.cli.main as c; print(explorer.__file__); "
         "print(c.resource_path('dashboard.ipynb').is_file(), "
         "c.resource_path('talk.ipynb').is_file(), c.resource_path('digits_mlp.pt').is_file())"
     )

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.gpt import GPT, count_params
-from explorer.lm_session import LMSession
-from explorer.session import Session
+from explorer.models.gpt import GPT, count_params
+from explorer.session.lm_session import LMSession
+from explorer.session.session import Session
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(layers=2, heads=4, width=0.25, context=32, max_train_windows=256)
@@ -137,7 +137,7 @@ def test_cli_run_writes_perplexity_in_the_json(tmp_path):
      "--student-init"),
 ])
 def test_cli_rejects_bad_lm_combinations(argv, word):
-    from explorer import run_cli
+    from explorer.cli import run as run_cli
 
     parser = run_cli.configure(argparse.ArgumentParser())
     message = run_cli.check_combination(parser.parse_args(argv))

@@ -11,8 +11,9 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from explorer import Session, measure
-from explorer.models import MLP
+from explorer import Session
+from explorer.engine import measure
+from explorer.models.zoo import MLP
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from explorer import Session
-from explorer.checkpoint import packaged_path
-from explorer.persist import load_session, plain, session_bytes, session_payload
+from explorer.engine.checkpoint import packaged_path
+from explorer.session.persist import load_session, plain, session_bytes, session_payload
 from explorer.ui import ExplorerApp
 
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from explorer import Session, reproduce
-from explorer.repro_cli import parse_grid
-from explorer.sensitivity import derive_budget
-from explorer.sweep import expand
-from explorer.train import evaluate
+from explorer import Session
+from explorer.cli.studies import parse_grid
+from explorer.engine.train import evaluate
+from explorer.studies import reproduce
+from explorer.studies.sensitivity import derive_budget
+from explorer.studies.sweep import expand
 
 GRID = {"sparsity": [0.5, 0.9], "finetune_epochs": [0, 1]}
 
@@ -162,7 +163,7 @@ def test_reproductions_report_the_issue_keys(monkeypatch):
     (["sensitivity", "--sparsities", "0,7"], "0,7"), (["sweep", "--grid", "steps=0"], "0")])
 def test_cli_rejects_bad_values_before_torch(argv, word):
     """Exit status 2, one line naming the value, and torch never imported."""
-    code = (f"import sys\nfrom explorer.cli import main\ntry:\n    rc = main({argv!r})\n"
+    code = (f"import sys\nfrom explorer.cli.main import main\ntry:\n    rc = main({argv!r})\n"
             "except SystemExit as e:\n    rc = e.code\nprint(rc, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.split() == ["2", "False"], out.stderr

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from explorer import Session
-from explorer.bounded import HISTORY_MAX, UNDO_MAX
-from explorer.soak import limits, run_soak
+from explorer.bench.soak import limits, run_soak
+from explorer.config import HISTORY_MAX, UNDO_MAX
 
 
 def test_short_soak_keeps_every_history_bounded():

@@ -19,7 +19,7 @@ from ipywidgets.widgets import widget as ipy_widget
 
 from explorer import Session
 from explorer.config import PruneConfig
-from explorer.prune import MagnitudeIndex, compute_masks
+from explorer.engine.prune import MagnitudeIndex, compute_masks
 from explorer.ui import ExplorerApp
 from explorer.ui.controls import SLIDER_RANGES
 

@@ -17,15 +17,15 @@ from collections.abc import Callable
 
 import ipywidgets as W
 
-from ..jobs import JobRunner
-from ..metrics import Snapshot
-from ..session import Session
+from ..engine.metrics import Snapshot
+from ..session.jobs import JobRunner
+from ..session.session import Session
 from . import plots
 from .cards import Cards
 from .compare_panel import ComparePanel
 from .controls import SLIDER_RANGES, build_controls, tagged
 from .distill_panel import DistillPanel
-from .jobs_mixin import JobsMixin
+from .jobs import JobsMixin
 from .panels import ModelPanel, prune_panel
 from .pump import Pump
 from .theme import css, get_theme

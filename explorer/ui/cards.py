@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from ..metrics import Snapshot
+from ..engine.metrics import Snapshot
 from .controls import button, tagged
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 import numpy as np
 
-from .. import analysis
-from ..metrics import Snapshot
+from ..engine.metrics import Snapshot
+from ..studies import tradeoff as analysis
 from .cards import human_bytes
 from .controls import button, tagged
 from .figures import (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from .. import analysis
+from ..studies import tradeoff as analysis
 from .controls import STYLE, button, int_box, tagged
 from .figures import distill_figure, update_soft, update_temperature_curve
 

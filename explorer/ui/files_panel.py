@@ -5,7 +5,7 @@ takes a path. Save and Export build the file in memory (Export in a private temp
 folder, deleted at once) and offer it as a browser download: an <a download> link with
 a data: URI. That link travels through the widget channel as base64 (4/3 of the size),
 so files above DOWNLOAD_MAX_BYTES are refused with a message; the default digits MLP's
-session file is about 1-3 MB. Load reads an uploaded file with explorer.persist, which
+session file is about 1-3 MB. Load reads an uploaded file with explorer.session.persist, which
 uses torch.load(weights_only=True) and refuses code, truncated files and other models.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from ..export import EXPORT_KINDS
-from ..persist import load_session, session_bytes
+from ..engine.export import EXPORT_KINDS
+from ..session.persist import load_session, session_bytes
 from .controls import NARROW, STYLE, button, tagged
 
 if TYPE_CHECKING:

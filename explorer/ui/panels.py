@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from .. import config as C
-from ..data import DATASETS as IMAGE_DATASETS
-from ..lm import GPT_MODELS
-from ..models import INITS
-from ..models import MODELS as IMAGE_MODELS
-from ..session import Session, available_devices
-from ..text_data import TEXT_DATASETS
+from ..data.datasets import DATASETS as IMAGE_DATASETS
+from ..data.text import TEXT_DATASETS
+from ..engine.lm import GPT_MODELS
+from ..models.zoo import INITS
+from ..models.zoo import MODELS as IMAGE_MODELS
+from ..session.session import Session, available_devices
 from .controls import NARROW, STYLE, Controls, button, int_box, tagged
 from .files_panel import FilesPanel
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..metrics import Snapshot
+from ..engine.metrics import Snapshot
 from .theme import Theme
 
 MAX_POINTS = 1500  # per trace on the curves panel

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..jobs import JobResult, JobRunner
+from ..session.jobs import JobResult, JobRunner
 
 PUMP_INTERVAL_S = 0.25
 

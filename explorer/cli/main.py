@@ -1,0 +1,334 @@
+"""Command line: ``explorer dashboard | bench | ...``.
+
+This module must stay cheap to import: it validates arguments first and imports anything
+heavy (torch, the Jupyter stack) only inside the subcommand that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PROG = "explorer"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8866
+PORT_MIN, PORT_MAX = 1, 65535
+DASHBOARD_NOTEBOOK = "dashboard.ipynb"
+TALK_NOTEBOOK = "talk.ipynb"
+THEMES = ("light", "dark")
+TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a command line
+# Kernels whose page went away without saying so (closed laptop, lost network) are shut
+# down after this long without activity; kernels with a live connection are never culled.
+DEFAULT_CULL_IDLE_S = 900
+CULL_INTERVAL_S = 60
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
+
+
+def resource_path(name: str) -> Path:
+    """Path of a file shipped as package data in ``explorer/resources``."""
+    return Path(__file__).resolve().parents[1] / "resources" / name
+
+
+def parse_port(text: str) -> int:
+    """Return the port number in ``text``; raise ``ValueError`` naming the value if invalid."""
+    try:
+        port = int(text.strip(), 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer port number") from None
+    if not PORT_MIN <= port <= PORT_MAX:
+        raise ValueError(f"{text!r} is out of range (expected {PORT_MIN}..{PORT_MAX})")
+    return port
+
+
+def _has_display() -> bool:
+    """Whether a browser could be opened on this machine (no X/Wayland display on Linux: no)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to anything: treat as public
+
+
+def parse_seconds(text: str) -> int:
+    """Whole seconds >= 0 in ``text``; raise ``ValueError`` naming the value if invalid."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative (0 turns culling off)")
+    return value
+
+
+def voila_command(
+    notebook: Path,
+    *,
+    host: str,
+    port: int,
+    open_browser: bool,
+    debug: bool,
+    theme: str = "light",
+    preheat: bool = False,
+    cull_idle: int = DEFAULT_CULL_IDLE_S,
+) -> list[str]:
+    """The Voila command line that serves ``notebook`` (one notebook, never a folder).
+
+    It runs ``explorer.cli.dashboard``, which takes the token (if any) from $EXPLORER_TOKEN.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "explorer.cli.dashboard",
+        str(notebook),
+        f"--port={port}",
+        f"--Voila.ip={host}",
+        # Voila silently moves to another port when the port is busy unless retries are off.
+        "--Voila.port_retries=0",
+        # Voila's own page theme (JupyterLab light/dark), so the page matches the app.
+        f"--theme={theme}",
+        # /voila/files/ would serve images (and more) from the notebook's folder: serve none.
+        "--VoilaConfiguration.file_allowlist=[]",
+    ]
+    if preheat:
+        # A kernel runs the notebook before anyone asks, so the first visitor waits less.
+        cmd.append("--preheat_kernel=True")
+    if cull_idle > 0:
+        cmd += [
+            f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+            f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL_S, cull_idle)}",
+        ]
+    if not open_browser:
+        cmd.append("--no-browser")
+    if debug:
+        cmd.append("--debug")  # log level DEBUG and tracebacks shown in the page
+    else:
+        cmd.append("--VoilaConfiguration.show_tracebacks=False")
+    return cmd
+
+
+def dashboard_env(*, theme: str, talk: bool, token: str) -> dict[str, str]:
+    """The environment of the Voila process; its kernels inherit it.
+
+    Theme and talk mode travel as variables: a preheated kernel has already run the
+    notebook before any request (and its query string) exists.
+    """
+    env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
+    return env
+
+
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
+    """Run ``cmd``, forward SIGINT/SIGTERM to it, and return its exit status.
+
+    The child stays in our process group, so killing the group stops both. A Ctrl-C typed in
+    a terminal already reaches the whole foreground group; SIGINT is forwarded only when we
+    are not the terminal's foreground group (e.g. ``kill -INT`` from a script), so the child
+    does not get it twice. Our handlers are installed before the child starts, so the child
+    starts with default dispositions even where SIGINT was ignored (a background job).
+    """
+    child: subprocess.Popen | None = None
+    pending: list[int] = []
+
+    def terminal_delivered_it() -> bool:
+        try:
+            return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is None:  # not started yet: deliver once it is
+            pending.append(signum)
+            return
+        if signum == signal.SIGINT and terminal_delivered_it():
+            return
+        if child.poll() is None:
+            try:
+                child.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    forwarded = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, forward) for sig in forwarded}
+    try:
+        child = subprocess.Popen(list(cmd), env=env)
+        if pending:
+            child.send_signal(pending[0])
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # A child killed by signal N reports -N; the shell convention is 128 + N.
+    return 128 - code if code < 0 else code
+
+
+def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``explorer dashboard``: serve the dashboard notebook with Voila."""
+    try:
+        port = parse_port(args.port)
+    except ValueError as exc:
+        parser.error(f"--port: {exc}")  # exits with status 2
+    try:
+        cull_idle = parse_seconds(args.cull_idle)
+    except ValueError as exc:
+        parser.error(f"--cull-idle: {exc}")
+    host = args.host.strip()
+    if not host:
+        parser.error(f"--host: {args.host!r} is empty")
+    token = (args.token if args.token is not None else os.environ.get(TOKEN_ENV, "")).strip()
+    if args.token is not None and not token:
+        parser.error(f"--token: {args.token!r} is empty")
+    if not is_loopback(host) and not token:
+        parser.error(
+            f"--host: refusing to serve on {host!r} without a token: anyone who can reach "
+            f"this machine could run code in its kernels. Set ${TOKEN_ENV} (or --token, "
+            f"which other local users can see in the process list), or use --host {DEFAULT_HOST}"
+        )
+    if args.notebook is not None:
+        notebook = Path(args.notebook).expanduser().resolve()
+    else:
+        notebook = resource_path(TALK_NOTEBOOK if args.talk else DASHBOARD_NOTEBOOK)
+    if not notebook.is_file():
+        parser.error(f"NOTEBOOK: {str(notebook)!r} is not a file")
+    if notebook.suffix != ".ipynb":
+        parser.error(f"NOTEBOOK: {str(notebook)!r} is not a .ipynb notebook")
+
+    open_browser = not args.no_browser and _has_display()
+    url_host = f"[{host}]" if ":" in host else host
+    query = "?token=<your token>" if token else ""
+    print(f"Compression Explorer dashboard: http://{url_host}:{port}/{query}", flush=True)
+    cmd = voila_command(
+        notebook,
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        debug=args.debug,
+        theme=args.theme,
+        preheat=args.preheat,
+        cull_idle=cull_idle,
+    )
+    return run_child(cmd, env=dashboard_env(theme=args.theme, talk=args.talk, token=token))
+
+
+def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``explorer bench``: the benchmark suite (see explorer.bench.suite)."""
+    from ..bench.suite import bench_command
+
+    return bench_command(args)
+
+
+def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``dashboard`` subcommand's parser (argparse only: nothing heavy is imported)."""
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the interactive dashboard with Voila",
+        description="Serve the Compression Explorer dashboard (a Voila app) on HOST:PORT. "
+        "One notebook is served, never a folder.",
+    )
+    p.add_argument(
+        "notebook",
+        nargs="?",
+        metavar="NOTEBOOK",
+        default=None,
+        help="notebook to serve (default: the packaged dashboard.ipynb, or talk.ipynb with --talk)",
+    )
+    p.add_argument(
+        "--port",
+        default=str(DEFAULT_PORT),
+        help=f"port to listen on, {PORT_MIN}..{PORT_MAX} (default: {DEFAULT_PORT}); fails if busy",
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default: {DEFAULT_HOST}, local only); any other address "
+        "needs a token",
+    )
+    p.add_argument("--theme", choices=THEMES, default="light", help="colour theme (default: light)")
+    p.add_argument(
+        "--talk", action="store_true", help="talk mode: the packaged talk notebook, larger type"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"access token visitors must give (?token=...); prefer ${TOKEN_ENV}, since a "
+        "command-line token shows in the process list",
+    )
+    p.add_argument(
+        "--preheat",
+        action="store_true",
+        help="run the notebook in a spare kernel before anyone asks (faster first page)",
+    )
+    p.add_argument(
+        "--cull-idle",
+        default=str(DEFAULT_CULL_IDLE_S),
+        metavar="SECONDS",
+        help="shut down kernels idle and disconnected this long; 0: never "
+        f"(default: {DEFAULT_CULL_IDLE_S})",
+    )
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a web browser (never opened when there is no display)",
+    )
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks in the page")
+    p.set_defaults(handler=cmd_dashboard)
+    return p
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and one subparser per subcommand (by name)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Compression Explorer: pruning and distillation you can watch."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers: dict[str, argparse.ArgumentParser] = {"dashboard": add_dashboard_parser(sub)}
+
+    from .args import one_line_error
+    from .run import add_run_parser, run_command  # no torch here
+
+    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+
+    run = add_run_parser(sub)
+    run.set_defaults(handler=lambda args, _parser: run_command(args))
+    subparsers["run"] = run
+
+    from ..bench.suite import add_bench_parser  # cheap: torch loads only when the bench runs
+
+    p = add_bench_parser(sub)
+    p.set_defaults(handler=cmd_bench)
+    subparsers["bench"] = p
+
+    from .studies import add_reproduce_parser, add_sensitivity_parser, add_sweep_parser
+
+    for name, add in (("reproduce", add_reproduce_parser),
+                      ("sensitivity", add_sensitivity_parser), ("sweep", add_sweep_parser)):
+        subparsers[name] = add(sub)
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``explorer`` command; returns the exit status."""
+    parser, _subparsers = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler(args, parser)

@@ -1,0 +1,194 @@
+"""``explorer run``: the whole pipeline headless (train, prune, fine-tune, distil, report).
+
+Every option is checked here before torch is imported or data is loaded: an invalid one
+exits with status 2 and one line naming the option and the value. The work itself lives
+in explorer.studies.pipeline, imported only once the options are known to be good.
+
+Hook into the main command line with ``add_run_parser(subparsers)`` and dispatch to
+``run_command(args)``; ``python -m explorer.cli.run run ...`` works on its own too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+from .. import config as C
+from ..config import (
+    BATCH_SIZE_MAX,
+    EPOCHS_MAX,
+    LR_MAX,
+    LR_MIN,
+    OPTIMIZERS,
+    SCOPES,
+    STUDENT_WIDTH_MAX,
+    STUDENT_WIDTH_MIN,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+)
+from .args import number, one_line_error, output_path, rewind_point
+
+PROG = "explorer run"
+DATASETS, MODELS = C.ALL_DATASETS, C.ALL_MODELS  # what `--dataset` / `--model` accept
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add every `explorer run` option to `parser`."""
+    add = parser.add_argument
+    add("--dataset", choices=DATASETS, default="digits")
+    add("--model", choices=MODELS, default="mlp")
+    add("--width", type=number(C.MODEL_WIDTH_MIN, C.MODEL_WIDTH_MAX), default=1.0,
+        help="width multiplier of the model's hidden layers")
+    add("--init", choices=C.INITS, default="default")
+    add("--optimizer", choices=OPTIMIZERS, default="adam")
+    add("--lr", type=number(LR_MIN, LR_MAX), default=1e-3)
+    add("--epochs", type=number(1, EPOCHS_MAX, integer=True), default=20)
+    add("--batch-size", type=number(1, BATCH_SIZE_MAX, integer=True), default=64)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--prune-threshold", type=number(0.0, math.inf), metavar="T",
+                      help="keep |w| >= T")
+    mode.add_argument("--prune-sparsity", type=number(0.0, 1.0), metavar="S",
+                      help="prune round(S*n) smallest |w| (structured: fraction of neurons)")
+    mode.add_argument("--prune-std", type=number(0.0, math.inf), metavar="Q",
+                      help="Han et al.: threshold = Q * std(w) per layer")
+    add("--scope", choices=SCOPES, default="layer")
+    add("--structured", action="store_true",
+        help="remove whole neurons/filters (gpt-tiny: attention heads)")
+    add("--norm", choices=C.NORMS, default=None, help="rank neurons by l1 (default) or l2")
+    add("--schedule", choices=C.SCHEDULES, default=None, help="iterative schedule")
+    add("--steps", type=number(1, C.STEPS_MAX, integer=True), default=None, metavar="K")
+    add("--finetune-epochs", type=number(1, EPOCHS_MAX, integer=True), default=None,
+        metavar="N", help=f"fine-tune after pruning at lr * {C.FINETUNE_LR_FACTOR:g}")
+    add("--rewind", type=rewind_point, default=None, metavar="init|K",
+        help="lottery ticket: reset survivors to init (or epoch K) before fine-tuning")
+    add("--student", type=number(STUDENT_WIDTH_MIN, STUDENT_WIDTH_MAX), default=None,
+        metavar="W", help="width multiplier of a student: trained alone and distilled")
+    add("--temperature", type=number(TEMPERATURE_MIN, TEMPERATURE_MAX), default=None,
+        metavar="T", help="distillation temperature (default 4; classification only)")
+    add("--alpha", type=number(0.0, 1.0), default=None, metavar="A",
+        help="weight of the soft term (default 0.7)")
+    add("--no-t-squared", action="store_true",
+        help="leave out the T^2 factor on the soft term (Distiller's convention)")
+    add("--layers", type=number(1, 24, integer=True), default=None, metavar="L",
+        help="gpt-tiny: transformer blocks (default 4)")
+    add("--heads", type=number(1, 32, integer=True), default=None, metavar="H",
+        help="gpt-tiny: attention heads per block (default 4)")
+    add("--context", type=number(8, 1024, integer=True), default=None, metavar="T",
+        help="gpt-tiny: characters per window (default 64)")
+    add("--train-windows", type=number(1, 10**7, integer=True), default=None, metavar="N",
+        help="gpt-tiny: train on N evenly spread windows only (a small, quick budget)")
+    add("--student-layers", type=number(1, 24, integer=True), default=None, metavar="L",
+        help="gpt-tiny: a shallower student of L blocks (trained alone and distilled)")
+    add("--student-init", choices=C.STUDENT_INITS, default=None,
+        help="gpt-tiny: 'teacher' copies every other teacher block into the student")
+    add("--device", choices=C.DEVICES, default="auto")
+    add("--seed", type=number(0, C.SEED_MAX, integer=True), default=0)
+    add("--json", type=output_path, default=None, metavar="PATH")
+    add("--export", type=output_path, default=None, metavar="PATH",
+        help="write the pruned (teacher) model; shrunk when --structured")
+    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    return parser
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `run` on the main command line's subparsers."""
+    parser = subparsers.add_parser(
+        "run", help="run a compression pipeline headless",
+        description="Train, prune, fine-tune and distil without a browser; print a table "
+                    "and optionally write a JSON report.")
+    configure(parser)
+    parser.set_defaults(func=run_command)
+    return parser
+
+
+def check_combination(args: argparse.Namespace) -> str | None:
+    """Rules between options; returns the one-line message of the first one broken."""
+    message = _check_lm(args)
+    if message is not None:
+        return message
+    prune_given = next((f"--prune-{m} {getattr(args, f'prune_{m}'):g}"
+                        for m in ("threshold", "sparsity", "std")
+                        if getattr(args, f"prune_{m}") is not None), None)
+    regression = args.dataset == "toy-regression"
+    needs_prune = [("--structured", args.structured), ("--finetune-epochs", args.finetune_epochs),
+                   ("--schedule", args.schedule), ("--steps", args.steps),
+                   ("--rewind", args.rewind)]
+    for flag, value in needs_prune:
+        if value not in (None, False) and prune_given is None:
+            return f"argument {flag}: needs a pruning option (--prune-sparsity S, ...)"
+    iterative = [("--structured", args.structured), ("--schedule", args.schedule),
+                 ("--steps", args.steps), ("--rewind", args.rewind)]
+    for flag, value in iterative:
+        if value not in (None, False) and args.prune_sparsity is None:
+            return f"argument {flag}: works with --prune-sparsity, not {prune_given}"
+    if args.structured and args.scope != "layer":
+        return f"argument --scope: structured pruning is per layer, got {args.scope!r}"
+    if args.norm is not None and not args.structured:
+        return f"argument --norm: {args.norm!r} ranks neurons, so it needs --structured"
+    if args.prune_std is not None and args.scope == "global":
+        return "argument --scope: --prune-std is a per-layer rule, got 'global'"
+    student = args.student is not None or args.student_layers is not None
+    for flag, value in (("--temperature", args.temperature), ("--alpha", args.alpha),
+                        ("--no-t-squared", args.no_t_squared or None)):
+        if value is not None and not student:
+            return f"argument {flag}: needs --student W"
+    if regression and args.temperature is not None:
+        return (f"argument --temperature: {args.temperature:g} does not apply to "
+                "toy-regression (no logits to soften; the student matches outputs by MSE)")
+    if regression and args.model in C.IMAGE_MODELS:
+        return f"argument --model: {args.model!r} needs images; toy-regression has none"
+    return None
+
+
+def _check_lm(args: argparse.Namespace) -> str | None:
+    """Rules of the language-model track (pydoc-text with gpt-tiny)."""
+    lm = args.model in C.GPT_MODELS
+    if lm != (args.dataset in C.TEXT_DATASETS):
+        return (f"argument --model: {args.model!r} does not go with --dataset "
+                f"{args.dataset!r} (gpt-tiny takes pydoc-text, and only it)")
+    lm_only = [("--layers", args.layers), ("--heads", args.heads), ("--context", args.context),
+               ("--train-windows", args.train_windows),
+               ("--student-layers", args.student_layers),
+               ("--student-init", args.student_init)]
+    for flag, value in lm_only:
+        if value is not None and not lm:
+            return f"argument {flag}: applies to --model gpt-tiny only, not {args.model!r}"
+    if not lm:
+        return None
+    if args.init != "default":
+        return f"argument --init: gpt-tiny has one init ('default'), got {args.init!r}"
+    if args.schedule is not None or args.steps is not None or args.rewind is not None:
+        return "argument --schedule/--steps/--rewind: not available for gpt-tiny yet"
+    if args.student_init == "teacher" and args.student not in (None, 1.0):
+        return (f"argument --student-init: 'teacher' copies blocks, so the student keeps "
+                f"the teacher's width; got --student {args.student:g}")
+    if args.student_init is not None and args.student is None and args.student_layers is None:
+        return "argument --student-init: needs --student-layers L (or --student W)"
+    return None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Validate the combination, then run the pipeline; returns the exit status."""
+    message = check_combination(args)
+    if message is not None:
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        return 2
+    from ..studies.pipeline import run_pipeline  # torch is imported from here on
+
+    return run_pipeline(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m explorer.cli.run run [options]``."""
+    parser = argparse.ArgumentParser(prog="explorer")
+    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""``explorer reproduce | sensitivity | sweep``: argparse wiring, torch imported late.
+
+Options are checked before torch is imported or data is loaded: a bad one exits with
+status 2 and one line naming it. Hook into the main parser with the add_*_parser
+functions; each sets ``handler(args, parser)`` like the other subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import SEED_MAX
+from ..studies.sweep import EXECUTORS, KEYS, THREADS_MAX, expand
+from .args import number, one_line_error, output_path
+from .run import DATASETS, MODELS
+
+EXPERIMENTS = ("han", "hinton", "lottery")
+
+
+INT_KEYS = ("steps", "finetune_epochs", "batch_size", "epochs", "seed")
+FLAG_KEYS = ("structured", "t_squared")
+TEXT_KEYS = ("scope", "norm", "schedule", "optimizer")
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A grid value typed from text (the command line), then checked like any other."""
+    if key not in KEYS:
+        raise ValueError(f"unknown sweep setting {key!r}; known: {', '.join(KEYS)}")
+    text = text.strip()
+    try:
+        if key in FLAG_KEYS:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            value: Any = lowered in ("true", "1", "yes")
+        elif key == "rewind":
+            value = text if text == "init" else int(text)
+        elif key in INT_KEYS:
+            value = int(text)
+        elif key in TEXT_KEYS:
+            value = text
+        else:
+            value = float(text)
+    except ValueError:
+        raise ValueError(f"{key}: cannot read {text!r}") from None
+    return KEYS[key](key, value)
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """["sparsity=0.5,0.9", "schedule=oneshot,agp"] -> {"sparsity": [0.5, 0.9], ...}."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"grid item {item!r} must look like KEY=V1,V2")
+        if key in grid:
+            raise ValueError(f"grid key {key!r} given twice")
+        grid[key] = [parse_value(key, v) for v in values.split(",")]
+    return grid
+
+
+def _sparsity_list(text: str) -> list[float]:
+    """"0,0.5,0.9" -> [0.0, 0.5, 0.9], each in [0, 1]."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}")\
+            from None
+    bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"sparsities must lie in [0, 1], got {text!r}")
+    return values
+
+
+def _common(parser: argparse.ArgumentParser, threads: int = 1) -> None:
+    parser.add_argument("--seed", type=number(0, SEED_MAX, integer=True), default=0)
+    parser.add_argument("--threads", type=number(1, THREADS_MAX, integer=True),
+                        default=threads, help="torch threads (fixed, for repeatable numbers)")
+    parser.add_argument("--json", type=output_path, default=None, metavar="PATH")
+    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
+    parser.add_argument("--model", choices=MODELS, default="mlp")
+    parser.add_argument("--epochs", type=number(1, 1000, integer=True), default=None,
+                        help="train the baseline this long (default: the shipped checkpoint "
+                             "where there is one, else 10 epochs)")
+
+
+def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "reproduce", help="rerun Han 2015 / Hinton 2015 / Frankle & Carbin 2019 on mnist-5k",
+        description="Rerun a published result on our engine (mnist-5k, the 5,000-image MNIST "
+                    "subset) and print ours beside the paper's numbers.")
+    p.add_argument("experiment", choices=EXPERIMENTS)
+    p.add_argument("--quick", action="store_true", help="short budgets (a few minutes)")
+    _common(p)
+    p.set_defaults(handler=lambda args, _parser: reproduce_command(args))
+    return p
+
+
+def reproduce_command(args: argparse.Namespace) -> int:
+    from ..studies.reproduce import RUNS, format_result
+
+    start = time.perf_counter()
+    result = RUNS[args.experiment](quick=args.quick, seed=args.seed, threads=args.threads,
+                                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(format_result(args.experiment, result))
+    return _write_json(args.json, result)
+
+
+def _write_json(path: Path | None, result: dict) -> int:
+    """Write the JSON report when asked; the command's exit status."""
+    if path is not None:
+        Path(path).write_text(json.dumps(result, indent=1))
+        print(f"results written to {path}")
+    return 0
+
+
+def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sensitivity", help="prune one layer at a time; per-layer targets for a budget",
+        description="Per prunable layer, prune that layer alone to each sparsity and record "
+                    "validation accuracy; with --max-drop, derive per-layer targets and "
+                    "report the model pruned to them (validation and test).")
+    _model_options(p)
+    p.add_argument("--sparsities", type=_sparsity_list, default=None, metavar="S1,S2,...")
+    p.add_argument("--finetune-epochs", type=number(0, 1000, integer=True), default=0)
+    p.add_argument("--layers", default=None, metavar="NAME,...",
+                   help="only these layers (default: every prunable layer)")
+    p.add_argument("--max-drop", type=number(0.0, 1.0), default=None, metavar="D",
+                   help="accuracy budget as a fraction, e.g. 0.01 for one point")
+    _common(p)
+    p.set_defaults(handler=lambda args, _parser: sensitivity_command(args))
+    return p
+
+
+def _baseline(args: argparse.Namespace):
+    """The session every command here starts from: shipped checkpoint or a trained baseline."""
+    import torch
+
+    from ..session.session import Session
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    session = Session(args.dataset, args.model, seed=args.seed, device="cpu",
+                      pretrained=args.epochs is None)
+    if not session.pretrained:
+        session.train(epochs=args.epochs or 10)
+        session.adopt_as_original()
+    return session
+
+
+def sensitivity_command(args: argparse.Namespace) -> int:
+    from ..studies.sensitivity import DEFAULT_SPARSITIES, derive_budget, sensitivity_table
+
+    session = _baseline(args)
+    layers = None if args.layers is None else [n.strip() for n in args.layers.split(",")]
+    try:
+        result = session.sensitivity(args.sparsities or DEFAULT_SPARSITIES,
+                                     finetune_epochs=args.finetune_epochs, layers=layers)
+    except ValueError as err:
+        sys.stderr.write(f"explorer sensitivity: error: {err}\n")
+        return 2
+    print(f"validation accuracy with one layer pruned (dense: {result['dense_accuracy']:.2%})")
+    print(sensitivity_table(result))
+    if args.max_drop is not None:
+        targets = derive_budget(result, args.max_drop)
+        snap = session.prune_per_layer(targets)
+        test = session.snapshot("test")
+        result["budget"] = {"max_drop": args.max_drop, "targets": targets,
+                            "sparsity": snap.sparsity, "val_accuracy": snap.accuracy,
+                            "test_accuracy": test.accuracy}
+        print(f"\ntargets for a drop of at most {args.max_drop:.2%}: "
+              + ", ".join(f"{n} {s:.0%}" for n, s in targets.items()))
+        print(f"applied together: sparsity {snap.sparsity:.1%}, validation accuracy "
+              f"{snap.accuracy:.2%}, test accuracy {test.accuracy:.2%}")
+    return _write_json(args.json, result)
+
+
+def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sweep", help="run a grid of settings (process pool or Ray)",
+        description="Run every point of a grid from one trained baseline, each an independent "
+                    "seeded run, and print a table. Example: --grid sparsity=0.5,0.9 "
+                    "--grid schedule=oneshot,agp --grid steps=3 --grid finetune_epochs=0,1")
+    _model_options(p)
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                   help="a setting and its values (repeat for more)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (executor ray)")
+    p.add_argument("--workers", type=number(0, 1024, integer=True), default=None,
+                   help="parallel points (0: one after another in this process)")
+    p.add_argument("--csv", type=output_path, default=None, metavar="PATH")
+    _common(p)
+    p.set_defaults(handler=lambda args, parser: sweep_command(args, parser))
+    return p
+
+
+def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        grid = parse_grid(args.grid)
+        expand(grid)  # every point checked before torch is imported
+    except ValueError as err:
+        sys.stderr.write(f"explorer sweep: error: argument --grid: {err}\n")
+        return 2
+    if args.address is not None and args.executor != "ray":
+        sys.stderr.write(f"explorer sweep: error: argument --address: {args.address!r} "
+                         "needs --executor ray\n")
+        return 2
+    session = _baseline(args)
+    try:
+        table = session.sweep(grid, executor=args.executor, address=args.address,
+                              workers=args.workers, threads=args.threads,
+                              on_row=lambda r: print(f"done: {r}", file=sys.stderr))
+    except ImportError as err:
+        sys.stderr.write(f"explorer sweep: error: {err}\n")
+        return 2
+    print(table)
+    print(f"{len(table.rows)} points in {table.meta['seconds']:.1f} s "
+          f"({table.meta['executor']}, {table.meta['workers']} workers)")
+    if args.csv is not None:
+        table.to_csv(args.csv)
+        print(f"table written to {args.csv}")
+    if args.json is not None:
+        table.to_json(args.json)
+        print(f"table written to {args.json}")
+    return 0

@@ -1,0 +1,191 @@
+"""Magnitude-pruning masks as pure functions of weights, plus applying them.
+
+Pure maths (tensors in, boolean masks out) stays apart from module surgery, as in
+torch/nn/utils/prune.py (compute_mask vs apply). Masks are always rebuilt from the
+dense base weights, so moving a slider back restores the base exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import MIN_LAYER_DENSITY, PruneConfig
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    """Qualified names of the weights we prune: Linear and Conv weights, never biases."""
+    return [f"{mod_name}.weight" if mod_name else "weight"
+            for mod_name, module in model.named_modules()
+            if isinstance(module, PRUNABLE_TYPES)]
+
+
+def n_to_prune(sparsity: float, numel: int) -> int:
+    """round(s * n), exactly as torch.nn.utils.prune._compute_nparams_toprune."""
+    return round(sparsity * numel)
+
+
+@dataclass
+class MagnitudeIndex:
+    """Sorted magnitudes of the dense base, so a target sparsity is a lookup.
+
+    Built once per base (O(n log n)); each slider move is then O(n) scatter work.
+    """
+
+    weights: dict[str, torch.Tensor]
+    _layer_order: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _layer_sorted: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _global: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _abs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def magnitudes(self, name: str) -> torch.Tensor:
+        """|w| of one layer, kept so that a slider move is a single compare pass."""
+        if name not in self._abs:
+            self._abs[name] = self.weights[name].detach().abs()
+        return self._abs[name]
+
+    def layer(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ascending |w|, flat indices in that order) of one layer."""
+        if name not in self._layer_order:
+            mags = self.weights[name].detach().abs().flatten()
+            sorted_mags, order = torch.sort(mags, stable=True)
+            self._layer_sorted[name], self._layer_order[name] = sorted_mags, order
+        return self._layer_sorted[name], self._layer_order[name]
+
+    def global_(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ascending |w|, flat indices into the concatenation) over all layers."""
+        if self._global is None:
+            mags = torch.cat([w.detach().abs().flatten() for w in self.weights.values()])
+            self._global = torch.sort(mags, stable=True)
+        return self._global
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """Masks (True = kept), the per-layer cut magnitude, and warnings for the user."""
+
+    masks: dict[str, torch.Tensor]
+    cuts: dict[str, float]
+    warnings: tuple[str, ...] = ()
+    # True when every mask is exactly |base| >= cuts[name]: snapshots may then take
+    # counts and histograms from sorted base values instead of passes over the weights.
+    exact_cuts: bool = False
+
+
+def _mask_dropping(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Tensor:
+    mask = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
+    mask[order[:k]] = False
+    return mask.view(shape)
+
+
+def _cut(sorted_mags: torch.Tensor, k: int) -> float:
+    """The smallest kept magnitude (inf when everything is pruned)."""
+    return float(sorted_mags[k]) if k < sorted_mags.numel() else math.inf
+
+
+def _prune_smallest(mags: torch.Tensor, sorted_mags: torch.Tensor, order: torch.Tensor,
+                    k: int) -> tuple[torch.Tensor, float, bool]:
+    """(mask dropping the k smallest, cut, whether mask == mags >= cut).
+
+    Without a tie at the boundary the k smallest are exactly those below the k-th sorted
+    magnitude, so one compare pass gives the mask; a scatter through `order` (stable, as
+    torch.nn.utils.prune breaks ties) is needed only when equal magnitudes straddle it.
+    """
+    n, cut = sorted_mags.numel(), _cut(sorted_mags, k)
+    if k == 0 or k >= n or bool(sorted_mags[k - 1] < sorted_mags[k]):
+        return mags >= cut, cut, True
+    return _mask_dropping(order, k, mags.shape), cut, False
+
+
+def _threshold_masks(index: MagnitudeIndex, thresholds: dict[str, float]) -> MaskResult:
+    masks = {n: index.magnitudes(n) >= thresholds[n] for n in index.weights}
+    return MaskResult(masks, dict(thresholds), exact_cuts=True)
+
+
+def _sparsity_masks(index: MagnitudeIndex, sparsity: float, scope: str) -> MaskResult:
+    weights = index.weights
+    if scope == "layer":
+        masks, cuts, exact = {}, {}, True
+        for name, w in weights.items():
+            sorted_mags, order = index.layer(name)
+            k = n_to_prune(sparsity, w.numel())
+            masks[name], cuts[name], same = _prune_smallest(index.magnitudes(name),
+                                                            sorted_mags, order, k)
+            exact = exact and same
+        return MaskResult(masks, cuts, exact_cuts=exact)
+    sorted_mags, order = index.global_()
+    n = sorted_mags.numel()
+    k = n_to_prune(sparsity, n)
+    cut = _cut(sorted_mags, k)
+    if k == 0 or k >= n or bool(sorted_mags[k - 1] < sorted_mags[k]):
+        masks = {name: index.magnitudes(name) >= cut for name in weights}
+        return MaskResult(masks, {name: cut for name in weights}, exact_cuts=True)
+    flat = _mask_dropping(order, k, torch.Size([n]))
+    masks, start = {}, 0
+    for name, w in weights.items():
+        masks[name] = flat[start:start + w.numel()].view(w.shape)
+        start += w.numel()
+    return MaskResult(masks, {name: cut for name in weights})
+
+
+def _keep_min_density(index: MagnitudeIndex, result: MaskResult,
+                      min_density: float) -> MaskResult:
+    """Global scope can empty a layer; refill such a layer to its largest weights."""
+    masks, cuts, warnings = dict(result.masks), dict(result.cuts), list(result.warnings)
+    exact = result.exact_cuts
+    for name, mask in result.masks.items():
+        numel = mask.numel()
+        need = math.ceil(min_density * numel)
+        kept = int(mask.sum())
+        if kept < need:
+            sorted_mags, order = index.layer(name)
+            masks[name], cuts[name], same = _prune_smallest(index.magnitudes(name),
+                                                            sorted_mags, order, numel - need)
+            exact = exact and same
+            warnings.append(f"{name}: global pruning would keep {kept} of {numel} weights; "
+                            f"kept the largest {need} ({min_density:.0%} minimum density)")
+    return MaskResult(masks, cuts, tuple(warnings), exact_cuts=exact)
+
+
+def compute_masks(index: MagnitudeIndex, config: PruneConfig,
+                  min_density: float = MIN_LAYER_DENSITY) -> MaskResult:
+    """Masks for one pruning request, from the dense weights held by `index`."""
+    weights = index.weights
+    if config.mode == "threshold":
+        result = _threshold_masks(index, {n: config.value for n in weights})
+    elif config.mode == "std":
+        result = _threshold_masks(
+            index, {n: config.value * float(w.std()) for n, w in weights.items()})
+    else:
+        result = _sparsity_masks(index, config.value, config.scope)
+    if config.scope == "global" and min_density > 0:
+        result = _keep_min_density(index, result, min_density)
+    emptied = [n for n, m in result.masks.items() if m.numel() and not bool(m.any())]
+    if emptied:  # asked for explicitly, so kept; but say that the model is now constant
+        note = (f"{config.mode} {config.value:g} prunes every weight of "
+                f"{', '.join(emptied)}: the model's output no longer depends on its input")
+        result = MaskResult(result.masks, result.cuts, (*result.warnings, note))
+    return result
+
+
+@torch.no_grad()
+def apply_masks(params: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor] | None) -> None:
+    """Set each pruned parameter to base * mask in place (or to base when unmasked)."""
+    for name, param in params.items():
+        if masks is None or name not in masks:
+            param.copy_(base[name])
+        else:
+            torch.mul(base[name], masks[name], out=param)
+
+
+@torch.no_grad()
+def zero_masked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+    """Re-zero pruned entries after an optimizer step (momentum, Adam, weight decay)."""
+    for name, mask in masks.items():
+        params[name].mul_(mask)

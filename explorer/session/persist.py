@@ -1,0 +1,274 @@
+"""Saving a whole Session to one file and loading it back, without running code.
+
+The file holds plain tensors, dicts, lists, strings and numbers only, written with
+torch.save and read with torch.load(..., weights_only=True): a crafted pickle that
+would import and call something is refused by torch's restricted unpickler. On top of
+that every field is checked, and the weights must fit the model rebuilt from the
+file's own configuration, so a truncated file, a checkpoint or export of something
+else, or a session file whose weights belong to another model, are each refused with
+a ValueError before any session is returned.
+
+What is kept, per model slot (teacher, student, student_alone): the live weights, the
+dense base, the original, the undo stack, the masks and pruning setting, and the
+lottery-ticket rewind points; per session: the history (Snapshots as plain dicts,
+rebuilt on load), the step counter, which slot is selected, and the configuration.
+The data set is rebuilt from its name and seed; data given as tensors cannot be, so
+such sessions are refused at save time (export the model instead).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..config import PruneConfig
+from ..data.datasets import DATASETS
+from ..engine.metrics import LayerStats, Snapshot
+from ..engine.prune import apply_masks, prunable_names
+from ..models.zoo import MODELS, build_from_arch
+
+if TYPE_CHECKING:
+    from .session import Session
+
+FORMAT = "explorer-session"
+VERSION = 1
+SNAPSHOT_FIELDS = {f.name for f in fields(Snapshot)}
+LAYER_ARRAYS = {"hist_counts": np.int32, "hist_base_counts": np.int32,
+                "hist_edges": np.float32}
+
+
+# ----- plain values ----------------------------------------------------------------
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def plain(value: Any) -> Any:
+    """Snapshots become tagged dicts, NumPy values lists or numbers: weights_only-safe."""
+    if isinstance(value, Snapshot):
+        return {"__snapshot__": True, **value.to_dict()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    return value
+
+
+def snapshot_from_dict(d: dict) -> Snapshot:
+    """The inverse of Snapshot.to_dict (extra metrics are the keys it merged in)."""
+    layers = tuple(LayerStats(**{k: np.asarray(v, dtype=LAYER_ARRAYS[k])
+                                 if k in LAYER_ARRAYS else v for k, v in layer.items()})
+                   for layer in d["layers"])
+    core = {k: d[k] for k in SNAPSHOT_FIELDS - {"layers", "extra"} if k in d}
+    core["warnings"] = tuple(core.get("warnings", ()))
+    extra = {k: v for k, v in d.items()
+             if k not in SNAPSHOT_FIELDS and k not in ("prunable", "__snapshot__")}
+    return Snapshot(**core, layers=layers, extra=extra)
+
+
+def unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get("__snapshot__"):
+            return snapshot_from_dict(value)
+        return {k: unplain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unplain(v) for v in value]
+    return value
+
+
+# ----- saving ------------------------------------------------------------------------
+def _slot_payload(slot: dict) -> dict:
+    model = slot["model"]
+    config = slot.get("prune_config")
+    return {"config": plain(slot["config"]), "model_name": slot["model_name"],
+            "arch": plain(model.arch()) if hasattr(model, "arch") else None,
+            "model_state": _cpu(model.state_dict()), "base": _cpu(slot["base"]),
+            "original": _cpu(slot["original"]), "initial": _cpu(slot["initial"]),
+            "rewind_states": {int(k): _cpu(v) for k, v in slot["rewind_states"].items()},
+            "epochs_trained": int(slot["epochs_trained"]),
+            "undo_stack": [_cpu(s) for s in slot["undo_stack"]],
+            "masks": None if slot["masks"] is None else _cpu(slot["masks"]),
+            "prune_config": None if config is None else asdict(config),
+            "cuts": {k: float(v) for k, v in slot["cuts"].items()},
+            "warnings": list(slot["warnings"])}
+
+
+def session_payload(session: Session) -> dict:
+    """Everything save() writes, as plain data (under the session's lock)."""
+    with session._lock:
+        teacher_config = session._slot_map().get("teacher", {}).get("config", session.config)
+        if teacher_config.get("dataset") not in DATASETS:
+            raise ValueError(f"cannot save a session on data given as tensors "
+                             f"({teacher_config.get('dataset')!r}): it cannot be rebuilt "
+                             "from a file; use export() for the model")
+        if teacher_config.get("model") not in MODELS:
+            raise ValueError(f"cannot save a session around a user model "
+                             f"({teacher_config.get('model')!r}); use export() for it")
+        slots = {name: _slot_payload(dict(state)) for name, state in session._slot_map().items()}
+        slots[session.selected] = _slot_payload(session._stash())
+        return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
+                "selected": session.selected, "slots": slots,
+                "history": plain(list(session.history)),
+                "total_steps": int(session.total_steps),
+                "pretrained": bool(session.pretrained)}
+
+
+def save_session(session: Session, target: str | Path | IO[bytes]) -> None:
+    """Write `session` to a path or a binary file object."""
+    if isinstance(target, (str, Path)):
+        from ..validate import check_output_path
+
+        target = check_output_path("path", target)
+    torch.save(session_payload(session), target)
+
+
+def session_bytes(session: Session) -> bytes:
+    buffer = io.BytesIO()
+    save_session(session, buffer)
+    return buffer.getvalue()
+
+
+# ----- loading -----------------------------------------------------------------------
+def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
+    """torch.load with weights_only=True; every failure becomes a ValueError."""
+    name = "the upload" if isinstance(source, (bytes, bytearray, io.IOBase)) else str(source)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(bytes(source))
+    if not _is_zip(source):  # torch.save writes a zip; anything else is not ours
+        raise ValueError(f"{name} is not a readable session file (not a torch.save zip "
+                         "archive: truncated, or not made by Session.save)")
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file") from None
+    except pickle.UnpicklingError as err:  # a global torch's safe unpickler will not load
+        lines = [line for line in str(err).splitlines() if "Unsupported" in line]
+        first = lines[0].strip() if lines else type(err).__name__
+        raise ValueError(f"{name} is refused: it holds objects other than tensors and plain "
+                         f"data, which could run code ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"{name} is not a readable session file (truncated or not made by "
+                         f"Session.save): {str(err).splitlines()[0][:160]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{name} is not a session file (format {kind!r}; expected "
+                         f"{FORMAT!r}): a checkpoint or export loads elsewhere")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{name}: session file version {payload.get('version')!r}; "
+                         f"this explorer reads version {VERSION}")
+    return payload
+
+
+def _is_zip(source: str | Path | IO[bytes]) -> bool:
+    """True when `source` starts like a zip archive (missing files pass: reported later)."""
+    if isinstance(source, (str, Path)):
+        try:
+            with open(source, "rb") as handle:
+                return handle.read(4) == b"PK\x03\x04"
+        except FileNotFoundError:
+            return True
+        except OSError as err:
+            raise ValueError(f"{source}: cannot be read ({err.strerror})") from None
+    start = source.tell()
+    head = source.read(4)
+    source.seek(start)
+    return head == b"PK\x03\x04"
+
+
+def _check_state(what: str, state: object, model: torch.nn.Module) -> dict:
+    """The state must name exactly the model's tensors, with the same shapes."""
+    want = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(want):
+        extra = sorted(set(state) - set(want)) if isinstance(state, dict) else []
+        missing = sorted(set(want) - set(state)) if isinstance(state, dict) else []
+        raise ValueError(f"{what} belongs to another model: missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}")
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != want[key].shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
+            raise ValueError(f"{what} belongs to another model: {key} has shape {shape}, "
+                             f"the model needs {tuple(want[key].shape)}")
+    return state
+
+
+def _prune_config(d: dict) -> PruneConfig:
+    """A PruneConfig, or the per-layer kind explorer.studies.sensitivity installs (has targets)."""
+    if d.get("targets"):
+        from ..studies.sensitivity import PerLayerConfig
+
+        return PerLayerConfig(**{**d, "targets": tuple((str(n), float(v))
+                                                       for n, v in d["targets"])})
+    return PruneConfig(**{k: v for k, v in d.items() if k != "targets"})
+
+
+def _restore_slot(session: Session, name: str, data: dict, model: torch.nn.Module) -> None:
+    """Make the session's per-model attributes those saved for slot `name`."""
+    device = session.device
+    moved = lambda s: {k: v.to(device) for k, v in s.items()}  # noqa: E731
+    for key in ("model_state", "base", "original", "initial"):
+        _check_state(f"slot {name}: {key}", data[key], model)
+    for k, state in data["rewind_states"].items():
+        _check_state(f"slot {name}: rewind point {k}", state, model)
+    for i, state in enumerate(data["undo_stack"]):
+        _check_state(f"slot {name}: undo step {i}", state, model)
+    model.to(device)
+    session.model, session.model_name = model, str(data["model_name"])
+    session.config = dict(data["config"])
+    session._prunable = prunable_names(model)
+    session.original, session.initial = moved(data["original"]), moved(data["initial"])
+    session.rewind_states = {int(k): moved(v) for k, v in data["rewind_states"].items()}
+    session.epochs_trained = int(data["epochs_trained"])
+    session.undo_stack = [moved(s) for s in data["undo_stack"]]
+    session._set_base(moved(data["base"]))
+    if data["masks"] is not None:
+        masks = moved(data["masks"])
+        apply_masks(session._params_for(masks), session.base, masks)
+        session.masks, session.prune_config = masks, _prune_config(data["prune_config"])
+        session.cuts = {k: float(v) for k, v in data["cuts"].items()}
+        session.warnings = tuple(data["warnings"])
+    model.load_state_dict(moved(data["model_state"]))
+
+
+def load_session(source: str | Path | IO[bytes] | bytes, device: str | None = None,
+                 cls: type | None = None) -> Session:
+    """Rebuild the Session saved in `source`; ValueError when the file is refused."""
+    payload = read_payload(source)
+    if cls is None:
+        from .session import Session as cls  # noqa: N813
+    try:
+        config = payload["config"]
+        hidden = config.get("hidden")
+        session = cls(config["dataset"], config["model"], width=config["width"],
+                      init=config["init"], seed=config["seed"], device=device,
+                      pretrained=False, hidden=None if hidden is None else tuple(hidden))
+        slots = payload["slots"]
+        _restore_slot(session, "teacher", slots["teacher"], session.model)
+        for name, data in slots.items():
+            if name == "teacher":
+                continue
+            if name not in session.SLOTS or data.get("arch") is None:
+                raise ValueError(f"slot {name!r} cannot be rebuilt from the file")
+            stash = session._slot_map()
+            stash["teacher"] = session._stash()
+            _restore_slot(session, name, data, build_from_arch(data["arch"]))
+            stash[name] = session._stash()
+            vars(session).update(stash.pop("teacher"))
+        session.history = unplain(payload["history"])
+        session.total_steps = int(payload["total_steps"])
+        session.pretrained = bool(payload["pretrained"])
+        session.select(payload["selected"])
+    except (KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"malformed session file: {type(err).__name__}: {err}") from None
+    return session

@@ -1,0 +1,245 @@
+"""The pipeline behind `explorer run`: stages, a progress bar, the table and the report.
+
+Order of work: train the baseline; with --student, train the student alone and distil it
+from the dense baseline (so every "teacher agreement" means agreement with the baseline);
+then prune and fine-tune the baseline. Every stage is measured on the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import FINETUNE_LR_FACTOR
+from ..engine.metrics import Snapshot
+from ..engine.train import EpochEvent, StepEvent, evaluate
+
+STAGES = ("baseline", "pruned", "finetuned", "student_alone", "distilled")
+BAR_WIDTH = 30
+
+RUN_PROG = "explorer run"  # how messages name the command
+
+
+class Progress:
+    """A plain-text bar on stderr: redrawn in place on a terminal, a line per epoch else."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def callback(self, stage: str, total_steps: int):
+        state = {"step": 0}
+
+        def on_event(event) -> None:
+            if isinstance(event, StepEvent):
+                state["step"] += 1
+                now = time.monotonic()
+                if self.tty and now - self._last > 0.1:
+                    self._last = now
+                    self._draw(stage, state["step"], total_steps, f"loss {event.loss:.4f}",
+                               end="\r")
+            elif isinstance(event, EpochEvent):
+                acc = ("" if event.val_accuracy is None
+                       else f" val acc {event.val_accuracy:.4f}")
+                self._draw(stage, state["step"], total_steps,
+                           f"epoch {event.epoch}/{event.epochs} val loss {event.val_loss:.4f}"
+                           f"{acc}", end="\r" if self.tty else "\n")
+
+        return on_event
+
+    def _draw(self, stage: str, step: int, total: int, text: str, end: str) -> None:
+        frac = min(step / max(total, 1), 1.0)
+        bar = "#" * round(frac * BAR_WIDTH)
+        self.stream.write(f"{stage:<13} [{bar:<{BAR_WIDTH}}] {frac:4.0%} {text:<48}{end}")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _steps(session, epochs: int, batch_size: int) -> int:
+    return epochs * math.ceil(len(session.data.train) / batch_size)
+
+
+def _prune_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {"threshold": args.prune_threshold, "sparsity": args.prune_sparsity,
+              "std": args.prune_std, "scope": args.scope}
+    if args.structured:
+        kwargs.update(structured=True, norm=args.norm or "l1")
+    return kwargs
+
+
+def _needs_engine(session, args: argparse.Namespace) -> str | None:
+    """Options that need the pruning engine (issue 3), when this build lacks it."""
+    iterative = args.schedule is not None or args.steps is not None or args.rewind is not None
+    wants = [("--structured", args.structured, "shrink"),
+             ("--schedule/--steps/--rewind", iterative, "prune_iteratively"),
+             ("--export", args.export is not None, "export")]
+    for flag, wanted, method in wants:
+        if wanted and not hasattr(session, method):
+            return f"argument {flag}: this build has no Session.{method} (pruning engine)"
+    return None
+
+
+def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[str, Snapshot]:
+    """Run every requested stage; returns {stage: Snapshot on the test split}."""
+    budget = {"lr": args.lr, "optimizer": args.optimizer, "batch_size": args.batch_size}
+    stages: dict[str, Snapshot] = {}
+    session.train(epochs=args.epochs, **budget,
+                  on_event=progress.callback("baseline", _steps(session, args.epochs,
+                                                                args.batch_size)))
+    _, _, reference = evaluate(session.model, session.data.test, session.task)
+    stages["baseline"] = session.measure_slot("teacher", "test", reference=reference)
+    if args.student is not None or getattr(args, "student_layers", None) is not None:
+        total = _steps(session, args.epochs, args.batch_size)
+        student = args.student
+        if session.is_lm:  # one GPT student, copied by both runs (same init)
+            student = session.make_student(args.student or 1.0, args.student_layers,
+                                           args.student_init or "random")
+        session.train_student_alone(student, epochs=args.epochs, **budget,
+                                    on_event=progress.callback("student_alone", total))
+        stages["student_alone"] = session.measure_slot("student_alone", "test")
+        session.distill(student, temperature=args.temperature,
+                        alpha=0.7 if args.alpha is None else args.alpha,
+                        t_squared=not args.no_t_squared, epochs=args.epochs, **budget,
+                        on_event=progress.callback("distilled", total))
+        stages["distilled"] = session.measure_slot("student", "test")
+    if args.prune_threshold is None and args.prune_sparsity is None and args.prune_std is None:
+        return stages
+    ft_epochs = args.finetune_epochs
+    ft_budget = {**budget, "lr": max(args.lr * FINETUNE_LR_FACTOR, 1e-6)}
+    if args.schedule is not None or args.steps is not None or args.rewind is not None:
+        steps = args.steps or 1
+        total = _steps(session, (ft_epochs or 1) * steps, args.batch_size)
+        session.prune_iteratively(args.prune_sparsity, steps=steps,
+                                  schedule=args.schedule or "oneshot",
+                                  finetune_epochs=ft_epochs or 1, rewind=args.rewind,
+                                  scope=args.scope, structured=args.structured,
+                                  norm=args.norm or "l1", **ft_budget,
+                                  on_event=progress.callback("finetuned", total))
+        stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
+        return stages
+    if session.is_lm and args.structured:  # whole attention heads, ranked by --norm
+        session.remove_heads(args.prune_sparsity, rank=args.norm or "l1", scope=args.scope)
+    else:
+        session.prune(**_prune_kwargs(args))
+    stages["pruned"] = session.measure_slot("teacher", "test", reference=reference)
+    if ft_epochs is not None:
+        session.train(epochs=ft_epochs, **ft_budget, on_event=progress.callback(
+            "finetuned", _steps(session, ft_epochs, args.batch_size)))
+        stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
+    return stages
+
+
+def versions() -> dict:
+    import numpy
+    import sklearn
+
+    from .. import __version__
+
+    return {"explorer": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def _human(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}".rstrip()
+    return f"{value:g} {unit}".rstrip()
+
+
+def table(stages: dict[str, Snapshot]) -> str:
+    """The end-of-run table, one row per stage that ran, in pipeline order."""
+    regression = any(s.task != "classification" for s in stages.values())
+    quality = "test mse" if regression else "test acc"
+    lm = any("perplexity" in s.extra for s in stages.values())
+    head = (quality, *(("test ppl",) if lm else ()), "agreement", "params", "nonzero",
+            "sparsity", "bytes dense", "bytes sparse", "bytes shrunk", "FLOPs dense", "FLOPs eff.")
+    rows = []
+    for name in STAGES:
+        if name not in stages:
+            continue
+        d = stages[name].to_dict()
+        agree = d.get("teacher_agreement")
+        rows.append((name, f"{d['mse']:.4f}" if regression else f"{d['accuracy']:.4f}",
+                     *((f"{d['perplexity']:.3f}",) if lm else ()),
+                     "-" if agree is None else f"{agree:.4f}", str(d["params"]),
+                     str(d["nonzero"]), f"{d['sparsity']:.1%}", _human(d["bytes_dense"], "B"),
+                     _human(d["bytes_sparse"], "B"), _human(d.get("bytes_shrunk"), "B"),
+                     _human(d["flops_dense"]), _human(d["flops_effective"])))
+    widths = [max(len(r[i]) for r in [("stage", *head), *rows]) for i in range(len(head) + 1)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [("stage", *head), *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _plain(value):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> dict:
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("func", "command") and not callable(v)}
+    config["finetune_lr"] = args.lr * FINETUNE_LR_FACTOR
+    device = {"name": str(session.device), "threads": torch.get_num_threads(),
+              "cuda": torch.cuda.get_device_name(session.device)
+              if session.device.type == "cuda" else None}
+    return _plain({"config": config, "device": device, "versions": versions(),
+                   "teacher": "baseline",
+                   "stages": {k: stages[k].to_dict() for k in STAGES if k in stages}})
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Build the session, run the stages, print the table, write the JSON and export."""
+    from ..session.session import Session
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.stderr.write(f"{RUN_PROG}: error: argument --device: 'cuda' is not available here\n")
+        return 2
+    torch.manual_seed(args.seed)
+    lm = {k: getattr(args, k, None) for k in ("layers", "heads", "context")}
+    lm["max_train_windows"] = getattr(args, "train_windows", None)
+    lm = {k: v for k, v in lm.items() if v is not None}
+    session = Session(args.dataset, args.model, width=args.width, init=args.init,
+                      seed=args.seed, device=args.device, pretrained=False, **lm)
+    missing = _needs_engine(session, args)
+    if missing is not None:
+        sys.stderr.write(f"{RUN_PROG}: error: {missing}\n")
+        return 2
+    progress = Progress()
+    try:
+        stages = run_stages(session, args, progress)
+    except ValueError as err:  # a combination only the session can judge
+        progress.done()
+        sys.stderr.write(f"{RUN_PROG}: error: {err}\n")
+        return 2
+    progress.done()
+    print(table(stages))
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(report(args, session, stages), indent=1))
+        print(f"report written to {args.json}")
+    if args.export is not None:
+        session.export(args.export, kind="shrunk" if args.structured else "masked")
+        print(f"model written to {args.export}")
+    return 0

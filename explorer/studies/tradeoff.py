@@ -1,0 +1,124 @@
+"""Quick analyses over a Session that leave it exactly as they found it.
+
+The trade-off sweep is one-shot (no retraining): it prunes from the dense base at each
+level, measures on validation, and restores the pruning setting in force before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import check_number
+
+if TYPE_CHECKING:
+    from ..session.session import Session
+
+DEFAULT_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    sparsity: float  # the requested level
+    actual_sparsity: float  # pruned fraction of prunable weights actually reached
+    accuracy: float | None
+    loss: float
+
+
+def check_levels(levels: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+    if not levels:
+        raise ValueError("levels must name at least one sparsity; got an empty list")
+    return tuple(check_number("sparsity level", s, 0.0, 1.0) for s in levels)
+
+
+def sparsity_sweep(session: Session, levels: tuple[float, ...] = DEFAULT_LEVELS,
+                   scope: str = "layer", structured: bool = False,
+                   stop: threading.Event | None = None,
+                   on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
+    """Accuracy at each one-shot sparsity level; the session's masks are restored after."""
+    levels = check_levels(levels)
+    points: list[SweepPoint] = []
+    with session._lock:
+        previous = session.prune_config
+        try:
+            for level in levels:
+                if stop is not None and stop.is_set():
+                    break
+                snap = session.prune(sparsity=level, scope=scope, structured=structured)
+                point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
+                points.append(point)
+                if on_point is not None:
+                    on_point(point)
+        finally:
+            restore_pruning(session, previous)
+    return points
+
+
+def restore_pruning(session: Session, config) -> None:
+    """Re-apply a PruneConfig (or none) from the dense base."""
+    if config is None:
+        session.reset_pruning()
+        return
+    session.prune(**{config.mode: config.value}, scope=config.scope,
+                  structured=config.structured, norm=config.norm)
+
+
+def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1,
+                    lr: float = 1e-4, stop: threading.Event | None = None,
+                    on_event: Callable | None = None,
+                    on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
+    """Prune to each level and fine-tune, measure, then undo: the base ends unchanged."""
+    levels = check_levels(levels)
+    # Restored by value, not by undo() count: the undo stack is bounded (explorer.session.bounded),
+    # so at its limit a job drops the oldest entry and the depth does not grow.
+    previous, stack, base = session.prune_config, list(session.undo_stack), session.base
+    points: list[SweepPoint] = []
+    try:
+        for level in levels:
+            if stop is not None and stop.is_set():
+                break
+            snap = session.prune_iteratively(level, steps=1, schedule="oneshot",
+                                             finetune_epochs=epochs, lr=lr, stop=stop,
+                                             on_event=on_event)
+            point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
+            _restore_base(session, stack, base)
+    finally:
+        _restore_base(session, stack, base)
+        restore_pruning(session, previous)
+    return points
+
+
+def _restore_base(session: Session, stack: list, base: dict) -> None:
+    """Put back the undo stack and the dense base a sweep started from."""
+    with session._lock:
+        session.undo_stack[:] = stack
+        session._set_base(base)
+
+
+def temperature_sweep(session: Session, temperatures: tuple[float, ...], student: float = 0.5,
+                      alpha: float = 0.7, epochs: int = 5, lr: float = 1e-3,
+                      t_squared: bool = True, stop: threading.Event | None = None,
+                      on_event: Callable | None = None) -> list[dict]:
+    """Distil the same student at each temperature; validation accuracy of each.
+
+    The last student stays in the session's student slot.
+    """
+    if not temperatures:
+        raise ValueError("temperatures must name at least one value; got an empty list")
+    rows = []
+    for temperature in temperatures:
+        if stop is not None and stop.is_set():
+            break
+        snap = session.distill(student=student, temperature=temperature, alpha=alpha,
+                               epochs=epochs, lr=lr, t_squared=t_squared, stop=stop,
+                               on_event=on_event)
+        rows.append({"temperature": float(temperature), "accuracy": snap.accuracy,
+                     "loss": snap.loss})
+    return rows
