@@ -16,8 +16,9 @@ _EXPORTS = {
     "PruneConfig": "config", "TrainConfig": "config",
     "Dataset": "data.datasets", "Split": "data.datasets", "load_dataset": "data.datasets",
     "LayerStats": "engine.metrics", "Snapshot": "engine.metrics",
-    "Session": "session.session", "pick_device": "session.session",
+    "Session": "session.session", "pick_device": "session.core",
     "load_exported": "engine.export",
+    "sweep": "studies.sweep", "sensitivity": "studies.sensitivity",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,6 +7,7 @@ constants, so a control and the API can never disagree about what is legal.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Pruning bounds.
@@ -136,6 +137,28 @@ class PruneConfig:
     @property
     def value(self) -> float:
         return float(getattr(self, self.mode))
+
+
+@dataclass(frozen=True)
+class PerLayerConfig(PruneConfig):
+    """A per-layer sparsity request; `sparsity` holds the overall pruned fraction.
+
+    Code that re-applies a PruneConfig by mode/value re-prunes uniformly at that overall
+    fraction, not per layer: use `targets` to re-apply it exactly.
+    """
+
+    targets: tuple[tuple[str, float], ...] = ()
+
+
+def check_targets(targets: Mapping[str, float], prunable: Sequence[str]) -> dict[str, float]:
+    """Validated {layer: sparsity}; unknown names or bad values raise ValueError."""
+    if not isinstance(targets, Mapping) or not targets:
+        raise ValueError(f"targets must map layer names to sparsities; got {targets!r}")
+    for name in targets:
+        if name not in prunable:
+            raise ValueError(f"unknown layer {name!r}; prunable layers: {', '.join(prunable)}")
+    return {n: check_number(f"sparsity of {n}", s, 0.0, 1.0) for n, s in targets.items()}
+
 
 # Distillation bounds (issue 4); explorer.engine.distill and the command line read them here.
 TEMPERATURE_MIN = 1.0  # below 1 the targets get sharper than the teacher's own softmax

@@ -23,6 +23,7 @@ from torch import nn
 
 from explorer import Session
 from explorer.cli.main import main as cli_main
+from explorer.studies.sensitivity import sensitivity
 from explorer.studies.tradeoff import sparsity_sweep, temperature_sweep
 from explorer.ui import ExplorerApp
 
@@ -132,9 +133,9 @@ API_ROWS = [
     api("sweep level 1.5", lambda s: sparsity_sweep(s, levels=[0.1, 1.5]), "1.5"),
     api("sweep no levels", lambda s: sparsity_sweep(s, levels=[]), "empty"),
     api("T sweep empty", lambda s: temperature_sweep(s, temperatures=[]), "empty"),
-    api("sensitivity level 2", lambda s: s.sensitivity([0.5, 2.0]), "2.0"),
-    api("sensitivity empty", lambda s: s.sensitivity([]), "empty"),
-    api("sensitivity epochs -1", lambda s: s.sensitivity([0.5], finetune_epochs=-1), "-1"),
+    api("sensitivity level 2", lambda s: sensitivity(s, [0.5, 2.0]), "2.0"),
+    api("sensitivity empty", lambda s: sensitivity(s, []), "empty"),
+    api("sensitivity epochs -1", lambda s: sensitivity(s, [0.5], finetune_epochs=-1), "-1"),
     api("per-layer unknown layer", lambda s: s.prune_per_layer({"fc9.weight": 0.5}),
         "'fc9.weight'"),
     api("per-layer sparsity nan", lambda s: s.prune_per_layer({s.prunable[0]: NAN}), "nan"),

@@ -108,15 +108,15 @@ def test_teacher_cache_invalidated_when_the_session_teacher_is_pruned():
     """Pruning the teacher changes its fingerprint, so the next distill recomputes."""
     session = Session("digits")
     session.distill(0.25, epochs=1)
-    first = session._cache().computations
+    first = session.teacher_cache.computations
     session.distill(0.25, epochs=1)
-    assert session._cache().computations == first  # same teacher: reused
+    assert session.teacher_cache.computations == first  # same teacher: reused
     session.prune(sparsity=0.9)
     session.distill(0.25, epochs=1)
-    assert session._cache().computations == 2 * first  # train and val splits again
+    assert session.teacher_cache.computations == 2 * first  # train and val splits again
     with torch.no_grad():
         want = session.model.eval()(session.data.train.x[:5])
-    got = session._cache().lookup(session.model, "train", session.data.train.x,
+    got = session.teacher_cache.lookup(session.model, "train", session.data.train.x,
                                   torch.arange(5))
     assert torch.allclose(got, want)
 
@@ -200,8 +200,8 @@ def test_distilled_quarter_student_agrees_with_teacher_more_than_alone():
         session.train_student_alone(0.25, epochs=80, seed=seed)
         session.distill(0.25, temperature=4.0, epochs=80, seed=seed)
         with torch.no_grad():
-            alone = agreement(session._slot_model("student_alone").eval()(x), teacher_out)
-            taught = agreement(session._slot_model("student").eval()(x), teacher_out)
+            alone = agreement(session.slot_model("student_alone").eval()(x), teacher_out)
+            taught = agreement(session.slot_model("student").eval()(x), teacher_out)
         wins += taught > alone
     assert wins == 2
 
@@ -212,6 +212,6 @@ def test_same_student_init_for_alone_and_distilled():
     module = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     session.train_student_alone(module, epochs=1)
     session.distill(module, epochs=1, alpha=0.0)  # alpha 0: labels only, same order
-    a = session._slot_model("student_alone").state_dict()
-    b = session._slot_model("student").state_dict()
+    a = session.slot_model("student_alone").state_dict()
+    b = session.slot_model("student").state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)

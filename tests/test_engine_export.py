@@ -25,7 +25,7 @@ def pruned() -> Session:
     session = Session("digits", "resnet-small", seed=0)
     with torch.no_grad():  # train-mode passes give BatchNorm real running statistics
         session.model.train()(session.data.train.x[:256])
-    session._set_base(session.model.state_dict())
+    session.slot.set_base(session.model.state_dict())
     session.prune(sparsity=0.4, structured=True)
     session.model.eval()
     return session

@@ -8,7 +8,7 @@ import torch
 from explorer import Session
 from explorer.engine.schedule import step_sparsities
 from explorer.engine.train import StepEvent
-from explorer.session.session import _clone
+from explorer.session.slots import clone_state as _clone
 
 
 @pytest.mark.parametrize("target", [0.5, 0.9, 0.973])

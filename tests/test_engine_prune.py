@@ -72,7 +72,7 @@ def test_layer_emptied_guard_fires_and_warns() -> None:
     session = Session("digits", "mlp")
     with torch.no_grad():  # make the last layer tiny so a global cut would take it all
         session.base["layers.2.weight"].mul_(1e-4)
-    session._set_base(session.base)
+    session.slot.set_base(session.base)
     snap = session.prune(sparsity=0.95, scope="global")
     last = snap.layer("layers.2.weight")
     assert last.nonzero == 13  # ceil(0.01 * 1280)

@@ -19,7 +19,7 @@ def session() -> Session:
 
 def slow_layers(s: Session) -> dict:
     named = dict(s.model.named_parameters())
-    return {n: layer_stats(n, named[n], s._base_counts[n], s._edges[n], s.cuts.get(n, 0.0))
+    return {n: layer_stats(n, named[n], s.slot.base_counts[n], s.slot.edges[n], s.cuts.get(n, 0.0))
             for n in s.prunable}
 
 

@@ -103,7 +103,7 @@ def test_training_keeps_removed_heads_removed(session):
 def test_distilled_student_from_every_other_teacher_layer(session):
     snap = session.distill(student=1.0, layers=1, student_init="teacher", epochs=1,
                            lr=3e-3)
-    student = session._slot_model("student")
+    student = session.slot_model("student")
     assert student.config.n_layers == 1
     assert snap.extra["teacher_agreement"] is not None and math.isfinite(snap.loss)
     view = session.soft_targets(0, 2.0)

@@ -128,7 +128,7 @@ def test_student_measure_has_teacher_agreement():
     session = Session("digits")
     session.distill(0.25, epochs=3)
     d = session.measure_slot("student", "test").to_dict()
-    student = session._slot_model("student").eval()
+    student = session.slot_model("student").eval()
     with torch.no_grad():
         same = (student(session.data.test.x).argmax(1)
                 == session.model.eval()(session.data.test.x).argmax(1))

@@ -11,7 +11,7 @@ import torch
 
 from explorer import Session
 from explorer.engine.checkpoint import packaged_path
-from explorer.session.persist import load_session, plain, session_bytes, session_payload
+from explorer.session.persist import plain, session_bytes, session_payload
 from explorer.ui import ExplorerApp
 
 
@@ -78,7 +78,7 @@ def test_round_trip_keeps_everything(worked, tmp_path):
 def test_bytes_round_trip_and_per_layer_pruning():
     s = Session("digits", "mlp", device="cpu")
     s.prune_per_layer({s.prunable[0]: 0.8, s.prunable[1]: 0.3})
-    again = load_session(session_bytes(s))
+    again = Session.load(s.to_bytes())
     assert same_state(again.model.state_dict(), s.model.state_dict())
     assert again.prune_config == s.prune_config and same_state(again.masks, s.masks)
 

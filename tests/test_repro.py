@@ -15,8 +15,8 @@ from explorer import Session
 from explorer.cli.studies import parse_grid
 from explorer.engine.train import evaluate
 from explorer.studies import reproduce
-from explorer.studies.sensitivity import derive_budget
-from explorer.studies.sweep import expand
+from explorer.studies.sensitivity import derive_budget, sensitivity
+from explorer.studies.sweep import expand, sweep
 
 GRID = {"sparsity": [0.5, 0.9], "finetune_epochs": [0, 1]}
 
@@ -45,7 +45,7 @@ def test_sensitivity_restores_session_bit_for_bit(session):
     """With masks in force and fine-tuning on, the session ends exactly as it started."""
     session.prune(sparsity=0.3, scope="global")
     before = _state(session)
-    result = session.sensitivity([0.0, 0.8], finetune_epochs=1, layers=["layers.1.weight"])
+    result = sensitivity(session, [0.0, 0.8], finetune_epochs=1, layers=["layers.1.weight"])
     assert len(result["layers"]["layers.1.weight"]) == 2
     assert _same(before, _state(session))
 
@@ -53,7 +53,7 @@ def test_sensitivity_restores_session_bit_for_bit(session):
 def test_sensitivity_matches_torch_pruning_oracle(session):
     """Each point equals pruning that layer alone with torch's l1_unstructured."""
     levels = [0.0, 0.5, 0.95]
-    result = session.sensitivity(levels)
+    result = sensitivity(session, levels)
     assert result["dense_accuracy"] == session.snapshot().accuracy
     for name in session.prunable:
         module_name = name.rsplit(".", 1)[0]
@@ -112,8 +112,8 @@ def test_sweep_same_numbers_in_process_and_pool(session, tmp_path):
     """The same seeded points give identical rows in-process and in a process pool, and
     the session is left unchanged."""
     before = _state(session)
-    inline = session.sweep(GRID, workers=0)
-    pooled = session.sweep(GRID, workers=2)
+    inline = sweep(session, GRID, workers=0)
+    pooled = sweep(session, GRID, workers=2)
     assert _numbers(inline.rows) == _numbers(pooled.rows)
     assert [r["sparsity"] for r in inline.rows] == [0.5, 0.5, 0.9, 0.9]
     assert inline.rows[1]["actual_sparsity"] == pytest.approx(0.5, abs=1e-3)
@@ -129,8 +129,8 @@ def test_sweep_same_numbers_under_ray(session):
     """A local Ray instance (127.0.0.1, no dashboard) gives the local executor's numbers."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
     grid = {"sparsity": [0.5, 0.9], "finetune_epochs": [1]}
-    local = session.sweep(grid, workers=0)
-    remote = session.sweep(grid, executor="ray", workers=2)
+    local = sweep(session, grid, workers=0)
+    remote = sweep(session, grid, executor="ray", workers=2)
     assert _numbers(local.rows) == _numbers(remote.rows)
 
 

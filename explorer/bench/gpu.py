@@ -58,7 +58,6 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         print("no CUDA device: torch.cuda.is_available() is False; nothing was checked (exit 1)")
         return 1
     from ..session.session import Session
-    from .suite import bench_gpu_epoch
 
     device = torch.device(device or "cuda")
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else str(device)
@@ -144,3 +143,26 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
     print(f"summary: {sum(r[1] == 'PASS' for r in results)} passed, {len(failed)} failed, "
           f"{sum(r[1] == 'SKIP' for r in results)} skipped")
     return 1 if failed else 0
+
+
+def bench_gpu_epoch(tiny: bool) -> float | None:
+    """Epoch of lenet5 on mnist-5k on CUDA vs CPU (bare loop), None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    from ..data.datasets import load_dataset
+    from ..models.zoo import build_model
+    from .models import bare_epochs
+
+    times = {}
+    for device in ("cuda", "cpu"):
+        data = load_dataset("mnist-5k", device=device)
+        model = build_model("lenet5", data.input_shape, data.n_outputs,
+                            image_shape=data.image_shape).to(device)
+        bare_epochs(model, data.train, {}, 1, 1e-3)  # warm-up (cuDNN autotune, allocator)
+        times[device] = bare_epochs(model, data.train, {}, 1 if tiny else 2, 1e-3)
+    return times["cpu"] / times["cuda"]
+
+
+# ----- the suite ---------------------------------------------------------------------

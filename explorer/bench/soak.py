@@ -35,7 +35,7 @@ def rss_mb() -> float:
 def limits() -> dict[str, int]:
     """The most each structure may hold (the caps that keep a long session bounded)."""
     from ..config import HIST_BINS, HISTORY_MAX, UNDO_MAX
-    from ..session.session import REWIND_EPOCHS_KEPT
+    from ..session.slots import REWIND_EPOCHS_KEPT
     from ..ui.jobs import MAX_STEP_POINTS
     from ..ui.plots import MAX_POINTS
 
@@ -53,7 +53,7 @@ def kept_lengths(app) -> dict[str, int]:
     return {"session.history": len(session.history), "undo_stack": len(session.undo_stack),
             "rewind_states": len(session.rewind_states), "app._steps": len(app._steps),
             "app._step_losses": len(app._step_losses), "figure points (largest trace)": curves,
-            "teacher cache splits": len(session._cache()._outputs)}
+            "teacher cache splits": len(session.teacher_cache._outputs)}
 
 
 def _move(app, rng: random.Random, i: int) -> None:

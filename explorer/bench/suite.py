@@ -175,27 +175,6 @@ def bench_train_overhead(session, epochs: int, pairs: int) -> float:
     return statistics.median(ratios)
 
 
-def bench_gpu_epoch(tiny: bool) -> float | None:
-    """Epoch of lenet5 on mnist-5k on CUDA vs CPU (bare loop), None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    from ..data.datasets import load_dataset
-    from ..models.zoo import build_model
-    from .models import bare_epochs
-
-    times = {}
-    for device in ("cuda", "cpu"):
-        data = load_dataset("mnist-5k", device=device)
-        model = build_model("lenet5", data.input_shape, data.n_outputs,
-                            image_shape=data.image_shape).to(device)
-        bare_epochs(model, data.train, {}, 1, 1e-3)  # warm-up (cuDNN autotune, allocator)
-        times[device] = bare_epochs(model, data.train, {}, 1 if tiny else 2, 1e-3)
-    return times["cpu"] / times["cuda"]
-
-
-# ----- the suite ---------------------------------------------------------------------
 def _step(results: dict, notes: dict, key: str, fn: Callable[[], object]) -> None:
     """Run one measurement; a failure becomes null plus a note, never a lost suite."""
     start = time.perf_counter()
@@ -249,6 +228,8 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     _step(results, notes, "train_overhead_ratio_lenet300", lambda: bench_train_overhead(
         _session("digits" if tiny else "mnist-5k", "lenet300"), 1 if tiny else 3, pairs))
     _step(results, notes, "_structured", lambda: structured_figures(tiny, quick))
+    from .gpu import bench_gpu_epoch  # imports torch: not at the CLI's start
+
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
     if browser:
         from .browser import browser_figures

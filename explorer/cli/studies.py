@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SEED_MAX
-from ..studies.sweep import EXECUTORS, KEYS, THREADS_MAX, expand
+from ..studies.sweep import EXECUTORS, KEYS, THREADS_MAX, expand, sweep
 from .args import number, one_line_error, output_path
 from .run import DATASETS, MODELS
 
@@ -162,13 +162,18 @@ def _baseline(args: argparse.Namespace):
 
 
 def sensitivity_command(args: argparse.Namespace) -> int:
-    from ..studies.sensitivity import DEFAULT_SPARSITIES, derive_budget, sensitivity_table
+    from ..studies.sensitivity import (
+        DEFAULT_SPARSITIES,
+        derive_budget,
+        sensitivity,
+        sensitivity_table,
+    )
 
     session = _baseline(args)
     layers = None if args.layers is None else [n.strip() for n in args.layers.split(",")]
     try:
-        result = session.sensitivity(args.sparsities or DEFAULT_SPARSITIES,
-                                     finetune_epochs=args.finetune_epochs, layers=layers)
+        result = sensitivity(session, args.sparsities or DEFAULT_SPARSITIES,
+                             finetune_epochs=args.finetune_epochs, layers=layers)
     except ValueError as err:
         sys.stderr.write(f"explorer sensitivity: error: {err}\n")
         return 2
@@ -220,9 +225,9 @@ def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         return 2
     session = _baseline(args)
     try:
-        table = session.sweep(grid, executor=args.executor, address=args.address,
-                              workers=args.workers, threads=args.threads,
-                              on_row=lambda r: print(f"done: {r}", file=sys.stderr))
+        table = sweep(session, grid, executor=args.executor, address=args.address,
+                      workers=args.workers, threads=args.threads,
+                      on_row=lambda r: print(f"done: {r}", file=sys.stderr))
     except ImportError as err:
         sys.stderr.write(f"explorer sweep: error: {err}\n")
         return 2

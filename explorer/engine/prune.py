@@ -8,6 +8,7 @@ dense base weights, so moving a slider back restores the base exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -189,3 +190,14 @@ def zero_masked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor])
     """Re-zero pruned entries after an optimizer step (momentum, Adam, weight decay)."""
     for name, mask in masks.items():
         params[name].mul_(mask)
+
+
+def layer_masks(index: MagnitudeIndex, targets: Mapping[str, float]) -> MaskResult:
+    """Masks pruning round(s * n) smallest |w| of each named layer; others stay dense."""
+    masks, cuts = {}, {}
+    for name, w in index.weights.items():
+        sparsity = targets.get(name, 0.0)
+        sorted_mags, order = index.layer(name)
+        k = n_to_prune(sparsity, w.numel())
+        masks[name], cuts[name] = _mask_dropping(order, k, w.shape), _cut(sorted_mags, k)
+    return MaskResult(masks, cuts)

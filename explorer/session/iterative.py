@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,9 +17,8 @@ from ..engine.metrics import Snapshot
 from ..engine.prune import MagnitudeIndex, MaskResult, compute_masks
 from ..engine.schedule import step_sparsities
 from ..engine.structure import model_groups, structured_masks
-
-if TYPE_CHECKING:
-    from .session import Session
+from .core import SessionCore
+from .workflows import rewind_state, rewind_to
 
 
 def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Tensor] | None,
@@ -36,7 +34,7 @@ def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Te
     return MaskResult(masks, result.cuts, result.warnings)
 
 
-def run_iterative(session: Session, target: float, steps: int, schedule: str,
+def run_iterative(session: SessionCore, target: float, steps: int, schedule: str,
                   finetune_epochs: int, rewind: str | int | None, config: PruneConfig,
                   train: TrainConfig, stop: threading.Event | None,
                   on_event: Callable | None) -> Snapshot:
@@ -45,22 +43,22 @@ def run_iterative(session: Session, target: float, steps: int, schedule: str,
     finetune_epochs = int(check_number("finetune_epochs", finetune_epochs, 0, EPOCHS_MAX,
                                        integer=True))
     if rewind is not None:
-        session.rewind_state(rewind)  # raises ValueError for an unknown rewind point
+        rewind_state(session, rewind)  # raises ValueError for an unknown rewind point
     groups, _ = model_groups(session.model)
-    with session._lock:
+    with session.lock:
         session.reset_pruning()
     snap = None
     for k, s_k in enumerate(sparsities, start=1):
         step_config = PruneConfig(sparsity=s_k, scope=config.scope,
                                   structured=config.structured, norm=config.norm)
-        with session._lock:
+        with session.lock:
             base = session.base if config.structured else \
                 {n: session.base[n] for n in session.prunable}
             result = stacked_masks(base, session.masks, step_config, groups)
-            session._install_masks(result, step_config)
+            session.slot.install_masks(result, step_config)
             pruned_at = session.total_steps  # where the curves mark this pruning event
         if rewind is not None:
-            session.rewind_to(rewind)
+            rewind_to(session, rewind)
         if finetune_epochs and not (stop is not None and stop.is_set()):
             session.train(epochs=finetune_epochs, lr=train.lr, optimizer=train.optimizer,
                           batch_size=train.batch_size, stop=stop, on_event=on_event)

@@ -37,9 +37,12 @@ from ..engine.lm import (
     sequence_kd_loss,
 )
 from ..engine.metrics import Snapshot
-from ..engine.prune import apply_masks, prunable_names
+from ..engine.prune import apply_masks
 from ..models.gpt import GPT
-from .session import Session, _clone, pick_device
+from .core import SessionCore, pick_device
+from .session import Session
+from .slots import ModelSlot
+from .students import run_student, slot_outputs
 
 EVAL_WINDOWS = 256  # validation / test windows, evenly spread over the split
 LM_TEMPERATURE = 2.0  # default KD temperature for next-character distributions
@@ -88,43 +91,34 @@ class LMSession(Session):
                  context: int = DEFAULT_CONTEXT, max_train_windows: int | None = None,
                  **_ignored: object) -> None:
         check_choice("init", init, ("default",))  # gpt-tiny has nanoGPT's init only
-        self.device = pick_device(device)
-        self.seed = seed
+        device = pick_device(device)
         if isinstance(dataset, TextCorpus):
             corpus = dataset
         elif dataset is None or dataset in TEXT_DATASETS:
-            corpus = load_text(dataset or "pydoc-text", context, seed, self.device)
+            corpus = load_text(dataset or "pydoc-text", context, seed, device)
         else:
-            corpus = load_text_file(dataset, context, seed, self.device)
+            corpus = load_text_file(dataset, context, seed, device)
         self.corpus = corpus
-        self.data = corpus_dataset(corpus, max_train_windows).to(self.device)
-        self.task = self.data.task
+        data = corpus_dataset(corpus, max_train_windows).to(device)
         if isinstance(model, nn.Module):
-            self.model, self.model_name = model, "gpt-tiny"
+            net, name = model, "gpt-tiny"
         else:
             check_choice("model", model, ("gpt-tiny",))
             sizes = _gpt_sizes(layers, heads, width)
-            self.model = build_gpt(len(corpus.vocab), corpus.context, seed=seed, **sizes)
-            self.model_name = model
-        self.model.to(self.device)
-        gc = self.model.config
-        self.config = {"dataset": corpus.name, "model": self.model_name, "width": width,
-                       "init": init, "seed": seed, "layers": gc.n_layers,
-                       "heads": gc.n_heads, "d_model": gc.d_model, "context": gc.context}
-        self.initial = _clone(self.model.state_dict())
-        self.rewind_states, self.epochs_trained = {}, 0
-        self.pretrained = False  # no shipped checkpoint for the language model
-        self.history, self.total_steps = [], 0
-        self._lock = threading.RLock()
-        self._prunable = prunable_names(self.model)  # every Linear weight, not embeddings
-        self.original = _clone(self.model.state_dict())
-        self.undo_stack = []
-        self._set_base(self.original)
+            net, name = build_gpt(len(corpus.vocab), corpus.context, seed=seed, **sizes), model
+        net.to(device)
+        gc = net.config
+        config = {"dataset": corpus.name, "model": name, "width": width, "init": init,
+                  "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
+                  "d_model": gc.d_model, "context": gc.context}
+        # no shipped checkpoint for the language model; every Linear weight is prunable
+        SessionCore.__init__(self, data, ModelSlot(net, name, config), seed=seed,
+                             device=device)
 
     # ----- measuring -----------------------------------------------------------------
     def snapshot(self, split: str = "val", evaluate_model: bool = True) -> Snapshot:
         """Session.snapshot plus perplexity, a greedy sample and the layers x heads grid."""
-        with self._lock:
+        with self.lock:
             snap = super().snapshot(split, evaluate_model)
             extra = {"perplexity": math.exp(min(snap.loss, 50.0)) if evaluate_model
                      else float("nan"), "heads": head_sparsity(self.model),
@@ -138,7 +132,7 @@ class LMSession(Session):
 
     def sample(self, prompt: str = SAMPLE_PROMPT, n_chars: int = SAMPLE_CHARS) -> str:
         """A greedy continuation of `prompt` by the selected model."""
-        with self._lock:
+        with self.lock:
             return generate(self.model, self.corpus.vocab, prompt, n_chars)
 
     def train(self, *args, **kwargs) -> Snapshot:
@@ -160,9 +154,8 @@ class LMSession(Session):
         if sparsity is None or threshold is not None or std is not None:
             raise ValueError("structured pruning of gpt-tiny removes a fraction of the heads: "
                              f"give sparsity= only (got threshold={threshold}, std={std})")
-        with self._lock:
-            apply_masks(self._params_for(self.masks), self.base, None)
-            self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
+        with self.lock:
+            self.slot.clear_masks()
             return self.remove_heads(sparsity, norm, scope)
 
     def remove_heads(self, fraction: float, rank: str = "l1",
@@ -174,7 +167,7 @@ class LMSession(Session):
         output-projection columns: v = 0 makes its output exactly zero, so shrink()
         can drop it physically with the same outputs. reset_pruning() brings it back.
         """
-        with self._lock:
+        with self.lock:
             batch = None
             if rank == "loss":
                 batch = (self.data.val.x[:64], self.data.val.y[:64])
@@ -202,7 +195,7 @@ class LMSession(Session):
         biases, proj columns), on top of current masks; GELU(0) = 0 makes them silent."""
         check_number("neuron fraction", fraction, 0.0, 1.0)
         check_choice("norm", norm, ("l1", "l2"))
-        with self._lock:
+        with self.lock:
             masks = {}
             for i, s in enumerate(neuron_scores(self.model, 1 if norm == "l1" else 2)):
                 keep = torch.ones(s.numel(), dtype=torch.bool, device=self.device)
@@ -221,13 +214,13 @@ class LMSession(Session):
         masks = dict(self.masks or {})
         for name, mask in new.items():
             masks[name] = masks[name] & mask if name in masks else mask
-        apply_masks(self._params_for(self.masks, masks), self.base, masks)
+        apply_masks(self.slot.params_for(self.masks, masks), self.base, masks)
         self.masks = masks
 
     def shrink(self) -> GPT:
         """A physically smaller copy: silent heads (v rows all zero) and neurons (fc row
         and bias zero) removed. Outputs equal the masked model's up to rounding."""
-        with self._lock:
+        with self.lock:
             small = copy.deepcopy(self.model)
         with torch.no_grad():
             for block in small.blocks:
@@ -244,7 +237,7 @@ class LMSession(Session):
                     block.mlp.remove_neurons(silent.tolist())
         return small
 
-    def _bytes_shrunk(self) -> int | None:
+    def bytes_shrunk(self) -> int | None:
         from ..engine.measure import bytes_dense
 
         small = self.shrink()
@@ -270,7 +263,7 @@ class LMSession(Session):
                      init: str = "random", seed: int | None = None) -> GPT:
         """A GPT student of the teacher slot's model: `layers` blocks (default the
         teacher's), width x its d_model; init='teacher' copies every other teacher block."""
-        teacher = self._slot_model("teacher")
+        teacher = self.slot_model("teacher")
         tc = teacher.config
         n_layers = tc.n_layers if layers is None else layers
         d_model = max(1, round(tc.d_model * check_number("student width", width, 0.01, 16.0)
@@ -279,10 +272,10 @@ class LMSession(Session):
         return build_student(teacher, n_layers, d_model, tc.n_heads, init, seed).to(
             self.device)
 
-    def _build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
+    def build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
         model = (copy.deepcopy(student) if isinstance(student, nn.Module)
                  else self.make_student(float(student), seed=seed))
-        tconf = self._slot_map().get("teacher", {}).get("config", self.config)
+        tconf = self.slots["teacher"].config
         gc = model.config
         return model.to(self.device), {**tconf, "layers": gc.n_layers, "heads": gc.n_heads,
                                        "d_model": gc.d_model}
@@ -301,7 +294,7 @@ class LMSession(Session):
         if layers is not None or student_init != "random":
             student = self.make_student(1.0 if isinstance(student, nn.Module)
                                         else float(student), layers, student_init, seed)
-        teacher = self._slot_model("teacher")
+        teacher = self.slot_model("teacher")
 
         def loss_fn(out, x, y, index):
             was_training = teacher.training
@@ -313,10 +306,10 @@ class LMSession(Session):
 
         record = {"distill": {"temperature": temperature, "alpha": alpha,
                               "t_squared": t_squared, "epochs": epochs}}
-        return self._run_student("student", student, loss_fn,
-                                 TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
-                                             batch_size=batch_size),
-                                 seed, stop, on_event, record)
+        return run_student(self, "student", student, loss_fn,
+                           TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
+                                       batch_size=batch_size),
+                           seed, stop, on_event, record)
 
     def train_student_alone(self, student: float | nn.Module = 1.0, *args,
                             layers: int | None = None, student_init: str = "random",
@@ -334,11 +327,14 @@ class LMSession(Session):
         if student is not None:
             check_choice("student", student, ("student", "student_alone"))
         slots = ("teacher",) if student is None else ("teacher", student)
-        with self._lock:
+        with self.lock:
             ids = self.corpus.vocab.encode(prompt, self.device)[None, -self.corpus.context:]
-            outs = [out[0, -1] for out in self._slot_outputs(slots, ids)]
+            outs = [out[0, -1] for out in slot_outputs(self, slots, ids)]
         view = soft_view(outs[0], outs[-1], temperature)
         if student is None:
             view.update(student=None, kl=None)
         return {"index": index, "label": None, "student_slot": student, "prompt": prompt,
                 "classes": list(self.corpus.vocab.chars), **view}
+
+
+Session.variants.append((is_text_request, LMSession))

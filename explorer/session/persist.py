@@ -23,19 +23,17 @@ import pickle
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
-from ..config import PruneConfig
-from ..data.datasets import DATASETS
+from ..config import DATASETS, MODELS, PerLayerConfig, PruneConfig
 from ..engine.metrics import LayerStats, Snapshot
-from ..engine.prune import apply_masks, prunable_names
-from ..models.zoo import MODELS, build_from_arch
-
-if TYPE_CHECKING:
-    from .session import Session
+from ..models.zoo import build_from_arch
+from .bounded import BoundedList
+from .core import SessionCore
+from .slots import ModelSlot
 
 FORMAT = "explorer-session"
 VERSION = 1
@@ -89,26 +87,25 @@ def unplain(value: Any) -> Any:
 
 
 # ----- saving ------------------------------------------------------------------------
-def _slot_payload(slot: dict) -> dict:
-    model = slot["model"]
-    config = slot.get("prune_config")
-    return {"config": plain(slot["config"]), "model_name": slot["model_name"],
+def _slot_payload(slot: ModelSlot) -> dict:
+    model, config = slot.model, slot.prune_config
+    return {"config": plain(slot.config), "model_name": slot.model_name,
             "arch": plain(model.arch()) if hasattr(model, "arch") else None,
-            "model_state": _cpu(model.state_dict()), "base": _cpu(slot["base"]),
-            "original": _cpu(slot["original"]), "initial": _cpu(slot["initial"]),
-            "rewind_states": {int(k): _cpu(v) for k, v in slot["rewind_states"].items()},
-            "epochs_trained": int(slot["epochs_trained"]),
-            "undo_stack": [_cpu(s) for s in slot["undo_stack"]],
-            "masks": None if slot["masks"] is None else _cpu(slot["masks"]),
+            "model_state": _cpu(model.state_dict()), "base": _cpu(slot.base),
+            "original": _cpu(slot.original), "initial": _cpu(slot.initial),
+            "rewind_states": {int(k): _cpu(v) for k, v in slot.rewind_states.items()},
+            "epochs_trained": int(slot.epochs_trained),
+            "undo_stack": [_cpu(s) for s in slot.undo_stack],
+            "masks": None if slot.masks is None else _cpu(slot.masks),
             "prune_config": None if config is None else asdict(config),
-            "cuts": {k: float(v) for k, v in slot["cuts"].items()},
-            "warnings": list(slot["warnings"])}
+            "cuts": {k: float(v) for k, v in slot.cuts.items()},
+            "warnings": list(slot.warnings)}
 
 
-def session_payload(session: Session) -> dict:
+def session_payload(session: SessionCore) -> dict:
     """Everything save() writes, as plain data (under the session's lock)."""
-    with session._lock:
-        teacher_config = session._slot_map().get("teacher", {}).get("config", session.config)
+    with session.lock:
+        teacher_config = session.slots["teacher"].config
         if teacher_config.get("dataset") not in DATASETS:
             raise ValueError(f"cannot save a session on data given as tensors "
                              f"({teacher_config.get('dataset')!r}): it cannot be rebuilt "
@@ -116,8 +113,7 @@ def session_payload(session: Session) -> dict:
         if teacher_config.get("model") not in MODELS:
             raise ValueError(f"cannot save a session around a user model "
                              f"({teacher_config.get('model')!r}); use export() for it")
-        slots = {name: _slot_payload(dict(state)) for name, state in session._slot_map().items()}
-        slots[session.selected] = _slot_payload(session._stash())
+        slots = {name: _slot_payload(slot) for name, slot in session.slots.items()}
         return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
                 "selected": session.selected, "slots": slots,
                 "history": plain(list(session.history)),
@@ -125,7 +121,7 @@ def session_payload(session: Session) -> dict:
                 "pretrained": bool(session.pretrained)}
 
 
-def save_session(session: Session, target: str | Path | IO[bytes]) -> None:
+def save_session(session: SessionCore, target: str | Path | IO[bytes]) -> None:
     """Write `session` to a path or a binary file object."""
     if isinstance(target, (str, Path)):
         from ..validate import check_output_path
@@ -134,7 +130,7 @@ def save_session(session: Session, target: str | Path | IO[bytes]) -> None:
     torch.save(session_payload(session), target)
 
 
-def session_bytes(session: Session) -> bytes:
+def session_bytes(session: SessionCore) -> bytes:
     buffer = io.BytesIO()
     save_session(session, buffer)
     return buffer.getvalue()
@@ -204,18 +200,16 @@ def _check_state(what: str, state: object, model: torch.nn.Module) -> dict:
 
 
 def _prune_config(d: dict) -> PruneConfig:
-    """A PruneConfig, or the per-layer kind explorer.studies.sensitivity installs (has targets)."""
+    """A PruneConfig, or the per-layer kind prune_per_layer installs (has targets)."""
     if d.get("targets"):
-        from ..studies.sensitivity import PerLayerConfig
-
         return PerLayerConfig(**{**d, "targets": tuple((str(n), float(v))
                                                        for n, v in d["targets"])})
     return PruneConfig(**{k: v for k, v in d.items() if k != "targets"})
 
 
-def _restore_slot(session: Session, name: str, data: dict, model: torch.nn.Module) -> None:
-    """Make the session's per-model attributes those saved for slot `name`."""
-    device = session.device
+def _restore_slot(name: str, data: dict, model: torch.nn.Module,
+                  device: torch.device) -> ModelSlot:
+    """The ModelSlot saved as `name`, around `model` (checked against every state)."""
     moved = lambda s: {k: v.to(device) for k, v in s.items()}  # noqa: E731
     for key in ("model_state", "base", "original", "initial"):
         _check_state(f"slot {name}: {key}", data[key], model)
@@ -224,29 +218,25 @@ def _restore_slot(session: Session, name: str, data: dict, model: torch.nn.Modul
     for i, state in enumerate(data["undo_stack"]):
         _check_state(f"slot {name}: undo step {i}", state, model)
     model.to(device)
-    session.model, session.model_name = model, str(data["model_name"])
-    session.config = dict(data["config"])
-    session._prunable = prunable_names(model)
-    session.original, session.initial = moved(data["original"]), moved(data["initial"])
-    session.rewind_states = {int(k): moved(v) for k, v in data["rewind_states"].items()}
-    session.epochs_trained = int(data["epochs_trained"])
-    session.undo_stack = [moved(s) for s in data["undo_stack"]]
-    session._set_base(moved(data["base"]))
+    slot = ModelSlot(model, str(data["model_name"]), dict(data["config"]),
+                     moved(data["initial"]))
+    slot.original = moved(data["original"])
+    slot.rewind_states = {int(k): moved(v) for k, v in data["rewind_states"].items()}
+    slot.epochs_trained = int(data["epochs_trained"])
+    slot.undo_stack.extend(moved(s) for s in data["undo_stack"])
+    slot.set_base(moved(data["base"]))
     if data["masks"] is not None:
-        masks = moved(data["masks"])
-        apply_masks(session._params_for(masks), session.base, masks)
-        session.masks, session.prune_config = masks, _prune_config(data["prune_config"])
-        session.cuts = {k: float(v) for k, v in data["cuts"].items()}
-        session.warnings = tuple(data["warnings"])
+        slot.reapply(moved(data["masks"]), _prune_config(data["prune_config"]))
+        slot.cuts = {k: float(v) for k, v in data["cuts"].items()}
+        slot.warnings = tuple(data["warnings"])
     model.load_state_dict(moved(data["model_state"]))
+    return slot
 
 
-def load_session(source: str | Path | IO[bytes] | bytes, device: str | None = None,
-                 cls: type | None = None) -> Session:
-    """Rebuild the Session saved in `source`; ValueError when the file is refused."""
+def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
+                 device: str | None = None) -> Any:
+    """Rebuild the Session (of class `cls`) saved in `source`; ValueError when refused."""
     payload = read_payload(source)
-    if cls is None:
-        from .session import Session as cls  # noqa: N813
     try:
         config = payload["config"]
         hidden = config.get("hidden")
@@ -254,18 +244,16 @@ def load_session(source: str | Path | IO[bytes] | bytes, device: str | None = No
                       init=config["init"], seed=config["seed"], device=device,
                       pretrained=False, hidden=None if hidden is None else tuple(hidden))
         slots = payload["slots"]
-        _restore_slot(session, "teacher", slots["teacher"], session.model)
+        session.slots["teacher"] = _restore_slot("teacher", slots["teacher"], session.model,
+                                                 session.device)
         for name, data in slots.items():
             if name == "teacher":
                 continue
             if name not in session.SLOTS or data.get("arch") is None:
                 raise ValueError(f"slot {name!r} cannot be rebuilt from the file")
-            stash = session._slot_map()
-            stash["teacher"] = session._stash()
-            _restore_slot(session, name, data, build_from_arch(data["arch"]))
-            stash[name] = session._stash()
-            vars(session).update(stash.pop("teacher"))
-        session.history = unplain(payload["history"])
+            session.slots[name] = _restore_slot(name, data, build_from_arch(data["arch"]),
+                                                session.device)
+        session.history = BoundedList(unplain(payload["history"]))
         session.total_steps = int(payload["total_steps"])
         session.pretrained = bool(payload["pretrained"])
         session.select(payload["selected"])

@@ -1,150 +1,88 @@
-"""The compression workflow on top of a Session: rewind, iterate, shrink, export,
-sensitivity, sweeps and persistence. A mixin so session.py keeps to the state it owns.
+"""Multi-step compression on top of a session: rewind, per-layer targets, export.
+
+Functions over the session's public state (its lock and selected ModelSlot); Session
+exposes them as rewind_state(), rewind_to(), prune_per_layer(), adopt_as_original()
+and export(). Iterative pruning lives in explorer.session.iterative.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from ..config import PruneConfig, TrainConfig, check_choice
+from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_targets
+from ..engine.export import export_model
 from ..engine.metrics import Snapshot
-from ..engine.prune import apply_masks
-from ..engine.structure import shrink_model
+from ..engine.prune import MaskResult, layer_masks
 from ..validate import check_output_path
-
-if TYPE_CHECKING:
-    from .session import Event, Session
-
-State = dict[str, torch.Tensor]
+from .core import SessionCore
+from .slots import State, clone_state
 
 
-def clone_state(state: State) -> State:
-    """A detached copy of every tensor (states are never shared between owners)."""
-    return {k: v.detach().clone() for k, v in state.items()}
+def rewind_state(session: SessionCore, rewind: str | int) -> State:
+    """The weights `rewind` names: "init", or those after `rewind` training epochs."""
+    if rewind == "init":
+        return session.initial
+    if isinstance(rewind, int) and not isinstance(rewind, bool) and \
+            rewind in session.rewind_states:
+        return session.rewind_states[rewind]
+    raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
+                     f"{sorted(session.rewind_states)}; got {rewind!r}")
 
 
-_clone = clone_state
+def rewind_to(session: SessionCore, rewind: str | int) -> None:
+    """Reset survivors to the rewind weights; pruned entries keep their base values."""
+    with session.lock:
+        slot = session.slot
+        target = rewind_state(session, rewind)
+        new_base = clone_state(target)
+        for name, mask in (slot.masks or {}).items():
+            new_base[name] = torch.where(mask, target[name], slot.base[name])
+        masks, config = slot.masks, slot.prune_config
+        slot.undo_stack.append(clone_state(slot.base))
+        slot.set_base(new_base)
+        slot.reapply(masks, config)
 
 
-class CompressionMixin:
-    """Methods of Session that drive multi-step compression; they use its state only."""
+def adopt_as_original(session: SessionCore) -> None:
+    """Make the current dense base what reset() returns to (e.g. after first training)."""
+    with session.lock:
+        session.slot.original = clone_state(session.base)
+        session.slot.undo_stack.clear()
 
-    def rewind_state(self, rewind: str | int) -> State:
-        """The weights `rewind` names: "init", or those after `rewind` training epochs."""
-        if rewind == "init":
-            return self.initial
-        if isinstance(rewind, int) and not isinstance(rewind, bool) and rewind in \
-                self.rewind_states:
-            return self.rewind_states[rewind]
-        raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
-                         f"{sorted(self.rewind_states)}; got {rewind!r}")
 
-    def rewind_to(self, rewind: str | int) -> None:
-        """Reset survivors to the rewind weights; pruned entries keep their base values."""
-        with self._lock:
-            target = self.rewind_state(rewind)
-            new_base = _clone(target)
-            for name, mask in (self.masks or {}).items():
-                new_base[name] = torch.where(mask, target[name], self.base[name])
-            masks, config = self.masks, self.prune_config
-            self.undo_stack.append(_clone(self.base))
-            self._set_base(new_base)
-            if masks is not None:
-                apply_masks(self._params_for(masks), self.base, masks)
-                self.masks, self.prune_config = masks, config
+def install_masks(session: SessionCore, masks: dict[str, torch.Tensor],
+                  config: PerLayerConfig | None = None) -> Snapshot:
+    """Apply the given masks (one per prunable weight, or fewer) to the dense base."""
+    with session.lock:
+        if config is None:
+            pruned = sum(int((~m).sum()) for m in masks.values())
+            total = sum(m.numel() for m in masks.values())
+            config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer")
+        session.slot.install_masks(MaskResult(masks, {}), config)
+        return session.engine_snapshot()
 
-    def prune_iteratively(self, target: float, steps: int = 3, schedule: str = "agp",
-                          finetune_epochs: int = 1, rewind: str | int | None = None,
-                          scope: str = "layer", structured: bool = False, norm: str = "l1",
-                          lr: float = 1e-3, optimizer: str = "adam", batch_size: int = 64,
-                          stop: threading.Event | None = None,
-                          on_event: Callable[[Event], None] | None = None) -> Snapshot:
-        """Prune to `target` over `steps` steps (masks stack), fine-tuning after each.
 
-        Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
-        """
-        from .iterative import run_iterative
+def prune_per_layer(session: SessionCore, targets: Mapping[str, float]) -> Snapshot:
+    """Prune each named layer of the dense base to its own sparsity (others dense)."""
+    targets = check_targets(targets, session.prunable)
+    with session.lock:
+        result = layer_masks(session.slot.index, targets)
+        pruned = sum(int((~m).sum()) for m in result.masks.values())
+        total = sum(m.numel() for m in result.masks.values())
+        config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer",
+                                targets=tuple(sorted(targets.items())))
+        session.slot.install_masks(result, config)
+        return session.engine_snapshot()
 
-        stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
-        return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
-                             PruneConfig(sparsity=target, scope=scope, structured=structured,
-                                         norm=norm),
-                             TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
-                                         optimizer=optimizer, batch_size=batch_size),
-                             stop, on_event)
 
-    def adopt_as_original(self) -> None:
-        """Make the current dense base what reset() returns to (e.g. after first training)."""
-        with self._lock:
-            self.original = _clone(self.base)
-            self.undo_stack.clear()
-
-    def shrink(self) -> nn.Module:
-        """A new, physically smaller copy of the pruned model (the session is unchanged).
-
-        Removes every channel whose output is exactly zero; outputs equal the masked model's.
-        """
-        with self._lock:
-            return shrink_model(self.model)
-
-    def export(self, path: str | Path, kind: str = "masked") -> dict:
-        """Write the model as masked | zeros | shrunk (see explorer.engine.export); returns the payload."""
-        from ..engine.export import EXPORT_KINDS, export_model
-
-        check_choice("kind", kind, EXPORT_KINDS)
-        path = check_output_path("path", path)
-        with self._lock:
-            masks = self.masks or {n: torch.ones_like(self.base[n], dtype=torch.bool)
-                                   for n in self._prunable}
-            return export_model(path, self.model, kind, base=self.base, masks=masks)
-
-    # ----- sensitivity and sweeps (explorer.studies.sensitivity, explorer.studies.sweep) -------------
-    def sensitivity(self, sparsities: tuple[float, ...] | list[float] | None = None,
-                    finetune_epochs: int = 0, layers: list[str] | None = None,
-                    lr: float = 1e-4, stop: threading.Event | None = None,
-                    on_event: Callable | None = None) -> dict:
-        """Validation accuracy with one layer at a time pruned (see explorer.studies.sensitivity);
-        the session is restored exactly afterwards."""
-        from ..studies.sensitivity import DEFAULT_SPARSITIES, sensitivity
-
-        return sensitivity(self, DEFAULT_SPARSITIES if sparsities is None else sparsities,
-                           finetune_epochs, layers, lr, stop, on_event)
-
-    def prune_per_layer(self, targets: dict[str, float]) -> Snapshot:
-        """Prune each named layer of the dense base to its own sparsity; others stay dense."""
-        from ..studies.sensitivity import prune_per_layer
-
-        return prune_per_layer(self, targets)
-
-    def sweep(self, grid, executor: str = "local", address: str | None = None,
-              workers: int | None = None, threads: int = 1,
-              stop: threading.Event | None = None, on_row: Callable | None = None):
-        """Run a grid of settings from the current dense base (see explorer.studies.sweep);
-        returns a SweepTable (rows, .to_csv(), .to_json()). The session is unchanged."""
-        from ..studies.sweep import sweep
-
-        return sweep(self, grid, executor, address, workers, threads, stop, on_row)
-
-    # ----- persistence (issue 8): the logic lives in explorer.session.persist -----------------
-    def save(self, path: str | Path) -> None:
-        """Write the whole session (every slot, undo stack, masks, history) to `path`.
-
-        Plain tensors and data only: Session.load reads it with weights_only=True.
-        """
-        from .persist import save_session
-
-        save_session(self, path)
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> Session:
-        """A Session rebuilt from a Session.save file; ValueError when the file is refused
-        (code in the pickle, truncated, not a session file, weights of another model)."""
-        from .persist import load_session
-
-        return load_session(path, device=device, cls=cls)
+def export_session(session: SessionCore, path: str | Path, kind: str = "masked") -> dict:
+    """Write the selected model as masked | zeros | shrunk (see explorer.engine.export)."""
+    check_choice("kind", kind, EXPORT_KINDS)
+    path = check_output_path("path", path)
+    with session.lock:
+        masks = session.masks or {n: torch.ones_like(session.base[n], dtype=torch.bool)
+                                  for n in session.prunable}
+        return export_model(path, session.model, kind, base=session.base, masks=masks)

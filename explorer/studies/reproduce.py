@@ -13,10 +13,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..engine.prune import MaskResult
 from ..engine.train import EpochEvent, evaluate
 from ..models.zoo import build_model
-from .sensitivity import PerLayerConfig
 
 DATASET = "mnist-5k"
 DATA_NOTE = ("Our data set is mnist-5k: a 5,000-image subset of MNIST (3,000 train / "
@@ -200,10 +198,7 @@ def _random_reinit(ticket_session, seed: int, epochs: int) -> float:
     r = _session(seed, model=fresh)
     if ticket_session.masks is not None:
         masks = {n: m.clone() for n, m in ticket_session.masks.items()}
-        pruned = sum(int((~m).sum()) for m in masks.values())
-        total = sum(m.numel() for m in masks.values())
-        with r._lock:
-            r._install_masks(MaskResult(masks, {}), PerLayerConfig(sparsity=pruned / total))
+        r.install_masks(masks)
     r.train(epochs=epochs, lr=LR, batch_size=BATCH)
     return test_accuracy(r)
 

@@ -11,63 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import EPOCHS_MAX, PruneConfig, check_number
-from ..engine.metrics import Snapshot
-from ..engine.prune import MagnitudeIndex, MaskResult, _cut, _mask_dropping, n_to_prune
+from ..config import EPOCHS_MAX, check_number, check_targets
+from ..engine.prune import MaskResult, n_to_prune
 
 if TYPE_CHECKING:
     from ..session.session import Session
 
 DEFAULT_SPARSITIES = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-
-
-@dataclass(frozen=True)
-class PerLayerConfig(PruneConfig):
-    """A per-layer sparsity request; `sparsity` holds the overall pruned fraction.
-
-    Note: code that re-applies a PruneConfig by mode/value (analysis.restore_pruning)
-    re-prunes uniformly at that overall fraction, not per layer.
-    """
-
-    targets: tuple[tuple[str, float], ...] = ()
-
-
-def check_targets(targets: Mapping[str, float], prunable: Sequence[str]) -> dict[str, float]:
-    """Validated {layer: sparsity}; unknown names or bad values raise ValueError."""
-    if not isinstance(targets, Mapping) or not targets:
-        raise ValueError(f"targets must map layer names to sparsities; got {targets!r}")
-    for name in targets:
-        if name not in prunable:
-            raise ValueError(f"unknown layer {name!r}; prunable layers: {', '.join(prunable)}")
-    return {n: check_number(f"sparsity of {n}", s, 0.0, 1.0) for n, s in targets.items()}
-
-
-def layer_masks(index: MagnitudeIndex, targets: Mapping[str, float]) -> MaskResult:
-    """Masks pruning round(s * n) smallest |w| of each named layer; others stay dense."""
-    masks, cuts = {}, {}
-    for name, w in index.weights.items():
-        sparsity = targets.get(name, 0.0)
-        sorted_mags, order = index.layer(name)
-        k = n_to_prune(sparsity, w.numel())
-        masks[name], cuts[name] = _mask_dropping(order, k, w.shape), _cut(sorted_mags, k)
-    return MaskResult(masks, cuts)
-
-
-def prune_per_layer(session: Session, targets: Mapping[str, float]) -> Snapshot:
-    """Prune each named layer of the dense base to its own sparsity (others dense)."""
-    targets = check_targets(targets, session.prunable)
-    with session._lock:
-        index = MagnitudeIndex({n: session.base[n] for n in session.prunable})
-        result = layer_masks(index, targets)
-        pruned = sum(int((~m).sum()) for m in result.masks.values())
-        total = sum(m.numel() for m in result.masks.values())
-        config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer",
-                                targets=tuple(sorted(targets.items())))
-        session._install_masks(result, config)
-        return session.engine_snapshot()
 
 
 def _saved(session: Session) -> dict:
@@ -85,12 +37,12 @@ def _restore(session: Session, saved: dict) -> None:
     # its limit a fine-tune drops the oldest entry and the depth does not grow.
     if session.base is not saved["base"]:
         session.undo_stack[:] = saved["stack"]
-        session._set_base(saved["base"])
+        session.slot.set_base(saved["base"])
     result = MaskResult(saved["masks"] or {}, saved["cuts"], saved["warnings"])
     if saved["masks"] is None:
         session.reset_pruning()
     else:
-        session._install_masks(result, saved["config"])
+        session.slot.install_masks(result, saved["config"])
     del session.history[saved["history"]:]
     session.total_steps = saved["total_steps"]
     if saved["epochs"] is not None:
@@ -120,7 +72,7 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
     total, done = len(names) * len(levels), 0
     # The lock is taken per step, not for the whole run, so a UI can read snapshots
     # between points (as analysis.finetuned_sweep does); don't start other jobs meanwhile.
-    with session._lock:
+    with session.lock:
         saved = _saved(session)
     try:
         session.reset_pruning()
@@ -137,7 +89,7 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
                     on_event({"layer": name, "sparsity": level, "accuracy": acc,
                               "done": done, "total": total})
     finally:
-        with session._lock:
+        with session.lock:
             _restore(session, saved)
     return out
 
@@ -145,14 +97,14 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
 def _one_point(session: Session, name: str, level: float, epochs: int, lr: float,
                stop: threading.Event | None, on_event: Callable | None,
                saved: dict) -> float | None:
-    prune_per_layer(session, {name: level})
+    session.prune_per_layer({name: level})
     if epochs:
         session.train(epochs=epochs, lr=lr, stop=stop, on_event=on_event)
     accuracy = session.snapshot("val").accuracy
     if session.base is not saved["base"]:  # back to the dense base before the next point
-        with session._lock:
+        with session.lock:
             session.undo_stack[:] = saved["stack"]
-            session._set_base(saved["base"])
+            session.slot.set_base(saved["base"])
     return accuracy
 
 

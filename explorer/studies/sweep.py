@@ -176,7 +176,7 @@ class SweepTable:
 
 def make_jobs(session: Session, points: list[dict], threads: int) -> list[dict]:
     """Self-contained, picklable jobs: where the data and model come from, the base, a point."""
-    with session._lock:
+    with session.lock:
         conf = session.config
         name = session.data.name
         job = {"dataset": name if name in BUILTIN_DATASETS else session.data.to("cpu"),
@@ -209,9 +209,9 @@ def run_point(job: dict) -> dict:
         s = Session(job["dataset"], job["model"] or job["module"], width=job["width"],
                     init=job["init"], seed=job["data_seed"], pretrained=False, hidden=hidden,
                     device=job["device"])
-        with s._lock:
+        with s.lock:
             s.initial = {k: v.to(s.device) for k, v in job["initial"].items()}
-            s._set_base({k: v.to(s.device) for k, v in job["state"].items()})
+            s.slot.set_base({k: v.to(s.device) for k, v in job["state"].items()})
             s.adopt_as_original()
         p = {**DEFAULTS, **job["point"]}
         s.seed = p.get("seed", s.seed)  # batch order and student init; not the data split

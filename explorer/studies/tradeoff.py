@@ -42,7 +42,7 @@ def sparsity_sweep(session: Session, levels: tuple[float, ...] = DEFAULT_LEVELS,
     """Accuracy at each one-shot sparsity level; the session's masks are restored after."""
     levels = check_levels(levels)
     points: list[SweepPoint] = []
-    with session._lock:
+    with session.lock:
         previous = session.prune_config
         try:
             for level in levels:
@@ -97,9 +97,9 @@ def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1
 
 def _restore_base(session: Session, stack: list, base: dict) -> None:
     """Put back the undo stack and the dense base a sweep started from."""
-    with session._lock:
+    with session.lock:
         session.undo_stack[:] = stack
-        session._set_base(base)
+        session.slot.set_base(base)
 
 
 def temperature_sweep(session: Session, temperatures: tuple[float, ...], student: float = 0.5,

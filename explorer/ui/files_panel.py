@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from ..engine.export import EXPORT_KINDS
-from ..session.persist import load_session, session_bytes
+from ..session.session import Session
 from .controls import NARROW, STYLE, button, tagged
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class FilesPanel:
         if self._refuse_if_busy():
             return False
         try:
-            self.link.value = download_link(session_bytes(self.app.session),
+            self.link.value = download_link(self.app.session.to_bytes(),
                                             "explorer-session.pt", "download session")
         except ValueError as err:
             self.app.set_status(f"error: {err}", error=True)
@@ -113,7 +113,7 @@ class FilesPanel:
             if len(data) > UPLOAD_MAX_BYTES:
                 raise ValueError(f"{name} is {len(data) / 2**20:.0f} MiB; the limit is "
                                  f"{UPLOAD_MAX_BYTES // 2**20} MiB")
-            session = load_session(data, device=str(self.app.session.device))
+            session = Session.load(data, device=str(self.app.session.device))
         except ValueError as err:
             self.app.set_status(f"error: {name}: {err}", error=True)
             return False

@@ -16,7 +16,8 @@ from ..data.text import TEXT_DATASETS
 from ..engine.lm import GPT_MODELS
 from ..models.zoo import INITS
 from ..models.zoo import MODELS as IMAGE_MODELS
-from ..session.session import Session, available_devices
+from ..session.core import available_devices
+from ..session.session import Session
 from .controls import NARROW, STYLE, Controls, button, int_box, tagged
 from .files_panel import FilesPanel
 

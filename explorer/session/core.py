@@ -1,0 +1,260 @@
+"""SessionCore: the state a session owns and the operations every front end calls.
+
+Everything a front end shows comes from a frozen Snapshot returned here; nothing
+outside reaches into the model. Pruning never stacks masks: each request rebuilds
+them from the dense base, so moving a slider back restores the base bit for bit.
+Training on a pruned model commits (DESIGN section 3): survivors become the base,
+pruned entries keep their old base values, and the previous base goes on an undo stack.
+The per-model state lives in ModelSlot objects; the attributes below that name the
+selected slot's state (model, base, masks, ...) read and write that slot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import HISTORY_MAX, PruneConfig, TrainConfig, check_choice
+from ..data.datasets import Dataset, from_tensors, load_dataset
+from ..engine.distill import TeacherCache
+from ..engine.metrics import Snapshot
+from ..engine.prune import compute_masks
+from ..engine.structure import model_groups, removed_fraction, structured_masks
+from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from ..validate import check_job_hooks, check_prunable
+from .bounded import BoundedList
+from .slots import SLOT_NAMES, ModelSlot, clone_state
+
+Event = StepEvent | EpochEvent | StopEvent
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit device wins."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must be auto, cpu or cuda; got {device!r}") from err
+
+
+def available_devices() -> list[str]:
+    """Devices a user can pick here: always cpu, plus cuda when present."""
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+class _SelectedSlot:
+    """An attribute of the session that is the selected ModelSlot's attribute of that name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, session: Any, owner: type | None = None) -> Any:
+        return self if session is None else getattr(session.slot, self.name)
+
+    def __set__(self, session: Any, value: Any) -> None:
+        setattr(session.slot, self.name, value)
+
+
+class SessionCore:
+    """Data, model slots, history and the lock; prune, train, undo, snapshot."""
+
+    SLOTS = SLOT_NAMES
+    is_lm = False  # a text corpus and gpt-tiny give an LMSession (explorer.session.lm_session)
+    model = _SelectedSlot()
+    model_name = _SelectedSlot()
+    config = _SelectedSlot()
+    base = _SelectedSlot()
+    masks = _SelectedSlot()
+    prune_config = _SelectedSlot()
+    cuts = _SelectedSlot()
+    warnings = _SelectedSlot()
+    original = _SelectedSlot()
+    initial = _SelectedSlot()
+    rewind_states = _SelectedSlot()
+    epochs_trained = _SelectedSlot()
+    undo_stack = _SelectedSlot()
+
+    def __init__(self, data: Dataset, slot: ModelSlot, *, seed: int, device: torch.device,
+                 history: list[dict] | None = None, pretrained: bool = False) -> None:
+        self.device, self.seed, self.data, self.task = device, seed, data, data.task
+        self.lock = threading.RLock()  # one optimizer step or one slider move at a time
+        self.slots: dict[str, ModelSlot] = {"teacher": slot}
+        self.selected = "teacher"  # which slot prune()/train()/snapshot() act on
+        self.teacher_cache = TeacherCache()  # teacher outputs by sample index
+        self.pretrained = pretrained
+        # epoch records and pruning events, in order; a shipped model brings its own
+        self.history: list[dict] = BoundedList(history or [], HISTORY_MAX)
+        # optimizer steps over all jobs, the curves' x axis
+        self.total_steps = max((h.get("step", 0) for h in self.history), default=0)
+        check_prunable(slot.model, slot.model_name, slot.prunable)
+
+    @staticmethod
+    def load_data(dataset: str | Dataset | None, train: object, val: object, test: object,
+                  task: str, seed: int, device: torch.device) -> Dataset:
+        """A built-in data set by name, a Dataset, or the user's train/val(/test) tensors."""
+        if train is None and val is None and test is None:
+            return (dataset if isinstance(dataset, Dataset)
+                    else load_dataset(dataset or "digits", seed=seed, device=device))
+        if dataset is not None:
+            raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
+        if train is None or val is None:
+            raise ValueError("bring-your-own data needs both train= and val=")
+        return from_tensors(train, val, test, task)
+
+    # ----- slots -------------------------------------------------------------------
+    @property
+    def slot(self) -> ModelSlot:
+        """The selected model's slot."""
+        return self.slots[self.selected]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The slots that hold a model now."""
+        return tuple(s for s in self.SLOTS if s in self.slots)
+
+    @property
+    def prunable(self) -> list[str]:
+        return list(self.slot.prunable)
+
+    def slot_model(self, slot: str) -> nn.Module:
+        """The model in `slot`; ValueError when that slot is empty."""
+        if slot not in self.slots:
+            raise ValueError(f"there is no {slot} model yet; run distill() or "
+                             "train_student_alone() first")
+        return self.slots[slot].model
+
+    def select(self, name: str) -> Snapshot:
+        """Make `name` the model that pruning, training and snapshots act on.
+
+        Not while a train() job runs: its commit lands on whichever slot is selected when
+        it ends (the UI disables the selector during jobs).
+        """
+        check_choice("model slot", name, self.SLOTS)
+        with self.lock:
+            self.slot_model(name)  # raises when that slot is empty
+            self.selected = name
+            return self.snapshot()
+
+    # ----- pruning -----------------------------------------------------------------
+    def prune(self, threshold: float | None = None, sparsity: float | None = None,
+              std: float | None = None, scope: str = "layer", structured: bool = False,
+              norm: str = "l1") -> Snapshot:
+        """Magnitude-prune from the dense base with exactly one mode; return a Snapshot.
+
+        `structured=True` removes whole neurons/filters (and their biases and BatchNorm
+        entries), ranked by `norm`; `sparsity` is then the fraction of channels removed per
+        layer, and Snapshot.extra["param_fraction_removed"] the parameter fraction.
+        Bad arguments raise ValueError before anything changes.
+        """
+        config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
+                             structured=structured, norm=norm)
+        with self.lock:
+            if structured:
+                groups, _ = model_groups(self.model)
+                result = structured_masks(self.base, groups, config.value, norm)
+            else:
+                result = compute_masks(self.slot.index, config)
+            self.slot.install_masks(result, config)
+            return self.engine_snapshot()
+
+    def reset_pruning(self) -> Snapshot:
+        """Drop the masks: the model holds the dense base again, bit for bit."""
+        with self.lock:
+            self.slot.clear_masks()
+            return self.snapshot()
+
+    def undo(self) -> Snapshot:
+        """Return to the base before the last committed job."""
+        with self.lock:
+            if not self.undo_stack:
+                raise ValueError("nothing to undo: no job has changed the base yet")
+            self.slot.set_base(self.undo_stack.pop())
+            return self.snapshot()
+
+    def reset(self) -> Snapshot:
+        """Back to the original trained model: no masks, empty undo stack."""
+        with self.lock:
+            self.undo_stack.clear()
+            self.slot.set_base(self.original)
+            return self.snapshot()
+
+    # ----- training ----------------------------------------------------------------
+    def train(self, epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam",
+              batch_size: int = 64, weight_decay: float = 0.0,
+              stop: threading.Event | None = None,
+              on_event: Callable[[Event], None] | None = None) -> Snapshot:
+        """Train (blocking) with the masks applied, then commit the result as the base."""
+        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
+                             batch_size=batch_size, weight_decay=weight_decay)
+        check_job_hooks(stop, on_event)
+        with self.lock:
+            slot = self.slot
+            masks, prune_config = slot.masks, slot.prune_config
+            previous = clone_state(slot.base)
+            first_step = self.total_steps
+        steps = train_steps(slot.model, self.data.train, self.data.val, self.task, config,
+                            masks=masks, stop=stop, seed=self.seed + len(slot.undo_stack))
+        while True:
+            with self.lock:  # one optimizer step at a time; snapshots read between steps
+                event = next(steps, None)
+            if event is None:
+                break
+            if isinstance(event, StepEvent):
+                self.total_steps = first_step + event.step
+            if isinstance(event, StopEvent) and event.reason.startswith(DIVERGED) and \
+                    stop is not None:
+                stop.set()  # callers looping over jobs (iterative, sweeps) stop too
+            if isinstance(event, EpochEvent):
+                slot.record_epoch()
+                self.history.append({"kind": "epoch", "epoch": event.epoch,
+                                     "step": first_step + event.step,
+                                     "train_loss": event.train_loss,
+                                     "val_loss": event.val_loss,
+                                     "val_accuracy": event.val_accuracy})
+            if on_event is not None:
+                on_event(event)
+        with self.lock:
+            slot.commit(previous, masks, prune_config)
+            return self.snapshot()
+
+    # ----- measuring ---------------------------------------------------------------
+    def snapshot(self, split: str = "val", evaluate_model: bool = True) -> Snapshot:
+        """Freeze the current state: metrics on `split`, per-layer sparsity, histograms."""
+        with self.lock:
+            slot = self.slot
+            params = slot.params()
+            layers = tuple(slot.layer_stats(n, p) for n, p in params.items())
+            if evaluate_model:
+                loss, accuracy, _ = evaluate(slot.model, self.data.split(split), self.task)
+            else:
+                loss, accuracy = float("nan"), None
+            others = [p for n, p in slot.model.named_parameters() if n not in params]
+            pruned = sum(layer.numel - layer.nonzero for layer in layers)
+            prunable = sum(layer.numel for layer in layers)
+            config = slot.prune_config
+            return Snapshot(
+                accuracy=accuracy, loss=loss, sparsity=pruned / max(prunable, 1),
+                params=prunable + sum(p.numel() for p in others),
+                nonzero=sum(layer.nonzero for layer in layers)
+                + sum(int(torch.count_nonzero(p)) for p in others),
+                layers=layers, split=split, task=self.task,
+                prune=None if config is None else {
+                    "mode": config.mode, "value": config.value, "scope": config.scope},
+                warnings=slot.warnings)
+
+    def engine_snapshot(self, split: str = "val") -> Snapshot:
+        """snapshot() plus which sparsity a structured number means (PITFALLS)."""
+        snap = self.snapshot(split)
+        config = self.prune_config
+        if config is None or not config.structured:
+            return snap
+        extra = {"structured": True, "norm": config.norm,
+                 "channel_fraction_removed": config.value,
+                 "param_fraction_removed": removed_fraction(self.model)}
+        return replace(snap, extra={**snap.extra, **extra})

@@ -1,0 +1,192 @@
+"""Teacher and student side by side: distillation and the metrics that do not flatter.
+
+Functions over a session's public state; Session exposes them as distill(),
+train_student_alone(), soft_targets(), predictions() and measure_slot(). A new student
+goes into its own ModelSlot ("student" or "student_alone") as that slot's dense original.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig, check_choice
+from ..engine import measure as m
+from ..engine.distill import (
+    DEFAULT_TEMPERATURE,
+    REGRESSION_NO_TEMPERATURE,
+    agreement,
+    check_distill_args,
+    check_student,
+    kd_loss,
+    regression_kd_loss,
+    soft_view,
+    student_from,
+)
+from ..engine.metrics import Snapshot
+from ..engine.train import EpochEvent, StepEvent, evaluate, train_steps
+from ..validate import check_bool, check_job_hooks, check_seed
+from .core import Event, SessionCore
+from .slots import ModelSlot, clone_state
+
+LossFn = Callable[..., torch.Tensor]
+
+
+def build_student(session: SessionCore, student: float | nn.Module,
+                  seed: int) -> tuple[nn.Module, dict]:
+    """A student of the teacher's architecture at width `student`, or a copy of a module."""
+    teacher = session.slot_model("teacher")
+    tconf = session.slots["teacher"].config
+    data = session.data
+    model = student_from(teacher, student, model_name=tconf["model"],
+                         input_shape=data.input_shape, n_outputs=data.n_outputs,
+                         teacher_width=float(tconf.get("width", 1.0)),
+                         init=tconf.get("init", "default"), seed=seed,
+                         image_shape=data.image_shape if tconf["model"] != "mlp" else None)
+    model.to(session.device)
+    check_student(model, teacher, data.val.x)
+    width = None if isinstance(student, nn.Module) else float(student)
+    config = {**tconf, "model": tconf["model"] if width is not None
+              else type(model).__name__, "student_width": width}
+    return model, config
+
+
+def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
+                train_config: TrainConfig, seed: int | None,
+                stop: threading.Event | None, on_event: Callable[[Event], None] | None,
+                record: dict) -> Snapshot:
+    """Train a new student with `loss_fn` (None: labels only) and install it in `slot`.
+
+    `session` is a Session (its build_student may be a language model's override).
+    """
+    seed = session.seed + 1 if seed is None else check_seed("seed", seed)
+    check_job_hooks(stop, on_event)
+    model, config = session.build_student(student, seed=seed)
+    init = clone_state(model.state_dict())
+    first_step = session.total_steps
+    steps = train_steps(model, session.data.train, session.data.val, session.task,
+                        train_config, stop=stop, seed=seed, loss_fn=loss_fn)
+    for event in steps:
+        if isinstance(event, EpochEvent):
+            session.history.append({"kind": slot, "epoch": event.epoch,
+                                    "step": first_step + event.step,
+                                    "train_loss": event.train_loss,
+                                    "val_loss": event.val_loss,
+                                    "val_accuracy": event.val_accuracy})
+        if isinstance(event, StepEvent):
+            session.total_steps = first_step + event.step
+        if on_event is not None:
+            on_event(event)
+    with session.lock:
+        session.slots[slot] = ModelSlot(model, config["model"], {**config, **record}, init)
+    return session.measure_slot(slot, "val", full=False)
+
+
+def distill(session: Any, student: float | nn.Module = 0.5, temperature: float | None = None,
+            alpha: float = 0.7, epochs: int = 20, lr: float = 1e-3, optimizer: str = "adam",
+            batch_size: int = 64, t_squared: bool = True, seed: int | None = None,
+            stop: threading.Event | None = None,
+            on_event: Callable[[Event], None] | None = None) -> Snapshot:
+    """Distil the teacher slot's current model into a new student (slot "student").
+
+    See Session.distill for the arguments.
+    """
+    if session.task != "classification" and temperature is not None:
+        raise ValueError(REGRESSION_NO_TEMPERATURE)
+    temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
+    temperature, alpha = check_distill_args(temperature, alpha)
+    check_bool("t_squared", t_squared)
+    train_config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
+                               batch_size=batch_size)
+    cache = session.teacher_cache
+    with session.lock:
+        targets = cache.outputs(session.slot_model("teacher"), "train", session.data.train.x)
+    classification = session.task == "classification"
+
+    def loss_fn(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                index: torch.Tensor) -> torch.Tensor:  # cache rows picked by sample index
+        if not classification:
+            return regression_kd_loss(out, targets[index], y, alpha)
+        return kd_loss(out, targets[index], y, temperature, alpha, t_squared)
+
+    record = {"distill": {"temperature": temperature if classification else None,
+                          "alpha": alpha, "t_squared": t_squared, "epochs": epochs,
+                          "teacher": cache.key}}
+    return run_student(session, "student", student, loss_fn, train_config, seed, stop,
+                       on_event, record)
+
+
+def slot_outputs(session: SessionCore, slots: tuple[str, ...],
+                 x: torch.Tensor) -> list[torch.Tensor]:
+    """Each slot's outputs on `x` in eval mode; every model's mode is restored."""
+    outs = []
+    for slot in slots:
+        model = session.slot_model(slot)
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            outs.append(model(x))
+        model.train(was_training)
+    return outs
+
+
+def soft_targets(session: SessionCore, index: int, temperature: float = 4.0,
+                 student: str | None = "student") -> dict:
+    """Teacher's and student's softened probabilities for validation example `index`."""
+    if session.task != "classification":
+        raise ValueError(REGRESSION_NO_TEMPERATURE)
+    if student is not None:
+        check_choice("student", student, ("student", "student_alone"))
+    n = len(session.data.val)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index must be a whole number in 0..{n - 1}; got {index!r}")
+    slots = ("teacher",) if student is None else ("teacher", student)
+    with session.lock:
+        outs = [out[0] for out in
+                slot_outputs(session, slots, session.data.val.x[index:index + 1])]
+    if student is None:
+        view = {**soft_view(outs[0], outs[0], temperature), "student": None, "kl": None}
+    else:
+        view = soft_view(outs[0], outs[1], temperature)
+    return {"index": index, "label": int(session.data.val.y[index]),
+            "student_slot": student, **view}
+
+
+def measure_slot(session: Any, slot: str, split: str = "val", *, full: bool = True,
+                 latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
+    """Session.measure() for any slot; the selection is restored afterwards."""
+    with session.lock:
+        home = session.selected
+        if slot != home:
+            session.select(slot)
+        try:
+            snap = session.engine_snapshot(split)
+            data = session.data.split(split)
+            model = session.model
+            _, _, outputs = evaluate(model, data, session.task)
+            if reference is None and slot != "teacher":
+                reference = session.teacher_cache.outputs(session.slot_model("teacher"),
+                                                          split, data.x)
+            extra: dict = {"model_slot": slot, "teacher_agreement": None,
+                           "bytes_shrunk": session.bytes_shrunk()}
+            if reference is not None and session.task == "classification":
+                extra["teacher_agreement"] = agreement(outputs, reference)
+            if full:
+                extra.update(m.model_metrics(model, data.x, data.y, session.task,
+                                             session.data.n_outputs, outputs, snap.sparsity,
+                                             latency=latency,
+                                             shrunk=extra["bytes_shrunk"] is not None))
+            else:
+                extra.update({"bytes_dense": m.bytes_dense(model),
+                              "bytes_sparse": m.bytes_sparse(model),
+                              "mse": None if session.task == "classification"
+                              else snap.loss})
+            return replace(snap, extra={**snap.extra, **extra})
+        finally:
+            if session.selected != home:
+                session.select(home)
