@@ -47,8 +47,8 @@ def digits_app():
 
     app = ExplorerApp(Session("digits", "mlp", device="cpu"))
     yield app
-    app.stop()
-    app.wait(60)
+    app.jobs.stop()
+    app.jobs.wait(60)
 
 
 @pytest.fixture

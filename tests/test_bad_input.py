@@ -311,7 +311,7 @@ def set_values(*pairs):
 def click(button):
     def run(app):
         button(app).click()
-        app.wait(60)
+        app.jobs.wait(60)
     return run
 
 

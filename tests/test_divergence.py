@@ -72,7 +72,7 @@ def test_app_says_so_and_keeps_the_curves():
     app.c.lr.value, app.c.epochs.value = 5.0, 2
     history = len(app.session.history)
     assert app.start_training()
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     status = html.unescape(app.c.status.value)
     assert "diverged" in status and "restored the last finite weights" in status, status
     (curve,) = [t for t in app.fig.data if t.name == "train loss (step)"]

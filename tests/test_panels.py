@@ -48,7 +48,7 @@ def test_distill_job_adds_a_student_and_its_probabilities(app):
     app.tabs.selected_index = 1
     app.distill.epochs.value = 2
     assert app.distill.start("distill")
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     assert "student" in [v for _, v in app.distill.slot.options]
     student = np.asarray(trace(app.distill.fig, "student").y)
     assert student.size == 10 and student.sum() == pytest.approx(1.0, abs=1e-4)
@@ -73,7 +73,7 @@ def test_prune_and_finetune_marks_the_curves(app):
     app.c.slider.value = 0.9
     app.c.steps.value, app.c.finetune_epochs.value = 2, 1
     app.c.prune_finetune.click()
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     marks = trace(app.fig, "pruning")
     assert len(marks.x) == 2
     assert app.snap.sparsity == pytest.approx(0.9, abs=1e-3)
@@ -100,7 +100,7 @@ def test_new_session_asks_before_discarding_work(app):
     assert app.model_panel.new_session() is False  # first click: asks
     assert "confirm" in app.c.status.value
     assert app.model_panel.new_session() is True
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     assert app.session.task == "regression"
     assert app.distill.temperature.disabled and "no temperature" in app.distill.note.value
     assert "val MSE" in app.c.summary.value

@@ -182,12 +182,12 @@ def test_app_runs_sensitivity_as_a_job_and_plots_it():
         app.session.prune(sparsity=0.4)
         masks = {n: m.clone() for n, m in app.session.masks.items()}
         app.compare.sens_button.click()
-        assert app.wait(120)
+        assert app.jobs.wait(120)
         (trace,) = [t for t in app.compare.fig.data if t.name.startswith("sensitivity")]
         n_layers = len(app.session.prunable)
         assert sum(1 for v in trace.y if v == v) == n_layers * 7  # NaN gaps between layers
         assert all(torch.equal(masks[n], app.session.masks[n]) for n in masks)
         assert len(app.figures()) == figures
     finally:
-        app.stop()
-        app.wait(60)
+        app.jobs.stop()
+        app.jobs.wait(60)

@@ -95,13 +95,13 @@ def test_thousand_random_events(surfaced):
     app.distill.open()
     c = app.c
     overlap = Overlap()
-    start_job = app.start_job
-    app.start_job = lambda name, work, *a, **k: start_job(name, overlap.wrap(work), *a, **k)
+    start_job = app.jobs.start
+    app.jobs.start = lambda name, work, *a, **k: start_job(name, overlap.wrap(work), *a, **k)
     statuses: list[str] = []
     c.status.observe(lambda ch: statuses.append(html.unescape(ch["new"])), names="value")
     pump_errors: list[BaseException] = []
-    on_pump_error = app._on_pump_error
-    app._on_pump_error = lambda err: (pump_errors.append(err), on_pump_error(err))
+    on_pump_error = app.jobs._on_pump_error
+    app.jobs._on_pump_error = lambda err: (pump_errors.append(err), on_pump_error(err))
     c.epochs.value, c.finetune_epochs.value, c.steps.value = 1, 1, 2
     app.model_panel.batch.value = 512  # a job is a couple of optimizer steps
 
@@ -129,9 +129,9 @@ def test_thousand_random_events(surfaced):
             act()
         except Exception as err:  # noqa: BLE001 - observers raise into the setter
             raised.append(err)
-        if act is slider and not app.busy and "error:" not in statuses[-1]:
+        if act is slider and not app.jobs.busy and "error:" not in statuses[-1]:
             check_masks(app)
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     assert not raised and not surfaced and not pump_errors, (raised, surfaced, pump_errors)
     unexpected = [s for s in statuses if "error:" in s and not EXPECTED.search(s)]
     assert not unexpected, unexpected[:5]

@@ -88,7 +88,7 @@ def test_train_runs_a_job_that_grows_the_curves(app):
     epochs_before = len(trace(app, "val accuracy").y)  # the shipped model's own history
     assert len(trace(app, "train loss (step)").x) == 0
     assert app.start_training()
-    assert app.wait(120)
+    assert app.jobs.wait(120)
     assert len(trace(app, "train loss (step)").x) > 10
     assert len(trace(app, "val accuracy").y) == epochs_before + 2
     ghost = np.asarray(trace(app, "dense original").y)  # the new base's ghost was resent
@@ -103,11 +103,11 @@ def test_second_train_click_starts_nothing(app):
     app.c.epochs.value = 50
     app.c.train.click()
     app.c.train.click()  # disabled in the browser; the handler refuses as well
-    assert app.runner.started_count == 1
+    assert app.jobs.runner.started_count == 1
     assert app.start_training() is False
     assert "already running" in app.c.status.value
-    app.stop()
-    assert app.wait(60)
+    app.jobs.stop()
+    assert app.jobs.wait(60)
 
 
 def test_stop_ends_a_running_job(app):
@@ -115,9 +115,9 @@ def test_stop_ends_a_running_job(app):
     app.c.epochs.value = 200
     epochs_before = sum(h["kind"] == "epoch" for h in app.session.history)
     app.c.train.click()
-    assert app.runner.running
+    assert app.jobs.runner.running
     app.c.stop.click()
-    assert app.wait(30)
+    assert app.jobs.wait(30)
     assert "stopped" in app.c.status.value
     assert sum(h["kind"] == "epoch" for h in app.session.history) - epochs_before < 200
     assert not app.c.train.disabled
@@ -128,7 +128,7 @@ def test_training_keeps_pruned_weights_zero_in_the_app(app):
     masks = {k: v.clone() for k, v in app.session.masks.items()}
     app.c.epochs.value = 1
     app.c.train.click()
-    assert app.wait(60)
+    assert app.jobs.wait(60)
     params = dict(app.session.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
     assert pruned_fraction(app) == pytest.approx(0.8, abs=1e-3)

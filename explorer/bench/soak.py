@@ -40,8 +40,8 @@ def limits() -> dict[str, int]:
     from ..ui.plots import MAX_POINTS
 
     return {"session.history": HISTORY_MAX, "undo_stack": UNDO_MAX,
-            "rewind_states": REWIND_EPOCHS_KEPT, "app._steps": MAX_STEP_POINTS,
-            "app._step_losses": MAX_STEP_POINTS,
+            "rewind_states": REWIND_EPOCHS_KEPT, "app.jobs.steps": MAX_STEP_POINTS,
+            "app.jobs.step_losses": MAX_STEP_POINTS,
             "figure points (largest trace)": max(MAX_POINTS, HIST_BINS + 1),
             "teacher cache splits": 3}
 
@@ -51,8 +51,9 @@ def kept_lengths(app) -> dict[str, int]:
     session = app.session
     curves = max((len(t.x) for t in app.fig.data if t.x is not None), default=0)
     return {"session.history": len(session.history), "undo_stack": len(session.undo_stack),
-            "rewind_states": len(session.rewind_states), "app._steps": len(app._steps),
-            "app._step_losses": len(app._step_losses), "figure points (largest trace)": curves,
+            "rewind_states": len(session.rewind_states), "app.jobs.steps": len(app.jobs.steps),
+            "app.jobs.step_losses": len(app.jobs.step_losses),
+            "figure points (largest trace)": curves,
             "teacher cache splits": len(session.teacher_cache._outputs)}
 
 
@@ -80,10 +81,11 @@ def _cycle(app, timeout: float = 60.0) -> None:
     if not app.start_training():
         raise RuntimeError(f"training did not start: {app.c.status.value}")
     deadline = time.monotonic() + timeout
-    while app.runner.latest is None and app.runner.running and time.monotonic() < deadline:
+    runner = app.jobs.runner
+    while runner.latest is None and runner.running and time.monotonic() < deadline:
         time.sleep(0.005)
-    app.stop()
-    if not app.wait(timeout):
+    app.jobs.stop()
+    if not app.jobs.wait(timeout):
         raise RuntimeError("a train/stop cycle did not finish")
 
 
@@ -125,7 +127,7 @@ def run_soak(moves: int = 10_000, cycles: int = 50, quick: bool = False,
             "rss_target_mb": TARGET_RSS_GROWTH_MB,
             "rss_ok": growth < TARGET_RSS_GROWTH_MB, "lengths_half_way": halves[0],
             "lengths_end": halves[1], "limits": caps, "bounded": bounded, "status_errors": errors,
-            "jobs": app.runner.started_count}
+            "jobs": app.jobs.runner.started_count}
 
 
 if __name__ == "__main__":  # python -m explorer.bench.soak [--quick]

@@ -147,11 +147,11 @@ def app_epochs(app, epochs: int) -> float:
     start = time.perf_counter()
     if not app.start_training():
         raise RuntimeError("the app refused to start training")
-    app.runner.join(600)
+    app.jobs.runner.join(600)
     elapsed = time.perf_counter() - start
-    app.wait(600)
-    if app.runner.result is None or app.runner.result.error is not None:
-        raise RuntimeError(f"the app's training failed: {app.runner.result}")
+    app.jobs.wait(600)
+    if app.jobs.runner.result is None or app.jobs.runner.result.error is not None:
+        raise RuntimeError(f"the app's training failed: {app.jobs.runner.result}")
     return elapsed
 
 

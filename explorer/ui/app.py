@@ -12,22 +12,20 @@ import copy
 import dataclasses
 import html
 import os
-import threading
 from collections.abc import Callable
 
 import ipywidgets as W
+import numpy as np
 
 from ..engine.metrics import Snapshot
-from ..session.jobs import JobRunner
 from ..session.session import Session
 from . import plots
 from .cards import Cards
 from .compare_panel import ComparePanel
-from .controls import SLIDER_RANGES, build_controls, tagged
+from .controls import SLIDER_RANGES, build_controls, model_changing, rewind_value, tagged
 from .distill_panel import DistillPanel
-from .jobs import JobsMixin
+from .jobs import JobController
 from .panels import ModelPanel, prune_panel
-from .pump import Pump
 from .theme import css, get_theme
 
 
@@ -35,8 +33,11 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-class ExplorerApp(JobsMixin, W.VBox):
-    """Prune, retrain and distil a model; watch sparsity, weights, curves and costs."""
+class ExplorerApp(W.VBox):
+    """Prune, retrain and distil a model; watch sparsity, weights, curves and costs.
+
+    Its panels see it as a `host.Host`; its `jobs` (a JobController) see it as a JobView.
+    """
 
     def __init__(self, session: Session, theme: str | None = None,
                  talk: bool | None = None) -> None:
@@ -45,23 +46,16 @@ class ExplorerApp(JobsMixin, W.VBox):
         self.theme = get_theme(theme)
         if self.talk:  # a projector at the back of a room: larger type on the plots too
             self.theme = dataclasses.replace(self.theme, font_size=self.theme.font_size + 5)
-        self.runner = JobRunner()
-        self.pump: Pump | None = None
+        self.jobs = JobController(self)
         self.c = build_controls(session.prunable)
         self.fig = tagged(plots.main_figure(self.theme), "fig-main")
         self.model_view = plots.ModelPanelsView(self.fig)
         for name in ("fig-sparsity", "fig-hist", "fig-curves"):
             self.fig.add_class(f"cx-{name}")
-        self._steps: list[int] = []
-        self._step_losses: list[float] = []
         self._reconfiguring = False
         # A language model's greedy sample from a fixed prompt, refreshed after each job.
         self.sample = tagged(W.HTML(""), "sample")
-        self._job_active = False  # from start_job until _on_done has run (pump included)
-        self._compute_pending = False  # a pruning change arrived during a job
-        self._busy_lock = threading.Lock()  # guards the two flags above
-        self._job_name, self._job_done = "", None
-        self.cards = Cards(self)
+        self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
         super().__init__(self._layout())
@@ -121,20 +115,20 @@ class ExplorerApp(JobsMixin, W.VBox):
                                                                "before the last job"))
         c.reset.on_click(lambda _: self.run(self.session.reset, "back to the original model"))
         c.train.on_click(lambda _: self.start_training())
-        c.stop.on_click(lambda _: self.stop())
+        c.stop.on_click(lambda _: self.jobs.stop())
         self.fig.data[plots.KEPT].on_click(self._on_bar_click)
         self.fig.data[plots.PRUNED].on_click(self._on_bar_click)
 
     def adopt_session(self, session: Session) -> None:
         """Show a (new) session: layer list, figures, curves, cards, panels."""
         self.session = session
-        self._steps, self._step_losses = [], []
+        self.jobs.clear_steps()
         layers = session.prunable
         with self.c.layer.hold_trait_notifications():
             self.c.layer.options = layers
             self.c.layer.value = layers[0]
         self.snap = session.snapshot()
-        self._show(self.snap)
+        self.show(self.snap)
         self.draw_curves()
         self.distill.adopt()
         self.compare.adopt()
@@ -148,6 +142,54 @@ class ExplorerApp(JobsMixin, W.VBox):
                 except Exception as err:  # ipywidgets would only log it: say it on the page
                     self.set_status(f"error: could not draw this tab: {err}", error=True)
 
+    # ----- jobs (run by self.jobs) and the panels' hooks ----------------------------
+    def start_training(self) -> bool:
+        epochs, lr = self.c.epochs.value, self.c.lr.value
+        return self.jobs.start("training", lambda stop, ev: self.session.train(
+            epochs=epochs, lr=lr, optimizer=self.model_panel.optimizer(),
+            batch_size=self.model_panel.batch_size(), stop=stop, on_event=ev), epochs)
+
+    def start_prune_finetune(self) -> bool:
+        c = self.c
+        if c.mode.value != "sparsity":
+            self.set_status("error: Prune and fine-tune needs a target sparsity; "
+                            f"the slider is in {c.mode.value} mode", error=True)
+            return False
+        target, steps, ft = c.slider.value, c.steps.value, c.finetune_epochs.value
+        kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
+                      rewind=rewind_value(c.rewind.value), scope=c.scope.value, lr=c.lr.value / 10,
+                      structured=c.structured.value, norm=c.norm.value)
+        return self.jobs.start("prune and fine-tune", lambda stop, ev:
+                               self.session.prune_iteratively(target, stop=stop, on_event=ev,
+                                                              **kwargs), steps * max(ft, 1))
+
+    def set_busy(self, busy: bool) -> None:
+        """Disable the controls that change the model while a job runs (Stop: the reverse)."""
+        for widget in (*model_changing(self.c), *self.model_panel.controls(),
+                       *self.distill.controls(), *self.compare.controls()):
+            widget.disabled = busy
+        self.c.stop.disabled = not busy
+
+    def draw_curves(self) -> None:
+        jobs = self.jobs
+        n = min(len(jobs.steps), len(jobs.step_losses))
+        plots.update_curves(self.fig, np.array(jobs.steps[:n]), np.array(jobs.step_losses[:n]),
+                            list(self.session.history), self.session.task)
+        ppl = [h["val_perplexity"] for h in self.session.history if "val_perplexity" in h]
+        if ppl:  # a language model: name the validation trace by its perplexity too
+            self.fig.data[plots.VAL_LOSS].name = f"val loss (perplexity {ppl[-1]:.2f})"
+
+    def measure(self, latency: bool = True) -> dict:
+        """Full metrics for the selected model, shown in the cards and the Compare tab."""
+        return self.cards.measure_now(latency=latency)
+
+    def forget_measures(self) -> None:
+        self.cards.forget()
+
+    def slots_changed(self) -> None:
+        """A student was trained or another slot selected: per-model views start over."""
+        self.compare.adopt()
+
     # ----- compute tier ------------------------------------------------------------
     def prune_kwargs(self) -> dict:
         c = self.c
@@ -159,13 +201,15 @@ class ExplorerApp(JobsMixin, W.VBox):
     def _on_compute(self, _change: dict | None = None) -> None:
         if self._reconfiguring:
             return
-        with self._busy_lock:  # applied when the job ends: masks follow the last setting
-            deferred = self._compute_pending = self.busy
-        if deferred:
-            self.set_status(f"{self._job_name} running: the pruning change applies "
+        if self.jobs.defer_pruning():  # applied when the job ends: masks follow the last setting
+            self.set_status(f"{self.jobs.name} running: the pruning change applies "
                             "when it ends")
             return
-        self.run(lambda: self.session.prune(**self.prune_kwargs()))
+        self.apply_pruning()
+
+    def apply_pruning(self, during_job: bool = False) -> bool:
+        """Prune by the current pruning controls (slider, mode, scope, structured)."""
+        return self.run(lambda: self.session.prune(**self.prune_kwargs()), during_job=during_job)
 
     def _on_mode(self, change: dict) -> None:
         lo, hi, step, fmt = SLIDER_RANGES[change["new"]]
@@ -194,8 +238,8 @@ class ExplorerApp(JobsMixin, W.VBox):
         Refused while a job runs (the buttons are disabled then, but a handler must not
         trust that): the job's commit would otherwise race with the change.
         """
-        if self.busy and not during_job:
-            self.set_status(f"{self._job_name} running: stop it or wait before changing "
+        if self.jobs.busy and not during_job:
+            self.set_status(f"{self.jobs.name} running: stop it or wait before changing "
                             "the model", error=True)
             return False
         try:
@@ -203,21 +247,21 @@ class ExplorerApp(JobsMixin, W.VBox):
         except ValueError as err:
             self.set_status(f"error: {err}", error=True)
             return False
-        self.cards.forget()
-        self._show(snap)
+        self.forget_measures()
+        self.show(snap)
         warn = "; ".join(snap.warnings)
         self.set_status(f"{done} (warning: {warn})" if warn else done, error=False)
         return True
 
     # ----- view tier ---------------------------------------------------------------
     def _on_view(self, _change: dict) -> None:
-        self._show(self.snap)
+        self.show(self.snap)
 
     def _on_bar_click(self, _trace, points, _state) -> None:
         if points.point_inds:
             self.c.layer.value = self.snap.layers[points.point_inds[0]].name
 
-    def _show(self, snap: Snapshot) -> None:
+    def show(self, snap: Snapshot) -> None:
         self.snap = snap
         self.model_view.update(snap, self.c.layer.value, self.c.log_y.value)
         which = "" if self.session_selected() == "teacher" else f" [{self.session_selected()}]"

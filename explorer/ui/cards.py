@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import ipywidgets as W
 
 from ..engine.metrics import Snapshot
 from .controls import button, tagged
-
-if TYPE_CHECKING:
-    from .app import ExplorerApp
+from .host import Host
 
 
 def human_bytes(n: float | None) -> str:
@@ -45,8 +43,9 @@ def _row(label: str, value: str, hint: str = "") -> str:
 class Cards:
     """Two cards side by side, plus the Measure button."""
 
-    def __init__(self, app: ExplorerApp) -> None:
-        self.app = app
+    def __init__(self, host: Host, on_measured: Callable[[Snapshot], None]) -> None:
+        self.host = host
+        self.on_measured = on_measured  # a full Snapshot for the Compare tab's quality plot
         self.size = tagged(W.HTML(), "card-size")
         self.quality = tagged(W.HTML(), "card-quality")
         self.measure = button("Measure (FLOPs, latency, F1)", "measure")
@@ -100,22 +99,22 @@ class Cards:
             if extra.get("teacher_agreement") is not None:
                 rows.append(_row("agrees with teacher*", f"{extra['teacher_agreement']:.1%}"))
         stale = '<div class="cx-note">* at the last Measure</div>' if extra else ""
-        self.quality.value = (f'<div class="cx-card"><b>Quality ({self.app.session_selected()})'
+        self.quality.value = (f'<div class="cx-card"><b>Quality ({self.host.session_selected()})'
                               f'</b><table>{"".join(rows)}</table>{stale}</div>')
 
     def measure_now(self, latency: bool = True) -> dict:
         """Full metrics for the selected model (a few hundred ms on small models)."""
-        session = self.app.session
+        session = self.host.session
         if not hasattr(session, "measure"):
             return {}
         try:
             snap = session.measure(full=True, latency=latency)
         except ValueError as err:
-            self.app.set_status(f"error: {err}", error=True)
+            self.host.set_status(f"error: {err}", error=True)
             return {}
         self.measured = dict(snap.extra)
-        self.show(self.app.snap)
-        self.app.compare.show_quality(snap)
+        self.show(self.host.snap)
+        self.on_measured(snap)
         return self.measured
 
     def forget(self) -> None:

@@ -7,13 +7,13 @@ the default model); the fine-tuned sweep retrains and so runs as a background jo
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 import ipywidgets as W
 import numpy as np
 
 from ..engine.metrics import Snapshot
 from ..studies import tradeoff as analysis
+from ..studies.sensitivity import sensitivity
 from .cards import human_bytes
 from .controls import button, tagged
 from .figures import (
@@ -23,9 +23,7 @@ from .figures import (
     update_quality,
     update_tradeoff,
 )
-
-if TYPE_CHECKING:
-    from .app import ExplorerApp
+from .host import Host
 
 FINETUNE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 SENSITIVITY_LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)  # issue 9: one layer at a time
@@ -52,8 +50,8 @@ def _cell(key: str, value) -> str:
 
 
 class ComparePanel:
-    def __init__(self, app: ExplorerApp) -> None:
-        self.app = app
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.fig = self.fig_quality = None
         self.pinned: list[dict] = []
         self.oneshot: list = []
@@ -84,8 +82,8 @@ class ComparePanel:
 
     def open(self) -> None:
         if self.fig is None:
-            self.fig = tagged(tradeoff_figure(self.app.theme), "fig-tradeoff")
-            self.fig_quality = tagged(quality_figure(self.app.theme), "fig-quality")
+            self.fig = tagged(tradeoff_figure(self.host.theme), "fig-tradeoff")
+            self.fig_quality = tagged(quality_figure(self.host.theme), "fig-quality")
             # issue 9: one extra trace on the trade-off panel, all layers' curves in one
             # (NaN between layers, a marker colour and a label per layer): no new figure.
             self.fig.add_scatter(name=SENSITIVITY_TRACE, x=[], y=[], mode="lines+markers+text",
@@ -93,7 +91,7 @@ class ComparePanel:
                                  row=1, col=1)
             self.figure_box.children = [self.fig, self.fig_quality]
             self.redraw()
-            self.app.cards.measure_now(latency=False)
+            self.host.measure(latency=False)
 
     def adopt(self) -> None:
         self.oneshot, self.finetuned = [], []
@@ -102,17 +100,17 @@ class ComparePanel:
     def redraw(self) -> None:
         if self.fig is None:
             return
-        snap = self.app.snap
+        snap = self.host.snap
         update_tradeoff(self.fig, self.oneshot, self.finetuned, (snap.sparsity, snap.accuracy),
                         self.pinned)
         self.draw_sensitivity()
 
     def pin_now(self) -> dict | None:
         """Measure everything (latency included) and add a row."""
-        measured = self.app.cards.measure_now(latency=True)
-        snap = self.app.snap
+        measured = self.host.measure(latency=True)
+        snap = self.host.snap
         row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
-               "model_slot": self.app.session_selected(), "accuracy": snap.accuracy,
+               "model_slot": self.host.session_selected(), "accuracy": snap.accuracy,
                "sparsity": snap.sparsity, "nonzero": snap.nonzero,
                **{k: measured.get(k) for k, _ in COLUMNS[5:]}}
         self.pinned.append(row)
@@ -122,31 +120,31 @@ class ComparePanel:
                        + "</tr>" for r in self.pinned)
         self.table.value = f'<table class="cx-table"><tr>{head}</tr>{body}</table>'
         self.redraw()
-        self.app.set_status(f"pinned {row['label']}")
+        self.host.set_status(f"pinned {row['label']}")
         return row
 
     def run_sweep(self) -> bool:
-        app, kwargs = self.app, self.app.prune_kwargs()
+        host, kwargs = self.host, self.host.prune_kwargs()
         scope, structured = kwargs["scope"], bool(kwargs.get("structured"))
         if not self.with_ft.value:
             try:
-                self.oneshot = analysis.sparsity_sweep(app.session, scope=scope,
+                self.oneshot = analysis.sparsity_sweep(host.session, scope=scope,
                                                        structured=structured)
             except ValueError as err:
-                app.set_status(f"error: {err}", error=True)
+                host.set_status(f"error: {err}", error=True)
                 return False
             self.redraw()
-            app.set_status(f"swept {len(self.oneshot)} sparsity levels (one-shot)")
+            host.set_status(f"swept {len(self.oneshot)} sparsity levels (one-shot)")
             return True
-        lr = app.c.lr.value / 10
+        lr = host.c.lr.value / 10
 
         def work(stop, ev):
-            self.finetuned = analysis.finetuned_sweep(app.session, FINETUNE_LEVELS, epochs=1,
+            self.finetuned = analysis.finetuned_sweep(host.session, FINETUNE_LEVELS, epochs=1,
                                                       lr=lr, stop=stop, on_event=ev)
             return self.finetuned
 
-        return app.start_job("fine-tuned sweep", work, len(FINETUNE_LEVELS),
-                             on_done=lambda _: self.redraw() or "")
+        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS),
+                               on_done=lambda _: self.redraw() or "")
 
     def show_quality(self, snap: Snapshot) -> None:
         if self.fig_quality is None:
@@ -154,36 +152,36 @@ class ComparePanel:
         extra = snap.extra
         if extra.get("heads") is not None:  # a language model: its heads, not a V x V matrix
             update_heads(self.fig_quality, extra["heads"],
-                         f"Attention heads ({self.app.session_selected()}): pruned fraction, "
+                         f"Attention heads ({self.host.session_selected()}): pruned fraction, "
                          "removed heads dark")
         elif snap.task == "classification":
             update_quality(self.fig_quality, extra.get("confusion"), None,
-                           f"Confusion matrix ({self.app.session_selected()}, validation)")
+                           f"Confusion matrix ({self.host.session_selected()}, validation)")
         else:
-            true, pred = self.app.session.predictions("val", limit=2000)
+            true, pred = self.host.session.predictions("val", limit=2000)
             update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
                            "Predicted vs true (validation)")
 
     # ----- layer sensitivity (issue 9) ----------------------------------------------
     def run_sensitivity(self) -> bool:
         """Prune one layer at a time (background job); curves join the trade-off plot."""
-        app = self.app
-        total = len(app.session.prunable) * len(SENSITIVITY_LEVELS)
+        host = self.host
+        total = len(host.session.prunable) * len(SENSITIVITY_LEVELS)
 
         def work(stop, ev):
             def on_event(event):
                 if isinstance(event, dict):  # one point measured: progress and status
-                    app.c.progress.value = min(event["done"], app.c.progress.max)
-                    app.set_status(f"sensitivity: {event['layer']} at "
-                                   f"{event['sparsity']:.0%}: {event['accuracy']:.1%}")
+                    host.c.progress.value = min(event["done"], host.c.progress.max)
+                    host.set_status(f"sensitivity: {event['layer']} at "
+                                    f"{event['sparsity']:.0%}: {event['accuracy']:.1%}")
                 ev(event)
 
-            self.sensitivity = app.session.sensitivity(SENSITIVITY_LEVELS, stop=stop,
-                                                       on_event=on_event)
+            self.sensitivity = sensitivity(host.session, SENSITIVITY_LEVELS, stop=stop,
+                                           on_event=on_event)
             return self.sensitivity
 
-        return app.start_job("layer sensitivity", work, total,
-                             on_done=lambda _: self.draw_sensitivity() or "")
+        return host.jobs.start("layer sensitivity", work, total,
+                               on_done=lambda _: self.draw_sensitivity() or "")
 
     def draw_sensitivity(self) -> None:
         if self.fig is None or self.sensitivity is None:

@@ -6,16 +6,12 @@ is retrained, so the probability plot follows the slider at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import ipywidgets as W
 
 from ..studies import tradeoff as analysis
 from .controls import STYLE, button, int_box, tagged
 from .figures import distill_figure, update_soft, update_temperature_curve
-
-if TYPE_CHECKING:
-    from .app import ExplorerApp
+from .host import Host
 
 T_SQUARED_NOTE = ("T&sup2; multiplies the soft term so its gradients keep the same scale "
                   "as T changes (Hinton et al. 2015); Distiller and TextBrewer leave it out.")
@@ -27,8 +23,8 @@ SLOTS = [("teacher", "teacher"), ("distilled student", "student"),
 
 
 class DistillPanel:
-    def __init__(self, app: ExplorerApp) -> None:
-        self.app = app
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.fig = None
         slider = dict(continuous_update=True, style={"description_width": "110px"},
                       layout=W.Layout(width="380px"))
@@ -77,13 +73,13 @@ class DistillPanel:
     def open(self) -> None:
         """Build the figure the first time the tab is shown."""
         if self.fig is None:
-            self.fig = tagged(distill_figure(self.app.theme), "fig-distill")
+            self.fig = tagged(distill_figure(self.host.theme), "fig-distill")
             self.figure_box.children = [self.fig]
             self.show_soft()
             update_temperature_curve(self.fig, self.sweep_rows, self.temperature.value)
 
     def adopt(self) -> None:
-        session = self.app.session
+        session = self.host.session
         regression = session.task != "classification"
         self.temperature.disabled = regression
         self.note.value = f'<div class="cx-note">{NO_TEMPERATURE}</div>' if regression else ""
@@ -92,21 +88,21 @@ class DistillPanel:
         self.show_soft()
 
     def _refresh_slots(self) -> None:
-        present = getattr(self.app.session, "models", ("teacher",))
+        present = getattr(self.host.session, "models", ("teacher",))
         options = [(label, slot) for label, slot in SLOTS if slot in present]
         with self.slot.hold_trait_notifications():
             self.slot.options = options
-            self.slot.value = self.app.session_selected()
+            self.slot.value = self.host.session_selected()
 
     def _on_slot(self, change: dict) -> None:
-        if change["new"] and change["new"] != self.app.session_selected():
-            self.app.run(lambda: self.app.session.select(change["new"]),
-                         f"showing the {change['new'].replace('_', ' ')}")
-            self.app.compare.adopt()
+        if change["new"] and change["new"] != self.host.session_selected():
+            self.host.run(lambda: self.host.session.select(change["new"]),
+                          f"showing the {change['new'].replace('_', ' ')}")
+            self.host.slots_changed()
 
     def show_soft(self) -> None:
         """Softened probabilities at the slider's T: no retraining."""
-        session = self.app.session
+        session = self.host.session
         if self.fig is None or session.task != "classification":
             return
         present = getattr(session, "models", ("teacher",))
@@ -115,13 +111,13 @@ class DistillPanel:
             view = session.soft_targets(self.example.value, self.temperature.value,
                                         student=student)
         except ValueError as err:
-            self.app.set_status(f"error: {err}", error=True)
+            self.host.set_status(f"error: {err}", error=True)
             return
         update_soft(self.fig, view)
 
     def start(self, kind: str) -> bool:
-        session, width, epochs = self.app.session, self.width.value, self.epochs.value
-        lr = self.app.c.lr.value
+        session, width, epochs = self.host.session, self.width.value, self.epochs.value
+        lr = self.host.c.lr.value
         common = dict(epochs=epochs, lr=lr)
         soft = dict(alpha=self.alpha.value, t_squared=self.t_squared.value)
         if session.task == "classification":
@@ -142,14 +138,14 @@ class DistillPanel:
                 self.sweep_rows = rows
                 return rows
         hint = epochs * (len(SWEEP_TEMPERATURES) if kind == "sweep" else 1)
-        return self.app.start_job({"distill": "distilling", "alone": "student alone",
-                                   "sweep": "temperature sweep"}[kind], work, hint,
-                                  on_done=self._done)
+        name = {"distill": "distilling", "alone": "student alone",
+                "sweep": "temperature sweep"}[kind]
+        return self.host.jobs.start(name, work, hint, on_done=self._done)
 
     def _done(self, _result) -> str:
         self._refresh_slots()
         self.show_soft()
         if self.fig is not None:
             update_temperature_curve(self.fig, self.sweep_rows, self.temperature.value)
-        self.app.compare.adopt()
+        self.host.slots_changed()
         return ""

@@ -15,16 +15,13 @@ import base64
 import html
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from ..engine.export import EXPORT_KINDS
+from ..config import EXPORT_KINDS
 from ..session.session import Session
 from .controls import NARROW, STYLE, button, tagged
-
-if TYPE_CHECKING:
-    from .app import ExplorerApp
+from .host import Host
 
 DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
 UPLOAD_MAX_BYTES = 200 * 2**20
@@ -45,8 +42,8 @@ def download_link(data: bytes, filename: str, label: str) -> str:
 class FilesPanel:
     """A row: Save session, Load session (upload), Export model as <kind>."""
 
-    def __init__(self, app: ExplorerApp) -> None:
-        self.app = app
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.save = button("Save session", "save-session")
         self.upload = tagged(W.FileUpload(accept=".pt", multiple=False,
                                           description="Load session"), "load-session")
@@ -64,22 +61,23 @@ class FilesPanel:
         return [self.save, self.upload, self.kind, self.export]
 
     def _refuse_if_busy(self) -> bool:
-        if self.app.busy:
-            self.app.set_status("a job is running: stop it or wait before saving or "
-                                "loading", error=True)
-        return self.app.busy
+        busy = self.host.jobs.busy
+        if busy:
+            self.host.set_status("a job is running: stop it or wait before saving or "
+                                 "loading", error=True)
+        return busy
 
     def offer_session(self) -> bool:
         """Put a download link for the whole session in the row."""
         if self._refuse_if_busy():
             return False
         try:
-            self.link.value = download_link(self.app.session.to_bytes(),
+            self.link.value = download_link(self.host.session.to_bytes(),
                                             "explorer-session.pt", "download session")
         except ValueError as err:
-            self.app.set_status(f"error: {err}", error=True)
+            self.host.set_status(f"error: {err}", error=True)
             return False
-        self.app.set_status("session ready: click the download link")
+        self.host.set_status("session ready: click the download link")
         return True
 
     def offer_export(self) -> bool:
@@ -90,13 +88,13 @@ class FilesPanel:
         try:
             with tempfile.TemporaryDirectory(prefix="explorer-export-") as folder:
                 path = Path(folder) / f"model-{kind}.pt"
-                self.app.session.export(path, kind=kind)
+                self.host.session.export(path, kind=kind)
                 data = path.read_bytes()
             self.link.value = download_link(data, f"model-{kind}.pt", f"download {kind} model")
         except ValueError as err:
-            self.app.set_status(f"error: {err}", error=True)
+            self.host.set_status(f"error: {err}", error=True)
             return False
-        self.app.set_status(f"{kind} export ready: click the download link")
+        self.host.set_status(f"{kind} export ready: click the download link")
         return True
 
     def _on_upload(self, change: dict) -> None:
@@ -113,12 +111,12 @@ class FilesPanel:
             if len(data) > UPLOAD_MAX_BYTES:
                 raise ValueError(f"{name} is {len(data) / 2**20:.0f} MiB; the limit is "
                                  f"{UPLOAD_MAX_BYTES // 2**20} MiB")
-            session = Session.load(data, device=str(self.app.session.device))
+            session = Session.load(data, device=str(self.host.session.device))
         except ValueError as err:
-            self.app.set_status(f"error: {name}: {err}", error=True)
+            self.host.set_status(f"error: {name}: {err}", error=True)
             return False
-        self.app.adopt_session(session)
+        self.host.adopt_session(session)
         self.link.value = ""
-        self.app.set_status(f"loaded {name}: {session.config.get('model')} on "
-                            f"{session.config.get('dataset')}, showing the {session.selected}")
+        self.host.set_status(f"loaded {name}: {session.config.get('model')} on "
+                             f"{session.config.get('dataset')}, showing the {session.selected}")
         return True

@@ -6,27 +6,18 @@ Changing the data set or model builds a new Session; when that would throw work 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import ipywidgets as W
 
 from .. import config as C
-from ..data.datasets import DATASETS as IMAGE_DATASETS
-from ..data.text import TEXT_DATASETS
-from ..engine.lm import GPT_MODELS
-from ..models.zoo import INITS
-from ..models.zoo import MODELS as IMAGE_MODELS
 from ..session.core import available_devices
 from ..session.session import Session
 from .controls import NARROW, STYLE, Controls, button, int_box, tagged
 from .files_panel import FilesPanel
-
-if TYPE_CHECKING:
-    from .app import ExplorerApp
+from .host import Host
 
 # The language-model track (issue 10): pydoc-text goes with gpt-tiny.
-DATASETS = (*IMAGE_DATASETS, *TEXT_DATASETS)
-MODELS = (*IMAGE_MODELS, *GPT_MODELS)
+DATASETS = C.ALL_DATASETS
+MODELS = C.ALL_MODELS
 
 
 def prune_panel(c: Controls) -> W.VBox:
@@ -46,9 +37,9 @@ def prune_panel(c: Controls) -> W.VBox:
 class ModelPanel:
     """Data set, model, width, init, optimizer, batch size, device; New session."""
 
-    def __init__(self, app: ExplorerApp) -> None:
-        self.app = app
-        cfg = app.session.config
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        cfg = host.session.config
         self.dataset = tagged(W.Dropdown(options=DATASETS, value=cfg.get("dataset", "digits")
                                          if cfg.get("dataset") in DATASETS else "digits",
                                          description="Data set", style=STYLE), "dataset")
@@ -58,7 +49,7 @@ class ModelPanel:
         self.width = tagged(W.BoundedFloatText(value=1.0, min=0.05, max=8.0, step=0.25,
                                                description="Width x", layout=NARROW,
                                                style=STYLE), "width")
-        self.init = tagged(W.Dropdown(options=INITS, value="default", description="Init",
+        self.init = tagged(W.Dropdown(options=C.INITS, value="default", description="Init",
                                       layout=NARROW, style=STYLE), "init")
         self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value="adam",
                                      description="Optimizer", layout=NARROW, style=STYLE),
@@ -74,7 +65,7 @@ class ModelPanel:
         note = W.HTML('<div class="cx-note">A new session starts from a fresh model; '
                       'the digits MLP loads trained, others start untrained (press Train). '
                       f'Devices here: {", ".join(devices)}.</div>')
-        self.files = FilesPanel(app)  # issue 8: save, load, export without file paths
+        self.files = FilesPanel(host)  # issue 8: save, load, export without file paths
         self.box = W.VBox([W.HBox([self.dataset, self.model, self.width, self.init]),
                            W.HBox([self.opt, self.batch, self.device, self.new]), note,
                            self.files.box])
@@ -89,7 +80,7 @@ class ModelPanel:
         return self.batch.value
 
     def _has_work(self) -> bool:
-        s = self.app.session
+        s = self.host.session
         return bool(s.undo_stack or s.masks is not None or len(getattr(s, "models", ())) > 1)
 
     def new_session(self) -> bool:
@@ -97,8 +88,8 @@ class ModelPanel:
         if self._has_work() and not self._armed:
             self._armed = True
             self.new.description = "Confirm: discard work"
-            self.app.set_status("this discards your pruning, jobs and students: "
-                                "click again to confirm", error=True)
+            self.host.set_status("this discards your pruning, jobs and students: "
+                                 "click again to confirm", error=True)
             return False
         self._armed = False
         self.new.description = "New session"
@@ -109,8 +100,8 @@ class ModelPanel:
             return Session(**args)
 
         def adopt(result) -> str:
-            self.app.adopt_session(result.value)
+            self.host.adopt_session(result.value)
             trained = "trained" if result.value.pretrained else "untrained: press Train"
             return f"new session: {args['model']} on {args['dataset']} ({trained})"
 
-        return self.app.start_job("loading", build, on_done=adopt)
+        return self.host.jobs.start("loading", build, on_done=adopt)

@@ -1,0 +1,47 @@
+"""Host: the part of the app a panel may use.
+
+The app builds its panels and hands itself to them as a Host; no panel imports app.py,
+so the ui package has no import cycle (app -> panels -> host -> jobs, controls, theme).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..engine.metrics import Snapshot
+from ..session.session import Session
+from .controls import Controls
+from .jobs import JobController
+from .theme import Theme
+
+
+class Host(Protocol):
+    """The app as its panels see it: the session, shared controls, status and jobs."""
+
+    session: Session
+    snap: Snapshot  # the Snapshot shown now
+    theme: Theme
+    c: Controls  # shared controls (the panels read lr and drive progress)
+    jobs: JobController
+
+    def set_status(self, text: str, error: bool = False) -> None: ...
+
+    def session_selected(self) -> str:
+        """The model slot shown and pruned: teacher, student or student_alone."""
+
+    def run(self, action: Callable[[], Snapshot], done: str = "ready",
+            during_job: bool = False) -> bool:
+        """Run a Session call; show its Snapshot, or its error in the status line."""
+
+    def prune_kwargs(self) -> dict:
+        """Session.prune's arguments for the current pruning controls."""
+
+    def adopt_session(self, session: Session) -> None:
+        """Show a (new) session everywhere."""
+
+    def measure(self, latency: bool = True) -> dict:
+        """Full metrics for the selected model, shown in the cards and the Compare tab."""
+
+    def slots_changed(self) -> None:
+        """A student was trained or another slot selected: per-model views start over."""

@@ -1,0 +1,124 @@
+"""The ui package's layering: no import cycle, no mixins, the core reached through Session."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+from explorer.ui.host import Host
+from explorer.ui.jobs import JobView
+
+UI = Path(__file__).resolve().parent.parent / "explorer" / "ui"
+# What ui may import from the core's lower floors: value types and name lists only.
+ALLOWED_CORE = {"explorer.engine.metrics", "explorer.engine.train"}
+
+
+def is_module(name: str) -> bool:
+    path = UI.parent.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def module_name(path: Path) -> str:
+    parts = ["explorer", "ui"] + ([] if path.stem == "__init__" else [path.stem])
+    return ".".join(parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth (functions, TYPE_CHECKING blocks count)."""
+    package = "explorer.ui"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - max(node.level - 1, 0)]
+            if node.level == 0:
+                base = []
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            subs = {f"{target}.{a.name}" for a in node.names if is_module(f"{target}.{a.name}")}
+            found.update(subs or {target})  # `from . import plots` imports explorer.ui.plots
+    return found
+
+
+def ui_graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in UI.glob("*.py")}
+    return {name: imports(path) & set(modules) - {name} for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_ui_has_no_import_cycle():
+    """No module in explorer/ui reaches itself through imports, wherever they sit."""
+    graph = ui_graph()
+    assert "explorer.ui.app" in graph and graph["explorer.ui"] == {"explorer.ui.app"}
+    assert find_cycle(graph) is None, find_cycle(graph)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    """The checker itself can fail: a two-module loop is reported."""
+    assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+def test_no_panel_imports_the_app():
+    """Only the package's __init__ imports app.py; panels get a Host."""
+    importers = [n for n, deps in ui_graph().items() if "explorer.ui.app" in deps]
+    assert importers == ["explorer.ui"], importers
+
+
+def test_ui_reaches_the_core_through_session_and_value_types():
+    """ui imports data/models/engine only for value types; name lists come from config."""
+    for path in UI.glob("*.py"):
+        core = {m for m in imports(path)
+                if m.split(".")[:2] in (["explorer", "data"], ["explorer", "models"],
+                                        ["explorer", "engine"])}
+        modules = {m for m in core if m.count(".") == 2}  # explorer.engine.metrics, ...
+        assert modules <= ALLOWED_CORE, (path.name, modules - ALLOWED_CORE)
+
+
+def test_ui_classes_are_not_mixins():
+    """No ui class inherits from more than one base, and none is a *Mixin."""
+    for path in UI.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                assert len(node.bases) <= 1, (path.name, node.name)
+                assert not node.name.endswith("Mixin"), (path.name, node.name)
+
+
+def protocol_members(proto: type) -> dict[str, object]:
+    """A Protocol's attributes (value None) and methods."""
+    members: dict[str, object] = dict.fromkeys(proto.__annotations__)
+    members.update({name: value for name, value in vars(proto).items()
+                    if callable(value) and not name.startswith("_")})
+    return members
+
+
+def test_the_app_is_what_its_panels_and_jobs_expect(digits_app):
+    """ExplorerApp has every Host and JobView member; methods take the same parameters."""
+    for proto in (Host, JobView):
+        for name, method in protocol_members(proto).items():
+            assert hasattr(digits_app, name), (proto.__name__, name)
+            if method is not None:
+                want = list(inspect.signature(method).parameters)
+                got = ["self", *inspect.signature(getattr(digits_app, name)).parameters]
+                assert got == want, (proto.__name__, name, got)
