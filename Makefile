@@ -12,13 +12,18 @@ PYTHON := $(BIN)/python
 STAMP_RUN := $(VENV)/.stamp-install
 STAMP_TEST := $(VENV)/.stamp-test
 CHROMIUM := /usr/bin/chromium
+# What `make lint` type-checks. explorer/session joins once it passes mypy
+# (`make lint MYPY_PATHS="... explorer/session"` tries it).
+MYPY_PATHS ?= explorer/config.py explorer/validate.py explorer/data explorer/models explorer/engine
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-deps chromium lint lab checkpoint clean distclean
+.PHONY: help venv demo test test-fast test-deps chromium lint lab checkpoint clean distclean
 
 help:
 	@echo "make demo        serve the dashboard (Voila) at http://127.0.0.1:8866/"
 	@echo "make test        lint and run every test (installs test deps and Chromium if needed)"
+	@echo "make test-fast   lint and run the tests not marked browser or slow"
+	@echo "make lint        ruff, import-linter contracts (lint-imports), mypy on MYPY_PATHS"
 	@echo "make lab         JupyterLab on notebooks/"
 	@echo "make checkpoint  retrain the shipped checkpoint (assets/make_checkpoint.py)"
 	@echo "make venv        just create/refresh $(VENV)"
@@ -60,10 +65,14 @@ demo: venv
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check explorer tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy $(MYPY_PATHS)
 
-test: test-deps
-	$(BIN)/ruff check explorer tests
+test: test-deps lint
 	$(PYTHON) -m pytest
+
+test-fast: lint
+	$(PYTHON) -m pytest -m "not browser and not slow"
 
 # Jupyter refuses to run as root without --allow-root (root is the norm in containers and CI).
 lab: venv
@@ -73,7 +82,8 @@ checkpoint: venv
 	$(PYTHON) assets/make_checkpoint.py
 
 clean:
-	rm -rf build dist *.egg-info test-artifacts .pytest_cache .ruff_cache
+	rm -rf build dist *.egg-info test-artifacts .pytest_cache .ruff_cache .mypy_cache \
+		.import_linter_cache
 	find explorer tests assets notebooks -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
 
 distclean: clean

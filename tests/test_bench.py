@@ -21,6 +21,7 @@ def _numeric_or_null(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+@pytest.mark.slow
 def test_tiny_run_produces_every_key(tmp_path):
     """A tiny run writes JSON with every key of issue 7, each a number, a table or null."""
     path = tmp_path / "bench.json"

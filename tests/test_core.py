@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
 import pytest
 import torch
 import torch.nn.utils.prune as tprune
+from torch import nn
 
 from explorer import Session
 from explorer.config import PruneConfig
@@ -30,6 +32,34 @@ def states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.fixture(scope="module")
+def shipped_mlp() -> nn.Module:
+    """The shipped trained digits MLP, built once; the oracles copy it, never change it."""
+    session = Session("digits", "mlp", device="cpu")
+    assert session.pretrained, "the shipped checkpoint must match the default config"
+    return session.model
+
+
+def mlp_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"layers.{i}.weight": layer.weight.detach().clone()
+            for i, layer in enumerate(model.layers)}
+
+
+def torch_masks(model: nn.Module, amount: float, scope: str) -> dict[str, torch.Tensor]:
+    """torch.nn.utils.prune's masks on a copy of the MLP: global_unstructured with
+    L1Unstructured, or l1_unstructured on each layer."""
+    oracle = copy.deepcopy(model)
+    if scope == "global":
+        modules = [(m, "weight") for m in oracle.layers]
+        tprune.global_unstructured(modules, pruning_method=tprune.L1Unstructured,
+                                   amount=amount)
+    else:
+        for layer in oracle.layers:
+            tprune.l1_unstructured(layer, "weight", amount=amount)
+    return {f"layers.{i}.weight": layer.weight_mask.bool()
+            for i, layer in enumerate(oracle.layers)}
+
+
 def test_threshold_up_and_back_restores_weights_bit_for_bit(trained):
     """Pruning never stacks masks: threshold 0 after a big cut gives the base back."""
     session = fresh(trained)
@@ -45,27 +75,33 @@ def test_threshold_up_and_back_restores_weights_bit_for_bit(trained):
 
 
 @pytest.mark.parametrize("amount", [0.1, 0.5, 0.9, 0.37])
-def test_global_mask_equals_torch_global_unstructured(trained, amount):
+def test_global_mask_equals_torch_global_unstructured(shipped_mlp, amount):
     """Oracle: global scope == torch.nn.utils.prune.global_unstructured(L1Unstructured)."""
-    session = fresh(trained)
-    snap = session.prune(sparsity=amount, scope="global")
-    assert not snap.warnings  # the density guard must not have changed anything
-    oracle = Session("digits", "mlp", device="cpu").model
-    modules = [(m, "weight") for m in oracle.layers]
-    tprune.global_unstructured(modules, pruning_method=tprune.L1Unstructured, amount=amount)
-    for i, layer in enumerate(oracle.layers):
-        assert torch.equal(session.masks[f"layers.{i}.weight"], layer.weight_mask.bool())
+    ours = compute_masks(MagnitudeIndex(mlp_weights(shipped_mlp)),
+                         PruneConfig(sparsity=amount, scope="global"))
+    assert not ours.warnings  # the density guard must not have changed anything
+    for name, mask in torch_masks(shipped_mlp, amount, "global").items():
+        assert torch.equal(ours.masks[name], mask), name
 
 
 @pytest.mark.parametrize("amount", [0.3, 0.75])
-def test_layer_mask_equals_torch_l1_unstructured(trained, amount):
+def test_layer_mask_equals_torch_l1_unstructured(shipped_mlp, amount):
     """Oracle: per-layer scope == torch.nn.utils.prune.l1_unstructured on each layer."""
+    ours = compute_masks(MagnitudeIndex(mlp_weights(shipped_mlp)),
+                         PruneConfig(sparsity=amount, scope="layer"))
+    for name, mask in torch_masks(shipped_mlp, amount, "layer").items():
+        assert torch.equal(ours.masks[name], mask), name
+
+
+def test_session_prune_masks_equal_torch_in_both_scopes(trained, shipped_mlp):
+    """Through Session.prune (one session, masks rebuilt from the base each time) the
+    masks still equal torch's, for global and per-layer scope."""
     session = fresh(trained)
-    session.prune(sparsity=amount, scope="layer")
-    oracle = Session("digits", "mlp", device="cpu").model
-    for i, layer in enumerate(oracle.layers):
-        tprune.l1_unstructured(layer, "weight", amount=amount)
-        assert torch.equal(session.masks[f"layers.{i}.weight"], layer.weight_mask.bool())
+    for amount, scope in ((0.37, "global"), (0.9, "global"), (0.3, "layer"), (0.75, "layer")):
+        snap = session.prune(sparsity=amount, scope=scope)
+        assert not snap.warnings
+        for name, mask in torch_masks(shipped_mlp, amount, scope).items():
+            assert torch.equal(session.masks[name], mask), (amount, scope, name)
 
 
 def test_odd_sizes_prune_exactly_round_s_n():

@@ -189,6 +189,7 @@ def test_regression_distils_by_mse_without_temperature():
     assert session.select("student").task == "regression"
 
 
+@pytest.mark.slow
 def test_distilled_quarter_student_agrees_with_teacher_more_than_alone():
     """Digits, T = 4: distilled student agrees with the teacher more often (val + test)."""
     session = Session("digits")  # the shipped trained teacher

@@ -111,6 +111,7 @@ def test_distilled_student_from_every_other_teacher_layer(session):
     assert math.isclose(sum(view["student"]), 1.0, rel_tol=1e-4) and view["kl"] >= 0
 
 
+@pytest.mark.slow
 def test_cli_run_writes_perplexity_in_the_json(tmp_path):
     out = tmp_path / "lm.json"
     cmd = [sys.executable, "-m", "explorer", "run", "--dataset", "pydoc-text", "--model",

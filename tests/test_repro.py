@@ -108,6 +108,7 @@ def _numbers(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+@pytest.mark.slow
 def test_sweep_same_numbers_in_process_and_pool(session, tmp_path):
     """The same seeded points give identical rows in-process and in a process pool, and
     the session is left unchanged."""

@@ -92,6 +92,7 @@ def test_validation_happens_before_torch_is_imported():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_full_run_writes_every_key(tmp_path):
     """baseline -> pruned -> fine-tuned, student alone and distilled: a complete report."""
     report = tmp_path / "report.json"
@@ -123,6 +124,7 @@ def test_full_run_writes_every_key(tmp_path):
     assert stages["baseline"]["teacher_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_regression_run_reports_mse(tmp_path):
     """toy-regression: mse instead of accuracy, students distilled without a temperature."""
     report = tmp_path / "r.json"

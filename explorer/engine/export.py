@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from ..config import check_choice
+from ..models.zoo import model_arch
 from .structure import shrink_model
 
 EXPORT_KINDS = ("masked", "zeros", "shrunk")
@@ -47,10 +48,10 @@ def export_model(path: str | Path, model: nn.Module, kind: str,
                  masks: dict[str, torch.Tensor] | None = None) -> dict:
     """Write `model` (already masked) as `kind`; return the payload written."""
     check_choice("kind", kind, EXPORT_KINDS)
-    arch = model.arch() if hasattr(model, "arch") else None
+    arch = model_arch(model)
     if kind == "shrunk":
         small = shrink_model(model)  # raises ValueError naming the layer when unsafe
-        state, arch = small.state_dict(), small.arch()
+        state, arch = small.state_dict(), model_arch(small)
     elif kind == "masked" and masks:
         state = masked_state(model, base if base is not None else model.state_dict(), masks)
     else:

@@ -10,6 +10,7 @@ import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -201,7 +202,7 @@ def train_lm_steps(model: GPT, corpus: TextCorpus, steps: int, batch_size: int =
             yield LMEvalEvent(step, m["loss"], m["perplexity"], m["accuracy"])
 
 
-def train_lm(model: GPT, corpus: TextCorpus, steps: int, **kwargs) -> list[LMStepEvent]:
+def train_lm(model: GPT, corpus: TextCorpus, steps: int, **kwargs: Any) -> list[LMStepEvent]:
     """Run train_lm_steps to the end; return the step events (the loss curve)."""
     return [e for e in train_lm_steps(model, corpus, steps, **kwargs)
             if isinstance(e, LMStepEvent)]

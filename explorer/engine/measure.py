@@ -17,9 +17,11 @@ what compression really buys. Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -121,7 +123,7 @@ def bytes_sparse(model: nn.Module) -> int:
 
 
 # ----- FLOPs --------------------------------------------------------------------------
-def _count(fn) -> int:
+def _count(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -143,8 +145,9 @@ def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
             hook.remove()
     saved = 0.0
     for module, x in inputs.items():
-        layer = _count(lambda module=module, x=x: module(x))
-        density = float(torch.count_nonzero(module.weight)) / module.weight.numel()
+        layer = _count(functools.partial(module, x))
+        weight = module.get_parameter("weight")  # hooked modules are Linear/Conv
+        density = float(torch.count_nonzero(weight)) / weight.numel()
         saved += layer * (1.0 - density)
     model.train(was_training)
     return dense, int(round(dense - saved))

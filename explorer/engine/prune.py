@@ -186,7 +186,7 @@ def apply_masks(params: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
 
 
 @torch.no_grad()
-def zero_masked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+def zero_masked(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> None:
     """Re-zero pruned entries after an optimizer step (momentum, Adam, weight decay)."""
     for name, mask in masks.items():
         params[name].mul_(mask)

@@ -22,8 +22,9 @@ from .prune import PRUNABLE_TYPES, MaskResult, n_to_prune
 def model_groups(model: nn.Module) -> tuple[list[Group], bool]:
     """(groups, graph_known). Zoo models declare theirs; for any other module every
     Linear/Conv except the last is its own group with unknown consumers (mask only)."""
-    if hasattr(model, "groups"):
-        return list(model.groups()), True
+    declared = getattr(model, "groups", None)  # nn.Conv2d has an int `groups`: call only methods
+    if callable(declared):
+        return list(declared()), True
     names = [n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
     return [Group(n, (n,), (), ()) for n in names[:-1]], False
 
@@ -43,11 +44,15 @@ def channel_scores(group: Group, params: dict[str, torch.Tensor], norm: str) -> 
     """L1 or L2 norm of each output channel, over all of the group's producers."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-    total = None
+    if not group.producers:
+        raise ValueError(f"group {group.name!r} has no producer layers to rank")
+    parts = []
     for module in group.producers:
         rows = params[_p(module, "weight")].detach().flatten(1)
-        part = rows.abs().sum(1) if norm == "l1" else rows.pow(2).sum(1)
-        total = part if total is None else total + part
+        parts.append(rows.abs().sum(1) if norm == "l1" else rows.pow(2).sum(1))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
     return total if norm == "l1" else total.sqrt()
 
 
@@ -86,10 +91,13 @@ def live_channels(group: Group, state: dict[str, torch.Tensor]) -> torch.Tensor:
     A channel is dead when every producer's weight row and bias are zero and every
     BatchNorm on it has zero scale and shift; then its output is exactly zero.
     """
-    dead = None
-    for module in group.producers:
-        rows_zero = state[_p(module, "weight")].flatten(1).eq(0).all(1)
-        dead = rows_zero if dead is None else dead & rows_zero
+    if not group.producers:
+        raise ValueError(f"group {group.name!r} has no producer layers")
+    zero_rows = [state[_p(module, "weight")].flatten(1).eq(0).all(1)
+                 for module in group.producers]
+    dead = zero_rows[0]
+    for rows_zero in zero_rows[1:]:
+        dead = dead & rows_zero
     for name in group_params(group, state):
         dead &= state[name].eq(0)
     live = torch.nonzero(~dead).flatten()
@@ -121,7 +129,8 @@ def shrink_model(model: nn.Module) -> nn.Module:
     from ..models.zoo import build_from_arch
 
     groups, known = model_groups(model)
-    if not known or not hasattr(model, "resized_arch"):
+    resized_arch = getattr(model, "resized_arch", None)
+    if not known or not callable(resized_arch):
         layer = groups[0].name if groups else type(model).__name__
         raise ValueError(
             f"cannot physically remove outputs of {layer!r}: {type(model).__name__} does not "
@@ -134,7 +143,7 @@ def shrink_model(model: nn.Module) -> nn.Module:
         kept[group.name] = int(keep.numel())
         _slice_group(group, state, keep)
     with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the user's RNG
-        small = build_from_arch(model.resized_arch(kept))
+        small = build_from_arch(resized_arch(kept))
     small.load_state_dict(state)
     device = next(model.parameters()).device
     return small.to(device).train(model.training)

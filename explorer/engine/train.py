@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,9 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.datasets import Split
 from .prune import zero_masked
+
+# loss_fn(output, x, y, index) -> scalar loss; `index` holds the batch's sample indices.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class FiniteGuard:
 def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: TrainConfig,
                 masks: dict[str, torch.Tensor] | None = None,
                 stop: threading.Event | None = None, seed: int = 0,
-                loss_fn=None) -> Iterator[StepEvent | EpochEvent | StopEvent]:
+                loss_fn: LossFn | None = None) -> Iterator[StepEvent | EpochEvent | StopEvent]:
     """Train `model` in place, yielding an event per step and per epoch.
 
     `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +60,11 @@ class GPTConfig:
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention over earlier positions only."""
+
+    # Buffers (register_buffer), declared so that type checkers know they are tensors.
+    causal: torch.Tensor
+    head_mask: torch.Tensor
+    head_ids: torch.Tensor
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -113,6 +120,8 @@ class CausalSelfAttention(nn.Module):
 class MLPBlock(nn.Module):
     """fc -> GELU -> (neuron mask) -> proj."""
 
+    neuron_mask: torch.Tensor  # buffer, 1 = keep
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         hidden = config.mlp_ratio * config.d_model
@@ -154,6 +163,27 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+class Blocks(nn.ModuleList):
+    """An nn.ModuleList of Blocks that says so to type checkers.
+
+    Behaves exactly like nn.ModuleList (same state_dict keys); only the declared types of
+    indexing and iteration are narrowed, so `model.blocks[i].attn` type-checks.
+    """
+
+    def __iter__(self) -> Iterator[Block]:
+        return cast(Iterator[Block], super().__iter__())
+
+    @overload
+    def __getitem__(self, idx: slice) -> Blocks: ...
+
+    @overload
+    def __getitem__(self, idx: int) -> Block: ...
+
+    def __getitem__(self, idx: int | slice) -> Block | Blocks:
+        # nn.ModuleList slices into self.__class__, so a slice is a Blocks too.
+        return cast("Block | Blocks", super().__getitem__(idx))
+
+
 class GPT(nn.Module):
     """Decoder-only character model: ids (B, T) -> next-character logits (B, T, V)."""
 
@@ -163,7 +193,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.context, config.d_model)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = Blocks(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
         self._init_weights()
 

@@ -107,6 +107,12 @@ def build_model(name: str, input_shape: tuple[int, ...], n_outputs: int,
     return model
 
 
+def model_arch(model: nn.Module) -> dict | None:
+    """The plain description `.arch()` of a zoo model; None for any other module."""
+    arch = getattr(model, "arch", None)
+    return arch() if callable(arch) else None
+
+
 def build_from_arch(arch: dict) -> nn.Module:
     """Rebuild a model (random weights) from the plain description of `.arch()`."""
     arch = dict(arch)
