@@ -25,7 +25,9 @@ LR_MIN = 1e-6
 LR_MAX = 10.0
 EPOCHS_MAX = 1000
 BATCH_SIZE_MAX = 65536
-OPTIMIZERS = ("adam", "sgd", "momentum")
+OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")
+LR_SCHEDULES = ("constant", "warmup_cosine")  # warm-up then cosine decay to 10% of lr
+STEPS_BUDGET_MAX = 1_000_000  # a fixed number of optimizer steps instead of epochs
 SCOPES = ("layer", "global")
 PRUNE_MODES = ("threshold", "sparsity", "std")
 NORMS = ("l1", "l2")
@@ -80,10 +82,13 @@ class TrainConfig:
 
     epochs: int = 5
     lr: float = 1e-3
-    optimizer: str = "adam"  # adam | sgd | momentum (SGD with mu=0.9, PyTorch form)
+    optimizer: str = "adam"  # adam | sgd | momentum (SGD, mu=0.9, PyTorch form) | adamw
     batch_size: int = 64
     weight_decay: float = 0.0
     momentum: float = 0.9
+    clip_grad_norm: float | None = None  # clip the global gradient norm to this
+    lr_schedule: str = "constant"  # constant | warmup_cosine
+    steps: int | None = None  # a budget of optimizer steps; epochs is then ignored
 
     def __post_init__(self) -> None:
         check_number("epochs", self.epochs, 1, EPOCHS_MAX, integer=True)
@@ -92,6 +97,11 @@ class TrainConfig:
         check_number("batch_size", self.batch_size, 1, BATCH_SIZE_MAX, integer=True)
         check_number("weight_decay", self.weight_decay, 0.0, 1.0)
         check_number("momentum", self.momentum, 0.0, 0.999)
+        if self.clip_grad_norm is not None:
+            check_number("clip_grad_norm", self.clip_grad_norm, 1e-6, 1e6)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.steps is not None:
+            check_number("steps", self.steps, 1, STEPS_BUDGET_MAX, integer=True)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ API_ROWS = [
     api("train epochs str", lambda s: s.train(epochs="3"), "'3'"),
     api("train batch 0", lambda s: s.train(batch_size=0), "batch_size.*0"),
     api("train batch 1e9", lambda s: s.train(batch_size=10**9), "1000000000"),
-    api("train optimizer", lambda s: s.train(optimizer="adamw"), "'adamw'"),
+    api("train optimizer", lambda s: s.train(optimizer="adagrad"), "'adagrad'"),
     api("train weight decay", lambda s: s.train(weight_decay=-1.0), "-1.0"),
     api("train stop str", lambda s: s.train(epochs=1, stop="x"), "'x'"),
     api("train on_event", lambda s: s.train(epochs=1, on_event=3), "3"),
@@ -180,7 +180,7 @@ def state_of(session: Session) -> dict:
     clone = lambda d: {k: v.detach().clone() for k, v in d.items()}  # noqa: E731
     return {"model": clone(session.model.state_dict()), "base": clone(session.base),
             "masks": None if session.masks is None else clone(session.masks),
-            "undo": [clone(s) for s in session.undo_stack], "config": session.prune_config,
+            "undo": [clone(e.base) for e in session.undo_stack], "config": session.prune_config,
             "history": len(session.history), "steps": session.total_steps,
             "slots": session.models, "selected": session.selected}
 
@@ -251,7 +251,7 @@ CLI_ROWS = [
         "--finetune-epochs.*'0'"),
     cli("run dataset", ["run", "--dataset", "cifar"], "'cifar'"),
     cli("run model", ["run", "--model", "vgg"], "'vgg'"),
-    cli("run optimizer", ["run", "--optimizer", "adamw"], "'adamw'"),
+    cli("run optimizer", ["run", "--optimizer", "adagrad"], "'adagrad'"),
     cli("run device", ["run", "--device", "tpu"], "'tpu'"),
     cli("run json folder", ["run", "--json", "/nonexistent/r.json"], "/nonexistent/r.json"),
     cli("run temperature alone", ["run", "--temperature", "4"], "--temperature.*--student"),

@@ -116,8 +116,12 @@ def test_slider_after_iterative_still_rebuilds_from_the_base() -> None:
     snap = session.prune(sparsity=0.1)
     assert snap.sparsity == pytest.approx(0.1, abs=1e-4)
     session.undo()
-    session.undo()
+    session.undo()  # the dense base before the first fine-tune, with step 1's masks
+    assert session.prune_config.sparsity < 0.8
     original = session.original
+    for name, tensor in session.base.items():
+        assert torch.equal(tensor, original[name])
+    session.reset_pruning()
     for name, tensor in session.model.state_dict().items():
         assert torch.equal(tensor, original[name])
 

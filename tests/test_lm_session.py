@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from explorer.models.gpt import GPT, count_params
-from explorer.session.lm_session import LMSession
 from explorer.session.session import Session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +26,7 @@ TINY = dict(layers=2, heads=4, width=0.25, context=32, max_train_windows=256)
 
 
 @pytest.fixture(scope="module")
-def session() -> LMSession:
+def session() -> Session:
     torch.set_num_threads(1)
     s = Session("pydoc-text", "gpt-tiny", **TINY)
     s.train(epochs=2, lr=3e-3)
@@ -39,7 +38,7 @@ def _state(s: Session) -> dict[str, torch.Tensor]:
 
 
 def test_text_request_builds_an_lm_session_with_a_small_gpt(session):
-    assert isinstance(session, LMSession) and session.is_lm
+    assert type(session) is Session and session.is_lm
     assert isinstance(session.model, GPT)
     assert count_params(session.model)[0] <= 500_000
     assert session.model.heads_per_layer() == [4, 4]
@@ -172,6 +171,6 @@ def test_a_users_text_file_is_a_corpus(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("".join(list(topics.values())[:10]), encoding="utf-8")
     s = Session(str(path), **{**TINY, "layers": 1})
-    assert isinstance(s, LMSession) and s.data.name == "mine.txt"
+    assert type(s) is Session and s.is_lm and s.data.name == "mine.txt"
     snap = s.prune(sparsity=0.5)
     assert snap.sparsity == pytest.approx(0.5, abs=0.01) and "sample" in snap.extra

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-TEXT_DATASETS = ("pydoc-text",)
+from ..config import TEXT_DATASETS
+
 UNKNOWN_CHAR = "\ufffd"  # stands for characters outside the vocabulary (e.g. in prompts)
 DEFAULT_CONTEXT = 64
 VAL_FRACTION = 0.10  # of the characters, rounded to whole topics
@@ -96,6 +97,24 @@ class TextCorpus:
         idx = (starts[:, None] + torch.arange(self.context + 1)[None, :]).to(data.device)
         windows = data[idx]
         return windows[:, :-1], windows[:, 1:]
+
+@dataclass(frozen=True)
+class RandomWindows:
+    """A corpus split as training data for the one training loop: each batch is windows
+    starting at random offsets (an "epoch" is as many windows as fit end to end)."""
+
+    corpus: TextCorpus
+    split: str = "train"
+
+    def __len__(self) -> int:
+        return max(1, (len(self.corpus.split(self.split)) - 1) // self.corpus.context)
+
+    def draw(self, batch_size: int, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x, y, index); index numbers the windows within the batch (no cache needs it)."""
+        x, y = self.corpus.get_batch(self.split, batch_size, generator)
+        return x, y, torch.arange(len(x), device=x.device)
+
 
 
 def _split_documents(docs: dict[str, str], seed: int, val_fraction: float,

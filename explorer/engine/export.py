@@ -17,11 +17,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ..config import check_choice
+from ..config import EXPORT_KINDS, check_choice
 from ..models.zoo import model_arch
 from .structure import shrink_model
 
-EXPORT_KINDS = ("masked", "zeros", "shrunk")
 EXPORT_FORMAT = 1
 
 

@@ -1,7 +1,7 @@
 """Building, training, distilling and evaluating `gpt-tiny` on a character corpus.
 
-Self-contained on purpose (the image track's Session does not know sequences yet):
-functions here take a GPT and a TextCorpus and return plain numbers or events.
+Functions here take a GPT and a TextCorpus and return plain numbers or events; training
+goes through the one loop (explorer.engine.train) with the language model's recipe.
 """
 
 from __future__ import annotations
@@ -9,26 +9,23 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..config import check_choice, check_number
-from ..data.text import TextCorpus, Vocab
+from ..config import STUDENT_INITS, TrainConfig, check_choice, check_number
+from ..data.datasets import Split
+from ..data.text import RandomWindows, TextCorpus, Vocab
 from ..models.gpt import GPT, GPTConfig
 from .distill import kd_loss
 from .heads import head_sparsity, layer_sparsity
-from .prune import zero_masked
-from .train import StopEvent
+from .train import EpochEvent, LossFn, StepEvent, StopEvent, train_steps
 
-GPT_MODELS = ("gpt-tiny",)
 # Sized to train in about a minute on 2 CPU cores (see lm_report for the measurement);
 # GPU_TEACHER is the issue's 4 x 256 teacher, seconds on a GPU.
 TINY_TEACHER = dict(n_layers=4, n_heads=4, d_model=128)
 GPU_TEACHER = dict(n_layers=4, n_heads=4, d_model=256)
-STUDENT_INITS = ("random", "teacher")
 
 
 def build_gpt(vocab_size: int, context: int, n_layers: int = 4, n_heads: int = 4,
@@ -100,26 +97,6 @@ def sequence_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                    targets.reshape(-1), temperature, alpha, t_squared)
 
 
-@dataclass(frozen=True)
-class LMStepEvent:
-    """One optimizer step of a language model."""
-
-    step: int  # 1-based
-    steps: int
-    loss: float
-    lr: float
-
-
-@dataclass(frozen=True)
-class LMEvalEvent:
-    """A validation measurement during training."""
-
-    step: int
-    val_loss: float
-    val_perplexity: float
-    val_accuracy: float
-
-
 @torch.no_grad()
 def evaluate_lm(model: GPT, corpus: TextCorpus, split: str = "val",
                 max_windows: int | None = 256, batch_size: int = 64) -> dict[str, float]:
@@ -140,75 +117,53 @@ def evaluate_lm(model: GPT, corpus: TextCorpus, split: str = "val",
     return {"loss": loss, "perplexity": math.exp(loss), "accuracy": correct / n}
 
 
-def _lr_factor(step: int, steps: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% (a short budget needs the decay)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+def lm_train_config(steps: int, batch_size: int = 32, lr: float = 3e-3,
+                    weight_decay: float = 0.01) -> TrainConfig:
+    """The language model's recipe: AdamW, gradient clipping, warm-up + cosine decay."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, optimizer="adamw",
+                       weight_decay=weight_decay, clip_grad_norm=1.0,
+                       lr_schedule="warmup_cosine")
+
+
+def teacher_kd_loss(teacher: GPT, temperature: float, alpha: float,
+                    t_squared: bool) -> LossFn:
+    """sequence_kd_loss against the teacher's logits, computed per batch in eval mode
+    (batches are random windows, so there is nothing to cache)."""
+
+    def loss_fn(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                index: torch.Tensor) -> torch.Tensor:
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            target = teacher(x)
+        teacher.train(was_training)
+        return sequence_kd_loss(out, target, y, temperature, alpha, t_squared)
+
+    return loss_fn
 
 
 def train_lm_steps(model: GPT, corpus: TextCorpus, steps: int, batch_size: int = 32,
                    lr: float = 3e-3, weight_decay: float = 0.01, seed: int = 0,
-                   eval_every: int = 0, stop: threading.Event | None = None,
+                   stop: threading.Event | None = None,
                    masks: dict[str, torch.Tensor] | None = None, teacher: GPT | None = None,
                    temperature: float = 2.0, alpha: float = 0.5, t_squared: bool = True,
-                   eval_windows: int = 64) -> Iterator[LMStepEvent | LMEvalEvent | StopEvent]:
-    """Train in place with AdamW for a fixed number of steps, yielding events.
-
-    With `teacher`, the loss is sequence_kd_loss against the teacher's logits, computed
-    on the fly in eval mode (batches are random windows, so there is nothing to cache).
-    `masks` (parameter name -> bool keep) stay applied after every step.
-    """
-    check_number("steps", steps, 1, 1_000_000, integer=True)
-    check_number("batch_size", batch_size, 1, 65536, integer=True)
-    check_number("lr", lr, 1e-6, 10.0)
-    params = dict(model.named_parameters())
-    float_masks = {n: m.to(params[n].dtype) for n, m in (masks or {}).items()}
-    optimizer = torch.optim.AdamW(params.values(), lr=lr, weight_decay=weight_decay)
-    warmup = max(1, steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr_factor(s, steps, warmup))
-    generator = torch.Generator().manual_seed(seed)
-    if teacher is not None:
-        teacher.eval()
-    model.train()
-    for step in range(1, steps + 1):
-        if stop is not None and stop.is_set():
-            yield StopEvent(step - 1, "stopped")
-            return
-        x, y = corpus.get_batch("train", batch_size, generator)
-        logits = model(x)
-        if teacher is None:
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        else:
-            with torch.no_grad():
-                teacher_logits = teacher(x)
-            loss = sequence_kd_loss(logits, teacher_logits, y, temperature, alpha, t_squared)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            yield StopEvent(step - 1, f"loss became {value} at step {step}")
-            return
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-        current_lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        zero_masked(params, float_masks)
-        yield LMStepEvent(step, steps, value, current_lr)
-        if eval_every and (step % eval_every == 0 or step == steps):
-            m = evaluate_lm(model, corpus, "val", max_windows=eval_windows)
-            yield LMEvalEvent(step, m["loss"], m["perplexity"], m["accuracy"])
+                   eval_windows: int = 64) -> Iterator[StepEvent | EpochEvent | StopEvent]:
+    """Train in place for a budget of `steps` through the one training loop
+    (engine.train.train_steps) on random windows; with `teacher`, distil from it."""
+    config = lm_train_config(steps, batch_size, lr, weight_decay)
+    loss_fn = None if teacher is None else teacher_kd_loss(teacher, temperature, alpha,
+                                                           t_squared)
+    val = Split(*corpus.windows("val", eval_windows))
+    yield from train_steps(model, RandomWindows(corpus), val, "classification", config,
+                           masks=masks, stop=stop, seed=seed, loss_fn=loss_fn)
 
 
-def train_lm(model: GPT, corpus: TextCorpus, steps: int, **kwargs: Any) -> list[LMStepEvent]:
+def train_lm(model: GPT, corpus: TextCorpus, steps: int, **kwargs: Any) -> list[StepEvent]:
     """Run train_lm_steps to the end; return the step events (the loss curve)."""
     return [e for e in train_lm_steps(model, corpus, steps, **kwargs)
-            if isinstance(e, LMStepEvent)]
+            if isinstance(e, StepEvent)]
 
 
-@torch.no_grad()
 def generate(model: GPT, vocab: Vocab, prompt: str, n_chars: int,
              temperature: float = 0.0, seed: int = 0) -> str:
     """Continue `prompt` by n_chars characters; temperature 0 is greedy (deterministic)."""

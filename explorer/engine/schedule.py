@@ -9,10 +9,7 @@ Steps k = 1..K; step K always lands exactly on the target s_f.
 
 from __future__ import annotations
 
-from ..config import check_choice, check_number
-
-SCHEDULES = ("oneshot", "linear", "agp")
-STEPS_MAX = 100
+from ..config import SCHEDULES, STEPS_MAX, check_choice, check_number
 
 
 def step_sparsities(target: float, steps: int, schedule: str = "agp",

@@ -1,7 +1,12 @@
-"""Training as a generator of events, so a caller (CLI, worker thread, test) drives it.
+"""The one training loop: a generator of events, so a caller (CLI, worker thread, test)
+drives it. Images, regression, students and the language model all train through it.
 
 Masks stay applied: after every optimizer step the pruned entries are multiplied by
 zero again, so they stay exactly zero under SGD, momentum, Adam and weight decay.
+One divergence rule (DESIGN section 3): a non-finite loss or weight, or a classifier
+whose validation accuracy falls to chance from above, stops the run with a StopEvent
+whose reason starts with DIVERGED; the caller (a Session job) then restores the weights
+from before the job. The loop never hands back ruined weights as if they were good.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +38,7 @@ class StepEvent:
     steps_per_epoch: int
     loss: float
     accuracy: float | None  # None for regression
+    lr: float | None = None  # the learning rate this step used
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,21 @@ class StopEvent:
     reason: str
 
 
+class BatchSource(Protocol):
+    """Training data that draws its own batches (random text windows, say)."""
+
+    def __len__(self) -> int: ...
+
+    def draw(self, batch_size: int, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """torch.optim only: SGD, SGD with momentum (PyTorch form), Adam."""
+    """torch.optim only: SGD, SGD with momentum (PyTorch form), Adam, AdamW."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     momentum = config.momentum if config.optimizer == "momentum" else 0.0
     return torch.optim.SGD(params, lr=config.lr, momentum=momentum,
                            weight_decay=config.weight_decay)
@@ -85,91 +103,105 @@ def evaluate(model: nn.Module, split: Split, task: str) -> tuple[float, float | 
     return loss, accuracy, out
 
 
-DIVERGED = "diverged"  # StopEvent.reason starts with this when the loss blew up
+DIVERGED = "diverged"  # StopEvent.reason starts with this when training blew up
+# "At chance": accuracy within this fraction of the range above chance (1 / classes); the
+# check applies to a run that started at least CHANCE_START of that range above chance.
+CHANCE_BAND, CHANCE_START = 0.1, 0.25
 
 
-class FiniteGuard:
-    """Keeps the weights from before the latest optimizer step, to roll back to them.
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Multiplier of the base learning rate at 0-based `step` of `steps`.
 
-    Divergence shows up as a non-finite loss one step after the weights went bad (a NaN
-    or infinite weight, or a finite but huge one overflowing the forward pass), or, for
-    the last step of an epoch, as a non-finite weight in the end-of-epoch check.
-    In both cases the weights in force before the last applied step are the last ones
-    known to give a finite loss, so those are restored. The copy reuses preallocated
-    buffers (one model's worth of memory, one copy per step: bounded cost), and covers
-    buffers too (BatchNorm running statistics overflow with the weights).
+    warmup_cosine: linear warm-up over 5% of the steps, then cosine decay to 10% (a short
+    budget needs the decay; the language model's recipe).
     """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.live = {k: v for k, v in model.state_dict(keep_vars=True).items()
-                     if v.is_floating_point()}
-        self.saved = {k: v.detach().clone() for k, v in self.live.items()}
-
-    @torch.no_grad()
-    def keep(self) -> None:
-        for name, tensor in self.live.items():
-            self.saved[name].copy_(tensor)
-
-    @torch.no_grad()
-    def finite(self) -> bool:
-        checks = [torch.isfinite(t).all() for t in self.live.values()]
-        return bool(torch.stack(checks).all()) if checks else True
-
-    @torch.no_grad()
-    def restore(self, what: str, step: int) -> str:
-        """Copy the kept weights back; return the StopEvent reason (starts with DIVERGED).
-
-        `step` optimizer steps were applied. A bad loss was computed on the weights after
-        step `step`, so those before it (after step - 1) are restored; a bad weight right
-        after a step restores the weights after step `step`.
-        """
-        for name, tensor in self.live.items():
-            tensor.copy_(self.saved[name])
-        bad_loss = what.startswith("loss")
-        kept = step - 1 if bad_loss else step
-        if bad_loss and step == 0:
-            return f"{DIVERGED}: {what} at the first step; the weights are unchanged"
-        return (f"{DIVERGED}: {what} at step {step + 1}; restored the last finite weights "
-                f"(after step {kept})")
+    if schedule == "constant":
+        return 1.0
+    warmup = max(1, steps // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: TrainConfig,
-                masks: dict[str, torch.Tensor] | None = None,
+def chance_level(model_out_dim: int) -> float:
+    """Accuracy of guessing among `model_out_dim` classes."""
+    return 1.0 / max(model_out_dim, 1)
+
+
+def at_chance(accuracy: float | None, start: float | None, classes: int) -> bool:
+    """Whether accuracy collapsed to chance from well above it (no NaN needed to see it)."""
+    if accuracy is None or start is None or classes < 2:
+        return False
+    chance = chance_level(classes)
+    return start >= chance + CHANCE_START * (1 - chance) and \
+        accuracy <= chance + CHANCE_BAND * (1 - chance)
+
+
+@torch.no_grad()
+def weights_finite(model: nn.Module) -> bool:
+    """True when every floating-point parameter and buffer is finite."""
+    checks = [torch.isfinite(t).all() for t in model.state_dict().values()
+              if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
+def _batches(train: Split | BatchSource, batch_size: int, generator: torch.Generator
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch of (x, y, sample index) batches: a seeded permutation, or drawn batches."""
+    n = len(train)
+    if isinstance(train, Split):
+        order = torch.randperm(n, generator=generator).to(train.x.device)
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            yield train.x[index], train.y[index], index
+    else:
+        for _ in range(math.ceil(n / batch_size)):
+            yield train.draw(batch_size, generator)
+
+
+def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: str,
+                config: TrainConfig, masks: dict[str, torch.Tensor] | None = None,
                 stop: threading.Event | None = None, seed: int = 0,
-                loss_fn: LossFn | None = None) -> Iterator[StepEvent | EpochEvent | StopEvent]:
+                loss_fn: LossFn | None = None, start_accuracy: float | None = None
+                ) -> Iterator[StepEvent | EpochEvent | StopEvent]:
     """Train `model` in place, yielding an event per step and per epoch.
 
     `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.
     `loss_fn(output, x, y, index)` may replace the task loss (distillation uses it).
-    A non-finite loss stops the run before the step is applied.
+    `config.steps` gives a budget of optimizer steps instead of `config.epochs`.
+    `start_accuracy` (validation accuracy before the job) arms the collapse-to-chance
+    check. A bad loss stops the run before its step is applied.
     """
     params = dict(model.named_parameters())
     float_masks = {n: m.to(params[n].dtype) for n, m in (masks or {}).items()}
     optimizer = make_optimizer(list(params.values()), config)
-    guard = FiniteGuard(model)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    n = len(train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    budget = config.steps or steps_per_epoch * config.epochs
+    epochs = math.ceil(budget / steps_per_epoch)
     step = 0
     model.train()
-    for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(n, generator=generator).to(train.x.device)
+    for epoch in range(1, epochs + 1):
         total_loss, seen = 0.0, 0
-        for start in range(0, n, config.batch_size):
+        for x, y, index in _batches(train, config.batch_size, generator):
             if stop is not None and stop.is_set():
                 yield StopEvent(step, "stopped")
                 return
-            index = order[start:start + config.batch_size]
-            x, y = train.x[index], train.y[index]
             out = model(x)
             loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):  # the weights of the last step made it so
-                yield StopEvent(step, guard.restore(f"loss became {loss_value}", step))
+            if not math.isfinite(loss_value):
+                yield StopEvent(step, f"{DIVERGED}: the loss became {loss_value} at step "
+                                      f"{step + 1}")
                 return
-            guard.keep()
+            lr = config.lr * lr_factor(config.lr_schedule, step, budget)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(list(params.values()), config.clip_grad_norm)
             optimizer.step()
             zero_masked(params, float_masks)
             step += 1
@@ -177,13 +209,19 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
             seen += len(index)
             accuracy = (float((out.detach().argmax(-1) == y).float().mean())
                         if task == "classification" else None)
-            yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy)
+            yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy, lr)
+            if step >= budget:
+                break
         # A weight that overflowed mid-epoch makes the next loss non-finite (caught above);
-        # only the epoch's last step needs this pass, which costs a fifth of a step if run
-        # after every one.
-        if not guard.finite():
-            yield StopEvent(step - 1, guard.restore("a weight became NaN or infinite",
-                                                    step - 1))
+        # only the epoch's last step needs this pass.
+        if not weights_finite(model):
+            yield StopEvent(step, f"{DIVERGED}: a weight became NaN or infinite at step "
+                                  f"{step}")
             return
-        val_loss, val_accuracy, _ = evaluate(model, val, task)
-        yield EpochEvent(epoch, config.epochs, step, total_loss / seen, val_loss, val_accuracy)
+        val_loss, val_accuracy, out = evaluate(model, val, task)
+        if at_chance(val_accuracy, start_accuracy, out.shape[-1]):
+            yield StopEvent(step, f"{DIVERGED}: accuracy fell to chance "
+                                  f"({val_accuracy:.1%}) at step {step}")
+            return
+        yield EpochEvent(epoch, epochs, step, total_loss / max(seen, 1), val_loss,
+                         val_accuracy)

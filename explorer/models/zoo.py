@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ..config import INITS, MODELS
 from .groups import Group
 
 if TYPE_CHECKING:
     from ..data.datasets import Dataset
 
-MODELS = ("mlp", "lenet300", "lenet5", "resnet-small")
-INITS = ("default", "xavier", "he")
 DEFAULT_HIDDEN = (256, 128)
 LENET300_HIDDEN = (300, 100)  # LeNet-300-100 (LeCun et al. 1998; Han et al. 2015)
 

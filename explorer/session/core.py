@@ -12,7 +12,8 @@ selected slot's state (model, base, masks, ...) read and write that slot.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -25,10 +26,19 @@ from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
 from ..engine.structure import model_groups, removed_fraction, structured_masks
-from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate, train_steps
+from ..engine.train import (
+    DIVERGED,
+    EpochEvent,
+    LossFn,
+    StepEvent,
+    StopEvent,
+    evaluate,
+    train_steps,
+)
 from ..validate import check_job_hooks, check_prunable
 from .bounded import BoundedList
-from .slots import SLOT_NAMES, ModelSlot, clone_state
+from .slots import SLOT_NAMES, ModelSlot, UndoEntry
+from .tasks import Task
 
 Event = StepEvent | EpochEvent | StopEvent
 
@@ -65,7 +75,6 @@ class SessionCore:
     """Data, model slots, history and the lock; prune, train, undo, snapshot."""
 
     SLOTS = SLOT_NAMES
-    is_lm = False  # a text corpus and gpt-tiny give an LMSession (explorer.session.lm_session)
     model = _SelectedSlot()
     model_name = _SelectedSlot()
     config = _SelectedSlot()
@@ -80,14 +89,20 @@ class SessionCore:
     epochs_trained = _SelectedSlot()
     undo_stack = _SelectedSlot()
 
-    def __init__(self, data: Dataset, slot: ModelSlot, *, seed: int, device: torch.device,
-                 history: list[dict] | None = None, pretrained: bool = False) -> None:
+    def __init__(self, data: Dataset, slot: ModelSlot, objective: Task, *, seed: int,
+                 device: torch.device, history: list[dict] | None = None,
+                 pretrained: bool = False) -> None:
         self.device, self.seed, self.data, self.task = device, seed, data, data.task
         self.lock = threading.RLock()  # one optimizer step or one slider move at a time
         self.slots: dict[str, ModelSlot] = {"teacher": slot}
         self.selected = "teacher"  # which slot prune()/train()/snapshot() act on
         self.teacher_cache = TeacherCache()  # teacher outputs by sample index
         self.pretrained = pretrained
+        self.objective = objective  # what differs between tasks (explorer.session.tasks)
+        self.jobs_started = 0  # ids for jobs; their history records carry them
+        self._job_owner: int | None = None  # the thread running a job
+        self._job_name: str | None = None
+        self._job_depth = 0
         # epoch records and pruning events, in order; a shipped model brings its own
         self.history: list[dict] = BoundedList(history or [], HISTORY_MAX)
         # optimizer steps over all jobs, the curves' x axis
@@ -119,6 +134,11 @@ class SessionCore:
         return tuple(s for s in self.SLOTS if s in self.slots)
 
     @property
+    def is_lm(self) -> bool:
+        """Whether this is a language model on text (gpt-tiny)."""
+        return self.objective.is_lm
+
+    @property
     def prunable(self) -> list[str]:
         return list(self.slot.prunable)
 
@@ -137,6 +157,8 @@ class SessionCore:
         """
         check_choice("model slot", name, self.SLOTS)
         with self.lock:
+            if name != self.selected:
+                self.check_idle("selecting another model")
             self.slot_model(name)  # raises when that slot is empty
             self.selected = name
             return self.snapshot()
@@ -155,6 +177,7 @@ class SessionCore:
         config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
                              structured=structured, norm=norm)
         with self.lock:
+            self.check_idle("pruning")
             if structured:
                 groups, _ = model_groups(self.model)
                 result = structured_masks(self.base, groups, config.value, norm)
@@ -166,62 +189,147 @@ class SessionCore:
     def reset_pruning(self) -> Snapshot:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         with self.lock:
+            self.check_idle("resetting the pruning")
             self.slot.clear_masks()
             return self.snapshot()
 
     def undo(self) -> Snapshot:
-        """Return to the base before the last committed job."""
+        """Return to the base, masks and curves before the last committed job."""
         with self.lock:
+            self.check_idle("undo")
             if not self.undo_stack:
                 raise ValueError("nothing to undo: no job has changed the base yet")
-            self.slot.set_base(self.undo_stack.pop())
+            entry = self.undo_stack.pop()
+            self.slot.restore(entry)
+            if entry.job is not None:
+                self.forget_job(entry.job)
             return self.snapshot()
 
     def reset(self) -> Snapshot:
         """Back to the original trained model: no masks, empty undo stack."""
         with self.lock:
+            self.check_idle("reset")
             self.undo_stack.clear()
             self.slot.set_base(self.original)
             return self.snapshot()
 
-    # ----- training ----------------------------------------------------------------
+    # ----- jobs: one at a time, atomic ----------------------------------------------
+    @contextmanager
+    def job(self, name: str) -> Iterator[None]:
+        """Mark a job as running. A job in another thread makes prune(), undo(), reset(),
+        select() and a second job raise ValueError; the same thread may nest (iterative
+        pruning runs fine-tune jobs)."""
+        me = threading.get_ident()
+        with self.lock:
+            self.check_idle(name)
+            if self._job_owner is None:
+                self._job_owner, self._job_name = me, name
+            self._job_depth += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._job_depth -= 1
+                if self._job_depth == 0:
+                    self._job_owner, self._job_name = None, None
+
+    def check_idle(self, what: str) -> None:
+        """Raise ValueError when a job runs in another thread."""
+        owner = self._job_owner
+        if owner is not None and owner != threading.get_ident():
+            raise ValueError(f"a job is running ({self._job_name}); {what} can start when "
+                             "it ends (or press Stop)")
+
+    @property
+    def job_running(self) -> str | None:
+        """The name of the running job, or None."""
+        return self._job_name
+
+    def run_training(self, model: nn.Module, config: TrainConfig, *, kind: str,
+                     masks: dict[str, torch.Tensor] | None, seed: int,
+                     stop: threading.Event | None, on_event: Callable[[Event], None] | None,
+                     loss_fn: LossFn | None = None, start_accuracy: float | None = None,
+                     on_epoch: Callable[[], None] | None = None) -> StopEvent | None:
+        """The one job loop (engine.train.train_steps) for teachers and students.
+
+        One optimizer step at a time under the lock (snapshots read between steps); epoch
+        records go to history tagged with this job's id; returns the StopEvent that ended
+        the run early, or None.
+        """
+        first_step, job_id = self.total_steps, self.jobs_started
+        steps = train_steps(model, self.data.train, self.data.val, self.task, config, masks=masks,
+                            stop=stop, seed=seed, loss_fn=loss_fn,
+                            start_accuracy=start_accuracy)
+        ended: StopEvent | None = None
+        while True:
+            with self.lock:
+                event = next(steps, None)
+            if event is None:
+                return ended
+            if isinstance(event, StepEvent):
+                self.total_steps = first_step + event.step
+            elif isinstance(event, StopEvent):
+                ended = event
+                if event.reason.startswith(DIVERGED) and stop is not None:
+                    stop.set()  # callers looping over jobs (iterative, sweeps) stop too
+            elif isinstance(event, EpochEvent):
+                if on_epoch is not None:
+                    on_epoch()
+                self.history.append(self.objective.epoch_record(
+                    {"kind": kind, "epoch": event.epoch, "step": first_step + event.step,
+                     "train_loss": event.train_loss, "val_loss": event.val_loss,
+                     "val_accuracy": event.val_accuracy, "job": job_id}))
+            if on_event is not None:
+                on_event(event)
+
+    def forget_job(self, job_id: int) -> None:
+        """Remove the history records (curves) of job `job_id`."""
+        self.history[:] = [h for h in self.history if h.get("job") != job_id]
+
     def train(self, epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam",
               batch_size: int = 64, weight_decay: float = 0.0,
               stop: threading.Event | None = None,
-              on_event: Callable[[Event], None] | None = None) -> Snapshot:
-        """Train (blocking) with the masks applied, then commit the result as the base."""
-        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
-                             batch_size=batch_size, weight_decay=weight_decay)
+              on_event: Callable[[Event], None] | None = None, *,
+              steps: int | None = None) -> Snapshot:
+        """Train (blocking) with the masks applied, then commit the result as the base.
+
+        Atomic: an exception or a divergence (see engine.train) puts back the state from
+        before the job exactly; Stop keeps what was trained so far (one Undo away).
+        `steps` gives a budget of optimizer steps instead of epochs (short runs, tests).
+        """
+        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                             weight_decay=weight_decay, steps=steps)
         check_job_hooks(stop, on_event)
-        with self.lock:
-            slot = self.slot
-            masks, prune_config = slot.masks, slot.prune_config
-            previous = clone_state(slot.base)
-            first_step = self.total_steps
-        steps = train_steps(slot.model, self.data.train, self.data.val, self.task, config,
-                            masks=masks, stop=stop, seed=self.seed + len(slot.undo_stack))
-        while True:
-            with self.lock:  # one optimizer step at a time; snapshots read between steps
-                event = next(steps, None)
-            if event is None:
-                break
-            if isinstance(event, StepEvent):
-                self.total_steps = first_step + event.step
-            if isinstance(event, StopEvent) and event.reason.startswith(DIVERGED) and \
-                    stop is not None:
-                stop.set()  # callers looping over jobs (iterative, sweeps) stop too
-            if isinstance(event, EpochEvent):
-                slot.record_epoch()
-                self.history.append({"kind": "epoch", "epoch": event.epoch,
-                                     "step": first_step + event.step,
-                                     "train_loss": event.train_loss,
-                                     "val_loss": event.val_loss,
-                                     "val_accuracy": event.val_accuracy})
-            if on_event is not None:
-                on_event(event)
-        with self.lock:
-            slot.commit(previous, masks, prune_config)
-            return self.snapshot()
+        with self.job("training"):
+            with self.lock:
+                slot = self.slot
+                self.jobs_started += 1
+                before = slot.undo_entry(self.jobs_started)
+                saved = (self.total_steps, slot.epochs_trained, dict(slot.rewind_states))
+                start = evaluate(slot.model, self.data.val, self.task)[1]
+            try:
+                ended = self.run_training(slot.model, config, kind="epoch", masks=before.masks,
+                                          seed=self.seed + len(slot.undo_stack), stop=stop,
+                                          on_event=on_event, start_accuracy=start,
+                                          on_epoch=slot.record_epoch)
+            except BaseException:
+                with self.lock:  # nothing of a failed job stays
+                    self._roll_back(before, saved)
+                raise
+            with self.lock:
+                if ended is not None and ended.reason.startswith(DIVERGED):
+                    self._roll_back(before, saved)
+                else:
+                    slot.commit(before)
+                return self.snapshot()
+
+    def _roll_back(self, before: UndoEntry, saved: tuple[int, int, dict]) -> None:
+        """Put back the selected slot and the history as they were before a job."""
+        slot = self.slot
+        slot.restore(before)
+        slot.epochs_trained, slot.rewind_states = saved[1], saved[2]
+        self.forget_job(before.job or 0)
+        self.total_steps = saved[0]
 
     # ----- measuring ---------------------------------------------------------------
     def snapshot(self, split: str = "val", evaluate_model: bool = True) -> Snapshot:
@@ -238,7 +346,7 @@ class SessionCore:
             pruned = sum(layer.numel - layer.nonzero for layer in layers)
             prunable = sum(layer.numel for layer in layers)
             config = slot.prune_config
-            return Snapshot(
+            snap = Snapshot(
                 accuracy=accuracy, loss=loss, sparsity=pruned / max(prunable, 1),
                 params=prunable + sum(p.numel() for p in others),
                 nonzero=sum(layer.nonzero for layer in layers)
@@ -247,6 +355,8 @@ class SessionCore:
                 prune=None if config is None else {
                     "mode": config.mode, "value": config.value, "scope": config.scope},
                 warnings=slot.warnings)
+            extra = self.objective.snapshot_extra(self, snap, evaluate_model)
+            return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
     def engine_snapshot(self, split: str = "val") -> Snapshot:
         """snapshot() plus which sparsity a structured number means (PITFALLS)."""

@@ -33,7 +33,7 @@ from ..engine.metrics import LayerStats, Snapshot
 from ..models.zoo import build_from_arch
 from .bounded import BoundedList
 from .core import SessionCore
-from .slots import ModelSlot
+from .slots import ModelSlot, UndoEntry
 
 FORMAT = "explorer-session"
 VERSION = 1
@@ -95,16 +95,28 @@ def _slot_payload(slot: ModelSlot) -> dict:
             "original": _cpu(slot.original), "initial": _cpu(slot.initial),
             "rewind_states": {int(k): _cpu(v) for k, v in slot.rewind_states.items()},
             "epochs_trained": int(slot.epochs_trained),
-            "undo_stack": [_cpu(s) for s in slot.undo_stack],
+            "undo_stack": [_undo_payload(e) for e in slot.undo_stack],
             "masks": None if slot.masks is None else _cpu(slot.masks),
             "prune_config": None if config is None else asdict(config),
             "cuts": {k: float(v) for k, v in slot.cuts.items()},
             "warnings": list(slot.warnings)}
 
 
+def _undo_payload(entry: UndoEntry) -> dict:
+    return {"base": _cpu(entry.base),
+            "masks": None if entry.masks is None else _cpu(entry.masks),
+            "prune_config": None if entry.prune_config is None else asdict(entry.prune_config),
+            "cuts": dict(entry.cuts or {}), "warnings": list(entry.warnings),
+            "job": entry.job}
+
+
 def session_payload(session: SessionCore) -> dict:
     """Everything save() writes, as plain data (under the session's lock)."""
     with session.lock:
+        if session.is_lm:
+            raise ValueError("saving a language-model session is not supported yet (the file "
+                             "format holds the image and regression zoo); use "
+                             "export('masked') or export('shrunk') for the model")
         teacher_config = session.slots["teacher"].config
         if teacher_config.get("dataset") not in DATASETS:
             raise ValueError(f"cannot save a session on data given as tensors "
@@ -207,6 +219,17 @@ def _prune_config(d: dict) -> PruneConfig:
     return PruneConfig(**{k: v for k, v in d.items() if k != "targets"})
 
 
+def _undo_entry(saved: Any) -> UndoEntry:
+    """An undo entry as saved: a plain state (files from before undo kept masks) or a dict."""
+    if isinstance(saved, dict) and "base" in saved and isinstance(saved["base"], dict):
+        config = saved.get("prune_config")
+        return UndoEntry(saved["base"], saved.get("masks"),
+                         None if config is None else _prune_config(config),
+                         dict(saved.get("cuts") or {}), tuple(saved.get("warnings") or ()),
+                         saved.get("job"))
+    return UndoEntry(saved)
+
+
 def _restore_slot(name: str, data: dict, model: torch.nn.Module,
                   device: torch.device) -> ModelSlot:
     """The ModelSlot saved as `name`, around `model` (checked against every state)."""
@@ -215,15 +238,18 @@ def _restore_slot(name: str, data: dict, model: torch.nn.Module,
         _check_state(f"slot {name}: {key}", data[key], model)
     for k, state in data["rewind_states"].items():
         _check_state(f"slot {name}: rewind point {k}", state, model)
-    for i, state in enumerate(data["undo_stack"]):
-        _check_state(f"slot {name}: undo step {i}", state, model)
+    undo = [_undo_entry(e) for e in data["undo_stack"]]
+    for i, entry in enumerate(undo):
+        _check_state(f"slot {name}: undo step {i}", entry.base, model)
     model.to(device)
     slot = ModelSlot(model, str(data["model_name"]), dict(data["config"]),
                      moved(data["initial"]))
     slot.original = moved(data["original"])
     slot.rewind_states = {int(k): moved(v) for k, v in data["rewind_states"].items()}
     slot.epochs_trained = int(data["epochs_trained"])
-    slot.undo_stack.extend(moved(s) for s in data["undo_stack"])
+    slot.undo_stack.extend(
+        UndoEntry(moved(e.base), None if e.masks is None else moved(e.masks), e.prune_config,
+                  e.cuts, e.warnings, e.job) for e in undo)
     slot.set_base(moved(data["base"]))
     if data["masks"] is not None:
         slot.reapply(moved(data["masks"]), _prune_config(data["prune_config"]))
@@ -254,6 +280,8 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
             session.slots[name] = _restore_slot(name, data, build_from_arch(data["arch"]),
                                                 session.device)
         session.history = BoundedList(unplain(payload["history"]))
+        session.jobs_started = max((h.get("job") or 0 for h in session.history
+                                    if isinstance(h, dict)), default=0)
         session.total_steps = int(payload["total_steps"])
         session.pretrained = bool(payload["pretrained"])
         session.select(payload["selected"])

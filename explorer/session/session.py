@@ -9,50 +9,75 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO
 
 import torch
 from torch import nn
 
-from ..config import PruneConfig, TrainConfig
+from ..config import (
+    DEFAULT_ALPHA,
+    DEFAULT_TEMPERATURE,
+    GPT_MODELS,
+    STUDENT_INITS,
+    PruneConfig,
+    TrainConfig,
+    check_choice,
+    check_number,
+)
 from ..data.datasets import Dataset
+from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
+from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
 from ..models.zoo import build_model, check_fits
-from ..validate import check_bool, check_device_available, check_seed
-from . import persist, students, workflows
+from ..validate import check_bool, check_device_available, check_output_path, check_seed
+from . import language, persist, students, workflows
 from .core import Event, SessionCore, pick_device
 from .iterative import run_iterative
 from .slots import ModelSlot, State, clone_state
+from .tasks import (
+    SAMPLE_CHARS,
+    LanguageModelling,
+    check_pairing,
+    corpus_dataset,
+    is_text_request,
+    objective_for,
+)
+from .trial import trial
 
 
 class Session(SessionCore):
-    """Owns the model under study and every change made to it."""
+    """Owns the model under study and every change made to it: images, regression, and a
+    character language model on text (`Session("pydoc-text", "gpt-tiny")`)."""
 
-    # A text corpus or gpt-tiny gives the language-model variant; explorer.session.lm_session
-    # registers it here (an entry: (predicate over (dataset, model), class)).
-    variants: ClassVar[list[tuple[Callable[[object, object], bool], type]]] = []
-
-    def __new__(cls, dataset: object = None, model: object = "mlp", *args: Any,
-                **kwargs: Any) -> Session:
-        if cls is Session:
-            for accepts, variant in Session.variants:
-                if accepts(dataset, model):
-                    return super().__new__(variant)
-        return super().__new__(cls)
-
-    def __init__(self, dataset: str | Dataset | None = None, model: str | nn.Module = "mlp",
-                 *, width: float = 1.0, init: str = "default", seed: int = 0,
+    def __init__(self, dataset: str | Path | Dataset | TextCorpus | None = None,
+                 model: str | nn.Module | None = None, *, width: float = 1.0,
+                 init: str = "default", seed: int = 0,
                  device: str | torch.device | None = None, pretrained: bool = True,
                  hidden: tuple[int, ...] | None = None, train: object = None,
-                 val: object = None, test: object = None,
-                 task: str = "classification") -> None:
+                 val: object = None, test: object = None, task: str = "classification",
+                 layers: int | None = None, heads: int | None = None,
+                 context: int = DEFAULT_CONTEXT,
+                 max_train_windows: int | None = None) -> None:
         device = check_device_available(pick_device(device))
         seed = check_seed("seed", seed)
         check_bool("pretrained", pretrained)
+        if model is None:  # the zoo's default for the data: gpt-tiny on text, else the MLP
+            model = GPT_MODELS[0] if is_text_request(dataset, None) else "mlp"
+        check_pairing(dataset, model)
+        if is_text_request(dataset, model):
+            for name, value in (("hidden", hidden), ("train", train), ("val", val),
+                                ("test", test)):
+                if value is not None:
+                    raise ValueError(f"{name}= does not apply to a language model on text")
+            self._init_text(dataset, model, width, init, seed, device, layers, heads,
+                            context, max_train_windows)
+            return
+        language.check_not_text_options(layers, heads, context, max_train_windows)
         data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
         if isinstance(model, nn.Module):
             net, name = model, type(model).__name__
@@ -69,8 +94,37 @@ class Session(SessionCore):
             config["hidden"] = list(hidden)
         initial = clone_state(net.state_dict())  # lottery-ticket rewind "init"
         shipped = ckpt.load_matching(net, config) if pretrained else None
-        super().__init__(data, ModelSlot(net, name, config, initial), seed=seed,
-                         device=device, history=shipped, pretrained=shipped is not None)
+        super().__init__(data, ModelSlot(net, name, config, initial), objective_for(data),
+                         seed=seed, device=device, history=shipped,
+                         pretrained=shipped is not None)
+
+    def _init_text(self, dataset: object, model: str | nn.Module, width: float, init: str,
+                   seed: int, device: torch.device, layers: int | None, heads: int | None,
+                   context: int, max_train_windows: int | None) -> None:
+        """The language-model track: a corpus as windows and a GPT (no shipped weights)."""
+        check_number("context", context, 2, 4096, integer=True)
+        corpus = language.load_corpus(dataset, context, seed, device)
+        net, name = language.build_model(model, corpus, width, init, seed, layers, heads)
+        data = corpus_dataset(corpus, max_train_windows).to(device)
+        net.to(device)
+        gc = net.config
+        config = {"dataset": corpus.name, "model": name, "width": width, "init": init,
+                  "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
+                  "d_model": gc.d_model, "context": gc.context}
+        super().__init__(data, ModelSlot(net, name, config), objective_for(data, corpus),
+                         seed=seed, device=device)
+
+    @property
+    def corpus(self) -> TextCorpus:
+        """The text corpus of a language-model session."""
+        return self._language("corpus").corpus
+
+    def _language(self, what: str) -> LanguageModelling:
+        if not isinstance(self.objective, LanguageModelling):
+            raise ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
+                             f"session holds {self.config['model']!r} on "
+                             f"{self.config['dataset']!r}")
+        return self.objective
 
     @classmethod
     def default(cls, device: str | torch.device | None = None) -> Session:
@@ -86,46 +140,131 @@ class Session(SessionCore):
         plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
         ckpt.save(path, self.base, self.config, plain)
 
-    # ----- students (explorer.session.students) -------------------------------------
-    def distill(self, student: float | nn.Module = 0.5, temperature: float | None = None,
-                alpha: float = 0.7, epochs: int = 20, lr: float = 1e-3,
-                optimizer: str = "adam", batch_size: int = 64, t_squared: bool = True,
-                seed: int | None = None, stop: threading.Event | None = None,
-                on_event: Callable[[Event], None] | None = None) -> Snapshot:
+    # ----- pruning: a language model's structured unit is the attention head --------
+    def prune(self, threshold: float | None = None, sparsity: float | None = None,
+              std: float | None = None, scope: str = "layer", structured: bool = False,
+              norm: str = "l1") -> Snapshot:
+        """Magnitude-prune from the dense base with exactly one mode; return a Snapshot.
+
+        `structured=True` removes whole neurons/filters (and their biases and BatchNorm
+        entries), ranked by `norm`; `sparsity` is then the fraction of channels removed per
+        layer, and Snapshot.extra["param_fraction_removed"] the parameter fraction. For a
+        language model it removes that fraction of the attention heads instead.
+        Bad arguments raise ValueError before anything changes.
+        """
+        if not (structured and self.is_lm):
+            return super().prune(threshold, sparsity, std, scope, structured, norm)
+        if sparsity is None or threshold is not None or std is not None:
+            raise ValueError("structured pruning of gpt-tiny removes a fraction of the heads: "
+                             f"give sparsity= only (got threshold={threshold}, std={std})")
+        with self.lock:
+            self.check_idle("pruning")
+            self.slot.clear_masks()
+            return self.remove_heads(sparsity, norm, scope)
+
+    def remove_heads(self, fraction: float, rank: str = "l1",
+                     scope: str = "global") -> Snapshot:
+        """Remove the lowest-ranked `fraction` of attention heads (l1/l2 norm of their
+        output-projection slice, or the loss rise when masked), on top of current masks;
+        reset_pruning() brings them back, shrink() drops them physically."""
+        self._language("remove_heads")
+        with self.lock:
+            self.check_idle("pruning")
+            language.remove_heads(self, fraction, rank, scope)
+            return self.snapshot()
+
+    def remove_neurons(self, fraction: float, norm: str = "l1") -> Snapshot:
+        """Remove the lowest-norm `fraction` of every block's MLP neurons (language model)."""
+        self._language("remove_neurons")
+        with self.lock:
+            self.check_idle("pruning")
+            language.remove_neurons(self, fraction, norm)
+            return self.snapshot()
+
+    def sample(self, prompt: str = SAMPLE_PROMPT, n_chars: int = SAMPLE_CHARS) -> str:
+        """A greedy continuation of `prompt` by the selected language model."""
+        corpus = self._language("sample").corpus
+        with self.lock:
+            return generate(self.model, corpus.vocab, prompt, n_chars)
+
+    # ----- students (explorer.session.students, .language) --------------------------
+    def distill(self, student: float | nn.Module | None = None,
+                temperature: float | None = None, alpha: float = DEFAULT_ALPHA,
+                epochs: int | None = None, lr: float = 1e-3, optimizer: str = "adam",
+                batch_size: int = 64, t_squared: bool = True, seed: int | None = None,
+                stop: threading.Event | None = None,
+                on_event: Callable[[Event], None] | None = None, *,
+                layers: int | None = None, student_init: str = "random",
+                steps: int | None = None) -> Snapshot:
         """Distil the teacher slot's current model into a new student (slot "student").
 
-        `student` is a width multiplier of the teacher's architecture or a module (copied).
-        Classification: Hinton's loss at `temperature` (default 4.0), see
-        explorer.engine.distill. Regression: MSE to the teacher's outputs; giving a
-        temperature is a ValueError. Teacher outputs come from a cache keyed by the
-        teacher's state and sample index. `seed` fixes the student's init and batch order
-        (default: the session's seed + 1). Returns the student's Snapshot on the
+        `student` is a width multiplier of the teacher's architecture (default 0.5; 1.0
+        for a language model) or a module (copied). Classification: Hinton's loss at
+        `temperature` (default 4.0; 2.0 for text), see explorer.engine.distill.
+        Regression: MSE to the teacher's outputs; giving a temperature is a ValueError.
+        `seed` fixes the student's init and batch order (default: the session's seed + 1).
+        A language model's student may have fewer `layers` and start from the teacher's
+        blocks (`student_init="teacher"`). `epochs` defaults to 20 (5 for text); `steps`
+        gives a budget of optimizer steps instead. Returns the student's Snapshot on the
         validation split (with teacher_agreement).
         """
-        return students.distill(self, student, temperature, alpha, epochs, lr, optimizer,
-                                batch_size, t_squared, seed, stop, on_event)
+        student = self._student(student, layers, student_init, seed)
+        config = TrainConfig(epochs=self.objective.default_distill_epochs if epochs is None else epochs, lr=lr,
+                             optimizer=optimizer, batch_size=batch_size, steps=steps)
+        return students.distill(self, student, temperature, alpha, config, t_squared, seed,
+                                stop, on_event)
 
-    def train_student_alone(self, student: float | nn.Module = 0.5, epochs: int = 20,
-                            lr: float = 1e-3, optimizer: str = "adam", batch_size: int = 64,
+    def train_student_alone(self, student: float | nn.Module | None = None,
+                            epochs: int | None = None, lr: float = 1e-3,
+                            optimizer: str = "adam", batch_size: int = 64,
                             seed: int | None = None, stop: threading.Event | None = None,
-                            on_event: Callable[[Event], None] | None = None) -> Snapshot:
+                            on_event: Callable[[Event], None] | None = None, *,
+                            layers: int | None = None, student_init: str = "random",
+                            steps: int | None = None) -> Snapshot:
         """The same student as distill() (same init, same order, same budget), labels only."""
-        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size)
+        student = self._student(student, layers, student_init, seed)
+        config = TrainConfig(epochs=self.objective.default_distill_epochs if epochs is None else epochs, lr=lr,
+                             optimizer=optimizer, batch_size=batch_size, steps=steps)
         return students.run_student(self, "student_alone", student, None, config, seed, stop,
                                     on_event, {"distill": None})
 
+    def _student(self, student: float | nn.Module | None, layers: int | None,
+                 student_init: str, seed: int | None) -> float | nn.Module:
+        """The width (or module) of the student; a shaped GPT student when asked for."""
+        student = self.objective.default_student if student is None else student
+        if layers is None and student_init == "random":
+            return student
+        self._language("layers= and student_init=")
+        check_choice("student_init", student_init, STUDENT_INITS)
+        width = 1.0 if isinstance(student, nn.Module) else float(student)
+        return language.make_student(self, width, layers, student_init, seed)
+
+    def make_student(self, width: float = 1.0, layers: int | None = None,
+                     init: str = "random", seed: int | None = None) -> nn.Module:
+        """An untrained GPT student of the teacher (see explorer.session.language)."""
+        self._language("make_student")
+        return language.make_student(self, width, layers, init, seed)
+
     def build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
         """The untrained student model and its config (see distill)."""
+        if self.is_lm:
+            return language.build_student(self, student, seed)
         return students.build_student(self, student, seed)
 
-    def soft_targets(self, index: int, temperature: float = 4.0,
-                     student: str | None = "student") -> dict:
-        """Teacher's and student's softened probabilities for validation example `index`.
+    def soft_targets(self, index: int = 0, temperature: float | None = None,
+                     student: str | None = "student", prompt: str | None = None) -> dict:
+        """Teacher's and student's softened probabilities for validation example `index`
+        (a language model: for the next character after `prompt`).
 
         Also the KL(teacher || student) at that temperature. Nothing is retrained, so a
         temperature slider can call this on every move. `student=None` shows the teacher
         alone (before any student exists); then "student" and "kl" are None.
         """
+        temperature = (self.objective.default_temperature or DEFAULT_TEMPERATURE) \
+            if temperature is None else temperature
+        if self.is_lm:
+            return {"index": index, **language.soft_targets(
+                self, temperature, student, SAMPLE_PROMPT if prompt is None else prompt)}
         return students.soft_targets(self, index, temperature, student)
 
     @torch.no_grad()
@@ -158,6 +297,9 @@ class Session(SessionCore):
 
     def bytes_shrunk(self) -> int | None:
         """fp32 bytes of the physically shrunk model, when structured pruning is in force."""
+        if self.is_lm:
+            small = self.shrink()
+            return bytes_dense(small) if language.shrunk_differs(small, self.model) else None
         if not getattr(self.prune_config, "structured", False):
             return None
         return bytes_dense(self.shrink())
@@ -186,12 +328,13 @@ class Session(SessionCore):
         Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
         """
         stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
-        return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
-                             PruneConfig(sparsity=target, scope=scope, structured=structured,
-                                         norm=norm),
-                             TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
-                                         optimizer=optimizer, batch_size=batch_size),
-                             stop, on_event)
+        with self.job("iterative pruning"):
+            return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
+                                 PruneConfig(sparsity=target, scope=scope,
+                                             structured=structured, norm=norm),
+                                 TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
+                                             optimizer=optimizer, batch_size=batch_size),
+                                 stop, on_event)
 
     def prune_per_layer(self, targets: Mapping[str, float]) -> Snapshot:
         """Prune each named layer of the dense base to its own sparsity; others stay dense."""
@@ -207,11 +350,20 @@ class Session(SessionCore):
         Removes every channel whose output is exactly zero; outputs equal the masked model's.
         """
         with self.lock:
-            return shrink_model(self.model)
+            return language.shrink(self.model) if self.is_lm else shrink_model(self.model)
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
-        """Write the model as masked | zeros | shrunk (see explorer.engine.export)."""
+        """Write the model as masked | zeros | shrunk (see explorer.engine.export); a
+        language model's shrunk export holds its GPT config (models.gpt_from_state_dict)."""
+        if self.is_lm and kind == "shrunk":
+            return language.export_shrunk(self.shrink(), check_output_path("path", path))
         return workflows.export_session(self, path, kind)
+
+    def trial(self) -> AbstractContextManager[Session]:
+        """A context in which studies may prune, train and undo: on exit the session is
+        exactly as it was (weights, masks, undo, history, counters, slots, RNG), even
+        after an exception or a Stop. See explorer.session.trial."""
+        return trial(self)
 
     # ----- persistence (explorer.session.persist) -----------------------------------
     def save(self, path: str | Path) -> None:

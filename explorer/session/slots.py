@@ -9,6 +9,8 @@ prune(), train(), undo() and snapshot() act on that one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -34,6 +36,19 @@ def clone_state(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+@dataclass(frozen=True)
+class UndoEntry:
+    """What one Undo brings back: the dense base and the pruning in force before a job,
+    and the id of that job (its history records carry it, so Undo removes them too)."""
+
+    base: State
+    masks: Masks | None = None
+    prune_config: PruneConfig | None = None
+    cuts: dict[str, float] | None = None
+    warnings: tuple[str, ...] = ()
+    job: int | None = None
+
+
 class ModelSlot:
     """A model, its dense base, masks, undo stack and rewind points."""
 
@@ -46,7 +61,7 @@ class ModelSlot:
         self.rewind_states: dict[int, State] = {}  # weights after epoch k (rewind=k)
         self.epochs_trained = 0
         self.original: State = clone_state(model.state_dict())  # what reset() returns to
-        self.undo_stack: list[State] = BoundedList(limit=UNDO_MAX)
+        self.undo_stack: list[UndoEntry] = BoundedList(limit=UNDO_MAX)
         self.set_base(self.original)
 
     # ----- the dense base and its caches -----------------------------------------------
@@ -100,16 +115,31 @@ class ModelSlot:
             apply_masks(self.params_for(masks), self.base, masks)
             self.masks, self.prune_config = masks, config
 
-    def commit(self, previous: State, masks: Masks | None,
-               config: PruneConfig | None) -> None:
-        """Trained survivors become the base; pruned entries keep their old base values."""
+    def undo_entry(self, job: int | None = None) -> UndoEntry:
+        """The state Undo returns to, taken now (before a job changes the base)."""
+        return UndoEntry(clone_state(self.base), self.masks, self.prune_config,
+                         dict(self.cuts), self.warnings, job)
+
+    def restore(self, entry: UndoEntry) -> None:
+        """Back to `entry`: its base, with its pruning applied again."""
+        self.set_base(entry.base)
+        self.reapply(entry.masks, entry.prune_config)
+        self.cuts, self.warnings = dict(entry.cuts or {}), entry.warnings
+
+    def commit(self, before: UndoEntry) -> None:
+        """Trained survivors become the base; pruned entries keep their old base values.
+
+        `before` (taken when the job started) goes on the undo stack; the model stays
+        pruned exactly as it was trained.
+        """
         trained = clone_state(self.model.state_dict())
-        if masks is not None:
-            for name, mask in masks.items():
-                trained[name] = torch.where(mask, trained[name], previous[name])
-        self.undo_stack.append(previous)
+        if before.masks is not None:
+            for name, mask in before.masks.items():
+                trained[name] = torch.where(mask, trained[name], before.base[name])
+        self.undo_stack.append(before)
         self.set_base(trained)
-        self.reapply(masks, config)  # the model stays pruned exactly as it was trained
+        self.reapply(before.masks, before.prune_config)
+        self.cuts, self.warnings = dict(before.cuts or {}), before.warnings
 
     def record_epoch(self) -> None:
         """Remember early weights so that rewind=k can return to them (lottery ticket)."""
@@ -126,6 +156,10 @@ class ModelSlot:
         step, mask multiply, load_state_dict) bumps: a stale record is simply not used.
         """
         self._exact = {n: (id(p), p._version) for n, p in self.params().items()}
+
+    def is_exact(self) -> bool:
+        """Whether every prunable weight still is base * (|base| >= cut) (see mark_exact)."""
+        return all(self._exact.get(n) == (id(p), p._version) for n, p in self.params().items())
 
     def layer_stats(self, name: str, param: torch.Tensor) -> LayerStats:
         """Per-layer counts and histogram; from sorted base values when exact."""

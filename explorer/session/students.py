@@ -18,7 +18,6 @@ from torch import nn
 from ..config import TrainConfig, check_choice
 from ..engine import measure as m
 from ..engine.distill import (
-    DEFAULT_TEMPERATURE,
     REGRESSION_NO_TEMPERATURE,
     agreement,
     check_distill_args,
@@ -28,13 +27,12 @@ from ..engine.distill import (
     soft_view,
     student_from,
 )
+from ..engine.lm import teacher_kd_loss
 from ..engine.metrics import Snapshot
-from ..engine.train import EpochEvent, StepEvent, evaluate, train_steps
+from ..engine.train import DIVERGED, LossFn, evaluate
 from ..validate import check_bool, check_job_hooks, check_seed
 from .core import Event, SessionCore
 from .slots import ModelSlot, clone_state
-
-LossFn = Callable[..., torch.Tensor]
 
 
 def build_student(session: SessionCore, student: float | nn.Module,
@@ -62,63 +60,74 @@ def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: Lo
                 record: dict) -> Snapshot:
     """Train a new student with `loss_fn` (None: labels only) and install it in `slot`.
 
-    `session` is a Session (its build_student may be a language model's override).
+    The same job loop as Session.train (SessionCore.run_training). Atomic: after an
+    exception or a divergence no student is installed and its curves are removed.
+    `session` is a Session (whose build_student knows the language model's students).
     """
     seed = session.seed + 1 if seed is None else check_seed("seed", seed)
     check_job_hooks(stop, on_event)
-    model, config = session.build_student(student, seed=seed)
-    init = clone_state(model.state_dict())
-    first_step = session.total_steps
-    steps = train_steps(model, session.data.train, session.data.val, session.task,
-                        train_config, stop=stop, seed=seed, loss_fn=loss_fn)
-    for event in steps:
-        if isinstance(event, EpochEvent):
-            session.history.append({"kind": slot, "epoch": event.epoch,
-                                    "step": first_step + event.step,
-                                    "train_loss": event.train_loss,
-                                    "val_loss": event.val_loss,
-                                    "val_accuracy": event.val_accuracy})
-        if isinstance(event, StepEvent):
-            session.total_steps = first_step + event.step
-        if on_event is not None:
-            on_event(event)
-    with session.lock:
-        session.slots[slot] = ModelSlot(model, config["model"], {**config, **record}, init)
+    with session.job(f"training the {slot.replace('_', ' ')}"):
+        model, config = session.build_student(student, seed=seed)
+        init = clone_state(model.state_dict())
+        with session.lock:
+            session.jobs_started += 1
+            job_id, steps_before = session.jobs_started, session.total_steps
+        try:
+            ended = session.run_training(model, train_config, kind=slot, masks=None,
+                                         seed=seed, stop=stop, on_event=on_event,
+                                         loss_fn=loss_fn)
+        except BaseException:
+            with session.lock:
+                session.forget_job(job_id)
+                session.total_steps = steps_before
+            raise
+        with session.lock:
+            if ended is not None and ended.reason.startswith(DIVERGED):
+                session.forget_job(job_id)
+                session.total_steps = steps_before
+                return session.snapshot()
+            session.slots[slot] = ModelSlot(model, config["model"], {**config, **record},
+                                            init)
     return session.measure_slot(slot, "val", full=False)
 
 
-def distill(session: Any, student: float | nn.Module = 0.5, temperature: float | None = None,
-            alpha: float = 0.7, epochs: int = 20, lr: float = 1e-3, optimizer: str = "adam",
-            batch_size: int = 64, t_squared: bool = True, seed: int | None = None,
-            stop: threading.Event | None = None,
-            on_event: Callable[[Event], None] | None = None) -> Snapshot:
+def distill(session: Any, student: float | nn.Module, temperature: float | None,
+            alpha: float, train_config: TrainConfig, t_squared: bool, seed: int | None,
+            stop: threading.Event | None,
+            on_event: Callable[[Event], None] | None) -> Snapshot:
     """Distil the teacher slot's current model into a new student (slot "student").
 
-    See Session.distill for the arguments.
+    See Session.distill for the arguments. Images: teacher outputs cached by sample
+    index; text: the teacher's logits per batch of windows (a cache of every window's
+    logits would cost N * T * V floats).
     """
-    if session.task != "classification" and temperature is not None:
+    objective = session.objective
+    if objective.default_temperature is None and temperature is not None:
         raise ValueError(REGRESSION_NO_TEMPERATURE)
-    temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
-    temperature, alpha = check_distill_args(temperature, alpha)
+    temperature = objective.default_temperature if temperature is None else temperature
+    if temperature is not None:
+        temperature, alpha = check_distill_args(temperature, alpha)
     check_bool("t_squared", t_squared)
-    train_config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer,
-                               batch_size=batch_size)
-    cache = session.teacher_cache
-    with session.lock:
-        targets = cache.outputs(session.slot_model("teacher"), "train", session.data.train.x)
-    classification = session.task == "classification"
+    teacher = session.slot_model("teacher")
+    record: dict = {"temperature": temperature, "alpha": alpha, "t_squared": t_squared,
+                    "epochs": train_config.epochs}
+    loss_fn: LossFn
+    if objective.is_lm:
+        loss_fn = teacher_kd_loss(teacher, float(temperature), alpha, t_squared)
+    else:
+        cache = session.teacher_cache
+        with session.lock:
+            targets = cache.outputs(teacher, "train", session.data.train.x)
+        record["teacher"] = cache.key
 
-    def loss_fn(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                index: torch.Tensor) -> torch.Tensor:  # cache rows picked by sample index
-        if not classification:
-            return regression_kd_loss(out, targets[index], y, alpha)
-        return kd_loss(out, targets[index], y, temperature, alpha, t_squared)
+        def loss_fn(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                    index: torch.Tensor) -> torch.Tensor:  # cache rows by sample index
+            if temperature is None:
+                return regression_kd_loss(out, targets[index], y, alpha)
+            return kd_loss(out, targets[index], y, temperature, alpha, t_squared)
 
-    record = {"distill": {"temperature": temperature if classification else None,
-                          "alpha": alpha, "t_squared": t_squared, "epochs": epochs,
-                          "teacher": cache.key}}
     return run_student(session, "student", student, loss_fn, train_config, seed, stop,
-                       on_event, record)
+                       on_event, {"distill": record})
 
 
 def slot_outputs(session: SessionCore, slots: tuple[str, ...],

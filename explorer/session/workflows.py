@@ -40,10 +40,10 @@ def rewind_to(session: SessionCore, rewind: str | int) -> None:
         new_base = clone_state(target)
         for name, mask in (slot.masks or {}).items():
             new_base[name] = torch.where(mask, target[name], slot.base[name])
-        masks, config = slot.masks, slot.prune_config
-        slot.undo_stack.append(clone_state(slot.base))
+        before = slot.undo_entry()
+        slot.undo_stack.append(before)
         slot.set_base(new_base)
-        slot.reapply(masks, config)
+        slot.reapply(before.masks, before.prune_config)
 
 
 def adopt_as_original(session: SessionCore) -> None:

@@ -24,13 +24,13 @@ from ..data.text import TextCorpus, load_pydoc_text, unigram_perplexity
 from ..engine.heads import head_scores, magnitude_prune, plan_head_removal, remove_heads
 from ..engine.lm import (
     SAMPLE_PROMPT,
-    LMStepEvent,
     build_gpt,
     build_student,
     evaluate_lm,
     generate,
     train_lm_steps,
 )
+from ..engine.train import StepEvent
 from ..models.gpt import GPT, count_params
 
 PROMPT = SAMPLE_PROMPT
@@ -83,7 +83,7 @@ def build_rows(corpus: TextCorpus, size: dict, seed: int,
     def train(model: GPT, **kw) -> GPT:
         n = kw.pop("steps", steps)
         for event in train_lm_steps(model, corpus, n, batch_size=32, seed=seed, **kw):
-            if isinstance(event, LMStepEvent) and event.step % 100 == 0:
+            if isinstance(event, StepEvent) and event.step % 100 == 0:
                 log(f"  step {event.step}/{n} loss {event.loss:.3f}")
         return model
 

@@ -14,39 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..config import EPOCHS_MAX, check_number, check_targets
-from ..engine.prune import MaskResult, n_to_prune
+from ..engine.prune import n_to_prune
 
 if TYPE_CHECKING:
     from ..session.session import Session
 
 DEFAULT_SPARSITIES = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-
-
-def _saved(session: Session) -> dict:
-    """What a sensitivity run may change, to be put back exactly."""
-    return {"masks": session.masks, "config": session.prune_config, "cuts": session.cuts,
-            "warnings": session.warnings, "stack": list(session.undo_stack),
-            "base": session.base,
-            "history": len(session.history), "total_steps": session.total_steps,
-            "epochs": getattr(session, "epochs_trained", None),
-            "rewind": dict(getattr(session, "rewind_states", {}))}
-
-
-def _restore(session: Session, saved: dict) -> None:
-    # By value, not by undo() count: the undo stack is bounded (explorer.session.bounded), so at
-    # its limit a fine-tune drops the oldest entry and the depth does not grow.
-    if session.base is not saved["base"]:
-        session.undo_stack[:] = saved["stack"]
-        session.slot.set_base(saved["base"])
-    result = MaskResult(saved["masks"] or {}, saved["cuts"], saved["warnings"])
-    if saved["masks"] is None:
-        session.reset_pruning()
-    else:
-        session.slot.install_masks(result, saved["config"])
-    del session.history[saved["history"]:]
-    session.total_steps = saved["total_steps"]
-    if saved["epochs"] is not None:
-        session.epochs_trained, session.rewind_states = saved["epochs"], saved["rewind"]
 
 
 def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITIES,
@@ -71,41 +44,26 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
                  "finetune_epochs": finetune_epochs, "split": "val"}
     total, done = len(names) * len(levels), 0
     # The lock is taken per step, not for the whole run, so a UI can read snapshots
-    # between points (as analysis.finetuned_sweep does); don't start other jobs meanwhile.
-    with session.lock:
-        saved = _saved(session)
-    try:
+    # between points; the job mark keeps other threads from pruning meanwhile.
+    with session.job("layer sensitivity"), session.trial():
         session.reset_pruning()
         out["dense_accuracy"] = session.snapshot("val").accuracy
         for name in names:
             for level in levels:
                 if stop is not None and stop.is_set():
                     return out
-                acc = _one_point(session, name, level, finetune_epochs, lr, stop,
-                                 on_event, saved)
+                with session.trial():  # each point starts from the dense base
+                    session.prune_per_layer({name: level})
+                    if finetune_epochs:
+                        session.train(epochs=finetune_epochs, lr=lr, stop=stop,
+                                      on_event=on_event)
+                    acc = session.snapshot("val").accuracy
                 out["layers"][name].append(acc)
                 done += 1
                 if on_event is not None:
                     on_event({"layer": name, "sparsity": level, "accuracy": acc,
                               "done": done, "total": total})
-    finally:
-        with session.lock:
-            _restore(session, saved)
     return out
-
-
-def _one_point(session: Session, name: str, level: float, epochs: int, lr: float,
-               stop: threading.Event | None, on_event: Callable | None,
-               saved: dict) -> float | None:
-    session.prune_per_layer({name: level})
-    if epochs:
-        session.train(epochs=epochs, lr=lr, stop=stop, on_event=on_event)
-    accuracy = session.snapshot("val").accuracy
-    if session.base is not saved["base"]:  # back to the dense base before the next point
-        with session.lock:
-            session.undo_stack[:] = saved["stack"]
-            session.slot.set_base(saved["base"])
-    return accuracy
 
 
 def derive_budget(result: Mapping, max_drop: float) -> dict[str, float]:

@@ -39,67 +39,42 @@ def sparsity_sweep(session: Session, levels: tuple[float, ...] = DEFAULT_LEVELS,
                    scope: str = "layer", structured: bool = False,
                    stop: threading.Event | None = None,
                    on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
-    """Accuracy at each one-shot sparsity level; the session's masks are restored after."""
+    """Accuracy at each one-shot sparsity level; the session is left exactly as it was."""
     levels = check_levels(levels)
     points: list[SweepPoint] = []
-    with session.lock:
-        previous = session.prune_config
-        try:
-            for level in levels:
-                if stop is not None and stop.is_set():
-                    break
-                snap = session.prune(sparsity=level, scope=scope, structured=structured)
-                point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
-                points.append(point)
-                if on_point is not None:
-                    on_point(point)
-        finally:
-            restore_pruning(session, previous)
+    with session.lock, session.trial():
+        for level in levels:
+            if stop is not None and stop.is_set():
+                break
+            snap = session.prune(sparsity=level, scope=scope, structured=structured)
+            point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
     return points
-
-
-def restore_pruning(session: Session, config) -> None:
-    """Re-apply a PruneConfig (or none) from the dense base."""
-    if config is None:
-        session.reset_pruning()
-        return
-    session.prune(**{config.mode: config.value}, scope=config.scope,
-                  structured=config.structured, norm=config.norm)
 
 
 def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1,
                     lr: float = 1e-4, stop: threading.Event | None = None,
                     on_event: Callable | None = None,
                     on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
-    """Prune to each level and fine-tune, measure, then undo: the base ends unchanged."""
+    """Prune to each level and fine-tune, measure; the session ends exactly as it was
+    (weights, masks, undo, history, epochs, rewind points: Session.trial)."""
     levels = check_levels(levels)
-    # Restored by value, not by undo() count: the undo stack is bounded (explorer.session.bounded),
-    # so at its limit a job drops the oldest entry and the depth does not grow.
-    previous, stack, base = session.prune_config, list(session.undo_stack), session.base
     points: list[SweepPoint] = []
-    try:
+    with session.job("fine-tuned sweep"), session.trial():
         for level in levels:
             if stop is not None and stop.is_set():
                 break
-            snap = session.prune_iteratively(level, steps=1, schedule="oneshot",
-                                             finetune_epochs=epochs, lr=lr, stop=stop,
-                                             on_event=on_event)
+            with session.trial():
+                snap = session.prune_iteratively(level, steps=1, schedule="oneshot",
+                                                 finetune_epochs=epochs, lr=lr, stop=stop,
+                                                 on_event=on_event)
             point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
             points.append(point)
             if on_point is not None:
                 on_point(point)
-            _restore_base(session, stack, base)
-    finally:
-        _restore_base(session, stack, base)
-        restore_pruning(session, previous)
     return points
-
-
-def _restore_base(session: Session, stack: list, base: dict) -> None:
-    """Put back the undo stack and the dense base a sweep started from."""
-    with session.lock:
-        session.undo_stack[:] = stack
-        session.slot.set_base(base)
 
 
 def temperature_sweep(session: Session, temperatures: tuple[float, ...], student: float = 0.5,

@@ -157,8 +157,8 @@ class JobController:
         last = self.runner.latest
         message = self._on_job_done(result) if self._on_job_done else ""
         if isinstance(last, StopEvent) and last.reason.startswith(DIVERGED):
-            view.set_status(f"{self.name} stopped: {last.reason}; lower the learning "
-                            "rate", error=True)
+            view.set_status(f"{self.name} stopped: {last.reason}; the weights from before "
+                            "the job are back (lower the learning rate)", error=True)
             return
         if isinstance(last, StopEvent):
             view.set_status(f"{self.name}: {last.reason} after {last.step} steps; "
