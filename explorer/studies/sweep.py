@@ -342,7 +342,8 @@ def sweep(session: Session, grid, executor: str = "local", address: str | None =
     if executor == "ray":
         rows = run_ray(jobs, address, n, stop, on_row)
     else:
-        rows = run_local(jobs, workers if workers is not None else n, stop, on_row)
+        with session.trial():  # in-process points reseed the global random generators
+            rows = run_local(jobs, workers if workers is not None else n, stop, on_row)
     meta = {"executor": executor, "workers": n, "threads": threads, "points": len(points),
             "seconds": round(time.perf_counter() - start, 3), "model": session.config}
     return SweepTable([r for r in rows if r is not None], meta)
