@@ -175,8 +175,8 @@ def compute_masks(index: MagnitudeIndex, config: PruneConfig,
 
 
 @torch.no_grad()
-def apply_masks(params: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
-                masks: dict[str, torch.Tensor] | None) -> None:
+def apply_masks(params: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor],
+                masks: Mapping[str, torch.Tensor] | None) -> None:
     """Set each pruned parameter to base * mask in place (or to base when unmasked)."""
     for name, param in params.items():
         if masks is None or name not in masks:

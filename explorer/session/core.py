@@ -110,12 +110,13 @@ class SessionCore:
         check_prunable(slot.model, slot.model_name, slot.prunable)
 
     @staticmethod
-    def load_data(dataset: str | Dataset | None, train: object, val: object, test: object,
+    def load_data(dataset: object, train: object, val: object, test: object,
                   task: str, seed: int, device: torch.device) -> Dataset:
         """A built-in data set by name, a Dataset, or the user's train/val(/test) tensors."""
         if train is None and val is None and test is None:
-            return (dataset if isinstance(dataset, Dataset)
-                    else load_dataset(dataset or "digits", seed=seed, device=device))
+            if isinstance(dataset, Dataset):
+                return dataset
+            return load_dataset(str(dataset or "digits"), seed=seed, device=device)
         if dataset is not None:
             raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
         if train is None or val is None:

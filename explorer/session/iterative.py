@@ -70,4 +70,5 @@ def run_iterative(session: SessionCore, target: float, steps: int, schedule: str
                                 "loss": snap.loss, "snapshot": snap})
         if stop is not None and stop.is_set():
             break
+    assert snap is not None  # step_sparsities gives at least one step
     return snap

@@ -28,6 +28,7 @@ from ..engine.prune import apply_masks
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
 from .core import SessionCore
 from .students import slot_outputs
+from .tasks import as_gpt
 
 Masks = dict[str, torch.Tensor]
 
@@ -79,7 +80,7 @@ def remove_heads(session: SessionCore, fraction: float, rank: str = "l1",
                  scope: str = "global") -> None:
     """Mask the lowest-ranked `fraction` of attention heads (their q, k, v rows and
     output-projection columns: v = 0 makes a head's output exactly zero)."""
-    model = session.model
+    model = as_gpt(session.model)
     batch = (session.data.val.x[:64], session.data.val.y[:64]) if rank == "loss" else None
     plan = plan_head_removal(head_scores(model, rank, batch), fraction, scope)
     masks: Masks = {}
@@ -169,7 +170,7 @@ def make_student(session: SessionCore, width: float = 1.0, layers: int | None = 
                  init: str = "random", seed: int | None = None) -> GPT:
     """A GPT student of the teacher slot's model: `layers` blocks (default the
     teacher's), width x its d_model; init='teacher' copies every other teacher block."""
-    teacher = session.slot_model("teacher")
+    teacher = as_gpt(session.slot_model("teacher"))
     tc = teacher.config
     n_layers = tc.n_layers if layers is None else layers
     d_model = max(1, round(tc.d_model * check_number("student width", width, 0.01, 16.0)
@@ -182,8 +183,8 @@ def make_student(session: SessionCore, width: float = 1.0, layers: int | None = 
 def build_student(session: SessionCore, student: float | nn.Module,
                   seed: int) -> tuple[nn.Module, dict]:
     """The student model (a module is copied) and its config."""
-    model = (copy.deepcopy(student) if isinstance(student, nn.Module)
-             else make_student(session, float(student), seed=seed))
+    model = as_gpt(copy.deepcopy(student) if isinstance(student, nn.Module)
+                   else make_student(session, float(student), seed=seed))
     gc = model.config
     config = {**session.slots["teacher"].config, "layers": gc.n_layers,
               "heads": gc.n_heads, "d_model": gc.d_model}

@@ -64,11 +64,14 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _layer_fields(layer: dict) -> dict[str, Any]:
+    return {k: np.asarray(v, dtype=LAYER_ARRAYS[k]) if k in LAYER_ARRAYS else v
+            for k, v in layer.items()}
+
+
 def snapshot_from_dict(d: dict) -> Snapshot:
     """The inverse of Snapshot.to_dict (extra metrics are the keys it merged in)."""
-    layers = tuple(LayerStats(**{k: np.asarray(v, dtype=LAYER_ARRAYS[k])
-                                 if k in LAYER_ARRAYS else v for k, v in layer.items()})
-                   for layer in d["layers"])
+    layers = tuple(LayerStats(**_layer_fields(layer)) for layer in d["layers"])
     core = {k: d[k] for k in SNAPSHOT_FIELDS - {"layers", "extra"} if k in d}
     core["warnings"] = tuple(core.get("warnings", ()))
     extra = {k: v for k, v in d.items()
@@ -90,7 +93,7 @@ def unplain(value: Any) -> Any:
 def _slot_payload(slot: ModelSlot) -> dict:
     model, config = slot.model, slot.prune_config
     return {"config": plain(slot.config), "model_name": slot.model_name,
-            "arch": plain(model.arch()) if hasattr(model, "arch") else None,
+            "arch": _arch(model),
             "model_state": _cpu(model.state_dict()), "base": _cpu(slot.base),
             "original": _cpu(slot.original), "initial": _cpu(slot.initial),
             "rewind_states": {int(k): _cpu(v) for k, v in slot.rewind_states.items()},
@@ -108,6 +111,12 @@ def _undo_payload(entry: UndoEntry) -> dict:
             "prune_config": None if entry.prune_config is None else asdict(entry.prune_config),
             "cuts": dict(entry.cuts or {}), "warnings": list(entry.warnings),
             "job": entry.job}
+
+
+def _arch(model: torch.nn.Module) -> Any:
+    """The zoo model's architecture description (None for a user's module)."""
+    arch = getattr(model, "arch", None)
+    return plain(arch()) if callable(arch) else None
 
 
 def session_payload(session: SessionCore) -> dict:

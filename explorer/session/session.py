@@ -107,7 +107,7 @@ class Session(SessionCore):
         net, name = language.build_model(model, corpus, width, init, seed, layers, heads)
         data = corpus_dataset(corpus, max_train_windows).to(device)
         net.to(device)
-        gc = net.config
+        gc = language.as_gpt(net).config
         config = {"dataset": corpus.name, "model": name, "width": width, "init": init,
                   "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
                   "d_model": gc.d_model, "context": gc.context}
@@ -209,8 +209,7 @@ class Session(SessionCore):
         validation split (with teacher_agreement).
         """
         student = self._student(student, layers, student_init, seed)
-        config = TrainConfig(epochs=self.objective.default_distill_epochs if epochs is None else epochs, lr=lr,
-                             optimizer=optimizer, batch_size=batch_size, steps=steps)
+        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
         return students.distill(self, student, temperature, alpha, config, t_squared, seed,
                                 stop, on_event)
 
@@ -223,10 +222,15 @@ class Session(SessionCore):
                             steps: int | None = None) -> Snapshot:
         """The same student as distill() (same init, same order, same budget), labels only."""
         student = self._student(student, layers, student_init, seed)
-        config = TrainConfig(epochs=self.objective.default_distill_epochs if epochs is None else epochs, lr=lr,
-                             optimizer=optimizer, batch_size=batch_size, steps=steps)
+        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
         return students.run_student(self, "student_alone", student, None, config, seed, stop,
                                     on_event, {"distill": None})
+
+    def _student_config(self, epochs: int | None, lr: float, optimizer: str,
+                        batch_size: int, steps: int | None) -> TrainConfig:
+        epochs = self.objective.default_distill_epochs if epochs is None else epochs
+        return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                           steps=steps)
 
     def _student(self, student: float | nn.Module | None, layers: int | None,
                  student_init: str, seed: int | None) -> float | nn.Module:
@@ -298,8 +302,9 @@ class Session(SessionCore):
     def bytes_shrunk(self) -> int | None:
         """fp32 bytes of the physically shrunk model, when structured pruning is in force."""
         if self.is_lm:
-            small = self.shrink()
-            return bytes_dense(small) if language.shrunk_differs(small, self.model) else None
+            small = language.as_gpt(self.shrink())
+            differs = language.shrunk_differs(small, language.as_gpt(self.model))
+            return bytes_dense(small) if differs else None
         if not getattr(self.prune_config, "structured", False):
             return None
         return bytes_dense(self.shrink())
@@ -350,13 +355,16 @@ class Session(SessionCore):
         Removes every channel whose output is exactly zero; outputs equal the masked model's.
         """
         with self.lock:
-            return language.shrink(self.model) if self.is_lm else shrink_model(self.model)
+            if self.is_lm:
+                return language.shrink(language.as_gpt(self.model))
+            return shrink_model(self.model)
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
         """Write the model as masked | zeros | shrunk (see explorer.engine.export); a
         language model's shrunk export holds its GPT config (models.gpt_from_state_dict)."""
         if self.is_lm and kind == "shrunk":
-            return language.export_shrunk(self.shrink(), check_output_path("path", path))
+            return language.export_shrunk(language.as_gpt(self.shrink()),
+                                          check_output_path("path", path))
         return workflows.export_session(self, path, kind)
 
     def trial(self) -> AbstractContextManager[Session]:

@@ -33,6 +33,7 @@ from ..engine.train import DIVERGED, LossFn, evaluate
 from ..validate import check_bool, check_job_hooks, check_seed
 from .core import Event, SessionCore
 from .slots import ModelSlot, clone_state
+from .tasks import as_gpt
 
 
 def build_student(session: SessionCore, student: float | nn.Module,
@@ -112,8 +113,8 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
     record: dict = {"temperature": temperature, "alpha": alpha, "t_squared": t_squared,
                     "epochs": train_config.epochs}
     loss_fn: LossFn
-    if objective.is_lm:
-        loss_fn = teacher_kd_loss(teacher, float(temperature), alpha, t_squared)
+    if objective.is_lm and temperature is not None:
+        loss_fn = teacher_kd_loss(as_gpt(teacher), temperature, alpha, t_squared)
     else:
         cache = session.teacher_cache
         with session.lock:

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ..config import DEFAULT_TEMPERATURE, GPT_MODELS, TEXT_DATASETS
 from ..data.datasets import Dataset, Split
 from ..data.text import TextCorpus
@@ -77,6 +79,14 @@ class LanguageModelling(Task):
 
     def epoch_record(self, record: dict) -> dict:
         return {**record, "val_perplexity": perplexity(record["val_loss"])}
+
+
+def as_gpt(model: nn.Module) -> GPT:
+    """`model` as a GPT, or a ValueError naming what it is."""
+    if not isinstance(model, GPT):
+        raise ValueError(f"a language model must be a GPT (explorer.models.gpt); got "
+                         f"{type(model).__name__}")
+    return model
 
 
 def perplexity(loss: float) -> float:
