@@ -168,3 +168,21 @@ def test_app_save_load_export_use_downloads_and_uploads(tmp_path):
         files.kind.value = kind
         assert files.offer_export(), app.c.status.value
         assert f'download="model-{kind}.pt"' in files.link.value
+
+
+def test_files_from_the_flat_layout_still_load(tmp_path):
+    """Before the layered package an undo entry was a bare state (no masks, no job id)."""
+    s = Session("digits", "mlp", device="cpu")
+    s.prune(sparsity=0.5)
+    s.train(epochs=1)
+    payload = session_payload(s)
+    for slot in payload["slots"].values():
+        slot["undo_stack"] = [entry["base"] for entry in slot["undo_stack"]]
+    for record in payload["history"]:
+        record.pop("job", None)
+    path = tmp_path / "old.pt"
+    torch.save(payload, path)
+    loaded = Session.load(path)
+    assert same_state(loaded.base, s.base) and same_state(loaded.masks, s.masks)
+    loaded.undo()  # the old entry brings back its base, with no masks to restore
+    assert same_state(loaded.base, s.undo_stack[-1].base) and loaded.masks is None
