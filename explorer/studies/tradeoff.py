@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import check_number
+from ..engine.metrics import Snapshot
 
 if TYPE_CHECKING:
     from ..session.session import Session
@@ -35,23 +36,30 @@ def check_levels(levels: tuple[float, ...] | list[float]) -> tuple[float, ...]:
     return tuple(check_number("sparsity level", s, 0.0, 1.0) for s in levels)
 
 
+def _measure_levels(levels: tuple[float, ...], measure: Callable[[float], Snapshot],
+                    stop: threading.Event | None,
+                    on_point: Callable[[SweepPoint], None] | None) -> list[SweepPoint]:
+    """One point per level (until a Stop), each passed to `on_point` as it comes."""
+    points: list[SweepPoint] = []
+    for level in levels:
+        if stop is not None and stop.is_set():
+            break
+        snap = measure(level)
+        points.append(SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss))
+        if on_point is not None:
+            on_point(points[-1])
+    return points
+
+
 def sparsity_sweep(session: Session, levels: tuple[float, ...] = DEFAULT_LEVELS,
                    scope: str = "layer", structured: bool = False,
                    stop: threading.Event | None = None,
                    on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
     """Accuracy at each one-shot sparsity level; the session is left exactly as it was."""
     levels = check_levels(levels)
-    points: list[SweepPoint] = []
     with session.lock, session.trial():
-        for level in levels:
-            if stop is not None and stop.is_set():
-                break
-            snap = session.prune(sparsity=level, scope=scope, structured=structured)
-            point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
-            points.append(point)
-            if on_point is not None:
-                on_point(point)
-    return points
+        return _measure_levels(levels, lambda level: session.prune(
+            sparsity=level, scope=scope, structured=structured), stop, on_point)
 
 
 def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1,
@@ -61,20 +69,15 @@ def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1
     """Prune to each level and fine-tune, measure; the session ends exactly as it was
     (weights, masks, undo, history, epochs, rewind points: Session.trial)."""
     levels = check_levels(levels)
-    points: list[SweepPoint] = []
+
+    def measure(level: float) -> Snapshot:
+        with session.trial():  # each level starts from the same dense base
+            return session.prune_iteratively(level, steps=1, schedule="oneshot",
+                                             finetune_epochs=epochs, lr=lr, stop=stop,
+                                             on_event=on_event)
+
     with session.job("fine-tuned sweep"), session.trial():
-        for level in levels:
-            if stop is not None and stop.is_set():
-                break
-            with session.trial():
-                snap = session.prune_iteratively(level, steps=1, schedule="oneshot",
-                                                 finetune_epochs=epochs, lr=lr, stop=stop,
-                                                 on_event=on_event)
-            point = SweepPoint(level, snap.sparsity, snap.accuracy, snap.loss)
-            points.append(point)
-            if on_point is not None:
-                on_point(point)
-    return points
+        return _measure_levels(levels, measure, stop, on_point)
 
 
 def temperature_sweep(session: Session, temperatures: tuple[float, ...], student: float = 0.5,
