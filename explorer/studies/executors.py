@@ -149,7 +149,8 @@ def _run_pool(fn, jobs, workers: int, stop, tracker: _Tracker) -> list[Any]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: forking a process whose torch thread pools already ran can hang.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_sigint)
     clean = False
     try:
         pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
@@ -169,6 +170,14 @@ def _run_pool(fn, jobs, workers: int, stop, tracker: _Tracker) -> list[Any]:
             for process in processes:
                 process.join(10)
     return tracker.results
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to this process, which stops them (a terminal sends it
+    to the whole process group)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_ray(fn, jobs, address, workers: int, cpus: float, gpus: float, stop,
@@ -221,17 +230,28 @@ def _check_feasible(ray, cpus: float, gpus: float, local: bool, warn) -> None:
     (warn or _stderr)(f"warning: {message}; the points wait until the cluster has one")
 
 
-def _cancel_ray(ray, refs: list) -> None:
-    """Cancel outstanding tasks and wait until Ray has ended them (their CPUs are free)."""
-    for ref in refs:
+def _cancel_ray(ray, refs: list) -> list:
+    """Cancel outstanding tasks and wait until Ray has ended them (their CPUs are free);
+    the refs still unresolved after RAY_CANCEL_WAIT_S.
+
+    A cancel can miss a task that a worker has just been handed but not started (Ray 2.60
+    answers "not running" and the task then waits on the worker, holding its CPUs), so
+    whatever is still unresolved is cancelled again every second."""
+    deadline = time.monotonic() + RAY_CANCEL_WAIT_S
+    pending = list(refs)
+    while pending:
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # already finished, or the owner is gone
+                pass
+        if time.monotonic() > deadline:
+            break
         try:
-            ray.cancel(ref, force=True)
-        except Exception:  # already finished, or the owner is gone
-            pass
-    try:
-        ray.wait(refs, num_returns=len(refs), timeout=RAY_CANCEL_WAIT_S)
-    except BaseException:
-        pass
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+        except Exception:
+            break
+    return pending
 
 
 def _ray_task(fn, job):
