@@ -184,8 +184,11 @@ def main(argv: list[str]) -> int:
     print(f"Ray tests: exit status {rc} in {seconds:.1f} s; host-namespace check: "
           f"{len(watcher.verdicts)} Ray instance(s), {ports} port(s), "
           f"{len(failed)} exposed or unseen", flush=True)
-    for verdict in failed:
-        print(f"  {verdict['label']}: {'; '.join(verdict['problems'])}", flush=True)
+    for verdict in watcher.verdicts:
+        bound = sorted({a for addresses in verdict["inside"].values() for a in addresses or []})
+        print(f"  {verdict['label']}: ports {verdict['ports']} bound to {', '.join(bound)} "
+              f"inside; {verdict['host_listeners_checked']} host listeners checked; "
+              + ("ok" if verdict["ok"] else "; ".join(verdict["problems"])), flush=True)
     if rc == 5 and narrowed:
         print("(no Ray test matched the arguments)", flush=True)
         return 0

@@ -26,17 +26,15 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
 from ray_netns import PORTS_ENV, listening, only_loopback  # noqa: E402
 
 _exposed = only_loopback()
-if _exposed:
-    pytest.skip(f"Ray binds every interface and this namespace has {', '.join(_exposed)}: "
-                "Ray tests run only in a private network namespace (make test, or "
-                "python tests/ray_netns.py)", allow_module_level=True)
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.skipif(
+    bool(_exposed), reason=f"Ray binds every interface and this namespace has "
+    f"{', '.join(_exposed)}: Ray tests run only in a private network namespace (make test, "
+    "or python tests/ray_netns.py)")]
 
 import torch  # noqa: E402
 
