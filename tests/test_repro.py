@@ -125,16 +125,6 @@ def test_sweep_same_numbers_in_process_and_pool(session, tmp_path):
         inline.rows[0]["test_accuracy"]
 
 
-@pytest.mark.slow
-def test_sweep_same_numbers_under_ray(session):
-    """A local Ray instance (127.0.0.1, no dashboard) gives the local executor's numbers."""
-    pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
-    grid = {"sparsity": [0.5, 0.9], "finetune_epochs": [1]}
-    local = sweep(session, grid, workers=0)
-    remote = sweep(session, grid, executor="ray", workers=2)
-    assert _numbers(local.rows) == _numbers(remote.rows)
-
-
 def test_reproductions_report_the_issue_keys(monkeypatch):
     """Tiny budgets on digits: every JSON key the issue names is there, with sane values."""
     monkeypatch.setattr(reproduce, "DATASET", "digits")

@@ -8,16 +8,22 @@ functions; each sets ``handler(args, parser)`` like the other subcommands.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import math
+import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import SEED_MAX
-from ..studies.sweep import EXECUTORS, KEYS, THREADS_MAX, expand, sweep
+from ..config import CPUS_PER_POINT_MAX, EXECUTORS, GPUS_PER_POINT_MAX, SEED_MAX, THREADS_MAX
+from ..studies.executors import RAY_HINT, Progress, check_resources
+from ..studies.sweep import KEYS, expand, format_progress, sweep
 from .args import number, one_line_error, output_path
 from .run import DATASETS, MODELS
 
@@ -202,10 +208,19 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _model_options(p)
     p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
                    help="a setting and its values (repeat for more)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local")
-    p.add_argument("--address", default=None, help="Ray cluster address (executor ray)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: this machine (a process pool); ray: Ray tasks (the ray extra)")
+    p.add_argument("--address", default=None,
+                   help="submit to this existing Ray cluster (e.g. 10.0.0.5:6379 or "
+                        "ray://head:10001) instead of starting a local Ray (executor ray)")
     p.add_argument("--workers", type=number(0, 1024, integer=True), default=None,
-                   help="parallel points (0: one after another in this process)")
+                   help="parallel points (0: one after another in this process; with "
+                        "--address the cluster's resources decide)")
+    p.add_argument("--cpus-per-point", type=number(0, CPUS_PER_POINT_MAX), default=None,
+                   metavar="N", help="Ray CPUs each point holds (default: --threads)")
+    p.add_argument("--gpus-per-point", type=number(0, GPUS_PER_POINT_MAX), default=None,
+                   metavar="N", help="Ray GPUs each point holds; a point runs on CUDA when "
+                                     "its worker has it (default: 0)")
     p.add_argument("--csv", type=output_path, default=None, metavar="PATH")
     _common(p)
     p.set_defaults(handler=lambda args, parser: sweep_command(args, parser))
@@ -213,31 +228,100 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def fail(option: str, message: str) -> int:
+        sys.stderr.write(f"explorer sweep: error: argument {option}: {message}\n")
+        return 2
+
     try:
         grid = parse_grid(args.grid)
         expand(grid)  # every point checked before torch is imported
     except ValueError as err:
-        sys.stderr.write(f"explorer sweep: error: argument --grid: {err}\n")
-        return 2
-    if args.address is not None and args.executor != "ray":
-        sys.stderr.write(f"explorer sweep: error: argument --address: {args.address!r} "
-                         "needs --executor ray\n")
-        return 2
+        return fail("--grid", str(err))
+    ray_only = (("--address", args.address), ("--cpus-per-point", args.cpus_per_point),
+                ("--gpus-per-point", args.gpus_per_point))
+    for option, value in ray_only:
+        if value is not None and args.executor != "ray":
+            return fail(option, f"{value!r} needs --executor ray")
+    if args.executor == "ray":
+        try:
+            check_resources(args.threads if args.cpus_per_point is None else args.cpus_per_point,
+                            args.gpus_per_point or 0)
+        except ValueError as err:
+            return fail("--cpus-per-point/--gpus-per-point", str(err))
+        if importlib.util.find_spec("ray") is None:
+            return fail("--executor", RAY_HINT)
     session = _baseline(args)
+    stop = threading.Event()
+    show = _progress_printer(sys.stderr)
     try:
-        table = sweep(session, grid, executor=args.executor, address=args.address,
-                      workers=args.workers, threads=args.threads,
-                      on_row=lambda r: print(f"done: {r}", file=sys.stderr))
-    except ImportError as err:
-        sys.stderr.write(f"explorer sweep: error: {err}\n")
+        with _ctrl_c_stops(stop):
+            table = sweep(session, grid, executor=args.executor, address=args.address,
+                          workers=args.workers, threads=args.threads, stop=stop,
+                          on_progress=show, cpus_per_point=args.cpus_per_point,
+                          gpus_per_point=args.gpus_per_point)
+    except (ImportError, ValueError) as err:
+        sys.stderr.write(f"\nexplorer sweep: error: {err}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\nexplorer sweep: interrupted; outstanding points cancelled\n")
+        return 130
+    show(None)
     print(table)
-    print(f"{len(table.rows)} points in {table.meta['seconds']:.1f} s "
-          f"({table.meta['executor']}, {table.meta['workers']} workers)")
+    meta = table.meta
+    print(f"{meta['done']} of {meta['points']} points in {meta['seconds']:.1f} s "
+          f"({meta['executor']}, {meta['workers']} workers)"
+          + ("; stopped: the rest were cancelled" if meta["stopped"] else ""))
     if args.csv is not None:
         table.to_csv(args.csv)
         print(f"table written to {args.csv}")
     if args.json is not None:
         table.to_json(args.json)
         print(f"table written to {args.json}")
-    return 0
+    return 130 if meta["stopped"] else 0
+
+
+def _progress_printer(stream) -> Callable[[Progress | None], None]:
+    """A progress bar on a terminal (one line, redrawn); one line per point elsewhere.
+    Call it with None to end the bar."""
+    tty = stream.isatty()
+    shown = False
+
+    def show(progress: Progress | None) -> None:
+        nonlocal shown
+        if progress is None:
+            if tty and shown:
+                stream.write("\n")
+            return
+        line = format_progress(progress)
+        if tty:
+            width = shutil.get_terminal_size().columns
+            stream.write("\r" + line[: max(width - 1, 20)] + "\x1b[K")
+        else:
+            stream.write(line + "\n")
+        stream.flush()
+        shown = True
+
+    return show
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(stop: threading.Event):
+    """The first Ctrl-C sets `stop` (the sweep cancels what is outstanding and returns the
+    finished rows); a second raises KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping: cancelling outstanding points (Ctrl-C again to quit "
+                         "at once)\n")
+        sys.stderr.flush()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

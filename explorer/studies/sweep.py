@@ -3,7 +3,8 @@
 Every point starts from the session's current dense base (shipped as a state dict), fixes
 its torch thread count and seed, then prunes / fine-tunes / distils as its settings say.
 The same job gives the same numbers wherever it runs: in this process, in a process pool
-(the default, no extra dependency) or as a Ray task (the optional `ray` extra).
+(the default, no extra dependency) or as a Ray task (the optional `ray` extra); fanning the
+jobs out is executors.fan_out's work.
 Importing this module does not import torch; run_point does, in the worker.
 """
 
@@ -43,13 +44,10 @@ from ..config import (
 from ..config import DATASETS as BUILTIN_DATASETS
 from ..config import MODELS as BUILTIN_MODELS
 from ..engine.schedule import SCHEDULES, STEPS_MAX, step_sparsities
+from .executors import Progress, bar, check_resources, default_workers, fan_out
 
 if TYPE_CHECKING:
     from ..session.session import Session
-
-RAY_HINT = ("executor='ray' needs Ray, which is not installed: pip install "
-            "'compression-explorer[ray]' (or pip install 'ray[default]')")
-
 
 def _num(low: float, high: float, integer: bool = False) -> Callable[[str, Any], Any]:
     return lambda key, v: check_number(key, v, low, high, integer=integer)
@@ -206,9 +204,12 @@ def run_point(job: dict) -> dict:
     try:
         start = time.perf_counter()
         hidden = tuple(job["hidden"]) if job["hidden"] else None
+        device = job["device"]
+        if device == "auto":  # a GPU point: CUDA where this worker has it (Ray sets which)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         s = Session(job["dataset"], job["model"] or job["module"], width=job["width"],
                     init=job["init"], seed=job["data_seed"], pretrained=False, hidden=hidden,
-                    device=job["device"])
+                    device=device)
         with s.lock:
             s.initial = {k: v.to(s.device) for k, v in job["initial"].items()}
             s.slot.set_base({k: v.to(s.device) for k, v in job["state"].items()})
@@ -230,6 +231,8 @@ def run_point(job: dict) -> dict:
                    val_accuracy=s.snapshot("val").accuracy, actual_sparsity=snap.sparsity,
                    nonzero=snap.nonzero, params=snap.params,
                    seconds=round(time.perf_counter() - start, 3))
+        if job["device"] == "auto":
+            row["device"] = device
         return row
     finally:
         torch.set_num_threads(threads_before)
@@ -250,101 +253,73 @@ def _prune(s: Session, p: dict) -> None:
             s.train(epochs=p["finetune_epochs"], **train)
 
 
-def default_workers(n_points: int, threads: int) -> int:
-    return max(1, min(n_points, (os.cpu_count() or 1) // max(threads, 1)))
-
-
-def run_local(jobs: list[dict], workers: int, stop: threading.Event | None,
-              on_row: Callable[[dict], None] | None) -> list[dict | None]:
-    """workers <= 1: one after the other in this process; else a spawned process pool."""
-    results: list[dict | None] = [None] * len(jobs)
-    if workers <= 1:
-        for job in jobs:
-            if stop is not None and stop.is_set():
-                break
-            results[job["index"]] = row = run_point(job)
-            if on_row is not None:
-                on_row(row)
-        return results
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    # spawn, not fork: forking a process whose torch thread pools already ran can hang.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(run_point, job): job["index"] for job in jobs}
-        while pending:
-            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                results[pending.pop(future)] = row = future.result()
-                if on_row is not None:
-                    on_row(row)
-            if stop is not None and stop.is_set():
-                for future in pending:
-                    future.cancel()
-                break
-    return results
-
-
-def run_ray(jobs: list[dict], address: str | None, workers: int,
-            stop: threading.Event | None,
-            on_row: Callable[[dict], None] | None) -> list[dict | None]:
-    """Each point a Ray task: on a local instance (127.0.0.1, no dashboard) or `address`."""
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(RAY_HINT) from None
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:  # nothing of ours may listen beyond loopback
-            # a loaded 2-core machine can take longer than Ray's default to start a raylet
-            os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=workers,
-                     log_to_driver=False)
-    try:
-        gpus = 1 if jobs and jobs[0]["device"].startswith("cuda") else 0
-        task = ray.remote(run_point).options(num_cpus=jobs[0]["threads"] if jobs else 1,
-                                             num_gpus=gpus)
-        refs = {task.remote(job): job["index"] for job in jobs}
-        results: list[dict | None] = [None] * len(jobs)
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
-            for ref in done:
-                results[refs.pop(ref)] = row = ray.get(ref)
-                if on_row is not None:
-                    on_row(row)
-            if stop is not None and stop.is_set():
-                for ref in refs:
-                    ray.cancel(ref, force=True)
-                break
-        return results
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def sweep(session: Session, grid, executor: str = "local", address: str | None = None,
           workers: int | None = None, threads: int = 1, stop: threading.Event | None = None,
-          on_row: Callable[[dict], None] | None = None) -> SweepTable:
+          on_row: Callable[[dict], None] | None = None,
+          on_progress: Callable[[Progress], None] | None = None,
+          cpus_per_point: float | None = None, gpus_per_point: float | None = None,
+          warn: Callable[[str], None] | None = None) -> SweepTable:
     """Run every point of `grid` from the session's current dense base (the session is not
-    changed). Rows come back in grid order; a stopped sweep keeps the rows finished."""
+    changed). Rows come back in grid order; a stopped sweep keeps the rows finished
+    (``meta["stopped"]``). ``on_row(row)`` and ``on_progress(Progress)`` are called after
+    each point (``format_progress`` makes a progress line of it).
+
+    Executors and their options are ``fan_out``'s. Under Ray each point holds
+    ``cpus_per_point`` CPUs (default: ``threads``) and ``gpus_per_point`` GPUs (default: 1
+    when the session is on CUDA, else 0); with GPUs, each point runs on CUDA when its
+    worker has it (else on CPU) and its row gains ``device`` and ``gpu_ids`` (the ids Ray
+    assigned)."""
     check_choice("executor", executor, EXECUTORS)
     threads = int(check_number("threads", threads, 1, THREADS_MAX, integer=True))
+    if executor != "ray":
+        for name, value in (("address", address), ("cpus_per_point", cpus_per_point),
+                            ("gpus_per_point", gpus_per_point)):
+            if value is not None:
+                raise ValueError(f"{name}={value!r} needs executor='ray'")
     points = expand(grid)
-    if workers is not None:
-        workers = int(check_number("workers", workers, 0, 1024, integer=True))
-    if address is not None and executor != "ray":
-        raise ValueError(f"address={address!r} needs executor='ray'")
-    n = default_workers(len(points), threads) if workers is None else max(workers, 1)
+    on_cuda = str(session.device).startswith("cuda")
+    cpus = threads if cpus_per_point is None else cpus_per_point
+    gpus = (1 if on_cuda else 0) if gpus_per_point is None else gpus_per_point
+    cpus, gpus = check_resources(cpus, gpus)
     jobs = make_jobs(session, points, threads)
-    start = time.perf_counter()
-    if executor == "ray":
-        rows = run_ray(jobs, address, n, stop, on_row)
-    else:
-        with session.trial():  # in-process points reseed the global random generators
-            rows = run_local(jobs, workers if workers is not None else n, stop, on_row)
-    meta = {"executor": executor, "workers": n, "threads": threads, "points": len(points),
-            "seconds": round(time.perf_counter() - start, 3), "model": session.config}
-    return SweepTable([r for r in rows if r is not None], meta)
+    if gpus_per_point:  # the worker decides: CUDA where Ray gave it a GPU it can use
+        jobs = [{**job, "device": "auto"} for job in jobs]
 
+    def progress(p: Progress) -> None:
+        if gpus_per_point and p.result is not None:
+            p.result["gpu_ids"] = ",".join((p.placement or {}).get("gpu_ids", []))
+        if on_row is not None:
+            on_row(p.result)
+        if on_progress is not None:
+            on_progress(p)
+
+    start = time.perf_counter()
+    with session.trial():  # in-process points reseed the global random generators
+        rows = fan_out(run_point, jobs, executor=executor, workers=workers, address=address,
+                       cpus_per_job=cpus, gpus_per_job=gpus, stop=stop,
+                       on_progress=progress, warn=warn)
+    done = [r for r in rows if r is not None]
+    meta = {"executor": executor, "workers": _workers_used(executor, workers, len(jobs), cpus),
+            "threads": threads, "points": len(points), "done": len(done),
+            "stopped": len(done) < len(points),
+            "seconds": round(time.perf_counter() - start, 3), "model": session.config}
+    if executor == "ray":
+        meta.update(address=address, cpus_per_point=cpus, gpus_per_point=gpus)
+    return SweepTable(done, meta)
+
+
+def _workers_used(executor: str, workers: int | None, n: int, cpus: float) -> int:
+    if workers is None:
+        return default_workers(n, cpus)
+    return max(workers, 1) if executor == "ray" else workers
+
+
+def format_progress(p: Progress, width: int = 20) -> str:
+    """'[#####---------------] 2/8  sparsity=0.5 finetune_epochs=1: test 0.9611 (1.2 s)'."""
+    row = p.result or {}
+    point = " ".join(f"{k}={v}" for k, v in row.items() if k in KEYS)
+    acc = row.get("test_accuracy")
+    result = f"test {acc:.4f}" if isinstance(acc, float) else "done"
+    if row.get("gpu_ids"):
+        result += f" on GPU {row['gpu_ids']}"
+    return f"{bar(p.done, p.total, width)}  {point}: {result} ({p.elapsed:.1f} s)"
