@@ -24,7 +24,14 @@ from ..data.datasets import Dataset, from_tensors, load_dataset
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
-from ..engine.structure import model_groups, removed_fraction, structured_masks
+from ..engine.structure import (
+    has_batchnorm,
+    model_groups,
+    removed_fraction,
+    settle_norms,
+    structured_masks,
+    within_committed,
+)
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate, train_steps
 from ..validate import check_job_hooks, check_prunable
 from .bounded import BoundedList
@@ -65,6 +72,9 @@ class SessionCore:
     """Data, model slots, history and the lock; prune, train, undo, snapshot."""
 
     SLOTS = SLOT_NAMES
+    # After structured pruning, re-estimate BatchNorm statistics on a few hundred training
+    # samples (no gradient step) before anything is measured; set False to see stale ones.
+    bn_recalibration = True
     is_lm = False  # a text corpus and gpt-tiny give an LMSession (explorer.session.lm_session)
     model = _SelectedSlot()
     model_name = _SelectedSlot()
@@ -155,18 +165,25 @@ class SessionCore:
         config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
                              structured=structured, norm=norm)
         with self.lock:
+            groups = model_groups(self.model)[0] if structured else None
             if structured:
-                groups, _ = model_groups(self.model)
                 result = structured_masks(self.base, groups, config.value, norm)
             else:
                 result = compute_masks(self.slot.index, config)
+            # at or above the sparsity of the masks the last job trained with, prune only
+            # their survivors (engine.structure.within_committed; README, re-pruning)
+            result = within_committed(result, self.slot.committed, config, self.slot.index,
+                                      self.base, groups)
             self.slot.install_masks(result, config)
+            settle_norms(self.model, self.base, self.data.train.x,
+                         recalibrate=structured and self.bn_recalibration)
             return self.engine_snapshot()
 
     def reset_pruning(self) -> Snapshot:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         with self.lock:
             self.slot.clear_masks()
+            settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
             return self.snapshot()
 
     def undo(self) -> Snapshot:
@@ -256,5 +273,6 @@ class SessionCore:
             return snap
         extra = {"structured": True, "norm": config.norm,
                  "channel_fraction_removed": config.value,
-                 "param_fraction_removed": removed_fraction(self.model)}
+                 "param_fraction_removed": removed_fraction(self.model),
+                 "bn_recalibrated": bool(self.bn_recalibration and has_batchnorm(self.model))}
         return replace(snap, extra={**snap.extra, **extra})

@@ -58,6 +58,8 @@ class ModelSlot:
         self.prune_config: PruneConfig | None = None
         self.cuts: dict[str, float] = {}
         self.warnings: tuple[str, ...] = ()
+        # (masks, config) the last job trained with on this base; re-pruning respects them
+        self.committed: tuple[Masks, PruneConfig | None] | None = None
         prunable_base = {n: self.base[n] for n in self.prunable}
         self.index = MagnitudeIndex(prunable_base)  # sorted magnitudes for fast masks
         edges = {n: histogram_edges(w).to(w.device) for n, w in prunable_base.items()}
@@ -110,6 +112,8 @@ class ModelSlot:
         self.undo_stack.append(previous)
         self.set_base(trained)
         self.reapply(masks, config)  # the model stays pruned exactly as it was trained
+        if masks is not None:
+            self.committed = (masks, config)
 
     def record_epoch(self) -> None:
         """Remember early weights so that rewind=k can return to them (lottery ticket)."""
