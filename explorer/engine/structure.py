@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ..config import NORMS, PruneConfig
+from ..config import BN_RECALIBRATION_SAMPLES, NORMS, PruneConfig
 from ..models.groups import Group
 from .prune import (
     PRUNABLE_TYPES,
@@ -25,7 +25,6 @@ from .prune import (
     pruned_count,
 )
 
-BN_RECALIBRATION_SAMPLES = 512  # training examples that re-estimate BatchNorm statistics
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 

@@ -20,16 +20,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..config import EPOCHS_MAX, PruneConfig, TrainConfig, check_number
+from ..config import (
+    BN_RECALIBRATION_SAMPLES,
+    EPOCHS_MAX,
+    PruneConfig,
+    TrainConfig,
+    check_number,
+)
 from ..engine.metrics import Snapshot
 from ..engine.prune import MagnitudeIndex, prune_remaining
 from ..engine.schedule import STEPS_MAX, quality_schedule, round_rates, step_sparsities
-from ..engine.structure import (
-    BN_RECALIBRATION_SAMPLES,
-    model_groups,
-    recalibrate_bn,
-    stacked_masks,
-)
+from ..engine.structure import model_groups, recalibrate_bn, stacked_masks
 from .core import SessionCore
 from .workflows import rewind_state, rewind_to
 
