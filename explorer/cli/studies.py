@@ -121,13 +121,13 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 
 def reproduce_command(args: argparse.Namespace) -> int:
-    from ..studies.reproduce import format_result, reproduce
-    from ..studies.stats import stderr_log
-
     if args.rewind != "init" and args.experiment != "lottery":
         sys.stderr.write(f"explorer reproduce: error: argument --rewind: applies to lottery "
                          f"only, not {args.experiment!r}\n")
         return 2
+    from ..studies.reproduce import format_result, reproduce
+    from ..studies.stats import stderr_log
+
     options = {"rewind": args.rewind} if args.experiment == "lottery" else {}
     start = time.perf_counter()
     result = reproduce(args.experiment, quick=args.quick, seed=args.seed, seeds=args.seeds,

@@ -89,9 +89,10 @@ def student_name(hidden: tuple[int, ...]) -> str:
 
 def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
         dataset: str | None = None, settings: dict | None = None,
-        students: tuple[tuple[int, ...], ...] = STUDENTS) -> dict:
+        students: tuple[tuple[int, ...], ...] | None = None) -> dict:
     """One seed: the regularised teacher; per student, alone and distilled at every T."""
     cfg = dict(settings or SETTINGS[quick])
+    students = students or STUDENTS
     dataset = dataset or common.DATASET  # read now, so tests can point it elsewhere
     seeded(seed, threads)
     data = load_dataset(dataset, seed=seed)  # the split every session of this seed gets
