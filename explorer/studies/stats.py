@@ -68,12 +68,14 @@ def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENC
             "verdict": verdict(s["ci95_low"], s["ci95_high"])}
 
 
-def claim(text: str, comparison: dict, want: str) -> dict:
+def claim(text: str, comparison: dict, want: str | tuple[str, ...]) -> dict:
     """A paper's claim checked against a paired comparison: holds when the comparison's
-    verdict is `want` ("higher", "lower", or "no detectable difference")."""
+    verdict is `want` ("higher", "lower", or "no detectable difference"; a tuple accepts
+    any of several, e.g. "match or beat" = ("higher", "no detectable difference"))."""
     v = comparison["verdict"]
-    return {"claim": text, "want": want, "verdict": v,
-            "holds": None if v.startswith("one seed") else v == want,
+    wants = (want,) if isinstance(want, str) else tuple(want)
+    return {"claim": text, "want": list(wants), "verdict": v,
+            "holds": None if v.startswith("one seed") else v in wants,
             "mean_diff": comparison["mean_diff"], "ci95_low": comparison["ci95_low"],
             "ci95_high": comparison["ci95_high"]}
 
