@@ -30,7 +30,7 @@ PAPER = {"source": "Han et al. 2015, LeNet-300-100 on MNIST", "compression": 12.
          "kept_per_layer": [0.08, 0.09, 0.26]}
 # (quick, full): quality factors q_k = quality_step * k for k = 1..steps.
 SETTINGS = {True: dict(dense_epochs=10, steps=6, quality_step=0.5, finetune_epochs=2),
-            False: dict(dense_epochs=40, steps=16, quality_step=0.25, finetune_epochs=10)}
+            False: dict(dense_epochs=40, steps=20, quality_step=0.25, finetune_epochs=10)}
 BUDGET = 0.005  # validation accuracy may drop at most half a point
 LR, BATCH = 1e-3, 64
 FT_LR = LR * FINETUNE_LR_FACTOR  # Han et al.: retrain at a tenth of the learning rate
