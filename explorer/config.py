@@ -18,6 +18,7 @@ THRESHOLD_SLIDER_MAX = 0.5  # weights of the default model rarely exceed this
 STD_MIN = 0.0
 STD_SLIDER_MAX = 3.0
 MIN_LAYER_DENSITY = 0.01  # global scope never leaves a layer with fewer survivors
+BN_RECALIBRATION_SAMPLES = 512  # training samples that re-estimate BatchNorm statistics
 HIST_BINS = 60
 
 # Training bounds.

@@ -126,32 +126,43 @@ def test_sweep_same_numbers_in_process_and_pool(session, tmp_path):
 
 
 def test_reproductions_report_the_issue_keys(monkeypatch):
-    """Tiny budgets on digits: every JSON key the issue names is there, with sane values."""
-    monkeypatch.setattr(reproduce, "DATASET", "digits")
-    monkeypatch.setitem(reproduce.HAN, True, dict(dense_epochs=2, steps=2, finetune_epochs=1,
-                                                  target=0.8))
-    monkeypatch.setitem(reproduce.HINTON, True, dict(epochs=1, temperatures=(4.0,)))
-    monkeypatch.setitem(reproduce.LOTTERY, True, dict(epochs=1, iterative=False))
-    han = reproduce.han(quick=True)
-    assert {"compression", "test_accuracy_drop", "kept_per_layer", "paper"} <= set(han)
-    assert han["compression"] >= 1.0 and len(han["kept_per_layer"]) == 3
-    hinton = reproduce.hinton(quick=True)
-    assert {"teacher_error", "student_error", "distilled_error", "temperature_sweep",
-            "paper"} <= set(hinton)
-    assert [r["temperature"] for r in hinton["temperature_sweep"]] == [4.0, 20.0]
-    lottery = reproduce.lottery(quick=True)
-    assert [r["remaining"] for r in lottery["rows"]] == [1.0, 0.51, 0.21, 0.07, 0.036]
-    for row in lottery["rows"]:
-        assert row["actual_remaining"] == pytest.approx(row["remaining"], abs=0.01)
-        assert {"ticket_accuracy", "random_accuracy"} <= set(row)
-    text = reproduce.format_result("lottery", lottery)
+    """Tiny budgets on digits, one seed: every JSON key the issues name is there, with
+    sane values (issue 9's keys per seed; issue 16's procedures and intervals)."""
+    from explorer.studies import common, han, hinton, lottery
+
+    monkeypatch.setattr(common, "DATASET", "digits")
+    monkeypatch.setitem(han.SETTINGS, True, dict(dense_epochs=2, steps=2, quality_step=0.75,
+                                                 finetune_epochs=1))
+    monkeypatch.setitem(hinton.SETTINGS, True, dict(teacher_epochs=1, student_epochs=1,
+                                                    temperatures=(4.0,)))
+    monkeypatch.setattr(hinton, "STUDENTS", ((32, 32),))
+    monkeypatch.setitem(lottery.SETTINGS, True, dict(epochs=1, rounds=3,
+                                                     control_rounds=(0, 3)))
+    result = reproduce.reproduce("han", quick=True, workers=0)
+    one = result["per_seed"][0]
+    assert {"compression", "test_accuracy_drop", "kept_per_layer", "chosen_quality"} <= set(one)
+    assert one["compression"] >= 1.0 and len(one["kept_per_layer"]) == 3
+    assert result["compression"]["ci95_low"] is None  # one seed: no interval
+    result = reproduce.reproduce("hinton", quick=True, workers=0)
+    student = result["per_seed"][0]["students"]["2x32"]
+    assert {"student_error", "distilled_error", "temperature_sweep"} <= set(student)
+    assert [r["temperature"] for r in student["temperature_sweep"]] == [4.0, 20.0]
+    result = reproduce.reproduce("lottery", quick=True, workers=0)
+    rows = result["per_seed"][0]["rounds"]
+    assert [r["round"] for r in rows] == [0, 1, 2, 3]
+    assert rows[3]["remaining"] == pytest.approx(0.8 ** 3, abs=0.01)
+    assert rows[3]["random_test_accuracy"] is not None and rows[1]["random_test_accuracy"] is None
+    text = reproduce.format_result("lottery", result)
     assert "5,000-image subset" in text and "random re-init" in text
 
 
 @pytest.mark.parametrize("argv, word", [
     (["reproduce", "nope"], "nope"), (["sweep", "--grid", "sparsity=2"], "2"),
     (["sweep", "--grid", "sparsity=0.5", "--address", "x:1"], "x:1"),
-    (["sensitivity", "--sparsities", "0,7"], "0,7"), (["sweep", "--grid", "steps=0"], "0")])
+    (["sensitivity", "--sparsities", "0,7"], "0,7"), (["sweep", "--grid", "steps=0"], "0"),
+    (["reproduce", "han", "--rewind", "2"], "--rewind"), (["reproduce", "han", "--seeds", "0"],
+                                                          "0"),
+    (["sweep", "--grid", "sparsity=0.5", "--grid", "seed=1", "--seeds", "2"], "seed")])
 def test_cli_rejects_bad_values_before_torch(argv, word):
     """Exit status 2, one line naming the value, and torch never imported."""
     code = (f"import sys\nfrom explorer.cli.main import main\ntry:\n    rc = main({argv!r})\n"

@@ -64,6 +64,13 @@ BAD = [
     (["--json", "/no/such/folder/report.json"], "--json", "/no/such/folder/report.json"),
     (["--export", "/no/such/folder/model.pt"], "--export", "/no/such/folder/model.pt"),
     (["--bogus"], "--bogus", "--bogus"),
+    (["--seeds", "0"], "--seeds", "0"),
+    (["--workers", "2"], "--workers", "--seeds"),
+    (["--no-bn-recalibration", "--prune-sparsity", "0.5"], "--no-bn-recalibration",
+     "--structured"),
+    (["--seeds", "2", "--prune-sparsity", "0.5", "--export", "/tmp/m.pt"], "--export",
+     "--seeds 2"),
+    (["--prune-std", "1", "--steps", "2", "--structured"], "--structured", "--prune-std 1"),
 ]
 
 

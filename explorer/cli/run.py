@@ -31,6 +31,7 @@ from ..config import (
 from .args import number, one_line_error, output_path, rewind_point
 
 PROG = "explorer run"
+SEEDS_MAX = 100
 DATASETS, MODELS = C.ALL_DATASETS, C.ALL_MODELS  # what `--dataset` / `--model` accept
 
 
@@ -63,6 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="N", help=f"fine-tune after pruning at lr * {C.FINETUNE_LR_FACTOR:g}")
     add("--rewind", type=rewind_point, default=None, metavar="init|K",
         help="lottery ticket: reset survivors to init (or epoch K) before fine-tuning")
+    add("--no-bn-recalibration", action="store_true",
+        help="structured: keep the stale BatchNorm statistics (by default they are "
+             f"re-estimated on {C.BN_RECALIBRATION_SAMPLES} training samples after channels go)")
     add("--student", type=number(STUDENT_WIDTH_MIN, STUDENT_WIDTH_MAX), default=None,
         metavar="W", help="width multiplier of a student: trained alone and distilled")
     add("--temperature", type=number(TEMPERATURE_MIN, TEMPERATURE_MAX), default=None,
@@ -85,6 +89,12 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="gpt-tiny: 'teacher' copies every other teacher block into the student")
     add("--device", choices=C.DEVICES, default="auto")
     add("--seed", type=number(0, C.SEED_MAX, integer=True), default=0)
+    add("--seeds", type=number(1, SEEDS_MAX, integer=True), default=1, metavar="N",
+        help="run seeds SEED .. SEED+N-1: per-seed values, means, 95%% intervals and paired "
+             "differences (pruned/fine-tuned vs baseline, distilled vs alone)")
+    add("--workers", type=number(0, 1024, integer=True), default=None, metavar="W",
+        help="with --seeds: seeds in parallel processes (default: one per core; 0: one "
+             "after another in this process)")
     add("--json", type=output_path, default=None, metavar="PATH")
     add("--export", type=output_path, default=None, metavar="PATH",
         help="write the pruned (teacher) model; shrunk when --structured")
@@ -121,8 +131,16 @@ def check_combination(args: argparse.Namespace) -> str | None:
     iterative = [("--structured", args.structured), ("--schedule", args.schedule),
                  ("--steps", args.steps), ("--rewind", args.rewind)]
     for flag, value in iterative:
-        if value not in (None, False) and args.prune_sparsity is None:
+        std_ok = args.prune_std is not None and flag != "--structured"  # Han, iterated
+        if value not in (None, False) and args.prune_sparsity is None and not std_ok:
             return f"argument {flag}: works with --prune-sparsity, not {prune_given}"
+    if getattr(args, "no_bn_recalibration", False) and not args.structured:
+        return "argument --no-bn-recalibration: BatchNorm is recalibrated only after " \
+               "structured pruning, so it needs --structured"
+    if getattr(args, "seeds", 1) > 1 and args.export is not None:
+        return f"argument --export: writes one model; got --seeds {args.seeds}"
+    if getattr(args, "workers", None) is not None and getattr(args, "seeds", 1) == 1:
+        return "argument --workers: needs --seeds N (N > 1)"
     if args.structured and args.scope != "layer":
         return f"argument --scope: structured pruning is per layer, got {args.scope!r}"
     if args.norm is not None and not args.structured:
@@ -175,6 +193,10 @@ def run_command(args: argparse.Namespace) -> int:
     if message is not None:
         sys.stderr.write(f"{PROG}: error: {message}\n")
         return 2
+    if getattr(args, "seeds", 1) > 1:
+        from ..studies.repeat import run_repeated  # torch is imported from here on
+
+        return run_repeated(args)
     from ..studies.pipeline import run_pipeline  # torch is imported from here on
 
     return run_pipeline(args)

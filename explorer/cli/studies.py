@@ -24,10 +24,11 @@ from typing import Any
 from ..config import CPUS_PER_POINT_MAX, EXECUTORS, GPUS_PER_POINT_MAX, SEED_MAX, THREADS_MAX
 from ..studies.executors import RAY_HINT, Progress, check_resources
 from ..studies.sweep import KEYS, expand, format_progress, sweep
-from .args import number, one_line_error, output_path
+from .args import number, one_line_error, output_path, rewind_point
 from .run import DATASETS, MODELS
 
 EXPERIMENTS = ("han", "hinton", "lottery")
+SEEDS_MAX = 100
 
 
 INT_KEYS = ("steps", "finetune_epochs", "batch_size", "epochs", "seed")
@@ -105,30 +106,59 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "reproduce", help="rerun Han 2015 / Hinton 2015 / Frankle & Carbin 2019 on mnist-5k",
-        description="Rerun a published result on our engine (mnist-5k, the 5,000-image MNIST "
-                    "subset) and print ours beside the paper's numbers.")
+        description="Rerun a published result with the paper's own procedure on our engine "
+                    "(mnist-5k, the 5,000-image MNIST subset), over one or more seeds, and "
+                    "print ours (mean and 95%% interval) beside the paper's numbers, with "
+                    "the paper's claims that hold and do not hold on this data.")
     p.add_argument("experiment", choices=EXPERIMENTS)
-    p.add_argument("--quick", action="store_true", help="short budgets (a few minutes)")
+    p.add_argument("--quick", action="store_true",
+                   help="the same procedure with fewer rounds/steps and epochs (minutes)")
+    p.add_argument("--seeds", type=number(1, SEEDS_MAX, integer=True), default=1,
+                   metavar="N", help="run seeds SEED .. SEED+N-1; report means, 95%% "
+                                     "t-intervals and paired differences")
+    p.add_argument("--workers", type=number(0, 1024, integer=True), default=None,
+                   help="seeds run in parallel processes (default: cores / threads; "
+                        "0: one after another in this process)")
+    p.add_argument("--rewind", type=rewind_point, default="init", metavar="init|K",
+                   help="lottery: reset survivors to init (default) or to epoch K")
     _common(p)
     p.set_defaults(handler=lambda args, _parser: reproduce_command(args))
     return p
 
 
 def reproduce_command(args: argparse.Namespace) -> int:
-    from ..studies.reproduce import RUNS, format_result
+    if args.rewind != "init" and args.experiment != "lottery":
+        sys.stderr.write(f"explorer reproduce: error: argument --rewind: applies to lottery "
+                         f"only, not {args.experiment!r}\n")
+        return 2
+    from ..studies.reproduce import format_result, reproduce
+    from ..studies.stats import stderr_log
 
+    options = {"rewind": args.rewind} if args.experiment == "lottery" else {}
     start = time.perf_counter()
-    result = RUNS[args.experiment](quick=args.quick, seed=args.seed, threads=args.threads,
-                                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    result = reproduce(args.experiment, quick=args.quick, seed=args.seed, seeds=args.seeds,
+                       threads=args.threads, workers=args.workers, log=stderr_log, **options)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(format_result(args.experiment, result))
+    print(f"{result['seconds']:.0f} s")
     return _write_json(args.json, result)
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _write_json(path: Path | None, result: dict) -> int:
     """Write the JSON report when asked; the command's exit status."""
     if path is not None:
-        Path(path).write_text(json.dumps(result, indent=1))
+        Path(path).write_text(json.dumps(_plain(result), indent=1))
         print(f"results written to {path}")
     return 0
 
@@ -222,6 +252,10 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    metavar="N", help="Ray GPUs each point holds; a point runs on CUDA when "
                                      "its worker has it (default: 0)")
     p.add_argument("--csv", type=output_path, default=None, metavar="PATH")
+    p.add_argument("--seeds", type=number(1, SEEDS_MAX, integer=True), default=1,
+                   metavar="N", help="repeat every point for seeds SEED .. SEED+N-1 (fine-tuning "
+                                     "order and student init; the baseline is shared) and "
+                                     "report means with 95%% t-intervals")
     _common(p)
     p.set_defaults(handler=lambda args, parser: sweep_command(args, parser))
     return p
@@ -234,6 +268,10 @@ def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
     try:
         grid = parse_grid(args.grid)
+        if args.seeds > 1:
+            if "seed" in grid:
+                raise ValueError("give seeds with --seeds N or with seed=..., not both")
+            grid["seed"] = [args.seed + i for i in range(args.seeds)]
         expand(grid)  # every point checked before torch is imported
     except ValueError as err:
         return fail("--grid", str(err))
@@ -268,6 +306,11 @@ def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     show(None)
     print(table)
     meta = table.meta
+    if args.seeds > 1:
+        from ..studies.stats import format_seed_groups, seed_groups
+
+        meta["summary"] = seed_groups(table.rows, [k for k in grid if k != "seed"])
+        print(format_seed_groups(meta["summary"]))
     print(f"{meta['done']} of {meta['points']} points in {meta['seconds']:.1f} s "
           f"({meta['executor']}, {meta['workers']} workers)"
           + ("; stopped: the rest were cancelled" if meta["stopped"] else ""))

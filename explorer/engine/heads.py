@@ -93,12 +93,26 @@ def head_scores(model: GPT, ranking: str = "l1", batch: tuple | None = None
     return head_norm_scores(model, p=1 if ranking == "l1" else 2)
 
 
+def normalised_scores(scores: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each block's head scores divided by their L2 norm (an all-zero block stays zero)."""
+    out = []
+    for s in scores:
+        s = s.detach().float()
+        norm = float(s.norm()) if s.numel() else 0.0
+        out.append(s / norm if norm > 0 else s.clone())
+    return out
+
+
 def plan_head_removal(scores: list[torch.Tensor], fraction: float, scope: str = "global",
                       min_heads: int = 1) -> dict[int, list[int]]:
     """Which heads to drop: the lowest-scored round(fraction * n) overall or per block.
 
     Every block keeps at least `min_heads` heads (a block without heads still works,
-    but the user should ask for that explicitly with min_heads=0).
+    but the user should ask for that explicitly with min_heads=0). Global scope compares
+    blocks whose raw scores live on different scales (output-projection norms grow or
+    shrink with depth), so each block's scores are first divided by their L2 norm over
+    the block, as Michel et al. 2019 ("Are Sixteen Heads Really Better than One?") do
+    before ranking heads across layers (`normalised_scores`).
     """
     check_number("head fraction", fraction, 0.0, 1.0)
     check_choice("scope", scope, ("global", "layer"))
@@ -108,7 +122,8 @@ def plan_head_removal(scores: list[torch.Tensor], fraction: float, scope: str = 
             k = min(round(fraction * s.numel()), max(0, s.numel() - min_heads))
             plan[i] = sorted(torch.argsort(s, stable=True)[:k].tolist())
         return plan
-    flat = [(float(s[h]), i, h) for i, s in enumerate(scores) for h in range(s.numel())]
+    flat = [(float(s[h]), i, h) for i, s in enumerate(normalised_scores(scores))
+            for h in range(s.numel())]
     k = round(fraction * len(flat))
     left = {i: s.numel() for i, s in enumerate(scores)}
     for _, i, h in sorted(flat):

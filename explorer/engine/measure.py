@@ -11,8 +11,12 @@ what compression really buys. Conventions:
   the byte count is checked against real tensors.
 - flops_dense: FLOPs of one example's forward pass, counted by
   torch.utils.flop_counter.FlopCounterMode (a multiply-add counts 2).
-- flops_effective: the same with each prunable layer's FLOPs scaled by its fraction of
-  nonzero weights, i.e. what a perfect sparse kernel would do.
+- flops_effective: what the model really has to compute. Whole channels that structured
+  pruning removed are taken out first, i.e. the FLOPs are those of the shrunk model (a
+  removed neuron's row and the next layer's idle input columns both go), so a 50%
+  structured model reports exactly its shrunk copy's FLOPs; then each prunable layer's
+  FLOPs are scaled by its fraction of nonzero weights, i.e. what a perfect sparse kernel
+  would do on the unstructured zeros that remain.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .prune import PRUNABLE_TYPES
+from .structure import shrunk_if_structured
 
 FP32_BYTES = 4
 INDEX_BYTES = 4  # int32 indices: every tensor we meet has fewer than 2**31 entries
@@ -130,9 +135,8 @@ def _count(fn: Callable[[], object]) -> int:
 
 
 @torch.no_grad()
-def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """(dense, effective) FLOPs of one example's forward pass (see module doc)."""
-    example = example[:1]
+def _density_flops(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """(dense, dense with each prunable layer scaled by its nonzero fraction)."""
     inputs: dict[nn.Module, torch.Tensor] = {}
     hooks = [m.register_forward_pre_hook(lambda mod, args: inputs.setdefault(mod, args[0]))
              for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
@@ -151,6 +155,17 @@ def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
         saved += layer * (1.0 - density)
     model.train(was_training)
     return dense, int(round(dense - saved))
+
+
+@torch.no_grad()
+def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """(dense, effective) FLOPs of one example's forward pass (see module doc)."""
+    example = example[:1]
+    dense, effective = _density_flops(model, example)
+    small = shrunk_if_structured(model)
+    if small is not None:  # removed channels cost nothing, nor do the inputs they fed
+        effective = _density_flops(small, example)[1]
+    return dense, effective
 
 
 # ----- latency and the plain-words note --------------------------------------------

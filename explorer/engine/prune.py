@@ -2,7 +2,13 @@
 
 Pure maths (tensors in, boolean masks out) stays apart from module surgery, as in
 torch/nn/utils/prune.py (compute_mask vs apply). Masks are always rebuilt from the
-dense base weights, so moving a slider back restores the base exactly.
+dense base weights, so moving a slider back restores the base exactly; the one exception
+is a prune at or above the sparsity of the masks a job committed with (`masks_within`).
+
+Ties: we rank with a stable ascending sort of |w|, so among equal magnitudes the entry
+with the lower flat index is pruned first. torch.nn.utils.prune takes the k smallest with
+`torch.topk`, whose order among equal values is not specified, so the two agree exactly
+whenever no tie straddles the cut (always, for trained float weights in our tests).
 """
 
 from __future__ import annotations
@@ -94,8 +100,9 @@ def _prune_smallest(mags: torch.Tensor, sorted_mags: torch.Tensor, order: torch.
     """(mask dropping the k smallest, cut, whether mask == mags >= cut).
 
     Without a tie at the boundary the k smallest are exactly those below the k-th sorted
-    magnitude, so one compare pass gives the mask; a scatter through `order` (stable, as
-    torch.nn.utils.prune breaks ties) is needed only when equal magnitudes straddle it.
+    magnitude, so one compare pass gives the mask; a scatter through `order` is needed
+    only when equal magnitudes straddle it (then the lower flat index goes first: see the
+    module doc on ties).
     """
     n, cut = sorted_mags.numel(), _cut(sorted_mags, k)
     if k == 0 or k >= n or bool(sorted_mags[k - 1] < sorted_mags[k]):
@@ -201,3 +208,114 @@ def layer_masks(index: MagnitudeIndex, targets: Mapping[str, float]) -> MaskResu
         k = n_to_prune(sparsity, w.numel())
         masks[name], cuts[name] = _mask_dropping(order, k, w.shape), _cut(sorted_mags, k)
     return MaskResult(masks, cuts)
+
+
+# ----- pruning within masks that are already in force ---------------------------------
+def _survivors_in_order(order: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """`order` (flat indices by ascending |w|) restricted to the entries `keep` holds."""
+    return order[keep.flatten()[order]]
+
+
+def pruned_count(masks: Mapping[str, torch.Tensor], names: list[str] | None = None) -> int:
+    """Entries pruned by `masks` (over `names`, default all of them)."""
+    names = list(masks) if names is None else [n for n in names if n in masks]
+    return sum(int(masks[n].numel() - masks[n].sum()) for n in names)
+
+
+def prune_remaining(index: MagnitudeIndex, previous: Mapping[str, torch.Tensor] | None,
+                    rates: Mapping[str, float]) -> MaskResult:
+    """One lottery-ticket round (Frankle & Carbin 2019), per layer.
+
+    Each layer drops round(rate * r) of its r remaining weights (those `previous` keeps;
+    all when None), the smallest |w| of `index` first; pruned entries stay pruned. Layers
+    without a rate keep their previous mask.
+    """
+    masks, cuts = {}, {}
+    for name, w in index.weights.items():
+        keep = previous[name] if previous is not None and name in previous else \
+            torch.ones_like(w, dtype=torch.bool)
+        rate = float(rates.get(name, 0.0))
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fraction of {name} to prune must be in [0, 1]; got {rate!r}")
+        sorted_mags, order = index.layer(name)
+        survivors = _survivors_in_order(order, keep)
+        k = round(rate * survivors.numel())
+        mask = keep.clone().flatten()
+        mask[survivors[:k]] = False
+        masks[name] = mask.view(w.shape)
+        flat = index.magnitudes(name).flatten()
+        cuts[name] = float(flat[survivors[k]]) if k < survivors.numel() else math.inf
+    return MaskResult(masks, cuts)
+
+
+def masks_within(index: MagnitudeIndex, previous: Mapping[str, torch.Tensor],
+                 config: PruneConfig, min_density: float = MIN_LAYER_DENSITY) -> MaskResult:
+    """`config` applied to the weights `previous` keeps, pruned entries counting as zero.
+
+    The rule for re-pruning after a job (issue 16, item 7): the ranking sees base * previous,
+    so the entries `previous` pruned go first and never come back, and the same sparsity
+    gives `previous` again (its zeros are exactly the round(s * n) smallest). Threshold
+    mode keeps |w| >= t among the survivors; std mode uses q * std(base * previous) of each
+    layer, the std of the weights as the model holds them (pruned zeros included).
+    """
+    weights = index.weights
+    keep = {n: previous[n] if n in previous else torch.ones_like(w, dtype=torch.bool)
+            for n, w in weights.items()}
+    if config.mode in ("threshold", "std"):
+        masks, cuts = {}, {}
+        for name, w in weights.items():
+            t = config.value if config.mode == "threshold" else \
+                config.value * float((w * keep[name]).std())
+            masks[name] = keep[name] & (index.magnitudes(name) >= t)
+            cuts[name] = t
+        result = MaskResult(masks, cuts)
+    elif config.scope == "layer":
+        masks, cuts = {}, {}
+        for name, w in weights.items():
+            masks[name], cuts[name] = _drop_survivors(
+                index.layer(name)[1], index.magnitudes(name).flatten(), keep[name],
+                n_to_prune(config.value, w.numel()))
+        result = MaskResult(masks, cuts)
+    else:
+        _, order = index.global_()
+        flat_keep = torch.cat([keep[n].flatten() for n in weights])
+        mags = torch.cat([index.magnitudes(n).flatten() for n in weights])
+        flat, cut = _drop_survivors(order, mags, flat_keep,
+                                    n_to_prune(config.value, flat_keep.numel()))
+        masks, start = {}, 0
+        for name, w in weights.items():
+            masks[name] = flat[start:start + w.numel()].view(w.shape)
+            start += w.numel()
+        result = MaskResult(masks, dict.fromkeys(weights, cut))
+    if config.scope == "global" and min_density > 0:
+        result = _refill_within(index, result, keep, min_density)
+    return result
+
+
+def _drop_survivors(order: torch.Tensor, mags: torch.Tensor, keep: torch.Tensor,
+                    k: int) -> tuple[torch.Tensor, float]:
+    """Prune k entries in all: every entry `keep` drops, then the smallest survivors."""
+    survivors = _survivors_in_order(order, keep)
+    extra = max(0, k - (keep.numel() - survivors.numel()))
+    mask = keep.clone().flatten()
+    mask[survivors[:extra]] = False
+    cut = float(mags[survivors[extra]]) if extra < survivors.numel() else math.inf
+    return mask.view(keep.shape), cut
+
+
+def _refill_within(index: MagnitudeIndex, result: MaskResult,
+                   keep: Mapping[str, torch.Tensor], min_density: float) -> MaskResult:
+    """The global guard inside previous masks: refill a layer to its largest survivors."""
+    masks, warnings = dict(result.masks), list(result.warnings)
+    for name, mask in result.masks.items():
+        need = min(math.ceil(min_density * mask.numel()), int(keep[name].sum()))
+        kept = int(mask.sum())
+        if kept < need:
+            survivors = _survivors_in_order(index.layer(name)[1], keep[name])
+            refilled = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
+            refilled[survivors[survivors.numel() - need:]] = True
+            masks[name] = refilled.view(mask.shape)
+            warnings.append(f"{name}: global pruning would keep {kept} of {mask.numel()} "
+                            f"weights; kept the largest {need} ({min_density:.0%} minimum "
+                            "density)")
+    return MaskResult(masks, result.cuts, tuple(warnings))

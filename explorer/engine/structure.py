@@ -14,9 +14,19 @@ import math
 import torch
 from torch import nn
 
-from ..config import NORMS
+from ..config import BN_RECALIBRATION_SAMPLES, NORMS, PruneConfig
 from ..models.groups import Group
-from .prune import PRUNABLE_TYPES, MaskResult, n_to_prune
+from .prune import (
+    PRUNABLE_TYPES,
+    MagnitudeIndex,
+    MaskResult,
+    masks_within,
+    n_to_prune,
+    pruned_count,
+)
+
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def model_groups(model: nn.Module) -> tuple[list[Group], bool]:
@@ -60,8 +70,9 @@ def structured_masks(params: dict[str, torch.Tensor], groups: list[Group], spars
                      norm: str = "l1") -> MaskResult:
     """Remove round(s * n) lowest-norm channels of every group (at least one survives).
 
-    Ties keep the lower index (stable sort). `params` are the weights to rank, e.g. the
-    dense base, or the current masked weights when masks must stack.
+    Ties: a stable ascending sort of the scores, so among equal norms the channel with
+    the lower index is removed first. `params` are the weights to rank, e.g. the dense
+    base, or the current masked weights when masks must stack (`stacked_masks`).
     """
     masks: dict[str, torch.Tensor] = {}
     warnings = []
@@ -161,3 +172,121 @@ def removed_fraction(model: nn.Module) -> float | None:
         return None
     total = count_params(model)
     return 1.0 - count_params(small) / total if total else math.nan
+
+
+# ----- masks that stack on masks in force -----------------------------------------------
+def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Tensor] | None,
+                  config: PruneConfig, groups: list[Group] | None = None) -> MaskResult:
+    """`config` ranked on weights * previous (pruned entries count as zero), AND previous.
+
+    What iterative pruning does at each step, and what a re-prune after a job does at or
+    above that job's sparsity (`within_committed`): nothing pruned comes back.
+    """
+    previous = previous or {}
+    if not config.structured:
+        return masks_within(MagnitudeIndex(dict(weights)), previous, config)
+    effective = {n: w * previous[n] if n in previous else w for n, w in weights.items()}
+    result = structured_masks(effective, groups or [], config.value, config.norm)
+    masks = {n: m & previous[n] if n in previous else m for n, m in result.masks.items()}
+    return MaskResult(masks, result.cuts, result.warnings)
+
+
+def within_committed(result: MaskResult, committed: tuple | None, config: PruneConfig,
+                     index: MagnitudeIndex, base: dict[str, torch.Tensor],
+                     groups: list[Group] | None = None) -> MaskResult:
+    """The re-pruning rule after a job (issue 16, item 7; README "Re-pruning after a job").
+
+    `committed` is (masks M, their config) of the last job that trained a pruned model, or
+    None. A request that, from the base, would prune at least as many prunable weights as M
+    (sparsity >= s(M)) ranks only M's survivors, so the same setting gives M again and
+    stale pruned values never outrank fine-tuned survivors. Below s(M), `result` (rebuilt
+    from the base: M's pruned entries come back with their old values) stands. A request
+    of the other kind (structured vs unstructured) also stands as it is.
+    """
+    if committed is None:
+        return result
+    masks, old = committed
+    if bool(getattr(old, "structured", False)) != config.structured:
+        return result
+    names = list(index.weights)
+    if pruned_count(result.masks, names) < pruned_count(masks, names):
+        return result
+    if config.structured:
+        return stacked_masks(base, masks, config, groups)
+    return masks_within(index, masks, config)
+
+
+# ----- BatchNorm statistics after channels are removed ----------------------------------
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, NORM_TYPES) for m in model.modules())
+
+
+@torch.no_grad()
+def restore_norm_buffers(model: nn.Module, base: dict[str, torch.Tensor]) -> None:
+    """Put the BatchNorm running statistics of `base` back into `model`."""
+    for name, module in model.named_modules():
+        if isinstance(module, NORM_TYPES):
+            for buf in NORM_BUFFERS:
+                key = f"{name}.{buf}" if name else buf
+                tensor = getattr(module, buf, None)
+                if tensor is not None and key in base:
+                    tensor.copy_(base[key])
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor,
+                   samples: int = BN_RECALIBRATION_SAMPLES) -> bool:
+    """Re-estimate every BatchNorm's running mean and variance on `samples` inputs.
+
+    No gradient step: the statistics are reset and recomputed from one forward pass over
+    the first `samples` rows of `x` (BatchNorm in training mode with a cumulative average,
+    every other module in eval mode, so dropout stays off). Removing channels changes what
+    flows into the later BatchNorms; stale statistics cost accuracy that tools such as
+    Torch-Pruning recover this way. Returns False (and changes nothing) without BatchNorm.
+    """
+    norms = [m for m in model.modules() if isinstance(m, NORM_TYPES) and m.track_running_stats]
+    if not norms or samples <= 0:
+        return False
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in norms}
+    try:
+        model.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one pass gives the batch statistics
+            m.train()
+        model(x[:samples])
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        for module, mode in modes.items():
+            module.training = mode
+    return True
+
+
+def shrunk_if_structured(model: nn.Module) -> nn.Module | None:
+    """The shrunk model when `model` has dead channels and a known graph, else None."""
+    groups, known = model_groups(model)
+    if not known or not hasattr(model, "resized_arch"):
+        return None
+    state = model.state_dict()
+    with torch.no_grad():
+        widths = [sum(state[_p(m, "weight")].shape[0] for m in g.producers[:1])
+                  for g in groups]
+        if all(live_channels(g, state).numel() == w for g, w in zip(groups, widths)):
+            return None
+    return shrink_model(model)
+
+
+def settle_norms(model: nn.Module, base: dict[str, torch.Tensor], x: torch.Tensor,
+                 recalibrate: bool) -> bool:
+    """After new masks: BatchNorm statistics back to the base's, then, when `recalibrate`
+    (structured pruning with the switch on), re-estimated on the first rows of `x`.
+
+    Restoring first keeps "moving the slider back restores the base bit for bit" true for
+    the buffers too. Returns whether statistics were re-estimated.
+    """
+    if not has_batchnorm(model):
+        return False
+    restore_norm_buffers(model, base)
+    return recalibrate and recalibrate_bn(model, x)

@@ -25,7 +25,14 @@ from ..data.datasets import Dataset, from_tensors, load_dataset
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
-from ..engine.structure import model_groups, removed_fraction, structured_masks
+from ..engine.structure import (
+    has_batchnorm,
+    model_groups,
+    removed_fraction,
+    settle_norms,
+    structured_masks,
+    within_committed,
+)
 from ..engine.train import (
     DIVERGED,
     EpochEvent,
@@ -75,6 +82,9 @@ class SessionCore:
     """Data, model slots, history and the lock; prune, train, undo, snapshot."""
 
     SLOTS = SLOT_NAMES
+    # After structured pruning, re-estimate BatchNorm statistics on a few hundred training
+    # samples (no gradient step) before anything is measured; set False to see stale ones.
+    bn_recalibration = True
     model = _SelectedSlot()
     model_name = _SelectedSlot()
     config = _SelectedSlot()
@@ -179,12 +189,18 @@ class SessionCore:
                              structured=structured, norm=norm)
         with self.lock:
             self.check_idle("pruning")
-            if structured:
-                groups, _ = model_groups(self.model)
+            groups = model_groups(self.model)[0] if structured else None
+            if groups is not None:
                 result = structured_masks(self.base, groups, config.value, norm)
             else:
                 result = compute_masks(self.slot.index, config)
+            # at or above the sparsity of the masks the last job trained with, prune only
+            # their survivors (engine.structure.within_committed; README, re-pruning)
+            result = within_committed(result, self.slot.committed, config, self.slot.index,
+                                      self.base, groups)
             self.slot.install_masks(result, config)
+            settle_norms(self.model, self.base, self.data.train.x,
+                         recalibrate=structured and self.bn_recalibration)
             return self.engine_snapshot()
 
     def reset_pruning(self) -> Snapshot:
@@ -192,6 +208,7 @@ class SessionCore:
         with self.lock:
             self.check_idle("resetting the pruning")
             self.slot.clear_masks()
+            settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
             return self.snapshot()
 
     def undo(self) -> Snapshot:
@@ -367,5 +384,6 @@ class SessionCore:
             return snap
         extra = {"structured": True, "norm": config.norm,
                  "channel_fraction_removed": config.value,
-                 "param_fraction_removed": removed_fraction(self.model)}
+                 "param_fraction_removed": removed_fraction(self.model),
+                 "bn_recalibrated": bool(self.bn_recalibration and has_batchnorm(self.model))}
         return replace(snap, extra={**snap.extra, **extra})

@@ -8,7 +8,7 @@ delegates to the functions that implement them (students, iterative, workflows, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
@@ -21,7 +21,6 @@ from ..config import (
     DEFAULT_TEMPERATURE,
     GPT_MODELS,
     STUDENT_INITS,
-    PruneConfig,
     TrainConfig,
     check_choice,
     check_number,
@@ -37,7 +36,7 @@ from ..models.zoo import build_model, check_fits
 from ..validate import check_bool, check_device_available, check_output_path, check_seed
 from . import language, persist, students, workflows
 from .core import Event, SessionCore, pick_device
-from .iterative import run_iterative
+from .iterative import run_iterative, step_plan
 from .slots import ModelSlot, State, clone_state
 from .tasks import (
     SAMPLE_CHARS,
@@ -322,21 +321,31 @@ class Session(SessionCore):
         """Make the current dense base what reset() returns to (e.g. after first training)."""
         workflows.adopt_as_original(self)
 
-    def prune_iteratively(self, target: float, steps: int = 3, schedule: str = "agp",
-                          finetune_epochs: int = 1, rewind: str | int | None = None,
-                          scope: str = "layer", structured: bool = False, norm: str = "l1",
-                          lr: float = 1e-3, optimizer: str = "adam", batch_size: int = 64,
+    def prune_iteratively(self, target: float | None = None, steps: int = 3,
+                          schedule: str = "agp", finetune_epochs: int = 1,
+                          rewind: str | int | None = None, scope: str = "layer",
+                          structured: bool = False, norm: str = "l1", lr: float = 1e-3,
+                          optimizer: str = "adam", batch_size: int = 64,
                           stop: threading.Event | None = None,
-                          on_event: Callable[[Event], None] | None = None) -> Snapshot:
-        """Prune to `target` over `steps` steps (masks stack), fine-tuning after each.
+                          on_event: Callable[[Event], None] | None = None, *,
+                          std: float | Sequence[float] | None = None,
+                          round_fraction: float | None = None,
+                          output_fraction: float | None = None) -> Snapshot:
+        """Prune over `steps` steps (masks stack), fine-tuning after each.
 
+        Exactly one rule: `target` sparsity reached by `schedule`; `std` (Han et al.): each
+        layer thresholded at q_k * std of its current weights, q_k = `std` reached by
+        `schedule` or a list of factors; `round_fraction` (Frankle & Carbin): each step
+        removes round(p * remaining) weights per layer, the output layer at
+        `output_fraction` (default p / 2). See explorer.session.iterative.
         Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
         """
         stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
+        plan = step_plan(self.prunable, target, steps, schedule, scope, structured, norm,
+                         std=std, round_fraction=round_fraction,
+                         output_fraction=output_fraction)
         with self.job("iterative pruning"):
-            return run_iterative(self, target, steps, schedule, finetune_epochs, rewind,
-                                 PruneConfig(sparsity=target, scope=scope,
-                                             structured=structured, norm=norm),
+            return run_iterative(self, plan, schedule, finetune_epochs, rewind,
                                  TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
                                              optimizer=optimizer, batch_size=batch_size),
                                  stop, on_event)

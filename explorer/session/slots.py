@@ -73,6 +73,8 @@ class ModelSlot:
         self.prune_config: PruneConfig | None = None
         self.cuts: dict[str, float] = {}
         self.warnings: tuple[str, ...] = ()
+        # (masks, config) the last job trained with on this base; re-pruning respects them
+        self.committed: tuple[Masks, PruneConfig | None] | None = None
         prunable_base = {n: self.base[n] for n in self.prunable}
         self.index = MagnitudeIndex(prunable_base)  # sorted magnitudes for fast masks
         edges = {n: histogram_edges(w).to(w.device) for n, w in prunable_base.items()}
@@ -140,6 +142,8 @@ class ModelSlot:
         self.set_base(trained)
         self.reapply(before.masks, before.prune_config)
         self.cuts, self.warnings = dict(before.cuts or {}), before.warnings
+        if before.masks is not None:
+            self.committed = (before.masks, before.prune_config)
 
     def record_epoch(self) -> None:
         """Remember early weights so that rewind=k can return to them (lottery ticket)."""

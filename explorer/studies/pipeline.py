@@ -115,12 +115,14 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
         stages["distilled"] = session.measure_slot("student", "test")
     if args.prune_threshold is None and args.prune_sparsity is None and args.prune_std is None:
         return stages
+    session.bn_recalibration = not getattr(args, "no_bn_recalibration", False)
     ft_epochs = args.finetune_epochs
     ft_budget = {**budget, "lr": max(args.lr * FINETUNE_LR_FACTOR, 1e-6)}
     if args.schedule is not None or args.steps is not None or args.rewind is not None:
         steps = args.steps or 1
         total = _steps(session, (ft_epochs or 1) * steps, args.batch_size)
-        session.prune_iteratively(args.prune_sparsity, steps=steps,
+        rule = {"std": args.prune_std} if args.prune_std is not None else {}
+        session.prune_iteratively(args.prune_sparsity, steps=steps, **rule,
                                   schedule=args.schedule or "oneshot",
                                   finetune_epochs=ft_epochs or 1, rewind=args.rewind,
                                   scope=args.scope, structured=args.structured,
@@ -210,19 +212,24 @@ def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> di
                    "stages": {k: stages[k].to_dict() for k in STAGES if k in stages}})
 
 
-def run_pipeline(args: argparse.Namespace) -> int:
-    """Build the session, run the stages, print the table, write the JSON and export."""
+def make_session(args: argparse.Namespace):
+    """The untrained session `explorer run` starts from, seeded by --seed."""
     from ..session.session import Session
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.stderr.write(f"{RUN_PROG}: error: argument --device: 'cuda' is not available here\n")
-        return 2
     torch.manual_seed(args.seed)
     lm = {k: getattr(args, k, None) for k in ("layers", "heads", "context")}
     lm["max_train_windows"] = getattr(args, "train_windows", None)
     lm = {k: v for k, v in lm.items() if v is not None}
-    session = Session(args.dataset, args.model, width=args.width, init=args.init,
-                      seed=args.seed, device=args.device, pretrained=False, **lm)
+    return Session(args.dataset, args.model, width=args.width, init=args.init,
+                   seed=args.seed, device=args.device, pretrained=False, **lm)
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Build the session, run the stages, print the table, write the JSON and export."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.stderr.write(f"{RUN_PROG}: error: argument --device: 'cuda' is not available here\n")
+        return 2
+    session = make_session(args)
     missing = _needs_engine(session, args)
     if missing is not None:
         sys.stderr.write(f"{RUN_PROG}: error: {missing}\n")

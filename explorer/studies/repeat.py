@@ -1,0 +1,129 @@
+"""`explorer run --seeds N`: the same pipeline once per seed, then means and intervals.
+
+Each seed is a whole `explorer run` (its own data split, init and batch order), run in a
+spawned process of a local pool (or one after another with --workers 0). The report keeps
+every seed's stages and adds, per stage, the mean and 95% t-interval of each number, and
+the paired comparisons a conclusion rests on: pruned and fine-tuned vs the baseline,
+distilled vs the student alone (differences of test accuracy, or of test MSE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
+
+NUMBERS = ("accuracy", "loss", "mse", "f1", "teacher_agreement", "sparsity", "nonzero",
+           "flops_effective", "perplexity")
+COMPARISONS = (("pruned", "baseline"), ("finetuned", "baseline"),
+               ("distilled", "student_alone"))
+
+
+def run_one(seed: int, threads: int, args: dict) -> dict:
+    """One seed of `explorer run` (quiet), returned as its JSON report."""
+    import torch
+
+    from .pipeline import Progress, make_session, report, run_stages
+
+    if threads:
+        torch.set_num_threads(threads)
+    ns = argparse.Namespace(**{**args, "seed": seed, "json": None, "export": None})
+    session = make_session(ns)
+    progress = Progress(stream=_Null())
+    stages = run_stages(session, ns, progress)
+    return report(ns, session, stages)
+
+
+class _Null:
+    """A stream that drops what is written (per-seed progress bars would interleave)."""
+
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+def quality_key(reports: list[dict]) -> str:
+    stage = next(iter(reports[0]["stages"].values()))
+    return "accuracy" if stage.get("accuracy") is not None else "mse"
+
+
+def combine(reports: list[dict]) -> dict:
+    """Per stage and number: summarize over seeds; the paired comparisons."""
+    stages = [s for s in reports[0]["stages"] if all(s in r["stages"] for r in reports)]
+    summary = {}
+    for stage in stages:
+        rows = [r["stages"][stage] for r in reports]
+        summary[stage] = {k: summarize([row[k] for row in rows]) for k in NUMBERS
+                          if all(isinstance(row.get(k), (int, float)) and
+                                 math.isfinite(row[k]) for row in rows)}
+    key = quality_key(reports)
+    comparisons = {}
+    for a, b in COMPARISONS:
+        if a in stages and b in stages:
+            comparisons[f"{a}_vs_{b}"] = {
+                "metric": f"test {key}",
+                **paired([r["stages"][a][key] for r in reports],
+                         [r["stages"][b][key] for r in reports])}
+    return {"summary": summary, "comparisons": comparisons, "metric": key}
+
+
+def format_runs(result: dict) -> str:
+    key = result["metric"]
+    scale, digits = (100.0, 2) if key == "accuracy" else (1.0, 4)
+    lines = [f"stage          test {key} (mean [95% interval]) over seeds "
+             f"{', '.join(map(str, result['seeds']))}"]
+    for stage, numbers in result["summary"].items():
+        if key in numbers:
+            lines.append(f"{stage:<14} {fmt(numbers[key], scale=scale, digits=digits)}")
+    for name, comp in result["comparisons"].items():
+        lines.append(f"{name:<28} {fmt(comp, scale=scale, digits=digits, key='mean_diff')} "
+                     f"({comp['verdict']})")
+    return "\n".join(lines)
+
+
+def _plain(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_repeated(args: argparse.Namespace) -> int:
+    """Run every seed, print the per-seed lines and the summary, write the JSON."""
+    seeds = seed_list(args.seed, args.seeds)
+    plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+             if not callable(v) and k not in ("func", "handler")}
+    plain = copy.deepcopy(plain)
+    workers = default_workers(len(seeds), 1) if args.workers is None else args.workers
+    start = time.perf_counter()
+    try:
+        reports = map_seeds(run_one, seeds, workers, threads=1 if workers > 1 else 0,
+                            args=plain)
+    except ValueError as err:  # a combination only the session can judge
+        sys.stderr.write(f"explorer run: error: {err}\n")
+        return 2
+    result = {"seeds": seeds, "workers": workers, "per_seed": reports, **combine(reports),
+              "seconds": round(time.perf_counter() - start, 1)}
+    key = result["metric"]
+    for seed, rep in zip(seeds, reports):
+        print(f"seed {seed}: " + ", ".join(f"{stage} {st[key]:.4f}"
+                                           for stage, st in rep["stages"].items()))
+    print(format_runs(result))
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(_plain(result), indent=1))
+        print(f"report written to {args.json}")
+    return 0
