@@ -20,6 +20,7 @@ from ipywidgets.widgets import widget as ipy_widget
 from explorer import Session
 from explorer.config import PruneConfig
 from explorer.engine.prune import MagnitudeIndex, compute_masks
+from explorer.engine.structure import within_committed
 from explorer.ui import ExplorerApp
 from explorer.ui.controls import SLIDER_RANGES
 
@@ -67,13 +68,17 @@ def surfaced(monkeypatch):
 
 
 def expected_masks(session: Session, kwargs: dict) -> dict[str, torch.Tensor]:
+    """From the base, then the re-pruning rule after a job (README: re-pruning)."""
     config = PruneConfig(**kwargs)
-    return compute_masks(MagnitudeIndex({n: session.base[n] for n in session.prunable}),
-                         config).masks
+    index = MagnitudeIndex({n: session.base[n] for n in session.prunable})
+    result = compute_masks(index, config)
+    return within_committed(result, session.slot.committed, config, index,
+                            session.base).masks
 
 
 def check_masks(app: ExplorerApp) -> None:
-    """Unstructured setting in force: masks equal a fresh computation from the base."""
+    """Unstructured setting in force: masks equal a fresh computation from the base (and
+    the last job's masks, by the re-pruning rule)."""
     kwargs = app.prune_kwargs()
     if kwargs.get("structured") or app.session.masks is None:
         return
