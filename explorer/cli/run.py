@@ -123,6 +123,9 @@ def check_combination(args: argparse.Namespace) -> str | None:
     for flag, value in iterative:
         if value not in (None, False) and args.prune_sparsity is None:
             return f"argument {flag}: works with --prune-sparsity, not {prune_given}"
+    if isinstance(args.rewind, int) and args.rewind > args.epochs:  # before 50 s of training
+        return (f"argument --rewind: {args.rewind} is not an epoch the baseline records: it "
+                f"trains --epochs {args.epochs}, so rewind to init or 1..{args.epochs}")
     if args.structured and args.scope != "layer":
         return f"argument --scope: structured pruning is per layer, got {args.scope!r}"
     if args.norm is not None and not args.structured:

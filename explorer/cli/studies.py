@@ -122,7 +122,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
 def _write_json(path: Path | None, result: dict) -> int:
     """Write the JSON report when asked; the command's exit status."""
     if path is not None:
-        Path(path).write_text(json.dumps(result, indent=1))
+        Path(path).write_text(json.dumps(result, indent=1))  # checked writable up front
         print(f"results written to {path}")
     return 0
 
@@ -215,7 +215,7 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         grid = parse_grid(args.grid)
-        expand(grid)  # every point checked before torch is imported
+        expand(grid)  # every point checked (and the grid's size) before torch is imported
     except ValueError as err:
         sys.stderr.write(f"explorer sweep: error: argument --grid: {err}\n")
         return 2
