@@ -7,8 +7,9 @@ constants, so a control and the API can never disagree about what is legal.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 # Pruning bounds.
 SPARSITY_MIN = 0.0
@@ -58,18 +59,65 @@ MODEL_WIDTH_MIN, MODEL_WIDTH_MAX = 0.01, 16.0
 FINETUNE_LR_FACTOR = 0.1  # Han et al. 2015 retrain at a tenth of the learning rate
 UNDO_MAX = 20  # model states kept for Undo (the oldest go first)
 HISTORY_MAX = 2000  # epoch and pruning records kept for the curves
+REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs
+
+# Bounds on what a request, a data set or a file may ask the explorer to build (issue 19):
+# every one is checked before any memory is spent on it.
+HIDDEN_MAX = 16384  # widest hidden layer of an MLP (hidden=, or a session file's config)
+HIDDEN_LAYERS_MAX = 16
+CLASSES_MAX = 100_000  # class labels 0..CLASSES_MAX-1 (a label of 10**9 would ask for 4 GB)
+GRID_POINTS_MAX = 1000  # points of one sweep grid
+# Session files (explorer.session.loadcheck): refused from the zip's central directory
+# before any tensor is read.
+LOAD_RATIO_MAX = 100  # a member expanding more than 100:1 is a compression bomb
+LOAD_PICKLE_MAX = 64 * 2**20  # the file's object tree (history, configs), uncompressed
+LOAD_PARAMS_MAX = 100_000_000  # parameters of one model a session file may claim
+LOAD_MEMBERS_MAX = 100_000  # zip members (one per tensor storage)
+
+
+def show_value(value: object) -> str:
+    """repr(value), shortened for huge integers (10**400 has 401 digits)."""
+    text = repr(value)
+    if isinstance(value, numbers.Integral) and len(text) > 24:
+        return f"{text[:12]}... (an integer of {len(text.lstrip('-'))} digits)"
+    return text
 
 
 def check_number(name: str, value: object, low: float, high: float,
                  *, integer: bool = False) -> float:
-    """Return `value` as a number in [low, high] or raise ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return `value` as a number in [low, high] or raise ValueError naming it.
+
+    NumPy scalars count like Python numbers (np.float32(0.5), np.int64(3)); integers of
+    any size are compared exactly, so 10**400 is out of range, not an OverflowError.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # np.bool_ is not Real
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or not (low <= value <= high):
+    if isinstance(value, numbers.Integral):
+        whole = int(value)
+        if not low <= whole <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got "
+                             f"{show_value(whole)}")
+        if integer:
+            return whole
+        try:
+            return float(whole)
+        except OverflowError:
+            raise ValueError(f"{name} is too large to be a float: got "
+                             f"{show_value(whole)}") from None
+    number = float(value)
+    if not math.isfinite(number) or not (low <= number <= high):
         raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
-    if integer and int(value) != value:  # after the finiteness test: int(nan) raises
+    if integer and int(number) != number:  # after the finiteness test: int(nan) raises
         raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(value) if integer else float(value)
+    return int(number) if integer else number
+
+
+def _store_checked(obj: object, checked: dict[str, object]) -> None:
+    """Keep the checked (plain Python) values on a frozen dataclass, not NumPy scalars."""
+    names = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    for key, value in checked.items():
+        if key in names:
+            object.__setattr__(obj, key, value)
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -94,17 +142,22 @@ class TrainConfig:
     steps: int | None = None  # a budget of optimizer steps; epochs is then ignored
 
     def __post_init__(self) -> None:
-        check_number("epochs", self.epochs, 1, EPOCHS_MAX, integer=True)
-        check_number("lr", self.lr, LR_MIN, LR_MAX)
+        checked: dict[str, object] = {
+            "epochs": check_number("epochs", self.epochs, 1, EPOCHS_MAX, integer=True),
+            "lr": check_number("lr", self.lr, LR_MIN, LR_MAX)}
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("batch_size", self.batch_size, 1, BATCH_SIZE_MAX, integer=True)
-        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
-        check_number("momentum", self.momentum, 0.0, 0.999)
+        checked["batch_size"] = check_number("batch_size", self.batch_size, 1, BATCH_SIZE_MAX,
+                                             integer=True)
+        checked["weight_decay"] = check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        checked["momentum"] = check_number("momentum", self.momentum, 0.0, 0.999)
         if self.clip_grad_norm is not None:
-            check_number("clip_grad_norm", self.clip_grad_norm, 1e-6, 1e6)
+            checked["clip_grad_norm"] = check_number("clip_grad_norm", self.clip_grad_norm,
+                                                     1e-6, 1e6)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.steps is not None:
-            check_number("steps", self.steps, 1, STEPS_BUDGET_MAX, integer=True)
+            checked["steps"] = check_number("steps", self.steps, 1, STEPS_BUDGET_MAX,
+                                            integer=True)
+        _store_checked(self, checked)
 
 
 @dataclass(frozen=True)
@@ -125,12 +178,15 @@ class PruneConfig:
                 "give exactly one of threshold=, sparsity=, std=; "
                 f"got {', '.join(given) if given else 'none'}"
             )
+        checked: dict[str, object] = {}
         if self.threshold is not None:
-            check_number("threshold", self.threshold, THRESHOLD_MIN, math.inf)
+            checked["threshold"] = check_number("threshold", self.threshold, THRESHOLD_MIN,
+                                                math.inf)
         if self.sparsity is not None:
-            check_number("sparsity", self.sparsity, SPARSITY_MIN, 1.0)
+            checked["sparsity"] = check_number("sparsity", self.sparsity, SPARSITY_MIN, 1.0)
         if self.std is not None:
-            check_number("std", self.std, STD_MIN, math.inf)
+            checked["std"] = check_number("std", self.std, STD_MIN, math.inf)
+        _store_checked(self, checked)
         check_choice("scope", self.scope, SCOPES)
         if self.std is not None and self.scope == "global":
             raise ValueError("std= is a per-layer rule (Han et al.); use scope='layer', "

@@ -1,21 +1,36 @@
 """Checks for the arguments config.py's bounds do not cover: seeds, switches, devices,
-callbacks, output paths, data values and models without anything to prune.
+callbacks, output paths, data values, models and widths.
 
 Every check raises ValueError naming the argument and the value given, before anything
-in the session changes (the API promise of issue 8).
+in the session changes (the API promise of issues 8 and 19). Importing this module does
+not import torch (the command line checks output paths with it before torch loads).
 """
 
 from __future__ import annotations
 
+import numbers
+import os
 import threading
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from .config import (
+    CLASSES_MAX,
+    HIDDEN_LAYERS_MAX,
+    HIDDEN_MAX,
+    MODEL_WIDTH_MAX,
+    check_number,
+    show_value,
+)
 
-from .config import check_number
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SEED_MAX = 2**31 - 1  # what numpy, sklearn and torch all accept
+# Pseudo file systems: a path there is never a regular file one can write a report to.
+PSEUDO_ROOTS = (Path("/proc"), Path("/sys"))
 
 
 def check_seed(name: str, value: object) -> int:
@@ -30,12 +45,57 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
+def check_index(name: str, value: object, n: int) -> int:
+    """A whole number in 0..n-1 (NumPy integers count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not 0 <= int(value) < n:
+        raise ValueError(f"{name} must be a whole number in 0..{n - 1}; got "
+                         f"{show_value(value)}")
+    return int(value)
+
+
+def check_width(value: object) -> float:
+    """A model's width multiplier: a number in (0, MODEL_WIDTH_MAX]."""
+    width = check_number("width", value, 0.0, MODEL_WIDTH_MAX)
+    if width <= 0:
+        raise ValueError(f"width must be a number in (0, {MODEL_WIDTH_MAX:g}]; got {value!r}")
+    return width
+
+
+def check_hidden(value: object) -> tuple[int, ...] | None:
+    """An MLP's hidden widths: a list or tuple of 1..HIDDEN_LAYERS_MAX whole numbers, each
+    in 1..HIDDEN_MAX (a bare number is not a list of widths)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"hidden must be a list of layer widths such as (256, 128); "
+                         f"got {show_value(value)}")
+    if not 1 <= len(value) <= HIDDEN_LAYERS_MAX:
+        raise ValueError(f"hidden must list 1 to {HIDDEN_LAYERS_MAX} layer widths; got "
+                         f"{len(value)}: {show_value(tuple(value))[:80]}")
+    widths = []
+    for h in value:
+        try:
+            widths.append(int(check_number("hidden width", h, 1, HIDDEN_MAX, integer=True)))
+        except ValueError:
+            raise ValueError(f"hidden must be whole widths in 1..{HIDDEN_MAX}; got "
+                             f"{show_value(h)} in {show_value(tuple(value))[:120]}") from None
+    return tuple(widths)
+
+
 def check_device_available(device: torch.device) -> torch.device:
     """Refuse a CUDA device this machine does not have (torch raises AssertionError)."""
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} is not available here (no CUDA); use cpu")
+    import torch
+
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda; got {str(device)!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} is not available here (no CUDA); "
+                             "use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} is not available here: this machine "
+                             f"has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -48,25 +108,138 @@ def check_job_hooks(stop: object, on_event: object) -> None:
 
 
 def check_output_path(name: str, path: object) -> Path:
-    """A file path whose folder exists (checked before minutes of work, not after)."""
-    if not isinstance(path, (str, Path)) or not str(path):
+    """A regular file we can write, checked before minutes of work rather than after: its
+    folder exists and is writable, it is not a folder, a device or a file under /proc or
+    /sys, and an existing file is writable."""
+    if not isinstance(path, (str, Path)) or not str(path).strip():
         raise ValueError(f"{name} must be a file path; got {path!r}")
+    shown = str(path)
     target = Path(path).expanduser()
+    resolved = target.resolve()
+    for root in PSEUDO_ROOTS:
+        if resolved == root or root in resolved.parents:
+            raise ValueError(f"{name} {shown!r} is under {root}, a pseudo file system, not "
+                             "a regular file to write")
     if target.is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a folder, not a file")
-    if not target.resolve().parent.is_dir():
-        raise ValueError(f"{name} {str(path)!r}: its folder does not exist")
+        raise ValueError(f"{name} {shown!r} is a folder, not a file")
+    folder = resolved.parent
+    if not folder.is_dir():
+        raise ValueError(f"{name} {shown!r}: its folder does not exist")
+    if resolved.exists():
+        if not resolved.is_file():
+            raise ValueError(f"{name} {shown!r} exists and is not a regular file")
+        if not os.access(resolved, os.W_OK):
+            raise ValueError(f"{name} {shown!r} exists and is not writable")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {shown!r}: its folder {str(folder)!r} is not writable")
     return target
 
 
-def check_finite_data(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
-    """NaN or infinite inputs (or regression targets) would make every loss NaN."""
+def check_data(name: str, x: torch.Tensor, y: torch.Tensor, task: str) -> None:
+    """Inputs real-valued and finite; targets of the task's kind (class indices in
+    0..CLASSES_MAX-1, or finite real regression targets)."""
+    import torch
+
+    if x.is_complex():
+        raise ValueError(f"{name}: x has dtype {x.dtype}; the explorer takes real-valued "
+                         "inputs (float or integer)")
+    if y.is_complex():
+        raise ValueError(f"{name}: y has dtype {y.dtype}; targets must be real-valued")
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name}: x holds {bad} NaN or infinite values")
     if y.is_floating_point() and not bool(torch.isfinite(y).all()):
         bad = int((~torch.isfinite(y)).sum())
         raise ValueError(f"{name}: y holds {bad} NaN or infinite values")
+    if task != "classification" or y.numel() == 0:
+        return
+    if y.ndim != 1 or y.is_floating_point():
+        raise ValueError(f"{name}: classification targets must be a 1-d integer tensor of "
+                         f"class indices; got dtype {y.dtype}, shape {tuple(y.shape)}")
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        raise ValueError(f"{name}: class indices must be >= 0; got {low}")
+    if high >= CLASSES_MAX:
+        raise ValueError(f"{name}: class index {high} is past the limit of {CLASSES_MAX} "
+                         f"classes (labels 0..{CLASSES_MAX - 1}); a model with {high + 1} "
+                         "outputs is not what you meant")
+
+
+def check_finite_data(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    """NaN or infinite inputs (or regression targets) would make every loss NaN."""
+    check_data(name, x, y, "regression")
+
+
+def check_model(model: nn.Module, name: str) -> None:
+    """A user's module the explorer can own: real data (not on `meta`), float32 weights,
+    and no weight shared between two layers (each layer is pruned on its own)."""
+    import torch
+
+    owners: dict[int, str] = {}
+    for pname, param in model.named_parameters(remove_duplicate=False):
+        if param.device.type == "meta":
+            raise ValueError(f"model {name}: parameter {pname} is on the meta device (it has "
+                             "no values); materialise the model (to_empty, then initialise) "
+                             "first")
+        if param.dtype != torch.float32:
+            raise ValueError(f"model {name}: parameter {pname} has dtype {param.dtype}; the "
+                             "explorer trains float32 models (call model.float())")
+        first = owners.setdefault(id(param), pname)
+        if first != pname:
+            raise ValueError(f"model {name}: {first} and {pname} are one shared (tied) "
+                             "weight; the explorer prunes each layer's own weight, so untie "
+                             "them (or give the model without the tie)")
+    for bname, buffer in model.named_buffers():
+        if buffer.device.type == "meta":
+            raise ValueError(f"model {name}: buffer {bname} is on the meta device (it has no "
+                             "values)")
+
+
+def check_trainable(model: nn.Module, name: str) -> None:
+    """Training needs at least one parameter with requires_grad=True."""
+    params = list(model.parameters())
+    if params and not any(p.requires_grad for p in params):
+        raise ValueError(f"model {name} has no trainable parameter (requires_grad=False on "
+                         f"all {len(params)}); set requires_grad_(True) on the ones to train")
+
+
+def check_batches(model: nn.Module, n_train: int, batch_size: int) -> None:
+    """BatchNorm1d cannot train on a batch of one example: refuse a batch size that makes
+    one (the last batch of every epoch when n_train % batch_size == 1)."""
+    from torch import nn
+
+    if not any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+        return
+    if batch_size == 1 or n_train % batch_size == 1:
+        raise ValueError(f"batch_size {batch_size} leaves a batch of a single example (of "
+                         f"{n_train} training examples), and BatchNorm1d cannot train on "
+                         "one; pick another batch size")
+
+
+def check_masks(masks: object, base: Mapping[str, torch.Tensor],
+                names: Collection[str]) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks for some of `names`, each of its weight's shape (on its device)."""
+    import torch
+
+    if not isinstance(masks, Mapping) or not masks:
+        raise ValueError(f"masks must map layer names to boolean tensors; got "
+                         f"{type(masks).__name__}")
+    out = {}
+    for name, mask in masks.items():
+        if name not in names:
+            raise ValueError(f"mask for unknown layer {name!r}; maskable: "
+                             f"{', '.join(sorted(names))}")
+        if not isinstance(mask, torch.Tensor):
+            raise ValueError(f"mask {name} must be a boolean tensor; got "
+                             f"{type(mask).__name__}")
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask {name} has dtype {mask.dtype}; masks are boolean (True "
+                             "keeps a weight, False prunes it)")
+        if mask.shape != base[name].shape:
+            raise ValueError(f"mask {name} has shape {tuple(mask.shape)}; the weight has "
+                             f"{tuple(base[name].shape)}")
+        out[str(name)] = mask.to(base[name].device)
+    return out
 
 
 def check_prunable(model: nn.Module, name: str, prunable: list[str]) -> None:

@@ -11,7 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import check_number
+from ..config import REWIND_EPOCHS_KEPT, check_number
+from ..validate import check_output_path  # torch-free: imports no torch
+
+
+def shown(text: str) -> str:
+    """The value as typed, quoted; a very long one shortened (10**400 has 401 digits)."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
 def number(low: float, high: float, integer: bool = False) -> Callable[[str], float]:
@@ -20,14 +26,14 @@ def number(low: float, high: float, integer: bool = False) -> Callable[[str], fl
     def parse(text: str) -> float:
         try:
             value = int(text) if integer else float(text)
-        except ValueError:
+        except ValueError:  # also an integer of more than 4,300 digits
             kind = "a whole number" if integer else "a number"
-            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {shown(text)}") from None
         try:
             return check_number("value", value, low, high, integer=integer)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"must be between {low:g} and {high:g}, got {text!r}") from None
+                f"must be between {low:g} and {high:g}, got {shown(text)}") from None
 
     return parse
 
@@ -40,20 +46,21 @@ def rewind_point(text: str) -> str | int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be 'init' or a whole number of epochs, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 'init' or >= 0, got {text!r}")
+            f"must be 'init' or a whole number of epochs, got {shown(text)}") from None
+    if not 1 <= value <= REWIND_EPOCHS_KEPT:
+        raise argparse.ArgumentTypeError(
+            f"must be 'init' or an epoch in 1..{REWIND_EPOCHS_KEPT} (the rewind points a "
+            f"run records), got {shown(text)}")
     return value
 
 
 def output_path(text: str) -> Path:
-    """A file path whose folder exists (checked now, not after minutes of training)."""
-    path = Path(text)
-    if not text or path.is_dir():
-        raise argparse.ArgumentTypeError(f"must be a file path, got {text!r}")
-    if not path.expanduser().resolve().parent.is_dir():
-        raise argparse.ArgumentTypeError(f"folder of {text!r} does not exist")
-    return path
+    """A regular file we can write (checked now, not after minutes of training): its folder
+    exists and is writable; not a folder, a device, or anything under /proc or /sys."""
+    try:
+        return check_output_path("file", text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], None]:

@@ -141,6 +141,9 @@ def check_combination(args: argparse.Namespace) -> str | None:
         return f"argument --export: writes one model; got --seeds {args.seeds}"
     if getattr(args, "workers", None) is not None and getattr(args, "seeds", 1) == 1:
         return "argument --workers: needs --seeds N (N > 1)"
+    if isinstance(args.rewind, int) and args.rewind > args.epochs:  # before 50 s of training
+        return (f"argument --rewind: {args.rewind} is not an epoch the baseline records: it "
+                f"trains --epochs {args.epochs}, so rewind to init or 1..{args.epochs}")
     if args.structured and args.scope != "layer":
         return f"argument --scope: structured pruning is per layer, got {args.scope!r}"
     if args.norm is not None and not args.structured:

@@ -158,7 +158,7 @@ def _plain(value: Any) -> Any:
 def _write_json(path: Path | None, result: dict) -> int:
     """Write the JSON report when asked; the command's exit status."""
     if path is not None:
-        Path(path).write_text(json.dumps(_plain(result), indent=1))
+        Path(path).write_text(json.dumps(_plain(result), indent=1))  # checked writable up front
         print(f"results written to {path}")
     return 0
 
@@ -272,7 +272,7 @@ def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             if "seed" in grid:
                 raise ValueError("give seeds with --seeds N or with seed=..., not both")
             grid["seed"] = [args.seed + i for i in range(args.seeds)]
-        expand(grid)  # every point checked before torch is imported
+        expand(grid)  # every point checked (and the grid's size) before torch is imported
     except ValueError as err:
         return fail("--grid", str(err))
     ray_only = (("--address", args.address), ("--cpus-per-point", args.cpus_per_point),

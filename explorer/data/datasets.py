@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import DATASETS, TASKS
-from ..validate import check_finite_data
+from ..validate import check_data
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 
@@ -167,13 +167,8 @@ def _checked(name: str, x: torch.Tensor, y: torch.Tensor, task: str) -> Split:
                          f"got {tuple(x.shape)}")
     if len(x) != len(y):
         raise ValueError(f"{name}: x has {len(x)} rows but y has {len(y)}")
-    check_finite_data(name, x, y)
+    check_data(name, x, y, task)  # real dtypes, finite, labels in 0..CLASSES_MAX-1
     if task == "classification":
-        if y.ndim != 1 or y.is_floating_point() or y.is_complex():
-            raise ValueError(f"{name}: classification targets must be a 1-d integer tensor "
-                             f"of class indices; got dtype {y.dtype}, shape {tuple(y.shape)}")
-        if int(y.min()) < 0:
-            raise ValueError(f"{name}: class indices must be >= 0; got {int(y.min())}")
         return Split(x.float(), y.long())
     y = y.float()
     return Split(x.float(), y.unsqueeze(1) if y.ndim == 1 else y)

@@ -177,7 +177,14 @@ def load_text_file(path: str | Path, context: int = DEFAULT_CONTEXT, seed: int =
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"text file {str(path)!r} does not exist")
-    text = path.read_text(encoding=encoding)
+    try:
+        text = path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:  # name the file and where: the bare error says neither
+        raise ValueError(f"text file {str(path)!r} is not {encoding} text: byte "
+                         f"{err.object[err.start:err.start + 1]!r} at offset {err.start} "
+                         f"cannot be decoded ({err.reason}); save it as {encoding}") from None
+    except OSError as err:
+        raise ValueError(f"text file {str(path)!r} cannot be read ({err.strerror})") from None
     if not text.strip():
         raise ValueError(f"text file {str(path)!r} is empty")
     if len(text) < 3 * (context + 1):

@@ -170,7 +170,8 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
     `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.
     `loss_fn(output, x, y, index)` may replace the task loss (distillation uses it).
     `config.steps` gives a budget of optimizer steps instead of `config.epochs`.
-    `start_accuracy` (validation accuracy before the job) arms the collapse-to-chance
+    `start_accuracy` (validation accuracy before the job), or the best validation accuracy
+    of an earlier epoch of this run, arms the collapse-to-chance
     check. A bad loss stops the run before its step is applied.
     """
     params = dict(model.named_parameters())
@@ -180,7 +181,7 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     budget = config.steps or steps_per_epoch * config.epochs
     epochs = math.ceil(budget / steps_per_epoch)
-    step = 0
+    step, best_accuracy = 0, start_accuracy
     model.train()
     for epoch in range(1, epochs + 1):
         total_loss, seen = 0.0, 0
@@ -219,9 +220,11 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
                                   f"{step}")
             return
         val_loss, val_accuracy, out = evaluate(model, val, task)
-        if at_chance(val_accuracy, start_accuracy, out.shape[-1]):
+        if at_chance(val_accuracy, best_accuracy, out.shape[-1]):
             yield StopEvent(step, f"{DIVERGED}: accuracy fell to chance "
                                   f"({val_accuracy:.1%}) at step {step}")
             return
+        if val_accuracy is not None:  # a run from scratch arms the check once it learned
+            best_accuracy = max(best_accuracy or 0.0, val_accuracy)
         yield EpochEvent(epoch, epochs, step, total_loss / max(seen, 1), val_loss,
                          val_accuracy)

@@ -42,7 +42,7 @@ from ..engine.train import (
     evaluate,
     train_steps,
 )
-from ..validate import check_job_hooks, check_prunable
+from ..validate import check_batches, check_job_hooks, check_prunable, check_trainable
 from .bounded import BoundedList
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
 from .tasks import Task
@@ -318,6 +318,8 @@ class SessionCore:
         config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
                              weight_decay=weight_decay, steps=steps)
         check_job_hooks(stop, on_event)
+        check_trainable(self.model, self.model_name)
+        check_batches(self.model, len(self.data.train), config.batch_size)
         with self.job("training"):
             with self.lock:
                 slot = self.slot

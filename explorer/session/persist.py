@@ -2,11 +2,15 @@
 
 The file holds plain tensors, dicts, lists, strings and numbers only, written with
 torch.save and read with torch.load(..., weights_only=True): a crafted pickle that
-would import and call something is refused by torch's restricted unpickler. On top of
-that every field is checked, and the weights must fit the model rebuilt from the
-file's own configuration, so a truncated file, a checkpoint or export of something
-else, or a session file whose weights belong to another model, are each refused with
-a ValueError before any session is returned.
+would import and call something is refused by torch's restricted unpickler.
+
+A load is bounded and atomic. Before any tensor is read, explorer.session.loadcheck
+checks the zip's directory (compression bombs, sizes) and the object tree on `meta`
+tensors (every field, every shape and dtype against the models rebuilt from the file's
+own configuration, the caps on undo entries, rewind points and history from config.py).
+Only then are the tensors read, their values checked, and a complete new Session built
+off to the side; the caller gets it only when everything passed, so a refused file
+leaves nothing half-loaded. Every refusal is a ValueError naming the file and the field.
 
 What is kept, per model slot (teacher, student, student_alone): the live weights, the
 dense base, the original, the undo stack, the masks and pruning setting, and the
@@ -21,25 +25,24 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
 
-from ..config import DATASETS, MODELS, PerLayerConfig, PruneConfig
-from ..engine.metrics import LayerStats, Snapshot
+from ..config import DATASETS, HISTORY_MAX, MODELS
+from ..engine.metrics import Snapshot
 from ..models.zoo import build_from_arch
 from .bounded import BoundedList
 from .core import SessionCore
-from .slots import ModelSlot, UndoEntry
+from .loadcheck import FORMAT, VERSION, check_file, check_header
+from .loadshape import check_prune_config, snapshot_from_dict, unplain
+from .slots import ModelSlot, State, UndoEntry
 
-FORMAT = "explorer-session"
-VERSION = 1
-SNAPSHOT_FIELDS = {f.name for f in fields(Snapshot)}
-LAYER_ARRAYS = {"hist_counts": np.int32, "hist_base_counts": np.int32,
-                "hist_edges": np.float32}
+__all__ = ["FORMAT", "VERSION", "load_session", "plain", "read_payload", "save_session",
+           "session_bytes", "session_payload", "snapshot_from_dict", "unplain"]
 
 
 # ----- plain values ----------------------------------------------------------------
@@ -61,31 +64,6 @@ def plain(value: Any) -> Any:
         return value.item()
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone()
-    return value
-
-
-def _layer_fields(layer: dict) -> dict[str, Any]:
-    return {k: np.asarray(v, dtype=LAYER_ARRAYS[k]) if k in LAYER_ARRAYS else v
-            for k, v in layer.items()}
-
-
-def snapshot_from_dict(d: dict) -> Snapshot:
-    """The inverse of Snapshot.to_dict (extra metrics are the keys it merged in)."""
-    layers = tuple(LayerStats(**_layer_fields(layer)) for layer in d["layers"])
-    core = {k: d[k] for k in SNAPSHOT_FIELDS - {"layers", "extra"} if k in d}
-    core["warnings"] = tuple(core.get("warnings", ()))
-    extra = {k: v for k, v in d.items()
-             if k not in SNAPSHOT_FIELDS and k not in ("prunable", "__snapshot__")}
-    return Snapshot(**core, layers=layers, extra=extra)
-
-
-def unplain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get("__snapshot__"):
-            return snapshot_from_dict(value)
-        return {k: unplain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unplain(v) for v in value]
     return value
 
 
@@ -159,43 +137,41 @@ def session_bytes(session: SessionCore) -> bytes:
 
 # ----- loading -----------------------------------------------------------------------
 def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
-    """torch.load with weights_only=True; every failure becomes a ValueError."""
+    """The checked payload of a session file (loadcheck first, then torch.load with
+    weights_only=True); every failure becomes a ValueError naming the file."""
     name = "the upload" if isinstance(source, (bytes, bytearray, io.IOBase)) else str(source)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(bytes(source))
+    if isinstance(source, Path):
+        source = str(source)
+    if isinstance(source, str) and not Path(source).exists():
+        raise ValueError(f"{name}: no such file")
     if not _is_zip(source):  # torch.save writes a zip; anything else is not ours
         raise ValueError(f"{name} is not a readable session file (not a torch.save zip "
                          "archive: truncated, or not made by Session.save)")
+    check_file(source, name)  # bounded and checked before any tensor is read
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{name}: no such file") from None
     except pickle.UnpicklingError as err:  # a global torch's safe unpickler will not load
         lines = [line for line in str(err).splitlines() if "Unsupported" in line]
         first = lines[0].strip() if lines else type(err).__name__
         raise ValueError(f"{name} is refused: it holds objects other than tensors and plain "
                          f"data, which could run code ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            AssertionError) as err:
         raise ValueError(f"{name} is not a readable session file (truncated or not made by "
                          f"Session.save): {str(err).splitlines()[0][:160]}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{name} is not a session file (format {kind!r}; expected "
-                         f"{FORMAT!r}): a checkpoint or export loads elsewhere")
-    if payload.get("version") != VERSION:
-        raise ValueError(f"{name}: session file version {payload.get('version')!r}; "
-                         f"this explorer reads version {VERSION}")
+    check_header(payload, name)
+    _check_values(payload, name)
     return payload
 
 
-def _is_zip(source: str | Path | IO[bytes]) -> bool:
-    """True when `source` starts like a zip archive (missing files pass: reported later)."""
-    if isinstance(source, (str, Path)):
+def _is_zip(source: str | IO[bytes]) -> bool:
+    """True when `source` starts like a zip archive."""
+    if isinstance(source, str):
         try:
             with open(source, "rb") as handle:
                 return handle.read(4) == b"PK\x03\x04"
-        except FileNotFoundError:
-            return True
         except OSError as err:
             raise ValueError(f"{source}: cannot be read ({err.strerror})") from None
     start = source.tell()
@@ -204,73 +180,68 @@ def _is_zip(source: str | Path | IO[bytes]) -> bool:
     return head == b"PK\x03\x04"
 
 
-def _check_state(what: str, state: object, model: torch.nn.Module) -> dict:
-    """The state must name exactly the model's tensors, with the same shapes."""
-    want = model.state_dict()
-    if not isinstance(state, dict) or set(state) != set(want):
-        extra = sorted(set(state) - set(want)) if isinstance(state, dict) else []
-        missing = sorted(set(want) - set(state)) if isinstance(state, dict) else []
-        raise ValueError(f"{what} belongs to another model: missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}")
-    for key, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.shape != want[key].shape:
-            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
-            raise ValueError(f"{what} belongs to another model: {key} has shape {shape}, "
-                             f"the model needs {tuple(want[key].shape)}")
-    return state
+def _states(data: dict) -> list[tuple[str, State]]:
+    """Every weight state a saved slot holds, with where it sits."""
+    found = [(key, data[key]) for key in ("model_state", "base", "original", "initial")]
+    found += [(f"rewind point {k}", v) for k, v in data["rewind_states"].items()]
+    found += [(f"undo step {i}", e["base"] if isinstance(e.get("base"), dict) else e)
+              for i, e in enumerate(data["undo_stack"])]
+    return found
 
 
-def _prune_config(d: dict) -> PruneConfig:
-    """A PruneConfig, or the per-layer kind prune_per_layer installs (has targets)."""
-    if d.get("targets"):
-        return PerLayerConfig(**{**d, "targets": tuple((str(n), float(v))
-                                                       for n, v in d["targets"])})
-    return PruneConfig(**{k: v for k, v in d.items() if k != "targets"})
+def _check_values(payload: dict, name: str) -> None:
+    """The weights are finite (the shapes and dtypes were checked before reading)."""
+    for slot, data in payload["slots"].items():
+        for where, state in _states(data):
+            for key, tensor in state.items():
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f"{name} is refused: slot {slot} {where}: {key} holds "
+                                     "NaN or infinite values")
 
 
-def _undo_entry(saved: Any) -> UndoEntry:
-    """An undo entry as saved: a plain state (files from before undo kept masks) or a dict."""
-    if isinstance(saved, dict) and "base" in saved and isinstance(saved["base"], dict):
-        config = saved.get("prune_config")
-        return UndoEntry(saved["base"], saved.get("masks"),
-                         None if config is None else _prune_config(config),
-                         dict(saved.get("cuts") or {}), tuple(saved.get("warnings") or ()),
-                         saved.get("job"))
-    return UndoEntry(saved)
+def _copy(state: dict | None, device: torch.device) -> dict | None:
+    """Own copies on the session's device: no two loaded states share storage."""
+    return None if state is None else {k: v.to(device, copy=True) for k, v in state.items()}
 
 
-def _restore_slot(name: str, data: dict, model: torch.nn.Module,
-                  device: torch.device) -> ModelSlot:
-    """The ModelSlot saved as `name`, around `model` (checked against every state)."""
-    moved = lambda s: {k: v.to(device) for k, v in s.items()}  # noqa: E731
-    for key in ("model_state", "base", "original", "initial"):
-        _check_state(f"slot {name}: {key}", data[key], model)
-    for k, state in data["rewind_states"].items():
-        _check_state(f"slot {name}: rewind point {k}", state, model)
-    undo = [_undo_entry(e) for e in data["undo_stack"]]
-    for i, entry in enumerate(undo):
-        _check_state(f"slot {name}: undo step {i}", entry.base, model)
+def _undo_entry(saved: dict, device: torch.device) -> UndoEntry:
+    """An undo entry as saved: a dict, or a plain state (files from before undo kept masks)."""
+    if not isinstance(saved.get("base"), dict):
+        return UndoEntry(_copy(saved, device) or {})
+    config = saved.get("prune_config")
+    return UndoEntry(_copy(saved["base"], device) or {}, _copy(saved.get("masks"), device),
+                     None if config is None else check_prune_config("undo", config),
+                     dict(saved.get("cuts") or {}), tuple(saved.get("warnings") or ()),
+                     saved.get("job"))
+
+
+def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> ModelSlot:
+    """The ModelSlot saved in `data`, around `model` (data checked by loadcheck)."""
     model.to(device)
     slot = ModelSlot(model, str(data["model_name"]), dict(data["config"]),
-                     moved(data["initial"]))
-    slot.original = moved(data["original"])
-    slot.rewind_states = {int(k): moved(v) for k, v in data["rewind_states"].items()}
+                     _copy(data["initial"], device))
+    slot.original = _copy(data["original"], device) or {}
+    slot.rewind_states = {int(k): _copy(v, device) or {}
+                          for k, v in data["rewind_states"].items()}
     slot.epochs_trained = int(data["epochs_trained"])
-    slot.undo_stack.extend(
-        UndoEntry(moved(e.base), None if e.masks is None else moved(e.masks), e.prune_config,
-                  e.cuts, e.warnings, e.job) for e in undo)
-    slot.set_base(moved(data["base"]))
+    slot.undo_stack.extend(_undo_entry(e, device) for e in data["undo_stack"])
+    slot.set_base(_copy(data["base"], device) or {})
     if data["masks"] is not None:
-        slot.reapply(moved(data["masks"]), _prune_config(data["prune_config"]))
+        slot.reapply(_copy(data["masks"], device), check_prune_config("masks",
+                                                                      data["prune_config"]))
         slot.cuts = {k: float(v) for k, v in data["cuts"].items()}
         slot.warnings = tuple(data["warnings"])
-    model.load_state_dict(moved(data["model_state"]))
+    model.load_state_dict(data["model_state"])
     return slot
 
 
 def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
                  device: str | None = None) -> Any:
-    """Rebuild the Session (of class `cls`) saved in `source`; ValueError when refused."""
+    """Rebuild the Session (of class `cls`) saved in `source`; ValueError when refused.
+
+    The new session is built completely before it is returned: nothing is swapped in
+    anywhere until every check has passed.
+    """
     payload = read_payload(source)
     try:
         config = payload["config"]
@@ -279,21 +250,19 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
                       init=config["init"], seed=config["seed"], device=device,
                       pretrained=False, hidden=None if hidden is None else tuple(hidden))
         slots = payload["slots"]
-        session.slots["teacher"] = _restore_slot("teacher", slots["teacher"], session.model,
+        session.slots["teacher"] = _restore_slot(slots["teacher"], session.model,
                                                  session.device)
         for name, data in slots.items():
-            if name == "teacher":
-                continue
-            if name not in session.SLOTS or data.get("arch") is None:
-                raise ValueError(f"slot {name!r} cannot be rebuilt from the file")
-            session.slots[name] = _restore_slot(name, data, build_from_arch(data["arch"]),
-                                                session.device)
-        session.history = BoundedList(unplain(payload["history"]))
-        session.jobs_started = max((h.get("job") or 0 for h in session.history
-                                    if isinstance(h, dict)), default=0)
+            if name != "teacher":
+                session.slots[name] = _restore_slot(data, build_from_arch(data["arch"]),
+                                                    session.device)
+        session.history = BoundedList(unplain(payload["history"]), HISTORY_MAX)
+        jobs = [h.get("job") for h in session.history] + \
+            [e.job for slot in session.slots.values() for e in slot.undo_stack]
+        session.jobs_started = max((j for j in jobs if j is not None), default=0)
         session.total_steps = int(payload["total_steps"])
         session.pretrained = bool(payload["pretrained"])
         session.select(payload["selected"])
-    except (KeyError, TypeError, AttributeError, RuntimeError) as err:
+    except (KeyError, TypeError, AttributeError, RuntimeError, IndexError) as err:
         raise ValueError(f"malformed session file: {type(err).__name__}: {err}") from None
     return session

@@ -33,8 +33,18 @@ from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
 from ..models.zoo import build_model, check_fits
-from ..validate import check_bool, check_device_available, check_output_path, check_seed
+from ..validate import (
+    check_bool,
+    check_device_available,
+    check_hidden,
+    check_job_hooks,
+    check_model,
+    check_output_path,
+    check_seed,
+    check_width,
+)
 from . import language, persist, students, workflows
+from .atomic import all_or_nothing
 from .core import Event, SessionCore, pick_device
 from .iterative import run_iterative, step_plan
 from .slots import ModelSlot, State, clone_state
@@ -77,6 +87,9 @@ class Session(SessionCore):
                             context, max_train_windows)
             return
         language.check_not_text_options(layers, heads, context, max_train_windows)
+        width, hidden = check_width(width), check_hidden(hidden)  # before any data loads
+        if isinstance(model, nn.Module):
+            check_model(model, type(model).__name__)
         data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
         if isinstance(model, nn.Module):
             net, name = model, type(model).__name__
@@ -344,7 +357,8 @@ class Session(SessionCore):
         plan = step_plan(self.prunable, target, steps, schedule, scope, structured, norm,
                          std=std, round_fraction=round_fraction,
                          output_fraction=output_fraction)
-        with self.job("iterative pruning"):
+        check_job_hooks(stop, on_event)
+        with self.job("iterative pruning"), all_or_nothing(self):  # an exception: no trace
             return run_iterative(self, plan, schedule, finetune_epochs, rewind,
                                  TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
                                              optimizer=optimizer, batch_size=batch_size),

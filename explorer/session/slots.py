@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import UNDO_MAX, PruneConfig
+from ..config import REWIND_EPOCHS_KEPT, UNDO_MAX, PruneConfig
 from ..engine.metrics import (
     LayerStats,
     binned,
@@ -28,7 +28,6 @@ from .bounded import BoundedList
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
 SLOT_NAMES = ("teacher", "student", "student_alone")
-REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs
 
 
 def clone_state(state: State) -> State:

@@ -8,6 +8,7 @@ goes into its own ModelSlot ("student" or "student_alone") as that slot's dense 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -30,7 +31,15 @@ from ..engine.distill import (
 from ..engine.lm import teacher_kd_loss
 from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, LossFn, evaluate
-from ..validate import check_bool, check_job_hooks, check_seed
+from ..validate import (
+    check_batches,
+    check_bool,
+    check_index,
+    check_job_hooks,
+    check_model,
+    check_seed,
+    check_trainable,
+)
 from .core import Event, SessionCore
 from .slots import ModelSlot, clone_state
 from .tasks import as_gpt
@@ -42,6 +51,8 @@ def build_student(session: SessionCore, student: float | nn.Module,
     teacher = session.slot_model("teacher")
     tconf = session.slots["teacher"].config
     data = session.data
+    if isinstance(student, nn.Module):
+        check_model(student, type(student).__name__)
     model = student_from(teacher, student, model_name=tconf["model"],
                          input_shape=data.input_shape, n_outputs=data.n_outputs,
                          teacher_width=float(tconf.get("width", 1.0)),
@@ -69,6 +80,9 @@ def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: Lo
     check_job_hooks(stop, on_event)
     with session.job(f"training the {slot.replace('_', ' ')}"):
         model, config = session.build_student(student, seed=seed)
+        check_trainable(model, "student")
+        check_batches(model, len(session.data.train), train_config.batch_size)
+        size_note = student_size_warning(model, session.slot_model("teacher"))
         init = clone_state(model.state_dict())
         with session.lock:
             session.jobs_started += 1
@@ -89,7 +103,22 @@ def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: Lo
                 return session.snapshot()
             session.slots[slot] = ModelSlot(model, config["model"], {**config, **record},
                                             init)
-    return session.measure_slot(slot, "val", full=False)
+    snap = session.measure_slot(slot, "val", full=False)
+    return snap if size_note is None else replace(snap, warnings=(*snap.warnings, size_note))
+
+
+def student_size_warning(student: nn.Module, teacher: nn.Module) -> str | None:
+    """A warning (also raised as a UserWarning, before training) when the student has more
+    parameters than its teacher: distillation is meant to train a smaller model."""
+    n_student = sum(p.numel() for p in student.parameters())
+    n_teacher = sum(p.numel() for p in teacher.parameters())
+    if n_student <= n_teacher:
+        return None
+    note = (f"warning: the student has {n_student / max(n_teacher, 1):.1f}x the teacher's "
+            f"parameters ({n_student:,} vs {n_teacher:,}); distillation usually trains a "
+            "smaller model")
+    warnings.warn(note, UserWarning, stacklevel=3)
+    return note
 
 
 def distill(session: Any, student: float | nn.Module, temperature: float | None,
@@ -152,9 +181,7 @@ def soft_targets(session: SessionCore, index: int, temperature: float = 4.0,
         raise ValueError(REGRESSION_NO_TEMPERATURE)
     if student is not None:
         check_choice("student", student, ("student", "student_alone"))
-    n = len(session.data.val)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-        raise ValueError(f"index must be a whole number in 0..{n - 1}; got {index!r}")
+    index = check_index("index", index, len(session.data.val))
     slots = ("teacher",) if student is None else ("teacher", student)
     with session.lock:
         outs = [out[0] for out in

@@ -64,8 +64,12 @@ def _restore_slot(slot: ModelSlot, saved: dict[str, Any]) -> None:
 
 @contextmanager
 def trial(session: Any) -> Iterator[Any]:
-    """Yield `session`; on exit restore it exactly as it was on entry."""
+    """Yield `session`; on exit restore it exactly as it was on entry.
+
+    Not while a job runs in another thread: restoring would overwrite that job's work.
+    """
     with session.lock:
+        session.check_idle("a study (Session.trial)")
         slots = dict(session.slots)
         saved_slots = {name: _capture_slot(slot) for name, slot in slots.items()}
         saved_vars = {k: copy.deepcopy(v) for k, v in vars(session).items()

@@ -7,6 +7,7 @@ and export(). Iterative pruning lives in explorer.session.iterative.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_targets
 from ..engine.export import export_model
 from ..engine.metrics import Snapshot
 from ..engine.prune import MaskResult, layer_masks
-from ..validate import check_output_path
+from ..validate import check_masks, check_output_path
 from .core import SessionCore
 from .slots import State, clone_state
 
@@ -25,9 +26,9 @@ def rewind_state(session: SessionCore, rewind: str | int) -> State:
     """The weights `rewind` names: "init", or those after `rewind` training epochs."""
     if rewind == "init":
         return session.initial
-    if isinstance(rewind, int) and not isinstance(rewind, bool) and \
-            rewind in session.rewind_states:
-        return session.rewind_states[rewind]
+    if isinstance(rewind, numbers.Integral) and not isinstance(rewind, bool) and \
+            int(rewind) in session.rewind_states:
+        return session.rewind_states[int(rewind)]
     raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
                      f"{sorted(session.rewind_states)}; got {rewind!r}")
 
@@ -35,6 +36,7 @@ def rewind_state(session: SessionCore, rewind: str | int) -> State:
 def rewind_to(session: SessionCore, rewind: str | int) -> None:
     """Reset survivors to the rewind weights; pruned entries keep their base values."""
     with session.lock:
+        session.check_idle("rewinding")
         slot = session.slot
         target = rewind_state(session, rewind)
         new_base = clone_state(target)
@@ -49,6 +51,7 @@ def rewind_to(session: SessionCore, rewind: str | int) -> None:
 def adopt_as_original(session: SessionCore) -> None:
     """Make the current dense base what reset() returns to (e.g. after first training)."""
     with session.lock:
+        session.check_idle("adopting the base as the original")
         session.slot.original = clone_state(session.base)
         session.slot.undo_stack.clear()
 
@@ -57,6 +60,8 @@ def install_masks(session: SessionCore, masks: dict[str, torch.Tensor],
                   config: PerLayerConfig | None = None) -> Snapshot:
     """Apply the given masks (one per prunable weight, or fewer) to the dense base."""
     with session.lock:
+        session.check_idle("installing masks")
+        masks = check_masks(masks, session.base, session.slot.params_for())
         if config is None:
             pruned = sum(int((~m).sum()) for m in masks.values())
             total = sum(m.numel() for m in masks.values())
@@ -69,6 +74,7 @@ def prune_per_layer(session: SessionCore, targets: Mapping[str, float]) -> Snaps
     """Prune each named layer of the dense base to its own sparsity (others dense)."""
     targets = check_targets(targets, session.prunable)
     with session.lock:
+        session.check_idle("pruning")
         result = layer_masks(session.slot.index, targets)
         pruned = sum(int((~m).sum()) for m in result.masks.values())
         total = sum(m.numel() for m in result.masks.values())

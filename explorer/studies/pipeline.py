@@ -19,7 +19,7 @@ import torch
 
 from ..config import FINETUNE_LR_FACTOR
 from ..engine.metrics import Snapshot
-from ..engine.train import EpochEvent, StepEvent, evaluate
+from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
 
 STAGES = ("baseline", "pruned", "finetuned", "student_alone", "distilled")
 BAR_WIDTH = 30
@@ -52,6 +52,9 @@ class Progress:
                 self._draw(stage, state["step"], total_steps,
                            f"epoch {event.epoch}/{event.epochs} val loss {event.val_loss:.4f}"
                            f"{acc}", end="\r" if self.tty else "\n")
+            elif isinstance(event, StopEvent) and event.reason.startswith(DIVERGED):
+                self.stream.write(f"\n{stage}: {event.reason}; the weights from before "
+                                  "this stage are back\n")  # never a silent "done"
 
         return on_event
 

@@ -26,6 +26,7 @@ from ..config import (
     BATCH_SIZE_MAX,
     EPOCHS_MAX,
     EXECUTORS,
+    GRID_POINTS_MAX,
     LR_MAX,
     LR_MIN,
     NORMS,
@@ -63,10 +64,13 @@ def _flag(key: str, v: Any) -> bool:
     return v
 
 
-def _rewind(key: str, v: Any) -> str | int:
-    if v == "init" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+def _rewind(key: str, v: Any) -> str:
+    # A point starts from the baseline's weights alone (run_point): no epoch is recorded
+    # there, so "init" is the one rewind point a sweep has (refused now, not after training).
+    if v == "init":
         return v
-    raise ValueError(f"{key} must be 'init' or a whole number of epochs; got {v!r}")
+    raise ValueError(f"{key} must be 'init' in a sweep (each point starts from the baseline's "
+                     f"weights and records no epochs to rewind to); got {v!r}")
 
 
 # Every key a point may set, with its check (the values the pipeline accepts).
@@ -114,6 +118,13 @@ def check_point(point: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_grid_size(points: int) -> None:
+    """At most GRID_POINTS_MAX points (config.py): counted before any is expanded."""
+    if points > GRID_POINTS_MAX:
+        raise ValueError(f"the grid has {points:,} points; at most {GRID_POINTS_MAX:,} "
+                         "(split it into several sweeps)")
+
+
 def expand(grid: Mapping[str, Sequence] | Sequence[Mapping[str, Any]]) -> list[dict]:
     """A dict of lists -> its cartesian product; a list of dicts -> those points."""
     if isinstance(grid, Mapping):
@@ -124,11 +135,13 @@ def expand(grid: Mapping[str, Sequence] | Sequence[Mapping[str, Any]]) -> list[d
                     or not values:
                 raise ValueError(f"grid[{key!r}] must be a non-empty list; got {values!r}")
         keys = list(grid)
+        check_grid_size(math.prod(len(v) for v in grid.values()))
         points = [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
     else:
         points = [dict(p) for p in grid]
         if not points:
             raise ValueError("grid must hold at least one point; got an empty list")
+        check_grid_size(len(points))
     return [check_point(p) for p in points]
 
 

@@ -5,8 +5,16 @@ takes a path. Save and Export build the file in memory (Export in a private temp
 folder, deleted at once) and offer it as a browser download: an <a download> link with
 a data: URI. That link travels through the widget channel as base64 (4/3 of the size),
 so files above DOWNLOAD_MAX_BYTES are refused with a message; the default digits MLP's
-session file is about 1-3 MB. Load reads an uploaded file with explorer.session.persist, which
-uses torch.load(weights_only=True) and refuses code, truncated files and other models.
+session file is about 1-3 MB.
+
+Load is a ChunkedUpload: ipywidgets' FileUpload sends a file as one websocket message,
+and messages above about 10 MiB drop the connection silently (PITFALLS), so a 12 MiB
+saved session could never come back. The browser here sends the file in CHUNK_BYTES
+pieces, a few at a time, each acknowledged by the kernel; a file over UPLOAD_MAX_BYTES
+(shown on the button) is refused in the browser before a byte is sent, and the status
+says so. The assembled bytes go to explorer.session.persist, which uses
+torch.load(weights_only=True) after bounded checks and refuses code, truncated files,
+compression bombs and other models.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import html
 import tempfile
 from pathlib import Path
 
+import anywidget
 import ipywidgets as W
+import traitlets
 
 from ..config import EXPORT_KINDS
 from ..session.session import Session
@@ -24,7 +34,123 @@ from .controls import NARROW, STYLE, button, tagged
 from .host import Host
 
 DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
-UPLOAD_MAX_BYTES = 200 * 2**20
+UPLOAD_MAX_BYTES = 200 * 2**20  # sent in chunks, so any size up to this arrives
+CHUNK_BYTES = 2**20  # one websocket message each (the transport drops ~10 MiB ones)
+CHUNKS_IN_FLIGHT = 4  # the browser waits for the kernel's ack beyond this many
+
+UPLOAD_JS = """
+function mib(n) { return (n / 1048576).toFixed(1) + " MiB"; }
+function render({ model, el }) {
+  const input = document.createElement("input");
+  input.type = "file";
+  input.accept = model.get("accept");
+  input.style.display = "none";
+  const button = document.createElement("button");
+  button.className = "jupyter-button widget-button";
+  const label = () => `${model.get("description")} (max ${mib(model.get("max_bytes"))})`;
+  const idle = () => { button.textContent = label(); button.title = label(); };
+  idle();
+  button.disabled = model.get("disabled");
+  model.on("change:disabled", () => { button.disabled = model.get("disabled"); });
+  button.addEventListener("click", () => input.click());
+  let acked = 0, aborted = false, wake = null;
+  model.on("msg:custom", (msg) => {
+    if (msg.kind === "ack") acked = msg.received;
+    if (msg.kind === "abort") aborted = true;
+    if (wake) { const w = wake; wake = null; w(); }
+  });
+  input.addEventListener("change", async () => {
+    const file = input.files[0];
+    input.value = "";
+    if (!file) return;
+    if (file.size > model.get("max_bytes")) {  // refused before any byte is sent
+      model.send({ kind: "too_big", name: file.name, size: file.size });
+      return;
+    }
+    const id = String(Date.now()) + String(Math.random()).slice(2, 8);
+    const step = model.get("chunk_bytes"), window = step * model.get("in_flight");
+    acked = 0; aborted = false;
+    model.send({ kind: "start", id, name: file.name, size: file.size });
+    for (let offset = 0; offset < file.size && !aborted; offset += step) {
+      while (offset - acked >= window && !aborted) {
+        await new Promise((resolve) => { wake = resolve; });
+      }
+      if (aborted) break;
+      const chunk = await file.slice(offset, offset + step).arrayBuffer();
+      model.send({ kind: "chunk", id, offset }, undefined, [chunk]);
+      button.textContent = `${model.get("description")}: ` +
+        `${Math.round(100 * Math.min(file.size, offset + step) / file.size)}%`;
+    }
+    if (!aborted) model.send({ kind: "end", id, name: file.name, size: file.size });
+    idle();
+  });
+  el.append(button, input);
+}
+export default { render };
+"""
+
+
+class ChunkedUpload(anywidget.AnyWidget):
+    """A file picker whose file reaches the kernel in acknowledged chunks.
+
+    `on_file(data, name)` gets the whole file; `on_refused(name, message)` a file that
+    is too large (refused in the browser before any upload work) or an upload that broke
+    off. Python re-checks everything the browser reports.
+    """
+
+    _esm = UPLOAD_JS
+    description = traitlets.Unicode("Load session").tag(sync=True)
+    accept = traitlets.Unicode(".pt").tag(sync=True)
+    max_bytes = traitlets.Int(UPLOAD_MAX_BYTES).tag(sync=True)
+    chunk_bytes = traitlets.Int(CHUNK_BYTES).tag(sync=True)
+    in_flight = traitlets.Int(CHUNKS_IN_FLIGHT).tag(sync=True)
+    disabled = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, on_file, on_refused, on_start=None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.on_file, self.on_refused, self.on_start = on_file, on_refused, on_start
+        self._id: str | None = None
+        self._name, self._size, self._data = "", 0, bytearray()
+        self.on_msg(self._on_msg)
+
+    def too_big(self, name: str, size: int) -> str:
+        return (f"{name} is {size / 2**20:.1f} MiB; uploads are limited to "
+                f"{self.max_bytes / 2**20:.0f} MiB (use Session.load from Python)")
+
+    def _abort(self, name: str, message: str) -> None:
+        self._id, self._data = None, bytearray()
+        self.send({"kind": "abort"})
+        self.on_refused(name, message)
+
+    def _on_msg(self, _widget, content: dict, buffers: list) -> None:
+        kind, name = content.get("kind"), str(content.get("name") or self._name)[:200]
+        size = content.get("size")
+        if kind == "too_big":
+            self.on_refused(name, self.too_big(name, int(size or 0)))
+        elif kind == "start":
+            if not isinstance(size, int) or size < 0 or size > self.max_bytes:
+                self._abort(name, self.too_big(name, int(size or 0)))
+            elif self.on_start is not None and (refusal := self.on_start(name)):
+                self._abort(name, refusal)
+            else:
+                self._id, self._name, self._size = content.get("id"), name, size
+                self._data = bytearray()
+        elif kind == "chunk" and self._id is not None and content.get("id") == self._id:
+            piece = bytes(buffers[0]) if buffers else b""
+            if content.get("offset") != len(self._data) or \
+                    len(self._data) + len(piece) > self._size:
+                self._abort(self._name, f"{self._name}: the upload broke off (a chunk came "
+                                        "out of order); try again")
+                return
+            self._data += piece
+            self.send({"kind": "ack", "received": len(self._data)})
+        elif kind == "end" and self._id is not None and content.get("id") == self._id:
+            data, self._id, self._data = bytes(self._data), None, bytearray()
+            if len(data) != self._size:
+                self.on_refused(self._name, f"{self._name}: the upload broke off after "
+                                            f"{len(data):,} of {self._size:,} bytes")
+                return
+            self.on_file(data, self._name)
 
 
 def download_link(data: bytes, filename: str, label: str) -> str:
@@ -45,8 +171,8 @@ class FilesPanel:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.save = button("Save session", "save-session")
-        self.upload = tagged(W.FileUpload(accept=".pt", multiple=False,
-                                          description="Load session"), "load-session")
+        self.upload = tagged(ChunkedUpload(self.load_bytes, self._refused,
+                                           on_start=self._busy_message), "load-session")
         self.kind = tagged(W.Dropdown(options=EXPORT_KINDS, value="masked",
                                       description="Export as", layout=NARROW, style=STYLE),
                            "export-kind")
@@ -54,7 +180,6 @@ class FilesPanel:
         self.link = tagged(W.HTML(""), "download")
         self.save.on_click(lambda _: self.offer_session())
         self.export.on_click(lambda _: self.offer_export())
-        self.upload.observe(self._on_upload, names="value")
         self.box = W.HBox([self.save, self.upload, self.kind, self.export, self.link])
 
     def controls(self) -> list[W.Widget]:
@@ -97,25 +222,37 @@ class FilesPanel:
         self.host.set_status(f"{kind} export ready: click the download link")
         return True
 
-    def _on_upload(self, change: dict) -> None:
-        files = change["new"]
-        if not files:
-            return
-        self.load_bytes(bytes(files[0]["content"]), files[0].get("name", "upload"))
+    def _busy_message(self, name: str) -> str | None:
+        """Why an upload may not start now (a job is running), or None."""
+        if self.host.jobs.busy:
+            return (f"{name}: a job is running: stop it or wait before saving or loading")
+        self.host.set_status(f"receiving {name} ...")
+        return None
+
+    def _refused(self, name: str, message: str) -> None:
+        self.host.set_status(f"error: {message}", error=True)
 
     def load_bytes(self, data: bytes, name: str = "upload") -> bool:
-        """Replace the app's session by the one in `data` (an uploaded file)."""
+        """Replace the app's session by the one in `data` (an uploaded file); the session
+        in use stays, untouched, when the file is refused."""
         if self._refuse_if_busy():
             return False
+        old = self.host.session
         try:
-            if len(data) > UPLOAD_MAX_BYTES:
-                raise ValueError(f"{name} is {len(data) / 2**20:.0f} MiB; the limit is "
-                                 f"{UPLOAD_MAX_BYTES // 2**20} MiB")
-            session = Session.load(data, device=str(self.host.session.device))
+            if len(data) > self.upload.max_bytes:
+                raise ValueError(self.upload.too_big(name, len(data)))
+            session = Session.load(data, device=str(old.device))
         except ValueError as err:
             self.host.set_status(f"error: {name}: {err}", error=True)
             return False
-        self.host.adopt_session(session)
+        try:
+            self.host.adopt_session(session)
+        except Exception as err:  # showing it failed: go back to the session in use
+            self.host.adopt_session(old)
+            self.host.set_status(f"error: {name}: loaded but could not be shown "
+                                 f"({type(err).__name__}: {err}); kept the session in use",
+                                 error=True)
+            return False
         self.link.value = ""
         self.host.set_status(f"loaded {name}: {session.config.get('model')} on "
                              f"{session.config.get('dataset')}, showing the {session.selected}")
