@@ -13,6 +13,8 @@ Voila it adds:
   and its session status answer only to that cookie (403 otherwise);
 - a cap on visitors (``max_visitors``): once that many kernels belong to visitors, a new
   page gets a short "the room is full" page (503, Retry-After) and no kernel;
+- the ``_xsrf`` cookie set with the page, so the shutdown beacon Voila's page sends when
+  its tab closes is accepted and the kernel is freed at once;
 - a session banner: each page polls ``explorer/api/session/<kernel id>`` and shows "the
   session restarted; reload" once the kernel died, restarted, or was shut down;
 - Voila's ``/voila/query/<kernel id>`` websocket (request info for preheated kernels, which
@@ -27,6 +29,7 @@ import re
 import secrets
 import socket
 from collections import defaultdict
+from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
 from jupyter_core.utils import ensure_async
@@ -223,6 +226,19 @@ class _Recorder:
         return result
 
 
+def drop_token(request) -> None:
+    """Remove ``token=`` from the request's query: Voila copies the URL and query string into
+    each kernel's environment ($VOILA_REQUEST_URL, $QUERY_STRING), where code could read it.
+    The visitor is authenticated (and has the login cookie) by then."""
+    if "token" not in request.query_arguments:
+        return
+    pairs = [(k, v) for k, v in parse_qsl(request.query, keep_blank_values=True) if k != "token"]
+    request.query = urlencode(pairs)
+    request.uri = request.path + (f"?{request.query}" if request.query else "")
+    request.query_arguments.pop("token", None)
+    request.arguments.pop("token", None)
+
+
 class RoomPageHandler(TornadoVoilaHandler):
     """The dashboard page: a place in the room, the visitor cookie, the session banner."""
 
@@ -252,10 +268,14 @@ class RoomPageHandler(TornadoVoilaHandler):
             self.set_header("Cache-Control", "no-store")
             self.finish(FULL_PAGE.format(count=room.visitors(), cap=room.max_visitors))
             return
+        drop_token(self.request)
         self._admitted = True
         self._visitor_id = _visitor(self) or secrets.token_urlsafe(18)
         self.set_signed_cookie(COOKIE, self._visitor_id, expires_days=None, httponly=True,
                                samesite="Lax", path=self.base_url or "/")
+        # Voila's page sends `_xsrf` from document.cookie with its shutdown beacon when the
+        # tab closes; without the cookie the shutdown is refused (403) and the kernel lingers.
+        _ = self.xsrf_token  # sets the _xsrf cookie
         try:
             await super().get(path=path)
         finally:
