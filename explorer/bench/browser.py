@@ -85,8 +85,8 @@ def dashboard_command(port: int, preheat: bool) -> tuple[list[str], str]:
     """The command that serves the dashboard, and a line saying which one it is."""
     base = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
     if not preheat:
-        return base, "explorer dashboard"
-    return [*base, "--preheat"], "explorer dashboard --preheat"
+        return [*base, "--preheat", "0"], "explorer dashboard --preheat 0"
+    return [*base, "--preheat", "1"], "explorer dashboard --preheat 1"
 
 
 class Dashboard:

@@ -77,11 +77,12 @@ def parse_seconds(text: str) -> int:
     return value
 
 
-def _available_mib() -> int | None:
-    """MemAvailable from /proc/meminfo in MiB (None where there is no such file)."""
+def _memory_mib() -> int | None:
+    """MemTotal from /proc/meminfo in MiB (None where there is no such file). The total, not
+    what is free right now, so that the defaults do not swing with other programs."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+            if line.startswith("MemTotal:"):
                 return int(line.split()[1]) // 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -91,15 +92,15 @@ def _available_mib() -> int | None:
 def default_preheat() -> int:
     """Kernels kept warm by default: one per two cores, at most 4, as memory allows."""
     cpus = os.cpu_count() or 1
-    mib = _available_mib()
+    mib = _memory_mib()
     by_memory = 4 if mib is None else mib // (3 * MIB_PER_VISITOR)
     return max(1, min(4, cpus // 2, by_memory))
 
 
 def default_max_visitors() -> int:
-    """Visitors at once by default: what three quarters of the available memory holds."""
-    mib = _available_mib()
-    return 16 if mib is None else max(2, min(64, 3 * mib // (4 * MIB_PER_VISITOR)))
+    """Visitors at once by default: what three quarters of the memory holds (4..64)."""
+    mib = _memory_mib()
+    return 16 if mib is None else max(4, min(64, 3 * mib // (4 * MIB_PER_VISITOR)))
 
 
 def kernel_threads(max_visitors: int) -> int:
