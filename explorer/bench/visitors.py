@@ -107,12 +107,19 @@ async def _slide(page, offset: int, duration_s: float, period_s: float) -> list[
         await page.keyboard.press("Control+A")
         await page.keyboard.type(f"{value}")
         await page.keyboard.press("Enter")
-        waited = await page.wait_for_function(
-            f"""() => {{
-              const f = ({FRACTION_JS})('{SPARSITY_FIG}');
-              return f !== null && Math.abs(f - {value}) < 0.006
-                ? performance.now() - window.__cxT0 : false;
-            }}""", timeout=MOVE_CEILING_MS, polling="raf")
+        try:
+            waited = await page.wait_for_function(
+                f"""() => {{
+                  const f = ({FRACTION_JS})('{SPARSITY_FIG}');
+                  return f !== null && Math.abs(f - {value}) < 0.006
+                    ? performance.now() - window.__cxT0 : false;
+                }}""", timeout=MOVE_CEILING_MS, polling="raf")
+        except Exception as err:
+            shown = await page.evaluate(f"({FRACTION_JS})('{SPARSITY_FIG}')")
+            text = await readout.inner_text()
+            banner = await page.locator(".cx-session-banner").count()
+            raise RuntimeError(f"slider to {value}: the plot shows {shown}, the readout "
+                               f"{text!r}, session banner: {bool(banner)}") from err
         times.append(float(await waited.json_value()))
         await asyncio.sleep(max(0.0, period_s - (time.monotonic() - began)))
     return times
