@@ -331,6 +331,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--visitors", type=int, default=None, metavar="N",
                    help="room check instead: N Chromium pages open a --preheat N dashboard at "
                         "once, then each sets its slider every 2 s for 60 s (loopback only)")
+    p.add_argument("--preheat", type=int, default=None, metavar="N",
+                   help="with --visitors: kernels kept warm (default: as many as visitors)")
     p.add_argument("--soak", action="store_true",
                    help="long-use check instead: 10,000 slider moves and 50 train/stop cycles "
                         "(with --quick: 300 and 25); resident-memory growth and history lengths")
@@ -347,21 +349,22 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.soak:
         return soak_command(args.quick, args.json)
     if args.visitors is not None:
-        return visitors_command(args.visitors, args.quick, args.json)
+        return visitors_command(args.visitors, args.quick, args.json, args.preheat)
     results = run_bench(quick=args.quick, json_path=args.json, gpu_check=args.gpu_check)
     if args.gpu_check:
         return int(results["gpu_check_exit"])
     return 0
 
 
-def visitors_command(n: int, quick: bool, json_path: str | None) -> int:
+def visitors_command(n: int, quick: bool, json_path: str | None,
+                     preheat: int | None = None) -> int:
     """`explorer bench --visitors N`: a room of N pages (30 s of sliding with --quick)."""
     from .visitors import run_visitors
 
     if n < 1:
         raise SystemExit(f"--visitors must be >= 1; got {n}")
     print(f"explorer bench --visitors {n} (load {_load()})", flush=True)
-    result = run_visitors(n, duration_s=30.0 if quick else 60.0)
+    result = run_visitors(n, duration_s=30.0 if quick else 60.0, preheat=preheat)
     result["meta"] = {"cpu_count": os.cpu_count(), "load_average": _load(),
                       "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(result, indent=2))
