@@ -12,7 +12,8 @@ Voila it adds:
   (``explorer_visitor``), and the kernel's channels websocket, its REST model, its shutdown
   and its session status answer only to that cookie (403 otherwise);
 - a cap on visitors (``max_visitors``): once that many kernels belong to visitors, a new
-  page gets a short "the room is full" page (503, Retry-After) and no kernel;
+  page gets a short "the room is full" page (503, Retry-After) and no kernel; the pool of
+  preheated kernels is refilled only up to the places left;
 - the ``_xsrf`` cookie set with the page, so the shutdown beacon Voila's page sends when
   its tab closes is accepted and the kernel is freed at once;
 - a session banner: each page polls ``explorer/api/session/<kernel id>`` and shows "the
@@ -340,6 +341,20 @@ class HostCheckedApplication(tornado.web.Application):
         return super().find_handler(request, **kwargs)
 
 
+def bound_pool(km, room: Room, size: int) -> None:
+    """Refill Voila's pool of preheated kernels only up to the places left in the room, so
+    that visitors plus warm kernels never exceed ``max_visitors`` kernels (plus the pool
+    itself when the room is empty)."""
+    original = km.fill_if_needed
+
+    def fill_if_needed(*args, **kwargs):
+        free = room.max_visitors - room.visitors() - room.pending
+        km.kernel_pools_config.setdefault("default", {})["pool_size"] = max(0, min(size, free))
+        return original(*args, **kwargs)
+
+    km.fill_if_needed = fill_if_needed
+
+
 REPLACED = {
     TornadoVoilaHandler: RoomPageHandler,
     VoilaKernelWebsocketHandler: OwnedKernelWebsocketHandler,
@@ -382,7 +397,9 @@ class ExplorerVoila(Voila):
         self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
         self.log.info("Storing connection files in %s.", self.connection_dir)
         settings = self.init_settings()
-        settings[ROOM] = Room(self.kernel_manager, self.max_visitors)
+        settings[ROOM] = room = Room(self.kernel_manager, self.max_visitors)
+        if self.voila_configuration.preheat_kernel and self.max_visitors > 0:
+            bound_pool(self.kernel_manager, room, self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
         self.app = HostCheckedApplication(**settings)
         self.app.settings.update(self.tornado_settings)
