@@ -173,5 +173,9 @@ def run_visitors(n: int, duration_s: float = 60.0, period_s: float = 2.0,
             server._check(deadline)
         wait_idle(server.proc, READY_CEILING_S)  # the pool has run the notebook
         return asyncio.run(_room(server.url, n, duration_s, period_s, server))
+    except Exception as err:
+        lines = server.log.read_text(errors="replace").splitlines()
+        keep = [line for line in lines if "IPKernelApp" not in line][-40:]
+        raise RuntimeError("the room failed; the server's log ends:\n" + "\n".join(keep)) from err
     finally:
         server.stop()
