@@ -171,7 +171,8 @@ def run_visitors(n: int, duration_s: float = 60.0, period_s: float = 2.0,
         while preheat and (len(kernel_processes(server.proc)) < preheat or f"is filled with "
                            f"{preheat} kernel" not in server.log.read_text(errors="replace")):
             server._check(deadline)
-        wait_idle(server.proc, READY_CEILING_S)  # the pool has run the notebook
+        if preheat:
+            wait_idle(server.proc, READY_CEILING_S)  # the pool has run the notebook
         return asyncio.run(_room(server.url, n, duration_s, period_s, server))
     except Exception as err:
         lines = server.log.read_text(errors="replace").splitlines()
