@@ -121,8 +121,8 @@ def test_loopback_hosts_need_no_token():
 
 
 def test_voila_command_options():
-    """Theme, preheat and culling reach Voila's command line; no file is served; the token
-    never appears on any command line but travels in the child's environment."""
+    """Theme, preheat, the cap and culling reach Voila's command line; no file is served; the
+    token is on no command line and in no environment (only a pipe's descriptor number)."""
     from explorer.cli import main as cli
 
     notebook = cli.resource_path(cli.TALK_NOTEBOOK)
@@ -134,11 +134,17 @@ def test_voila_command_options():
         open_browser=False,
         debug=False,
         theme="dark",
-        preheat=True,
+        preheat=3,
         cull_idle=600,
+        max_visitors=5,
+        allow_hosts=["demo.example"],
+        token_fd=7,
     )
-    assert cmd[:3] == [sys.executable, "-m", "explorer.cli.dashboard"]
+    assert cmd[:4] == [sys.executable, "-m", "explorer.cli.dashboard", "--token-fd=7"]
     for option in (
+        "--pool_size=3",
+        "--ExplorerVoila.max_visitors=5",
+        "--ExplorerVoila.allowed_hosts=['demo.example']",
         "--theme=dark",
         "--preheat_kernel=True",
         "--VoilaConfiguration.file_allowlist=[]",
@@ -152,10 +158,35 @@ def test_voila_command_options():
     )
     assert not any("cull" in part or "preheat" in part for part in off)
     assert "--debug" in off
-    env = cli.dashboard_env(theme="dark", talk=True, token="s3cret")
-    assert (env["EXPLORER_THEME"], env["EXPLORER_TALK"], env["EXPLORER_TOKEN"]) == (
-        "dark",
-        "1",
-        "s3cret",
-    )
-    assert "EXPLORER_TOKEN" not in cli.dashboard_env(theme="light", talk=False, token="")
+    assert not any("max_visitors" in part or "token" in part for part in off)
+    saved = os.environ.get("EXPLORER_TOKEN"), os.environ.pop("OMP_NUM_THREADS", None)
+    os.environ["EXPLORER_TOKEN"] = "s3cret"
+    try:
+        env = cli.dashboard_env(theme="dark", talk=True, threads=2)
+    finally:
+        os.environ.pop("EXPLORER_TOKEN")
+        if saved[0] is not None:
+            os.environ["EXPLORER_TOKEN"] = saved[0]
+        if saved[1] is not None:
+            os.environ["OMP_NUM_THREADS"] = saved[1]
+    assert (env["EXPLORER_THEME"], env["EXPLORER_TALK"], env["OMP_NUM_THREADS"]) == (
+        "dark", "1", "2")
+    assert "EXPLORER_TOKEN" not in env
+
+
+def test_token_pipe_and_room_defaults(tmp_path):
+    """The token travels through a pipe read once; defaults fit the machine."""
+    from explorer.cli import main as cli
+    from explorer.cli.dashboard import read_token
+
+    assert read_token(cli.token_pipe(" s3cret\n")) == "s3cret"
+    assert cli.default_preheat() >= 1 and cli.default_max_visitors() >= 2
+    cpus = os.cpu_count() or 1
+    assert cli.kernel_threads(cpus) == 1 and cli.kernel_threads(1) == cpus
+
+
+@pytest.mark.parametrize(("args", "named"), [(["--preheat", "-1"], "-1"),
+                                             (["--max-visitors", "-2"], "-2")])
+def test_room_options_reject_negatives(args, named):
+    result = run_explorer("dashboard", "--no-browser", *args)
+    assert result.returncode == 2 and named in result.stderr, result

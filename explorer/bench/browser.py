@@ -85,17 +85,20 @@ def dashboard_command(port: int, preheat: bool) -> tuple[list[str], str]:
     """The command that serves the dashboard, and a line saying which one it is."""
     base = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
     if not preheat:
-        return base, "explorer dashboard"
-    return [*base, "--preheat"], "explorer dashboard --preheat"
+        return [*base, "--preheat", "0"], "explorer dashboard --preheat 0"
+    return [*base, "--preheat", "1"], "explorer dashboard --preheat 1"
 
 
 class Dashboard:
     """A dashboard subprocess in its own process group, with its log in a temp file."""
 
-    def __init__(self, preheat: bool) -> None:
+    def __init__(self, preheat: bool, extra: list[str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         cmd, self.how = dashboard_command(self.port, preheat)
+        if extra is not None:  # the room benchmark's own options instead
+            cmd = [*cmd[:cmd.index("--preheat")], *extra]
+            self.how = " ".join(["explorer dashboard", *extra])
         root = Path(__file__).resolve().parents[2]  # the checkout that holds explorer/
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(root),
@@ -180,6 +183,11 @@ def browser_figures(quick: bool, notes: dict) -> dict:
                     key = "dashboard_ready_preheat_s" if preheat else "dashboard_ready_s"
                     out[key] = seconds
                     notes[key] = server.how
+                    if not preheat:
+                        from .visitors import kernel_rss_mib, wait_idle
+
+                        wait_idle(server.proc, 60.0)
+                        out["kernel_rss_mib"] = kernel_rss_mib(server.proc)
                     if not preheat:
                         _roundtrips(page, ROUNDTRIP_VALUES[:3])  # warm-up
                         values = ROUNDTRIP_VALUES * (1 if quick else 2)

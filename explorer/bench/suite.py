@@ -27,7 +27,9 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "train_overhead_ratio_lenet300", "update_bytes_small", "update_bytes_large",
         "slider_ms_by_params", "structured_speedup_b256", "structured_speedup_b1",
         "masked_speedup_b256", "browser_roundtrip_p50_ms", "dashboard_ready_s",
-        "dashboard_ready_preheat_s", "gpu_epoch_speedup")
+        "dashboard_ready_preheat_s", "gpu_epoch_speedup", "peer_slider_ratio",
+        "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms")
+PEER_SIZES = (1e6, 1e7)
 
 
 # ----- a comm that serialises and counts ----------------------------------------------
@@ -139,6 +141,28 @@ def bench_slider_by_params(sizes: tuple[float, ...], moves: int) -> dict:
     return out
 
 
+def bench_peer(sizes: tuple[float, ...], moves: int) -> dict:
+    """Our slider move vs the peer notebook (explorer/bench/peer.py), p50 of each, on the
+    same model and data; the ratio is the worst over ``sizes``."""
+    from .models import mlp_session, params_label
+    from .peer import PeerNotebook
+
+    ms: dict = {}
+    for n in sizes:
+        session = mlp_session(n)
+        peer = PeerNotebook(session.model, session.data.val.x, session.data.val.y)
+        with counting_comms():
+            app = make_app(session)
+            ours, _ = slider_moves(app, moves, warmup=2)
+        theirs = [peer.move(v) for v in (0.5, 0.3)]  # warm-up
+        theirs = [peer.move(SLIDER_VALUES[i % len(SLIDER_VALUES)]) for i in range(moves)]
+        ms[f"{params_label(n)} ours"] = 1e3 * statistics.median(ours)
+        ms[f"{params_label(n)} peer"] = 1e3 * statistics.median(theirs)
+        del app, session, peer
+    ratios = [ms[f"{params_label(n)} ours"] / ms[f"{params_label(n)} peer"] for n in sizes]
+    return {"peer_slider_ms": ms, "peer_slider_ratio": max(ratios)}
+
+
 # ----- training ----------------------------------------------------------------------
 def app_epochs(app, epochs: int) -> float:
     """Seconds of the app's training job (masks on, live updates on): Train click until the
@@ -222,6 +246,8 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     _step(results, notes, "slider_ms_by_params",
           lambda: bench_slider_by_params(sizes, 3 if tiny else 5))
     results["slider_ms_by_params"] = results["slider_ms_by_params"] or None
+    _step(results, notes, "_peer", lambda: bench_peer((2e4,) if tiny else PEER_SIZES,
+                                                      3 if tiny else 5 if quick else 9))
     epochs = 1 if tiny else 5
     _step(results, notes, "train_overhead_ratio", lambda: bench_train_overhead(
         mlp_session(2e4) if tiny else _default_session(), epochs, pairs))
@@ -271,7 +297,10 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "train_overhead_ratio": "<= 1.10", "train_overhead_ratio_lenet300": "<= 1.10",
            "update_bytes_small": "<= 20000", "update_bytes_large": "<= 20000, <= 1.2x small",
            "structured_speedup_b256": ">= 1.6", "browser_roundtrip_p50_ms": "<= 150",
-           "dashboard_ready_s": "<= 10", "dashboard_ready_preheat_s": "<= 5"}
+           "dashboard_ready_s": "<= 10", "dashboard_ready_preheat_s": "<= 5",
+           "peer_slider_ratio": "<= 0.2", "peer_slider_ms": "ours vs peer, ms",
+           "kernel_rss_mib": "<= 350", "visitors_ready_s_p95": "<= 20 (8 visitors)",
+           "visitors_slider_p95_ms": "<= 1500"}
 
 
 def format_table(results: dict) -> str:
@@ -279,7 +308,7 @@ def format_table(results: dict) -> str:
     for key in KEYS:
         value = results.get(key)
         if isinstance(value, dict):
-            lines.append(f"{key:34} {'':>14}  linear in params")
+            lines.append(f"{key:34} {'':>14}  {TARGETS.get(key, 'linear in params')}")
             lines.extend(f"  {k:32} {v:14.2f}" for k, v in value.items())
             continue
         text = "null" if value is None else f"{value:14.3f}" if value < 100 else f"{value:14.0f}"
@@ -299,6 +328,11 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                         "; exit 1 with 'no CUDA device' when there is none")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice)")
+    p.add_argument("--visitors", type=int, default=None, metavar="N",
+                   help="room check instead: N Chromium pages open a --preheat N dashboard at "
+                        "once, then each sets its slider every 2 s for 60 s (loopback only)")
+    p.add_argument("--preheat", type=int, default=None, metavar="N",
+                   help="with --visitors: kernels kept warm (default: as many as visitors)")
     p.add_argument("--soak", action="store_true",
                    help="long-use check instead: 10,000 slider moves and 50 train/stop cycles "
                         "(with --quick: 300 and 25); resident-memory growth and history lengths")
@@ -314,9 +348,28 @@ def bench_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.soak:
         return soak_command(args.quick, args.json)
+    if args.visitors is not None:
+        return visitors_command(args.visitors, args.quick, args.json, args.preheat)
     results = run_bench(quick=args.quick, json_path=args.json, gpu_check=args.gpu_check)
     if args.gpu_check:
         return int(results["gpu_check_exit"])
+    return 0
+
+
+def visitors_command(n: int, quick: bool, json_path: str | None,
+                     preheat: int | None = None) -> int:
+    """`explorer bench --visitors N`: a room of N pages (30 s of sliding with --quick)."""
+    from .visitors import run_visitors
+
+    if n < 1:
+        raise SystemExit(f"--visitors must be >= 1; got {n}")
+    print(f"explorer bench --visitors {n} (load {_load()})", flush=True)
+    result = run_visitors(n, duration_s=30.0 if quick else 60.0, preheat=preheat)
+    result["meta"] = {"cpu_count": os.cpu_count(), "load_average": _load(),
+                      "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    print(json.dumps(result, indent=2))
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -1,9 +1,11 @@
-"""``python -m explorer.cli.dashboard ARGS``: start Voila with the token taken from the environment.
+"""``python -m explorer.cli.dashboard [--token-fd N] ARGS``: start the dashboard's Voila.
 
-``explorer dashboard`` runs this instead of ``python -m voila`` so that an access token never
-appears on a command line (any local user can read command lines in the process list). The
-token travels in $EXPLORER_TOKEN, which is removed here before Voila starts any kernel, so the
-notebook's code cannot read it either.
+``explorer dashboard`` runs this instead of ``python -m voila``. The access token never
+appears on a command line (any local user can read command lines) nor in an environment
+(a kernel could read it from ``/proc/<pid>/environ`` of its parent): it arrives through a
+pipe whose read end is file descriptor N, read and closed here before Voila starts, so no
+kernel inherits the descriptor either. The server is :class:`explorer.cli.room.ExplorerVoila`
+(Voila plus a Host check, kernels bound to their visitor, a visitor cap, a session banner).
 """
 
 from __future__ import annotations
@@ -12,20 +14,32 @@ import os
 import sys
 
 TOKEN_ENV = "EXPLORER_TOKEN"
+TOKEN_FD_FLAG = "--token-fd="
+
+
+def read_token(fd: int) -> str:
+    """The whole content of descriptor ``fd`` (a pipe), stripped; the descriptor is closed."""
+    with os.fdopen(fd, "rb") as pipe:
+        return pipe.read().decode("utf-8").strip()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Launch Voila with ``argv``; an $EXPLORER_TOKEN (if set) becomes ``Voila.token``."""
+    """Launch the server with ``argv``; a leading ``--token-fd=N`` gives ``Voila.token``."""
     from traitlets.config import Config
-    from voila.app import Voila
 
-    token = os.environ.pop(TOKEN_ENV, "")  # kernels inherit os.environ: drop it first
+    from .room import ExplorerVoila
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    token = ""
+    if args and args[0].startswith(TOKEN_FD_FLAG):
+        token = read_token(int(args.pop(0)[len(TOKEN_FD_FLAG):]))
+    os.environ.pop(TOKEN_ENV, None)  # never handed to kernels (we do not send it, either)
     config = Config()
     if token:
         # Voila (jupyter_server 2) then requires ?token= or the login cookie on every page,
         # kernel and websocket request.
-        config.Voila.token = token
-    Voila.launch_instance(argv=sys.argv[1:] if argv is None else argv, config=config)
+        config.ExplorerVoila.token = token
+    ExplorerVoila.launch_instance(argv=args, config=config)
 
 
 if __name__ == "__main__":

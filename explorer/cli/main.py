@@ -28,6 +28,7 @@ TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a c
 DEFAULT_CULL_IDLE_S = 900
 CULL_INTERVAL_S = 60
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+MIB_PER_VISITOR = 600  # an idle visitor's kernel holds about 450 MiB; leave room to train
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 
@@ -76,6 +77,38 @@ def parse_seconds(text: str) -> int:
     return value
 
 
+def _memory_mib() -> int | None:
+    """MemTotal from /proc/meminfo in MiB (None where there is no such file). The total, not
+    what is free right now, so that the defaults do not swing with other programs."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_preheat() -> int:
+    """Kernels kept warm by default: one per two cores, at most 4, as memory allows."""
+    cpus = os.cpu_count() or 1
+    mib = _memory_mib()
+    by_memory = 4 if mib is None else mib // (3 * MIB_PER_VISITOR)
+    return max(1, min(4, cpus // 2, by_memory))
+
+
+def default_max_visitors() -> int:
+    """Visitors at once by default: what three quarters of the memory holds (4..64)."""
+    mib = _memory_mib()
+    return 16 if mib is None else max(4, min(64, 3 * mib // (4 * MIB_PER_VISITOR)))
+
+
+def kernel_threads(max_visitors: int) -> int:
+    """torch threads per kernel, so that ``max_visitors`` kernels share the cores."""
+    cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, min(cpus, max_visitors)))
+
+
 def voila_command(
     notebook: Path,
     *,
@@ -84,17 +117,21 @@ def voila_command(
     open_browser: bool,
     debug: bool,
     theme: str = "light",
-    preheat: bool = False,
+    preheat: int = 0,
     cull_idle: int = DEFAULT_CULL_IDLE_S,
+    max_visitors: int = 0,
+    allow_hosts: Sequence[str] = (),
+    token_fd: int | None = None,
 ) -> list[str]:
     """The Voila command line that serves ``notebook`` (one notebook, never a folder).
 
-    It runs ``explorer.cli.dashboard``, which takes the token (if any) from $EXPLORER_TOKEN.
+    It runs ``explorer.cli.dashboard``, which reads the token (if any) from the pipe
+    ``token_fd`` and serves with :class:`explorer.cli.room.ExplorerVoila`.
     """
-    cmd = [
-        sys.executable,
-        "-m",
-        "explorer.cli.dashboard",
+    cmd = [sys.executable, "-m", "explorer.cli.dashboard"]
+    if token_fd is not None:
+        cmd.append(f"--token-fd={token_fd}")  # must come first
+    cmd += [
         str(notebook),
         f"--port={port}",
         f"--Voila.ip={host}",
@@ -105,9 +142,13 @@ def voila_command(
         # /voila/files/ would serve images (and more) from the notebook's folder: serve none.
         "--VoilaConfiguration.file_allowlist=[]",
     ]
-    if preheat:
-        # A kernel runs the notebook before anyone asks, so the first visitor waits less.
-        cmd.append("--preheat_kernel=True")
+    if preheat > 0:
+        # Kernels run the notebook before anyone asks, so visitors wait less.
+        cmd += ["--preheat_kernel=True", f"--pool_size={int(preheat)}"]
+    if max_visitors > 0:
+        cmd.append(f"--ExplorerVoila.max_visitors={max_visitors}")
+    if allow_hosts:
+        cmd.append(f"--ExplorerVoila.allowed_hosts={list(allow_hosts)!r}")
     if cull_idle > 0:
         cmd += [
             f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
@@ -122,20 +163,43 @@ def voila_command(
     return cmd
 
 
-def dashboard_env(*, theme: str, talk: bool, token: str) -> dict[str, str]:
-    """The environment of the Voila process; its kernels inherit it.
+def dashboard_env(*, theme: str, talk: bool, threads: int | None = None) -> dict[str, str]:
+    """The environment of the Voila process; its kernels inherit it. Never the token.
 
     Theme and talk mode travel as variables: a preheated kernel has already run the
-    notebook before any request (and its query string) exists.
+    notebook before any request (and its query string) exists. ``threads`` caps each
+    kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS already.
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
-    if token:
-        env[TOKEN_ENV] = token
+    if threads is not None and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads)
+        env.setdefault("MKL_NUM_THREADS", str(threads))
     return env
 
 
-def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
+def token_pipe(token: str) -> int:
+    """A pipe holding ``token``; returns its read end (inheritable, for one child)."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as pipe:
+        pipe.write(token.encode("utf-8"))  # far below the pipe's buffer: never blocks
+    os.set_inheritable(read_fd, True)
+    return read_fd
+
+
+def read_token_file(path: str) -> str:
+    """The token in the file at ``path`` (which should be readable only by its owner)."""
+    file = Path(path).expanduser()
+    text = file.read_text(encoding="utf-8").strip()
+    if file.stat().st_mode & 0o077:
+        print(f"explorer dashboard: warning: {file} is readable by other users "
+              f"(chmod 600 {file})", file=sys.stderr)
+    return text
+
+
+def run_child(
+    cmd: Sequence[str], env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()
+) -> int:
     """Run ``cmd``, forward SIGINT/SIGTERM to it, and return its exit status.
 
     The child stays in our process group, so killing the group stops both. A Ctrl-C typed in
@@ -168,7 +232,9 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
     forwarded = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, forward) for sig in forwarded}
     try:
-        child = subprocess.Popen(list(cmd), env=env)
+        child = subprocess.Popen(list(cmd), env=env, pass_fds=tuple(pass_fds))
+        for fd in pass_fds:
+            os.close(fd)  # the child holds its copy
         if pending:
             child.send_signal(pending[0])
         code = child.wait()
@@ -192,14 +258,29 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     host = args.host.strip()
     if not host:
         parser.error(f"--host: {args.host!r} is empty")
-    token = (args.token if args.token is not None else os.environ.get(TOKEN_ENV, "")).strip()
+    if args.token_file is not None:
+        try:
+            token = read_token_file(args.token_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--token-file: {exc}")
+        if not token:
+            parser.error(f"--token-file: {args.token_file!r} is empty")
+    else:
+        token = (args.token if args.token is not None else os.environ.get(TOKEN_ENV, "")).strip()
     if args.token is not None and not token:
         parser.error(f"--token: {args.token!r} is empty")
+    preheat = default_preheat() if args.preheat is None else args.preheat
+    max_visitors = default_max_visitors() if args.max_visitors is None else args.max_visitors
+    if preheat < 0:
+        parser.error(f"--preheat: {preheat} is negative (0 turns preheating off)")
+    if max_visitors < 0:
+        parser.error(f"--max-visitors: {max_visitors} is negative (0: no cap)")
     if not is_loopback(host) and not token:
         parser.error(
             f"--host: refusing to serve on {host!r} without a token: anyone who can reach "
-            f"this machine could run code in its kernels. Set ${TOKEN_ENV} (or --token, "
-            f"which other local users can see in the process list), or use --host {DEFAULT_HOST}"
+            f"this machine could run code in its kernels. Use --token-file or ${TOKEN_ENV} "
+            f"(or --token, which other local users can see in the process list), or use "
+            f"--host {DEFAULT_HOST}"
         )
     if args.notebook is not None:
         notebook = Path(args.notebook).expanduser().resolve()
@@ -214,6 +295,7 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     url_host = f"[{host}]" if ":" in host else host
     query = "?token=<your token>" if token else ""
     print(f"Compression Explorer dashboard: http://{url_host}:{port}/{query}", flush=True)
+    token_fd = token_pipe(token) if token else None
     cmd = voila_command(
         notebook,
         host=host,
@@ -221,10 +303,15 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         open_browser=open_browser,
         debug=args.debug,
         theme=args.theme,
-        preheat=args.preheat,
+        preheat=preheat,
         cull_idle=cull_idle,
+        max_visitors=max_visitors,
+        allow_hosts=args.allow_host,
+        token_fd=token_fd,
     )
-    return run_child(cmd, env=dashboard_env(theme=args.theme, talk=args.talk, token=token))
+    threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
+    env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads)
+    return run_child(cmd, env=env, pass_fds=[] if token_fd is None else [token_fd])
 
 
 def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -271,9 +358,37 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         "command-line token shows in the process list",
     )
     p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="read the access token from this file (chmod 600): it then appears in no "
+        "command line and no environment",
+    )
+    p.add_argument(
         "--preheat",
-        action="store_true",
-        help="run the notebook in a spare kernel before anyone asks (faster first page)",
+        nargs="?",
+        type=int,
+        const=None,
+        default=None,
+        metavar="N",
+        help="kernels that run the notebook before anyone asks (faster pages); 0: off "
+        "(default, and --preheat alone: sized to this machine)",
+    )
+    p.add_argument(
+        "--max-visitors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most visitors with a live session at once; later ones get a 'the room is "
+        "full' page and no kernel; 0: no cap (default: what the memory holds)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name visitors may use besides loopback names and --host (repeatable); "
+        "other Host headers get 403",
     )
     p.add_argument(
         "--cull-idle",

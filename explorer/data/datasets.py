@@ -74,10 +74,12 @@ def _stratified_indices(labels: np.ndarray | None, seed: int,
 
 def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, task: str,
                  image_shape: tuple[int, int, int] | None,
-                 device: torch.device | str) -> Dataset:
-    """Split, standardise with train statistics only, and move to tensors."""
-    train, val, test = _stratified_indices(y if task == "classification" else None, seed,
-                                           len(x))
+                 device: torch.device | str,
+                 split: tuple[np.ndarray, ...] | None = None) -> Dataset:
+    """Split (unless ``split`` gives the indices), standardise with train statistics only,
+    and move to tensors."""
+    train, val, test = split or _stratified_indices(
+        y if task == "classification" else None, seed, len(x))
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
     std[std == 0] = 1.0  # constant pixels (digit borders) carry no information
@@ -97,13 +99,23 @@ def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, task: str,
                    image_shape, n_outputs)
 
 
-def load_digits(seed: int = 0, device: torch.device | str = "cpu") -> Dataset:
-    """scikit-learn's 8x8 digits (1,797 images), shipped inside scikit-learn."""
-    from sklearn.datasets import load_digits as sk_digits
+DIGITS_FILE = Path(__file__).resolve().parents[1] / "resources" / "digits.npz"
 
-    bunch = sk_digits()
-    return _from_arrays("digits", bunch.data.astype(np.float64), bunch.target, seed,
-                        "classification", (1, 8, 8), device)
+
+def load_digits(seed: int = 0, device: torch.device | str = "cpu") -> Dataset:
+    """scikit-learn's 8x8 digits (1,797 images), from a copy shipped with us.
+
+    explorer/resources/digits.npz holds the images, labels and the seed-0 split that
+    scikit-learn's stratified ``train_test_split`` makes, so the default dataset loads without
+    importing scikit-learn or SciPy (a dashboard kernel then starts leaner). Other seeds still
+    split with scikit-learn; either way the result is bit-identical to splitting sklearn's copy.
+    """
+    with np.load(DIGITS_FILE) as shipped:
+        x = shipped["data"].astype(np.float64)
+        y = shipped["target"].astype(np.int64)
+        split = tuple(shipped[f"{part}_seed0"].astype(np.int64)
+                      for part in ("train", "val", "test")) if seed == 0 else None
+    return _from_arrays("digits", x, y, seed, "classification", (1, 8, 8), device, split)
 
 
 def _mnist_5k_path() -> Path:

@@ -1,0 +1,407 @@
+"""The dashboard's Voila server with a room's rules: who may reach it, who may drive a kernel.
+
+``explorer.cli.dashboard`` launches :class:`ExplorerVoila` instead of plain Voila. On top of
+Voila it adds:
+
+- a Host header check on every request (HTTP and websocket), like Jupyter Server's
+  ``allow_remote_access=False``: loopback names and addresses, plus the names given with
+  ``--host`` / ``--allow-host``. Voila itself sets ``allow_remote_access=True``, so a
+  DNS-rebinding page could otherwise drive the app. A refused request gets 403 before any
+  handler runs, so it starts no kernel;
+- kernels bound to the visitor who started them: the page sets a signed cookie
+  (``explorer_visitor``), and the kernel's channels websocket, its REST model, its shutdown
+  and its session status answer only to that cookie (403 otherwise);
+- a cap on visitors (``max_visitors``): once that many kernels belong to visitors, a new
+  page gets a short "the room is full" page (503, Retry-After) and no kernel; the pool of
+  preheated kernels is refilled only up to the places left;
+- the ``_xsrf`` cookie set with the page, so the shutdown beacon Voila's page sends when
+  its tab closes is accepted and the kernel is freed at once;
+- a session banner: each page polls ``explorer/api/session/<kernel id>`` and shows "the
+  session restarted; reload" once the kernel died, restarted, or was shut down;
+- Voila's ``/voila/query/<kernel id>`` websocket (request info for preheated kernels, which
+  includes the query string and so the token) is not served: our notebooks do not read it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+import socket
+from collections import defaultdict
+from urllib.parse import parse_qsl, urlencode
+
+import tornado.web
+from jupyter_core.utils import ensure_async
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.services.kernels.handlers import KernelHandler
+from traitlets import Int, List, Unicode
+from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
+from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
+
+COOKIE = "explorer_visitor"
+ROOM = "explorer_room"
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+SESSION_POLL_MS = 3000
+
+FULL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>The room is full</title>
+<meta http-equiv="refresh" content="60">
+<style>body{{font-family:system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;
+color:#222}}h1{{font-size:1.5em}}</style></head>
+<body><h1 class="cx-room-full">The room is full</h1>
+<p>{count} of {cap} places are taken on this Compression Explorer server. Each visitor
+gets their own live session, and this machine holds no more right now.</p>
+<p>Try again in a minute: this page reloads itself every 60 seconds.</p></body></html>
+"""
+
+# Appended to every dashboard page: poll our session endpoint and show a banner once the
+# kernel behind the page is gone or restarted (its widgets then answer nothing).
+BANNER_JS = """
+<script>
+(function () {{
+  var url = {url};
+  var shown = false;
+  function show(text) {{
+    if (shown) return;
+    shown = true;
+    var bar = document.createElement("div");
+    bar.className = "cx-session-banner";
+    bar.setAttribute("role", "alert");
+    bar.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:10px 16px;"
+      + "background:#b3261e;color:#fff;font:600 15px system-ui,sans-serif;text-align:center";
+    bar.appendChild(document.createTextNode(text + " "));
+    var link = document.createElement("a");
+    link.href = window.location.href;
+    link.textContent = "Reload";
+    link.style.color = "#fff";
+    bar.appendChild(link);
+    document.body.appendChild(bar);
+  }}
+  function poll() {{
+    fetch(url, {{credentials: "same-origin", cache: "no-store"}}).then(function (r) {{
+      if (r.status === 404) {{
+        show("The session ended: the server shut its kernel down.");
+        return null;
+      }}
+      return r.ok ? r.json() : null;
+    }}).then(function (s) {{
+      if (s && !s.alive) show("The session ended: the server shut its kernel down.");
+      else if (s && s.restarts > 0) show("The session restarted and lost its state.");
+    }}).catch(function () {{}}).then(function () {{
+      if (!shown) setTimeout(poll, {poll_ms});
+    }});
+  }}
+  setTimeout(poll, {poll_ms});
+}})();
+</script>
+"""
+
+
+def split_host(host_header: str) -> str:
+    """The host name or address of a Host header, without port or IPv6 brackets, lower-case."""
+    match = re.match(r"^(.*?)(:\d+)?$", host_header.strip())
+    host = (match.group(1) if match else host_header).lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host.rstrip(".")
+
+
+def host_allowed(host_header: str, names: frozenset[str], any_address: bool) -> bool:
+    """Whether a request with this Host header is for us.
+
+    Loopback addresses and names always; ``names`` (the --host given, --allow-host); any IP
+    address literal when we listen on all interfaces (a DNS-rebinding page always sends a
+    name, never an address, so addresses are safe to accept there).
+    """
+    host = split_host(host_header)
+    if host in LOOPBACK_NAMES or host in names:
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return addr.is_loopback or any_address
+
+
+class Room:
+    """Which visitor owns which kernel, how many places are taken, and kernel restarts."""
+
+    def __init__(self, kernel_manager, max_visitors: int) -> None:
+        self.km = kernel_manager
+        self.max_visitors = max_visitors  # 0: no cap
+        self.owners: dict[str, str] = {}
+        self.restarts: defaultdict[str, int] = defaultdict(int)
+        self.pending = 0  # pages admitted whose kernel is not bound yet
+
+    def _alive(self, kernel_id: str) -> bool:
+        try:
+            return kernel_id in self.km
+        except Exception:  # a kernel manager without __contains__
+            return kernel_id in self.km.list_kernel_ids()
+
+    def visitors(self) -> int:
+        """Kernels that belong to visitors (pooled, preheated kernels do not count)."""
+        for kernel_id in [k for k in self.owners if not self._alive(k)]:
+            del self.owners[kernel_id]
+            self.restarts.pop(kernel_id, None)
+        return len(self.owners)
+
+    def admit(self) -> bool:
+        """Take a place for a new page, or say the room is full (no await in between)."""
+        if self.max_visitors > 0 and self.visitors() + self.pending >= self.max_visitors:
+            return False
+        self.pending += 1
+        return True
+
+    def leave(self) -> None:
+        self.pending = max(0, self.pending - 1)
+
+    def bind(self, kernel_id: str, visitor: str) -> None:
+        self.owners[kernel_id] = visitor
+
+        def restarted() -> None:
+            self.restarts[kernel_id] += 1
+
+        for event in ("restart", "dead"):
+            try:
+                self.km.add_restart_callback(kernel_id, restarted, event)
+            except Exception:  # the kernel is already gone: the banner says so anyway
+                pass
+
+    def owner(self, kernel_id: str) -> str | None:
+        return self.owners.get(kernel_id)
+
+
+def _room(handler: tornado.web.RequestHandler) -> Room:
+    return handler.settings[ROOM]
+
+
+def _visitor(handler: tornado.web.RequestHandler) -> str | None:
+    value = handler.get_signed_cookie(COOKIE)
+    return value.decode() if value else None
+
+
+def _owns(handler: tornado.web.RequestHandler, kernel_id: str | None) -> bool:
+    visitor = _visitor(handler)
+    owner = _room(handler).owner(kernel_id) if kernel_id else None
+    return owner is not None and visitor is not None and secrets.compare_digest(owner, visitor)
+
+
+def _kernel_id(handler: tornado.web.RequestHandler) -> str | None:
+    if "kernel_id" in handler.path_kwargs:
+        return handler.path_kwargs["kernel_id"]
+    return handler.path_args[0] if handler.path_args else None
+
+
+def _refuse_unless_owner(handler: tornado.web.RequestHandler) -> None:
+    if not _owns(handler, _kernel_id(handler)):
+        handler.log.warning("Refused %s %s: the kernel belongs to another visitor",
+                            handler.request.method, handler.request.path)
+        raise tornado.web.HTTPError(403)
+
+
+class _Recorder:
+    """The kernel manager as one page sees it: kernels it starts or takes are bound."""
+
+    def __init__(self, km, bind) -> None:
+        self._km = km
+        self._bind = bind
+
+    def __getattr__(self, name: str):
+        return getattr(self._km, name)
+
+    async def start_kernel(self, *args, **kwargs):
+        kernel_id = await ensure_async(self._km.start_kernel(*args, **kwargs))
+        self._bind(kernel_id)
+        return kernel_id
+
+    async def get_rendered_notebook(self, *args, **kwargs):
+        result = await self._km.get_rendered_notebook(*args, **kwargs)
+        self._bind(result[2])  # (render_task, rendered_cache, kernel_id)
+        return result
+
+
+def drop_token(request) -> None:
+    """Remove ``token=`` from the request's query: Voila copies the URL and query string into
+    each kernel's environment ($VOILA_REQUEST_URL, $QUERY_STRING), where code could read it.
+    The visitor is authenticated (and has the login cookie) by then."""
+    if "token" not in request.query_arguments:
+        return
+    pairs = [(k, v) for k, v in parse_qsl(request.query, keep_blank_values=True) if k != "token"]
+    request.query = urlencode(pairs)
+    request.uri = request.path + (f"?{request.query}" if request.query else "")
+    request.query_arguments.pop("token", None)
+    request.arguments.pop("token", None)
+
+
+class RoomPageHandler(TornadoVoilaHandler):
+    """The dashboard page: a place in the room, the visitor cookie, the session banner."""
+
+    _page_kernel: str | None = None
+
+    @property
+    def kernel_manager(self):
+        return _Recorder(self.settings["kernel_manager"], self._bind_kernel)
+
+    def _bind_kernel(self, kernel_id: str) -> None:
+        room = _room(self)
+        room.bind(kernel_id, self._visitor_id)
+        room.leave()
+        self._admitted = False
+        self._page_kernel = kernel_id
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        if self.notebook_path and path:  # Voila redirects these to /voila/files/: refuse
+            raise tornado.web.HTTPError(404)
+        room = _room(self)
+        if not room.admit():
+            self.log.warning("The room is full (%d visitors): no kernel for %s",
+                             room.max_visitors, self.request.remote_ip)
+            self.set_status(503)
+            self.set_header("Retry-After", "60")
+            self.set_header("Cache-Control", "no-store")
+            self.finish(FULL_PAGE.format(count=room.visitors(), cap=room.max_visitors))
+            return
+        drop_token(self.request)
+        self._admitted = True
+        self._visitor_id = _visitor(self) or secrets.token_urlsafe(18)
+        self.set_signed_cookie(COOKIE, self._visitor_id, expires_days=None, httponly=True,
+                               samesite="Lax", path=self.base_url or "/")
+        # Voila's page sends `_xsrf` from document.cookie with its shutdown beacon when the
+        # tab closes; without the cookie the shutdown is refused (403) and the kernel lingers.
+        _ = self.xsrf_token  # sets the _xsrf cookie
+        try:
+            await super().get(path=path)
+        finally:
+            if self._admitted:
+                room.leave()
+        if self._page_kernel is not None:
+            url = json.dumps(f"{self.base_url.rstrip('/')}/explorer/api/session/"
+                             f"{self._page_kernel}")
+            self.write(BANNER_JS.format(url=url, poll_ms=SESSION_POLL_MS))
+
+
+class OwnedKernelWebsocketHandler(VoilaKernelWebsocketHandler):
+    """A kernel's channels, only for the visitor whose page started the kernel."""
+
+    async def pre_get(self):
+        _refuse_unless_owner(self)
+        await super().pre_get()
+
+
+class OwnedKernelHandler(KernelHandler):
+    async def prepare(self):
+        await super().prepare()
+        _refuse_unless_owner(self)
+
+
+class OwnedShutdownHandler(VoilaShutdownKernelHandler):
+    async def prepare(self):
+        await super().prepare()
+        _refuse_unless_owner(self)
+
+
+class SessionHandler(APIHandler):
+    """``GET explorer/api/session/<kernel id>``: {"alive", "restarts"} for the owner."""
+
+    @tornado.web.authenticated
+    async def get(self, kernel_id):
+        _refuse_unless_owner(self)
+        room = _room(self)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"alive": room._alive(kernel_id),
+                                "restarts": room.restarts.get(kernel_id, 0)}))
+
+
+class RefusedHandler(tornado.web.RequestHandler):
+    def prepare(self):
+        raise tornado.web.HTTPError(403)
+
+
+class HostCheckedApplication(tornado.web.Application):
+    """A tornado application that answers 403 to any Host it does not serve."""
+
+    def find_handler(self, request, **kwargs):
+        names = self.settings.get("explorer_allowed_hosts", frozenset())
+        any_address = self.settings.get("explorer_any_address", False)
+        if not host_allowed(request.host or "", names, any_address):
+            self.settings[ROOM].km.log.warning(
+                "Refused a request for Host %r (not a name this server answers to)",
+                request.host)
+            return self.get_handler_delegate(request, tornado.web.ErrorHandler,
+                                             {"status_code": 403})
+        return super().find_handler(request, **kwargs)
+
+
+def bound_pool(km, room: Room, size: int) -> None:
+    """Refill Voila's pool of preheated kernels only up to the places left in the room, so
+    that visitors plus warm kernels never exceed ``max_visitors`` kernels (plus the pool
+    itself when the room is empty)."""
+    original = km.fill_if_needed
+
+    def fill_if_needed(*args, **kwargs):
+        free = room.max_visitors - room.visitors() - room.pending
+        km.kernel_pools_config.setdefault("default", {})["pool_size"] = max(0, min(size, free))
+        return original(*args, **kwargs)
+
+    km.fill_if_needed = fill_if_needed
+
+
+REPLACED = {
+    TornadoVoilaHandler: RoomPageHandler,
+    VoilaKernelWebsocketHandler: OwnedKernelWebsocketHandler,
+    KernelHandler: OwnedKernelHandler,
+    VoilaShutdownKernelHandler: OwnedShutdownHandler,
+    RequestInfoSocketHandler: RefusedHandler,
+}
+
+
+class ExplorerVoila(Voila):
+    """Voila with the room's rules (see the module docstring)."""
+
+    name = "explorer-voila"
+    max_visitors = Int(0, config=True, help="most visitors with a kernel at once; 0: no cap")
+    allowed_hosts = List(Unicode(), config=True,
+                         help="Host names (besides loopback) that requests may name")
+
+    def _host_settings(self) -> dict:
+        names = {h.lower().strip("[]").rstrip(".") for h in self.allowed_hosts if h}
+        ip = (self.ip or "").strip("[]").lower()
+        any_address = ip in WILDCARD_HOSTS
+        if any_address:  # listening everywhere: this machine's own names too
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        elif ip:
+            names.add(ip)
+        return {"explorer_allowed_hosts": frozenset(names), "explorer_any_address": any_address}
+
+    def init_handlers(self) -> list:
+        handlers = []
+        for spec in super().init_handlers():
+            pattern, cls, *rest = spec
+            handlers.append((pattern, REPLACED.get(cls, cls), *rest))
+        session = self.server_url.rstrip("/") + r"/explorer/api/session/(?P<kernel_id>[\w-]+)"
+        handlers.insert(0, (session, SessionHandler))
+        return handlers
+
+    def start(self):  # Voila.start, with our application class and settings
+        import tempfile
+
+        self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
+        self.log.info("Storing connection files in %s.", self.connection_dir)
+        settings = self.init_settings()
+        settings[ROOM] = room = Room(self.kernel_manager, self.max_visitors)
+        if self.voila_configuration.preheat_kernel and self.max_visitors > 0:
+            bound_pool(self.kernel_manager, room, self.voila_configuration.default_pool_size)
+        settings.update(self._host_settings())
+        self.app = HostCheckedApplication(**settings)
+        self.app.settings.update(self.tornado_settings)
+        self.app.add_handlers(".*$", self.init_handlers())
+        self.listen()

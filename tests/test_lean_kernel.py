@@ -1,0 +1,39 @@
+"""Lean dashboard kernels: the shipped digits copy splits exactly as scikit-learn's does,
+and the first screen imports neither scikit-learn nor SciPy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, checkout_env
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_shipped_digits_split_is_bit_identical_to_sklearn(seed):
+    from sklearn.datasets import load_digits as sk_digits
+
+    from explorer.data.datasets import _from_arrays, load_digits
+
+    bunch = sk_digits()
+    ref = _from_arrays("digits", bunch.data.astype(np.float64), bunch.target, seed,
+                       "classification", (1, 8, 8), "cpu")
+    ours = load_digits(seed)
+    for part in ("train", "val", "test"):
+        a, b = getattr(ref, part), getattr(ours, part)
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y), part
+        assert a.x.dtype == b.x.dtype and a.y.dtype == b.y.dtype
+    assert (ref.n_outputs, ref.input_shape) == (ours.n_outputs, ours.input_shape)
+
+
+def test_the_first_screen_imports_no_scipy_or_sklearn():
+    code = ("import sys\nfrom explorer.ui import ExplorerApp\nExplorerApp.default()\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'scipy', 'sklearn', 'pandas', 'matplotlib'}))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
