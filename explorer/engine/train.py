@@ -141,6 +141,7 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
 
     `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.
     `loss_fn(output, x, y, index)` may replace the task loss (distillation uses it).
+    `config.epoch_size` caps the samples per epoch (a random subset each epoch; tests).
     A non-finite loss stops the run before the step is applied.
     """
     params = dict(model.named_parameters())
@@ -149,13 +150,14 @@ def train_steps(model: nn.Module, train: Split, val: Split, task: str, config: T
     guard = FiniteGuard(model)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     n = len(train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    per_epoch = n if config.epoch_size is None else min(n, config.epoch_size)
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     step = 0
     model.train()
     for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(n, generator=generator).to(train.x.device)
+        order = torch.randperm(n, generator=generator)[:per_epoch].to(train.x.device)
         total_loss, seen = 0.0, 0
-        for start in range(0, n, config.batch_size):
+        for start in range(0, per_epoch, config.batch_size):
             if stop is not None and stop.is_set():
                 yield StopEvent(step, "stopped")
                 return
