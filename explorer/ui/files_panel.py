@@ -20,11 +20,13 @@ import ipywidgets as W
 
 from ..config import EXPORT_KINDS
 from ..session.session import Session
-from .controls import NARROW, STYLE, button, tagged
+from .controls import NARROW, STYLE, button, row, tagged
 from .host import Host
 
 DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
-UPLOAD_MAX_BYTES = 200 * 2**20
+# The widget channel carries an upload as one websocket message; about 10 MiB drop the
+# connection silently here (PITFALLS), so the limit is set, and shown, below that.
+UPLOAD_MAX_BYTES = 8 * 2**20
 
 
 def download_link(data: bytes, filename: str, label: str) -> str:
@@ -46,16 +48,20 @@ class FilesPanel:
         self.host = host
         self.save = button("Save session", "save-session")
         self.upload = tagged(W.FileUpload(accept=".pt", multiple=False,
-                                          description="Load session"), "load-session")
+                                          description=f"Load session (max "
+                                          f"{UPLOAD_MAX_BYTES // 2**20} MiB)",
+                                          layout=W.Layout(width="auto")), "load-session")
         self.kind = tagged(W.Dropdown(options=EXPORT_KINDS, value="masked",
                                       description="Export as", layout=NARROW, style=STYLE),
                            "export-kind")
         self.export = button("Export model", "export-model")
         self.link = tagged(W.HTML(""), "download")
-        self.save.on_click(lambda _: self.offer_session())
-        self.export.on_click(lambda _: self.offer_export())
-        self.upload.observe(self._on_upload, names="value")
-        self.box = W.HBox([self.save, self.upload, self.kind, self.export, self.link])
+        g = host.guard
+        self.save.on_click(g(lambda _: self.offer_session()))
+        self.export.on_click(g(lambda _: self.offer_export()))
+        self.upload.observe(g(self._on_upload), names="value")
+        self.box = W.VBox([row(self.save, self.upload), row(self.kind, self.export),
+                           self.link])
 
     def controls(self) -> list[W.Widget]:
         return [self.save, self.upload, self.kind, self.export]
