@@ -34,6 +34,14 @@ VIEWPORT = {"width": 1400, "height": 1800}  # tall enough for the whole app
 SERVER_START_TIMEOUT_S = 120.0
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (fixtures can see that a test failed)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     return _free_port()
@@ -158,10 +166,16 @@ def dashboard_server(*args: str, env: dict | None = None) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
+# The browser tests' dashboard: test mode lists kernel errors in the page, and an epoch
+# is a few batches so a journey can train every zoo model to the end of an epoch.
+TEST_MODE_ENV = {"EXPLORER_TEST_MODE": "1", "EXPLORER_EPOCH_SIZE": "192"}
+
+
+@pytest.fixture(scope="session")
 def dashboard_url() -> Iterator[str]:
-    """One light-theme dashboard per test module (each page load runs the notebook anew)."""
-    with dashboard_server() as url:
+    """One light-theme dashboard for the whole run (each page load runs the notebook anew
+    in its own kernel), in test mode."""
+    with dashboard_server(env=checkout_env(**TEST_MODE_ENV)) as url:
         yield url
 
 

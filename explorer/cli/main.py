@@ -130,6 +130,9 @@ def dashboard_env(*, theme: str, talk: bool, token: str) -> dict[str, str]:
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
+    # Where Voila finds the app's page template (explorer.cli.dashboard).
+    jupyter_path = [str(resource_path("jupyter")), os.environ.get("JUPYTER_PATH", "")]
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in jupyter_path if p)
     if token:
         env[TOKEN_ENV] = token
     return env

@@ -39,6 +39,7 @@ from .resizer import Resizer
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
 from .theme import get_theme
 
+REPR_CURVE_WAIT_S = 10.0
 LINKED = ("mode", "value", "scope", "structured", "norm", "layer", "log_y", "page", "curves")
 
 
@@ -97,7 +98,10 @@ class ExplorerApp(W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         # A FigureWidget inside a box is never displayed itself, so plotly never copies
-        # its current traces into the synced state a new front-end view starts from.
+        # its current traces into the synced state a new front-end view starts from; and
+        # an update sent before the page draws the figure is lost, so the first one-shot
+        # curve (background, well under a second for the default model) is waited for.
+        self.curve.wait(REPR_CURVE_WAIT_S)
         with self.ui_lock:
             for fig in self.figures():
                 fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
@@ -256,10 +260,7 @@ class ExplorerApp(W.VBox):
         apply_rules(self.c, self.jobs.busy, self.session.is_lm)
 
     def metric(self) -> Metric:
-        return Metric.of(self.snap, self.session.is_lm) if self.snap is not None else \
-            Metric("perplexity" if self.session.is_lm else
-                   "accuracy" if self.session.task == "classification" else "MSE",
-                   self.session.task == "classification" and not self.session.is_lm)
+        return Metric.for_session(self.session.task, self.session.is_lm)
 
     def dense_value(self, slot: str | None = None) -> float | None:
         return self.book.dense(slot or self.session.selected)

@@ -15,7 +15,7 @@ from ..session.session import Session
 from ..session.views import CURVE_LEVELS, CurvePoint, oneshot_curve
 
 CACHE_SIZE = 12
-LM_LEVELS = CURVE_LEVELS[::2]  # a language model's evaluation costs more per level
+LM_LEVELS = CURVE_LEVELS[::3]  # a language model's evaluation costs more per level
 
 
 class CurveWorker:

@@ -91,7 +91,7 @@ class Controls:
 def build_controls(layers: list[str]) -> Controls:
     lo, hi, step, fmt = SLIDER_RANGES["sparsity"]
     toggle = {"button_width": "auto"}
-    return Controls(
+    controls = Controls(
         mode=tagged(W.Dropdown(options=MODE_LABELS, value="sparsity", description="Prune by",
                                style=STYLE, layout=FULL), "mode"),
         slider=tagged(W.FloatSlider(value=0.0, min=lo, max=hi, step=step,
@@ -137,13 +137,15 @@ def build_controls(layers: list[str]) -> Controls:
         undo=button("Undo last job", "undo", tooltip="weights, masks, slider and curves "
                     "as they were before the last job"),
         train=button("Train", "train", "primary"),
-        stop=button("Stop", "stop"),
+        stop=button("Stop", "stop", tooltip="stop the running job; its steps so far are kept"),
         reset=button("Reset to original", "reset", tooltip="the original trained model"),
         progress=tagged(W.IntProgress(value=0, min=0, max=1000,
                                       layout=W.Layout(width="100%")), "progress"),
         status=tagged(W.HTML(value="ready"), "status"),
         summary=tagged(W.HTML(value=""), "sparsity-label"),
     )
+    controls.stop.disabled = True  # until a job runs
+    return controls
 
 
 def rewind_value(choice: str) -> str | int | None:

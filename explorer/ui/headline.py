@@ -19,12 +19,13 @@ class Metric:
     higher_is_better: bool
 
     @staticmethod
-    def of(snap: Snapshot, is_lm: bool = False) -> Metric:
-        if is_lm or snap.extra.get("lm"):
+    def for_session(task: str, is_lm: bool = False) -> Metric:
+        """Perplexity for a language model, accuracy for classification, else MSE."""
+        if is_lm:
             return Metric("perplexity", False)
-        if snap.accuracy is None:
-            return Metric("MSE", False)
-        return Metric("accuracy", True)
+        if task == "classification":
+            return Metric("accuracy", True)
+        return Metric("MSE", False)
 
     def value(self, snap: Snapshot) -> float | None:
         if self.name == "accuracy":

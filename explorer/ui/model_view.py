@@ -73,6 +73,7 @@ class MainView:
                 widths = [2 if s.name == layer else 0 for s in shown]
                 fig.data[P.KEPT].update(y=labels, marker_line_width=widths,
                                         marker_line_color=self.theme.line)
+                fig.layout.yaxis.update(tickvals=labels, ticktext=labels)  # every name shown
                 fig.data[P.PRUNED].update(y=labels, marker_line_width=widths,
                                           marker_line_color=self.theme.line)
                 centers = P.plain((edges[:-1] + edges[1:]) / 2)
@@ -87,8 +88,11 @@ class MainView:
             if self._changed("bars", kept):
                 fig.data[P.KEPT].x = P.plain(kept, 4)
                 fig.data[P.PRUNED].x = P.plain([1 - k for k in kept], 4)
-                fig.data[P.PRUNED].text = [f"{s.sparsity:.0%}" if s.sparsity >= 0.08 else ""
-                                           for s in shown]
+                # "37% pruned" on whichever part of the bar has room for it, never rotated
+                words = [f"{s.sparsity:.0%} pruned" if s.sparsity >= 0.005 else ""
+                         for s in shown]
+                fig.data[P.KEPT].text = [w if k >= 0.5 else "" for w, k in zip(words, kept)]
+                fig.data[P.PRUNED].text = [w if k < 0.5 else "" for w, k in zip(words, kept)]
                 info = [[s.nonzero, s.numel, s.name] for s in shown]  # exact counts, hover
                 fig.data[P.KEPT].customdata = info
                 fig.data[P.PRUNED].customdata = info
@@ -113,8 +117,7 @@ class MainView:
         rows, cols = grid["shape"][0], int(np.prod(grid["shape"][1:]))
         zmax = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
         self.fig.data[P.GRID].update(z=[P.plain(row, 5) for row in z], zmax=zmax)
-        self.fig.layout.annotations[P.T_GRID].text = (
-            f"Connections of {P.short_name(layer)} ({rows}\u00d7{cols})")
+        self.fig.layout.annotations[P.T_GRID].text = f"Connections {rows}\u00d7{cols}"
 
     # ----- accuracy vs sparsity ----------------------------------------------------------
     def show_curve(self, points: list | None, metric: Metric, note: str = "") -> None:
@@ -129,7 +132,7 @@ class MainView:
                 axis.update(range=[0, 1.02], tickformat=".0%", dtick=0.25, type="linear")
             else:
                 axis.update(range=None, autorange=True, tickformat="", dtick=None,
-                            type="log" if metric.name == "perplexity" else "linear")
+                            type="linear")
             self.fig.layout.annotations[P.T_CURVE].text = (
                 P.titles(self.theme)[P.T_CURVE] + (f" <i>{note}</i>" if note else ""))
 

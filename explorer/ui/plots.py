@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 from .theme import Theme
 
 MAX_POINTS = 1500  # per trace on the curves panel
-MAX_BARS = 14  # layers per page of the sparsity bars (a model with more pages through them)
+MAX_BARS = 10  # layers per page of the sparsity bars (a model with more pages through them)
 LABEL_CHARS = 16  # layer names are shortened to about this many characters
 # Trace indices, fixed at construction.
 (KEPT, PRUNED, GHOST, HIST, CUT, GRID, CURVE, CURRENT, STEP_LOSS, VAL_LOSS, VAL_ACC,
@@ -85,7 +85,7 @@ def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
 def main_figure(theme: Theme) -> go.FigureWidget:
     """Row 1: bars, histogram, accuracy vs sparsity. Row 2: connections, curves."""
     grid = make_subplots(
-        rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.09,
+        rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.1,
         specs=[[{}, {}, {}], [{}, {"colspan": 2, "secondary_y": True}, None]],
         subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
                         "Connections", "Training curves"))
@@ -96,9 +96,12 @@ def main_figure(theme: Theme) -> go.FigureWidget:
     bar = {"orientation": "h", "row": 1, "col": 1,
            "hovertemplate": "%{customdata[2]}<br>%{customdata[0]:,} of %{customdata[1]:,} "
                             "kept<extra></extra>"}
-    fig.add_bar(name="kept", x=[], y=[], customdata=[], marker_color=theme.kept, **bar)
+    label = {"text": [], "textposition": "inside", "insidetextanchor": "middle",
+             "textangle": 0, "constraintext": "none"}
+    fig.add_bar(name="kept", x=[], y=[], customdata=[], marker_color=theme.kept,
+                insidetextfont={"color": "#ffffff"}, **label, **bar)
     fig.add_bar(name="pruned", x=[], y=[], customdata=[], marker_color=theme.pruned,
-                text=[], textposition="inside", insidetextanchor="end", **bar)
+                insidetextfont={"color": "#000000"}, **label, **bar)
     fig.add_bar(name="dense original", x=[], y=[], marker_color=theme.ghost, row=1, col=2)
     fig.add_bar(name="kept weights", x=[], y=[], marker_color=theme.kept, opacity=0.9,
                 row=1, col=2)
@@ -124,9 +127,9 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                     marker={"symbol": "triangle-down", "size": 12, "color": theme.pruned})
     fig.update_xaxes(title_text="fraction of weights", range=[0, 1], tickformat=".0%",
                      dtick=0.25, row=1, col=1)
-    fig.update_yaxes(autorange="reversed", automargin=True, row=1, col=1)
+    fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
+                     tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)
     fig.update_xaxes(title_text="weight value", row=1, col=2)
-    fig.update_yaxes(title_text="count", row=1, col=2)
     fig.update_xaxes(title_text="sparsity", range=[-0.03, 1.03], tickformat=".0%", dtick=0.25,
                      row=1, col=3)
     fig.update_xaxes(title_text="inputs", showticklabels=False, row=2, col=1)

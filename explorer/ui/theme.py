@@ -76,6 +76,8 @@ def css(theme: Theme) -> str:
 .cx-app .cx-worse {{ color: {t.pruned}; font-weight: 600; }}
 .cx-app .cx-sub {{ opacity: 0.9; margin-top: 2px; }}
 .cx-app .cx-status {{ font-family: monospace; min-height: 1.4em; }}
+.cx-app .cx-status .widget-html-content, .cx-app .cx-sample .widget-html-content,
+.cx-app .cx-reason, .cx-app .cx-why-not .widget-html-content {{ line-height: 1.35; }}
 .cx-app .cx-status-error {{ color: {t.pruned}; font-weight: 600; }}
 .cx-app .cx-reason {{ opacity: 0.75; font-size: 0.9em; font-style: italic; }}
 .cx-app .cx-card {{ border: 1px solid {t.ghost}; border-radius: 6px; padding: 6px 12px;
