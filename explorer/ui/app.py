@@ -12,31 +12,32 @@ from __future__ import annotations
 import copy
 import dataclasses
 import html
-import math
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 import ipywidgets as W
 
 from ..engine.metrics import Snapshot
 from ..session.session import Session
-from ..session.views import layer_grid
 from . import plots
+from .actions import Actions
 from .background import CurveWorker
 from .cards import Cards
 from .compare_panel import ComparePanel
-from .controls import SLIDER_RANGES, apply_rules, build_controls, model_changing, tagged
+from .controls import apply_rules, build_controls, model_changing, tagged
 from .curves import CurveBook
+from .display import Display
 from .distill_panel import DistillPanel
 from .guard import KernelErrors, UiLock, guarded
-from .headline import Metric, headline_html
+from .headline import Metric
 from .jobs import JobController
 from .layout import build_layout
 from .model_panel import ModelPanel
-from .model_view import MainView, bar_page, page_count
+from .model_view import MainView, bar_page
 from .panels import Starters
 from .resizer import Resizer
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
+from .sync import ControlSync
 from .theme import get_theme
 
 REPR_CURVE_WAIT_S = 10.0
@@ -71,14 +72,15 @@ class ExplorerApp(W.VBox):
             self.fig.add_class(f"cx-{name}")
         self.view = MainView(self.fig, self.theme)
         self.snap: Snapshot | None = None
-        self._reconfiguring = False
-        self._curve_key: Hashable = None
+        self.sync = ControlSync(self.c)
         self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
         self.starters = Starters(self, self.model_panel.optimizer, self.model_panel.batch_size)
-        self.curve = CurveWorker(self._curve_ready, self._curve_failed)
+        self.display = Display(self)
+        self.actions = Actions(self)
+        self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
         self.resizer = Resizer()
         for fig in self.figures():
             fig._config = {**fig._config, "responsive": True}
@@ -138,7 +140,7 @@ class ExplorerApp(W.VBox):
         self.set_status(f"error: {err}", error=True)
 
     def _on_state(self, change: dict) -> None:
-        if self._reconfiguring:
+        if self.sync.active:
             return
         name = change["name"]
         if name == "mode":
@@ -175,13 +177,13 @@ class ExplorerApp(W.VBox):
             if snap.prune is None:
                 self.book.set_dense("teacher", self.metric().value(snap))
             self.state.base_version += 1
-            self._after_model_change(snap, "teacher")
+            self.after_model_change(snap, "teacher")
             self.distill.adopt()
             self.compare.adopt()
 
-    def _after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None:
+    def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None:
         """Another model or base is shown: layers, controls, figures start over."""
-        self._set_layers(list(snap.prunable))
+        self.sync.layers(list(snap.prunable))
         self.sync_controls(snap)
         self.forget_measures()
         self.view.forget()
@@ -189,72 +191,26 @@ class ExplorerApp(W.VBox):
         self.show_curves_of(prefer)
         self.request_curve()
 
-    def _set_layers(self, layers: list[str]) -> None:
-        """Options first, then the value (a value not yet among the options is refused)."""
-        c = self.c
-        self._reconfiguring = True
-        try:
-            if list(c.layer.options) != layers:
-                c.layer.options = layers
-            if c.layer.value not in layers:
-                c.layer.value = layers[0]
-            pages = page_count(len(layers))
-            options = [("all", 0)] if pages == 1 else [
-                (f"layers {i * plots.MAX_BARS + 1}-{min(len(layers), (i + 1) * plots.MAX_BARS)}"
-                 f" of {len(layers)}", i) for i in range(pages)]
-            c.page.options = options
-            c.page.value = 0
-            c.page.layout.display = "none" if pages == 1 else ""
-        finally:
-            self._reconfiguring = False
-
     def show_curves_of(self, prefer: str | None = None) -> None:
-        """The curves selector lists the models there are; `prefer` (else the current
-        choice, else the selected model) is drawn."""
-        present = list(self.session.models)
-        if prefer is not None and prefer not in present:
-            present.append(prefer)
-        current = self.c.curves.value
-        value = prefer or (current if current in present else self.session.selected)
-        self._reconfiguring = True
-        try:
-            options = [(slot_label(s), s) for s in present]
-            if list(self.c.curves.options) != options:
-                self.c.curves.options = options
-            self.c.curves.value = value
-            self.c.curves.layout.display = "" if len(present) > 1 else "none"
-        finally:
-            self._reconfiguring = False
+        """Draw the training curves of `prefer` (else the current choice), listing it."""
+        self.sync.curves(list(self.session.models), self.session.selected, prefer)
         self.draw_curves()
 
     def sync_controls(self, snap: Snapshot) -> None:
         """Pruning controls as the Snapshot's pruning setting (nothing is recomputed)."""
-        c, prune = self.c, snap.prune
-        self._reconfiguring = True
-        try:
-            if prune is None:
-                c.slider.value = c.slider.min
-            else:
-                if c.mode.value != prune["mode"]:
-                    c.mode.value = prune["mode"]
-                    self._configure_slider(prune["mode"])
-                c.scope.value = prune["scope"]
-                c.slider.value = prune["value"]
-                c.structured.value = bool(snap.extra.get("structured"))
-        finally:
-            self._reconfiguring = False
+        self.sync.pruning(snap)
         self._apply_rules()
 
     def _configure_slider(self, mode: str) -> None:
-        lo, hi, step, fmt = SLIDER_RANGES[mode]
-        flag, self._reconfiguring = self._reconfiguring, True
-        try:
-            s = self.c.slider
-            s.value = lo
-            s.min, s.max, s.step, s.readout_format = lo, hi, step, fmt
-            s.description = mode
-        finally:
-            self._reconfiguring = flag
+        self.sync.slider_mode(mode)
+
+    @property
+    def _reconfiguring(self) -> bool:
+        return self.sync.active
+
+    @_reconfiguring.setter
+    def _reconfiguring(self, value: bool) -> None:
+        self.sync.active = value
 
     def _apply_rules(self) -> None:
         apply_rules(self.c, self.jobs.busy, self.session.is_lm)
@@ -267,69 +223,13 @@ class ExplorerApp(W.VBox):
 
     def show(self, snap: Snapshot, evaluated: bool = True) -> None:
         """Bars, weights, connections and the current point; headline and cards too."""
-        self.snap = snap
-        layer = self.c.layer.value
-        if layer not in snap.prunable:
-            self._set_layers(list(snap.prunable))
-            layer = self.c.layer.value
-        try:
-            grid = layer_grid(self.session, layer)
-        except ValueError:
-            grid = None
-        metric = self.metric()
-        self.view.show(snap, layer, self.c.log_y.value, self.c.page.value, metric, grid)
-        value = metric.value(snap) if math.isfinite(snap.loss) else None
-        if value is not None or evaluated:
-            self._headline_value = value
-        self.c.summary.value = headline_html(snap, metric, self.dense_value(), self.who(),
-                                             getattr(self, "_headline_value", None))
-        if evaluated:
-            self._show_sample(snap)
-            self.cards.show(snap)
-
-    def _show_sample(self, snap: Snapshot) -> None:
-        """Language model only; snapshots taken during a job carry no sample (kept)."""
-        if not self.session.is_lm:
-            self.sample.value = ""
-        elif snap.extra.get("sample") is not None:
-            prompt, text = html.escape(snap.extra["prompt"]), html.escape(snap.extra["sample"])
-            self.sample.value = (f'<div class="cx-note">Sample ({self.who()}, perplexity '
-                                 f'{snap.extra["perplexity"]:.2f}): '
-                                 f'<code>{prompt}<b>{text}</b></code></div>')
+        self.display.show(snap, evaluated)
 
     def draw_curves(self) -> None:
-        slot = self.c.curves.value or self.session.selected
-        self.view.show_curves(self.book.read(slot), self.metric(), slot_label(slot))
+        self.display.draw_curves()
 
     def request_curve(self) -> None:
-        """The one-shot curve for the shown model, base and scope (cached, background)."""
-        c, session = self.c, self.session
-        scope = "layer" if c.mode.value == "std" else c.scope.value
-        structured = c.structured.value and c.mode.value == "sparsity" and not session.is_lm
-        key = (id(session), session.selected, self.state.base_version, scope, structured)
-        self._curve_key = key
-        points = self.curve.request(key, session, scope, structured, c.norm.value)
-        note = "" if points is not None else "(measuring...)"
-        self.view.show_curve(points, self.metric(), note)
-        if points is not None:
-            self._dense_from_curve(points)
-
-    def _curve_ready(self, key: Hashable, points: list) -> None:
-        with self.ui_lock:
-            if key == self._curve_key:
-                self.view.show_curve(points, self.metric())
-                self._dense_from_curve(points)
-
-    def _dense_from_curve(self, points: list) -> None:
-        if self.dense_value() is None and points and points[0].sparsity == 0:
-            self.book.set_dense(self.session.selected, self.metric().point_value(points[0]))
-            if self.snap is not None:
-                self.show(self.snap, evaluated=False)
-
-    def _curve_failed(self, key: Hashable, err: BaseException) -> None:
-        with self.ui_lock:
-            if key == self._curve_key:
-                self.view.show_curve(None, self.metric(), f"(not available: {err})")
+        self.display.request_curve()
 
     def set_status(self, text: str, error: bool = False) -> None:
         klass = "cx-status-error" if error else "cx-status-ok"
@@ -393,58 +293,18 @@ class ExplorerApp(W.VBox):
         return self.starters.start_prune_finetune()
 
     def reset_pruning(self) -> bool:
-        self._reconfiguring = True
-        try:
-            self.c.slider.value = self.c.slider.min
-        finally:
-            self._reconfiguring = False
-        done = self.run(self.session.reset_pruning, f"pruning reset ({self.who()})")
-        self.request_curve()
-        return done
+        return self.actions.reset_pruning()
 
     def undo(self) -> bool:
         """Weights, masks, slider and curves as they were before the last job."""
-        slot = self.session.selected
-
-        def action() -> Snapshot:
-            snap = self.session.undo()
-            before = self.book.undo(slot)
-            if before is not None:  # the masks in force before the job, from that base
-                snap = self.session.prune(**before)
-            elif snap.prune is not None:
-                snap = self.session.reset_pruning()
-            return snap
-
-        return self._base_action(action, f"undone ({self.who()}): back to the model "
-                                         "before the last job")
+        return self.actions.undo()
 
     def reset(self) -> bool:
-        slot = self.session.selected
-
-        def action() -> Snapshot:
-            snap = self.session.reset()
-            self.book.reset(slot)
-            return snap
-
-        return self._base_action(action, f"back to the original model ({self.who()})")
-
-    def _base_action(self, action: Callable[[], Snapshot], done: str) -> bool:
-        holder: list[Snapshot] = []
-        if not self.run(lambda: holder.append(action()) or holder[-1], done):
-            return False
-        self.state.base_version += 1
-        self._after_model_change(holder[-1])
-        return True
+        return self.actions.reset()
 
     def select_slot(self, slot: str) -> bool:
         """Prune and show another model (teacher, distilled student, student alone)."""
-        holder: list[Snapshot] = []
-        if not self.run(lambda: holder.append(self.session.select(slot)) or holder[-1],
-                        f"showing the {slot_label(slot)}"):
-            return False
-        self._after_model_change(holder[-1], slot)
-        self.compare.adopt()
-        return True
+        return self.actions.select_slot(slot)
 
     # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
     def set_busy(self, busy: bool) -> None:
@@ -473,7 +333,7 @@ class ExplorerApp(W.VBox):
             self.show(snap)
             self.show_curves_of(slot)
             return
-        self._after_model_change(snap, slot)
+        self.after_model_change(snap, slot)
 
     def measure(self, latency: bool = True) -> dict:
         """Full metrics for the selected model, shown in the cards and the Compare tab."""

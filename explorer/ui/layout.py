@@ -16,7 +16,7 @@ from .controls import Controls, tagged
 from .panels import prune_box, train_box
 from .theme import Theme, css
 
-SIDE_WIDTH = {False: "400px", True: "460px"}
+SIDE_WIDTH = {False: "400px", True: "400px"}
 FIGURE_MIN = "540px"
 STORY = ('<div class="cx-story"><b>1</b> baseline &rarr; <b>2</b> prune (drag the slider) '
          '&rarr; <b>3</b> fine-tune (<i>Prune and fine-tune</i>) &rarr; <b>4</b> distil '

@@ -104,8 +104,7 @@ class MainView:
             fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
             fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
             fig.layout.annotations[P.T_HIST].text = (
-                f"{P.short_name(layer)}: {stats.sparsity:.0%} pruned "
-                f"{P.swatch(self.theme.kept, 'kept')}")
+                f"{P.short_name(layer)}: {stats.sparsity:.0%} pruned")
             value = metric.value(snap)
             if value is not None:
                 fig.data[P.CURRENT].x, fig.data[P.CURRENT].y = [snap.sparsity], [value]
@@ -117,7 +116,7 @@ class MainView:
         rows, cols = grid["shape"][0], int(np.prod(grid["shape"][1:]))
         zmax = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
         self.fig.data[P.GRID].update(z=[P.plain(row, 5) for row in z], zmax=zmax)
-        self.fig.layout.annotations[P.T_GRID].text = f"Connections {rows}\u00d7{cols}"
+        self.fig.layout.annotations[P.T_GRID].text = f"{rows}\u00d7{cols} connections"
 
     # ----- accuracy vs sparsity ----------------------------------------------------------
     def show_curve(self, points: list | None, metric: Metric, note: str = "") -> None:
@@ -164,8 +163,7 @@ class MainView:
                                           y=[m[1] for m in curves.marks],
                                           text=[m[2] for m in curves.marks])
             self.fig.layout.annotations[P.T_CURVES].text = (
-                f"Training curves ({who}): " + " ".join(words)
-                + (" <i>(press Train)</i>" if empty else ""))
+                f"{who}: " + " ".join(words) + (" <i>(press Train)</i>" if empty else ""))
             self.fig.layout.yaxis6.showticklabels = accuracy  # the accuracy axis (right)
             self.fig.layout.yaxis5.showticklabels = not empty
             self.fig.layout.xaxis5.showticklabels = not empty

@@ -31,6 +31,7 @@ LABEL_CHARS = 16  # layer names are shortened to about this many characters
 # Subplot title annotations, in make_subplots order.
 T_BARS, T_HIST, T_CURVE, T_GRID, T_CURVES = range(5)
 MAIN_HEIGHT = 640
+LARGE_TYPE = 16  # a theme font at least this large (talk mode) gets fewer, larger ticks
 
 
 def plain(values, digits: int = 6) -> list:
@@ -90,8 +91,10 @@ def main_figure(theme: Theme) -> go.FigureWidget:
         subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
                         "Connections", "Training curves"))
     fig = go.FigureWidget(grid)
-    fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT), barmode="stack", bargap=0.25,
-                      clickmode="event", hovermode="closest")
+    large = theme.font_size >= LARGE_TYPE
+    fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
+    fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
+                      barmode="stack", bargap=0.25, clickmode="event", hovermode="closest")
     fig.update_layout(margin={"l": 70, "r": 55, "t": 40, "b": 45})
     bar = {"orientation": "h", "row": 1, "col": 1,
            "hovertemplate": "%{customdata[2]}<br>%{customdata[0]:,} of %{customdata[1]:,} "
@@ -125,13 +128,12 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                     secondary_y=True, line={"color": theme.accent})
     fig.add_scatter(name="pruning", x=[], y=[], mode="markers", text=[], **curves,
                     marker={"symbol": "triangle-down", "size": 12, "color": theme.pruned})
-    fig.update_xaxes(title_text="fraction of weights", range=[0, 1], tickformat=".0%",
-                     dtick=0.25, row=1, col=1)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
     fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
                      tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)
-    fig.update_xaxes(title_text="weight value", row=1, col=2)
-    fig.update_xaxes(title_text="sparsity", range=[-0.03, 1.03], tickformat=".0%", dtick=0.25,
-                     row=1, col=3)
+    fig.update_xaxes(title_text="weight value", nticks=4 if large else 6, row=1, col=2)
+    fig.update_xaxes(title_text="sparsity", range=[-0.03, 1.03], tickformat=".0%",
+                     tickvals=fractions, row=1, col=3)
     fig.update_xaxes(title_text="inputs", showticklabels=False, row=2, col=1)
     fig.update_yaxes(title_text="outputs", showticklabels=False, autorange="reversed",
                      row=2, col=1)
@@ -148,7 +150,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
 def titles(theme: Theme) -> dict[int, str]:
     """Panel titles with their coloured legend words."""
     return {
-        T_BARS: f"Per layer: {swatch(theme.kept, 'kept')} {swatch(theme.pruned, 'pruned')}",
+        T_BARS: f"{swatch(theme.kept, 'kept')} {swatch(theme.pruned, 'pruned')}",
         T_CURVE: f"{swatch(theme.accent, 'one-shot', '&#9472;')} "
                  f"{swatch(theme.pruned, 'now', '&#9733;')}",
     }
