@@ -101,7 +101,7 @@ def test_explore_notebook_runs_and_app_responds(lab_url, browser_page):
     # A 900 px wide cell: the app reflows, and no button label is cut off.
     width = app.evaluate("(el) => el.getBoundingClientRect().width")
     size = page.viewport_size
-    page.set_viewport_size({"width": int(size["width"] + 900 - width), "height": 900})
+    page.set_viewport_size({"width": int(size["width"] + 900 - width), "height": 1800})
     page.wait_for_function("(w) => Math.abs(document.querySelector('.jp-OutputArea .cx-app')"
                            ".getBoundingClientRect().width - w) < 40", arg=900, timeout=30_000)
     app.scroll_into_view_if_needed()
