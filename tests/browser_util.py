@@ -75,3 +75,91 @@ def set_readout(page, selector: str, value: str) -> None:
 
 def dump(obj: object) -> str:
     return json.dumps(obj, indent=1, default=str)[:3000]
+
+
+MAIN_FIG = ".cx-fig-main.js-plotly-plot"
+STATUS = ".cx-status"
+KERNEL_ERRORS = ".cx-kernel-errors"
+
+# The page's view of the main figure: per-layer (kept, numel, name) from the bars'
+# customdata, the histogram's survivors and each trace's point count.
+READ_MAIN_JS = """
+(sel) => {
+  const gd = document.querySelector(sel);
+  if (!gd || !gd.data) return null;
+  const by = (name) => gd.data.find((t) => t.name === name) || {};
+  const arr = (v) => Array.from(v || [], (x) => (x === null ? null : Number(x)));
+  return {
+    bars: (by("kept").customdata || []).map((r) => [Number(r[0]), Number(r[1]), String(r[2])]),
+    hist: arr(by("kept weights").y),
+    steps: (by("train loss (step)").x || []).length,
+    epochs: (by("val loss").x || []).length,
+    curve: (by("one-shot curve").x || []).length,
+    grid: (by("connections").z || []).length,
+  };
+}
+"""
+
+
+def main_view(page) -> dict:
+    return page.evaluate(READ_MAIN_JS, MAIN_FIG)
+
+
+def status_text(page) -> str:
+    return page.locator(STATUS).inner_text()
+
+
+def kernel_errors(page) -> str:
+    """Errors the kernel logged while serving this page (test mode; hidden element)."""
+    return (page.locator(KERNEL_ERRORS).text_content() or "").strip()
+
+
+def assert_clean(page, where: str) -> None:
+    """No error in the status line and nothing raised in the kernel."""
+    status, raised = status_text(page), kernel_errors(page)
+    assert "error:" not in status, f"{where}: {status}"
+    assert not raised, f"{where}: kernel raised: {raised}"
+
+
+def wait_for_status(page, pattern: str, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
+    """Wait until the status line matches the regular expression `pattern`."""
+    try:
+        page.wait_for_function(
+            "([sel, src]) => { const el = document.querySelector(sel);"
+            " return el !== null && new RegExp(src).test(el.textContent); }",
+            arg=[STATUS, pattern], timeout=timeout_ms, polling=100)
+    except Exception as err:
+        raise AssertionError(f"status never matched {pattern!r}; it says "
+                             f"{status_text(page)!r}; kernel errors: "
+                             f"{kernel_errors(page)!r}") from err
+    return status_text(page)
+
+
+def pruned_share(view: dict) -> float:
+    kept = sum(r[0] for r in view["bars"])
+    total = sum(r[1] for r in view["bars"])
+    return 1 - kept / total
+
+
+CUT_BUTTONS_JS = """
+() => Array.from(document.querySelectorAll('.cx-app button, .cx-app .lm-TabBar-tab'))
+  .filter((b) => b.offsetParent !== null && b.getBoundingClientRect().width > 0)
+  .filter((b) => b.scrollWidth > b.clientWidth + 1)
+  .map((b) => `${b.textContent.trim()} (${b.scrollWidth} > ${b.clientWidth})`)
+"""
+
+
+def cut_buttons(page) -> list[str]:
+    """Visible buttons (and tabs) whose text does not fit: scrollWidth > clientWidth."""
+    return page.evaluate(CUT_BUTTONS_JS)
+
+
+def in_view(page, selector: str, top_px: float | None = None) -> bool:
+    """Whether `selector` is inside the viewport (only its upper `top_px` if given)."""
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    if box is None:
+        return False
+    bottom = box["y"] + (box["height"] if top_px is None else min(top_px, box["height"]))
+    return box["y"] >= 0 and bottom <= size["height"] and box["x"] >= 0 and \
+        box["x"] + box["width"] <= size["width"] + 1

@@ -34,6 +34,14 @@ VIEWPORT = {"width": 1400, "height": 1800}  # tall enough for the whole app
 SERVER_START_TIMEOUT_S = 120.0
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (fixtures can see that a test failed)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     return _free_port()
@@ -146,23 +154,59 @@ def checkout_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def dashboard_server(*args: str, env: dict | None = None) -> Iterator[str]:
-    """``python -m explorer dashboard ARGS`` on a free port; yields its URL."""
+def dashboard_server(*args: str, env: dict | None = None,
+                     with_process: bool = False) -> Iterator:
+    """``python -m explorer dashboard ARGS`` on a free port; yields its URL (and, with
+    ``with_process``, the server's Popen too)."""
     port = find_free_port()
     cmd = [sys.executable, "-m", "explorer", "dashboard", "--no-browser", "--port", str(port)]
     # Probe a static path: GET / itself would start a kernel and run the notebook.
     url = f"http://127.0.0.1:{port}/"
     with running_server(
         [*cmd, *args], f"{url}voila/static/", f"dashboard-{port}.log", env=env or checkout_env()
-    ):
-        yield url
+    ) as proc:
+        yield (url, proc) if with_process else url
 
 
-@pytest.fixture(scope="module")
-def dashboard_url() -> Iterator[str]:
-    """One light-theme dashboard per test module (each page load runs the notebook anew)."""
-    with dashboard_server() as url:
-        yield url
+def kernel_pids(server: subprocess.Popen) -> list[int]:
+    """Kernel processes (ipykernel) started by ``server`` or one of its children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"ipykernel" not in (entry / "cmdline").read_bytes():
+                continue
+            pid = int(entry.name)
+            for _ in range(8):  # walk up: kernel -> Voila -> our launcher
+                pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1]
+                          .split()[1])
+                if pid == server.pid:
+                    found.append(int(entry.name))
+                    break
+                if pid <= 1:
+                    break
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+    return found
+
+
+# The browser tests' dashboard: test mode lists kernel errors in the page, and an epoch
+# is a few batches so a journey can train every zoo model to the end of an epoch.
+TEST_MODE_ENV = {"EXPLORER_TEST_MODE": "1", "EXPLORER_EPOCH_SIZE": "640"}
+
+
+@pytest.fixture(scope="session")
+def dashboard() -> Iterator[tuple[str, subprocess.Popen]]:
+    """One light-theme dashboard for the whole run (each page load runs the notebook anew
+    in its own kernel), in test mode: its URL and its process."""
+    with dashboard_server(env=checkout_env(**TEST_MODE_ENV), with_process=True) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(dashboard) -> str:
+    return dashboard[0]
 
 
 @pytest.fixture(scope="module")

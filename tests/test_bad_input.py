@@ -35,7 +35,7 @@ class Row:
     id: str
     action: Callable[..., Any]  # api: f(session); cli: argv list; widget: f(app)
     names: str  # regex the message must contain (the value, usually)
-    outcome: str = "error"  # error | clamp | warn
+    outcome: str = "error"  # error | clamp | warn | disabled
 
 
 def api(id_, action, names):
@@ -329,10 +329,12 @@ WIDGET_ROWS = [
            setup=set_values((C("mode"), "threshold"))),
     widget("structured + global", set_values((C("structured"), True)), "scope='global'",
            setup=set_values((C("scope"), "global"))),
-    widget("std + global", set_values((C("scope"), "global")), "scope='global'",
-           setup=set_values((C("mode"), "std"))),
+    # x std is per layer: the app disables the scope and says why (it prunes per layer)
+    widget("std + global", set_values((C("scope"), "global")), "per-layer rule",
+           "disabled", setup=set_values((C("mode"), "std"))),
+    # a threshold becomes the sparsity it gives; threshold 0 gives none
     widget("fine-tune in threshold mode", click(lambda a: a.c.prune_finetune),
-           "needs a target sparsity.*threshold", setup=set_values((C("mode"), "threshold"))),
+           "needs a sparsity above 0", setup=set_values((C("mode"), "threshold"))),
     widget("lr 50 clamps", set_values((C("lr"), 50.0)), "10.0", "clamp"),
     widget("lr -1 clamps", set_values((C("lr"), -1.0)), "1e-06", "clamp"),
     widget("lr nan + Train", click(lambda a: a.c.train), "lr.*nan",
@@ -377,7 +379,7 @@ def defaults(app: ExplorerApp) -> None:
         app.model_panel.width.value = 1.0
     finally:
         app._reconfiguring = False
-    app._on_mode({"new": "sparsity"})
+    app._configure_slider("sparsity")
     app.run(app.session.reset_pruning)
 
 
@@ -396,6 +398,8 @@ def test_widget(row: Row, app: ExplorerApp) -> None:
         assert_same(before, state_of(session))
     elif row.outcome == "warn":
         assert "error:" not in status and "warning" in status and row.names in status, status
+    elif row.outcome == "disabled":  # the control is off, with its reason on the page
+        assert "error:" not in status and row.names in app.c.why_not.value, status
     else:  # the widget clamped the value to its bound; nothing else went wrong
         widgets = [getattr(w, "value", None) for w in (app.c.slider, app.c.lr, app.c.epochs,
                                                         app.c.steps, app.c.finetune_epochs,

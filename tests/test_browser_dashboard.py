@@ -1,35 +1,40 @@
 """The Voila dashboard in headless Chromium, used the way a person would.
 
-One dashboard server serves the whole module; every test opens its own page, so each gets a
-fresh kernel that has run the notebook (Voila executes it on every page load).
+One dashboard server serves the whole run and one page (one kernel, which ran the notebook
+when the page loaded) serves this module's tests, in order.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlparse
 
 import pytest
 from browser_util import (
     JOB_TIMEOUT_MS,
     LOAD_TIMEOUT_MS,
+    MAIN_FIG,
+    READ_MAIN_JS,
     UPDATE_TIMEOUT_MS,
     dump,
+    main_view,
     our_console_errors,
+    pruned_share,
     set_readout,
     traces,
     wait_for_trace,
 )
+from conftest import artifact_path, kernel_pids
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-MAIN_FIG = ".cx-fig-main.js-plotly-plot"
 DISTILL_FIG = ".cx-fig-distill.js-plotly-plot"
 PRUNE_READOUT = ".cx-prune-slider .widget-readout"
 TEMPERATURE_READOUT = ".cx-temperature .widget-readout"
 SPARSITY_LABEL = ".cx-sparsity-label"
 STATUS = ".cx-status"
-STEP_STATUS = re.compile(r"training: epoch \d+, step (\d+)")
+STEP_STATUS = re.compile(r"training \(teacher\): epoch \d+, step (\d+)")
 
 
 # Record (browser clock) when Stop is clicked and when the status first says "stopping"
@@ -72,25 +77,32 @@ def open_dashboard(page, url: str) -> float:
     return time.monotonic() - start
 
 
-def pruned_fraction(bars: dict[str, list[float]], index: int | None = None) -> float:
-    """pruned / (kept + pruned) over all layers, or for bar ``index``."""
-    assert {"kept", "pruned"} <= bars.keys(), f"trace names: {sorted(map(str, bars))}"
-    kept, pruned = bars["kept"], bars["pruned"]
-    if index is not None:
-        kept, pruned = kept[index : index + 1], pruned[index : index + 1]
-    total = sum(kept) + sum(pruned)
-    assert total > 0, f"empty sparsity bars: {dump(bars)}"
-    return sum(pruned) / total
+@pytest.fixture(scope="module")
+def page(_chromium, dashboard):
+    """One page for the module, with the console errors it logs (see conftest.browser_page)
+    and every request it makes to another host; the last test closes it."""
+    context = _chromium.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    page.console_errors, page.foreign = [], []
+    page.on("console", lambda m: page.console_errors.append(f"console: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(f"pageerror: {exc}"))
+    page.on("request", lambda r: page.foreign.append(r.url)
+            if urlparse(r.url).hostname not in (None, "127.0.0.1", "localhost") and
+            urlparse(r.url).scheme in ("http", "https", "ws", "wss") else None)
+    before = set(kernel_pids(dashboard[1]))
+    open_dashboard(page, dashboard[0])
+    page.kernels = set(kernel_pids(dashboard[1])) - before
+    yield page
+    context.close()
 
 
-def test_page_renders_and_sparsity_updates_bars_and_histogram(dashboard_url, browser_page):
+def test_page_renders_and_sparsity_updates_bars_and_histogram(page):
     """The page renders without console errors from our code; typing 0.9 in the prune
     slider's readout sets 90% in the label, the sparsity bars and the weight histogram."""
-    page = browser_page
-    open_dashboard(page, dashboard_url)
-    before = traces(page, MAIN_FIG)
-    assert sum(before["kept weights"]) > 0, dump(before)
-    assert pruned_fraction(before) == 0.0
+    before = main_view(page)
+    assert sum(before["hist"]) > 0, dump(before)
+    assert pruned_share(before) == 0.0
 
     set_readout(page, PRUNE_READOUT, "0.9")
     from playwright.sync_api import expect
@@ -98,26 +110,25 @@ def test_page_renders_and_sparsity_updates_bars_and_histogram(dashboard_url, bro
     expect(page.locator(SPARSITY_LABEL)).to_contain_text(
         re.compile(r"90\.0%"), timeout=UPDATE_TIMEOUT_MS
     )
-    wait_for_trace(
-        page, MAIN_FIG, "pruned", "const s = y.reduce((a, b) => a + b, 0); return s > 0;"
-    )
-    after = traces(page, MAIN_FIG)
-    assert pruned_fraction(after) == pytest.approx(0.9, abs=0.01), dump(after)
+    page.wait_for_function(
+        f"(sel) => {{ const v = ({READ_MAIN_JS.strip()})(sel);"
+        " return v && v.bars.some((r) => r[0] < r[1]); }", arg=MAIN_FIG,
+        timeout=UPDATE_TIMEOUT_MS)
+    after = main_view(page)
+    assert pruned_share(after) == pytest.approx(0.9, abs=0.01), dump(after)
     # The histogram shows the selected (first) layer's surviving weights: its count falls
     # to that layer's kept fraction of the dense original's count.
-    kept_fraction = 1 - pruned_fraction(after, index=0)
-    dense, kept = sum(after["dense original"]), sum(after["kept weights"])
-    assert kept / dense == pytest.approx(kept_fraction, abs=0.01), dump(after)
-    assert kept < sum(before["kept weights"])
+    kept_fraction = after["bars"][0][0] / after["bars"][0][1]
+    dense = sum(traces(page, MAIN_FIG)["dense original"])
+    assert sum(after["hist"]) / dense == pytest.approx(kept_fraction, abs=0.01), dump(after)
+    assert sum(after["hist"]) < sum(before["hist"])
     raw = page.evaluate("(sel) => document.querySelector(sel).data.length", MAIN_FIG)
-    assert raw == len(after)  # readable the way a person's devtools would read it
+    assert raw == len(traces(page, MAIN_FIG))  # readable the way devtools would read it
     assert not our_console_errors(page), our_console_errors(page)
 
 
-def test_train_streams_curves_and_stop_ends_the_job(dashboard_url, browser_page, artifacts_dir):
+def test_train_streams_curves_and_stop_ends_the_job(page, artifacts_dir):
     """Train adds step losses while it runs; Stop ends the job and says so."""
-    page = browser_page
-    open_dashboard(page, dashboard_url)
     from playwright.sync_api import expect
 
     epochs = page.locator(".cx-epochs input")
@@ -147,7 +158,7 @@ def test_train_streams_curves_and_stop_ends_the_job(dashboard_url, browser_page,
     page.evaluate(WATCH_STOP_JS, [STATUS, ".cx-stop"])
     page.locator(".cx-stop").click()
     expect(page.locator(STATUS)).to_contain_text(
-        re.compile(r"training: stopped after \d+ steps"), timeout=JOB_TIMEOUT_MS
+        re.compile(r"training \(teacher\): stopped after \d+ steps"), timeout=JOB_TIMEOUT_MS
     )
     marks = page.evaluate("() => window.__cxStop")
     ack, done = (marks.get(k) for k in ("stopping", "stopped"))
@@ -163,10 +174,8 @@ def test_train_streams_curves_and_stop_ends_the_job(dashboard_url, browser_page,
     assert not our_console_errors(page), our_console_errors(page)
 
 
-def test_temperature_slider_updates_soft_probabilities(dashboard_url, browser_page):
+def test_temperature_slider_updates_soft_probabilities(page):
     """On the Distill tab, a lower temperature sharpens the teacher's softened probabilities."""
-    page = browser_page
-    open_dashboard(page, dashboard_url)
     page.locator(".cx-tabs .lm-TabBar-tab", has_text="Distill").click()
     page.wait_for_selector(DISTILL_FIG, timeout=UPDATE_TIMEOUT_MS)
     wait_for_trace(page, DISTILL_FIG, "teacher", "return y.length === 10;")
@@ -180,3 +189,20 @@ def test_temperature_slider_updates_soft_probabilities(dashboard_url, browser_pa
     assert max(cold) > max(hot)  # T=1 is sharper than the default T=4
     assert cold.index(max(cold)) == hot.index(max(hot))  # same top class
     assert not our_console_errors(page), our_console_errors(page)
+
+
+def test_closing_the_tab_shuts_its_kernel_down_and_nothing_left_the_machine(page, dashboard):
+    """Issue 15, items 10 and 11: the page asked no other host for anything (no CDN), and
+    closing it shuts its kernel down (Voila's page sends the shutdown with the _xsrf
+    cookie, which the dashboard now sets)."""
+    assert not page.foreign, page.foreign
+    assert "_xsrf" in {c["name"] for c in page.context.cookies()}
+    assert len(page.kernels) == 1, page.kernels
+    page.screenshot(path=str(artifact_path("dashboard_module.png")), full_page=True)
+    start = time.monotonic()
+    page.close(run_before_unload=True)
+    while page.kernels & set(kernel_pids(dashboard[1])) and time.monotonic() - start < 60:
+        time.sleep(0.2)  # polling a process table: there is no event to wait on
+    took = time.monotonic() - start
+    artifact_path("kernel_shutdown.txt").write_text(f"tab closed -> kernel gone: {took:.1f} s\n")
+    assert not page.kernels & set(kernel_pids(dashboard[1])), f"kernel alive after {took:.0f} s"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_util import LOAD_TIMEOUT_MS, our_console_errors
+from browser_util import LOAD_TIMEOUT_MS, MAIN_FIG, cut_buttons, in_view, our_console_errors
 from conftest import dashboard_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,8 +41,22 @@ def test_talk_mode_and_dark_theme_render(talk_dark_url, browser_page, artifacts_
     assert page.locator(".cx-story").is_visible()
     tabs = page.locator(".cx-tabs .lm-TabBar-tab").all_inner_texts()
     assert [t.strip() for t in tabs] == ["Prune", "Distill"], tabs
-    # The talk notebook's own explanations are on the page too.
-    assert page.get_by_text("How small can a network get?").is_visible()
+    # The talk notebook's explanations are on the page, below the app: nothing above it.
+    intro = page.get_by_text("How small can a network get?")
+    assert intro.is_visible()
+    assert intro.bounding_box()["y"] > app.bounding_box()["y"] + app.bounding_box()["height"] - 5
+    # A projector: at 1280x720 the headline, the slider and the first plot are in view,
+    # and the controls' labels fit in their larger type.
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(500)  # one layout pass after the resize; nothing to wait on
+    assert in_view(page, ".cx-sparsity-label") and in_view(page, ".cx-prune-slider")
+    assert in_view(page, MAIN_FIG, top_px=350)
+    assert not cut_buttons(page), cut_buttons(page)
+    size = page.locator(".cx-stop").first.evaluate(
+        "(el) => parseFloat(getComputedStyle(el).fontSize)")
+    assert size >= 17, size  # talk mode enlarges the controls, not only the plots
+    page.screenshot(path=str(artifacts_dir / "talk_dark_1280x720.png"))
     # Voila's own page is dark as well (its JupyterLab dark theme), not just the app's box.
     assert page.locator("body").get_attribute("data-jp-theme-light") == "false"
     app_bg = app.evaluate("(el) => getComputedStyle(el).backgroundColor")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,7 +159,7 @@ def test_app_shows_heads_view_and_sample(session):
     app.cards.measure_now(latency=False)
     fig = app.compare.fig_quality
     assert "heads" in fig.layout.title.text
-    assert (fig.data[0].z == 1.0).sum() == 2
+    assert (np.asarray(fig.data[0].z) == 1.0).sum() == 2
     app.distill.temperature.value = 3.0
     app.distill.open()
     assert "Next character" in app.distill.fig.layout.annotations[0].text

@@ -6,6 +6,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from ui_util import headline, pruned_fraction, settle, status, trace
 
 from explorer import Session
 from explorer.ui import ExplorerApp
@@ -16,18 +17,18 @@ def app(digits_app) -> ExplorerApp:
     return digits_app
 
 
-def trace(fig, name: str):
-    (found,) = [t for t in fig.data if t.name == name]
-    return found
-
-
 def test_tab_figures_are_built_only_when_opened(app):
-    """The page starts with one FigureWidget; Distill and Compare add theirs on demand."""
+    """The page starts with one FigureWidget; Distill and Compare add theirs on demand,
+    shown above the main figure only while their tab is open."""
     assert app.figures() == [app.fig]
     app.tabs.selected_index = 1
     assert len(app.distill.figures()) == 1
+    assert app.distill.figure_box.layout.display == ""
     app.tabs.selected_index = 2
     assert len(app.compare.figures()) == 2
+    assert app.distill.figure_box.layout.display == "none"
+    assert all(f._config.get("responsive") for f in app.figures())
+    assert all(f.layout.width is None for f in app.figures())  # they fit their column
 
 
 def test_temperature_move_updates_probabilities_without_retraining(app):
@@ -44,17 +45,25 @@ def test_temperature_move_updates_probabilities_without_retraining(app):
     assert after.sum() == pytest.approx(1.0, abs=1e-4)
 
 
-def test_distill_job_adds_a_student_and_its_probabilities(app):
+def test_distill_job_adds_a_student_with_its_own_curves_and_results(app):
+    """The student trains on its own curves, its status reports the student's accuracy,
+    and the table shows teacher and student side by side."""
     app.tabs.selected_index = 1
+    teacher_curve = len(trace(app.fig, "val accuracy").y)
     app.distill.epochs.value = 2
     assert app.distill.start("distill")
-    assert app.jobs.wait(120)
-    assert "student" in [v for _, v in app.distill.slot.options]
-    student = np.asarray(trace(app.distill.fig, "student").y)
-    assert student.size == 10 and student.sum() == pytest.approx(1.0, abs=1e-4)
-    assert "KL" in app.distill.fig.layout.annotations[0].text
-    app.distill.slot.value = "student"  # pruning and the summary now follow the student
-    assert "[student]" in app.c.summary.value
+    assert app.c.curves.value == "student"  # the curves follow the job's model
+    settle(app)
+    student = app.session.measure_slot("student", full=False).accuracy
+    assert f"distilling done (distilled student): val accuracy {student:.1%}" in status(app)
+    assert len(trace(app.fig, "val accuracy").y) == 2  # the student's own two epochs
+    app.c.curves.value = "teacher"
+    assert len(trace(app.fig, "val accuracy").y) == teacher_curve
+    assert "distilled student" in app.distill.table.value and "teacher" in app.distill.table.value
+    probs = np.asarray(trace(app.distill.fig, "student").y)
+    assert probs.size == 10 and probs.sum() == pytest.approx(1.0, abs=1e-4)
+    app.distill.slot.value = "student"  # pruning and the headline now follow the student
+    assert "distilled student" in headline(app)
     app.c.slider.value = 0.5
     assert app.session.selected == "student" and app.snap.sparsity == pytest.approx(0.5, 1e-3)
 
@@ -65,19 +74,21 @@ def test_structured_toggle_prunes_whole_neurons(app):
     params = dict(app.session.model.named_parameters())
     rows = params["layers.0.weight"].abs().sum(1)
     assert int((rows == 0).sum()) == 128  # half of the 256 neurons, whole rows
-    app.c.mode.value = "threshold"  # structured pruning takes a sparsity: refused clearly
-    assert "error" in app.c.status.value and app.session.prune_config.structured
+    assert app.c.norm.layout.display == ""  # L1/L2 shows only with structured on
+    assert app.c.scope.disabled and app.c.mode.value == "sparsity"
 
 
-def test_prune_and_finetune_marks_the_curves(app):
+def test_prune_and_finetune_marks_the_curves_and_says_what_came_back(app):
     app.c.slider.value = 0.9
-    app.c.steps.value, app.c.finetune_epochs.value = 2, 1
+    app.c.steps.value, app.c.finetune_epochs.value = 2, 2
     app.c.prune_finetune.click()
-    assert app.jobs.wait(120)
+    settle(app)
     marks = trace(app.fig, "pruning")
     assert len(marks.x) == 2
     assert app.snap.sparsity == pytest.approx(0.9, abs=1e-3)
-    assert "done" in app.c.status.value
+    assert app.c.slider.value == pytest.approx(0.9)
+    assert "prune and fine-tune done (teacher)" in status(app)
+    assert "recovered" in status(app) and "points" in status(app)
 
 
 def test_compare_pins_runs_and_sweeps(app):
@@ -98,13 +109,15 @@ def test_new_session_asks_before_discarding_work(app):
     app.c.slider.value = 0.5
     app.model_panel.dataset.value = "toy-regression"
     assert app.model_panel.new_session() is False  # first click: asks
-    assert "confirm" in app.c.status.value
-    assert app.model_panel.new_session() is True
-    assert app.jobs.wait(120)
+    assert "confirm" in status(app)
+    assert app.model_panel.new_session() is True  # second click on the same button
+    settle(app)
     assert app.session.task == "regression"
-    assert app.distill.temperature.disabled and "no temperature" in app.distill.note.value
-    assert "val MSE" in app.c.summary.value
+    assert app.distill.temperature.layout.display == "none"
+    assert "no temperature" in app.distill.note.value
+    assert "validation MSE" in headline(app)
     assert len(trace(app.fig, "val accuracy").y) == 0
+    assert pruned_fraction(app) == 0 and app.c.slider.value == 0
 
 
 def test_measure_fills_the_cards(app):
@@ -112,6 +125,7 @@ def test_measure_fills_the_cards(app):
     measured = app.cards.measure_now(latency=True)
     assert measured["bytes_sparse"] < measured["bytes_dense"]
     assert "FLOPs dense" in app.cards.size.value and "no speedup" in app.cards.size.value
+    assert "kB" in app.cards.size.value and "KB" not in app.cards.size.value
     app.c.slider.value = 0.5  # stale numbers are dropped on the next change
     assert "FLOPs dense" not in app.cards.size.value
 
@@ -120,6 +134,13 @@ def test_talk_mode_and_dark_theme_from_environment(monkeypatch):
     monkeypatch.setenv("EXPLORER_TALK", "1")
     monkeypatch.setenv("EXPLORER_THEME", "dark")
     app = ExplorerApp(Session("digits", "mlp", device="cpu"))
-    assert "cx-talk" in app._dom_classes and "cx-theme-dark" in app._dom_classes
-    assert len(app.tabs.children) == 2  # the story: prune, then distil
-    assert app.fig.layout.template.layout.paper_bgcolor is not None
+    try:
+        assert "cx-talk" in app._dom_classes and "cx-theme-dark" in app._dom_classes
+        assert len(app.tabs.children) == 2  # the story: prune, then distil
+        assert app.fig.layout.template.layout.paper_bgcolor is not None
+        prune_tab = app.tabs.children[0]
+        shown = {w for w in prune_tab.children} | {w for r in prune_tab.children
+                                                   for w in getattr(r, "children", ())}
+        assert app.c.slider in shown and app.c.mode not in shown  # only the story's controls
+    finally:
+        app.close()

@@ -173,8 +173,8 @@ def test_cli_rejects_bad_values_before_torch(argv, word):
 
 
 def test_app_runs_sensitivity_as_a_job_and_plots_it():
-    """Compare tab: the button runs a background job; the curves land on the trade-off plot
-    (one more trace, no new figure) and the session's masks are untouched."""
+    """Compare tab: the button runs a background job; each layer's curve lands on the
+    trade-off plot in its own colour (fixed traces, no new figure); masks are untouched."""
     from explorer.ui import ExplorerApp
 
     app = ExplorerApp(Session("digits", "mlp", device="cpu"))
@@ -185,9 +185,10 @@ def test_app_runs_sensitivity_as_a_job_and_plots_it():
         masks = {n: m.clone() for n, m in app.session.masks.items()}
         app.compare.sens_button.click()
         assert app.jobs.wait(120)
-        (trace,) = [t for t in app.compare.fig.data if t.name.startswith("sensitivity")]
-        n_layers = len(app.session.prunable)
-        assert sum(1 for v in trace.y if v == v) == n_layers * 7  # NaN gaps between layers
+        traces = [t for t in app.compare.fig.data if t.name.startswith("only ")]
+        assert len(traces) == len(app.session.prunable)
+        assert all(len(t.y) == 7 for t in traces)
+        assert len({t.line.color for t in traces}) == len(traces)
         assert all(torch.equal(masks[n], app.session.masks[n]) for n in masks)
         assert len(app.figures()) == figures
     finally:

@@ -6,6 +6,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from ui_util import bar_counts, headline, pruned_fraction, settle, status, trace
 
 from explorer.ui import ExplorerApp
 
@@ -15,42 +16,70 @@ def app(digits_app) -> ExplorerApp:
     return digits_app
 
 
-def trace(app: ExplorerApp, name: str):
-    (found,) = [t for t in app.fig.data if t.name == name]
-    return found
-
-
-def pruned_fraction(app: ExplorerApp) -> float:
-    kept = np.asarray(trace(app, "kept").y, dtype=float).sum()
-    pruned = np.asarray(trace(app, "pruned").y, dtype=float).sum()
-    return pruned / (kept + pruned)
-
-
 def test_slider_changes_the_sparsity_figure(app):
-    """Moving the slider prunes and the bars show it."""
+    """Moving the slider prunes and the bars show it, per layer as fractions."""
     assert pruned_fraction(app) == 0
     app.c.slider.value = 0.9
     assert pruned_fraction(app) == pytest.approx(0.9, abs=1e-3)
+    assert all(x == pytest.approx(0.9, abs=0.01) for x in trace(app.fig, "pruned").x)
     assert "90.0%" in app.c.summary.value
     app.c.slider.value = 0.0
     assert pruned_fraction(app) == 0
 
 
+def test_headline_shows_accuracy_and_its_change_from_dense(app):
+    """The number that matters, big: accuracy and how far it moved from the dense model."""
+    dense = app.snap.accuracy
+    assert f"{dense:.1%}" in headline(app) and "same as dense" in headline(app)
+    app.c.slider.value = 0.9
+    text = headline(app)
+    assert f"{app.snap.accuracy:.1%}" in text and "points vs dense" in text
+    assert f"({dense:.1%})" in text and "teacher" in text
+
+
 def test_histogram_shows_survivors_ghost_and_threshold(app):
     """The histogram keeps the dense ghost, drops pruned weights, draws the cut."""
-    ghost_before = np.asarray(trace(app, "dense original").y).copy()
+    ghost_before = np.asarray(trace(app.fig, "dense original").y).copy()
     app.c.slider.value = 0.5
-    kept = np.asarray(trace(app, "kept weights").y)
-    assert np.array_equal(np.asarray(trace(app, "dense original").y), ghost_before)
+    kept = np.asarray(trace(app.fig, "kept weights").y)
+    assert np.array_equal(np.asarray(trace(app.fig, "dense original").y), ghost_before)
     assert kept.sum() == pytest.approx(ghost_before.sum() * 0.5, rel=0.01)
-    cut = np.asarray(trace(app, "threshold").x, dtype=float)
-    assert np.nanmax(cut) > 0
+    cut = [v for v in trace(app.fig, "threshold").x if v is not None]
+    assert max(cut) > 0
     with mock.patch.object(app.session, "prune") as prune:
         app.c.layer.value = app.session.prunable[1]  # view tier: replot, no recompute
         app.c.log_y.value = True
     prune.assert_not_called()
-    assert app.fig.layout.annotations[1].text.startswith(f"Weights of {app.session.prunable[1]}")
+    assert app.fig.layout.annotations[1].text.startswith("layers.1")
     assert app.fig.layout.yaxis2.type == "log"
+
+
+def test_weight_matrix_loses_connections_as_the_slider_moves(app):
+    """The selected layer's connections, at most 64 x 64 cells, fade as weights go."""
+    z = np.asarray(trace(app.fig, "connections").z, dtype=float)
+    assert z.shape == (64, 64) and (z > 0).all()
+    app.c.slider.value = 0.95
+    pruned = np.asarray(trace(app.fig, "connections").z, dtype=float)
+    assert pruned.sum() < 0.5 * z.sum()
+    app.c.layer.value = app.session.prunable[2]  # 10 x 128: fewer cells than 64 x 64
+    assert np.asarray(trace(app.fig, "connections").z, dtype=float).shape == (10, 64)
+
+
+def test_accuracy_vs_sparsity_curve_is_computed_once_per_base_off_the_session(app):
+    """The one-shot curve comes from a copy in the background, cached per base; the
+    current setting is marked on it; the slider never waits for it."""
+    settle(app)
+    curve = trace(app.fig, "one-shot curve")
+    assert len(curve.x) == 15 and curve.y[0] > curve.y[-1]
+    computed = app.curve.computed
+    with mock.patch.object(app.session, "prune", wraps=app.session.prune) as prune:
+        for value in (0.3, 0.6, 0.9):
+            app.c.slider.value = value
+    assert prune.call_count == 3  # the curve made no calls on the session
+    settle(app)
+    assert app.curve.computed == computed  # same base: cached
+    now = trace(app.fig, "current")
+    assert now.x == (pytest.approx(0.9, abs=1e-3),) and now.y == (app.snap.accuracy,)
 
 
 def test_mode_and_scope_switch(app):
@@ -58,44 +87,41 @@ def test_mode_and_scope_switch(app):
     app.c.slider.value = 0.8
     assert app.session.prune_config.scope == "global"
     app.c.mode.value = "threshold"
-    assert app.c.slider.value == 0.0 and app.session.prune_config.mode == "threshold"
+    assert app.c.slider.value == 0.0 and app.c.slider.description == "threshold"
     app.c.slider.value = 0.05
     assert app.session.prune_config.threshold == pytest.approx(0.05)
 
 
 def test_one_message_per_figure_per_slider_move(app):
     """A slider move sends exactly one update message for the main figure (batched)."""
-    figures = [app.fig]
-    patches = []
-    for fig in figures:
-        for method in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
-            patcher = mock.patch.object(fig, method)
-            patches.append((fig, method, patcher.start()))
+    fig = app.fig
+    patches = {}
+    for method in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
+        patches[method] = mock.patch.object(fig, method).start()
     try:
         app.c.slider.value = 0.42
     finally:
         mock.patch.stopall()
-    for fig in figures:
-        calls = {m: p.call_count for f, m, p in patches if f is fig}
-        assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0, "_send_relayout_msg": 0}, (
-            calls
-        )
+    calls = {m: p.call_count for m, p in patches.items()}
+    assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0, "_send_relayout_msg": 0}
 
 
 def test_train_runs_a_job_that_grows_the_curves(app):
     """Train runs in a worker thread, finishes, and the curves grow."""
     app.c.epochs.value = 2
-    epochs_before = len(trace(app, "val accuracy").y)  # the shipped model's own history
-    assert len(trace(app, "train loss (step)").x) == 0
+    epochs_before = len(trace(app.fig, "val accuracy").y)  # the shipped model's own history
+    assert len(trace(app.fig, "train loss (step)").x) == 0
     assert app.start_training()
-    assert app.jobs.wait(120)
-    assert len(trace(app, "train loss (step)").x) > 10
-    assert len(trace(app, "val accuracy").y) == epochs_before + 2
-    ghost = np.asarray(trace(app, "dense original").y)  # the new base's ghost was resent
+    settle(app)
+    assert len(trace(app.fig, "train loss (step)").x) > 10
+    assert len(trace(app.fig, "val accuracy").y) == epochs_before + 2
+    ghost = np.asarray(trace(app.fig, "dense original").y)  # the new base's ghost was resent
     assert np.array_equal(ghost, app.snap.layer(app.c.layer.value).hist_base_counts)
-    assert min(trace(app, "train loss (step)").x) > trace(app, "val accuracy").x[epochs_before - 1]
-    assert "done" in app.c.status.value
+    steps = trace(app.fig, "train loss (step)").x
+    assert min(steps) > trace(app.fig, "val accuracy").x[epochs_before - 1]
+    assert "training done (teacher): val accuracy" in status(app)
     assert not app.c.slider.disabled and app.c.stop.disabled
+    assert app.c.progress.value == app.c.progress.max
 
 
 def test_second_train_click_starts_nothing(app):
@@ -105,22 +131,23 @@ def test_second_train_click_starts_nothing(app):
     app.c.train.click()  # disabled in the browser; the handler refuses as well
     assert app.jobs.runner.started_count == 1
     assert app.start_training() is False
-    assert "already running" in app.c.status.value
+    assert "already running" in status(app)
     app.jobs.stop()
-    assert app.jobs.wait(60)
+    settle(app, 60)
 
 
 def test_stop_ends_a_running_job(app):
-    """Stop takes effect within a batch; the status says so and controls come back."""
+    """Stop takes effect within a batch; the status says what was kept; controls return."""
     app.c.epochs.value = 200
     epochs_before = sum(h["kind"] == "epoch" for h in app.session.history)
     app.c.train.click()
-    assert app.jobs.runner.running
+    assert app.jobs.runner.running and not app.c.stop.disabled
     app.c.stop.click()
-    assert app.jobs.wait(30)
-    assert "stopped" in app.c.status.value
+    settle(app, 30)
+    assert "training (teacher): stopped after" in status(app)
+    assert "kept the weights so far" in status(app)
     assert sum(h["kind"] == "epoch" for h in app.session.history) - epochs_before < 200
-    assert not app.c.train.disabled
+    assert not app.c.train.disabled and app.c.stop.disabled
 
 
 def test_training_keeps_pruned_weights_zero_in_the_app(app):
@@ -128,7 +155,8 @@ def test_training_keeps_pruned_weights_zero_in_the_app(app):
     masks = {k: v.clone() for k, v in app.session.masks.items()}
     app.c.epochs.value = 1
     app.c.train.click()
-    assert app.jobs.wait(60)
+    settle(app, 60)
     params = dict(app.session.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
     assert pruned_fraction(app) == pytest.approx(0.8, abs=1e-3)
+    assert [r[2] for r in bar_counts(app)] == app.session.prunable

@@ -29,20 +29,16 @@ READOUT = ".cx-prune-slider .widget-readout"
 START_TIMEOUT_S = 120.0
 ROUNDTRIP_VALUES = (0.3, 0.6, 0.9, 0.2, 0.7, 0.4, 0.8, 0.1, 0.5, 0.95)
 
-# Pruned share of the bars, read from plotly's data (typed arrays or _fullData).
+# Pruned share of the weights, read from the sparsity bars' data: each bar's customdata
+# holds [kept, weights, layer] (the bars themselves show fractions per layer).
 FRACTION_JS = """
 (sel) => {
   const gd = document.querySelector(sel);
   if (!gd || !gd.data || gd.data.length < 2) return null;
-  const ys = gd.data.map((t, i) => {
-    let y = t.y;
-    if (!(Array.isArray(y) || ArrayBuffer.isView(y))) {
-      const f = (gd._fullData || []).find((ft) => ft.index === i);
-      y = f ? f.y : [];
-    }
-    return Array.from(y || [], Number).reduce((a, b) => a + b, 0);
-  });
-  return ys[0] + ys[1] > 0 ? ys[1] / (ys[0] + ys[1]) : null;
+  const rows = gd.data[0].customdata || [];
+  let kept = 0, total = 0;
+  for (const r of rows) { kept += Number(r[0]); total += Number(r[1]); }
+  return total > 0 ? 1 - kept / total : null;
 }
 """
 READY_JS = f"""

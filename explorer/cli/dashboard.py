@@ -6,6 +6,12 @@ appears on a command line (any local user can read command lines) nor in an envi
 pipe whose read end is file descriptor N, read and closed here before Voila starts, so no
 kernel inherits the descriptor either. The server is :class:`explorer.cli.room.ExplorerVoila`
 (Voila plus a Host check, kernels bound to their visitor, a visitor cap, a session banner).
+
+The page asks nothing of the internet: the ``explorer`` Voila template (package data, found
+through $JUPYTER_PATH, see explorer.cli.main.dashboard_env) drops the Font Awesome CDN links
+of Voila's lab template, and only the front-end extensions the app needs are loaded
+(JupyterLab's own widget manager and others ask for shared modules Voila's page does not
+have, which filled the console with "Unsatisfied version" warnings).
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ def read_token(fd: int) -> str:
     """The whole content of descriptor ``fd`` (a pipe), stripped; the descriptor is closed."""
     with os.fdopen(fd, "rb") as pipe:
         return pipe.read().decode("utf-8").strip()
+
+
+TEMPLATE = "explorer"
+EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
+              "anywidget", "jupyterlab-plotly")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         # Voila (jupyter_server 2) then requires ?token= or the login cookie on every page,
         # kernel and websocket request.
         config.ExplorerVoila.token = token
+    config.VoilaConfiguration.template = TEMPLATE
+    config.VoilaConfiguration.extension_allowlist = list(EXTENSIONS)
     ExplorerVoila.launch_instance(argv=args, config=config)
 
 

@@ -175,6 +175,9 @@ def dashboard_env(*, theme: str, talk: bool, threads: int | None = None) -> dict
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
         env.setdefault("MKL_NUM_THREADS", str(threads))
+    # Where Voila finds the app's page template (explorer.cli.dashboard).
+    jupyter_path = [str(resource_path("jupyter")), os.environ.get("JUPYTER_PATH", "")]
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in jupyter_path if p)
     return env
 
 

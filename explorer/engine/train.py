@@ -146,17 +146,18 @@ def weights_finite(model: nn.Module) -> bool:
     return bool(torch.stack(checks).all()) if checks else True
 
 
-def _batches(train: Split | BatchSource, batch_size: int, generator: torch.Generator
-             ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """One epoch of (x, y, sample index) batches: a seeded permutation, or drawn batches."""
+def _batches(train: Split | BatchSource, batch_size: int, generator: torch.Generator,
+             per_epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch of `per_epoch` samples as (x, y, sample index) batches: a seeded
+    permutation (cut to `per_epoch`), or drawn batches."""
     n = len(train)
     if isinstance(train, Split):
-        order = torch.randperm(n, generator=generator).to(train.x.device)
-        for start in range(0, n, batch_size):
+        order = torch.randperm(n, generator=generator)[:per_epoch].to(train.x.device)
+        for start in range(0, per_epoch, batch_size):
             index = order[start:start + batch_size]
             yield train.x[index], train.y[index], index
     else:
-        for _ in range(math.ceil(n / batch_size)):
+        for _ in range(math.ceil(per_epoch / batch_size)):
             yield train.draw(batch_size, generator)
 
 
@@ -173,19 +174,22 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
     `start_accuracy` (validation accuracy before the job), or the best validation accuracy
     of an earlier epoch of this run, arms the collapse-to-chance
     check. A bad loss stops the run before its step is applied.
+    `config.epoch_size` caps the samples per epoch (a random subset each epoch; tests).
     """
     params = dict(model.named_parameters())
     float_masks = {n: m.to(params[n].dtype) for n, m in (masks or {}).items()}
     optimizer = make_optimizer(list(params.values()), config)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    per_epoch = len(train) if config.epoch_size is None else min(len(train),
+                                                                   config.epoch_size)
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     budget = config.steps or steps_per_epoch * config.epochs
     epochs = math.ceil(budget / steps_per_epoch)
     step, best_accuracy = 0, start_accuracy
     model.train()
     for epoch in range(1, epochs + 1):
         total_loss, seen = 0.0, 0
-        for x, y, index in _batches(train, config.batch_size, generator):
+        for x, y, index in _batches(train, config.batch_size, generator, per_epoch):
             if stop is not None and stop.is_set():
                 yield StopEvent(step, "stopped")
                 return

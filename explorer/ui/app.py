@@ -1,9 +1,10 @@
 """ExplorerApp: one compound widget that drives a Session and shows it live.
 
-A compute input (slider, mode, scope, structured) calls the Session once and updates
-the main figure with one batch_update; a view input (selected layer, log axis) only
-replots the last Snapshot. Jobs (training, fine-tuning, distillation, sweeps) run in a
-worker thread, one at a time; a Pump applies their latest progress a few times a second.
+Controls are linked to an AppState; one observer sorts each change into a tier: a compute
+change (slider, mode, scope, structured) calls the Session once and updates the main
+figure with one batch_update, a view change (layer, log axis, bar page, curves) only
+redraws the last Snapshot. Jobs (training, fine-tuning, distillation, sweeps) run in a
+worker thread, one at a time; every callback and job update holds one UI lock.
 """
 
 from __future__ import annotations
@@ -15,18 +16,32 @@ import os
 from collections.abc import Callable
 
 import ipywidgets as W
-import numpy as np
 
 from ..engine.metrics import Snapshot
 from ..session.session import Session
 from . import plots
+from .actions import Actions
+from .background import CurveWorker
 from .cards import Cards
 from .compare_panel import ComparePanel
-from .controls import SLIDER_RANGES, build_controls, model_changing, rewind_value, tagged
+from .controls import apply_rules, build_controls, model_changing, tagged
+from .curves import CurveBook
+from .display import Display
 from .distill_panel import DistillPanel
+from .guard import KernelErrors, UiLock, guarded
+from .headline import Metric
 from .jobs import JobController
-from .panels import ModelPanel, prune_panel
-from .theme import css, get_theme
+from .layout import build_layout
+from .model_panel import ModelPanel
+from .model_view import MainView, bar_page
+from .panels import Starters
+from .resizer import Resizer
+from .state import COMPUTE, VIEW, AppState, bind, slot_label
+from .sync import ControlSync
+from .theme import get_theme
+
+REPR_CURVE_WAIT_S = 10.0
+LINKED = ("mode", "value", "scope", "structured", "norm", "layer", "log_y", "page", "curves")
 
 
 def env_flag(name: str) -> bool:
@@ -40,25 +55,37 @@ class ExplorerApp(W.VBox):
     """
 
     def __init__(self, session: Session, theme: str | None = None,
-                 talk: bool | None = None) -> None:
+                 talk: bool | None = None, test_mode: bool | None = None) -> None:
         self.session = session
         self.talk = env_flag("EXPLORER_TALK") if talk is None else talk
         self.theme = get_theme(theme)
         if self.talk:  # a projector at the back of a room: larger type on the plots too
             self.theme = dataclasses.replace(self.theme, font_size=self.theme.font_size + 5)
+        self.ui_lock = UiLock()
+        self.errors = KernelErrors(test_mode)
+        self.guard = guarded(self.ui_lock, self._report)
+        self.state, self.book = AppState(), CurveBook()
         self.jobs = JobController(self)
         self.c = build_controls(session.prunable)
         self.fig = tagged(plots.main_figure(self.theme), "fig-main")
-        self.model_view = plots.ModelPanelsView(self.fig)
         for name in ("fig-sparsity", "fig-hist", "fig-curves"):
             self.fig.add_class(f"cx-{name}")
-        self._reconfiguring = False
-        # A language model's greedy sample from a fixed prompt, refreshed after each job.
+        self.view = MainView(self.fig, self.theme)
+        self.snap: Snapshot | None = None
+        self.sync = ControlSync(self.c)
         self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self)
-        super().__init__(self._layout())
+        self.starters = Starters(self, self.model_panel.optimizer, self.model_panel.batch_size)
+        self.display = Display(self)
+        self.actions = Actions(self)
+        self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
+        self.resizer = Resizer()
+        for fig in self.figures():
+            fig._config = {**fig._config, "responsive": True}
+        self.tabs, children = build_layout(self)
+        super().__init__(children)
         self.add_class("cx-app")
         self.add_class(f"cx-theme-{self.theme.name}")
         if self.talk:
@@ -73,111 +100,240 @@ class ExplorerApp(W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         # A FigureWidget inside a box is never displayed itself, so plotly never copies
-        # its current traces into the synced state a new front-end view starts from.
-        for fig in self.figures():
-            fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
-            fig._widget_data = copy.deepcopy(fig._data)
+        # its current traces into the synced state a new front-end view starts from; and
+        # an update sent before the page draws the figure is lost, so the first one-shot
+        # curve (background, well under a second for the default model) is waited for.
+        self.curve.wait(REPR_CURVE_WAIT_S)
+        with self.ui_lock:
+            for fig in self.figures():
+                fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+                fig._widget_data = copy.deepcopy(fig._data)
         return super()._repr_mimebundle_(**kwargs)
 
     def figures(self) -> list:
         return [self.fig, *self.distill.figures(), *self.compare.figures()]
 
-    # ----- layout and wiring -------------------------------------------------------
-    def _layout(self) -> list[W.Widget]:
-        c = self.c
-        title = W.HTML(css(self.theme) + '<div class="cx-title">Compression Explorer</div>')
-        tabs = [("Prune", prune_panel(c)), ("Distill", self.distill.box),
-                ("Compare", self.compare.box), ("Data & model", self.model_panel.box)]
-        if self.talk:  # the story in order, fewer knobs
-            tabs = tabs[:2]
-        self.tabs = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")
-        for i, (name, _) in enumerate(tabs):
-            self.tabs.set_title(i, name)
-        self.tabs.observe(self._on_tab, names="selected_index")
-        train_row = W.HBox([c.epochs, c.lr, c.train, c.stop, c.undo, c.reset, c.progress])
-        story = W.HTML('<div class="cx-story">1 baseline &rarr; 2 prune (slider) &rarr; '
-                       '3 fine-tune (Prune and fine-tune) &rarr; 4 distil (Distill tab)</div>')
-        head = [title, story] if self.talk else [title]
-        return [*head, W.HBox([c.summary]), self.tabs, train_row, c.status, self.sample,
-                self.fig, self.cards.box]
+    def close(self) -> None:
+        self.curve.cancel()
+        self.errors.close()
+        super().close()
 
+    # ----- wiring ------------------------------------------------------------------
     def _wire(self) -> None:
-        c = self.c
-        for widget in (c.slider, c.scope, c.structured, c.norm):
-            widget.observe(self._on_compute, names="value")
-        c.mode.observe(self._on_mode, names="value")
-        c.layer.observe(self._on_view, names="value")
-        c.log_y.observe(self._on_view, names="value")
-        c.prune_once.on_click(lambda _: self._on_compute())
-        c.prune_finetune.on_click(lambda _: self.start_prune_finetune())
-        c.reset_pruning.on_click(lambda _: self.run(self._reset_pruning_keep_slider))
-        c.undo.on_click(lambda _: self.run(self.session.undo, "undone: back to the base "
-                                                               "before the last job"))
-        c.reset.on_click(lambda _: self.run(self.session.reset, "back to the original model"))
-        c.train.on_click(lambda _: self.start_training())
-        c.stop.on_click(lambda _: self.jobs.stop())
-        self.fig.data[plots.KEPT].on_click(self._on_bar_click)
-        self.fig.data[plots.PRUNED].on_click(self._on_bar_click)
+        c, g = self.c, self.guard
+        for name in LINKED:
+            bind(getattr(c, "slider" if name == "value" else name), self.state, name)
+        self.state.observe(g(self._on_state), names=list(LINKED))
+        c.prune_once.on_click(g(lambda _: self._on_compute()))
+        c.prune_finetune.on_click(g(lambda _: self.start_prune_finetune()))
+        c.reset_pruning.on_click(g(lambda _: self.reset_pruning()))
+        c.undo.on_click(g(lambda _: self.undo()))
+        c.reset.on_click(g(lambda _: self.reset()))
+        c.train.on_click(g(lambda _: self.start_training()))
+        c.stop.on_click(g(lambda _: self.jobs.stop()))
+        self.fig.data[plots.KEPT].on_click(g(self._on_bar_click))
+        self.fig.data[plots.PRUNED].on_click(g(self._on_bar_click))
+        self.tabs.observe(g(self._on_tab), names="selected_index")
 
-    def adopt_session(self, session: Session) -> None:
-        """Show a (new) session: layer list, figures, curves, cards, panels."""
-        self.session = session
-        self.jobs.clear_steps()
-        layers = session.prunable
-        with self.c.layer.hold_trait_notifications():
-            self.c.layer.options = layers
-            self.c.layer.value = layers[0]
-        self.snap = session.snapshot()
-        self.show(self.snap)
-        self.draw_curves()
-        self.distill.adopt()
-        self.compare.adopt()
+    def _report(self, err: BaseException) -> None:
+        self.errors.add(f"{type(err).__name__}: {err}")
+        self.set_status(f"error: {err}", error=True)
+
+    def _on_state(self, change: dict) -> None:
+        if self.sync.active:
+            return
+        name = change["name"]
+        if name == "mode":
+            self._configure_slider(change["new"])
+        if name in COMPUTE:
+            self._on_compute()
+        elif name == "curves":
+            self.draw_curves()
+        elif name in VIEW:
+            self.show(self.snap, evaluated=False)
 
     def _on_tab(self, change: dict) -> None:
         box = self.tabs.children[change["new"]] if change["new"] is not None else None
         for panel in (self.distill, self.compare):
-            if box is panel.box:
-                try:
-                    panel.open()
-                except Exception as err:  # ipywidgets would only log it: say it on the page
-                    self.set_status(f"error: could not draw this tab: {err}", error=True)
+            shown = box is panel.box
+            panel.figure_box.layout.display = "" if shown else "none"
+            if shown:
+                panel.open()
 
-    # ----- jobs (run by self.jobs) and the panels' hooks ----------------------------
+    def _on_bar_click(self, _trace, points, _state) -> None:
+        if points.point_inds and self.snap is not None:
+            start, _ = bar_page(list(self.snap.prunable), self.c.page.value)
+            self.c.layer.value = self.snap.prunable[start + points.point_inds[0]]
+
+    # ----- what is shown -------------------------------------------------------------
+    def adopt_session(self, session: Session) -> None:
+        """Show a (new) session: layer list, figures, curves, cards, panels."""
+        with self.ui_lock:
+            self.curve.cancel()
+            self.session = session
+            self.book = CurveBook()
+            self.book.start("teacher", list(session.history))
+            snap = session.snapshot()
+            if snap.prune is None:
+                self.book.set_dense("teacher", self.metric().value(snap))
+            self.state.base_version += 1
+            self.after_model_change(snap, "teacher")
+            self.distill.adopt()
+            self.compare.adopt()
+
+    def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None:
+        """Another model or base is shown: layers, controls, figures start over."""
+        self.sync.layers(list(snap.prunable))
+        self.sync_controls(snap)
+        self.forget_measures()
+        self.view.forget()
+        self.show(snap)
+        self.show_curves_of(prefer)
+        self.request_curve()
+
+    def show_curves_of(self, prefer: str | None = None) -> None:
+        """Draw the training curves of `prefer` (else the current choice), listing it."""
+        self.sync.curves(list(self.session.models), self.session.selected, prefer)
+        self.draw_curves()
+
+    def sync_controls(self, snap: Snapshot) -> None:
+        """Pruning controls as the Snapshot's pruning setting (nothing is recomputed)."""
+        self.sync.pruning(snap)
+        self._apply_rules()
+
+    def _configure_slider(self, mode: str) -> None:
+        self.sync.slider_mode(mode)
+
+    @property
+    def _reconfiguring(self) -> bool:
+        return self.sync.active
+
+    @_reconfiguring.setter
+    def _reconfiguring(self, value: bool) -> None:
+        self.sync.active = value
+
+    def _apply_rules(self) -> None:
+        apply_rules(self.c, self.jobs.busy, self.session.is_lm)
+
+    def metric(self) -> Metric:
+        return Metric.for_session(self.session.task, self.session.is_lm)
+
+    def dense_value(self, slot: str | None = None) -> float | None:
+        return self.book.dense(slot or self.session.selected)
+
+    def show(self, snap: Snapshot, evaluated: bool = True) -> None:
+        """Bars, weights, connections and the current point; headline and cards too."""
+        self.display.show(snap, evaluated)
+
+    def draw_curves(self) -> None:
+        self.display.draw_curves()
+
+    def request_curve(self) -> None:
+        self.display.request_curve()
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        klass = "cx-status-error" if error else "cx-status-ok"
+        self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
+
+    def session_selected(self) -> str:
+        return self.session.selected
+
+    def who(self, slot: str | None = None) -> str:
+        return slot_label(slot or self.session.selected)
+
+    # ----- compute tier and actions --------------------------------------------------
+    def prune_kwargs(self) -> dict:
+        kwargs = self.state.prune_kwargs()
+        if self.c.mode.value == "std":
+            kwargs["scope"] = "layer"
+        return kwargs
+
+    def _on_compute(self) -> None:
+        self._apply_rules()
+        if self.jobs.defer_pruning():  # applied when the job ends: masks follow the last setting
+            self.set_status(f"{self.jobs.name} running: the pruning change applies "
+                            "when it ends")
+            return
+        self.apply_pruning()
+
+    def apply_pruning(self, during_job: bool = False) -> bool:
+        """Prune by the current pruning controls (slider, mode, scope, structured)."""
+        done = self.run(lambda: self.session.prune(**self.prune_kwargs()),
+                        f"pruned ({self.who()})", during_job=during_job)
+        self.request_curve()
+        return done
+
+    def run(self, action: Callable[[], Snapshot], done: str = "ready",
+            during_job: bool = False) -> bool:
+        """Run a Session call; show its Snapshot, or its error in the status line.
+
+        Refused while a job runs (the buttons are disabled then, but a handler must not
+        trust that): the job's commit would otherwise race with the change.
+        """
+        with self.ui_lock:
+            if self.jobs.busy and not during_job:
+                self.set_status(f"{self.jobs.name} running: stop it or wait before "
+                                "changing the model", error=True)
+                return False
+            try:
+                snap = action()
+            except ValueError as err:
+                self.set_status(f"error: {err}", error=True)
+                return False
+            self.forget_measures()
+            self.show(snap)
+            warn = "; ".join(snap.warnings)
+            self.set_status(f"{done} (warning: {warn})" if warn else done, error=False)
+            return True
+
     def start_training(self) -> bool:
-        epochs, lr = self.c.epochs.value, self.c.lr.value
-        return self.jobs.start("training", lambda stop, ev: self.session.train(
-            epochs=epochs, lr=lr, optimizer=self.model_panel.optimizer(),
-            batch_size=self.model_panel.batch_size(), stop=stop, on_event=ev), epochs)
+        return self.starters.start_training()
 
     def start_prune_finetune(self) -> bool:
-        c = self.c
-        if c.mode.value != "sparsity":
-            self.set_status("error: Prune and fine-tune needs a target sparsity; "
-                            f"the slider is in {c.mode.value} mode", error=True)
-            return False
-        target, steps, ft = c.slider.value, c.steps.value, c.finetune_epochs.value
-        kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
-                      rewind=rewind_value(c.rewind.value), scope=c.scope.value, lr=c.lr.value / 10,
-                      structured=c.structured.value, norm=c.norm.value)
-        return self.jobs.start("prune and fine-tune", lambda stop, ev:
-                               self.session.prune_iteratively(target, stop=stop, on_event=ev,
-                                                              **kwargs), steps * max(ft, 1))
+        return self.starters.start_prune_finetune()
 
+    def reset_pruning(self) -> bool:
+        return self.actions.reset_pruning()
+
+    def undo(self) -> bool:
+        """Weights, masks, slider and curves as they were before the last job."""
+        return self.actions.undo()
+
+    def reset(self) -> bool:
+        return self.actions.reset()
+
+    def select_slot(self, slot: str) -> bool:
+        """Prune and show another model (teacher, distilled student, student alone)."""
+        return self.actions.select_slot(slot)
+
+    # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
     def set_busy(self, busy: bool) -> None:
         """Disable the controls that change the model while a job runs (Stop: the reverse)."""
         for widget in (*model_changing(self.c), *self.model_panel.controls(),
                        *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy
         self.c.stop.disabled = not busy
+        self.c.stop.button_style = "warning" if busy else ""
+        if not busy:
+            self._apply_rules()
+            self.distill.apply_rules()
 
-    def draw_curves(self) -> None:
-        jobs = self.jobs
-        n = min(len(jobs.steps), len(jobs.step_losses))
-        plots.update_curves(self.fig, np.array(jobs.steps[:n]), np.array(jobs.step_losses[:n]),
-                            list(self.session.history), self.session.task)
-        ppl = [h["val_perplexity"] for h in self.session.history if "val_perplexity" in h]
-        if ppl:  # a language model: name the validation trace by its perplexity too
-            self.fig.data[plots.VAL_LOSS].name = f"val loss (perplexity {ppl[-1]:.2f})"
+    def job_progress(self) -> None:
+        self.show(self.session.snapshot(evaluate_model=False), evaluated=False)
+        self.draw_curves()
+
+    def job_finished(self, slot: str | None, failed: bool) -> None:
+        self.forget_measures()
+        snap = self.session.engine_snapshot()
+        if slot is not None and slot == self.session.selected:
+            self.state.base_version += 1
+            if not failed and snap.sparsity == 0:
+                self.book.set_dense(slot, self.metric().value(snap))
+        if self.jobs.pruning_pending:
+            self.show(snap)
+            self.show_curves_of(slot)
+            return
+        self.after_model_change(snap, slot)
 
     def measure(self, latency: bool = True) -> dict:
         """Full metrics for the selected model, shown in the cards and the Compare tab."""
@@ -188,105 +344,5 @@ class ExplorerApp(W.VBox):
 
     def slots_changed(self) -> None:
         """A student was trained or another slot selected: per-model views start over."""
+        self.show_curves_of()
         self.compare.adopt()
-
-    # ----- compute tier ------------------------------------------------------------
-    def prune_kwargs(self) -> dict:
-        c = self.c
-        kwargs = {c.mode.value: c.slider.value, "scope": c.scope.value}
-        if c.structured.value:
-            kwargs.update(structured=True, norm=c.norm.value)
-        return kwargs
-
-    def _on_compute(self, _change: dict | None = None) -> None:
-        if self._reconfiguring:
-            return
-        if self.jobs.defer_pruning():  # applied when the job ends: masks follow the last setting
-            self.set_status(f"{self.jobs.name} running: the pruning change applies "
-                            "when it ends")
-            return
-        self.apply_pruning()
-
-    def apply_pruning(self, during_job: bool = False) -> bool:
-        """Prune by the current pruning controls (slider, mode, scope, structured)."""
-        return self.run(lambda: self.session.prune(**self.prune_kwargs()), during_job=during_job)
-
-    def _on_mode(self, change: dict) -> None:
-        lo, hi, step, fmt = SLIDER_RANGES[change["new"]]
-        self._reconfiguring = True  # one recompute after the slider is reconfigured
-        try:
-            s = self.c.slider
-            s.value = lo
-            s.min, s.max, s.step, s.readout_format = lo, hi, step, fmt
-            s.description = change["new"]
-        finally:
-            self._reconfiguring = False
-        self._on_compute()
-
-    def _reset_pruning_keep_slider(self) -> Snapshot:
-        self._reconfiguring = True
-        try:
-            self.c.slider.value = self.c.slider.min
-        finally:
-            self._reconfiguring = False
-        return self.session.reset_pruning()
-
-    def run(self, action: Callable[[], Snapshot], done: str = "ready",
-            during_job: bool = False) -> bool:
-        """Run a Session call; show its Snapshot, or its error in the status line.
-
-        Refused while a job runs (the buttons are disabled then, but a handler must not
-        trust that): the job's commit would otherwise race with the change.
-        """
-        if self.jobs.busy and not during_job:
-            self.set_status(f"{self.jobs.name} running: stop it or wait before changing "
-                            "the model", error=True)
-            return False
-        try:
-            snap = action()
-        except ValueError as err:
-            self.set_status(f"error: {err}", error=True)
-            return False
-        self.forget_measures()
-        self.show(snap)
-        warn = "; ".join(snap.warnings)
-        self.set_status(f"{done} (warning: {warn})" if warn else done, error=False)
-        return True
-
-    # ----- view tier ---------------------------------------------------------------
-    def _on_view(self, _change: dict) -> None:
-        self.show(self.snap)
-
-    def _on_bar_click(self, _trace, points, _state) -> None:
-        if points.point_inds:
-            self.c.layer.value = self.snap.layers[points.point_inds[0]].name
-
-    def show(self, snap: Snapshot) -> None:
-        self.snap = snap
-        self.model_view.update(snap, self.c.layer.value, self.c.log_y.value)
-        which = "" if self.session_selected() == "teacher" else f" [{self.session_selected()}]"
-        quality = ("" if snap.accuracy is None else f" &middot; val accuracy {snap.accuracy:.1%}")
-        if snap.accuracy is None:
-            quality = f" &middot; val MSE {snap.loss:.4f}"
-        self.c.summary.value = (f"Global sparsity: {snap.sparsity:.1%} &middot; "
-                                f"{snap.nonzero:,} of {snap.params:,} parameters nonzero"
-                                f"{quality}{which}")
-        self._show_sample(snap)
-        self.cards.show(snap)
-
-    def _show_sample(self, snap: Snapshot) -> None:
-        """Language model only; snapshots taken during a job carry no sample (kept)."""
-        if not getattr(self.session, "is_lm", False):
-            self.sample.value = ""
-        elif snap.extra.get("sample") is not None:
-            prompt, text = html.escape(snap.extra["prompt"]), html.escape(snap.extra["sample"])
-            self.sample.value = (f'<div class="cx-note">Sample ({self.session_selected()}, '
-                                 f'perplexity {snap.extra["perplexity"]:.2f}): '
-                                 f'<code>{prompt}<b>{text}</b></code></div>')
-
-    def session_selected(self) -> str:
-        return getattr(self.session, "selected", "teacher")
-
-    def set_status(self, text: str, error: bool = False) -> None:
-        klass = "cx-status-error" if error else "cx-status-ok"
-        self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'

@@ -19,13 +19,13 @@ from .host import Host
 
 
 def human_bytes(n: float | None) -> str:
+    """Bytes in SI units, as `explorer run` prints them (1 kB = 1000 B)."""
     if n is None:
         return "n/a"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {prefix}B"
+    return f"{n:,.0f} B"
 
 
 def bitmask_bytes(snap: Snapshot) -> int:
@@ -49,9 +49,11 @@ class Cards:
         self.size = tagged(W.HTML(), "card-size")
         self.quality = tagged(W.HTML(), "card-quality")
         self.measure = button("Measure (FLOPs, latency, F1)", "measure")
-        self.measure.on_click(lambda _: self.measure_now())
+        self.measure.on_click(host.guard(lambda _: self.measure_now()))
         self.measured: dict = {}
-        self.box = W.HBox([self.size, self.quality, self.measure])
+        self.box = tagged(W.HBox([self.size, self.quality, self.measure],
+                                 layout=W.Layout(flex_flow="row wrap", width="100%")),
+                          "cards")
 
     def show(self, snap: Snapshot) -> None:
         extra = self.measured
@@ -99,7 +101,7 @@ class Cards:
             if extra.get("teacher_agreement") is not None:
                 rows.append(_row("agrees with teacher*", f"{extra['teacher_agreement']:.1%}"))
         stale = '<div class="cx-note">* at the last Measure</div>' if extra else ""
-        self.quality.value = (f'<div class="cx-card"><b>Quality ({self.host.session_selected()})'
+        self.quality.value = (f'<div class="cx-card"><b>Quality ({self.host.who()})'
                               f'</b><table>{"".join(rows)}</table>{stale}</div>')
 
     def measure_now(self, latency: bool = True) -> dict:

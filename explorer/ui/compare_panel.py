@@ -15,19 +15,20 @@ from ..engine.metrics import Snapshot
 from ..studies import tradeoff as analysis
 from ..studies.sensitivity import sensitivity
 from .cards import human_bytes
-from .controls import button, tagged
+from .controls import button, row, tagged
 from .figures import (
     quality_figure,
     tradeoff_figure,
     update_heads,
     update_quality,
+    update_sensitivity,
     update_tradeoff,
 )
 from .host import Host
+from .plots import short_name
 
 FINETUNE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 SENSITIVITY_LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)  # issue 9: one layer at a time
-SENSITIVITY_TRACE = "sensitivity (one layer pruned)"
 COLUMNS = [("label", "run"), ("model_slot", "model"), ("accuracy", "accuracy"),
            ("sparsity", "sparsity"), ("nonzero", "nonzero"), ("bytes_dense", "bytes dense"),
            ("bytes_sparse", "bytes sparse"), ("bytes_shrunk", "bytes shrunk"),
@@ -57,7 +58,7 @@ class ComparePanel:
         self.oneshot: list = []
         self.finetuned: list = []
         self.label = tagged(W.Text(value="", placeholder="name this run",
-                                   layout=W.Layout(width="180px")), "pin-label")
+                                   layout=W.Layout(width="170px")), "pin-label")
         self.pin = button("Pin current state", "pin", "primary")
         self.sweep = button("Sweep sparsity (one-shot)", "sweep-sparsity")
         self.with_ft = tagged(W.Checkbox(value=False, indent=False,
@@ -66,13 +67,13 @@ class ComparePanel:
         self.sens_button = button("Layer sensitivity (background job)", "sensitivity")
         self.sensitivity: dict | None = None
         self.table = tagged(W.HTML("<i>No pinned runs yet.</i>"), "pinned-table")
-        self.sens_button.on_click(lambda _: self.run_sensitivity())
-        self.pin.on_click(lambda _: self.pin_now())
-        self.sweep.on_click(lambda _: self.run_sweep())
-        self.figure_box = W.VBox([])
-        self.box = W.VBox([W.HBox([self.label, self.pin, self.sweep, self.with_ft,
-                                   self.sens_button]),
-                           self.table, self.figure_box])
+        g = host.guard
+        self.sens_button.on_click(g(lambda _: self.run_sensitivity()))
+        self.pin.on_click(g(lambda _: self.pin_now()))
+        self.sweep.on_click(g(lambda _: self.run_sweep()))
+        self.figure_box = tagged(W.VBox([]), "compare-figures")
+        self.box = W.VBox([row(self.label, self.pin), row(self.sweep, self.with_ft),
+                           row(self.sens_button), self.table])
 
     def figures(self) -> list:
         return [f for f in (self.fig, self.fig_quality) if f is not None]
@@ -82,16 +83,15 @@ class ComparePanel:
 
     def open(self) -> None:
         if self.fig is None:
+            self.host.set_status(f"Compare: measuring the {self.host.who()}...")
             self.fig = tagged(tradeoff_figure(self.host.theme), "fig-tradeoff")
             self.fig_quality = tagged(quality_figure(self.host.theme), "fig-quality")
-            # issue 9: one extra trace on the trade-off panel, all layers' curves in one
-            # (NaN between layers, a marker colour and a label per layer): no new figure.
-            self.fig.add_scatter(name=SENSITIVITY_TRACE, x=[], y=[], mode="lines+markers+text",
-                                 textposition="top right", line={"dash": "dot"},
-                                 row=1, col=1)
+            for fig in (self.fig, self.fig_quality):
+                fig._config = {**fig._config, "responsive": True}
             self.figure_box.children = [self.fig, self.fig_quality]
             self.redraw()
             self.host.measure(latency=False)
+            self.host.set_status(f"Compare: measured the {self.host.who()}")
 
     def adopt(self) -> None:
         self.oneshot, self.finetuned = [], []
@@ -110,7 +110,7 @@ class ComparePanel:
         measured = self.host.measure(latency=True)
         snap = self.host.snap
         row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
-               "model_slot": self.host.session_selected(), "accuracy": snap.accuracy,
+               "model_slot": self.host.who(), "accuracy": snap.accuracy,
                "sparsity": snap.sparsity, "nonzero": snap.nonzero,
                **{k: measured.get(k) for k, _ in COLUMNS[5:]}}
         self.pinned.append(row)
@@ -120,7 +120,7 @@ class ComparePanel:
                        + "</tr>" for r in self.pinned)
         self.table.value = f'<table class="cx-table"><tr>{head}</tr>{body}</table>'
         self.redraw()
-        self.host.set_status(f"pinned {row['label']}")
+        self.host.set_status(f"pinned {row['label']} ({self.host.who()})")
         return row
 
     def run_sweep(self) -> bool:
@@ -134,7 +134,8 @@ class ComparePanel:
                 host.set_status(f"error: {err}", error=True)
                 return False
             self.redraw()
-            host.set_status(f"swept {len(self.oneshot)} sparsity levels (one-shot)")
+            host.set_status(f"swept {len(self.oneshot)} sparsity levels one-shot "
+                            f"({host.who()})")
             return True
         lr = host.c.lr.value / 10
 
@@ -144,7 +145,13 @@ class ComparePanel:
             return self.finetuned
 
         return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS),
-                               on_done=lambda _: self.redraw() or "")
+                               on_done=lambda _: self.redraw() or self._swept())
+
+    def _swept(self) -> str:
+        best = [p for p in self.finetuned if p.accuracy is not None]
+        tail = "" if not best else (f": {best[-1].accuracy:.1%} at "
+                                    f"{best[-1].actual_sparsity:.0%} after fine-tuning")
+        return f"fine-tuned sweep done ({self.host.who()}){tail}"
 
     def show_quality(self, snap: Snapshot) -> None:
         if self.fig_quality is None:
@@ -152,11 +159,11 @@ class ComparePanel:
         extra = snap.extra
         if extra.get("heads") is not None:  # a language model: its heads, not a V x V matrix
             update_heads(self.fig_quality, extra["heads"],
-                         f"Attention heads ({self.host.session_selected()}): pruned fraction, "
+                         f"Attention heads ({self.host.who()}): pruned fraction, "
                          "removed heads dark")
         elif snap.task == "classification":
             update_quality(self.fig_quality, extra.get("confusion"), None,
-                           f"Confusion matrix ({self.host.session_selected()}, validation)")
+                           f"Confusion matrix ({self.host.who()}, validation)")
         else:
             true, pred = self.host.session.predictions("val", limit=2000)
             update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
@@ -168,33 +175,17 @@ class ComparePanel:
         host = self.host
         total = len(host.session.prunable) * len(SENSITIVITY_LEVELS)
 
-        def work(stop, ev):
-            def on_event(event):
-                if isinstance(event, dict):  # one point measured: progress and status
-                    host.c.progress.value = min(event["done"], host.c.progress.max)
-                    host.set_status(f"sensitivity: {event['layer']} at "
-                                    f"{event['sparsity']:.0%}: {event['accuracy']:.1%}")
-                ev(event)
-
+        def work(stop, ev):  # points arrive as dicts; the job's pump shows them
             self.sensitivity = sensitivity(host.session, SENSITIVITY_LEVELS, stop=stop,
-                                           on_event=on_event)
+                                           on_event=ev)
             return self.sensitivity
 
         return host.jobs.start("layer sensitivity", work, total,
-                               on_done=lambda _: self.draw_sensitivity() or "")
+                               on_done=lambda _: self.draw_sensitivity() or
+                               f"layer sensitivity done ({host.who()}): "
+                               f"{len(self.sensitivity['layers'])} layers")
 
     def draw_sensitivity(self) -> None:
         if self.fig is None or self.sensitivity is None:
             return
-        palette = ["#2b7bb9", "#e4572e", "#17a589", "#8e44ad", "#f1c40f", "#7f8c8d"]
-        x, y, color, text = [], [], [], []
-        for i, (name, accs) in enumerate(self.sensitivity["layers"].items()):
-            levels = self.sensitivity["sparsities"][:len(accs)]
-            x += [*levels, np.nan]
-            y += [np.nan if a is None else a for a in accs] + [np.nan]
-            color += [palette[i % len(palette)]] * (len(accs) + 1)
-            text += [""] * (len(accs) - 1) + [name.removesuffix(".weight"), ""]
-        trace = next(t for t in self.fig.data if t.name == SENSITIVITY_TRACE)
-        with self.fig.batch_update():
-            trace.update(x=np.array(x, dtype=np.float32), y=np.array(y, dtype=np.float32),
-                         text=text, marker={"color": color})
+        update_sensitivity(self.fig, self.sensitivity, short_name)

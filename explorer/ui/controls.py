@@ -1,4 +1,5 @@
-"""The app's widgets, with ranges read from explorer.config and stable classes.
+"""The app's widgets, with ranges read from explorer.config and stable classes, and the
+rules that say which of them apply now (and why not, in one line).
 
 Every widget a test or a user may need to find carries a `cx-...` CSS class.
 """
@@ -18,11 +19,15 @@ SLIDER_RANGES = {  # mode -> (min, max, step, readout format)
 }
 MODE_LABELS = [("target sparsity", "sparsity"), ("threshold |w|", "threshold"),
                ("x layer std", "std")]
-NARROW = W.Layout(width="190px")
+FULL = W.Layout(width="100%")
+NARROW = W.Layout(width="170px")
 # Dropdown values are strings (None shows as a blank box); rewind_value() converts.
 REWIND_OPTIONS = [("no rewind", "none"), ("to init (lottery ticket)", "init"),
                   ("to epoch 1", "1"), ("to epoch 2", "2"), ("to epoch 5", "5")]
-STYLE = {"description_width": "90px"}
+STYLE = {"description_width": "88px"}
+STD_IS_PER_LAYER = "x std is a per-layer rule (Han et al.): scope is per layer"
+STRUCTURED_NEEDS = "structured pruning takes a target sparsity, per layer"
+LM_NO_ITERATIVE = "gpt-tiny: prune with the slider and press Train to fine-tune"
 
 
 def tagged(widget: W.Widget, name: str) -> W.Widget:
@@ -32,29 +37,43 @@ def tagged(widget: W.Widget, name: str) -> W.Widget:
 
 def button(label: str, name: str, style: str = "", tooltip: str = "") -> W.Button:
     return tagged(W.Button(description=label, button_style=style, tooltip=tooltip or label,
-                           layout=W.Layout(width="auto")), name)
+                           layout=W.Layout(width="auto", flex="0 0 auto")), name)
 
 
-def int_box(label: str, name: str, value: int, lo: int, hi: int) -> W.BoundedIntText:
+def int_box(label: str, name: str, value: int, lo: int, hi: int,
+            layout: W.Layout = NARROW) -> W.BoundedIntText:
     return tagged(W.BoundedIntText(value=value, min=lo, max=hi, description=label,
-                                   layout=NARROW, style=STYLE), name)
+                                   layout=layout, style=STYLE), name)
+
+
+def row(*children: W.Widget, name: str = "row") -> W.HBox:
+    """A row that wraps instead of squeezing its children (no label is ever cut)."""
+    return tagged(W.HBox(list(children), layout=W.Layout(flex_flow="row wrap",
+                                                          width="100%")), name)
+
+
+def reason() -> W.HTML:
+    return tagged(W.HTML(""), "reason")
 
 
 @dataclass
 class Controls:
     """Controls shared by every panel: pruning, training budget, jobs, status."""
 
-    mode: W.ToggleButtons
+    mode: W.Dropdown
     slider: W.FloatSlider
     scope: W.ToggleButtons
     structured: W.Checkbox
     norm: W.ToggleButtons
+    why_not: W.HTML  # one line: why a pruning control is disabled
     schedule: W.Dropdown
     steps: W.BoundedIntText
     finetune_epochs: W.BoundedIntText
     rewind: W.Dropdown
     layer: W.Dropdown
     log_y: W.Checkbox
+    page: W.Dropdown
+    curves: W.ToggleButtons
     epochs: W.BoundedIntText
     lr: W.BoundedFloatText
     prune_once: W.Button
@@ -71,47 +90,62 @@ class Controls:
 
 def build_controls(layers: list[str]) -> Controls:
     lo, hi, step, fmt = SLIDER_RANGES["sparsity"]
-    return Controls(
-        mode=tagged(W.ToggleButtons(options=MODE_LABELS, value="sparsity",
-                                    description="Prune by", style=STYLE), "mode"),
+    toggle = {"button_width": "auto"}
+    controls = Controls(
+        mode=tagged(W.Dropdown(options=MODE_LABELS, value="sparsity", description="Prune by",
+                               style=STYLE, layout=FULL), "mode"),
         slider=tagged(W.FloatSlider(value=0.0, min=lo, max=hi, step=step,
-                                    readout_format=fmt, continuous_update=False,
-                                    description="sparsity", style=STYLE,
-                                    layout=W.Layout(width="460px")), "prune-slider"),
+                                    readout_format=fmt, continuous_update=True,
+                                    description="sparsity", style=STYLE, layout=FULL),
+                      "prune-slider"),
         scope=tagged(W.ToggleButtons(options=[("per layer", "layer"), ("global", "global")],
-                                     value="layer", description="Scope", style=STYLE), "scope"),
+                                     value="layer", description="Scope",
+                                     style={**STYLE, **toggle}), "scope"),
         structured=tagged(W.Checkbox(value=False, description="structured (whole neurons)",
-                                     indent=False), "structured"),
+                                     indent=False, layout=W.Layout(width="auto")),
+                          "structured"),
         norm=tagged(W.ToggleButtons(options=[("L1", "l1"), ("L2", "l2")], value="l1",
-                                    description="rank by", style=STYLE), "norm"),
+                                    description="rank by", style={**STYLE, **toggle}),
+                    "norm"),
+        why_not=tagged(W.HTML(""), "why-not"),
         schedule=tagged(W.Dropdown(options=[("one shot", "oneshot"), ("linear", "linear"),
-                                            ("AGP (cubic)", "agp")], value="agp",
-                                   description="Schedule", layout=W.Layout(width="230px"),
-                                   style=STYLE),
-                        "schedule"),
-        steps=int_box("Steps", "steps", 3, 1, 50),
-        finetune_epochs=int_box("Fine-tune ep.", "finetune-epochs", 2, 0, C.EPOCHS_MAX),
+                                            ("AGP (cubic)", "agp")],
+                                   value=C.FINETUNE_SCHEDULE, description="Schedule",
+                                   layout=W.Layout(width="220px"), style=STYLE), "schedule"),
+        steps=int_box("Steps", "steps", C.FINETUNE_STEPS, 1, 50),
+        finetune_epochs=int_box("Fine-tune ep.", "finetune-epochs", C.FINETUNE_EPOCHS, 0,
+                                C.EPOCHS_MAX),
         rewind=tagged(W.Dropdown(options=REWIND_OPTIONS, value="none", description="Rewind",
                                  layout=W.Layout(width="250px"), style=STYLE), "rewind"),
         layer=tagged(W.Dropdown(options=layers, value=layers[0], description="Layer",
-                                style=STYLE), "layer"),
-        log_y=tagged(W.Checkbox(value=False, description="log y", indent=False), "logy"),
+                                style=STYLE, layout=W.Layout(width="260px")), "layer"),
+        log_y=tagged(W.Checkbox(value=False, description="log y", indent=False,
+                                layout=W.Layout(width="auto")), "logy"),
+        page=tagged(W.Dropdown(options=[("all", 0)], value=0, description="Bars",
+                               style=STYLE, layout=W.Layout(width="260px", display="none")),
+                    "bar-page"),
+        curves=tagged(W.ToggleButtons(options=[("teacher", "teacher")], value="teacher",
+                                      description="Curves of", style={**STYLE, **toggle}),
+                      "curves-of"),
         epochs=int_box("Epochs", "epochs", 3, 1, C.EPOCHS_MAX),
         lr=tagged(W.BoundedFloatText(value=1e-3, min=C.LR_MIN, max=C.LR_MAX, step=1e-4,
                                      description="LR", layout=NARROW, style=STYLE), "lr"),
         prune_once=button("Prune once", "prune-once"),
-        prune_finetune=button("Prune and fine-tune", "prune-finetune", "info"),
+        prune_finetune=button("Prune and fine-tune", "prune-finetune", "info",
+                              "reach the slider's sparsity in steps, fine-tuning after each"),
         reset_pruning=button("Reset pruning", "reset-pruning"),
-        undo=button("Undo last job", "undo"),
+        undo=button("Undo last job", "undo", tooltip="weights, masks, slider and curves "
+                    "as they were before the last job"),
         train=button("Train", "train", "primary"),
-        stop=tagged(W.Button(description="Stop", button_style="warning", disabled=True),
-                    "stop"),
+        stop=button("Stop", "stop", tooltip="stop the running job; its steps so far are kept"),
         reset=button("Reset to original", "reset", tooltip="the original trained model"),
-        progress=tagged(W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="260px")),
-                        "progress"),
+        progress=tagged(W.IntProgress(value=0, min=0, max=1000,
+                                      layout=W.Layout(width="100%")), "progress"),
         status=tagged(W.HTML(value="ready"), "status"),
         summary=tagged(W.HTML(value=""), "sparsity-label"),
     )
+    controls.stop.disabled = True  # until a job runs
+    return controls
 
 
 def rewind_value(choice: str) -> str | int | None:
@@ -123,4 +157,29 @@ def model_changing(c: Controls) -> list[W.Widget]:
     """Controls disabled while a job runs (Stop stays enabled)."""
     return [c.mode, c.slider, c.scope, c.structured, c.norm, c.schedule, c.steps,
             c.finetune_epochs, c.rewind, c.epochs, c.lr, c.prune_once, c.prune_finetune,
-            c.reset_pruning, c.undo, c.train, c.reset]
+            c.reset_pruning, c.undo, c.train, c.reset, c.curves]
+
+
+def apply_rules(c: Controls, busy: bool, is_lm: bool) -> None:
+    """Disable what does not apply now and say why in one line (never while a job runs:
+    then every model-changing control is disabled anyway)."""
+    show = "" if c.structured.value else "none"
+    if c.norm.layout.display != show:
+        c.norm.layout.display = show
+    reasons = []
+    if busy:
+        return
+    std = c.mode.value == "std"
+    c.scope.disabled = std or (c.structured.value and not is_lm)
+    if std:
+        reasons.append(STD_IS_PER_LAYER)
+    can_structure = c.mode.value == "sparsity" and (c.scope.value == "layer" or is_lm)
+    c.structured.disabled = not can_structure and not c.structured.value
+    if not can_structure:
+        reasons.append(STRUCTURED_NEEDS)
+    c.prune_finetune.disabled = is_lm
+    c.schedule.disabled = c.steps.disabled = c.rewind.disabled = is_lm
+    if is_lm:
+        reasons.append(LM_NO_ITERATIVE)
+    text = "; ".join(reasons)
+    c.why_not.value = f'<div class="cx-reason">{text}</div>' if text else ""

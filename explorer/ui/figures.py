@@ -1,7 +1,8 @@
 """The panel figures (trade-off, distillation, quality), built only when a tab opens.
 
-Each FigureWidget carries plotly.js (about 5 MB) to the browser, so the page starts
-with three figures and the rest appear on demand.
+Each FigureWidget ships its own copy of the widget's JavaScript, so the page starts with
+one figure and the rest appear on demand. They size to their column (responsive), send
+plain values (see plots.py), and keep a fixed number of traces.
 """
 
 from __future__ import annotations
@@ -10,45 +11,54 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .plots import layout_for
+from .plots import layout_for, plain, plain_ints
 from .theme import Theme
 
+SENSITIVITY_TRACES = 8  # the most sensitive layers get a curve each (fixed trace count)
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#999999")  # Okabe-Ito
+TEMPERATURE_TICKS = (1, 2, 4, 8, 16)
 
-def _two_panel(theme: Theme, titles: tuple[str, str], height: int = 320) -> go.FigureWidget:
+
+def _two_panel(theme: Theme, titles: tuple[str, str], height: int = 340) -> go.FigureWidget:
     fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=titles,
-                                        horizontal_spacing=0.12))
-    # Built while its tab opens, a figure cannot measure its container: give it a width.
-    fig.update_layout({**layout_for(theme, "", height), "width": 1150,
-                       "legend": {"orientation": "h", "y": -0.25}})
+                                        horizontal_spacing=0.14))
+    fig.update_layout({**layout_for(theme, "", height),
+                       "margin": {"l": 60, "r": 20, "t": 40, "b": 55}})
     return fig
 
 
 def tradeoff_figure(theme: Theme) -> go.FigureWidget:
-    """Left: accuracy vs sparsity (sweeps, current point). Right: pinned runs."""
-    fig = _two_panel(theme, ("Accuracy vs sparsity", "Pinned runs"))
+    """Left: accuracy vs sparsity (sweeps, sensitivity, current). Right: pinned runs."""
+    fig = _two_panel(theme, ("Accuracy vs sparsity", "Pinned runs"), 380)
     fig.add_scatter(name="one-shot sweep", x=[], y=[], mode="lines+markers",
                     line={"color": theme.kept}, row=1, col=1)
     fig.add_scatter(name="with fine-tuning", x=[], y=[], mode="lines+markers",
                     line={"color": theme.accent}, row=1, col=1)
-    fig.add_scatter(name="current", x=[], y=[], mode="markers",
+    fig.add_scatter(name="current", x=[], y=[], mode="markers", cliponaxis=False,
                     marker={"size": 14, "color": theme.pruned, "symbol": "star"}, row=1, col=1)
-    fig.add_scatter(name="pinned", x=[], y=[], mode="markers+text", text=[],
+    fig.add_scatter(name="pinned", x=[], y=[], mode="markers+text", text=[], cliponaxis=False,
                     textposition="top center", marker={"size": 11, "color": theme.line},
                     row=1, col=2)
+    for i in range(SENSITIVITY_TRACES):
+        fig.add_scatter(name=f"sensitivity {i}", x=[], y=[], mode="lines+markers",
+                        line={"dash": "dot", "color": PALETTE[i % len(PALETTE)]},
+                        marker={"size": 5}, row=1, col=1, showlegend=False)
     for col in (1, 2):
-        fig.update_xaxes(title_text="sparsity (pruned fraction of weights)", range=[-0.02, 1.0],
-                         row=1, col=col)
-        fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], row=1, col=col)
-    fig.update_layout(margin={"b": 90})
+        fig.update_xaxes(title_text="sparsity", range=[-0.05, 1.05], tickformat=".0%",
+                         dtick=0.25, row=1, col=col)
+        fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%",
+                         dtick=0.25, row=1, col=col)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.22, "x": 0})
+    fig.update_layout(margin={"b": 95})
     return fig
 
 
 def update_tradeoff(fig: go.FigureWidget, oneshot: list, finetuned: list,
                     current: tuple[float, float | None] | None, pinned: list[dict]) -> None:
     def xy(points):
-        return (np.array([p.actual_sparsity for p in points], dtype=np.float32),
-                np.array([np.nan if p.accuracy is None else p.accuracy for p in points],
-                         dtype=np.float32))
+        return (plain([p.actual_sparsity for p in points], 4),
+                plain([np.nan if p.accuracy is None else p.accuracy for p in points], 5))
 
     with fig.batch_update():
         fig.data[0].x, fig.data[0].y = xy(oneshot)
@@ -56,10 +66,28 @@ def update_tradeoff(fig: go.FigureWidget, oneshot: list, finetuned: list,
         if current is not None and current[1] is not None:
             fig.data[2].x, fig.data[2].y = [current[0]], [current[1]]
         fig.data[3].update(
-            x=np.array([r["sparsity"] for r in pinned], dtype=np.float32),
-            y=np.array([np.nan if r["accuracy"] is None else r["accuracy"] for r in pinned],
-                       dtype=np.float32),
+            x=plain([r["sparsity"] for r in pinned], 4),
+            y=plain([np.nan if r["accuracy"] is None else r["accuracy"] for r in pinned], 5),
             text=[r["label"] for r in pinned])
+
+
+def update_sensitivity(fig: go.FigureWidget, result: dict, short) -> None:
+    """The most sensitive layers' curves (accuracy with that layer alone pruned)."""
+    layers = result["layers"]
+    drop = {n: -(min((a for a in accs if a is not None), default=0.0)) for n, accs in
+            layers.items()}
+    chosen = sorted(layers, key=lambda n: drop[n], reverse=True)[:SENSITIVITY_TRACES]
+    chosen = [n for n in layers if n in chosen]  # model order
+    with fig.batch_update():
+        for i in range(SENSITIVITY_TRACES):
+            trace = fig.data[4 + i]
+            if i < len(chosen):
+                accs = layers[chosen[i]]
+                trace.update(x=plain(result["sparsities"][:len(accs)], 4),
+                             y=plain([np.nan if a is None else a for a in accs], 5),
+                             name=f"only {short(chosen[i])} pruned", showlegend=True)
+            else:
+                trace.update(x=[], y=[], showlegend=False)
 
 
 def distill_figure(theme: Theme) -> go.FigureWidget:
@@ -74,9 +102,14 @@ def distill_figure(theme: Theme) -> go.FigureWidget:
     fig.update_xaxes(title_text="class", dtick=1, row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1.0], row=1, col=1)
     fig.update_xaxes(title_text="temperature T (press Sweep T)", type="log",
-                     range=[-0.05, 1.35], row=1, col=2)
-    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], row=1, col=2)
-    fig.update_layout(barmode="group")
+                     range=[-0.05, 1.3], tickvals=list(TEMPERATURE_TICKS),
+                     ticktext=[str(t) for t in TEMPERATURE_TICKS], row=1, col=2)
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%",
+                     dtick=0.25, row=1, col=2)
+    fig.update_layout(barmode="group", showlegend=True,
+                      legend={"orientation": "h", "y": 1.0, "x": 0.0, "yanchor": "bottom",
+                              "bgcolor": "rgba(0,0,0,0)"})
+    fig.update_layout(margin={"t": 60})
     return fig
 
 
@@ -84,7 +117,7 @@ SOFT_TOP_CHARS = 15  # a language model's next-character view: its most likely o
 
 
 def update_soft(fig: go.FigureWidget, view: dict) -> None:
-    classes = np.arange(len(view["teacher"]), dtype=np.int32)
+    classes: list = list(range(len(view["teacher"])))
     student = view.get("student")
     kl = view.get("kl")
     title = (f"Example {view['index']} (label {view['label']}) at T = "
@@ -98,32 +131,32 @@ def update_soft(fig: go.FigureWidget, view: dict) -> None:
         title = (f"Next character after {view['prompt']!r} at T = {view['temperature']:g}"
                  + ("" if kl is None else f": KL = {kl:.4f}"))
     with fig.batch_update():
-        fig.data[0].update(x=classes, y=np.asarray(view["teacher"], dtype=np.float32))
-        fig.data[1].update(x=classes if student else [],
-                           y=np.asarray(student or [], dtype=np.float32))
+        fig.data[0].update(x=classes, y=plain(view["teacher"], 5))
+        fig.data[1].update(x=classes if student else [], y=plain(student or [], 5))
         fig.layout.annotations[0].text = title
 
 
 def update_temperature_curve(fig: go.FigureWidget, sweep: list[dict],
                              temperature: float) -> None:
-    temps = np.array([p["temperature"] for p in sweep], dtype=np.float32)
-    accs = np.array([p["accuracy"] for p in sweep], dtype=np.float32)
+    accs = [p["accuracy"] for p in sweep]
+    finite = [a for a in accs if a is not None]
     with fig.batch_update():
-        fig.data[2].update(x=temps, y=accs)
-        fig.data[3].update(x=[temperature, temperature] if len(sweep) else [],
-                           y=[float(np.nanmin(accs)), float(np.nanmax(accs))] if len(sweep)
-                           else [])
+        fig.data[2].update(x=plain([p["temperature"] for p in sweep], 4), y=plain(
+            [np.nan if a is None else a for a in accs], 5))
+        fig.data[3].update(x=[temperature, temperature] if finite else [],
+                           y=[min(finite), max(finite)] if finite else [])
+        fig.layout.xaxis2.title.text = ("temperature T" if sweep
+                                        else "temperature T (press Sweep T)")
 
 
 def quality_figure(theme: Theme) -> go.FigureWidget:
     """Confusion matrix (classification) or predicted vs true (regression)."""
     fig = go.FigureWidget(layout=layout_for(theme, "Confusion matrix (validation)", 420))
-    fig.update_layout(width=560)
     fig.add_heatmap(z=[[0]], colorscale="Blues", showscale=False, name="confusion")
     fig.add_scatter(name="predicted vs true", x=[], y=[], mode="markers",
                     marker={"size": 4, "color": theme.kept, "opacity": 0.5})
     fig.update_xaxes(title_text="predicted", dtick=1)
-    fig.update_yaxes(title_text="true", autorange="reversed", dtick=1)
+    fig.update_yaxes(title_text="true", autorange="reversed", dtick=1, scaleanchor="x")
     return fig
 
 
@@ -131,24 +164,26 @@ def update_quality(fig: go.FigureWidget, confusion: list | None,
                    regression: tuple[np.ndarray, np.ndarray] | None, title: str) -> None:
     with fig.batch_update():
         if confusion is not None:
-            z = np.asarray(confusion, dtype=np.int32)
+            z = [plain_ints(r) for r in np.asarray(confusion)]
             fig.data[0].update(z=z, text=z, texttemplate="%{text}", visible=True)
             fig.data[1].visible = False
             fig.layout.yaxis.autorange = "reversed"
         elif regression is not None:
             fig.data[0].visible = False
-            fig.data[1].update(x=regression[0].astype(np.float32),
-                               y=regression[1].astype(np.float32), visible=True)
+            fig.data[1].update(x=plain(regression[0], 5), y=plain(regression[1], 5),
+                               visible=True)
             fig.layout.yaxis.autorange = True
+            fig.layout.yaxis.scaleanchor = None
             fig.layout.xaxis.title.text, fig.layout.yaxis.title.text = "true", "predicted"
         fig.layout.title.text = title
 
 
 def update_heads(fig: go.FigureWidget, grid: list[list[float]], title: str) -> None:
     """A language model's layers x heads: pruned fraction of each head (removed = 1, dark)."""
-    z = np.asarray(grid, dtype=np.float32)
+    z = np.asarray(grid, dtype=np.float64)
     with fig.batch_update():
-        fig.data[0].update(z=z, text=np.round(z * 100).astype(np.int32),
+        fig.data[0].update(z=[plain(r, 4) for r in z],
+                           text=[plain_ints(np.round(r * 100)) for r in z],
                            texttemplate="%{text}%", zmin=0.0, zmax=1.0, visible=True)
         fig.data[1].visible = False
         fig.layout.yaxis.autorange = "reversed"

@@ -30,7 +30,7 @@ import traitlets
 
 from ..config import EXPORT_KINDS
 from ..session.session import Session
-from .controls import NARROW, STYLE, button, tagged
+from .controls import NARROW, STYLE, button, row, tagged
 from .host import Host
 
 DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
@@ -171,16 +171,18 @@ class FilesPanel:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.save = button("Save session", "save-session")
-        self.upload = tagged(ChunkedUpload(self.load_bytes, self._refused,
-                                           on_start=self._busy_message), "load-session")
+        g = host.guard
+        self.upload = tagged(ChunkedUpload(g(self.load_bytes), g(self._refused),
+                                           on_start=g(self._busy_message)), "load-session")
         self.kind = tagged(W.Dropdown(options=EXPORT_KINDS, value="masked",
                                       description="Export as", layout=NARROW, style=STYLE),
                            "export-kind")
         self.export = button("Export model", "export-model")
         self.link = tagged(W.HTML(""), "download")
-        self.save.on_click(lambda _: self.offer_session())
-        self.export.on_click(lambda _: self.offer_export())
-        self.box = W.HBox([self.save, self.upload, self.kind, self.export, self.link])
+        self.save.on_click(g(lambda _: self.offer_session()))
+        self.export.on_click(g(lambda _: self.offer_export()))
+        self.box = W.VBox([row(self.save, self.upload), row(self.kind, self.export),
+                           self.link])
 
     def controls(self) -> list[W.Widget]:
         return [self.save, self.upload, self.kind, self.export]

@@ -2,13 +2,17 @@
 
 Training, fine-tuning, distillation and sweeps never run in a widget callback (a long
 loop there would block the kernel, and in Voila the Stop click would never arrive).
-The app holds one JobController; the controller drives the app through JobView.
+The worker thread touches no widget: it records step losses into the curves of the
+model it trains (CurveBook, locked) and publishes its latest event. The pump thread
+shows progress a few times a second and the result once, holding the app's UI lock,
+as every widget callback does: so figure writes never overlap (one lock, issue 15 #14).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..engine.metrics import Snapshot
@@ -16,9 +20,11 @@ from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent
 from ..session.jobs import JobResult, JobRunner
 from ..session.session import Session
 from .controls import Controls
+from .curves import MAX_STEP_POINTS, CurveBook
 from .pump import Pump
+from .state import slot_label
 
-MAX_STEP_POINTS = 20_000  # raw step losses kept; the plot shows at most 1,500 of them
+__all__ = ["MAX_STEP_POINTS", "JobController", "JobView"]
 
 
 class JobView(Protocol):
@@ -27,18 +33,19 @@ class JobView(Protocol):
     session: Session
     snap: Snapshot
     c: Controls
+    book: CurveBook
+    ui_lock: AbstractContextManager
 
     def set_status(self, text: str, error: bool = False) -> None: ...
 
     def set_busy(self, busy: bool) -> None:
         """Disable (or enable again) the controls that change the model."""
 
-    def show(self, snap: Snapshot) -> None: ...
+    def job_progress(self) -> None:
+        """Show the running job's effect (bars, weights, curves), without evaluating."""
 
-    def draw_curves(self) -> None: ...
-
-    def forget_measures(self) -> None:
-        """The model changed: measured numbers no longer apply."""
+    def job_finished(self, slot: str | None, failed: bool) -> None:
+        """The job ended: show the session as it is now (evaluated), curves included."""
 
     def apply_pruning(self, during_job: bool = False) -> bool:
         """Prune by the current pruning controls."""
@@ -52,21 +59,46 @@ class JobController:
         self.runner = JobRunner()
         self.pump: Pump | None = None
         self.name = ""  # the running (or last) job's name, for status lines
-        self.steps: list[int] = []  # raw step losses for the curves, bounded
-        self.step_losses: list[float] = []
+        self.who = ""  # the model it reports on, as the page names it
+        self.slot: str | None = None  # whose curves the job's steps go to (None: a study)
         self._on_job_done: Callable[[JobResult], str] | None = None
+        self._epochs = 1.0  # expected epochs of the whole job, for the progress bar
+        self._done_epochs = 0
+        self._last_step: StepEvent | None = None
         self._active = False  # from start() until _on_done has run (pump included)
         self._pruning_pending = False  # a pruning change arrived during a job
-        self._lock = threading.Lock()  # guards the two flags above
+        self._lock = threading.Lock()  # guards the flags above
 
     @property
     def busy(self) -> bool:
         """A job runs, or its result has not been applied to the widgets yet."""
         return self._active or self.runner.running
 
-    def start(self, name: str, work: Callable, epochs_hint: int = 1,
-              on_done: Callable[[JobResult], str] | None = None) -> bool:
-        """Run `work(stop, on_event)` in the worker; False when a job is running."""
+    @property
+    def pruning_pending(self) -> bool:
+        """A pruning change arrived during the job (applied when it ends)."""
+        with self._lock:
+            return self._pruning_pending
+
+    # compatibility for scripts that read the step losses of the shown model
+    @property
+    def steps(self) -> list[float]:
+        return self.view.book.read(self.view.c.curves.value).steps
+
+    @property
+    def step_losses(self) -> list[float]:
+        return self.view.book.read(self.view.c.curves.value).losses
+
+    def start(self, name: str, work: Callable, epochs_hint: float = 1,
+              on_done: Callable[[JobResult], str] | None = None, *,
+              slot: str | None = None, who: str | None = None,
+              checkpoint: dict | None | bool = False) -> bool:
+        """Run `work(stop, on_event)` in the worker; False when a job is running.
+
+        `slot`: the model whose curves get the job's steps (None for studies, which never
+        draw on training curves). `checkpoint` (the pruning settings before the job, or
+        None when dense): the job commits, so Undo can cut its curves back.
+        """
         view = self.view
         with self._lock:
             refused = self.busy
@@ -74,29 +106,43 @@ class JobController:
         if refused:
             view.set_status("a job is already running: stop it first", error=True)
             return False
+        self.name, self.slot, self._on_job_done = name, slot, on_done
+        self.who = who or slot_label(view.session.selected if slot is None else slot)
+        self._epochs, self._done_epochs, self._last_step = max(epochs_hint, 1e-9), 0, None
+        if slot is not None and checkpoint is not False:
+            view.book.checkpoint(slot, checkpoint)  # type: ignore[arg-type]
 
         def job(stop, publish):
             def on_event(event):
                 if isinstance(event, StepEvent):
-                    self._record_step(event.loss)
+                    if self.slot is not None:
+                        view.book.add_step(self.slot, event.loss)
+                elif isinstance(event, EpochEvent) and self.slot is not None:
+                    view.book.add_epoch(self.slot, event.val_loss, event.val_accuracy)
                 publish(event)
             return work(stop, on_event)
 
         view.set_busy(True)
-        view.c.progress.max, view.c.progress.value = max(epochs_hint, 1), 0
-        view.set_status(f"{name}: starting")
-        self.name, self._on_job_done = name, on_done
+        view.c.progress.value = 0
+        view.set_status(f"{name} ({self.who}): starting")
         if not self.runner.start(name, job):  # cannot happen while _active guards it
             self._active = False
             view.set_busy(False)
             return False
-        self.pump = Pump(self.runner, self._on_progress, self._on_done, self._on_pump_error)
+        self.pump = Pump(self.runner, self._locked(self._on_progress),
+                         self._locked(self._on_done), self._locked(self._on_pump_error))
         self.pump.start()
         return True
 
+    def _locked(self, fn: Callable) -> Callable:
+        def call(arg):
+            with self.view.ui_lock:
+                fn(arg)
+        return call
+
     def stop(self) -> None:
         if self.runner.running:
-            self.view.set_status(f"{self.name}: stopping...")
+            self.view.set_status(f"{self.name} ({self.who}): stopping...")
             self.runner.stop()
 
     def wait(self, timeout: float = 120.0) -> bool:
@@ -110,23 +156,33 @@ class JobController:
             deferred = self._pruning_pending = self.busy
         return deferred
 
-    def clear_steps(self) -> None:
-        self.steps, self.step_losses = [], []
-
-    def _record_step(self, loss: float) -> None:
-        self.steps.append(self.view.session.total_steps)
-        self.step_losses.append(loss)
-        if len(self.steps) > MAX_STEP_POINTS:  # keep memory bounded
-            del self.steps[::2], self.step_losses[::2]
+    # ----- pump thread, UI lock held ---------------------------------------------------
+    def _fraction(self, event) -> float:
+        if isinstance(event, EpochEvent):
+            self._done_epochs += 1
+            self._last_step = None
+        elif isinstance(event, StepEvent):
+            self._last_step = event
+        step = self._last_step
+        within = 0.0
+        if step is not None and step.steps_per_epoch:
+            within = (step.step - (step.epoch - 1) * step.steps_per_epoch) / step.steps_per_epoch
+        return min((self._done_epochs + max(within, 0.0)) / self._epochs, 1.0)
 
     def _on_progress(self, event) -> None:
         view = self.view
+        if isinstance(event, dict) and "done" in event:  # a study's point (sensitivity)
+            view.c.progress.value = int(1000 * event["done"] / max(event["total"], 1))
+            accuracy = event.get("accuracy")
+            view.set_status(f"{self.name} ({self.who}): {event.get('layer')} at "
+                            f"{event.get('sparsity', 0):.0%}: "
+                            f"{'n/a' if accuracy is None else f'{accuracy:.1%}'}")
+            return
         if isinstance(event, (StepEvent, EpochEvent)):
-            view.c.progress.value = min(view.c.progress.value + isinstance(event, EpochEvent),
-                                        view.c.progress.max)
-            view.set_status(f"{self.name}: epoch {event.epoch}, step {event.step}")
-        view.show(view.session.snapshot(evaluate_model=False))
-        view.draw_curves()
+            view.c.progress.value = int(1000 * self._fraction(event))
+            view.set_status(f"{self.name} ({self.who}): epoch {event.epoch}, "
+                            f"step {event.step}")
+        view.job_progress()
 
     def _on_done(self, result: JobResult | None) -> None:
         view = self.view
@@ -147,26 +203,29 @@ class JobController:
 
     def _finish(self, result: JobResult | None) -> None:
         view = self.view
-        view.forget_measures()
-        view.draw_curves()
-        if result is None or result.error is not None:
-            view.set_status(f"error: {None if result is None else result.error}", error=True)
-            view.show(view.session.snapshot())
+        failed = result is None or result.error is not None
+        if failed and self.slot is not None:
+            view.book.undo(self.slot)  # the session put the pre-job state back
+        if failed:
+            view.job_finished(self.slot, failed)
+            view.set_status(f"error: {self.name} ({self.who}): "
+                            f"{None if result is None else result.error}", error=True)
             return
-        view.show(view.session.snapshot())
         last = self.runner.latest
         message = self._on_job_done(result) if self._on_job_done else ""
+        view.job_finished(self.slot, failed)
         if isinstance(last, StopEvent) and last.reason.startswith(DIVERGED):
-            view.set_status(f"{self.name} stopped: {last.reason}; the weights from before "
-                            "the job are back (lower the learning rate)", error=True)
+            view.set_status(f"{self.name} ({self.who}) stopped: {last.reason}; the weights "
+                            "from before the job are back (lower the learning rate)",
+                            error=True)
             return
-        if isinstance(last, StopEvent):
-            view.set_status(f"{self.name}: {last.reason} after {last.step} steps; "
+        if isinstance(last, StopEvent) or result.stopped:
+            steps = last.step if isinstance(last, StopEvent) else "a few"
+            view.set_status(f"{self.name} ({self.who}): stopped after {steps} steps; "
                             "kept the weights so far")
             return
         view.c.progress.value = view.c.progress.max
-        acc = "" if view.snap.accuracy is None else f": val accuracy {view.snap.accuracy:.1%}"
-        view.set_status(message or f"{self.name} done{acc}")
+        view.set_status(message or f"{self.name} done ({self.who})")
 
     def _on_pump_error(self, err: BaseException) -> None:
-        self.view.set_status(f"error: {err}", error=True)
+        self.view.set_status(f"error: {self.name} ({self.who}): {err}", error=True)

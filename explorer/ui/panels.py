@@ -1,7 +1,8 @@
-"""The Prune tab's layout and the Data & model panel.
+"""The Prune tab and the training row (layout), and the two jobs they start.
 
-Changing the data set or model builds a new Session; when that would throw work away
-(pruning, jobs, students) the first click asks and the second confirms.
+Train and Prune and fine-tune record their steps into the curves of the model they train
+and leave an Undo checkpoint; their status says which model they report on, and Prune
+and fine-tune says how much of the pruning's loss came back.
 """
 
 from __future__ import annotations
@@ -9,99 +10,117 @@ from __future__ import annotations
 import ipywidgets as W
 
 from .. import config as C
-from ..session.core import available_devices
-from ..session.session import Session
-from .controls import NARROW, STYLE, Controls, button, int_box, tagged
-from .files_panel import FilesPanel
+from ..session.jobs import JobResult
+from .controls import Controls, rewind_value, row
 from .host import Host
-
-# The language-model track (issue 10): pydoc-text goes with gpt-tiny.
-DATASETS = C.ALL_DATASETS
-MODELS = C.ALL_MODELS
+from .state import slot_label
 
 
-def prune_panel(c: Controls) -> W.VBox:
-    hint = W.HTML('<div class="cx-note">The slider prunes at once from the dense weights '
-                  '(move it back to undo). <i>Prune and fine-tune</i> reaches the slider\'s '
-                  'sparsity over several steps, retraining at a tenth of the learning rate '
-                  'after each; masks only grow.</div>')
-    return W.VBox([
-        W.HBox([c.mode, c.scope]),
-        W.HBox([c.slider, c.structured, c.norm]),
-        W.HBox([c.schedule, c.steps, c.finetune_epochs, c.rewind]),
-        W.HBox([c.prune_once, c.prune_finetune, c.reset_pruning, c.layer, c.log_y]),
-        hint,
-    ])
+def prune_box(c: Controls, talk: bool) -> W.VBox:
+    """The Prune tab: the slider first; fine-tune settings folded away (none in talk mode)."""
+    if talk:
+        return W.VBox([c.slider, row(c.prune_finetune, c.reset_pruning), c.why_not])
+    settings = W.Accordion(children=[W.VBox([row(c.schedule, c.steps, c.finetune_epochs),
+                                             c.rewind])], titles=("Fine-tune settings",))
+    settings.selected_index = None
+    return W.VBox([c.mode, c.slider, row(c.scope, c.structured, c.norm), c.why_not,
+                   row(c.prune_finetune, c.reset_pruning), settings,
+                   row(c.layer, c.log_y), c.page])
 
 
-class ModelPanel:
-    """Data set, model, width, init, optimizer, batch size, device; New session."""
+def train_box(c: Controls, talk: bool) -> W.VBox:
+    """Train, Stop, Undo and Reset with the training budget, the progress and the status."""
+    if talk:
+        return W.VBox([row(c.stop, c.undo, c.reset), c.progress, c.status])
+    return W.VBox([row(c.epochs, c.lr), row(c.train, c.stop, c.undo, c.reset),
+                   c.progress, c.status, c.curves])
 
-    def __init__(self, host: Host) -> None:
+
+class Starters:
+    """Starts the training and the prune-and-fine-tune jobs of the selected model."""
+
+    def __init__(self, host: Host, optimizer, batch_size) -> None:
         self.host = host
-        cfg = host.session.config
-        self.dataset = tagged(W.Dropdown(options=DATASETS, value=cfg.get("dataset", "digits")
-                                         if cfg.get("dataset") in DATASETS else "digits",
-                                         description="Data set", style=STYLE), "dataset")
-        self.model = tagged(W.Dropdown(options=MODELS, value=cfg.get("model", "mlp")
-                                       if cfg.get("model") in MODELS else "mlp",
-                                       description="Model", style=STYLE), "model")
-        self.width = tagged(W.BoundedFloatText(value=1.0, min=0.05, max=8.0, step=0.25,
-                                               description="Width x", layout=NARROW,
-                                               style=STYLE), "width")
-        self.init = tagged(W.Dropdown(options=C.INITS, value="default", description="Init",
-                                      layout=NARROW, style=STYLE), "init")
-        self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value="adam",
-                                     description="Optimizer", layout=NARROW, style=STYLE),
-                          "optimizer")
-        self.batch = int_box("Batch size", "batch-size", 64, 1, C.BATCH_SIZE_MAX)
-        devices = available_devices()
-        self.device = tagged(W.Dropdown(options=devices, value=devices[-1],
-                                        description="Device", layout=NARROW, style=STYLE),
-                             "device")
-        self.new = button("New session", "new-session", "danger")
-        self.new.on_click(lambda _: self.new_session())
-        self._armed = False
-        note = W.HTML('<div class="cx-note">A new session starts from a fresh model; '
-                      'the digits MLP loads trained, others start untrained (press Train). '
-                      f'Devices here: {", ".join(devices)}.</div>')
-        self.files = FilesPanel(host)  # issue 8: save, load, export without file paths
-        self.box = W.VBox([W.HBox([self.dataset, self.model, self.width, self.init]),
-                           W.HBox([self.opt, self.batch, self.device, self.new]), note,
-                           self.files.box])
+        self.optimizer, self.batch_size = optimizer, batch_size  # callables (Data & model)
 
-    def controls(self) -> list[W.Widget]:
-        return [self.dataset, self.model, self.width, self.init, self.device, self.new]
+    def start_training(self) -> bool:
+        host, c = self.host, self.host.c
+        epochs, lr = c.epochs.value, c.lr.value
+        slot = host.session_selected()
+        session = host.session
+        optimizer, batch = self.optimizer(), self.batch_size()
 
-    def optimizer(self) -> str:
-        return self.opt.value
+        def done(result: JobResult) -> str:
+            return self._report("training", slot, result.value)
 
-    def batch_size(self) -> int:
-        return self.batch.value
+        return host.jobs.start("training", lambda stop, ev: session.train(
+            epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch, stop=stop,
+            on_event=ev), epochs, on_done=done, slot=slot, checkpoint=self._before())
 
-    def _has_work(self) -> bool:
-        s = self.host.session
-        return bool(s.undo_stack or s.masks is not None or len(getattr(s, "models", ())) > 1)
+    def _before(self) -> dict | None:
+        """The pruning settings in force before a job (None: dense), for Undo."""
+        snap = self.host.snap
+        return None if snap.prune is None else self.host.prune_kwargs()
 
-    def new_session(self) -> bool:
-        """Build the chosen session; asks once before throwing work away."""
-        if self._has_work() and not self._armed:
-            self._armed = True
-            self.new.description = "Confirm: discard work"
-            self.host.set_status("this discards your pruning, jobs and students: "
-                                 "click again to confirm", error=True)
+    def _report(self, name: str, slot: str, snap) -> str:
+        host = self.host
+        metric = host.metric()
+        value = metric.value(snap) if snap is not None else None
+        dense = host.dense_value(slot)
+        change = "" if dense is None or snap.sparsity < 1e-9 else \
+            f" (dense {metric.text(dense)})"
+        return (f"{name} done ({slot_label(slot)}): val {metric.name} {metric.text(value)}"
+                f"{change} at {snap.sparsity:.0%} sparsity")
+
+    def start_prune_finetune(self) -> bool:
+        """Reach the slider's sparsity in steps, fine-tuning after each (any slider mode:
+        a threshold becomes the sparsity it gives)."""
+        host, c = self.host, self.host.c
+        snap, session = host.snap, host.session
+        if session.is_lm:
+            host.set_status("error: Prune and fine-tune is not available for gpt-tiny yet: "
+                            "prune with the slider, then press Train", error=True)
             return False
-        self._armed = False
-        self.new.description = "New session"
-        args = dict(dataset=self.dataset.value, model=self.model.value, width=self.width.value,
-                    init=self.init.value, device=self.device.value)
+        target = c.slider.value if c.mode.value == "sparsity" else round(snap.sparsity, 4)
+        if target <= 0:
+            host.set_status("error: Prune and fine-tune needs a sparsity above 0: move the "
+                            "slider first", error=True)
+            return False
+        steps, ft = c.steps.value, c.finetune_epochs.value
+        slot, metric = host.session_selected(), host.metric()
+        pruned = metric.value(snap) if snap.sparsity > 0 else None
+        dense = host.dense_value(slot)
+        marks_from = len(session.history)
+        x0, first = host.book.step_count(slot), session.total_steps
+        kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
+                      rewind=rewind_value(c.rewind.value), lr=c.lr.value * C.FINETUNE_LR_FACTOR,
+                      optimizer=self.optimizer(), batch_size=self.batch_size(),
+                      scope=c.scope.value if c.mode.value != "std" else "layer",
+                      structured=c.structured.value, norm=c.norm.value)
 
-        def build(stop, on_event):
-            return Session(**args)
+        def done(result: JobResult) -> str:
+            for h in list(session.history)[marks_from:]:  # pruning events on the curves
+                if h.get("kind") == "prune_step":
+                    host.book.add_mark(slot, x0 + h["step"] - first, h["loss"],
+                                       f"prune step {h['k']}: {h['sparsity']:.0%}")
+            final = result.value
+            text = self._report("prune and fine-tune", slot, final)
+            value = metric.value(final) if final is not None else None
+            return text + recovered(metric, dense, pruned, value)
 
-        def adopt(result) -> str:
-            self.host.adopt_session(result.value)
-            trained = "trained" if result.value.pretrained else "untrained: press Train"
-            return f"new session: {args['model']} on {args['dataset']} ({trained})"
+        return host.jobs.start("prune and fine-tune", lambda stop, ev: session.prune_iteratively(
+            target, stop=stop, on_event=ev, **kwargs), steps * max(ft, 1), on_done=done,
+            slot=slot, checkpoint=self._before())
 
-        return self.host.jobs.start("loading", build, on_done=adopt)
+
+def recovered(metric, dense: float | None, pruned: float | None, final: float | None) -> str:
+    """'; recovered 31.2 of 34.1 points' (how much of what one-shot pruning lost came back)."""
+    if dense is None or pruned is None or final is None:
+        return ""
+    lost = (dense - pruned) if metric.higher_is_better else (pruned - dense)
+    back = (final - pruned) if metric.higher_is_better else (pruned - final)
+    scale, unit = (100, " points") if metric.name == "accuracy" else (1, "")
+    if lost * scale < 0.05:
+        return "; one-shot pruning had lost nothing here"
+    return f"; recovered {back * scale:.1f} of {lost * scale:.1f}{unit}"
+

@@ -1,145 +1,159 @@
-"""The main live figure: per-layer sparsity, the selected layer's weights, the curves.
+"""The main live figure: per-layer sparsity, the selected layer's weights and connections,
+accuracy vs sparsity, and the training curves.
 
-One FigureWidget holds all three panels: each FigureWidget carries plotly.js (about
-5 MB) to the browser, and anywidget gives a widget 2 s to start, so fewer is safer and
-faster. Trace counts never change; updates replace data in place inside one
-batch_update, with float32/int32 arrays (sent as binary buffers). Lines are Scatter
-traces, never layout shapes, which go stale under batching.
+One FigureWidget holds all five panels (each FigureWidget ships its own copy of the
+widget's JavaScript, so fewer is faster). Trace counts never change; updates replace
+data in place inside one batch_update. Values go out as plain lists and numbers, never
+NumPy arrays: the front end answers every update with the figure's full data, and
+plotly's handler of that answer (`_remove_overlapping_props`) tests `if not value`,
+which raises on an array and then leaves the figure waiting forever for its edit to
+finish (issue 15, item 2). Panel legends are coloured words in the panel titles, so no
+legend box can cover an axis title.
 """
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..engine.metrics import Snapshot
 from .theme import Theme
 
 MAX_POINTS = 1500  # per trace on the curves panel
+MAX_BARS = 10  # layers per page of the sparsity bars (a model with more pages through them)
+LABEL_CHARS = 16  # layer names are shortened to about this many characters
 # Trace indices, fixed at construction.
-KEPT, PRUNED, GHOST, HIST, CUT, STEP_LOSS, VAL_LOSS, VAL_ACC, MARKS = range(9)
+(KEPT, PRUNED, GHOST, HIST, CUT, GRID, CURVE, CURRENT, STEP_LOSS, VAL_LOSS, VAL_ACC,
+ MARKS) = range(12)
+# Subplot title annotations, in make_subplots order.
+T_BARS, T_HIST, T_CURVE, T_GRID, T_CURVES = range(5)
+MAIN_HEIGHT = 640
+LARGE_TYPE = 16  # a theme font at least this large (talk mode) gets fewer, larger ticks
+
+
+def plain(values, digits: int = 6) -> list:
+    """Plain Python numbers (None for NaN/inf) from an array or list, for plotly."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return [None if not math.isfinite(v) else v for v in np.round(arr, digits).tolist()]
+
+
+def plain_ints(values) -> list[int]:
+    return [int(v) for v in np.asarray(values).ravel().tolist()]
+
+
+def swatch(color: str, text: str, mark: str = "&#9632;") -> str:
+    """A coloured legend word for a panel title (plotly titles accept this HTML)."""
+    return f"<span style='color:{color}'>{mark}</span> {text}"
+
+
+def short_name(name: str, limit: int = LABEL_CHARS) -> str:
+    """A layer's name for an axis: no `.weight`, containers shortened, tail kept."""
+    name = re.sub(r"\.weight$", "", name)
+    if len(name) <= limit:
+        return name
+    parts = name.split(".")
+    merged: list[str] = []
+    for part in parts:  # "blocks", "0" -> "blocks0"
+        if part.isdigit() and merged:
+            merged[-1] += part
+        else:
+            merged.append(part)
+    head = [re.sub(r"^([A-Za-z])[A-Za-z_]*", r"\1", p) for p in merged[:-2]]
+    short = ".".join([*head, *merged[-2:]])
+    return short if len(short) <= limit else "\u2026" + short[-(limit - 1):]
+
+
+def short_names(names: list[str]) -> list[str]:
+    """Shortened names, unique (a clash falls back to the names' ends)."""
+    short = [short_name(n) for n in names]
+    if len(set(short)) == len(short):
+        return short
+    return [n if len(n) <= LABEL_CHARS else "\u2026" + n[-(LABEL_CHARS - 1):]
+            for n in (re.sub(r"\.weight$", "", x) for x in names)]
 
 
 def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
     return {"template": theme.template, "title": {"text": title, "x": 0.02},
-            "height": height, "margin": {"l": 55, "r": 55, "t": 50, "b": 40},
+            "height": height, "margin": {"l": 60, "r": 60, "t": 60, "b": 50},
             "paper_bgcolor": theme.background, "plot_bgcolor": theme.background,
             "font": {"color": theme.text, "size": theme.font_size},
-            "legend": {"orientation": "h", "y": -0.08}}
+            "showlegend": False}
 
 
 def main_figure(theme: Theme) -> go.FigureWidget:
-    """Bars (top left), histogram (top right), curves (bottom, accuracy on the right)."""
-    grid = make_subplots(rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.1,
-                         specs=[[{}, {}], [{"colspan": 2, "secondary_y": True}, None]],
-                         subplot_titles=("Per-layer sparsity", "Weights of the selected layer",
-                                         "Training curves"))
+    """Row 1: bars, histogram, accuracy vs sparsity. Row 2: connections, curves."""
+    grid = make_subplots(
+        rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.1,
+        specs=[[{}, {}, {}], [{}, {"colspan": 2, "secondary_y": True}, None]],
+        subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
+                        "Connections", "Training curves"))
     fig = go.FigureWidget(grid)
-    fig.update_layout(**layout_for(theme, "", 720), barmode="overlay", bargap=0.15,
-                      clickmode="event")
-    fig.add_bar(name="kept", x=[], y=[], marker_color=theme.kept, row=1, col=1)
-    fig.add_bar(name="pruned", x=[], y=[], base=[], marker_color=theme.pruned, row=1, col=1)
-    fig.add_bar(name="dense original", x=[], y=[], marker_color=theme.ghost, width=None,
-                row=1, col=2)
-    fig.add_bar(name="kept weights", x=[], y=[], marker_color=theme.kept, opacity=0.85,
+    large = theme.font_size >= LARGE_TYPE
+    fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
+    fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
+                      barmode="stack", bargap=0.25, clickmode="event", hovermode="closest")
+    fig.update_layout(margin={"l": 70, "r": 55, "t": 40, "b": 45})
+    bar = {"orientation": "h", "row": 1, "col": 1,
+           "hovertemplate": "%{customdata[2]}<br>%{customdata[0]:,} of %{customdata[1]:,} "
+                            "kept<extra></extra>"}
+    label = {"text": [], "textposition": "inside", "insidetextanchor": "middle",
+             "textangle": 0, "constraintext": "none"}
+    fig.add_bar(name="kept", x=[], y=[], customdata=[], marker_color=theme.kept,
+                insidetextfont={"color": "#ffffff"}, **label, **bar)
+    fig.add_bar(name="pruned", x=[], y=[], customdata=[], marker_color=theme.pruned,
+                insidetextfont={"color": "#000000"}, **label, **bar)
+    fig.add_bar(name="dense original", x=[], y=[], marker_color=theme.ghost, row=1, col=2)
+    fig.add_bar(name="kept weights", x=[], y=[], marker_color=theme.kept, opacity=0.9,
                 row=1, col=2)
     fig.add_scatter(name="threshold", x=[], y=[], mode="lines", row=1, col=2,
                     line={"color": theme.line, "dash": "dash", "width": 2})
-    fig.add_scatter(name="train loss (step)", x=[], y=[], mode="lines", row=2, col=1,
-                    line={"color": theme.pruned, "width": 1})
-    fig.add_scatter(name="val loss", x=[], y=[], mode="lines+markers", row=2, col=1,
+    fig.add_heatmap(name="connections", z=[[0.0]], zmin=0.0, zmax=1.0, showscale=False,
+                    colorscale=[[0.0, theme.background], [1.0, theme.kept]],
+                    hovertemplate="mean |w| %{z:.3g}<extra></extra>", row=2, col=1)
+    fig.add_scatter(name="one-shot curve", x=[], y=[], mode="lines+markers", row=1, col=3,
+                    line={"color": theme.accent, "width": 2}, marker={"size": 5})
+    fig.add_scatter(name="current", x=[], y=[], mode="markers", row=1, col=3,
+                    cliponaxis=False,
+                    marker={"size": 14, "color": theme.pruned, "symbol": "star",
+                            "line": {"color": theme.line, "width": 1}})
+    curves = {"row": 2, "col": 2}
+    fig.add_scatter(name="train loss (step)", x=[], y=[], mode="lines", **curves,
+                    line={"color": theme.step, "width": 1})
+    fig.add_scatter(name="val loss", x=[], y=[], mode="lines+markers", **curves,
                     line={"color": theme.line})
-    fig.add_scatter(name="val accuracy", x=[], y=[], mode="lines+markers", row=2, col=1,
+    fig.add_scatter(name="val accuracy", x=[], y=[], mode="lines+markers", **curves,
                     secondary_y=True, line={"color": theme.accent})
-    fig.add_scatter(name="pruning", x=[], y=[], mode="markers", row=2, col=1,
+    fig.add_scatter(name="pruning", x=[], y=[], mode="markers", text=[], **curves,
                     marker={"symbol": "triangle-down", "size": 12, "color": theme.pruned})
-    fig.update_yaxes(title_text="weights", row=1, col=1)
-    fig.update_xaxes(title_text="weight value", row=1, col=2)
-    fig.update_yaxes(title_text="count", row=1, col=2)
-    fig.update_xaxes(title_text="optimizer step", row=2, col=1)
-    fig.update_yaxes(title_text="loss", row=2, col=1, secondary_y=False)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=2, col=1, secondary_y=True)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
+    fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
+                     tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)
+    fig.update_xaxes(title_text="weight value", nticks=4 if large else 6, row=1, col=2)
+    fig.update_xaxes(title_text="sparsity", range=[-0.03, 1.03], tickformat=".0%",
+                     tickvals=fractions, row=1, col=3)
+    fig.update_xaxes(title_text="inputs", showticklabels=False, row=2, col=1)
+    fig.update_yaxes(title_text="outputs", showticklabels=False, autorange="reversed",
+                     row=2, col=1)
+    fig.update_xaxes(title_text="optimizer step (this model)", rangemode="tozero",
+                     row=2, col=2)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=2, col=2, secondary_y=False)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", dtick=0.25,
+                     row=2, col=2, secondary_y=True, showgrid=False)
+    for ann in fig.layout.annotations:
+        ann.font = {"size": theme.font_size + 1}
     return fig
 
 
-def _sparsity_data(snap: Snapshot, selected: str) -> dict:
-    kept = np.array([layer.nonzero for layer in snap.layers], dtype=np.int32)
-    pruned = np.array([layer.numel - layer.nonzero for layer in snap.layers], dtype=np.int32)
-    names = [layer.name for layer in snap.layers]
-    return {"names": names, "kept": kept, "pruned": pruned,
-            "widths": [3 if n == selected else 0 for n in names],
-            "text": [f"{layer.sparsity:.1%} pruned" for layer in snap.layers]}
-
-
-def _histogram_data(snap: Snapshot, selected: str) -> dict:
-    layer = snap.layer(selected)
-    edges = layer.hist_edges
-    top = float(max(layer.hist_base_counts.max(initial=1), 1))
-    cut = np.float32(layer.cut)
-    show_cut = 0 < layer.cut < np.inf
-    return {"centers": ((edges[:-1] + edges[1:]) / 2).astype(np.float32),
-            "width": float(edges[1] - edges[0]), "layer": layer,
-            "line_x": np.array([-cut, -cut, np.nan, cut, cut] if show_cut else [],
-                               dtype=np.float32),
-            "line_y": np.array([0, top, np.nan, 0, top] if show_cut else [], dtype=np.float32)}
-
-
-class ModelPanelsView:
-    """Sends only what changed: a slider move touches heights, text, the cut and a title.
-
-    Plotly validates every property set in Python (most of a move's cost), so layer names,
-    bin positions, the dense ghost and the axis type are sent only when they change.
-    """
-
-    def __init__(self, fig: go.FigureWidget) -> None:
-        self.fig = fig
-        # (selected, layer names, log_y) and the ghost's counts, held so `is` is reliable
-        self._static: tuple | None = None
-        self._ghost: np.ndarray | None = None
-        self._last: dict[str, tuple[np.ndarray, ...]] = {}  # what the browser already has
-
-    def _changed(self, key: str, *arrays: np.ndarray) -> bool:
-        """True (and remembered) unless these arrays equal what was sent last time.
-
-        During training the masks are fixed, so the bars would be resent unchanged a few
-        times a second; the browser redraws on every message, which a busy page feels.
-        """
-        last = self._last.get(key)
-        if last is not None and all(np.array_equal(a, b) for a, b in zip(arrays, last)):
-            return False
-        self._last[key] = tuple(np.array(a, copy=True) for a in arrays)
-        return True
-
-    def update(self, snap: Snapshot, selected: str, log_y: bool) -> None:
-        bars, hist = _sparsity_data(snap, selected), _histogram_data(snap, selected)
-        layer, fig = hist["layer"], self.fig
-        static = (selected, tuple(bars["names"]), log_y)
-        with fig.batch_update():
-            if static != self._static or layer.hist_base_counts is not self._ghost:
-                fig.data[KEPT].update(x=bars["names"], marker_line_width=bars["widths"])
-                fig.data[PRUNED].update(x=bars["names"], marker_line_width=bars["widths"])
-                fig.data[GHOST].update(x=hist["centers"], y=layer.hist_base_counts,
-                                       width=hist["width"])
-                fig.data[HIST].update(x=hist["centers"], width=hist["width"])
-                fig.layout.yaxis2.type = "log" if log_y else "linear"
-                self._static, self._ghost = static, layer.hist_base_counts
-                self._last.clear()  # a new layer or base: resend everything
-            if self._changed("bars", bars["kept"], bars["pruned"]):
-                fig.data[KEPT].y = bars["kept"]
-                fig.data[PRUNED].y, fig.data[PRUNED].base = bars["pruned"], bars["kept"]
-                fig.data[PRUNED].text = bars["text"]
-            if self._changed("hist", layer.hist_counts):
-                fig.data[HIST].y = layer.hist_counts
-            fig.data[CUT].x, fig.data[CUT].y = hist["line_x"], hist["line_y"]
-            fig.layout.annotations[1].text = (f"Weights of {selected} "
-                                              f"({layer.sparsity:.1%} pruned)")
-
-
-def update_model_panels(fig: go.FigureWidget, snap: Snapshot, selected: str,
-                        log_y: bool) -> None:
-    """Bars and histogram for one Snapshot, everything resent (one message)."""
-    ModelPanelsView(fig).update(snap, selected, log_y)
+def titles(theme: Theme) -> dict[int, str]:
+    """Panel titles with their coloured legend words."""
+    return {
+        T_BARS: f"{swatch(theme.kept, 'kept')} {swatch(theme.pruned, 'pruned')}",
+        T_CURVE: f"{swatch(theme.accent, 'one-shot', '&#9472;')} "
+                 f"{swatch(theme.pruned, 'now', '&#9733;')}",
+    }
 
 
 def downsample(xs: np.ndarray, ys: np.ndarray, limit: int = MAX_POINTS
@@ -149,27 +163,3 @@ def downsample(xs: np.ndarray, ys: np.ndarray, limit: int = MAX_POINTS
         return xs, ys
     idx = np.unique(np.linspace(0, len(xs) - 1, limit).astype(np.int64))
     return xs[idx], ys[idx]
-
-
-def update_curves(fig: go.FigureWidget, steps: np.ndarray, step_losses: np.ndarray,
-                  history: list[dict], task: str) -> None:
-    """Step losses, per-epoch validation figures and pruning events (one message)."""
-    epochs = [h for h in history if h.get("kind") == "epoch" and "step" in h]
-    marks = [h for h in history if h.get("kind") == "prune_step"]
-    ex = np.array([e["step"] for e in epochs], dtype=np.float32)
-    vloss = np.array([e["val_loss"] for e in epochs], dtype=np.float32)
-    vacc = np.array([np.nan if e["val_accuracy"] is None else e["val_accuracy"]
-                     for e in epochs], dtype=np.float32)
-    sx, sy = downsample(steps.astype(np.float32), step_losses.astype(np.float32))
-    ax, vacc = downsample(ex, vacc)
-    ex, vloss = downsample(ex, vloss)
-    mx = np.array([m["step"] for m in marks], dtype=np.float32)
-    my = np.array([m["loss"] for m in marks], dtype=np.float32)
-    with fig.batch_update():
-        fig.data[STEP_LOSS].update(x=sx, y=sy)
-        fig.data[VAL_LOSS].update(x=ex, y=vloss, name="val loss" if task == "classification"
-                                  else "val MSE")
-        fig.data[VAL_ACC].update(x=ax if task == "classification" else [],
-                                 y=vacc if task == "classification" else [])
-        fig.data[MARKS].update(x=mx, y=my,
-                               text=[f"prune step {m['k']}: {m['sparsity']:.0%}" for m in marks])

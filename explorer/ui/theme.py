@@ -1,4 +1,9 @@
-"""Colours, fonts and the small CSS the app needs, for light and dark themes."""
+"""Colours, fonts and the small CSS the app needs, for light and dark themes.
+
+Colours come from the Okabe-Ito palette, which colour-blind viewers tell apart: kept
+weights are blue and pruned ones orange (never red against green); the accuracy line is
+bluish green, step losses reddish purple.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +25,16 @@ class Theme:
     line: str
     accent: str
     panel: str  # inactive tabs, input boxes
+    step: str = "#CC79A7"  # raw step losses
     font_size: int = 13
 
 
-LIGHT = Theme("light", "plotly_white", "#ffffff", "#1f2933", kept="#2b7bb9",
-              pruned="#e4572e", ghost="rgba(120,120,120,0.25)", line="#111111",
-              accent="#17a589", panel="#eef1f4")
-DARK = Theme("dark", "plotly_dark", "#111418", "#e6e6e6", kept="#4aa3df",
-             pruned="#ff7a59", ghost="rgba(200,200,200,0.22)", line="#f5f5f5",
-             accent="#2ecc9a", panel="#1f252d")
+LIGHT = Theme("light", "plotly_white", "#ffffff", "#1f2933", kept="#0072B2",
+              pruned="#E69F00", ghost="rgba(120,120,120,0.28)", line="#111111",
+              accent="#009E73", panel="#eef1f4")
+DARK = Theme("dark", "plotly_dark", "#111418", "#e6e6e6", kept="#56B4E9",
+             pruned="#E69F00", ghost="rgba(200,200,200,0.25)", line="#f5f5f5",
+             accent="#2BB58A", panel="#1f252d", step="#D98FBC")
 
 
 def get_theme(name: str | None = None) -> Theme:
@@ -42,31 +48,52 @@ def get_theme(name: str | None = None) -> Theme:
 def css(theme: Theme) -> str:
     """Scoped CSS: the app's own box gets the theme's colours, nothing else.
 
-    Talk mode (class cx-talk) enlarges the type for a projector."""
+    Talk mode (class cx-talk) enlarges the type of the controls as well as the plots,
+    through the widget CSS variables, for a projector at the back of a room."""
+    t, app = theme, f".cx-app.cx-theme-{theme.name}"
     return f"""
 <style>
-.cx-app.cx-theme-{theme.name} {{ background: {theme.background}; color: {theme.text};
-  padding: 10px; border-radius: 6px; font-size: {theme.font_size}px; }}
-.cx-app.cx-theme-{theme.name} .widget-label, .cx-app.cx-theme-{theme.name} .widget-readout,
-.cx-app.cx-theme-{theme.name} .widget-html-content {{ color: {theme.text}; }}
-.cx-app.cx-theme-{theme.name} .widget-tab-contents,
-.cx-app.cx-theme-{theme.name} .lm-TabPanel-stackedPanel
-  {{ background: {theme.background}; color: {theme.text}; }}
-.cx-app.cx-theme-{theme.name} label, .cx-app.cx-theme-{theme.name} .widget-label-basic
-  {{ color: {theme.text}; }}
-.cx-app.cx-theme-{theme.name} .lm-TabBar-tab {{ background: {theme.panel}; color: {theme.text}; }}
-.cx-app.cx-theme-{theme.name} .lm-TabBar-tab.lm-mod-current {{ background: {theme.background}; }}
-.cx-app .cx-title {{ font-size: 1.35em; font-weight: 600; margin: 0 0 4px 0; }}
-.cx-app .cx-status {{ font-family: monospace; }}
-.cx-app .cx-status-error {{ color: {theme.pruned}; font-weight: 600; }}
-.cx-app .cx-sparsity-label {{ font-weight: 600; font-size: 1.1em; }}
-.cx-app .cx-card {{ border: 1px solid {theme.ghost}; border-radius: 6px; padding: 6px 12px;
-  margin: 4px 8px 4px 0; min-width: 320px; }}
+{app} {{ background: {t.background}; color: {t.text}; padding: 8px 10px;
+  border-radius: 6px; font-size: {t.font_size}px; box-sizing: border-box; }}
+{app} .widget-label, {app} .widget-readout, {app} .widget-html-content,
+{app} label, {app} .widget-label-basic {{ color: {t.text}; }}
+{app} .widget-tab-contents, {app} .lm-TabPanel-stackedPanel
+  {{ background: {t.background}; color: {t.text}; }}
+{app} .lm-TabBar-tab {{ background: {t.panel}; color: {t.text}; }}
+{app} .lm-TabBar-tab.lm-mod-current {{ background: {t.background}; }}
+{app} .widget-button, {app} .widget-toggle-button {{ overflow: visible;
+  text-overflow: clip; white-space: nowrap; flex: 0 0 auto; padding: 0 10px; }}
+{app} .widget-button:disabled {{ opacity: 0.45; }}
+{app} .cx-stop:disabled {{ background: {t.panel}; color: {t.text}; }}
+.cx-app .cx-row {{ flex-wrap: wrap; gap: 4px 6px; align-items: center; }}
+.cx-app .cx-main {{ flex-wrap: wrap; gap: 8px 14px; align-items: flex-start; }}
+.cx-app .cx-title {{ font-size: 1.1em; font-weight: 600; opacity: 0.75; }}
+.cx-app .cx-headline {{ display: flex; align-items: baseline; gap: 14px; flex-wrap: wrap; }}
+.cx-app .cx-big {{ font-size: 2.6em; font-weight: 700; line-height: 1.05; }}
+.cx-app .cx-metric {{ font-size: 1.05em; opacity: 0.85; }}
+.cx-app .cx-change {{ font-size: 1.15em; }}
+.cx-app .cx-better {{ color: {t.accent}; font-weight: 600; }}
+.cx-app .cx-worse {{ color: {t.pruned}; font-weight: 600; }}
+.cx-app .cx-sub {{ opacity: 0.9; margin-top: 2px; }}
+.cx-app .cx-status {{ font-family: monospace; min-height: 1.4em; }}
+.cx-app .cx-status .widget-html-content, .cx-app .cx-sample .widget-html-content,
+.cx-app .cx-reason, .cx-app .cx-why-not .widget-html-content {{ line-height: 1.35; }}
+.cx-app .cx-status-error {{ color: {t.pruned}; font-weight: 600; }}
+.cx-app .cx-reason {{ opacity: 0.75; font-size: 0.9em; font-style: italic; }}
+.cx-app .cx-card {{ border: 1px solid {t.ghost}; border-radius: 6px; padding: 6px 12px;
+  margin: 4px 8px 4px 0; min-width: 300px; }}
 .cx-app .cx-card table {{ border-collapse: collapse; }}
 .cx-app .cx-card td {{ padding: 1px 10px 1px 0; line-height: 1.35; }}
-.cx-app .cx-note {{ opacity: 0.8; font-size: 0.92em; line-height: 1.35; max-width: 900px; }}
+.cx-app .cx-note {{ opacity: 0.8; font-size: 0.92em; line-height: 1.35; }}
 .cx-app .cx-table td, .cx-app .cx-table th {{ padding: 2px 8px; text-align: right; }}
-.cx-app .cx-story {{ font-size: 1.1em; margin: 4px 0 8px 0; }}
-.cx-app.cx-talk {{ font-size: {theme.font_size + 4}px; }}
-.cx-app.cx-talk .cx-title {{ font-size: 1.6em; }}
+.cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
+.cx-app .cx-kernel-errors {{ display: none; }}
+.cx-app.cx-talk {{ font-size: {t.font_size + 5}px; --jp-widgets-font-size: 18px;
+  --jp-widgets-inline-height: 34px; --jp-widgets-inline-label-width: 120px;
+  --jp-ui-font-size1: 18px; }}
+.cx-app.cx-talk .lm-TabBar-tab {{ font-size: 18px; min-height: 34px; line-height: 34px; }}
+.cx-app.cx-talk .widget-button, .cx-app.cx-talk .widget-toggle-button,
+.cx-app.cx-talk .widget-label, .cx-app.cx-talk .widget-readout,
+.cx-app.cx-talk select, .cx-app.cx-talk input {{ font-size: 18px; }}
+.cx-app.cx-talk .cx-big {{ font-size: 2.4em; }}
 </style>"""

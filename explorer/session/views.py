@@ -1,0 +1,79 @@
+"""Read-only views of a session for front ends: a layer's connections, and the one-shot
+accuracy-vs-sparsity curve of the selected model.
+
+The curve is computed on a copy: the session's lock is held only while the model and its
+dense base are copied, so a slider (or a job) never waits for the curve, and the session
+is never changed. Functions over a session's public state, like explorer.session.workflows.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import WEIGHT_GRID_CELLS, PruneConfig
+from ..engine.metrics import weight_grid
+from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
+from ..engine.structure import model_groups, structured_masks
+from ..engine.train import evaluate
+from .core import SessionCore
+
+CURVE_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One level of the one-shot curve, measured on the validation split."""
+
+    sparsity: float  # pruned fraction of the prunable weights reached
+    accuracy: float | None  # None for regression
+    loss: float
+
+
+def layer_grid(session: SessionCore, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
+    """The selected model's `layer` as mean |w| per block (at most cells x cells), with the
+    dense base's largest block value (a fixed colour scale) and the layer's shape."""
+    with session.lock:
+        params = session.slot.params()
+        if layer not in params:
+            raise ValueError(f"unknown layer {layer!r}; prunable layers: "
+                             f"{', '.join(params)}")
+        grid = weight_grid(params[layer], cells)
+        dense = weight_grid(session.base[layer], cells)
+        return {"grid": grid, "dense_max": float(dense.max(initial=0.0)),
+                "shape": tuple(params[layer].shape)}
+
+
+def oneshot_curve(session: SessionCore, levels: tuple[float, ...] = CURVE_LEVELS,
+                  scope: str = "layer", structured: bool = False, norm: str = "l1",
+                  stop: threading.Event | None = None) -> list[CurvePoint]:
+    """Validation accuracy and loss of the selected model's dense base pruned one-shot to
+    each level, computed on a copy (see the module note). A set `stop` ends it early."""
+    with session.lock:
+        model = copy.deepcopy(session.model)
+        base = {name: value.detach().clone() for name, value in session.base.items()}
+        prunable, val, task = list(session.prunable), session.data.val, session.task
+    model.load_state_dict(base)
+    params = dict(model.named_parameters())
+    index = MagnitudeIndex({name: base[name] for name in prunable})
+    groups = model_groups(model)[0] if structured else []
+    total = sum(params[name].numel() for name in prunable)
+    points: list[CurvePoint] = []
+    for level in levels:
+        if stop is not None and stop.is_set():
+            break
+        if structured:
+            result = structured_masks(base, groups, level, norm)
+        else:
+            result = compute_masks(index, PruneConfig(sparsity=level, scope=scope))
+        names = dict.fromkeys([*prunable, *result.masks])
+        apply_masks({name: params[name] for name in names}, base, result.masks)
+        loss, accuracy, _ = evaluate(model, val, task)
+        with torch.no_grad():
+            nonzero = sum(int(torch.count_nonzero(params[name])) for name in prunable)
+        points.append(CurvePoint(1.0 - nonzero / max(total, 1), accuracy, float(loss)))
+    return points

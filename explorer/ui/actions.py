@@ -1,0 +1,91 @@
+"""Undo, Reset, Reset pruning and the model switch: a Session call, then the whole view
+follows (weights, masks, the slider, the curves and the one-shot curve together)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..engine.metrics import Snapshot
+from ..session.session import Session
+from .controls import Controls
+from .curves import CurveBook
+from .state import AppState, slot_label
+from .sync import ControlSync
+
+
+class ActionHost(Protocol):
+    session: Session
+    c: Controls
+    book: CurveBook
+    state: AppState
+    sync: ControlSync
+    compare: object
+
+    def run(self, action: Callable[[], Snapshot], done: str = "ready",
+            during_job: bool = False) -> bool: ...
+
+    def who(self, slot: str | None = None) -> str: ...
+
+    def request_curve(self) -> None: ...
+
+    def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None: ...
+
+
+class Actions:
+    def __init__(self, host: ActionHost) -> None:
+        self.host = host
+
+    def reset_pruning(self) -> bool:
+        host = self.host
+        with host.sync.quiet():
+            host.c.slider.value = host.c.slider.min
+        done = host.run(host.session.reset_pruning, f"pruning reset ({host.who()})")
+        host.request_curve()
+        return done
+
+    def undo(self) -> bool:
+        """Weights, masks, slider and curves as they were before the last job."""
+        host = self.host
+        slot = host.session.selected
+
+        def action() -> Snapshot:
+            snap = host.session.undo()  # raises (nothing changes) when there is nothing
+            before = host.book.undo(slot)
+            if before is not None:  # the masks in force before the job, from that base
+                snap = host.session.prune(**before)
+            elif snap.prune is not None:
+                snap = host.session.reset_pruning()
+            return snap
+
+        return self._base_action(action, f"undone ({host.who()}): back to the model "
+                                         "before the last job")
+
+    def reset(self) -> bool:
+        host = self.host
+        slot = host.session.selected
+
+        def action() -> Snapshot:
+            snap = host.session.reset()
+            host.book.reset(slot)
+            return snap
+
+        return self._base_action(action, f"back to the original model ({host.who()})")
+
+    def _base_action(self, action: Callable[[], Snapshot], done: str) -> bool:
+        holder: list[Snapshot] = []
+        if not self.host.run(lambda: holder.append(action()) or holder[-1], done):
+            return False
+        self.host.state.base_version += 1
+        self.host.after_model_change(holder[-1])
+        return True
+
+    def select_slot(self, slot: str) -> bool:
+        """Prune and show another model (teacher, distilled student, student alone)."""
+        host, holder = self.host, []
+        if not host.run(lambda: holder.append(host.session.select(slot)) or holder[-1],
+                        f"showing the {slot_label(slot)}"):
+            return False
+        host.after_model_change(holder[-1], slot)
+        host.compare.adopt()  # type: ignore[attr-defined]
+        return True

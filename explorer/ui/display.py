@@ -1,0 +1,126 @@
+"""Display: what the app shows for a Snapshot (figure, headline, cards, sample) and the
+one-shot accuracy-vs-sparsity curve, which arrives from the background."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Hashable
+from typing import Protocol
+
+import ipywidgets as W
+
+from ..engine.metrics import Snapshot
+from ..session.session import Session
+from ..session.views import layer_grid
+from .background import CurveWorker
+from .cards import Cards
+from .controls import Controls
+from .curves import CurveBook
+from .guard import UiLock
+from .headline import Metric, headline_html
+from .model_view import MainView
+from .state import AppState, slot_label
+from .sync import ControlSync
+
+
+class DisplayHost(Protocol):
+    session: Session
+    snap: Snapshot | None
+    c: Controls
+    view: MainView
+    book: CurveBook
+    cards: Cards
+    sample: W.HTML
+    state: AppState
+    sync: ControlSync
+    ui_lock: UiLock
+    curve: CurveWorker
+
+    def metric(self) -> Metric: ...
+
+    def dense_value(self, slot: str | None = None) -> float | None: ...
+
+    def who(self, slot: str | None = None) -> str: ...
+
+
+class Display:
+    def __init__(self, host: DisplayHost) -> None:
+        self.host = host
+        self.value: float | None = None  # the headline's last measured value
+        self.curve_key: Hashable = None
+
+    def show(self, snap: Snapshot, evaluated: bool = True) -> None:
+        """Bars, weights, connections and the current point; headline and cards too.
+
+        A job's snapshots are not evaluated: the headline keeps the last measured value
+        while the sparsity and counts follow the job."""
+        host = self.host
+        host.snap = snap
+        layer = host.c.layer.value
+        if layer not in snap.prunable:
+            host.sync.layers(list(snap.prunable))
+            layer = host.c.layer.value
+        try:
+            grid = layer_grid(host.session, layer)
+        except ValueError:
+            grid = None
+        metric = host.metric()
+        host.view.show(snap, layer, host.c.log_y.value, host.c.page.value, metric, grid)
+        value = metric.value(snap) if math.isfinite(snap.loss) else None
+        if value is not None or evaluated:
+            self.value = value
+        host.c.summary.value = headline_html(snap, metric, host.dense_value(), host.who(),
+                                             self.value)
+        if evaluated:
+            self.show_sample(snap)
+            host.cards.show(snap)
+
+    def show_sample(self, snap: Snapshot) -> None:
+        """Language model only; snapshots taken during a job carry no sample (kept)."""
+        host = self.host
+        if not host.session.is_lm:
+            host.sample.value = ""
+        elif snap.extra.get("sample") is not None:
+            prompt, text = html.escape(snap.extra["prompt"]), html.escape(snap.extra["sample"])
+            host.sample.value = (f'<div class="cx-note">Sample ({host.who()}, perplexity '
+                                 f'{snap.extra["perplexity"]:.2f}): '
+                                 f'<code>{prompt}<b>{text}</b></code></div>')
+
+    def draw_curves(self) -> None:
+        host = self.host
+        slot = host.c.curves.value or host.session.selected
+        host.view.show_curves(host.book.read(slot), host.metric(), slot_label(slot))
+
+    def request_curve(self) -> None:
+        """The one-shot curve for the shown model, base and scope (cached, background)."""
+        host = self.host
+        c, session = host.c, host.session
+        scope = "layer" if c.mode.value == "std" else c.scope.value
+        structured = c.structured.value and c.mode.value == "sparsity" and not session.is_lm
+        key = (id(session), session.selected, host.state.base_version, scope, structured)
+        self.curve_key = key
+        points = host.curve.request(key, session, scope, structured, c.norm.value)
+        host.view.show_curve(points, host.metric(), "" if points is not None else
+                             "(measuring...)")
+        if points is not None:
+            self._dense_from_curve(points)
+
+    def curve_ready(self, key: Hashable, points: list) -> None:
+        with self.host.ui_lock:
+            if key == self.curve_key:
+                self.host.view.show_curve(points, self.host.metric())
+                self._dense_from_curve(points)
+
+    def curve_failed(self, key: Hashable, err: BaseException) -> None:
+        with self.host.ui_lock:
+            if key == self.curve_key:
+                self.host.view.show_curve(None, self.host.metric(), f"(not available: {err})")
+
+    def _dense_from_curve(self, points: list) -> None:
+        """A model shown already pruned: its curve's first point is the dense reference."""
+        host = self.host
+        if host.dense_value() is None and points and points[0].sparsity == 0:
+            host.book.set_dense(host.session.selected, host.metric().point_value(points[0]))
+            if host.snap is not None:
+                self.show(host.snap, evaluated=False)

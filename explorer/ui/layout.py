@@ -1,0 +1,69 @@
+"""One screen: the headline across the top, a control column beside the live figure.
+
+At 1280x720 (Voila) the headline, the sparsity slider and the per-layer plot are all in
+view without scrolling; in a narrower box (a 900 px JupyterLab cell) the figure column
+wraps below the controls, and rows of buttons wrap rather than cut a label. Talk mode
+keeps only the story's controls and shows the story's steps under the headline.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import ipywidgets as W
+
+from .controls import Controls, tagged
+from .panels import prune_box, train_box
+from .theme import Theme, css
+
+SIDE_WIDTH = {False: "400px", True: "400px"}
+FIGURE_MIN = "540px"
+STORY = ('<div class="cx-story"><b>1</b> baseline &rarr; <b>2</b> prune (drag the slider) '
+         '&rarr; <b>3</b> fine-tune (<i>Prune and fine-tune</i>) &rarr; <b>4</b> distil '
+         '(<i>Distill</i> tab)</div>')
+
+
+class Panel(Protocol):
+    box: W.Widget
+    figure_box: W.Box
+
+
+class LayoutHost(Protocol):
+    """What the layout reads of the app."""
+
+    c: Controls
+    theme: Theme
+    talk: bool
+    fig: W.DOMWidget
+    sample: W.HTML
+    distill: Panel
+    compare: Panel
+    model_panel: Panel
+    cards: Panel
+    resizer: W.DOMWidget
+    errors: object
+
+
+def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
+    """The app's tabs and its children, top to bottom."""
+    c, talk = app.c, app.talk
+    title = W.HTML(css(app.theme) + '<div class="cx-title">Compression Explorer</div>')
+    head = [title, c.summary] + ([W.HTML(STORY)] if talk else [])
+    tabs = [("Prune", prune_box(c, talk)), ("Distill", app.distill.box)]
+    if not talk:  # the story in order, fewer knobs
+        tabs += [("Compare", app.compare.box), ("Data & model", app.model_panel.box)]
+    tab = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")
+    for i, (name, _) in enumerate(tabs):
+        tab.set_title(i, name)
+    side = tagged(W.VBox([tab, train_box(c, talk), app.sample],
+                         layout=W.Layout(flex=f"0 1 {SIDE_WIDTH[talk]}", min_width="280px",
+                                         max_width="100%")), "side")
+    for panel in (app.distill, app.compare):
+        panel.figure_box.layout.display = "none"
+    figures = tagged(W.VBox([app.distill.figure_box, app.compare.figure_box, app.fig,
+                             app.cards.box],
+                            layout=W.Layout(flex=f"1 1 {FIGURE_MIN}", min_width="0")),
+                     "figures")
+    main = tagged(W.HBox([side, figures], layout=W.Layout(flex_flow="row wrap",
+                                                          width="100%")), "main")
+    return tab, [*head, main, app.resizer, app.errors.widget]  # type: ignore[attr-defined]

@@ -1,0 +1,109 @@
+"""The Data & model panel: data set, model, width, init, optimizer, batch size, device.
+
+Changing the data set or model builds a new Session in the background; when that would
+throw work away (pruning, jobs, students) the first click on New session asks and a
+second click on the same button confirms.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+
+from .. import config as C
+from ..session.core import available_devices
+from ..session.session import Session
+from .controls import FULL, NARROW, STYLE, button, int_box, row, tagged
+from .files_panel import FilesPanel
+from .host import Host
+
+DATASETS = C.ALL_DATASETS
+MODELS = C.ALL_MODELS
+
+
+class ModelPanel:
+    """Data set, model, width, init, optimizer, batch size, device; New session."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        cfg = host.session.config
+        self.dataset = tagged(W.Dropdown(options=DATASETS, value=cfg.get("dataset", "digits")
+                                         if cfg.get("dataset") in DATASETS else "digits",
+                                         description="Data set", style=STYLE, layout=FULL),
+                              "dataset")
+        self.model = tagged(W.Dropdown(options=MODELS, value=cfg.get("model", "mlp")
+                                       if cfg.get("model") in MODELS else "mlp",
+                                       description="Model", style=STYLE, layout=FULL), "model")
+        self.width = tagged(W.BoundedFloatText(value=1.0, min=0.05, max=8.0, step=0.25,
+                                               description="Width x", layout=NARROW,
+                                               style=STYLE), "width")
+        self.init = tagged(W.Dropdown(options=C.INITS, value="default", description="Init",
+                                      layout=NARROW, style=STYLE), "init")
+        self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value="adam",
+                                     description="Optimizer", layout=NARROW, style=STYLE),
+                          "optimizer")
+        self.batch = int_box("Batch size", "batch-size", 64, 1, C.BATCH_SIZE_MAX)
+        devices = available_devices()
+        self.device = tagged(W.Dropdown(options=devices, value=devices[-1],
+                                        description="Device", layout=NARROW, style=STYLE),
+                             "device")
+        self.new = button("New session", "new-session", "danger")
+        self.new.on_click(host.guard(lambda _: self.new_session()))
+        self.model.observe(host.guard(self._on_model), names="value")
+        self._armed = False
+        note = W.HTML('<div class="cx-note">A new session starts from a fresh model; '
+                      'the digits MLP loads trained, others start untrained (press Train). '
+                      f'Devices here: {", ".join(devices)}.</div>')
+        self.files = FilesPanel(host)  # save, load, export without file paths
+        self.box = W.VBox([self.dataset, self.model,
+                           row(self.width, self.init, self.opt, self.batch, self.device),
+                           row(self.new), note, self.files.box])
+
+    def controls(self) -> list[W.Widget]:
+        return [self.dataset, self.model, self.width, self.init, self.device, self.new]
+
+    def optimizer(self) -> str:
+        return self.opt.value
+
+    def batch_size(self) -> int:
+        return self.batch.value
+
+    def _on_model(self, change: dict) -> None:
+        """Pick a data set the new model can read (a user may choose another that fits)."""
+        model, data = change["new"], self.dataset.value
+        if model in C.GPT_MODELS:
+            self.dataset.value = C.TEXT_DATASETS[0]
+        elif data in C.TEXT_DATASETS or (model in C.IMAGE_MODELS and data == "toy-regression"):
+            self.dataset.value = "digits"
+        self._disarm()
+
+    def _disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            self.new.description = "New session"
+
+    def _has_work(self) -> bool:
+        s = self.host.session
+        return bool(s.undo_stack or s.masks is not None or len(getattr(s, "models", ())) > 1)
+
+    def new_session(self) -> bool:
+        """Build the chosen session; asks once before throwing work away."""
+        if self._has_work() and not self._armed:
+            self._armed = True
+            self.new.description = "Confirm: discard work"
+            self.host.set_status("this discards your pruning, jobs and students: "
+                                 "click again to confirm", error=True)
+            return False
+        self._disarm()
+        args = dict(dataset=self.dataset.value, model=self.model.value, width=self.width.value,
+                    init=self.init.value, device=self.device.value)
+
+        def build(stop, on_event):
+            return Session(**args)
+
+        def adopt(result) -> str:
+            self.host.adopt_session(result.value)
+            trained = "trained" if result.value.pretrained else "untrained: press Train"
+            return f"new session: {args['model']} on {args['dataset']} ({trained})"
+
+        return self.host.jobs.start("loading", build, on_done=adopt,
+                                    who=f"{args['model']} on {args['dataset']}")

@@ -1,0 +1,169 @@
+"""Updates of the main figure: one batch_update per call, only what changed is sent.
+
+Plotly validates every property set in Python (most of a move's cost) and the browser
+redraws on every message, so layer names, bin positions and the dense ghost go out only
+when they change, and the bars only when the masks did.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..engine.metrics import Snapshot
+from . import plots as P
+from .curves import Curves
+from .headline import Metric
+from .theme import Theme
+
+
+def bar_page(names: list[str], page: int) -> tuple[int, int]:
+    """[start, stop) of the layers on bar page `page` (clamped)."""
+    pages = max(1, math.ceil(len(names) / P.MAX_BARS))
+    page = min(max(page, 0), pages - 1)
+    return page * P.MAX_BARS, min(len(names), (page + 1) * P.MAX_BARS)
+
+
+def page_count(n_layers: int) -> int:
+    return max(1, math.ceil(n_layers / P.MAX_BARS))
+
+
+class MainView:
+    """Writes Snapshots, weight grids, the one-shot curve and training curves to the figure."""
+
+    def __init__(self, fig: go.FigureWidget, theme: Theme) -> None:
+        self.fig, self.theme = fig, theme
+        self._static: tuple | None = None
+        self._ghost: np.ndarray | None = None
+        self._last: dict[str, tuple] = {}  # what the browser already has
+        self._grid_max: dict[str, float] = {}
+        titles = P.titles(theme)
+        with fig.batch_update():
+            for index, text in titles.items():
+                fig.layout.annotations[index].text = text
+
+    def forget(self) -> None:
+        """A new model or base: resend everything next time."""
+        self._static, self._ghost, self._last = None, None, {}
+
+    def _changed(self, key: str, *values) -> bool:
+        last = self._last.get(key)
+        now = tuple(np.array(v, copy=True) for v in values)
+        if last is not None and all(np.array_equal(a, b) for a, b in zip(now, last)):
+            return False
+        self._last[key] = now
+        return True
+
+    # ----- bars, histogram, connections, the current point ------------------------------
+    def show(self, snap: Snapshot, layer: str, log_y: bool, page: int, metric: Metric,
+             grid: dict | None = None) -> None:
+        """Everything a slider move changes, as one message."""
+        fig = self.fig
+        names = [entry.name for entry in snap.layers]
+        start, stop = bar_page(names, page)
+        shown = snap.layers[start:stop]
+        stats = snap.layer(layer)
+        edges = stats.hist_edges
+        static = (layer, tuple(names), log_y, start)
+        with fig.batch_update():
+            if static != self._static or stats.hist_base_counts is not self._ghost:
+                labels = P.short_names([s.name for s in shown])
+                widths = [2 if s.name == layer else 0 for s in shown]
+                fig.data[P.KEPT].update(y=labels, marker_line_width=widths,
+                                        marker_line_color=self.theme.line)
+                fig.layout.yaxis.update(tickvals=labels, ticktext=labels)  # every name shown
+                fig.data[P.PRUNED].update(y=labels, marker_line_width=widths,
+                                          marker_line_color=self.theme.line)
+                centers = P.plain((edges[:-1] + edges[1:]) / 2)
+                width = float(edges[1] - edges[0])
+                fig.data[P.GHOST].update(x=centers, y=P.plain_ints(stats.hist_base_counts),
+                                         width=width)
+                fig.data[P.HIST].update(x=centers, width=width)
+                fig.layout.yaxis2.type = "log" if log_y else "linear"
+                self._static, self._ghost = static, stats.hist_base_counts
+                self._last.clear()
+            kept = [s.nonzero / max(s.numel, 1) for s in shown]
+            if self._changed("bars", kept):
+                fig.data[P.KEPT].x = P.plain(kept, 4)
+                fig.data[P.PRUNED].x = P.plain([1 - k for k in kept], 4)
+                # "37% pruned" on whichever part of the bar has room for it, never rotated
+                words = [f"{s.sparsity:.0%} pruned" if s.sparsity >= 0.005 else ""
+                         for s in shown]
+                fig.data[P.KEPT].text = [w if k >= 0.5 else "" for w, k in zip(words, kept)]
+                fig.data[P.PRUNED].text = [w if k < 0.5 else "" for w, k in zip(words, kept)]
+                info = [[s.nonzero, s.numel, s.name] for s in shown]  # exact counts, hover
+                fig.data[P.KEPT].customdata = info
+                fig.data[P.PRUNED].customdata = info
+            if self._changed("hist", stats.hist_counts):
+                fig.data[P.HIST].y = P.plain_ints(stats.hist_counts)
+            top = float(max(stats.hist_base_counts.max(initial=1), 1))
+            cut = float(stats.cut)
+            show_cut = 0 < cut < math.inf
+            fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
+            fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
+            fig.layout.annotations[P.T_HIST].text = (
+                f"{P.short_name(layer)}: {stats.sparsity:.0%} pruned")
+            value = metric.value(snap)
+            if value is not None:
+                fig.data[P.CURRENT].x, fig.data[P.CURRENT].y = [snap.sparsity], [value]
+            if grid is not None:
+                self._show_grid(grid, layer)
+
+    def _show_grid(self, grid: dict, layer: str) -> None:
+        z = np.asarray(grid["grid"], dtype=np.float64)
+        rows, cols = grid["shape"][0], int(np.prod(grid["shape"][1:]))
+        zmax = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
+        self.fig.data[P.GRID].update(z=[P.plain(row, 5) for row in z], zmax=zmax)
+        self.fig.layout.annotations[P.T_GRID].text = f"{rows}\u00d7{cols} connections"
+
+    # ----- accuracy vs sparsity ----------------------------------------------------------
+    def show_curve(self, points: list | None, metric: Metric, note: str = "") -> None:
+        """The one-shot curve (None: not computed yet) and the y axis for `metric`."""
+        xs = [p.sparsity for p in points or ()]
+        ys = [metric.point_value(p) for p in points or ()]
+        with self.fig.batch_update():
+            self.fig.data[P.CURVE].update(x=P.plain(xs, 4), y=P.plain(ys, 5))
+            axis = self.fig.layout.yaxis3
+            axis.title.text = metric.name
+            if metric.name == "accuracy":
+                axis.update(range=[0, 1.02], tickformat=".0%", dtick=0.25, type="linear")
+            else:
+                axis.update(range=None, autorange=True, tickformat="", dtick=None,
+                            type="linear")
+            self.fig.layout.annotations[P.T_CURVE].text = (
+                P.titles(self.theme)[P.T_CURVE] + (f" <i>{note}</i>" if note else ""))
+
+    # ----- training curves ---------------------------------------------------------------
+    def show_curves(self, curves: Curves, metric: Metric, who: str) -> None:
+        """One model's step losses, per-epoch figures and pruning events (one message)."""
+        sx, sy = P.downsample(np.asarray(curves.steps, dtype=np.float64),
+                              np.asarray(curves.losses, dtype=np.float64))
+        ex = np.asarray([e[0] for e in curves.epochs], dtype=np.float64)
+        vloss = np.asarray([e[1] for e in curves.epochs], dtype=np.float64)
+        vacc = np.asarray([np.nan if e[2] is None else e[2] for e in curves.epochs],
+                          dtype=np.float64)
+        ax, vacc = P.downsample(ex, vacc)
+        ex, vloss = P.downsample(ex, vloss)
+        accuracy = metric.name == "accuracy" or metric.name == "perplexity"
+        t = self.theme
+        words = [P.swatch(t.step, "train loss", "&#9472;"),
+                 P.swatch(t.line, "val MSE" if metric.name == "MSE" else "val loss",
+                          "&#9472;")]
+        if accuracy:
+            words.append(P.swatch(t.accent, "val accuracy", "&#9472;"))
+        empty = not len(sx) and not len(ex)
+        with self.fig.batch_update():
+            self.fig.data[P.STEP_LOSS].update(x=P.plain(sx), y=P.plain(sy))
+            self.fig.data[P.VAL_LOSS].update(x=P.plain(ex), y=P.plain(vloss))
+            self.fig.data[P.VAL_ACC].update(x=P.plain(ax) if accuracy else [],
+                                            y=P.plain(vacc) if accuracy else [])
+            self.fig.data[P.MARKS].update(x=[m[0] for m in curves.marks],
+                                          y=[m[1] for m in curves.marks],
+                                          text=[m[2] for m in curves.marks])
+            self.fig.layout.annotations[P.T_CURVES].text = (
+                f"{who}: " + " ".join(words) + (" <i>(press Train)</i>" if empty else ""))
+            self.fig.layout.yaxis6.showticklabels = accuracy  # the accuracy axis (right)
+            self.fig.layout.yaxis5.showticklabels = not empty
+            self.fig.layout.xaxis5.showticklabels = not empty

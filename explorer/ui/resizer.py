@@ -1,0 +1,46 @@
+"""Resizer: a tiny widget that keeps the app's plotly figures as wide as their boxes.
+
+plotly's FigureWidget sizes itself once, when first drawn; under anywidget it never hears
+of a later change (a JupyterLab panel resized, a column that reflows, a tab shown). This
+widget watches the app's box and, when its width changes, fires the window `resize` event
+to which figures with `responsive: true` answer by fitting their container.
+"""
+
+from __future__ import annotations
+
+import anywidget
+import traitlets
+
+ESM = """
+export default {
+  render({ model, el }) {
+    let observer = null, timer = null, width = -1, tries = 0;
+    const fire = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        window.dispatchEvent(new Event("resize"));
+        model.set("fired", model.get("fired") + 1);
+        model.save_changes();
+      }, 120);
+    };
+    const attach = () => {
+      const root = el.closest(".cx-app");
+      if (!root) { if (tries++ < 100) { timer = setTimeout(attach, 100); } return; }
+      observer = new ResizeObserver((entries) => {
+        const w = Math.round(entries[0].contentRect.width);
+        if (w !== width) { width = w; fire(); }
+      });
+      observer.observe(root);
+    };
+    attach();
+    return () => { if (observer) observer.disconnect(); clearTimeout(timer); };
+  }
+};
+"""
+
+
+class Resizer(anywidget.AnyWidget):
+    """Fits the app's figures to their boxes whenever the app's width changes."""
+
+    _esm = ESM
+    fired = traitlets.Int(0).tag(sync=True)  # resize events fired (tests read it)

@@ -1,0 +1,69 @@
+"""The core's read-only views for front ends, and the training epoch size for tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explorer import Session
+from explorer.config import EPOCH_SIZE_ENV, TrainConfig
+from explorer.engine.metrics import weight_grid
+from explorer.session.views import layer_grid, oneshot_curve
+
+
+@pytest.fixture(scope="module")
+def session():
+    return Session("digits", "mlp", device="cpu")
+
+
+def test_oneshot_curve_leaves_the_session_exactly_as_it_was(session):
+    """The curve is computed on a copy: weights, masks and settings are untouched."""
+    session.prune(sparsity=0.5)
+    state = {k: v.clone() for k, v in session.model.state_dict().items()}
+    masks = {k: v.clone() for k, v in session.masks.items()}
+    points = oneshot_curve(session, levels=(0.0, 0.5, 0.9))
+    assert [round(p.sparsity, 2) for p in points] == [0.0, 0.5, 0.9]
+    assert points[0].accuracy > points[-1].accuracy
+    assert all(torch.equal(v, session.model.state_dict()[k]) for k, v in state.items())
+    assert all(torch.equal(v, session.masks[k]) for k, v in masks.items())
+    assert session.prune_config.sparsity == 0.5
+    at_half = session.snapshot().accuracy  # the same one-shot setting, on the session
+    assert points[1].accuracy == pytest.approx(at_half, abs=1e-6)
+
+
+def test_weight_grid_is_bounded_and_pruned_blocks_vanish():
+    """At most 64 x 64 numbers; a block whose weights are all zero is exactly zero."""
+    w = torch.randn(300, 784)
+    w[:150] = 0
+    grid = weight_grid(w)
+    assert grid.shape == (64, 64)
+    assert (grid[:32] == 0).all() and (grid[33:] > 0).all()
+    conv = weight_grid(torch.randn(16, 1, 3, 3))
+    assert conv.shape == (16, 9)
+
+
+def test_layer_grid_follows_the_masks(session):
+    session.reset_pruning()
+    layer = session.prunable[0]
+    dense = layer_grid(session, layer)
+    session.prune(sparsity=0.9)
+    pruned = layer_grid(session, layer)
+    assert pruned["grid"].sum() < dense["grid"].sum()
+    assert pruned["dense_max"] == dense["dense_max"] and dense["shape"] == (256, 64)
+    with pytest.raises(ValueError, match="unknown layer"):
+        layer_grid(session, "nope")
+
+
+def test_epoch_size_from_the_environment(monkeypatch):
+    """$EXPLORER_EPOCH_SIZE caps every epoch at that many samples (a few batches)."""
+    monkeypatch.setenv(EPOCH_SIZE_ENV, "128")
+    assert TrainConfig().epoch_size == 128
+    s = Session("digits", "lenet5", device="cpu", pretrained=False)
+    events = []
+    s.train(epochs=2, batch_size=64, on_event=events.append)
+    assert events[-1].step == 4  # 2 epochs x 2 batches
+    monkeypatch.setenv(EPOCH_SIZE_ENV, "many")
+    with pytest.raises(ValueError, match="whole number"):
+        TrainConfig()
+    monkeypatch.delenv(EPOCH_SIZE_ENV)
+    assert TrainConfig().epoch_size is None
