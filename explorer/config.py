@@ -64,6 +64,7 @@ MODEL_WIDTH_MIN, MODEL_WIDTH_MAX = 0.01, 16.0
 # dense -> 96.5% in 1.1 s; mnist-5k lenet300 92.8% -> 93.3% in 3.4 s; mnist-5k MLP 92.4%
 # -> 92.8%.
 FINETUNE_LR_FACTOR = 1.0
+HAN_RETRAIN_LR_FACTOR = 0.1  # Han et al. 2015 retrain at a tenth of the learning rate
 FINETUNE_STEPS = 3
 FINETUNE_SCHEDULE = "agp"
 FINETUNE_EPOCHS = 5  # per step

@@ -11,7 +11,7 @@ stays within half a point of the dense net's. Test figures are read at that step
 
 from __future__ import annotations
 
-from ..config import FINETUNE_LR_FACTOR
+from ..config import HAN_RETRAIN_LR_FACTOR
 from ..engine.train import EpochEvent
 from . import common
 from .common import (
@@ -33,7 +33,7 @@ SETTINGS = {True: dict(dense_epochs=10, steps=6, quality_step=0.5, finetune_epoc
             False: dict(dense_epochs=40, steps=20, quality_step=0.25, finetune_epochs=10)}
 BUDGET = 0.005  # validation accuracy may drop at most half a point
 LR, BATCH = 1e-3, 64
-FT_LR = LR * FINETUNE_LR_FACTOR  # Han et al.: retrain at a tenth of the learning rate
+FT_LR = LR * HAN_RETRAIN_LR_FACTOR  # Han et al.: retrain at a tenth of the learning rate
 
 
 def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
