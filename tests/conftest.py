@@ -200,7 +200,10 @@ TEST_MODE_ENV = {"EXPLORER_TEST_MODE": "1", "EXPLORER_EPOCH_SIZE": "640"}
 def dashboard() -> Iterator[tuple[str, subprocess.Popen]]:
     """One light-theme dashboard for the whole run (each page load runs the notebook anew
     in its own kernel), in test mode: its URL and its process."""
-    with dashboard_server(env=checkout_env(**TEST_MODE_ENV), with_process=True) as served:
+    # No preheated pool here: a page's kernel is then the one started for it (the pool's
+    # own behaviour, refills included, is tested in test_sharing / test_browser_room).
+    with dashboard_server("--preheat", "0", env=checkout_env(**TEST_MODE_ENV),
+                          with_process=True) as served:
         yield served
 
 

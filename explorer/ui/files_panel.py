@@ -39,7 +39,7 @@ CHUNK_BYTES = 2**20  # one websocket message each (the transport drops ~10 MiB o
 CHUNKS_IN_FLIGHT = 4  # the browser waits for the kernel's ack beyond this many
 
 UPLOAD_JS = """
-function mib(n) { return (n / 1048576).toFixed(1) + " MiB"; }
+function mib(n) { const m = n / 1048576; return (Number.isInteger(m) ? m : m.toFixed(1)) + " MiB"; }
 function render({ model, el }) {
   const input = document.createElement("input");
   input.type = "file";
@@ -47,7 +47,7 @@ function render({ model, el }) {
   input.style.display = "none";
   const button = document.createElement("button");
   button.className = "jupyter-button widget-button";
-  const label = () => `${model.get("description")} (max ${mib(model.get("max_bytes"))})`;
+  const label = () => `${model.get("description")} (≤ ${mib(model.get("max_bytes"))})`;
   const idle = () => { button.textContent = label(); button.title = label(); };
   idle();
   button.disabled = model.get("disabled");
@@ -99,7 +99,7 @@ class ChunkedUpload(anywidget.AnyWidget):
     """
 
     _esm = UPLOAD_JS
-    description = traitlets.Unicode("Load session").tag(sync=True)
+    description = traitlets.Unicode("Load").tag(sync=True)
     accept = traitlets.Unicode(".pt").tag(sync=True)
     max_bytes = traitlets.Int(UPLOAD_MAX_BYTES).tag(sync=True)
     chunk_bytes = traitlets.Int(CHUNK_BYTES).tag(sync=True)
