@@ -99,10 +99,9 @@ class ExplorerApp(W.VBox):
         return cls(Session.default(), theme=theme, talk=talk)
 
     def _repr_mimebundle_(self, **kwargs):
-        # A FigureWidget inside a box is never displayed itself, so plotly never copies
-        # its current traces into the synced state a new front-end view starts from; and
-        # an update sent before the page draws the figure is lost, so the first one-shot
-        # curve (background, well under a second for the default model) is waited for.
+        # A FigureWidget in a box is never displayed itself, so plotly never copies its
+        # traces into the state a new view starts from; an update sent before the page
+        # draws the figure is lost, so the first one-shot curve is waited for.
         self.curve.wait(REPR_CURVE_WAIT_S)
         with self.ui_lock:
             for fig in self.figures():
@@ -130,7 +129,7 @@ class ExplorerApp(W.VBox):
         c.undo.on_click(g(lambda _: self.undo()))
         c.reset.on_click(g(lambda _: self.reset()))
         c.train.on_click(g(lambda _: self.start_training()))
-        c.stop.on_click(g(lambda _: self.jobs.stop()))
+        c.stop.on_click(lambda _: self.jobs.stop())  # no lock: Stop never waits on a draw
         self.fig.data[plots.KEPT].on_click(g(self._on_bar_click))
         self.fig.data[plots.PRUNED].on_click(g(self._on_bar_click))
         self.tabs.observe(g(self._on_tab), names="selected_index")
@@ -302,8 +301,7 @@ class ExplorerApp(W.VBox):
     def reset(self) -> bool:
         return self.actions.reset()
 
-    def select_slot(self, slot: str) -> bool:
-        """Prune and show another model (teacher, distilled student, student alone)."""
+    def select_slot(self, slot: str) -> bool:  # teacher, distilled student, student alone
         return self.actions.select_slot(slot)
 
     # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
@@ -319,8 +317,11 @@ class ExplorerApp(W.VBox):
             self.distill.apply_rules()
 
     def job_progress(self) -> None:
-        self.show(self.session.snapshot(evaluate_model=False), evaluated=False)
-        self.draw_curves()
+        snap = self.session.snapshot(evaluate_model=False)  # the session lock, not the UI's
+        grid = self.display.grid(self.c.layer.value)
+        with self.ui_lock:
+            self.display.show(snap, evaluated=False, grid=grid)
+            self.draw_curves()
 
     def job_finished(self, slot: str | None, failed: bool) -> None:
         self.forget_measures()

@@ -19,6 +19,7 @@ from .controls import Controls
 from .curves import CurveBook
 from .guard import UiLock
 from .headline import Metric, headline_html
+from .jobs import JobController
 from .model_view import MainView
 from .state import AppState, slot_label
 from .sync import ControlSync
@@ -36,6 +37,7 @@ class DisplayHost(Protocol):
     sync: ControlSync
     ui_lock: UiLock
     curve: CurveWorker
+    jobs: JobController
 
     def metric(self) -> Metric: ...
 
@@ -50,21 +52,28 @@ class Display:
         self.value: float | None = None  # the headline's last measured value
         self.curve_key: Hashable = None
 
-    def show(self, snap: Snapshot, evaluated: bool = True) -> None:
+    def grid(self, layer: str) -> dict | None:
+        """The layer's connections now (reads the session: never while holding the UI lock
+        during a job, when the worker holds the session between steps)."""
+        try:
+            return layer_grid(self.host.session, layer)
+        except ValueError:
+            return None
+
+    def show(self, snap: Snapshot, evaluated: bool = True, grid: dict | None = None) -> None:
         """Bars, weights, connections and the current point; headline and cards too.
 
         A job's snapshots are not evaluated: the headline keeps the last measured value
-        while the sparsity and counts follow the job."""
+        while the sparsity and counts follow the job. During a job a view change (another
+        layer) reads nothing from the session: the connections follow at the next update."""
         host = self.host
         host.snap = snap
         layer = host.c.layer.value
         if layer not in snap.prunable:
             host.sync.layers(list(snap.prunable))
             layer = host.c.layer.value
-        try:
-            grid = layer_grid(host.session, layer)
-        except ValueError:
-            grid = None
+        if grid is None and not host.jobs.busy:
+            grid = self.grid(layer)
         metric = host.metric()
         host.view.show(snap, layer, host.c.log_y.value, host.c.page.value, metric, grid)
         value = metric.value(snap) if math.isfinite(snap.loss) else None

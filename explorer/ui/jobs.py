@@ -42,7 +42,8 @@ class JobView(Protocol):
         """Disable (or enable again) the controls that change the model."""
 
     def job_progress(self) -> None:
-        """Show the running job's effect (bars, weights, curves), without evaluating."""
+        """Show the running job's effect (bars, weights, curves), without evaluating; read
+        the session first, then take the UI lock to draw."""
 
     def job_finished(self, slot: str | None, failed: bool) -> None:
         """The job ended: show the session as it is now (evaluated), curves included."""
@@ -129,8 +130,10 @@ class JobController:
             self._active = False
             view.set_busy(False)
             return False
-        self.pump = Pump(self.runner, self._locked(self._on_progress),
-                         self._locked(self._on_done), self._locked(self._on_pump_error))
+        # Progress reads the session before taking the UI lock (job_progress): holding the
+        # lock while the worker holds the session between steps would stall every click.
+        self.pump = Pump(self.runner, self._on_progress, self._locked(self._on_done),
+                         self._locked(self._on_pump_error))
         self.pump.start()
         return True
 
@@ -172,17 +175,20 @@ class JobController:
     def _on_progress(self, event) -> None:
         view = self.view
         if isinstance(event, dict) and "done" in event:  # a study's point (sensitivity)
-            view.c.progress.value = int(1000 * event["done"] / max(event["total"], 1))
             accuracy = event.get("accuracy")
-            view.set_status(f"{self.name} ({self.who}): {event.get('layer')} at "
-                            f"{event.get('sparsity', 0):.0%}: "
-                            f"{'n/a' if accuracy is None else f'{accuracy:.1%}'}")
+            with view.ui_lock:
+                view.c.progress.value = int(1000 * event["done"] / max(event["total"], 1))
+                view.set_status(f"{self.name} ({self.who}): {event.get('layer')} at "
+                                f"{event.get('sparsity', 0):.0%}: "
+                                f"{'n/a' if accuracy is None else f'{accuracy:.1%}'}")
             return
         if isinstance(event, (StepEvent, EpochEvent)):
-            view.c.progress.value = int(1000 * self._fraction(event))
-            view.set_status(f"{self.name} ({self.who}): epoch {event.epoch}, "
-                            f"step {event.step}")
-        view.job_progress()
+            fraction = self._fraction(event)
+            with view.ui_lock:
+                view.c.progress.value = int(1000 * fraction)
+                view.set_status(f"{self.name} ({self.who}): epoch {event.epoch}, "
+                                f"step {event.step}")
+        view.job_progress()  # takes the UI lock itself, once it has read the session
 
     def _on_done(self, result: JobResult | None) -> None:
         view = self.view

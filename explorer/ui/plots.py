@@ -49,14 +49,18 @@ def swatch(color: str, text: str, mark: str = "&#9632;") -> str:
     return f"<span style='color:{color}'>{mark}</span> {text}"
 
 
-def short_name(name: str, limit: int = LABEL_CHARS) -> str:
-    """A layer's name for an axis: no `.weight`, containers shortened, tail kept."""
-    name = re.sub(r"\.weight$", "", name)
-    if len(name) <= limit:
+def _strip(name: str) -> str:
+    return re.sub(r"\.weight$", "", name)
+
+
+def short_name(name: str, limit: int = LABEL_CHARS, force: bool = False) -> str:
+    """A layer's name for an axis: no `.weight`; when too long (or `force`), containers
+    shortened ("blocks.0.attn.q" -> "b0.attn.q"), else the tail kept."""
+    name = _strip(name)
+    if len(name) <= limit and not force:
         return name
-    parts = name.split(".")
     merged: list[str] = []
-    for part in parts:  # "blocks", "0" -> "blocks0"
+    for part in name.split("."):  # "blocks", "0" -> "blocks0"
         if part.isdigit() and merged:
             merged[-1] += part
         else:
@@ -67,12 +71,13 @@ def short_name(name: str, limit: int = LABEL_CHARS) -> str:
 
 
 def short_names(names: list[str]) -> list[str]:
-    """Shortened names, unique (a clash falls back to the names' ends)."""
-    short = [short_name(n) for n in names]
+    """Shortened names, all in the same way, unique (a clash falls back to their ends)."""
+    force = any(len(_strip(n)) > LABEL_CHARS for n in names)
+    short = [short_name(n, force=force) for n in names]
     if len(set(short)) == len(short):
         return short
     return [n if len(n) <= LABEL_CHARS else "\u2026" + n[-(LABEL_CHARS - 1):]
-            for n in (re.sub(r"\.weight$", "", x) for x in names)]
+            for n in map(_strip, names)]
 
 
 def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
@@ -102,7 +107,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
     label = {"text": [], "textposition": "inside", "insidetextanchor": "middle",
              "textangle": 0, "constraintext": "none"}
     fig.add_bar(name="kept", x=[], y=[], customdata=[], marker_color=theme.kept,
-                insidetextfont={"color": "#ffffff"}, **label, **bar)
+                insidetextfont={"color": theme.on_kept}, **label, **bar)
     fig.add_bar(name="pruned", x=[], y=[], customdata=[], marker_color=theme.pruned,
                 insidetextfont={"color": "#000000"}, **label, **bar)
     fig.add_bar(name="dense original", x=[], y=[], marker_color=theme.ghost, row=1, col=2)

@@ -26,6 +26,7 @@ class Theme:
     accent: str
     panel: str  # inactive tabs, input boxes
     step: str = "#CC79A7"  # raw step losses
+    on_kept: str = "#ffffff"  # text drawn on a kept bar
     font_size: int = 13
 
 
@@ -34,7 +35,7 @@ LIGHT = Theme("light", "plotly_white", "#ffffff", "#1f2933", kept="#0072B2",
               accent="#009E73", panel="#eef1f4")
 DARK = Theme("dark", "plotly_dark", "#111418", "#e6e6e6", kept="#56B4E9",
              pruned="#E69F00", ghost="rgba(200,200,200,0.25)", line="#f5f5f5",
-             accent="#2BB58A", panel="#1f252d", step="#D98FBC")
+             accent="#2BB58A", panel="#1f252d", step="#D98FBC", on_kept="#000000")
 
 
 def get_theme(name: str | None = None) -> Theme:
