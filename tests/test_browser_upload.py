@@ -42,7 +42,7 @@ def test_a_12_mib_session_loads_from_the_browser(dashboard_url, browser_page,
     page.wait_for_selector(MAIN_FIG, timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(FILE_INPUT, state="attached", timeout=LOAD_TIMEOUT_MS)
     label = page.locator(".cx-load-session button").inner_text()
-    assert "max 200.0 MiB" in label, label  # the limit is shown before any upload
+    assert "≤ 200 MiB" in label, label  # the limit is shown before any upload
     page.set_input_files(FILE_INPUT, str(big_session_file))
     page.wait_for_function(
         "(sel) => /loaded|error/.test(document.querySelector(sel).textContent)",
