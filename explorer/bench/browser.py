@@ -180,7 +180,7 @@ def browser_figures(quick: bool, notes: dict) -> dict:
                     out[key] = seconds
                     notes[key] = server.how
                     if not preheat:
-                        from .visitors import kernel_rss_mib, wait_idle
+                        from .kernels import kernel_rss_mib, wait_idle
 
                         wait_idle(server.proc, 60.0)
                         out["kernel_rss_mib"] = kernel_rss_mib(server.proc)

@@ -22,6 +22,7 @@ import time
 
 from .browser import ARM_JS, CHROMIUM, CHROMIUM_ARGS, FRACTION_JS, READOUT, READY_JS, SPARSITY_FIG
 from .browser import Dashboard as _Dashboard
+from .kernels import kernel_processes, kernel_rss_mib, wait_idle
 
 READY_CEILING_S = 300.0
 MOVE_CEILING_MS = 60_000
@@ -33,55 +34,6 @@ def pct(values: list[float], q: float) -> float:
 
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def kernel_processes(proc) -> list:
-    import psutil
-
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    out = []
-    for child in children:
-        try:
-            if "ipykernel" in " ".join(child.cmdline()):
-                out.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def kernel_rss_mib(proc) -> float | None:
-    """Median RSS (MiB) of the server's kernels right now."""
-    sizes = []
-    for kernel in kernel_processes(proc):
-        try:
-            sizes.append(kernel.memory_info().rss / 2**20)
-        except Exception:  # gone in between
-            pass
-    return statistics.median(sizes) if sizes else None
-
-
-def wait_idle(proc, ceiling_s: float, threshold: float = 8.0) -> None:
-    """Wait until every kernel uses under ``threshold`` % CPU over two 1 s samples."""
-    deadline = time.monotonic() + ceiling_s
-    calm = 0
-    while time.monotonic() < deadline and calm < 2:
-        kernels = kernel_processes(proc)
-        for k in kernels:
-            try:
-                k.cpu_percent(None)
-            except Exception:
-                pass
-        time.sleep(1.0)
-        busy = []
-        for k in kernels:
-            try:
-                busy.append(k.cpu_percent(None))
-            except Exception:
-                pass
-        calm = calm + 1 if kernels and max(busy, default=0) < threshold else 0
 
 
 async def _open(browser, url: str) -> tuple[object, object, float]:
