@@ -14,6 +14,8 @@ from pathlib import Path
 from ..config import REWIND_EPOCHS_KEPT, check_number
 from ..validate import check_output_path  # torch-free: imports no torch
 
+PORT_MIN, PORT_MAX = 1, 65535
+
 
 def shown(text: str) -> str:
     """The value as typed, quoted; a very long one shortened (10**400 has 401 digits)."""
@@ -71,3 +73,25 @@ def one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], None]:
         raise SystemExit(2)
 
     return error
+
+
+def parse_port(text: str) -> int:
+    """Return the port number in ``text``; raise ``ValueError`` naming the value if invalid."""
+    try:
+        port = int(text.strip(), 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer port number") from None
+    if not PORT_MIN <= port <= PORT_MAX:
+        raise ValueError(f"{text!r} is out of range (expected {PORT_MIN}..{PORT_MAX})")
+    return port
+
+
+def parse_seconds(text: str) -> int:
+    """Whole seconds >= 0 in ``text``; raise ``ValueError`` naming the value if invalid."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative (0 turns culling off)")
+    return value

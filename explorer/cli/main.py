@@ -15,10 +15,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .args import PORT_MAX, PORT_MIN, parse_port, parse_seconds
+from .room_sizing import (
+    default_max_visitors,
+    default_preheat,
+    kernel_threads,
+    read_token_file,
+    token_pipe,
+)
+
 PROG = "explorer"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
-PORT_MIN, PORT_MAX = 1, 65535
 DASHBOARD_NOTEBOOK = "dashboard.ipynb"
 TALK_NOTEBOOK = "talk.ipynb"
 THEMES = ("light", "dark")
@@ -28,7 +36,6 @@ TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a c
 DEFAULT_CULL_IDLE_S = 900
 CULL_INTERVAL_S = 60
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-MIB_PER_VISITOR = 600  # an idle visitor's kernel holds about 450 MiB; leave room to train
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 
@@ -36,17 +43,6 @@ Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 def resource_path(name: str) -> Path:
     """Path of a file shipped as package data in ``explorer/resources``."""
     return Path(__file__).resolve().parents[1] / "resources" / name
-
-
-def parse_port(text: str) -> int:
-    """Return the port number in ``text``; raise ``ValueError`` naming the value if invalid."""
-    try:
-        port = int(text.strip(), 10)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer port number") from None
-    if not PORT_MIN <= port <= PORT_MAX:
-        raise ValueError(f"{text!r} is out of range (expected {PORT_MIN}..{PORT_MAX})")
-    return port
 
 
 def _has_display() -> bool:
@@ -64,49 +60,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name that may resolve to anything: treat as public
-
-
-def parse_seconds(text: str) -> int:
-    """Whole seconds >= 0 in ``text``; raise ``ValueError`` naming the value if invalid."""
-    try:
-        value = int(text.strip(), 10)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{text!r} is negative (0 turns culling off)")
-    return value
-
-
-def _memory_mib() -> int | None:
-    """MemTotal from /proc/meminfo in MiB (None where there is no such file). The total, not
-    what is free right now, so that the defaults do not swing with other programs."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def default_preheat() -> int:
-    """Kernels kept warm by default: one per two cores, at most 4, as memory allows."""
-    cpus = os.cpu_count() or 1
-    mib = _memory_mib()
-    by_memory = 4 if mib is None else mib // (3 * MIB_PER_VISITOR)
-    return max(1, min(4, cpus // 2, by_memory))
-
-
-def default_max_visitors() -> int:
-    """Visitors at once by default: what three quarters of the memory holds (4..64)."""
-    mib = _memory_mib()
-    return 16 if mib is None else max(4, min(64, 3 * mib // (4 * MIB_PER_VISITOR)))
-
-
-def kernel_threads(max_visitors: int) -> int:
-    """torch threads per kernel, so that ``max_visitors`` kernels share the cores."""
-    cpus = os.cpu_count() or 1
-    return max(1, cpus // max(1, min(cpus, max_visitors)))
 
 
 def voila_command(
@@ -179,25 +132,6 @@ def dashboard_env(*, theme: str, talk: bool, threads: int | None = None) -> dict
     jupyter_path = [str(resource_path("jupyter")), os.environ.get("JUPYTER_PATH", "")]
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in jupyter_path if p)
     return env
-
-
-def token_pipe(token: str) -> int:
-    """A pipe holding ``token``; returns its read end (inheritable, for one child)."""
-    read_fd, write_fd = os.pipe()
-    with os.fdopen(write_fd, "wb") as pipe:
-        pipe.write(token.encode("utf-8"))  # far below the pipe's buffer: never blocks
-    os.set_inheritable(read_fd, True)
-    return read_fd
-
-
-def read_token_file(path: str) -> str:
-    """The token in the file at ``path`` (which should be readable only by its owner)."""
-    file = Path(path).expanduser()
-    text = file.read_text(encoding="utf-8").strip()
-    if file.stat().st_mode & 0o077:
-        print(f"explorer dashboard: warning: {file} is readable by other users "
-              f"(chmod 600 {file})", file=sys.stderr)
-    return text
 
 
 def run_child(
