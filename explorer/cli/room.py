@@ -43,65 +43,13 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
+from .room_pages import BANNER_JS, FULL_PAGE
+
 COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 SESSION_POLL_MS = 3000
-
-FULL_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>The room is full</title>
-<meta http-equiv="refresh" content="60">
-<style>body{{font-family:system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;
-color:#222}}h1{{font-size:1.5em}}</style></head>
-<body><h1 class="cx-room-full">The room is full</h1>
-<p>{count} of {cap} places are taken on this Compression Explorer server. Each visitor
-gets their own live session, and this machine holds no more right now.</p>
-<p>Try again in a minute: this page reloads itself every 60 seconds.</p></body></html>
-"""
-
-# Appended to every dashboard page: poll our session endpoint and show a banner once the
-# kernel behind the page is gone or restarted (its widgets then answer nothing).
-BANNER_JS = """
-<script>
-(function () {{
-  var url = {url};
-  var shown = false;
-  function show(text) {{
-    if (shown) return;
-    shown = true;
-    var bar = document.createElement("div");
-    bar.className = "cx-session-banner";
-    bar.setAttribute("role", "alert");
-    bar.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:100000;padding:10px 16px;"
-      + "background:#b3261e;color:#fff;font:600 15px system-ui,sans-serif;text-align:center";
-    bar.appendChild(document.createTextNode(text + " "));
-    var link = document.createElement("a");
-    link.href = window.location.href;
-    link.textContent = "Reload";
-    link.style.color = "#fff";
-    bar.appendChild(link);
-    document.body.appendChild(bar);
-  }}
-  function poll() {{
-    fetch(url, {{credentials: "same-origin", cache: "no-store"}}).then(function (r) {{
-      if (r.status === 404) {{
-        show("The session ended: the server shut its kernel down.");
-        return null;
-      }}
-      return r.ok ? r.json() : null;
-    }}).then(function (s) {{
-      if (s && !s.alive) show("The session ended: the server shut its kernel down.");
-      else if (s && s.restarts > 0) show("The session restarted and lost its state.");
-    }}).catch(function () {{}}).then(function () {{
-      if (!shown) setTimeout(poll, {poll_ms});
-    }});
-  }}
-  setTimeout(poll, {poll_ms});
-}})();
-</script>
-"""
-
 
 def split_host(host_header: str) -> str:
     """The host name or address of a Host header, without port or IPv6 brackets, lower-case."""

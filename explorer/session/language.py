@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..config import GPT_MODELS, MODEL_WIDTH_MAX, MODEL_WIDTH_MIN, check_choice, check_number
+from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TEXT_DATASETS, TextCorpus, load_text, load_text_file
 from ..engine.distill import soft_view
 from ..engine.heads import head_scores, neuron_scores, plan_head_removal
@@ -27,8 +28,9 @@ from ..engine.lm import build_student as build_gpt_student
 from ..engine.prune import apply_masks
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
 from .core import SessionCore
+from .slots import ModelSlot
 from .students import slot_outputs
-from .tasks import as_gpt
+from .tasks import Task, as_gpt, corpus_dataset, objective_for
 
 Masks = dict[str, torch.Tensor]
 
@@ -62,6 +64,23 @@ def build_model(model: str | nn.Module, corpus: TextCorpus, width: float, init: 
     check_choice("model", model, GPT_MODELS)
     sizes = gpt_sizes(layers, heads, width)
     return build_gpt(len(corpus.vocab), corpus.context, seed=seed, **sizes), model
+
+
+def text_parts(dataset: object, model: str | nn.Module, width: float, init: str, seed: int,
+               device: torch.device, layers: int | None, heads: int | None, context: int,
+               max_train_windows: int | None) -> tuple[Dataset, ModelSlot, Task]:
+    """A language-model session's data (a corpus as windows), slot (a GPT, no shipped
+    weights) and task object."""
+    check_number("context", context, 2, 4096, integer=True)
+    corpus = load_corpus(dataset, context, seed, device)
+    net, name = build_model(model, corpus, width, init, seed, layers, heads)
+    data = corpus_dataset(corpus, max_train_windows).to(device)
+    net.to(device)
+    gc = as_gpt(net).config
+    config = {"dataset": corpus.name, "model": name, "width": width, "init": init,
+              "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
+              "d_model": gc.d_model, "context": gc.context}
+    return data, ModelSlot(net, name, config), objective_for(data, corpus)
 
 
 def check_not_text_options(layers: object, heads: object, context: object,

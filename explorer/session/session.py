@@ -23,7 +23,6 @@ from ..config import (
     STUDENT_INITS,
     TrainConfig,
     check_choice,
-    check_number,
 )
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
@@ -52,7 +51,6 @@ from .tasks import (
     SAMPLE_CHARS,
     LanguageModelling,
     check_pairing,
-    corpus_dataset,
     is_text_request,
     objective_for,
 )
@@ -83,8 +81,10 @@ class Session(SessionCore):
                                 ("test", test)):
                 if value is not None:
                     raise ValueError(f"{name}= does not apply to a language model on text")
-            self._init_text(dataset, model, width, init, seed, device, layers, heads,
-                            context, max_train_windows)
+            data, slot, objective = language.text_parts(
+                dataset, model, width, init, seed, device, layers, heads, context,
+                max_train_windows)
+            super().__init__(data, slot, objective, seed=seed, device=device)
             return
         language.check_not_text_options(layers, heads, context, max_train_windows)
         width, hidden = check_width(width), check_hidden(hidden)  # before any data loads
@@ -109,22 +109,6 @@ class Session(SessionCore):
         super().__init__(data, ModelSlot(net, name, config, initial), objective_for(data),
                          seed=seed, device=device, history=shipped,
                          pretrained=shipped is not None)
-
-    def _init_text(self, dataset: object, model: str | nn.Module, width: float, init: str,
-                   seed: int, device: torch.device, layers: int | None, heads: int | None,
-                   context: int, max_train_windows: int | None) -> None:
-        """The language-model track: a corpus as windows and a GPT (no shipped weights)."""
-        check_number("context", context, 2, 4096, integer=True)
-        corpus = language.load_corpus(dataset, context, seed, device)
-        net, name = language.build_model(model, corpus, width, init, seed, layers, heads)
-        data = corpus_dataset(corpus, max_train_windows).to(device)
-        net.to(device)
-        gc = language.as_gpt(net).config
-        config = {"dataset": corpus.name, "model": name, "width": width, "init": init,
-                  "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
-                  "d_model": gc.d_model, "context": gc.context}
-        super().__init__(data, ModelSlot(net, name, config), objective_for(data, corpus),
-                         seed=seed, device=device)
 
     @property
     def corpus(self) -> TextCorpus:
@@ -286,12 +270,7 @@ class Session(SessionCore):
     @torch.no_grad()
     def predictions(self, split: str = "val", limit: int = 2000) -> tuple:
         """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
-        from ..engine.train import evaluate
-
-        with self.lock:
-            data = self.data.split(split)
-            _, _, outputs = evaluate(self.model, data, self.task)
-            return (data.y[:limit].cpu().numpy(), outputs[:limit].cpu().numpy())
+        return students.predictions(self, split, limit)
 
     def measure(self, split: str = "val", *, full: bool = True, latency: bool = False,
                 reference: torch.Tensor | None = None) -> Snapshot:

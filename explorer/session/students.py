@@ -227,3 +227,12 @@ def measure_slot(session: Any, slot: str, split: str = "val", *, full: bool = Tr
         finally:
             if session.selected != home:
                 session.select(home)
+
+
+@torch.no_grad()
+def predictions(session: SessionCore, split: str, limit: int) -> tuple:
+    """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
+    with session.lock:
+        data = session.data.split(split)
+        _, _, outputs = evaluate(session.model, data, session.task)
+        return (data.y[:limit].cpu().numpy(), outputs[:limit].cpu().numpy())
