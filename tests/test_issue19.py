@@ -163,6 +163,7 @@ API = [
     (3, "load float masks", lambda s, c: Session.load(c("float masks")), "torch.float32"),
     (3, "load scalar masks", lambda s, c: Session.load(c("scalar masks")), r"shape \(\)"),
     (3, "load int64 base", lambda s, c: Session.load(c("base int64")), "torch.int64"),
+    (3, "load a number", lambda s, c: Session.load(3), "got int"),
     (8, "sweep grid of 20,000", lambda s, c: sweep(s, {"sparsity": [0.5] * 20,
                                                        "lr": [1e-3] * 1000}), "20,000"),
     (7, "seed 10**400", lambda s, c: Session("digits", seed=BIG), "401 digits"),
