@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_issue19 import fingerprint, same, unchanged
+from state_util import fingerprint, same, unchanged
 
 from explorer import Session
 from explorer.session import core, persist, slots

@@ -109,12 +109,11 @@ def _is(value: Any, kind: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _need(what: str, value: Any, kind: Any) -> Any:
+def _need(what: str, value: Any, kind: Any) -> None:
     if not _is(value, kind):
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        want = " or ".join("None" if k is None else str(k) for k in kinds)
+        want = " or ".join("None" if k is None else str(k)
+                           for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise ValueError(f"{what} must be {want}; got {str(value)[:80]!r}")
-    return value
 
 
 def _dict(what: str, value: Any, keys: tuple[str, ...] | None = None) -> dict:
@@ -133,12 +132,10 @@ def _no_tensors(what: str, value: Any, depth: int = 0) -> None:
         raise ValueError(f"{what} is nested more than 20 levels deep")
     if isinstance(value, torch.Tensor):
         raise ValueError(f"{what} holds a tensor where plain data belongs")
-    if isinstance(value, dict):
-        for v in value.values():
-            _no_tensors(what, v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _no_tensors(what, v, depth + 1)
+    items = value.values() if isinstance(value, dict) else \
+        value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        _no_tensors(what, item, depth + 1)
 
 
 # ----- configuration and models, rebuilt on meta -------------------------------------------

@@ -144,6 +144,9 @@ def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
         source = io.BytesIO(bytes(source))
     if isinstance(source, Path):
         source = str(source)
+    if not isinstance(source, str) and not all(hasattr(source, a) for a in ("read", "seek")):
+        raise ValueError(f"a session file must be a path, bytes or a binary file object; got "
+                         f"{type(source).__name__}")
     if isinstance(source, str) and not Path(source).exists():
         raise ValueError(f"{name}: no such file")
     if not _is_zip(source):  # torch.save writes a zip; anything else is not ours

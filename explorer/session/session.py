@@ -133,6 +133,7 @@ class Session(SessionCore):
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Write the dense base as a shippable checkpoint (weights_only loadable)."""
+        path = check_output_path("path", path)  # before anything is built
         plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
         ckpt.save(path, self.base, self.config, plain)
 
