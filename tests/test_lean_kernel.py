@@ -32,7 +32,11 @@ def test_shipped_digits_split_is_bit_identical_to_sklearn(seed):
 def test_the_first_screen_imports_no_scipy_or_sklearn():
     code = ("import sys\nfrom explorer.ui import ExplorerApp\nExplorerApp.default()\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'scipy', 'sklearn', 'pandas', 'matplotlib'}))\n")
+            "{'scipy', 'sklearn', 'pandas', 'matplotlib'}), flush=True)\n"
+            # the app's background one-shot curve may still run: leave without waiting
+            # for it (a kernel never exits mid-page; interpreter teardown under a running
+            # torch thread aborts)
+            "import os\nos._exit(0)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
