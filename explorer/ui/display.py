@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Hashable
 from typing import Protocol
 
@@ -23,6 +24,8 @@ from .jobs import JobController
 from .model_view import MainView
 from .state import AppState, slot_label
 from .sync import ControlSync
+
+GRID_INTERVAL_S = 1.0
 
 
 class DisplayHost(Protocol):
@@ -51,10 +54,16 @@ class Display:
         self.host = host
         self.value: float | None = None  # the headline's last measured value
         self.curve_key: Hashable = None
+        self._grid_at = 0.0
 
-    def grid(self, layer: str) -> dict | None:
+    def grid(self, layer: str, during_job: bool = False) -> dict | None:
         """The layer's connections now (reads the session: never while holding the UI lock
-        during a job, when the worker holds the session between steps)."""
+        during a job, when the worker holds the session between steps). During a job, at
+        most once a second: 4,096 cells are the largest part of a progress update."""
+        now = time.monotonic()
+        if during_job and now - self._grid_at < GRID_INTERVAL_S:
+            return None
+        self._grid_at = now
         try:
             return layer_grid(self.host.session, layer)
         except ValueError:
