@@ -104,7 +104,7 @@ class MainView:
             fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
             fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
             fig.layout.annotations[P.T_HIST].text = (
-                f"{P.short_name(layer)}: {stats.sparsity:.0%} pruned")
+                f"{P.short_names(names)[names.index(layer)]}: {stats.sparsity:.0%} pruned")
             value = metric.value(snap)
             if value is not None:
                 fig.data[P.CURRENT].x, fig.data[P.CURRENT].y = [snap.sparsity], [value]
