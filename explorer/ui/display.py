@@ -88,7 +88,7 @@ class Display:
         if layer not in snap.prunable:
             host.sync.layers(list(snap.prunable))
             layer = host.c.layer.value
-        if grid is None and not host.jobs.busy:
+        if grid is None and not host.jobs.runner.running:  # a worker holds the session
             grid = self.grid(layer)
         metric = host.metric()
         self._draw(snap, layer, metric, grid)
