@@ -92,10 +92,17 @@ def test_explore_notebook_runs_and_app_responds(lab_url, browser_page):
         set_readout(page, ".cx-app .cx-prune-slider .widget-readout", value)
         expect(page.locator(".cx-app .cx-sparsity-label")).to_contain_text(
             value.rstrip("0").split(".")[1], timeout=UPDATE_TIMEOUT_MS)
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^View$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Show Log Console$")).click()
     console = page.locator(".jp-LogConsolePanel")
-    console.wait_for(timeout=UPDATE_TIMEOUT_MS)
+    for attempt in range(3):  # as for Run All: a busy Lab can drop a menu click
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^View$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Show Log Console$")).click()
+        try:
+            console.wait_for(timeout=30_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     logged = console.inner_text()
     assert not re.search(r"Error|Traceback|ambiguous", logged), logged[-2000:]
     # A 900 px wide cell: the app reflows, and no button label is cut off.

@@ -106,6 +106,20 @@ def test_one_message_per_figure_per_slider_move(app):
     assert calls == {"_send_update_msg": 1, "_send_restyle_msg": 0, "_send_relayout_msg": 0}
 
 
+def test_a_drag_draws_the_newest_state_and_drops_stale_ones(app):
+    """With a page drawing the app, moves faster than it can redraw replace each other:
+    the figure gets fewer updates than moves, and ends at the last one."""
+    app.resizer.fired = 1  # what the page's resizer reports once it has drawn the app
+    moves = [round(float(v), 2) for v in np.linspace(0.1, 0.9, 20)]
+    with mock.patch.object(app.fig, "_send_update_msg", wraps=app.fig._send_update_msg) as sent:
+        for value in moves:
+            app.c.slider.value = value
+        settle(app)
+    assert 1 <= sent.call_count < len(moves)
+    assert pruned_fraction(app) == pytest.approx(0.9, abs=1e-3)
+    assert "90.0%" in headline(app)  # the headline followed every move
+
+
 def test_train_runs_a_job_that_grows_the_curves(app):
     """Train runs in a worker thread, finishes, and the curves grow."""
     app.c.epochs.value = 2

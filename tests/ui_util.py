@@ -37,3 +37,4 @@ def settle(app, timeout: float = 120.0) -> None:
     """Wait for the running job (and its pump) and the background curve."""
     assert app.jobs.wait(timeout), status(app)
     assert app.curve.wait(timeout)
+    app.display.settle(timeout)

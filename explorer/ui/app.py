@@ -318,7 +318,7 @@ class ExplorerApp(W.VBox):
 
     def job_progress(self) -> None:
         snap = self.session.snapshot(evaluate_model=False)  # the session lock, not the UI's
-        grid = self.display.grid(self.c.layer.value)
+        grid = self.display.grid(self.c.layer.value, during_job=True)
         with self.ui_lock:
             self.display.show(snap, evaluated=False, grid=grid)
             self.draw_curves()

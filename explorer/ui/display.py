@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import math
+import threading
+import time
 from collections.abc import Hashable
 from typing import Protocol
 
@@ -21,8 +23,12 @@ from .guard import UiLock
 from .headline import Metric, headline_html
 from .jobs import JobController
 from .model_view import MainView
+from .resizer import Resizer
 from .state import AppState, slot_label
 from .sync import ControlSync
+
+GRID_INTERVAL_S = 1.0
+FIGURE_MIN_INTERVAL_S = 0.15  # slider moves faster than this are drawn as the newest one
 
 
 class DisplayHost(Protocol):
@@ -38,6 +44,7 @@ class DisplayHost(Protocol):
     ui_lock: UiLock
     curve: CurveWorker
     jobs: JobController
+    resizer: Resizer  # its `fired` count tells that a page is drawing the app
 
     def metric(self) -> Metric: ...
 
@@ -51,10 +58,19 @@ class Display:
         self.host = host
         self.value: float | None = None  # the headline's last measured value
         self.curve_key: Hashable = None
+        self._grid_at = 0.0
+        self._drawn_at = 0.0
+        self._pending: tuple | None = None
+        self._timer: threading.Timer | None = None
 
-    def grid(self, layer: str) -> dict | None:
+    def grid(self, layer: str, during_job: bool = False) -> dict | None:
         """The layer's connections now (reads the session: never while holding the UI lock
-        during a job, when the worker holds the session between steps)."""
+        during a job, when the worker holds the session between steps). During a job, at
+        most once a second: 4,096 cells are the largest part of a progress update."""
+        now = time.monotonic()
+        if during_job and now - self._grid_at < GRID_INTERVAL_S:
+            return None
+        self._grid_at = now
         try:
             return layer_grid(self.host.session, layer)
         except ValueError:
@@ -72,10 +88,10 @@ class Display:
         if layer not in snap.prunable:
             host.sync.layers(list(snap.prunable))
             layer = host.c.layer.value
-        if grid is None and not host.jobs.busy:
+        if grid is None and not host.jobs.runner.running:  # a worker holds the session
             grid = self.grid(layer)
         metric = host.metric()
-        host.view.show(snap, layer, host.c.log_y.value, host.c.page.value, metric, grid)
+        self._draw(snap, layer, metric, grid)
         value = metric.value(snap) if math.isfinite(snap.loss) else None
         if value is not None or evaluated:
             self.value = value
@@ -84,6 +100,38 @@ class Display:
         if evaluated:
             self.show_sample(snap)
             host.cards.show(snap)
+
+    def _draw(self, snap: Snapshot, layer: str, metric: Metric, grid: dict | None) -> None:
+        """Draw now, or, while a page is drawing the app and drew less than
+        FIGURE_MIN_INTERVAL_S ago, once that interval is over: a browser redraws every panel
+        on each update, so during a drag the newest state replaces one still waiting
+        (never queued). Headless (no page), every call draws at once."""
+        wait = self._drawn_at + FIGURE_MIN_INTERVAL_S - time.monotonic()
+        if self.host.resizer.fired and wait > 0:
+            if grid is None and self._pending is not None and self._pending[1] == layer:
+                grid = self._pending[3]
+            self._pending = (snap, layer, metric, grid)
+            if self._timer is None:
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+            return
+        self._pending = None
+        self._drawn_at = time.monotonic()
+        self.host.view.show(snap, layer, self.host.c.log_y.value, self.host.c.page.value,
+                            metric, grid)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait for a deferred draw (tests)."""
+        timer = self._timer
+        if timer is not None:
+            timer.join(timeout)
+
+    def _flush(self) -> None:
+        with self.host.ui_lock:
+            self._timer, pending, self._pending = None, self._pending, None
+            if pending is not None:
+                self._draw(*pending)
 
     def show_sample(self, snap: Snapshot) -> None:
         """Language model only; snapshots taken during a job carry no sample (kept)."""

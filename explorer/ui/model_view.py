@@ -104,7 +104,7 @@ class MainView:
             fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
             fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
             fig.layout.annotations[P.T_HIST].text = (
-                f"{P.short_name(layer)}: {stats.sparsity:.0%} pruned")
+                f"{P.short_names(names)[names.index(layer)]}: {stats.sparsity:.0%} pruned")
             value = metric.value(snap)
             if value is not None:
                 fig.data[P.CURRENT].x, fig.data[P.CURRENT].y = [snap.sparsity], [value]
@@ -114,8 +114,9 @@ class MainView:
     def _show_grid(self, grid: dict, layer: str) -> None:
         z = np.asarray(grid["grid"], dtype=np.float64)
         rows, cols = grid["shape"][0], int(np.prod(grid["shape"][1:]))
-        zmax = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
-        self.fig.data[P.GRID].update(z=[P.plain(row, 5) for row in z], zmax=zmax)
+        scale = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
+        # relative to the dense layer's largest cell, 3 decimals: a third of the bytes
+        self.fig.data[P.GRID].update(z=[P.plain(row, 3) for row in z / scale], zmax=1.0)
         self.fig.layout.annotations[P.T_GRID].text = f"{rows}\u00d7{cols} connections"
 
     # ----- accuracy vs sparsity ----------------------------------------------------------

@@ -117,7 +117,8 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                     line={"color": theme.line, "dash": "dash", "width": 2})
     fig.add_heatmap(name="connections", z=[[0.0]], zmin=0.0, zmax=1.0, showscale=False,
                     colorscale=[[0.0, theme.background], [1.0, theme.kept]],
-                    hovertemplate="mean |w| %{z:.3g}<extra></extra>", row=2, col=1)
+                    hovertemplate="mean |w|: %{z:.0%} of the dense layer's largest"
+                                  "<extra></extra>", row=2, col=1)
     fig.add_scatter(name="one-shot curve", x=[], y=[], mode="lines+markers", row=1, col=3,
                     line={"color": theme.accent, "width": 2}, marker={"size": 5})
     fig.add_scatter(name="current", x=[], y=[], mode="markers", row=1, col=3,
