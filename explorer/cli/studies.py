@@ -23,6 +23,7 @@ from typing import Any
 
 from ..config import CPUS_PER_POINT_MAX, EXECUTORS, GPUS_PER_POINT_MAX, SEED_MAX, THREADS_MAX
 from ..studies.executors import RAY_HINT, Progress, check_resources
+from ..studies.jsonsafe import json_safe
 from ..studies.sweep import KEYS, expand, format_progress, sweep
 from .args import number, one_line_error, output_path, rewind_point
 from .run import DATASETS, MODELS
@@ -144,21 +145,10 @@ def reproduce_command(args: argparse.Namespace) -> int:
     return _write_json(args.json, result)
 
 
-def _plain(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _write_json(path: Path | None, result: dict) -> int:
     """Write the JSON report when asked; the command's exit status."""
     if path is not None:
-        Path(path).write_text(json.dumps(_plain(result), indent=1))  # checked writable up front
+        Path(path).write_text(json.dumps(json_safe(result), indent=1))  # checked writable up front
         print(f"results written to {path}")
     return 0
 

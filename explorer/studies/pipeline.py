@@ -20,6 +20,7 @@ import torch
 from ..config import FINETUNE_LR_FACTOR
 from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
+from .jsonsafe import json_safe
 
 STAGES = ("baseline", "pruned", "finetuned", "student_alone", "distilled")
 BAR_WIDTH = 30
@@ -192,17 +193,6 @@ def table(stages: dict[str, Snapshot]) -> str:
     return "\n".join(lines)
 
 
-def _plain(value):
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> dict:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
               if k not in ("func", "command") and not callable(v)}
@@ -210,7 +200,7 @@ def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> di
     device = {"name": str(session.device), "threads": torch.get_num_threads(),
               "cuda": torch.cuda.get_device_name(session.device)
               if session.device.type == "cuda" else None}
-    return _plain({"config": config, "device": device, "versions": versions(),
+    return json_safe({"config": config, "device": device, "versions": versions(),
                    "teacher": "baseline",
                    "stages": {k: stages[k].to_dict() for k in STAGES if k in stages}})
 

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .jsonsafe import json_safe
 from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
 
 NUMBERS = ("accuracy", "loss", "mse", "f1", "teacher_agreement", "sparsity", "nonzero",
@@ -92,16 +93,6 @@ def format_runs(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def run_repeated(args: argparse.Namespace) -> int:
     """Run every seed, print the per-seed lines and the summary, write the JSON."""
     seeds = seed_list(args.seed, args.seeds)
@@ -124,6 +115,6 @@ def run_repeated(args: argparse.Namespace) -> int:
                                            for stage, st in rep["stages"].items()))
     print(format_runs(result))
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(_plain(result), indent=1))
+        Path(args.json).write_text(json.dumps(json_safe(result), indent=1))
         print(f"report written to {args.json}")
     return 0
