@@ -4,6 +4,7 @@ architecture, the language model's lazy text sample, one set of fine-tune defaul
 from __future__ import annotations
 
 import inspect
+import io
 import re
 
 import pytest
@@ -43,3 +44,43 @@ def test_regression_card_shows_mse():
         assert "nan" not in card_text(app) and "validation MSE" in card_text(app)
     finally:
         app.close()
+
+
+def test_iterative_pruning_defaults_are_the_configs():
+    """Session.prune_iteratively, `explorer run` and the app's controls share config's
+    FINETUNE_* (prune_iteratively fine-tuned 1 epoch per step, the app 5)."""
+    params = inspect.signature(Session.prune_iteratively).parameters
+    assert (params["steps"].default, params["schedule"].default,
+            params["finetune_epochs"].default) == (C.FINETUNE_STEPS, C.FINETUNE_SCHEDULE,
+                                                   C.FINETUNE_EPOCHS)
+    app = ExplorerApp(Session("toy-regression", "mlp", device="cpu"))
+    try:
+        c = app.c
+        assert (c.steps.value, c.schedule.value, c.finetune_epochs.value) == (
+            C.FINETUNE_STEPS, C.FINETUNE_SCHEDULE, C.FINETUNE_EPOCHS)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("argv", [["--steps", "2"], ["--schedule", "linear"],
+                                  ["--rewind", "init"]])
+def test_explorer_run_fills_unset_iterative_options_from_config(argv, monkeypatch):
+    import argparse
+
+    from explorer.cli.run import configure
+    from explorer.studies import pipeline
+
+    args = configure(argparse.ArgumentParser()).parse_args(
+        ["--prune-sparsity", "0.5", "--epochs", "1", *argv])
+    session = Session("toy-regression", "mlp", device="cpu")
+    calls: list[dict] = []
+    monkeypatch.setattr(session, "train", lambda **kw: None)
+    monkeypatch.setattr(session, "measure_slot", lambda *a, **kw: None)
+    monkeypatch.setattr(session, "prune_iteratively",
+                        lambda target, **kw: calls.append(kw))
+    pipeline.run_stages(session, args, pipeline.Progress(stream=io.StringIO()))
+    (kw,) = calls
+    given = dict(zip(argv[::2], argv[1::2]))
+    assert kw["steps"] == int(given.get("--steps", C.FINETUNE_STEPS))
+    assert kw["schedule"] == given.get("--schedule", C.FINETUNE_SCHEDULE)
+    assert kw["finetune_epochs"] == C.FINETUNE_EPOCHS
