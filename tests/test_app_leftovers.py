@@ -84,3 +84,36 @@ def test_explorer_run_fills_unset_iterative_options_from_config(argv, monkeypatc
     assert kw["steps"] == int(given.get("--steps", C.FINETUNE_STEPS))
     assert kw["schedule"] == given.get("--schedule", C.FINETUNE_SCHEDULE)
     assert kw["finetune_epochs"] == C.FINETUNE_EPOCHS
+
+
+@pytest.mark.parametrize("model,prune", [("lenet5", {"std": 1.0}),
+                                         ("resnet-small", {"sparsity": 0.3,
+                                                           "structured": True})])
+def test_uploading_a_session_of_another_architecture_shows_it(app, model, prune):
+    """A saved lenet5 / resnet-small session loaded into the app showing the MLP (on its
+    last layer, pruned): the new layers, bars, pruning setting and headline, no error."""
+    app.c.slider.value = 0.5
+    app.c.layer.value = app.c.layer.options[-1]
+    saved = Session("digits", model, device="cpu")
+    snap = saved.prune(**prune)
+    assert app.model_panel.files.load_bytes(saved.to_bytes(), f"{model}.pt"), status(app)
+    settle(app)
+    assert f"loaded {model}.pt: {model} on digits" in status(app), status(app)
+    assert app.session.config["model"] == model
+    assert list(app.c.layer.options) == list(snap.prunable)
+    assert app.c.layer.value == snap.prunable[0]
+    assert app.c.mode.value == snap.prune["mode"] and app.c.slider.value == snap.prune["value"]
+    assert f"{app.snap.accuracy:.1%}" in headline(app)
+    assert f"Global sparsity: {snap.sparsity:.1%}" in headline(app)
+    assert not app.errors.errors
+    app.c.slider.value = app.c.slider.max / 4  # and it prunes from there
+    assert status(app).startswith("pruned (teacher)"), status(app)
+
+
+def test_adopting_a_language_model_session_from_the_api(app):
+    """adopt_session (what Load and New session end in) with gpt-tiny: its layers show."""
+    lm = Session("pydoc-text", "gpt-tiny", device="cpu")
+    app.adopt_session(lm)
+    settle(app)
+    assert list(app.c.layer.options) == lm.prunable and not app.errors.errors
+    assert "perplexity" in headline(app)
