@@ -3,9 +3,11 @@ architecture, the language model's lazy text sample, one set of fine-tune defaul
 
 from __future__ import annotations
 
+import html
 import inspect
 import io
 import re
+import threading
 
 import pytest
 from ui_util import headline, settle, status
@@ -117,3 +119,52 @@ def test_adopting_a_language_model_session_from_the_api(app):
     settle(app)
     assert list(app.c.layer.options) == lm.prunable and not app.errors.errors
     assert "perplexity" in headline(app)
+
+
+def test_gpt_slider_move_generates_no_sample_and_the_line_follows(monkeypatch):
+    """The slider's handler generates no text (the snapshot has none); the perplexity in
+    the sample line follows at once, the text of the final state arrives afterwards."""
+    from explorer.session import tasks
+
+    inline: list[int] = []
+    real = tasks.generate
+    monkeypatch.setattr(tasks, "generate", lambda *a, **k: inline.append(1) or real(*a, **k))
+    lm = ExplorerApp(Session("pydoc-text", "gpt-tiny", device="cpu"))
+    try:
+        settle(lm)
+        for value in (0.3, 0.5, 0.6):
+            lm.c.slider.value = value
+            assert "sample" not in lm.snap.extra and not inline
+            assert f"perplexity {lm.snap.extra['perplexity']:.2f}" in lm.sample.value
+        assert lm.display.wait_sample(120)
+        assert html.escape(lm.session.sample()) in lm.sample.value
+        assert "updating" not in lm.sample.value and lm.display.samples.generated >= 1
+    finally:
+        lm.close()
+
+
+def test_a_sample_overtaken_by_a_newer_request_is_dropped(monkeypatch):
+    """Latest wins: the first sample, still generating when the second is asked for, is
+    never shown; the second is."""
+    from explorer.ui import sample as S
+
+    entered, release = threading.Event(), threading.Event()
+    texts = iter(["first", "second"])
+
+    def fake(session):
+        text = next(texts)
+        if text == "first":
+            entered.set()
+            assert release.wait(60)
+        return text
+
+    monkeypatch.setattr(S, "text_sample", fake)
+    shown: list = []
+    worker = S.SampleWorker(lambda key, text: shown.append((key, text)),
+                            lambda key, err: shown.append((key, err)), settle_s=0.0)
+    worker.request("a", None)
+    assert entered.wait(60)
+    worker.request("b", None)
+    release.set()
+    assert worker.wait(60)
+    assert shown == [("b", "second")]
