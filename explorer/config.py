@@ -69,6 +69,7 @@ HAN_RETRAIN_LR_FACTOR = 0.1  # Han et al. 2015 retrain at a tenth of the learnin
 FINETUNE_STEPS = 3
 FINETUNE_SCHEDULE = "agp"
 FINETUNE_EPOCHS = 5  # per step
+PIN_SEEDS_MAX = 10  # the Compare tab repeats a pinned run over at most this many seeds
 UNDO_MAX = 20  # model states kept for Undo (the oldest go first)
 HISTORY_MAX = 2000  # epoch and pruning records kept for the curves
 REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs

@@ -3,7 +3,8 @@ accuracy-vs-sparsity curve of the selected model, and a language model's text sa
 
 The curve and the sample are computed on a copy: the session's lock is held only while
 the model (and its dense base) is copied, so a slider (or a job) never waits for them, and
-the session is never changed. Functions over a session's public state, like explorer.session.workflows.
+the session is never changed. Functions over a session's public state, like
+explorer.session.workflows.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def text_sample(session: SessionCore, prompt: str = SAMPLE_PROMPT,
                 n_chars: int = SAMPLE_CHARS) -> str:
     """Session.sample() on a copy: the lock is held only while the model is copied, so a
     slider move never waits behind the 60 forward passes of a sample."""
-    vocab = session.objective.corpus.vocab if session.is_lm else None
-    if vocab is None:
+    corpus = getattr(session.objective, "corpus", None)  # the language model's task only
+    if corpus is None:
         raise ValueError("a text sample needs a language-model session")
+    vocab = corpus.vocab
     with session.lock:
         model = copy.deepcopy(session.model)
     return generate(model, vocab, prompt, n_chars)

@@ -76,7 +76,7 @@ class ExplorerApp(W.VBox):
         self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
-        self.compare = ComparePanel(self)
+        self.compare = ComparePanel(self, lambda: self.starters.finetune_settings())
         self.starters = Starters(self, self.model_panel.optimizer, self.model_panel.batch_size)
         self.display = Display(self)
         self.actions = Actions(self)
