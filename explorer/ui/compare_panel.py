@@ -229,8 +229,12 @@ class ComparePanel:
             return (f"repeated {row['label']} over {result.value['n']} seeds "
                     f"({host.who()}): {_repeat_cell(result.value)}")
 
-        return host.jobs.start("repeated run", work, n * max(settings["steps"], 1) *
-                               max(settings["finetune_epochs"], 1), on_done=done)
+        started = host.jobs.start("repeated run", work, n * max(settings["steps"], 1) *
+                                  max(settings["finetune_epochs"], 1), on_done=done)
+        if not started:  # another job runs: the row stays a single-state pin
+            row["repeat"] = None
+            self.show_table()
+        return started
 
     def run_sweep(self) -> bool:
         host, kwargs = self.host, self.host.prune_kwargs()

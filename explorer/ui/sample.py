@@ -15,9 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-from ..engine.lm import SAMPLE_PROMPT
 from ..session.session import Session
-from ..session.views import text_sample
+from ..session.views import SAMPLE_PROMPT, text_sample
 
 SETTLE_S = 0.4  # a drag sends moves faster than this: only its last one gets a sample
 
