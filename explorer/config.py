@@ -57,7 +57,8 @@ EXPORT_KINDS = ("masked", "zeros", "shrunk")
 SEED_MAX = 2**31 - 1  # what numpy, sklearn and torch all accept
 THREADS_MAX = 256
 MODEL_WIDTH_MIN, MODEL_WIDTH_MAX = 0.01, 16.0
-# Prune and fine-tune defaults (the app's controls; `explorer run` reads the lr factor).
+# Prune and fine-tune defaults, one set for the app's controls, Session.prune_iteratively
+# and `explorer run` (its unset --steps/--schedule/--finetune-epochs).
 # Han et al. 2015 retrain at a tenth of the learning rate with SGD; with Adam at 1e-3 a
 # tenth recovered 62.7% -> 81.9% on digits at 90%, the full rate within a point. Measured
 # (scripts/measure_finetune.py, mean of 3 seeds, test split, 90% target): digits MLP 97.3%
@@ -68,6 +69,7 @@ HAN_RETRAIN_LR_FACTOR = 0.1  # Han et al. 2015 retrain at a tenth of the learnin
 FINETUNE_STEPS = 3
 FINETUNE_SCHEDULE = "agp"
 FINETUNE_EPOCHS = 5  # per step
+PIN_SEEDS_MAX = 10  # the Compare tab repeats a pinned run over at most this many seeds
 UNDO_MAX = 20  # model states kept for Undo (the oldest go first)
 HISTORY_MAX = 2000  # epoch and pruning records kept for the curves
 REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs

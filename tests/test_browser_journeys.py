@@ -196,3 +196,28 @@ def test_layout_at_1280_and_900(page, shot):
     page.set_viewport_size({"width": 1280, "height": 720})
     tab(page, "Prune")
     assert_clean(page, "layout")
+
+
+def test_compare_draws_a_repeated_pin_with_error_bars(page, shot):
+    """Compare -> Seeds 3 -> Pin: after the background job the pinned point has the 95%
+    interval's error bars in the page's plot, and the table names the seeds."""
+    if page.locator(".cx-model select").input_value() != "mlp":
+        switch_model(page, "mlp", "digits")
+    tab(page, "Prune")
+    set_readout(page, PRUNE_READOUT, "0.50")  # default fine-tune settings: 640-image epochs
+    wait_for_status(page, r"pruned \(teacher\)")
+    tab(page, "Compare")
+    page.wait_for_selector(".cx-fig-tradeoff.js-plotly-plot", timeout=UPDATE_TIMEOUT_MS)
+    seeds = page.locator(".cx-pin-seeds input")
+    seeds.fill("3")
+    seeds.press("Enter")
+    page.locator(".cx-pin").click()
+    wait_for_status(page, r"repeated run \d+ over 3 seeds \(teacher\)")
+    bars = page.wait_for_function(
+        "() => { const e = document.querySelector('.cx-fig-tradeoff.js-plotly-plot')"
+        ".data[3].error_y; return e && e.visible && e.array.length ? e : false; }",
+        timeout=UPDATE_TIMEOUT_MS, polling=200).json_value()
+    assert bars["array"][-1] > 0 and bars["arrayminus"][-1] > 0, bars
+    assert "(3 seeds)" in page.locator(".cx-pinned-table").inner_text()
+    tab(page, "Prune")
+    assert_clean(page, "repeated pin")

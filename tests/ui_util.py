@@ -38,3 +38,4 @@ def settle(app, timeout: float = 120.0) -> None:
     assert app.jobs.wait(timeout), status(app)
     assert app.curve.wait(timeout)
     app.display.settle(timeout)
+    assert app.display.wait_sample(timeout)

@@ -10,8 +10,9 @@ kernel inherits the descriptor either. The server is :class:`explorer.cli.room.E
 The page asks nothing of the internet: the ``explorer`` Voila template (package data, found
 through $JUPYTER_PATH, see explorer.cli.main.dashboard_env) drops the Font Awesome CDN links
 of Voila's lab template, and only the front-end extensions the app needs are loaded
-(JupyterLab's own widget manager and others ask for shared modules Voila's page does not
-have, which filled the console with "Unsatisfied version" warnings).
+(other extensions ask for shared modules Voila's page does not have, which filled the
+console with "Unsatisfied version" warnings; the widget manager's own remain, see
+EXTENSIONS).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def read_token(fd: int) -> str:
 
 
 TEMPLATE = "explorer"
+# The 13 "Unsatisfied version 4.2.5 ... (required ^4.6.2 / ^4.5.10)" console warnings that
+# remain all come from @jupyter-widgets/jupyterlab-manager's remoteEntry (jupyterlab_widgets
+# 3.0.16 was built against JupyterLab 4.5/4.6; Voila 0.5.13's page carries JupyterLab 4.2.5
+# core packages). webpack's share scope warns and uses the page's singletons, which work.
+# They cannot be removed cleanly here: without this extension no widget renders (checked:
+# the page never shows the app), no Voila setting or page-config option silences webpack's
+# share-scope warnings, and quieting them means pinning an older jupyterlab_widgets
+# (against ipywidgets 8.1.9's requirement) or a Voila built on a newer JupyterLab.
 EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
               "anywidget", "jupyterlab-plotly")
 

@@ -58,10 +58,14 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--structured", action="store_true",
         help="remove whole neurons/filters (gpt-tiny: attention heads)")
     add("--norm", choices=C.NORMS, default=None, help="rank neurons by l1 (default) or l2")
-    add("--schedule", choices=C.SCHEDULES, default=None, help="iterative schedule")
-    add("--steps", type=number(1, C.STEPS_MAX, integer=True), default=None, metavar="K")
+    add("--schedule", choices=C.SCHEDULES, default=None,
+        help=f"iterative schedule (default with --steps/--rewind: {C.FINETUNE_SCHEDULE})")
+    add("--steps", type=number(1, C.STEPS_MAX, integer=True), default=None, metavar="K",
+        help=f"iterative pruning steps (default with --schedule/--rewind: "
+             f"{C.FINETUNE_STEPS})")
     add("--finetune-epochs", type=number(1, EPOCHS_MAX, integer=True), default=None,
-        metavar="N", help=f"fine-tune after pruning at lr * {C.FINETUNE_LR_FACTOR:g}")
+        metavar="N", help=f"fine-tune after pruning at lr * {C.FINETUNE_LR_FACTOR:g} "
+                          f"(iterative: per step, default {C.FINETUNE_EPOCHS})")
     add("--rewind", type=rewind_point, default=None, metavar="init|K",
         help="lottery ticket: reset survivors to init (or epoch K) before fine-tuning")
     add("--no-bn-recalibration", action="store_true",

@@ -85,6 +85,11 @@ class SessionCore:
     # After structured pruning, re-estimate BatchNorm statistics on a few hundred training
     # samples (no gradient step) before anything is measured; set False to see stale ones.
     bn_recalibration = True
+    # A language model's snapshots carry a generated text sample (60 forward passes, about
+    # a third of a prune's time on gpt-tiny); a front end that generates it itself, off the
+    # slider's path, sets this False (the app does: issue 15 item 3). Session.sample() and
+    # explorer.session.views.text_sample always work.
+    sample_in_snapshots = True
     model = _SelectedSlot()
     model_name = _SelectedSlot()
     config = _SelectedSlot()

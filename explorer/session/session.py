@@ -19,6 +19,9 @@ from torch import nn
 from ..config import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
+    FINETUNE_EPOCHS,
+    FINETUNE_SCHEDULE,
+    FINETUNE_STEPS,
     GPT_MODELS,
     STUDENT_INITS,
     TrainConfig,
@@ -314,8 +317,9 @@ class Session(SessionCore):
         """Make the current dense base what reset() returns to (e.g. after first training)."""
         workflows.adopt_as_original(self)
 
-    def prune_iteratively(self, target: float | None = None, steps: int = 3,
-                          schedule: str = "agp", finetune_epochs: int = 1,
+    def prune_iteratively(self, target: float | None = None, steps: int = FINETUNE_STEPS,
+                          schedule: str = FINETUNE_SCHEDULE,
+                          finetune_epochs: int = FINETUNE_EPOCHS,
                           rewind: str | int | None = None, scope: str = "layer",
                           structured: bool = False, norm: str = "l1", lr: float = 1e-3,
                           optimizer: str = "adam", batch_size: int = 64,
@@ -331,6 +335,8 @@ class Session(SessionCore):
         `schedule` or a list of factors; `round_fraction` (Frankle & Carbin): each step
         removes round(p * remaining) weights per layer, the output layer at
         `output_fraction` (default p / 2). See explorer.session.iterative.
+        The defaults (steps, schedule, fine-tune epochs per step) are explorer.config's
+        FINETUNE_*, which the app's controls and `explorer run` use too.
         Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
         """
         stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges

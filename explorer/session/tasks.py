@@ -71,7 +71,7 @@ class LanguageModelling(Task):
         extra = {"perplexity": perplexity(snap.loss) if evaluated else float("nan"),
                  "heads": head_sparsity(session.model),
                  "heads_per_layer": session.model.heads_per_layer(), "lm": True}
-        if evaluated:
+        if evaluated and getattr(session, "sample_in_snapshots", True):
             extra.update(prompt=SAMPLE_PROMPT,
                          sample=generate(session.model, self.corpus.vocab, SAMPLE_PROMPT,
                                          SAMPLE_CHARS))

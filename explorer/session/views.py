@@ -1,9 +1,10 @@
-"""Read-only views of a session for front ends: a layer's connections, and the one-shot
-accuracy-vs-sparsity curve of the selected model.
+"""Read-only views of a session for front ends: a layer's connections, the one-shot
+accuracy-vs-sparsity curve of the selected model, and a language model's text sample.
 
-The curve is computed on a copy: the session's lock is held only while the model and its
-dense base are copied, so a slider (or a job) never waits for the curve, and the session
-is never changed. Functions over a session's public state, like explorer.session.workflows.
+The curve and the sample are computed on a copy: the session's lock is held only while
+the model (and its dense base) is copied, so a slider (or a job) never waits for them, and
+the session is never changed. Functions over a session's public state, like
+explorer.session.workflows.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import numpy as np
 import torch
 
 from ..config import WEIGHT_GRID_CELLS, PruneConfig
+from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.metrics import weight_grid
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
 from ..engine.train import evaluate
 from .core import SessionCore
+from .tasks import SAMPLE_CHARS
 
 CURVE_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
 
@@ -77,3 +80,16 @@ def oneshot_curve(session: SessionCore, levels: tuple[float, ...] = CURVE_LEVELS
             nonzero = sum(int(torch.count_nonzero(params[name])) for name in prunable)
         points.append(CurvePoint(1.0 - nonzero / max(total, 1), accuracy, float(loss)))
     return points
+
+
+def text_sample(session: SessionCore, prompt: str = SAMPLE_PROMPT,
+                n_chars: int = SAMPLE_CHARS) -> str:
+    """Session.sample() on a copy: the lock is held only while the model is copied, so a
+    slider move never waits behind the 60 forward passes of a sample."""
+    corpus = getattr(session.objective, "corpus", None)  # the language model's task only
+    if corpus is None:
+        raise ValueError("a text sample needs a language-model session")
+    vocab = corpus.vocab
+    with session.lock:
+        model = copy.deepcopy(session.model)
+    return generate(model, vocab, prompt, n_chars)

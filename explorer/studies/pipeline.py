@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import FINETUNE_LR_FACTOR
+from ..config import FINETUNE_EPOCHS, FINETUNE_LR_FACTOR, FINETUNE_SCHEDULE, FINETUNE_STEPS
 from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
 from .jsonsafe import json_safe
@@ -123,12 +123,15 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
     ft_epochs = args.finetune_epochs
     ft_budget = {**budget, "lr": max(args.lr * FINETUNE_LR_FACTOR, 1e-6)}
     if args.schedule is not None or args.steps is not None or args.rewind is not None:
-        steps = args.steps or 1
-        total = _steps(session, (ft_epochs or 1) * steps, args.batch_size)
+        # Unset parts take the shared defaults (config.FINETUNE_*, as the app and
+        # Session.prune_iteratively do), so one setting means the same everywhere.
+        steps = args.steps or FINETUNE_STEPS
+        ft_epochs = ft_epochs or FINETUNE_EPOCHS
+        total = _steps(session, ft_epochs * steps, args.batch_size)
         rule = {"std": args.prune_std} if args.prune_std is not None else {}
         session.prune_iteratively(args.prune_sparsity, steps=steps, **rule,
-                                  schedule=args.schedule or "oneshot",
-                                  finetune_epochs=ft_epochs or 1, rewind=args.rewind,
+                                  schedule=args.schedule or FINETUNE_SCHEDULE,
+                                  finetune_epochs=ft_epochs, rewind=args.rewind,
                                   scope=args.scope, structured=args.structured,
                                   norm=args.norm or "l1", **ft_budget,
                                   on_event=progress.callback("finetuned", total))

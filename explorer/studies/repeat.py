@@ -14,8 +14,11 @@ import copy
 import json
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .jsonsafe import json_safe
 from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
@@ -118,3 +121,38 @@ def run_repeated(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(json_safe(result), indent=1))
         print(f"report written to {args.json}")
     return 0
+
+
+def repeat_finetune(session: Any, target: float, seeds: Sequence[int],
+                    stop: threading.Event | None = None, on_event: Callable | None = None,
+                    on_seed: Callable[[dict], None] | None = None, **settings: Any) -> dict:
+    """Prune the selected model's dense base to `target` and fine-tune
+    (Session.prune_iteratively with `settings`), once per seed, in this process.
+
+    The seed sets the fine-tuning's batch order (the data split and the base are the
+    session's); each run is a Session.trial, so the session ends exactly as it was. Returns
+    {"metric", "seeds", "values", "n", "mean", "sd", "ci95_low", "ci95_high"}: the
+    validation accuracy (MSE for regression) of each finished seed and their 95%
+    t-interval (stats.summarize). A Stop keeps the seeds finished before it.
+    """
+    key = "accuracy" if session.task == "classification" else "loss"
+    done, values = [], []
+    with session.job("repeated run"), session.trial():
+        for seed in seeds:
+            if stop is not None and stop.is_set():
+                break
+            with session.trial():
+                session.seed = int(seed)  # what run_training derives the batch order from
+                snap = session.prune_iteratively(target, stop=stop, on_event=on_event,
+                                                 **settings)
+            if stop is not None and stop.is_set():
+                break  # a run cut short is not a sample of the finished recipe
+            done.append(int(seed))
+            values.append(float(getattr(snap, key)))
+            if on_seed is not None:
+                on_seed({"seed": int(seed), "value": values[-1], "done": len(done),
+                         "total": len(seeds), "sparsity": snap.sparsity})
+    if not values:
+        return {"metric": key, "seeds": [], "values": [], "n": 0, "mean": None, "sd": None,
+                "ci95_low": None, "ci95_high": None}
+    return {"metric": key, "seeds": done, **summarize(values)}

@@ -76,7 +76,7 @@ class ExplorerApp(W.VBox):
         self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
-        self.compare = ComparePanel(self)
+        self.compare = ComparePanel(self, lambda: self.starters.finetune_settings())
         self.starters = Starters(self, self.model_panel.optimizer, self.model_panel.batch_size)
         self.display = Display(self)
         self.actions = Actions(self)
@@ -113,7 +113,7 @@ class ExplorerApp(W.VBox):
         return [self.fig, *self.distill.figures(), *self.compare.figures()]
 
     def close(self) -> None:
-        self.curve.cancel()
+        self.display.cancel_background()
         self.errors.close()
         super().close()
 
@@ -168,7 +168,8 @@ class ExplorerApp(W.VBox):
     def adopt_session(self, session: Session) -> None:
         """Show a (new) session: layer list, figures, curves, cards, panels."""
         with self.ui_lock:
-            self.curve.cancel()
+            self.display.cancel_background()
+            session.sample_in_snapshots = False  # Display samples off the slider's path
             self.session = session
             self.book = CurveBook()
             self.book.start("teacher", list(session.history))

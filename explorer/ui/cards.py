@@ -35,6 +35,13 @@ def bitmask_bytes(snap: Snapshot) -> int:
     return stored + 4 * (snap.params - prunable)
 
 
+def _number(value: float | None, form: str) -> str:
+    """A number, or why there is none (a job's snapshots are not evaluated)."""
+    if value is None or not math.isfinite(value):
+        return "n/a (not evaluated yet)"
+    return form.format(value)
+
+
 def _row(label: str, value: str, hint: str = "") -> str:
     title = f' title="{html.escape(hint)}"' if hint else ""
     return f"<tr{title}><td>{html.escape(label)}</td><td><b>{value}</b></td></tr>"
@@ -55,7 +62,9 @@ class Cards:
                                  layout=W.Layout(flex_flow="row wrap", width="100%")),
                           "cards")
 
-    def show(self, snap: Snapshot) -> None:
+    def show(self, snap: Snapshot, quality: Snapshot | None = None) -> None:
+        """Both cards for `snap`; the quality card from `quality` when given (an evaluated
+        snapshot of the same model, e.g. Measure's while a job's unevaluated ticks show)."""
         extra = self.measured
         rows = [
             _row("parameters", f"{snap.params:,}"),
@@ -78,7 +87,7 @@ class Cards:
             "faster. Press Measure for FLOPs and latency.")
         self.size.value = (f'<div class="cx-card"><b>Size and speed</b><table>{"".join(rows)}'
                            f'</table><div class="cx-note">{note}</div></div>')
-        self._show_quality(snap, extra)
+        self._show_quality(snap if quality is None else quality, extra)
 
     @staticmethod
     def _latency(extra: dict) -> str:
@@ -88,13 +97,16 @@ class Cards:
         return f"{b1:.3f} ms / {b256:.2f} ms"
 
     def _show_quality(self, snap: Snapshot, extra: dict) -> None:
-        if snap.accuracy is None:
-            rows = [_row("validation MSE", f"{snap.loss:.4f}")]
+        # Branch on the task, never on a missing accuracy: a job's snapshots are not
+        # evaluated (accuracy None, loss nan) whatever the task (issue 15: "val MSE nan").
+        if snap.task == "regression":
+            rows = [_row("validation MSE", _number(snap.loss, "{:.4f}"))]
         else:
-            rows = [_row("validation accuracy", f"{snap.accuracy:.2%}"),
-                    _row("validation loss", f"{snap.loss:.4f}")]
+            rows = [_row("validation accuracy", _number(snap.accuracy, "{:.2%}")),
+                    _row("validation loss", _number(snap.loss, "{:.4f}"))]
             if snap.extra.get("perplexity") is not None:  # language model: exp(loss)
-                rows.append(_row("validation perplexity", f"{snap.extra['perplexity']:.2f}"))
+                rows.append(_row("validation perplexity",
+                                 _number(snap.extra["perplexity"], "{:.2f}")))
             for key in ("precision", "recall", "f1"):
                 if extra.get(key) is not None:
                     rows.append(_row(f"macro {key}*", f"{extra[key]:.3f}"))
@@ -115,7 +127,7 @@ class Cards:
             self.host.set_status(f"error: {err}", error=True)
             return {}
         self.measured = dict(snap.extra)
-        self.show(self.host.snap)
+        self.show(self.host.snap, quality=snap)
         self.on_measured(snap)
         return self.measured
 

@@ -2,18 +2,28 @@
 
 A one-shot sweep runs in the callback (a few dozen evaluations, well under a second on
 the default model); the fine-tuned sweep retrains and so runs as a background job.
+
+Pinning over several seeds (issue 16) also repeats the Prune tab's prune-and-fine-tune
+recipe once per seed as a background job (studies.repeat.repeat_finetune): the pinned
+point is then drawn at the seeds' mean with its 95% t-interval as error bars, and the table
+gives both numbers. One accuracy on a few hundred validation images moves by a point or
+more from seed to seed: a single run cannot tell two settings apart.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
 
+from .. import config as C
 from ..engine.metrics import Snapshot
 from ..studies import tradeoff as analysis
+from ..studies.repeat import repeat_finetune
 from ..studies.sensitivity import sensitivity
+from ..studies.stats import fmt, seed_list
 from .cards import human_bytes
 from .controls import button, row, tagged
 from .figures import (
@@ -33,10 +43,12 @@ COLUMNS = [("label", "run"), ("model_slot", "model"), ("accuracy", "accuracy"),
            ("sparsity", "sparsity"), ("nonzero", "nonzero"), ("bytes_dense", "bytes dense"),
            ("bytes_sparse", "bytes sparse"), ("bytes_shrunk", "bytes shrunk"),
            ("flops_effective", "FLOPs (nonzero)"), ("latency_ms_b1", "ms b1"),
-           ("latency_ms_b256", "ms b256")]
+           ("latency_ms_b256", "ms b256"), ("repeat", "over seeds: mean [95% CI]")]
 
 
 def _cell(key: str, value) -> str:
+    if key == "repeat":
+        return _repeat_cell(value)
     if value is None:
         return "n/a"
     if key.startswith("bytes"):
@@ -50,9 +62,49 @@ def _cell(key: str, value) -> str:
     return html.escape(str(value))
 
 
+def _repeat_cell(repeat: dict | None) -> str:
+    """'93.1 [92.0, 94.2] (3 seeds)', 'running...' while the job runs, '-' for one seed."""
+    if repeat is None:
+        return "-"
+    if repeat.get("running"):
+        return "running..."
+    if repeat.get("failed"):
+        return html.escape(f"failed ({repeat['failed']})")
+    if not repeat.get("n"):
+        return "stopped before a seed finished"
+    scale, digits = (100.0, 1) if repeat["metric"] == "accuracy" else (1.0, 4)
+    unit = "%" if repeat["metric"] == "accuracy" else " MSE"
+    return f"{fmt(repeat, scale=scale, digits=digits)}{unit} ({repeat['n']} seeds)"
+
+
+def error_bars(pinned: list[dict]) -> dict:
+    """The pinned trace's error_y: each repeated row's mean to its interval's ends (plain
+    lists: numpy arrays nested in a trace's dict freeze plotly's front end, PITFALLS)."""
+    up, down = [], []
+    for pin in pinned:
+        rep = pin.get("repeat") or {}
+        ok = rep.get("metric") == "accuracy" and rep.get("ci95_low") is not None
+        up.append(float(rep["ci95_high"] - rep["mean"]) if ok else 0.0)
+        down.append(float(rep["mean"] - rep["ci95_low"]) if ok else 0.0)
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down,
+            "visible": any(up) or any(down), "thickness": 1.5, "width": 6}
+
+
+def drawn_rows(pinned: list[dict]) -> list[dict]:
+    """Pinned rows as the figure draws them: a repeated run at its seeds' mean."""
+    out = []
+    for pin in pinned:
+        rep = pin.get("repeat") or {}
+        repeated = rep.get("metric") == "accuracy" and rep.get("mean") is not None
+        out.append({**pin, "accuracy": rep["mean"]} if repeated else pin)
+    return out
+
+
 class ComparePanel:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host,
+                 finetune_settings: Callable[[], tuple[float, dict]] | None = None) -> None:
         self.host = host
+        self.finetune_settings = finetune_settings  # the Prune tab's recipe (repeats)
         self.fig = self.fig_quality = None
         self.pinned: list[dict] = []
         self.oneshot: list = []
@@ -60,6 +112,12 @@ class ComparePanel:
         self.label = tagged(W.Text(value="", placeholder="name this run",
                                    layout=W.Layout(width="170px")), "pin-label")
         self.pin = button("Pin current state", "pin", "primary")
+        self.seeds = tagged(W.BoundedIntText(
+            value=1, min=1, max=C.PIN_SEEDS_MAX, description="Seeds", style={
+                "description_width": "initial"}, layout=W.Layout(width="110px"),
+            tooltip="above 1, Pin also repeats the Prune tab's prune and fine-tune once "
+                    "per seed (background job) and draws the mean with its 95% interval"),
+            "pin-seeds")
         self.sweep = button("Sweep sparsity (one-shot)", "sweep-sparsity")
         self.with_ft = tagged(W.Checkbox(value=False, indent=False,
                                          description="with fine-tuning (background job)"),
@@ -72,14 +130,14 @@ class ComparePanel:
         self.pin.on_click(g(lambda _: self.pin_now()))
         self.sweep.on_click(g(lambda _: self.run_sweep()))
         self.figure_box = tagged(W.VBox([]), "compare-figures")
-        self.box = W.VBox([row(self.label, self.pin), row(self.sweep, self.with_ft),
+        self.box = W.VBox([row(self.label, self.seeds, self.pin), row(self.sweep, self.with_ft),
                            row(self.sens_button), self.table])
 
     def figures(self) -> list:
         return [f for f in (self.fig, self.fig_quality) if f is not None]
 
     def controls(self) -> list[W.Widget]:
-        return [self.pin, self.sweep, self.with_ft, self.sens_button]
+        return [self.pin, self.seeds, self.sweep, self.with_ft, self.sens_button]
 
     def open(self) -> None:
         if self.fig is None:
@@ -98,30 +156,85 @@ class ComparePanel:
         self.redraw()
 
     def redraw(self) -> None:
+        self.show_table()
         if self.fig is None:
             return
         snap = self.host.snap
-        update_tradeoff(self.fig, self.oneshot, self.finetuned, (snap.sparsity, snap.accuracy),
-                        self.pinned)
+        with self.fig.batch_update():  # one message: the points and their error bars
+            update_tradeoff(self.fig, self.oneshot, self.finetuned,
+                            (snap.sparsity, snap.accuracy), drawn_rows(self.pinned))
+            self.fig.data[3].error_y = error_bars(self.pinned)
         self.draw_sensitivity()
 
     def pin_now(self) -> dict | None:
-        """Measure everything (latency included) and add a row."""
+        """Measure everything (latency included) and add a row; over several seeds, also
+        repeat the Prune tab's prune and fine-tune per seed (a background job)."""
+        seeds = int(self.seeds.value)
+        settings = None
+        if seeds > 1:
+            try:
+                if self.finetune_settings is None:
+                    raise ValueError("this app has no prune-and-fine-tune recipe to repeat")
+                settings = self.finetune_settings()
+            except ValueError as err:
+                self.host.set_status(f"error: cannot repeat over seeds: {err}", error=True)
+                return None
         measured = self.host.measure(latency=True)
         snap = self.host.snap
         row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
                "model_slot": self.host.who(), "accuracy": snap.accuracy,
                "sparsity": snap.sparsity, "nonzero": snap.nonzero,
-               **{k: measured.get(k) for k, _ in COLUMNS[5:]}}
+               **{k: measured.get(k) for k, _ in COLUMNS[5:-1]}, "repeat": None}
         self.pinned.append(row)
         self.label.value = ""
+        self.redraw()
+        self.host.set_status(f"pinned {row['label']} ({self.host.who()})")
+        if settings is not None:
+            self.repeat(row, seeds, *settings)
+        return row
+
+    def show_table(self) -> None:
+        if not self.pinned:
+            self.table.value = "<i>No pinned runs yet.</i>"
+            return
         head = "".join(f"<th>{title}</th>" for _, title in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{_cell(k, r.get(k))}</td>" for k, _ in COLUMNS)
                        + "</tr>" for r in self.pinned)
         self.table.value = f'<table class="cx-table"><tr>{head}</tr>{body}</table>'
-        self.redraw()
-        self.host.set_status(f"pinned {row['label']} ({self.host.who()})")
-        return row
+
+    def repeat(self, row: dict, n: int, target: float, settings: dict) -> bool:
+        """Prune to `target` and fine-tune once per seed (background job); the row gets
+        each seed's value and their mean and 95% interval."""
+        host = self.host
+        seeds = seed_list(host.session.seed, n)
+        row["repeat"] = {"running": True}
+        self.show_table()
+
+        def work(stop, ev):
+            def on_seed(done: dict) -> None:  # the job's status line names the seed
+                ev({"done": done["done"], "total": done["total"],
+                    "layer": f"seed {done['seed']}", "sparsity": done["sparsity"],
+                    "accuracy": done["value"] if host.session.task == "classification"
+                    else None})
+            try:
+                return repeat_finetune(host.session, target, seeds, stop=stop,
+                                       on_seed=on_seed, **settings)
+            except BaseException as err:  # the status line says why; the row says so too
+                row["repeat"] = {"failed": f"{type(err).__name__}: {err}"}
+                raise
+
+        def done(result) -> str:
+            row["repeat"] = result.value
+            self.redraw()
+            return (f"repeated {row['label']} over {result.value['n']} seeds "
+                    f"({host.who()}): {_repeat_cell(result.value)}")
+
+        started = host.jobs.start("repeated run", work, n * max(settings["steps"], 1) *
+                                  max(settings["finetune_epochs"], 1), on_done=done)
+        if not started:  # another job runs: the row stays a single-state pin
+            row["repeat"] = None
+            self.show_table()
+        return started
 
     def run_sweep(self) -> bool:
         host, kwargs = self.host, self.host.prune_kwargs()

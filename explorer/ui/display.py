@@ -3,7 +3,6 @@ one-shot accuracy-vs-sparsity curve, which arrives from the background."""
 
 from __future__ import annotations
 
-import html
 import math
 import threading
 import time
@@ -24,6 +23,7 @@ from .headline import Metric, headline_html
 from .jobs import JobController
 from .model_view import MainView
 from .resizer import Resizer
+from .sample import SampleWorker, sample_html
 from .state import AppState, slot_label
 from .sync import ControlSync
 
@@ -62,6 +62,11 @@ class Display:
         self._drawn_at = 0.0
         self._pending: tuple | None = None
         self._timer: threading.Timer | None = None
+        # The language model's sample line: its perplexity follows each change at once,
+        # its text arrives from the background once the slider rests (issue 15 item 3).
+        self.samples = SampleWorker(self._sample_ready, self._sample_failed)
+        self._sample_text: str | None = None
+        self._sample_head = ""
 
     def grid(self, layer: str, during_job: bool = False) -> dict | None:
         """The layer's connections now (reads the session: never while holding the UI lock
@@ -134,15 +139,46 @@ class Display:
                 self._draw(*pending)
 
     def show_sample(self, snap: Snapshot) -> None:
-        """Language model only; snapshots taken during a job carry no sample (kept)."""
+        """Language model only: the perplexity now, the text when the background has it
+        (the previous text, marked as updating, until then)."""
         host = self.host
         if not host.session.is_lm:
             host.sample.value = ""
-        elif snap.extra.get("sample") is not None:
-            prompt, text = html.escape(snap.extra["prompt"]), html.escape(snap.extra["sample"])
-            host.sample.value = (f'<div class="cx-note">Sample ({host.who()}, perplexity '
-                                 f'{snap.extra["perplexity"]:.2f}): '
-                                 f'<code>{prompt}<b>{text}</b></code></div>')
+            return
+        perplexity = snap.extra.get("perplexity")
+        if perplexity is None or not math.isfinite(perplexity):
+            return  # a job's snapshot: keep the line as it is
+        self._sample_head = f"Sample ({host.who()}, perplexity {perplexity:.2f})"
+        if snap.extra.get("sample") is not None:  # a session that still samples inline
+            self._sample_text = snap.extra["sample"]
+            self._draw_sample("")
+            return
+        self._draw_sample("generating..." if self._sample_text is None else "updating...")
+        self.samples.request((id(host.session), host.session.selected), host.session)
+
+    def cancel_background(self) -> None:
+        """Another session is shown (or the app closes): the curve and sample start over."""
+        self.host.curve.cancel()
+        self.samples.cancel()
+        self._sample_text = None
+
+    def wait_sample(self, timeout: float = 60.0) -> bool:
+        """Wait for the background sample (tests, benchmarks)."""
+        return self.samples.wait(timeout)
+
+    def _draw_sample(self, note: str) -> None:
+        self.host.sample.value = sample_html(self._sample_head, self._sample_text, note)
+
+    def _sample_ready(self, key: Hashable, text: str) -> None:
+        with self.host.ui_lock:
+            if key == (id(self.host.session), self.host.session.selected):
+                self._sample_text = text
+                self._draw_sample("")
+
+    def _sample_failed(self, key: Hashable, err: BaseException) -> None:
+        with self.host.ui_lock:
+            if key == (id(self.host.session), self.host.session.selected):
+                self._draw_sample(f"no sample: {err}")
 
     def draw_curves(self) -> None:
         host = self.host

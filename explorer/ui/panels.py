@@ -72,31 +72,41 @@ class Starters:
         return (f"{name} done ({slot_label(slot)}): val {metric.name} {metric.text(value)}"
                 f"{change} at {snap.sparsity:.0%} sparsity")
 
-    def start_prune_finetune(self) -> bool:
-        """Reach the slider's sparsity in steps, fine-tuning after each (any slider mode:
-        a threshold becomes the sparsity it gives)."""
+    def finetune_settings(self) -> tuple[float, dict]:
+        """The target sparsity and Session.prune_iteratively's settings that the Prune
+        tab's controls ask for (any slider mode: a threshold becomes the sparsity it gives);
+        ValueError says why there are none."""
         host, c = self.host, self.host.c
-        snap, session = host.snap, host.session
-        if session.is_lm:
-            host.set_status("error: Prune and fine-tune is not available for gpt-tiny yet: "
-                            "prune with the slider, then press Train", error=True)
-            return False
-        target = c.slider.value if c.mode.value == "sparsity" else round(snap.sparsity, 4)
+        if host.session.is_lm:
+            raise ValueError("Prune and fine-tune is not available for gpt-tiny yet: "
+                             "prune with the slider, then press Train")
+        target = c.slider.value if c.mode.value == "sparsity" else round(host.snap.sparsity, 4)
         if target <= 0:
-            host.set_status("error: Prune and fine-tune needs a sparsity above 0: move the "
-                            "slider first", error=True)
+            raise ValueError("Prune and fine-tune needs a sparsity above 0: move the slider "
+                             "first")
+        return target, dict(steps=c.steps.value, schedule=c.schedule.value,
+                            finetune_epochs=c.finetune_epochs.value,
+                            rewind=rewind_value(c.rewind.value),
+                            lr=c.lr.value * C.FINETUNE_LR_FACTOR, optimizer=self.optimizer(),
+                            batch_size=self.batch_size(),
+                            scope=c.scope.value if c.mode.value != "std" else "layer",
+                            structured=c.structured.value, norm=c.norm.value)
+
+    def start_prune_finetune(self) -> bool:
+        """Reach the slider's sparsity in steps, fine-tuning after each."""
+        host = self.host
+        snap, session = host.snap, host.session
+        try:
+            target, kwargs = self.finetune_settings()
+        except ValueError as err:
+            host.set_status(f"error: {err}", error=True)
             return False
-        steps, ft = c.steps.value, c.finetune_epochs.value
+        steps, ft = kwargs["steps"], kwargs["finetune_epochs"]
         slot, metric = host.session_selected(), host.metric()
         pruned = metric.value(snap) if snap.sparsity > 0 else None
         dense = host.dense_value(slot)
         marks_from = len(session.history)
         x0, first = host.book.step_count(slot), session.total_steps
-        kwargs = dict(steps=steps, schedule=c.schedule.value, finetune_epochs=ft,
-                      rewind=rewind_value(c.rewind.value), lr=c.lr.value * C.FINETUNE_LR_FACTOR,
-                      optimizer=self.optimizer(), batch_size=self.batch_size(),
-                      scope=c.scope.value if c.mode.value != "std" else "layer",
-                      structured=c.structured.value, norm=c.norm.value)
 
         def done(result: JobResult) -> str:
             for h in list(session.history)[marks_from:]:  # pruning events on the curves
