@@ -30,7 +30,7 @@ import traitlets
 
 from ..config import EXPORT_KINDS
 from ..session.session import Session
-from .controls import NARROW, STYLE, button, row, tagged
+from .controls import STYLE, button, row, tagged
 from .host import Host
 
 DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
@@ -175,7 +175,9 @@ class FilesPanel:
         self.upload = tagged(ChunkedUpload(g(self.load_bytes), g(self._refused),
                                            on_start=g(self._busy_message)), "load-session")
         self.kind = tagged(W.Dropdown(options=EXPORT_KINDS, value="masked",
-                                      description="Export as", layout=NARROW, style=STYLE),
+                                      description="Export as", style=STYLE,
+                                      # room for "masked" beside its arrow (NARROW cut it)
+                                      layout=W.Layout(width="200px")),
                            "export-kind")
         self.export = button("Export model", "export-model")
         self.link = tagged(W.HTML(""), "download")
