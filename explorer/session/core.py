@@ -22,6 +22,7 @@ from torch import nn
 
 from ..config import HISTORY_MAX, PruneConfig, TrainConfig, check_choice
 from ..data.datasets import Dataset, from_tensors, load_dataset
+from ..data.images import is_image_folder, load_image_folder
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
@@ -126,6 +127,8 @@ class SessionCore:
         if train is None and val is None and test is None:
             if isinstance(dataset, Dataset):
                 return dataset
+            if is_image_folder(dataset):
+                return load_image_folder(str(dataset), seed=seed, device=device)
             return load_dataset(str(dataset or "digits"), seed=seed, device=device)
         if dataset is not None:
             raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
