@@ -80,8 +80,9 @@ def build_graph(model: nn.Module, example: torch.Tensor):  # -> tp.DependencyGra
     import torch_pruning as tp
 
     was = model.training
-    try:
-        return tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
+    try:  # the graph is traced through autograd: callers may sit inside no_grad
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
     except Exception as err:  # tracing failures come in many types; name the model
         raise ValueError(f"the dependency graph cannot trace {type(model).__name__}: "
                          f"{type(err).__name__}: {err}") from err
