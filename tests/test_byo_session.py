@@ -103,3 +103,28 @@ def test_bad_model_leaves_a_session_unchanged(tmp_path, byo):
     after = fingerprint(s)
     assert before[:2] == after[:2]
     assert all(torch.equal(before[2][k], after[2][k]) for k in before[2])
+
+
+def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
+    """Above FAST_EVAL_MIN_PARAMS a prune evaluates 256 seeded rows (the same each move,
+    said in extra); refine() gives the full set, equal to a plain snapshot."""
+    import explorer.session.core as core
+    from explorer.engine.train import evaluate
+    from explorer.ui.headline import Metric, headline_html
+
+    folder, model = byo
+    s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
+    assert s.quick_subset() is None  # 6k parameters: always the full set
+    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
+    first = s.prune(sparsity=0.3, structured=True)
+    assert (first.extra["eval_samples"], first.extra["eval_total"]) == (50, 80)
+    rows = s.subset_split("val", 50)
+    assert rows.x.shape[0] == 50 and torch.equal(rows.x, s.subset_split("val", 50).x)
+    _, acc, _ = evaluate(s.model, rows, "classification")
+    assert first.accuracy == pytest.approx(acc)
+    full = s.refine()
+    assert "eval_samples" not in full.extra
+    assert full.accuracy == pytest.approx(evaluate(s.model, s.data.val, "classification")[1])
+    text = headline_html(first, Metric("accuracy", True), None, "teacher")
+    assert "50 of 80 samples (subset" in text

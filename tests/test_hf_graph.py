@@ -86,3 +86,16 @@ def test_zero_sparsity_keeps_everything(folders):
     masks, _ = graph_masks(dict(model.named_parameters()), groups, 0.0, "l1")
     assert all(bool(m.all()) for m in masks.values())
     assert n_params(graph_shrink(model)) == n_params(model)
+
+
+@pytest.mark.parametrize("kind", ("resnet", "mobilenetv2", "gpt2"))
+def test_removed_fraction_counts_what_the_shrink_removes(folders, kind):
+    """The fraction counted from dead channels equals 1 - shrunk / dense parameters."""
+    from explorer.engine.attention import graph_removed_fraction
+
+    model = load_hf(f"hf:{folders[kind]}")
+    groups, _ = graph_of(model)
+    masked = masked_copy(model, graph_masks(dict(model.named_parameters()), groups, 0.5,
+                                            "l1")[0])
+    want = 1 - n_params(graph_shrink(masked)) / n_params(model)
+    assert graph_removed_fraction(masked) == pytest.approx(want, abs=1e-9)

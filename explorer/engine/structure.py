@@ -189,6 +189,10 @@ def count_params(model: nn.Module) -> int:
 
 def removed_fraction(model: nn.Module) -> float | None:
     """Fraction of all parameters a shrink would remove (None when it cannot shrink)."""
+    if on_graph(model):
+        from .attention import graph_removed_fraction
+
+        return graph_removed_fraction(model)
     try:
         small = shrink_model(model)
     except ValueError:
