@@ -10,11 +10,11 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("torch_pruning")
 
+from hf_util import saved  # noqa: E402
+
 from explorer.engine.attention import graph_of, graph_shrink  # noqa: E402
 from explorer.engine.graph import graph_masks  # noqa: E402
 from explorer.models.hf import load_hf  # noqa: E402
-
-from hf_util import saved  # noqa: E402
 
 KINDS = ("resnet", "mobilenetv2", "vit", "bert", "gpt2")
 

@@ -38,8 +38,8 @@ def _read(path: Path, size: int) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise ValueError(f"imagefolder: cannot read image {path}: {err}") from err
 

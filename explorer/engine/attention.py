@@ -14,6 +14,8 @@ It is computed once per model and cached on it (tracing ResNet-18 takes about a 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -36,7 +38,7 @@ def _head_members(n: int, hd: int, rows: tuple[str, ...], out: str,
 
 
 def _layout(model: nn.Module, name: str,
-            module: nn.Module) -> tuple[tuple[str, ...], str, int, int, bool] | None:
+            module: Any) -> tuple[tuple[str, ...], str, int, int, bool] | None:
     """(row projections, output projection, heads, head size, fused) of an attention module."""
     prefix = f"{name}." if name else ""
 
@@ -85,7 +87,7 @@ def attention_groups(model: nn.Module) -> tuple[list[GraphGroup], set[str]]:
     return groups, owned
 
 
-def graph_of(model: nn.Module) -> tuple[list[GraphGroup], list[str]]:
+def graph_of(model: Any) -> tuple[list[GraphGroup], list[str]]:
     """(groups, skipped reasons) of a model with `example_input` and `output_layer`."""
     cached = model.__dict__.get(CACHE)
     if cached is not None:
@@ -101,7 +103,7 @@ def graph_of(model: nn.Module) -> tuple[list[GraphGroup], list[str]]:
     return result
 
 
-def _sliced(linear: nn.Linear, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Linear:
+def _sliced(linear: Any, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Linear:
     w = linear.weight.detach()
     w = w.index_select(0, rows) if rows is not None else w
     w = w.index_select(1, cols) if cols is not None else w
@@ -148,7 +150,7 @@ def shrink_heads(model: nn.Module, groups: list[GraphGroup]) -> None:
                 setattr(att, attr, len(keep) * hd)
 
 
-def graph_shrink(model: nn.Module) -> nn.Module:
+def graph_shrink(model: Any) -> nn.Module:
     """A physically smaller copy of `model`: dead channels (graph) and dead heads removed."""
     groups, _ = graph_of(model)
     small = shrink_channels(model, groups, model.example_input())
@@ -167,7 +169,7 @@ def graph_removed_fraction(model: nn.Module) -> float:
     exactly what `graph_shrink` slices away (tests compare the two).
     """
     groups, _ = graph_of(model)
-    state = dict(model.named_parameters())
+    state: dict[str, torch.Tensor] = dict(model.named_parameters())
     gone: dict[str, torch.Tensor] = {}
     for group in groups:
         dead = torch.zeros(group.size, dtype=torch.bool)

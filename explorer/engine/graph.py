@@ -136,23 +136,40 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
     return groups, skipped
 
 
+# The last scores of each group, with the tensors they were computed from (held, so that
+# identity plus autograd's version counter proves the weights unchanged): a slider move
+# on an 11M-parameter model re-ranks from these instead of re-reading every weight.
+_SCORES: dict[tuple[str, str], tuple[tuple[torch.Tensor, ...], tuple[int, ...],
+                                     torch.Tensor]] = {}
+
+
 def group_scores(group: GraphGroup, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
     """L1 (or L2) norm of each group channel over all its producer weight entries."""
+    rank = [m for m in group.members if m.rank]
+    tensors = tuple(params[m.param] for m in rank)
+    versions = tuple(t._version for t in tensors)
+    hit = _SCORES.get((group.name, norm))
+    if hit is not None and len(hit[0]) == len(tensors) and hit[1] == versions and \
+            all(a is b for a, b in zip(hit[0], tensors)):
+        return hit[2]
     total = torch.zeros(group.size, dtype=torch.float64)
-    for mem in group.members:
-        if not mem.rank:
-            continue
-        w = params[mem.param].detach().index_select(mem.dim, mem.idx.to(
-            params[mem.param].device)).movedim(mem.dim, 0).reshape(len(mem.idx), -1).double().cpu()
-        part = w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1)
-        total.index_add_(0, mem.root, part)
-    return (total if norm == "l1" else total.sqrt()).float()
+    for mem, ref in zip(rank, tensors):
+        w = ref.detach().index_select(mem.dim, mem.idx.to(ref.device)).movedim(mem.dim, 0)
+        w = w.reshape(len(mem.idx), -1).double().cpu()
+        total.index_add_(0, mem.root, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
+    scores = (total if norm == "l1" else total.sqrt()).float()
+    _SCORES[(group.name, norm)] = (tensors, versions, scores)
+    return scores
 
 
 def graph_masks(params: dict[str, torch.Tensor], groups: list[GraphGroup], sparsity: float,
                 norm: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Masks that remove round(s * n) lowest-norm channels of every group (one survives)."""
-    masks: dict[str, torch.Tensor] = {}
+    """Masks that remove round(s * n) lowest-norm channels of every group (one survives).
+
+    Each parameter is cut along at most a few dimensions, so its mask is the outer AND of
+    one keep-vector per dimension (one allocation per parameter, not one per group).
+    """
+    keeps: dict[str, dict[int, torch.Tensor]] = {}
     warnings = []
     for group in groups:
         scores = group_scores(group, params, norm)
@@ -165,12 +182,17 @@ def graph_masks(params: dict[str, torch.Tensor], groups: list[GraphGroup], spars
         keep = torch.ones(n, dtype=torch.bool)
         keep[torch.sort(scores, stable=True).indices[:k]] = False
         for mem in group.members:
-            ref = params[mem.param]
-            mask = masks.get(mem.param)
-            if mask is None:
-                mask = torch.ones(ref.shape, dtype=torch.bool, device=ref.device)
-            drop = mem.idx[~keep[mem.root]].to(ref.device)
-            masks[mem.param] = mask.index_fill(mem.dim, drop, False)
+            dims = keeps.setdefault(mem.param, {})
+            size = params[mem.param].shape[mem.dim]
+            vec = dims.get(mem.dim, torch.ones(size, dtype=torch.bool))
+            dims[mem.dim] = vec.index_fill(0, mem.idx[~keep[mem.root]], False)
+    masks = {}
+    for name, dims in keeps.items():
+        ref = params[name]
+        mask = torch.ones((1,) * ref.ndim, dtype=torch.bool)
+        for dim, vec in dims.items():
+            mask = mask & vec.view(*[-1 if d == dim else 1 for d in range(ref.ndim)])
+        masks[name] = mask.expand(ref.shape).to(ref.device).contiguous()
     return masks, warnings
 
 

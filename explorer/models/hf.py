@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,14 +99,14 @@ def _conv1d_to_linear(model: nn.Module) -> None:
             setattr(model.get_submodule(parent) if parent else model, child, linear)
 
 
-def _embeddings(model: nn.Module, which: str) -> nn.Module | None:
+def _embeddings(model: Any, which: str) -> Any:
     try:  # vision models raise NotImplementedError: they have no token embeddings
         return getattr(model, f"get_{which}_embeddings")()
     except (NotImplementedError, AttributeError):
         return None
 
 
-def _untie(model: nn.Module) -> None:
+def _untie(model: Any) -> None:
     out, inp = _embeddings(model, "output"), _embeddings(model, "input")
     if out is not None and inp is not None and out.weight is inp.weight:
         out.weight = nn.Parameter(inp.weight.detach().clone())
