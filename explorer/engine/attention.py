@@ -87,14 +87,18 @@ def attention_groups(model: nn.Module) -> tuple[list[GraphGroup], set[str]]:
     return groups, owned
 
 
-def graph_of(model: Any) -> tuple[list[GraphGroup], list[str]]:
-    """(groups, skipped reasons) of a model with `example_input` and `output_layer`."""
+def graph_of(model: Any, example: torch.Tensor | None = None,
+             output: str | None = None) -> tuple[list[GraphGroup], list[str]]:
+    """(groups, skipped reasons) of `model`, traced on `example` with `output` the layer
+    writing the logits; both default to the model's `example_input()` / `output_layer()`
+    (HFModel). Any nn.Module works given both (the zoo's oracle tests use that)."""
     cached = model.__dict__.get(CACHE)
     if cached is not None:
         return cached
     heads, owned = attention_groups(model)
-    channels, skipped = channel_groups(model, model.example_input(), model.output_layer(),
-                                       owned)
+    example = model.example_input() if example is None else example
+    output = model.output_layer() if output is None else output
+    channels, skipped = channel_groups(model, example, output, owned)
     result = (heads + channels, skipped)
     if not result[0]:
         raise ValueError(f"no structured group in {type(model).__name__}: "
