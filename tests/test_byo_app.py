@@ -49,3 +49,24 @@ def test_layer_search_sets_the_layer_dropdown():
     dropdown.value = names[0]
     search.box.value = names[97]  # no longer a layer: ignored
     assert dropdown.value == names[0] and search.box.layout.display == "none"
+
+
+@pytest.mark.slow  # shares the app above
+def test_headline_says_subset_then_the_full_set_follows(app, monkeypatch):
+    """A big model's move shows the 256-subset first (said in the headline); the refiner
+    then shows the full validation split, and a newer move cancels a pending one."""
+    import explorer.session.core as core
+    import explorer.ui.refine as refine
+
+    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 4)
+    monkeypatch.setattr(refine, "SETTLE_S", 0.0)
+    app.c.structured.value = False
+    app.c.slider.value = 0.3
+    total = len(app.session.data.val)
+    assert f"on 4 of {total} samples (subset" in headline(app)
+    assert app.refiner.wait()
+    assert "subset" not in headline(app)
+    assert app.snap.accuracy == pytest.approx(app.session.refine().accuracy)
+    app.refiner.after(app.snap)  # a full-set snapshot schedules nothing
+    assert app.refiner.generation and app.refiner.wait()
