@@ -99,3 +99,21 @@ def test_removed_fraction_counts_what_the_shrink_removes(folders, kind):
                                             "l1")[0])
     want = 1 - n_params(graph_shrink(masked)) / n_params(model)
     assert graph_removed_fraction(masked) == pytest.approx(want, abs=1e-9)
+
+
+def test_cached_scores_follow_weight_changes(folders):
+    """Scores are reused while the weights are untouched and recomputed after an edit."""
+    from explorer.engine import graph
+    from explorer.engine.graph import group_scores
+
+    model = load_hf(f"hf:{folders['resnet']}")
+    group = graph_of(model)[0][0]
+    params = dict(model.named_parameters())
+    first = group_scores(group, params, "l1")
+    assert group_scores(group, params, "l1") is first
+    with torch.no_grad():
+        params[group.members[0].param].mul_(2.0)  # bumps the version counter
+    again = group_scores(group, params, "l1")
+    assert not torch.equal(again, first)
+    graph._SCORES.clear()
+    assert torch.equal(group_scores(group, params, "l1"), again)

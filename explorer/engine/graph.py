@@ -18,6 +18,7 @@ their own groups (`heads.attention_groups`): the graph sees a head only as chann
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -136,10 +137,11 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
     return groups, skipped
 
 
-# The last scores of each group, with the tensors they were computed from (held, so that
-# identity plus autograd's version counter proves the weights unchanged): a slider move
-# on an 11M-parameter model re-ranks from these instead of re-reading every weight.
-_SCORES: dict[tuple[str, str], tuple[tuple[torch.Tensor, ...], tuple[int, ...],
+# The last scores of each group, with weak references to the tensors they were computed
+# from (identity plus autograd's version counter proves the weights unchanged; a freed
+# tensor simply misses): a slider move on an 11M-parameter model re-ranks from these
+# instead of re-reading every weight.
+_SCORES: dict[tuple[str, str], tuple[tuple[weakref.ref, ...], tuple[int, ...],
                                      torch.Tensor]] = {}
 
 
@@ -150,7 +152,7 @@ def group_scores(group: GraphGroup, params: dict[str, torch.Tensor], norm: str) 
     versions = tuple(t._version for t in tensors)
     hit = _SCORES.get((group.name, norm))
     if hit is not None and len(hit[0]) == len(tensors) and hit[1] == versions and \
-            all(a is b for a, b in zip(hit[0], tensors)):
+            all(ref() is t for ref, t in zip(hit[0], tensors)):
         return hit[2]
     total = torch.zeros(group.size, dtype=torch.float64)
     for mem, ref in zip(rank, tensors):
@@ -158,7 +160,7 @@ def group_scores(group: GraphGroup, params: dict[str, torch.Tensor], norm: str) 
         w = w.reshape(len(mem.idx), -1).double().cpu()
         total.index_add_(0, mem.root, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
     scores = (total if norm == "l1" else total.sqrt()).float()
-    _SCORES[(group.name, norm)] = (tensors, versions, scores)
+    _SCORES[(group.name, norm)] = (tuple(weakref.ref(t) for t in tensors), versions, scores)
     return scores
 
 
