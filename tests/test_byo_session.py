@@ -128,3 +128,22 @@ def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
     assert full.accuracy == pytest.approx(evaluate(s.model, s.data.val, "classification")[1])
     text = headline_html(first, Metric("accuracy", True), None, "teacher")
     assert "50 of 80 samples (subset" in text
+
+
+def test_hf_bert_on_token_tensors(tmp_path):
+    """A BERT classifier on the user's token tensors: train, prune heads and neurons
+    through the graph, shrink; the shrunk model answers as the masked one."""
+    folder = saved("bert", tmp_path, 2)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 50, (96, 8), generator=gen)
+    labels = (ids[:, 0] > 25).long()  # learnable: the first token decides
+    s = Session(model=f"hf:{folder}", train=(ids[:64], labels[:64]),
+                val=(ids[64:], labels[64:]))
+    s.train(epochs=2, lr=3e-3)
+    s.prune(sparsity=0.5, structured=True)
+    small = s.shrink()
+    x = s.data.val.x
+    with torch.no_grad():
+        torch.testing.assert_close(small.eval()(x), s.model.eval()(x), atol=1e-4, rtol=1e-4)
+    heads = small.get_submodule("inner.bert.encoder.layer.0.attention.self")
+    assert heads.num_attention_heads == 2
