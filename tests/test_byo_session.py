@@ -147,3 +147,10 @@ def test_hf_bert_on_token_tensors(tmp_path):
         torch.testing.assert_close(small.eval()(x), s.model.eval()(x), atol=1e-4, rtol=1e-4)
     heads = small.get_submodule("inner.bert.encoder.layer.0.attention.self")
     assert heads.num_attention_heads == 2
+
+
+def test_causal_lm_is_refused_by_name(tmp_path, byo):
+    """A GPT-2 folder in an image Session: refused, naming the folder and why."""
+    folder = saved("gpt2", tmp_path)
+    with pytest.raises(ValueError, match=f"{folder}.*causal language model"):
+        Session(f"imagefolder:{byo[0]}", f"hf:{folder}")
