@@ -55,12 +55,12 @@ class HFModel(nn.Module):
     def example_input(self, batch: int = 2) -> torch.Tensor:
         """A small input of the right shape and type (traces the dependency graph)."""
         device = next(self.parameters()).device
+        cfg: Any = self.inner.config  # a transformers PretrainedConfig
         if self.kind == "image":
-            cfg = self.inner.config
             shape = self.image_shape or (getattr(cfg, "num_channels", 3),
                                          *([int(getattr(cfg, "image_size", 32))] * 2))
             return torch.randn(batch, *shape, device=device)
-        vocab = int(self.inner.config.vocab_size)
+        vocab = int(cfg.vocab_size)
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(0, vocab, (batch, SEQUENCE_EXAMPLE_LEN), generator=gen)
         return ids.to(device)
