@@ -18,6 +18,7 @@ their own groups (`heads.attention_groups`): the graph sees a head only as chann
 from __future__ import annotations
 
 import copy
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -82,7 +83,10 @@ def build_graph(model: nn.Module, example: torch.Tensor):  # -> tp.DependencyGra
 
     was = model.training
     try:  # the graph is traced through autograd: callers may sit inside no_grad
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            # Torch-Pruning warns that it would cut free parameters (ViT's cls_token) along
+            # their last dimension; channel_groups refuses those groups instead, by name
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             return tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
     except Exception as err:  # tracing failures come in many types; name the model
         raise ValueError(f"the dependency graph cannot trace {type(model).__name__}: "
@@ -99,6 +103,7 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
     """
     graph = build_graph(model, example)
     names = {m: n for n, m in model.named_modules()}
+    free = {id(p): n for n, p in model.named_parameters()}
     ignored = [model.get_submodule(output_layer)]
     groups, skipped = [], []
     for group in graph.get_all_groups(ignored_layers=ignored,
@@ -109,6 +114,10 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
         for item in group.items:
             dep, idxs, roots = item.dep, item.idxs, item.root_idxs
             module = dep.target.module
+            if isinstance(module, nn.Parameter):  # a free tensor (ViT's cls_token): the
+                pname = free.get(id(module), "a parameter")  # mask would miss it
+                reason = f"{pname}: a free parameter on these channels"
+                break
             mname = names.get(module) if isinstance(module, nn.Module) else None
             if mname is None:
                 continue  # an operation (add, reshape, activation): no parameters
@@ -129,7 +138,7 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
                 break
             members += found
         if reason is not None or root_name is None:
-            skipped.append(f"{root_name}: {reason}" if reason else "an unnamed group")
+            skipped.append(f"group of {root_name}: {reason}" if reason else "an unnamed group")
             continue
         size = int(max(int(m.root.max()) for m in members)) + 1 if members else 0
         if size > 1 and any(m.rank for m in members):
