@@ -154,3 +154,14 @@ def test_causal_lm_is_refused_by_name(tmp_path, byo):
     folder = saved("gpt2", tmp_path)
     with pytest.raises(ValueError, match=f"{folder}.*causal language model"):
         Session(f"imagefolder:{byo[0]}", f"hf:{folder}")
+
+
+def test_save_refuses_plainly(tmp_path, byo):
+    """Saving an image-folder session says what the file cannot hold; nothing is written."""
+    folder, model = byo
+    s = Session(f"imagefolder:{folder}", f"hf:{model}")
+    with pytest.raises(ValueError, match="read from a folder.*export"):
+        s.save(tmp_path / "s.pt")
+    assert not (tmp_path / "s.pt").exists()
+    s.export(tmp_path / "m.pt", kind="masked")  # what does work: the model itself
+    assert (tmp_path / "m.pt").stat().st_size > 0
