@@ -41,9 +41,10 @@ $(STAMP_RUN): pyproject.toml | $(PYTHON)
 	$(PYTHON) -m pip install '$(TORCH)' -e .
 	touch $@
 
-# The ray extra too: its tests run in every `make test` (in a private network namespace).
+# The ray extra too: its tests run in every `make test` (in a private network namespace);
+# and hf, for the hf:PATH tests (tiny transformers models built from configs).
 $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
-	$(PYTHON) -m pip install '$(TORCH)' -e '.[test,ray]'
+	$(PYTHON) -m pip install '$(TORCH)' -e '.[test,ray,hf]'
 	touch $@
 
 venv: $(STAMP_RUN)

@@ -20,6 +20,10 @@ THRESHOLD_SLIDER_MAX = 0.5  # weights of the default model rarely exceed this
 STD_MIN = 0.0
 STD_SLIDER_MAX = 3.0
 MIN_LAYER_DENSITY = 0.01  # global scope never leaves a layer with fewer survivors
+# A slider move on a big model answers first from a fixed, seeded validation subset (the
+# headline says so); the full set follows (Session.refine). Small models always use all.
+FAST_EVAL_SAMPLES = 256
+FAST_EVAL_MIN_PARAMS = 2_000_000
 BN_RECALIBRATION_SAMPLES = 512  # training samples that re-estimate BatchNorm statistics
 HIST_BINS = 60
 

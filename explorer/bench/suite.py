@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .byo import BYO_KEYS, BYO_TARGETS, byo_figures
+
 SLIDER_VALUES = (0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.8, 0.4, 0.6, 0.95)
 SIZES_FULL = (1e5, 1e6, 1e7, 2.5e7)
 KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_ratio",
@@ -28,7 +30,8 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "slider_ms_by_params", "structured_speedup_b256", "structured_speedup_b1",
         "masked_speedup_b256", "browser_roundtrip_p50_ms", "dashboard_ready_s",
         "dashboard_ready_preheat_s", "gpu_epoch_speedup", "peer_slider_ratio",
-        "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms")
+        "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
+        *BYO_KEYS)
 PEER_SIZES = (1e6, 1e7)
 
 
@@ -254,6 +257,7 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     _step(results, notes, "train_overhead_ratio_lenet300", lambda: bench_train_overhead(
         _session("digits" if tiny else "mnist-5k", "lenet300"), 1 if tiny else 3, pairs))
     _step(results, notes, "_structured", lambda: structured_figures(tiny, quick))
+    _step(results, notes, "_byo", lambda: byo_figures(tiny, quick))  # issue 18 (bench/byo)
     from .gpu import bench_gpu_epoch  # imports torch: not at the CLI's start
 
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
@@ -300,7 +304,7 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "dashboard_ready_s": "<= 10", "dashboard_ready_preheat_s": "<= 5",
            "peer_slider_ratio": "<= 0.2", "peer_slider_ms": "ours vs peer, ms",
            "kernel_rss_mib": "<= 350", "visitors_ready_s_p95": "<= 20 (8 visitors)",
-           "visitors_slider_p95_ms": "<= 1500"}
+           "visitors_slider_p95_ms": "<= 1500", **BYO_TARGETS}
 
 
 def format_table(results: dict) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .. import config as C
 from ..config import (
@@ -35,11 +36,34 @@ SEEDS_MAX = 100
 DATASETS, MODELS = C.ALL_DATASETS, C.ALL_MODELS  # what `--dataset` / `--model` accept
 
 
+def own(choices: Sequence[str], prefix: str) -> Callable[[str], str]:
+    """An argparse type: one of `choices`, or `prefix` + an existing folder (your own)."""
+
+    def parse(text: str) -> str:
+        if text in choices:
+            return text
+        if text.startswith(prefix):
+            folder = Path(text[len(prefix):]).expanduser()
+            if not folder.is_dir():
+                raise argparse.ArgumentTypeError(f"{folder} is not a folder")
+            return text
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(choices)}, or {prefix}PATH)")
+
+    return parse
+
+
+def is_own_model(model: str) -> bool:
+    return model.startswith("hf:")
+
+
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add every `explorer run` option to `parser`."""
     add = parser.add_argument
-    add("--dataset", choices=DATASETS, default="digits")
-    add("--model", choices=MODELS, default="mlp")
+    add("--dataset", type=own(DATASETS, "imagefolder:"), default="digits",
+        help=f"{', '.join(DATASETS)}, or imagefolder:PATH (one sub-folder per class)")
+    add("--model", type=own(MODELS, "hf:"), default="mlp",
+        help=f"{', '.join(MODELS)}, or hf:PATH (a save_pretrained folder)")
     add("--width", type=number(C.MODEL_WIDTH_MIN, C.MODEL_WIDTH_MAX), default=1.0,
         help="width multiplier of the model's hidden layers")
     add("--init", choices=C.INITS, default="default")
@@ -155,6 +179,10 @@ def check_combination(args: argparse.Namespace) -> str | None:
     if args.prune_std is not None and args.scope == "global":
         return "argument --scope: --prune-std is a per-layer rule, got 'global'"
     student = args.student is not None or args.student_layers is not None
+    if is_own_model(args.model) and (student or args.width != 1.0 or args.init != "default"):
+        flag = "--student" if student else "--width" if args.width != 1.0 else "--init"
+        return (f"argument {flag}: applies to the zoo's models, not to {args.model!r} "
+                "(its architecture and weights come from its folder)")
     for flag, value in (("--temperature", args.temperature), ("--alpha", args.alpha),
                         ("--no-t-squared", args.no_t_squared or None)):
         if value is not None and not student:

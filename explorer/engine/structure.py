@@ -29,9 +29,21 @@ NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
+def on_graph(model: nn.Module) -> bool:
+    """Whether `model`'s groups come from the dependency graph (engine.attention): models
+    that offer `example_input()` and `output_layer()` (transformers models, models.hf)."""
+    return callable(getattr(model, "example_input", None)) and \
+        callable(getattr(model, "output_layer", None))
+
+
 def model_groups(model: nn.Module) -> tuple[list[Group], bool]:
-    """(groups, graph_known). Zoo models declare theirs; for any other module every
-    Linear/Conv except the last is its own group with unknown consumers (mask only)."""
+    """(groups, graph_known). Zoo models declare theirs; models on the dependency graph get
+    `GraphGroup`s from it; for any other module every Linear/Conv except the last is its
+    own group with unknown consumers (mask only)."""
+    if on_graph(model):
+        from .attention import graph_of
+
+        return list(graph_of(model)[0]), True  # type: ignore[arg-type]
     declared = getattr(model, "groups", None)  # nn.Conv2d has an int `groups`: call only methods
     if callable(declared):
         return list(declared()), True
@@ -74,6 +86,13 @@ def structured_masks(params: dict[str, torch.Tensor], groups: list[Group], spars
     the lower index is removed first. `params` are the weights to rank, e.g. the dense
     base, or the current masked weights when masks must stack (`stacked_masks`).
     """
+    if groups and not isinstance(groups[0], Group):  # GraphGroups: rank and mask by graph
+        from .graph import graph_masks
+
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        found, notes = graph_masks(params, groups, sparsity, norm)  # type: ignore[arg-type]
+        return MaskResult(found, {}, tuple(notes))
     masks: dict[str, torch.Tensor] = {}
     warnings = []
     for group in groups:
@@ -139,6 +158,10 @@ def shrink_model(model: nn.Module) -> nn.Module:
     """
     from ..models.zoo import build_from_arch
 
+    if on_graph(model):
+        from .attention import graph_shrink
+
+        return graph_shrink(model).train(model.training)
     groups, known = model_groups(model)
     resized_arch = getattr(model, "resized_arch", None)
     if not known or not callable(resized_arch):
@@ -166,6 +189,10 @@ def count_params(model: nn.Module) -> int:
 
 def removed_fraction(model: nn.Module) -> float | None:
     """Fraction of all parameters a shrink would remove (None when it cannot shrink)."""
+    if on_graph(model):
+        from .attention import graph_removed_fraction
+
+        return graph_removed_fraction(model)
     try:
         small = shrink_model(model)
     except ValueError:
@@ -266,6 +293,14 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor,
 
 def shrunk_if_structured(model: nn.Module) -> nn.Module | None:
     """The shrunk model when `model` has dead channels and a known graph, else None."""
+    if on_graph(model):
+        from .attention import graph_of
+        from .graph import dead_channels
+
+        state = model.state_dict()
+        if not any(len(dead_channels(g, state)) for g in graph_of(model)[0]):
+            return None
+        return shrink_model(model)
     groups, known = model_groups(model)
     if not known or not hasattr(model, "resized_arch"):
         return None

@@ -20,8 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import HISTORY_MAX, PruneConfig, TrainConfig, check_choice
-from ..data.datasets import Dataset, from_tensors, load_dataset
+from ..config import (
+    FAST_EVAL_MIN_PARAMS,
+    FAST_EVAL_SAMPLES,
+    HISTORY_MAX,
+    PruneConfig,
+    TrainConfig,
+    check_choice,
+)
+from ..data.datasets import Dataset, Split, from_tensors, load_dataset
+from ..data.images import is_image_folder, load_image_folder
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
@@ -131,6 +139,8 @@ class SessionCore:
         if train is None and val is None and test is None:
             if isinstance(dataset, Dataset):
                 return dataset
+            if is_image_folder(dataset):
+                return load_image_folder(str(dataset), seed=seed, device=device)
             return load_dataset(str(dataset or "digits"), seed=seed, device=device)
         if dataset is not None:
             raise ValueError(f"give either dataset={dataset!r} or train=/val= tensors, not both")
@@ -206,7 +216,27 @@ class SessionCore:
             self.slot.install_masks(result, config)
             settle_norms(self.model, self.base, self.data.train.x,
                          recalibrate=structured and self.bn_recalibration)
-            return self.engine_snapshot()
+            return self.engine_snapshot(subset=self.quick_subset())
+
+    def quick_subset(self, split: str = "val") -> int | None:
+        """FAST_EVAL_SAMPLES for a model of FAST_EVAL_MIN_PARAMS or more whose `split` is
+        larger than that (a slider move's first answer), else None (evaluate everything)."""
+        n = sum(p.numel() for p in self.model.parameters())
+        size = len(self.data.split(split))
+        big = n >= FAST_EVAL_MIN_PARAMS and size > FAST_EVAL_SAMPLES
+        return FAST_EVAL_SAMPLES if big and not self.is_lm else None
+
+    def refine(self, split: str = "val") -> Snapshot:
+        """The full-set snapshot that follows a subset answer (run it in the background)."""
+        with self.lock:
+            return self.engine_snapshot(split)
+
+    def subset_split(self, split: str, n: int) -> Split:
+        """The first `n` of a seeded permutation of `split`: the same rows every move."""
+        whole = self.data.split(split)
+        gen = torch.Generator().manual_seed(self.seed)
+        idx = torch.randperm(len(whole), generator=gen)[:n].sort().values.to(whole.x.device)
+        return Split(whole.x[idx], whole.y[idx])
 
     def reset_pruning(self) -> Snapshot:
         """Drop the masks: the model holds the dense base again, bit for bit."""
@@ -357,14 +387,21 @@ class SessionCore:
         self.total_steps = saved[0]
 
     # ----- measuring ---------------------------------------------------------------
-    def snapshot(self, split: str = "val", evaluate_model: bool = True) -> Snapshot:
-        """Freeze the current state: metrics on `split`, per-layer sparsity, histograms."""
+    def snapshot(self, split: str = "val", evaluate_model: bool = True,
+                 subset: int | None = None) -> Snapshot:
+        """Freeze the current state: metrics on `split` (on `subset` seeded rows of it when
+        given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
+        histograms."""
         with self.lock:
             slot = self.slot
             params = slot.params()
             layers = tuple(slot.layer_stats(n, p) for n, p in params.items())
+            rows = self.data.split(split)
+            partial = bool(subset) and len(rows) > int(subset or 0)
+            if partial:
+                rows = self.subset_split(split, int(subset or 0))
             if evaluate_model:
-                loss, accuracy, _ = evaluate(slot.model, self.data.split(split), self.task)
+                loss, accuracy, _ = evaluate(slot.model, rows, self.task)
             else:
                 loss, accuracy = float("nan"), None
             others = [p for n, p in slot.model.named_parameters() if n not in params]
@@ -381,11 +418,14 @@ class SessionCore:
                     "mode": config.mode, "value": config.value, "scope": config.scope},
                 warnings=slot.warnings)
             extra = self.objective.snapshot_extra(self, snap, evaluate_model)
+            if partial and evaluate_model:
+                extra = {**extra, "eval_samples": len(rows),
+                         "eval_total": len(self.data.split(split))}
             return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
-    def engine_snapshot(self, split: str = "val") -> Snapshot:
+    def engine_snapshot(self, split: str = "val", subset: int | None = None) -> Snapshot:
         """snapshot() plus which sparsity a structured number means (PITFALLS)."""
-        snap = self.snapshot(split)
+        snap = self.snapshot(split, subset=subset)
         config = self.prune_config
         if config is None or not config.structured:
             return snap

@@ -106,9 +106,9 @@ def session_payload(session: SessionCore) -> dict:
                              "export('masked') or export('shrunk') for the model")
         teacher_config = session.slots["teacher"].config
         if teacher_config.get("dataset") not in DATASETS:
-            raise ValueError(f"cannot save a session on data given as tensors "
-                             f"({teacher_config.get('dataset')!r}): it cannot be rebuilt "
-                             "from a file; use export() for the model")
+            raise ValueError(f"cannot save a session on data given as tensors or read from a "
+                             f"folder ({teacher_config.get('dataset')!r}): the file holds "
+                             "the built-in data sets only; use export() for the model")
         if teacher_config.get("model") not in MODELS:
             raise ValueError(f"cannot save a session around a user model "
                              f"({teacher_config.get('model')!r}); use export() for it")

@@ -34,6 +34,7 @@ from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
+from ..models.hf import is_hf
 from ..models.zoo import build_model, check_fits
 from ..validate import (
     check_bool,
@@ -58,6 +59,24 @@ from .tasks import (
     objective_for,
 )
 from .trial import trial
+
+
+def hf_model(spec: str, data: Dataset) -> nn.Module:
+    """Open ``hf:PATH`` for `data`: image models on images, text classifiers on tokens.
+
+    A causal language model runs through the engine (explorer.engine.attention) and the
+    bench; the Session's language-model track is gpt-tiny's, so it refuses one here.
+    """
+    from ..models.hf import load_hf
+
+    net = load_hf(spec, image_shape=data.image_shape)
+    if net.kind == "causal-lm":
+        raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
+                         "sequence classifiers (language modelling on text is gpt-tiny's)")
+    if net.kind == "image" and data.image_shape is None:
+        raise ValueError(f"{spec}: an image model needs image data (imagefolder:PATH, "
+                         f"digits, mnist-5k); {data.name!r} has none")
+    return net
 
 
 class Session(SessionCore):
@@ -96,6 +115,8 @@ class Session(SessionCore):
         data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
         if isinstance(model, nn.Module):
             net, name = model, type(model).__name__
+        elif is_hf(model):
+            net, name = hf_model(str(model), data), str(model)
         else:
             net = build_model(model, data.input_shape, data.n_outputs, width=width,
                               init=init, seed=seed, hidden=hidden,

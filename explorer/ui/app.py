@@ -35,6 +35,7 @@ from .layout import build_layout
 from .model_panel import ModelPanel
 from .model_view import MainView, bar_page
 from .panels import Starters
+from .refine import Refiner
 from .resizer import Resizer
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
 from .sync import ControlSync
@@ -81,6 +82,7 @@ class ExplorerApp(W.VBox):
         self.display = Display(self)
         self.actions = Actions(self)
         self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
+        self.refiner = Refiner(self)  # a big model's subset answer, then the full set
         self.resizer = Resizer()
         for fig in self.figures():
             fig._config = {**fig._config, "responsive": True}
@@ -261,6 +263,7 @@ class ExplorerApp(W.VBox):
         done = self.run(lambda: self.session.prune(**self.prune_kwargs()),
                         f"pruned ({self.who()})", during_job=during_job)
         self.request_curve()
+        self.refiner.after(self.snap if done else None)
         return done
 
     def run(self, action: Callable[[], Snapshot], done: str = "ready",

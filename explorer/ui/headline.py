@@ -84,6 +84,9 @@ def headline_html(snap: Snapshot, metric: Metric, dense: float | None, who: str,
     the last measured value while the sparsity and counts follow the job."""
     value = metric.value(snap) if value is None else value
     kind = "validation " + metric.name
+    if snap.extra.get("eval_samples"):  # a big model's first answer (Session.quick_subset)
+        kind += (f" on {snap.extra['eval_samples']:,} of {snap.extra['eval_total']:,} "
+                 "samples (subset; full set follows)")
     structured = " (structured: whole neurons)" if snap.extra.get("structured") else ""
     return (
         f'<div class="cx-headline"><span class="cx-big">{metric.text(value)}</span>'

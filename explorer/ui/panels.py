@@ -13,6 +13,7 @@ from .. import config as C
 from ..session.jobs import JobResult
 from .controls import Controls, rewind_value, row
 from .host import Host
+from .layer_search import layer_search
 from .state import slot_label
 
 
@@ -25,7 +26,7 @@ def prune_box(c: Controls, talk: bool) -> W.VBox:
     settings.selected_index = None
     return W.VBox([c.mode, c.slider, row(c.scope, c.structured, c.norm), c.why_not,
                    row(c.prune_finetune, c.reset_pruning), settings,
-                   row(c.layer, c.log_y), c.page])
+                   row(c.layer, layer_search(c.layer), c.log_y), c.page])
 
 
 def train_box(c: Controls, talk: bool) -> W.VBox:

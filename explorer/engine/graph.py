@@ -1,0 +1,241 @@
+"""Structured groups of any architecture, found by Torch-Pruning's DependencyGraph.
+
+The graph traces one forward pass and says which output channels are coupled (a residual
+add ties every block's output, a depthwise conv ties its input to its output, a flatten
+spreads one channel over H*W classifier columns). Each coupled set becomes a `GraphGroup`:
+for every parameter it touches, which positions along which dimension belong to which
+group channel. Masks zero all of them (producer rows, biases, BatchNorm scale and shift,
+consumer columns), so a masked channel adds exactly nothing downstream; shrinking asks the
+graph to remove the same channels, which is why shrunk equals masked (tested per model).
+
+Kept out, with the reason recorded (`skipped`): groups that pass through a layer which
+normalises across channels (LayerNorm, GroupNorm: removing a channel changes every other
+channel's output, masking does not) or that hold an embedding or a free parameter (the
+residual stream of a transformer), and the output layer's own outputs. Attention heads are
+their own groups (`heads.attention_groups`): the graph sees a head only as channels.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .prune import n_to_prune
+
+CONVS = (nn.Conv1d, nn.Conv2d)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+@dataclass(frozen=True)
+class Member:
+    """Positions `idx` along `dim` of parameter `param` belong to group channels `root`."""
+
+    param: str
+    dim: int
+    idx: torch.Tensor
+    root: torch.Tensor
+    rank: bool  # a producer weight: counts in the channel's L1/L2 norm
+
+
+@dataclass(frozen=True)
+class GraphGroup:
+    """Channels (or heads) removed together, with every parameter entry they own."""
+
+    name: str
+    size: int
+    members: tuple[Member, ...]
+    kind: str = "channels"  # "channels" (graph) | "heads" (attention)
+
+
+def _members(module: nn.Module, mname: str, out: bool, idx: torch.Tensor,
+             root: torch.Tensor) -> list[Member] | str:
+    """The parameter entries one graph dependency touches, or why it cannot be masked."""
+    def m(p: str, dim: int, rank: bool) -> Member:
+        return Member(f"{mname}.{p}", dim, idx, root, rank)
+
+    has_bias = getattr(module, "bias", None) is not None
+    if isinstance(module, nn.Linear):
+        if out:
+            return [m("weight", 0, True)] + ([m("bias", 0, False)] if has_bias else [])
+        return [m("weight", 1, False)]
+    if isinstance(module, CONVS):
+        depthwise = module.groups == module.in_channels == module.out_channels
+        if module.groups != 1 and not depthwise:
+            return f"{mname}: grouped convolution (groups={module.groups})"
+        if out or depthwise:
+            return [m("weight", 0, out)] + ([m("bias", 0, False)] if has_bias else [])
+        return [m("weight", 1, False)]
+    if isinstance(module, NORMS):
+        return [m("weight", 0, False), m("bias", 0, False)] if module.affine else []
+    if any(True for _ in module.parameters(recurse=False)):
+        return (f"{mname} ({type(module).__name__}) mixes channels or holds the residual "
+                "stream: removing one would change the others, masking would not")
+    return []
+
+
+def build_graph(model: nn.Module, example: torch.Tensor):  # -> tp.DependencyGraph
+    import torch_pruning as tp
+
+    was = model.training
+    try:  # the graph is traced through autograd: callers may sit inside no_grad
+        with torch.enable_grad(), warnings.catch_warnings():
+            # Torch-Pruning warns that it would cut free parameters (ViT's cls_token) along
+            # their last dimension; channel_groups refuses those groups instead, by name
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+            return tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
+    except Exception as err:  # tracing failures come in many types; name the model
+        raise ValueError(f"the dependency graph cannot trace {type(model).__name__}: "
+                         f"{type(err).__name__}: {err}") from err
+    finally:
+        model.train(was)
+
+
+def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
+                   exclude: set[str]) -> tuple[list[GraphGroup], list[str]]:
+    """(groups, skipped reasons) of every Linear/Conv output the graph can remove.
+
+    `exclude`: module names handled elsewhere (attention projections, pruned as heads).
+    """
+    graph = build_graph(model, example)
+    names = {m: n for n, m in model.named_modules()}
+    free = {id(p): n for n, p in model.named_parameters()}
+    ignored = [model.get_submodule(output_layer)]
+    groups, skipped = [], []
+    for group in graph.get_all_groups(ignored_layers=ignored,
+                                      root_module_types=(*CONVS, nn.Linear)):
+        members: list[Member] = []
+        reason = None
+        root_name = None
+        for item in group.items:
+            dep, idxs, roots = item.dep, item.idxs, item.root_idxs
+            module = dep.target.module
+            if isinstance(module, nn.Parameter):  # a free tensor (ViT's cls_token): the
+                pname = free.get(id(module), "a parameter")  # mask would miss it
+                reason = f"{pname}: a free parameter on these channels"
+                break
+            mname = names.get(module) if isinstance(module, nn.Module) else None
+            if mname is None:
+                continue  # an operation (add, reshape, activation): no parameters
+            out = "out_channels" in dep.handler.__name__
+            if root_name is None:
+                root_name = mname
+            if mname in exclude:
+                reason = f"{mname}: attention projection (pruned as whole heads)"
+                break
+            if mname == output_layer and out:
+                reason = f"{mname}: the output layer"
+                break
+            idx = torch.tensor([int(i) for i in idxs], dtype=torch.long)
+            root = torch.tensor([int(i) for i in roots], dtype=torch.long)
+            found = _members(module, mname, out, idx, root)
+            if isinstance(found, str):
+                reason = found
+                break
+            members += found
+        if reason is not None or root_name is None:
+            skipped.append(f"group of {root_name}: {reason}" if reason else "an unnamed group")
+            continue
+        size = int(max(int(m.root.max()) for m in members)) + 1 if members else 0
+        if size > 1 and any(m.rank for m in members):
+            groups.append(GraphGroup(root_name, size, tuple(members)))
+    return groups, skipped
+
+
+# The last scores of each group, with weak references to the tensors they were computed
+# from (identity plus autograd's version counter proves the weights unchanged; a freed
+# tensor simply misses): a slider move on an 11M-parameter model re-ranks from these
+# instead of re-reading every weight.
+_SCORES: dict[tuple[str, str], tuple[tuple[weakref.ref, ...], tuple[int, ...],
+                                     torch.Tensor]] = {}
+
+
+def group_scores(group: GraphGroup, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
+    """L1 (or L2) norm of each group channel over all its producer weight entries."""
+    rank = [m for m in group.members if m.rank]
+    tensors = tuple(params[m.param] for m in rank)
+    versions = tuple(t._version for t in tensors)
+    hit = _SCORES.get((group.name, norm))
+    if hit is not None and len(hit[0]) == len(tensors) and hit[1] == versions and \
+            all(ref() is t for ref, t in zip(hit[0], tensors)):
+        return hit[2]
+    total = torch.zeros(group.size, dtype=torch.float64)
+    for mem, ref in zip(rank, tensors):
+        w = ref.detach().index_select(mem.dim, mem.idx.to(ref.device)).movedim(mem.dim, 0)
+        w = w.reshape(len(mem.idx), -1).double().cpu()
+        total.index_add_(0, mem.root, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
+    scores = (total if norm == "l1" else total.sqrt()).float()
+    _SCORES[(group.name, norm)] = (tuple(weakref.ref(t) for t in tensors), versions, scores)
+    return scores
+
+
+def graph_masks(params: dict[str, torch.Tensor], groups: list[GraphGroup], sparsity: float,
+                norm: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Masks that remove round(s * n) lowest-norm channels of every group (one survives).
+
+    Each parameter is cut along at most a few dimensions, so its mask is the outer AND of
+    one keep-vector per dimension (one allocation per parameter, not one per group).
+    """
+    keeps: dict[str, dict[int, torch.Tensor]] = {}
+    warnings = []
+    for group in groups:
+        scores = group_scores(group, params, norm)
+        n = group.size
+        k = n_to_prune(sparsity, n)
+        if k >= n:
+            warnings.append(f"{group.name}: removing {k} of {n} {group.kind} would empty it; "
+                            "kept the strongest one")
+            k = n - 1
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[torch.sort(scores, stable=True).indices[:k]] = False
+        for mem in group.members:
+            dims = keeps.setdefault(mem.param, {})
+            size = params[mem.param].shape[mem.dim]
+            vec = dims.get(mem.dim, torch.ones(size, dtype=torch.bool))
+            dims[mem.dim] = vec.index_fill(0, mem.idx[~keep[mem.root]], False)
+    masks = {}
+    for name, dims in keeps.items():
+        ref = params[name]
+        mask = torch.ones((1,) * ref.ndim, dtype=torch.bool)
+        for dim, vec in dims.items():
+            mask = mask & vec.view(*[-1 if d == dim else 1 for d in range(ref.ndim)])
+        masks[name] = mask.expand(ref.shape).to(ref.device).contiguous()
+    return masks, warnings
+
+
+@torch.no_grad()
+def dead_channels(group: GraphGroup, state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Group channels whose every entry is zero (what a shrink removes)."""
+    alive = torch.zeros(group.size, dtype=torch.bool)
+    for mem in group.members:
+        vals = state[mem.param].index_select(mem.dim, mem.idx.to(state[mem.param].device))
+        nz = vals.movedim(mem.dim, 0).reshape(len(mem.idx), -1).ne(0).any(1).cpu()
+        alive[mem.root[nz]] = True
+    dead = torch.nonzero(~alive).flatten()
+    return dead[:-1] if len(dead) == group.size else dead  # a layer keeps one channel
+
+
+def shrink_channels(model: nn.Module, groups: list[GraphGroup],
+                    example: torch.Tensor) -> nn.Module:
+    """A deep copy with every dead channel of `groups` physically removed by the graph."""
+    import torch_pruning as tp
+
+    small = copy.deepcopy(model)
+    state = small.state_dict()
+    dead = {g.name: dead_channels(g, state) for g in groups if g.kind == "channels"}
+    if not any(len(d) for d in dead.values()):
+        return small
+    graph = build_graph(small, example)
+    for name, idxs in dead.items():
+        if len(idxs) == 0:
+            continue
+        module = small.get_submodule(name)
+        fn = tp.prune_linear_out_channels if isinstance(module, nn.Linear) \
+            else tp.prune_conv_out_channels
+        group = graph.get_pruning_group(module, fn, idxs=[int(i) for i in idxs])
+        group.prune()
+    return small

@@ -1,0 +1,147 @@
+"""Hugging Face transformers models from a local folder: ``model="hf:PATH"``.
+
+``from_pretrained(PATH, local_files_only=True)`` with the hub switched off: nothing is
+downloaded. transformers is imported here only, when an ``hf:`` model is asked for (it adds
+about a second and tens of MB to a kernel; README "Your own model"). The model is wrapped
+once in `HFModel`, whose forward takes a tensor and returns the logits tensor, so metrics,
+distillation and the app treat it like any module. Two conversions make the engine's view
+honest: GPT-2's ``Conv1D`` layers (a Linear with a transposed weight) become ``nn.Linear``
+(the magnitude masks, the per-layer views and the dependency graph know Linear), and a tied
+output embedding is untied (the explorer prunes each layer's own weight).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+PREFIX = "hf:"
+KINDS = ("image", "sequence", "causal-lm")
+SEQUENCE_EXAMPLE_LEN = 8  # tokens in the example input that traces a text model's graph
+
+
+def is_hf(model: object) -> bool:
+    return isinstance(model, str) and model.startswith(PREFIX)
+
+
+class HFModel(nn.Module):
+    """A transformers model seen as ``forward(x) -> logits``.
+
+    kind "image": x is (N, C, H, W) pixels (or flat, reshaped to `image_shape`);
+    "sequence" and "causal-lm": x holds token ids (N, T). A causal LM returns (N, T, vocab).
+    """
+
+    def __init__(self, inner: nn.Module, kind: str,
+                 image_shape: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        self.inner, self.kind = inner, kind
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "image":
+            if x.ndim == 2 and self.image_shape is not None:
+                x = x.view(len(x), *self.image_shape)
+            return self.inner(pixel_values=x).logits
+        if self.kind == "causal-lm":
+            return self.inner(input_ids=x.long(), use_cache=False).logits
+        return self.inner(input_ids=x.long()).logits
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """A small input of the right shape and type (traces the dependency graph)."""
+        device = next(self.parameters()).device
+        cfg: Any = self.inner.config  # a transformers PretrainedConfig
+        if self.kind == "image":
+            shape = self.image_shape or (getattr(cfg, "num_channels", 3),
+                                         *([int(getattr(cfg, "image_size", 32))] * 2))
+            return torch.randn(batch, *shape, device=device)
+        vocab = int(cfg.vocab_size)
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, vocab, (batch, SEQUENCE_EXAMPLE_LEN), generator=gen)
+        return ids.to(device)
+
+    def output_layer(self) -> str:
+        """Name of the layer writing the logits (its outputs are never pruned)."""
+        last = [n for n, m in self.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        head = _embeddings(self.inner, "output") if self.kind == "causal-lm" else None
+        if head is not None:
+            return next(n for n, m in self.named_modules() if m is head)
+        return last[-1]
+
+
+def _kind(architectures: list[str]) -> str | None:
+    for arch in architectures:
+        if arch.endswith("ForImageClassification"):
+            return "image"
+        if arch.endswith("ForSequenceClassification"):
+            return "sequence"
+        if arch.endswith(("ForCausalLM", "LMHeadModel")):
+            return "causal-lm"
+    return None
+
+
+def _conv1d_to_linear(model: nn.Module) -> None:
+    """Swap transformers' Conv1D (y = x W + b, W: in x out) for the equal nn.Linear."""
+    from transformers.pytorch_utils import Conv1D
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Conv1D):
+            linear = nn.Linear(module.nx, module.nf)
+            with torch.no_grad():
+                linear.weight.copy_(module.weight.t())
+                linear.bias.copy_(module.bias)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, linear)
+
+
+def _embeddings(model: Any, which: str) -> Any:
+    try:  # vision models raise NotImplementedError: they have no token embeddings
+        return getattr(model, f"get_{which}_embeddings")()
+    except (NotImplementedError, AttributeError):
+        return None
+
+
+def _untie(model: Any) -> None:
+    out, inp = _embeddings(model, "output"), _embeddings(model, "input")
+    if out is not None and inp is not None and out.weight is inp.weight:
+        out.weight = nn.Parameter(inp.weight.detach().clone())
+        model.config.tie_word_embeddings = False
+
+
+def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -> HFModel:
+    """Open ``hf:PATH`` (a folder written by ``save_pretrained``); ValueError naming PATH."""
+    text = str(spec)
+    path = Path(text[len(PREFIX):] if text.startswith(PREFIX) else text).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"hf: {path} is not a folder")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"hf: {path} holds no config.json, so it is not a Hugging Face model "
+                         "folder (write one with model.save_pretrained(PATH))")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach the hub
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"hf: cannot read the config in {path}: {err}") from err
+    kind = _kind(list(getattr(config, "architectures", None) or []))
+    if kind is None:
+        raise ValueError(f"hf: {path} holds a {getattr(config, 'architectures', None)} model; "
+                         "the explorer opens image classification, sequence classification "
+                         "and causal language models")
+    auto = {"image": transformers.AutoModelForImageClassification,
+            "sequence": transformers.AutoModelForSequenceClassification,
+            "causal-lm": transformers.AutoModelForCausalLM}[kind]
+    try:
+        inner = auto.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(f"hf: cannot load the model in {path}: {err}") from err
+    inner = inner.float().eval()
+    _conv1d_to_linear(inner)
+    _untie(inner)
+    return HFModel(inner, kind, image_shape)

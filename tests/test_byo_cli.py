@@ -1,0 +1,56 @@
+"""`explorer run --dataset imagefolder:PATH --model hf:PATH`: a real run, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch_pruning")
+
+from hf_util import digits_folder, saved  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "explorer", "run", *args],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_run_trains_prunes_and_exports_shrunk(tmp_path):
+    """Baseline, structured 50% through the graph, fine-tune; the export is smaller."""
+    data = digits_folder(tmp_path / "digits", per_class=20)
+    model = saved("resnet", tmp_path, 10)
+    report, out = tmp_path / "r.json", tmp_path / "m.pt"
+    result = run("--dataset", f"imagefolder:{data}", "--model", f"hf:{model}",
+                 "--epochs", "2", "--prune-sparsity", "0.5", "--structured",
+                 "--finetune-epochs", "1", "--json", str(report), "--export", str(out))
+    assert result.returncode == 0, result.stderr
+    stages = json.loads(report.read_text())["stages"]
+    assert list(stages) == ["baseline", "pruned", "finetuned"]
+    assert stages["pruned"]["flops_effective"] < stages["baseline"]["flops_dense"]
+    import torch
+
+    state = torch.load(out, weights_only=True)["state_dict"]
+    assert sum(v.numel() for k, v in state.items() if k.endswith("weight")) < \
+        stages["baseline"]["params"]
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--dataset", "imagefolder:/no/such/folder"], "/no/such/folder"),
+    (["--model", "hf:/no/such/model"], "/no/such/model"),
+    (["--model", "hf:/tmp", "--student", "0.5"], "--student"),
+])
+def test_bad_own_paths_exit_2_naming_them(args, named):
+    """A missing folder or a zoo-only option exits 2 with one line naming it."""
+    result = run(*args)
+    assert result.returncode == 2
+    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
