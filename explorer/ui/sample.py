@@ -53,7 +53,9 @@ class SampleWorker:
             thread = threading.Thread(target=self._run, args=(number, key, session),
                                       name="explorer-sample", daemon=True)
             self._thread = thread
-        thread.start()
+            # started under the lock: wait() must never see the new thread not yet alive
+            # while the timer that made it has already ended (it would report idle)
+            thread.start()
 
     def _run(self, number: int, key: Hashable, session: Session) -> None:
         try:
