@@ -102,3 +102,14 @@ def test_fast_snapshot_with_ties_equals_passes_over_weights(kwargs):
         ref = slow[layer.name]
         assert layer.nonzero == ref.nonzero, layer.name
         assert np.array_equal(layer.hist_counts, ref.hist_counts), layer.name
+
+
+def test_min_density_refill_with_ties_keeps_the_largest_and_says_how_many():
+    """A layer global pruning would empty is refilled to its largest weights; the warning
+    names the count it would have kept (an int, not the tie indices)."""
+    weights = {"big": quantized((40, 30), 0) * 10, "small": quantized((20, 10), 1) / 10}
+    index = MagnitudeIndex(weights)
+    result = compute_masks(index, PruneConfig(sparsity=0.9, scope="global"), min_density=0.2)
+    need = 40  # ceil(0.2 * 200)
+    assert int(result.masks["small"].sum()) == need
+    assert any(w.startswith("small: global pruning would keep 0 of 200") for w in result.warnings)

@@ -173,11 +173,11 @@ def _keep_min_density(index: MagnitudeIndex, result: MaskResult,
         kept = int(mask.sum())
         if kept < need:
             sorted_mags, order = index.layer(name)
-            masks[name], cuts[name], kept = _prune_smallest(index.magnitudes(name),
+            masks[name], cuts[name], tied = _prune_smallest(index.magnitudes(name),
                                                             sorted_mags, order, numel - need)
-            ties.pop(name, None)
-            if kept is not None:
-                ties[name] = kept
+            ties.pop(name, None)  # the global cut's ties no longer describe this layer
+            if tied is not None:
+                ties[name] = tied
             warnings.append(f"{name}: global pruning would keep {kept} of {numel} weights; "
                             f"kept the largest {need} ({min_density:.0%} minimum density)")
     return MaskResult(masks, cuts, tuple(warnings), exact_cuts=result.exact_cuts, ties=ties)
