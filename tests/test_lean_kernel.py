@@ -1,5 +1,6 @@
 """Lean dashboard kernels: the shipped digits copy splits exactly as scikit-learn's does,
-and the first screen imports neither scikit-learn nor SciPy."""
+the first screen imports neither scikit-learn nor SciPy nor nbformat's jsonschema chain,
+and plotly's renderers still reach nbformat when a figure is shown."""
 
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ def test_shipped_digits_split_is_bit_identical_to_sklearn(seed):
     assert (ref.n_outputs, ref.input_shape) == (ours.n_outputs, ours.input_shape)
 
 
-def test_the_first_screen_imports_no_scipy_or_sklearn():
+def test_the_first_screen_imports_no_scipy_sklearn_or_nbformat():
     code = ("import sys\nfrom explorer.ui import ExplorerApp\nExplorerApp.default()\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'scipy', 'sklearn', 'pandas', 'matplotlib'}), flush=True)\n"
+            "{'scipy', 'sklearn', 'pandas', 'matplotlib', 'nbformat', 'jsonschema', "
+            "'rfc3987_syntax', 'lark'}), flush=True)\n"
             # the app's background one-shot curve may still run: leave without waiting
             # for it (a kernel never exits mid-page; interpreter teardown under a running
             # torch thread aborts)
@@ -41,3 +43,14 @@ def test_the_first_screen_imports_no_scipy_or_sklearn():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def test_plotly_renderers_load_nbformat_on_first_use():
+    """The stand-in imports the real nbformat when plotly's mime renderer asks for it."""
+    code = ("import sys\nimport explorer.ui\nimport plotly.io._renderers as r\n"
+            "assert 'nbformat' not in sys.modules\n"
+            "print(r.nbformat.__version__ == sys.modules['nbformat'].__version__)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "True", result.stdout

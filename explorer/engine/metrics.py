@@ -101,16 +101,20 @@ def layer_stats(name: str, weight: torch.Tensor, base_counts: np.ndarray,
 
 
 def threshold_layer_stats(name: str, sorted_values: torch.Tensor, base_counts: np.ndarray,
-                          edges: torch.Tensor, cut: float) -> LayerStats:
+                          edges: torch.Tensor, cut: float,
+                          tie_values: torch.Tensor | None = None) -> LayerStats:
     """layer_stats of base * (|base| >= cut), read from the base's sorted values.
 
     O(bins log n) instead of passes over the weights: survivors are the values <= -cut
     and >= cut (for cut <= 0: the nonzero values), counted per bin by binary search.
+    With `tie_values` (the base values of the entries kept at |w| == cut when equal
+    magnitudes straddle the cut) survivors are |w| > cut plus those.
     """
     numel = sorted_values.numel()
+    strict = tie_values is not None and cut > 0
     if cut > 0:
-        neg_end = int(torch.searchsorted(sorted_values, -cut, right=True))
-        pos_start = int(torch.searchsorted(sorted_values, cut))
+        neg_end = int(torch.searchsorted(sorted_values, -cut, right=not strict))
+        pos_start = int(torch.searchsorted(sorted_values, cut, right=strict))
     else:
         neg_end = int(torch.searchsorted(sorted_values, 0.0))
         pos_start = int(torch.searchsorted(sorted_values, 0.0, right=True))
@@ -119,9 +123,16 @@ def threshold_layer_stats(name: str, sorted_values: torch.Tensor, base_counts: n
     lo, hi = at[:-1], at[1:]
     neg = (torch.minimum(hi, torch.tensor(neg_end)) - lo).clamp(min=0)
     pos = (hi - torch.maximum(lo, torch.tensor(pos_start))).clamp(min=0)
+    counts = neg + pos
     nonzero = neg_end + numel - pos_start
+    if strict:  # the tied survivors: each in the bin whose [lower, upper) edges hold it
+        assert tie_values is not None
+        bins = torch.searchsorted(edges.to(tie_values), tie_values, right=True) - 1
+        counts += torch.bincount(bins.clamp(0, counts.numel() - 1).cpu(),
+                                 minlength=counts.numel())
+        nonzero += tie_values.numel()
     return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
-                      (neg + pos).to(torch.int32).numpy(), base_counts,
+                      counts.to(torch.int32).numpy(), base_counts,
                       edges.numpy().astype(np.float32))
 
 

@@ -80,6 +80,7 @@ class ModelSlot:
         self.base_counts = {n: binned(w, edges[n]) for n, w in prunable_base.items()}
         self.edges = {n: e.cpu() for n, e in edges.items()}
         self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
+        self.tie_values: dict[str, torch.Tensor] = {}  # base values kept at |w| == cut
         self.mark_exact()  # the model shows the base: survivors are its nonzeros
 
     def params(self) -> dict[str, nn.Parameter]:
@@ -102,12 +103,15 @@ class ModelSlot:
         self.masks, self.prune_config = result.masks, config
         self.cuts, self.warnings = result.cuts, result.warnings
         if result.exact_cuts and not (config is not None and config.structured):
+            self.tie_values = {n: self.base[n].flatten()[kept]
+                               for n, kept in result.ties.items()}
             self.mark_exact()
 
     def clear_masks(self) -> None:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         apply_masks(self.params_for(self.masks), self.base, None)
         self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
+        self.tie_values = {}
         self.mark_exact()
 
     def reapply(self, masks: Masks | None, config: PruneConfig | None) -> None:
@@ -172,4 +176,5 @@ class ModelSlot:
         if name not in self._sorted_values:
             self._sorted_values[name] = torch.sort(self.base[name].flatten())[0]
         return threshold_layer_stats(name, self._sorted_values[name],
-                                     self.base_counts[name], self.edges[name], cut)
+                                     self.base_counts[name], self.edges[name], cut,
+                                     self.tie_values.get(name))

@@ -1,5 +1,9 @@
 """The widget layer: ipywidgets and plotly FigureWidgets over a Session."""
 
-from .app import ExplorerApp
+from .lean import import_plotly_widget
+
+import_plotly_widget()  # before any FigureWidget: keeps nbformat out of visitors' kernels
+
+from .app import ExplorerApp  # noqa: E402
 
 __all__ = ["ExplorerApp"]
