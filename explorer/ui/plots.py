@@ -115,9 +115,9 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                 row=1, col=2)
     fig.add_scatter(name="threshold", x=[], y=[], mode="lines", row=1, col=2,
                     line={"color": theme.line, "dash": "dash", "width": 2})
-    fig.add_heatmap(name="connections", z=[[0.0]], zmin=0.0, zmax=1.0, showscale=False,
+    fig.add_heatmap(name="connections", z=[[0]], zmin=0, zmax=100, showscale=False,
                     colorscale=[[0.0, theme.background], [1.0, theme.kept]],
-                    hovertemplate="mean |w|: %{z:.0%} of the dense layer's largest"
+                    hovertemplate="mean |w|: %{z}% of the dense layer's largest"
                                   "<extra></extra>", row=2, col=1)
     fig.add_scatter(name="one-shot curve", x=[], y=[], mode="lines+markers", row=1, col=3,
                     line={"color": theme.accent, "width": 2}, marker={"size": 5})
