@@ -39,10 +39,7 @@ def test_the_first_screen_imports_no_scipy_sklearn_or_nbformat():
             # for it (a kernel never exits mid-page; interpreter teardown under a running
             # torch thread aborts)
             "import os\nos._exit(0)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    assert last_line_printed(code) == "[]"
 
 
 def test_plotly_renderers_load_nbformat_on_first_use():
@@ -50,7 +47,12 @@ def test_plotly_renderers_load_nbformat_on_first_use():
     code = ("import sys\nimport explorer.ui\nimport plotly.io._renderers as r\n"
             "assert 'nbformat' not in sys.modules\n"
             "print(r.nbformat.__version__ == sys.modules['nbformat'].__version__)\n")
+    assert last_line_printed(code) == "True"
+
+
+def last_line_printed(code: str) -> str:
+    """Run `code` in a fresh interpreter from the checkout; the last line it printed."""
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "True", result.stdout
+    return result.stdout.strip().splitlines()[-1]
