@@ -31,6 +31,16 @@ DASHBOARD_NOTEBOOK = "dashboard.ipynb"
 TALK_NOTEBOOK = "talk.ipynb"
 THEMES = ("light", "dark")
 TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a command line
+# The session the packaged notebook opens (ExplorerApp.default reads them).
+DATASET_ENV, MODEL_ENV = "EXPLORER_DATASET", "EXPLORER_MODEL"
+
+
+def absolute_spec(spec: str) -> str:
+    """``imagefolder:PATH`` / ``hf:PATH`` with PATH absolute; a zoo name unchanged."""
+    for prefix in ("imagefolder:", "hf:"):
+        if spec.startswith(prefix):
+            return prefix + str(Path(spec[len(prefix):]).expanduser().resolve())
+    return spec
 # Kernels whose page went away without saying so (closed laptop, lost network) are shut
 # down after this long without activity; kernels with a live connection are never culled.
 DEFAULT_CULL_IDLE_S = 900
@@ -116,15 +126,22 @@ def voila_command(
     return cmd
 
 
-def dashboard_env(*, theme: str, talk: bool, threads: int | None = None) -> dict[str, str]:
+def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
+                  dataset: str | None = None, model: str | None = None) -> dict[str, str]:
     """The environment of the Voila process; its kernels inherit it. Never the token.
 
-    Theme and talk mode travel as variables: a preheated kernel has already run the
-    notebook before any request (and its query string) exists. ``threads`` caps each
-    kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS already.
+    Theme, talk mode and the session's data set and model travel as variables: a preheated
+    kernel has already run the notebook before any request (and its query string) exists.
+    ``threads`` caps each kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS
+    already. An ``imagefolder:``/``hf:`` path is made absolute (kernels run in the
+    notebook's folder, not ours).
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
+    for name, value in ((DATASET_ENV, dataset), (MODEL_ENV, model)):
+        env.pop(name, None)  # only what this command asked for reaches the kernels
+        if value is not None:
+            env[name] = absolute_spec(value)
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
         env.setdefault("MKL_NUM_THREADS", str(threads))
@@ -247,7 +264,8 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         token_fd=token_fd,
     )
     threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
-    env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads)
+    env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads,
+                        dataset=args.dataset, model=args.model)
     return run_child(cmd, env=env, pass_fds=[] if token_fd is None else [token_fd])
 
 
@@ -340,6 +358,16 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         help="do not open a web browser (never opened when there is no display)",
     )
     p.add_argument("--debug", action="store_true", help="debug logging and tracebacks in the page")
+    from .run import DATASETS, MODELS, own  # argparse and config only
+
+    p.add_argument(
+        "--dataset", type=own(DATASETS, "imagefolder:"), default=None,
+        help="the data set the packaged notebook opens: a zoo name or imagefolder:PATH "
+        "(default: digits)")
+    p.add_argument(
+        "--model", type=own(MODELS, "hf:"), default=None,
+        help="the model it opens: a zoo name or hf:PATH, a save_pretrained folder "
+        "(default: mlp)")
     p.set_defaults(handler=cmd_dashboard)
     return p
 

@@ -137,10 +137,18 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -
     auto = {"image": transformers.AutoModelForImageClassification,
             "sequence": transformers.AutoModelForSequenceClassification,
             "causal-lm": transformers.AutoModelForCausalLM}[kind]
+    # transformers draws a tqdm "Loading weights" bar on stderr, which a Voila page shows
+    # above the app for good: off while we load, then as the user had it.
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()
     try:
         inner = auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ValueError(f"hf: cannot load the model in {path}: {err}") from err
+    finally:
+        if shown:
+            bars.enable_progress_bar()
     inner = inner.float().eval()
     _conv1d_to_linear(inner)
     _untie(inner)

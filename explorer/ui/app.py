@@ -97,8 +97,12 @@ class ExplorerApp(W.VBox):
 
     @classmethod
     def default(cls, theme: str | None = None, talk: bool | None = None) -> ExplorerApp:
-        """The app on the shipped digits MLP: what `make demo` serves."""
-        return cls(Session.default(), theme=theme, talk=talk)
+        """The app on the shipped digits MLP (what `make demo` serves), or on the data set
+        and model `explorer dashboard --dataset D --model M` put in the environment."""
+        dataset, model = os.environ.get("EXPLORER_DATASET"), os.environ.get("EXPLORER_MODEL")
+        if not dataset and not model:
+            return cls(Session.default(), theme=theme, talk=talk)
+        return cls(Session(dataset or "digits", model or "mlp"), theme=theme, talk=talk)
 
     def _repr_mimebundle_(self, **kwargs):
         # A FigureWidget in a box is never displayed itself, so plotly never copies its
