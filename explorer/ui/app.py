@@ -222,7 +222,9 @@ class ExplorerApp(W.VBox):
         apply_rules(self.c, self.jobs.busy, self.session.is_lm)
 
     def metric(self) -> Metric:
-        return Metric.for_session(self.session.task, self.session.is_lm)
+        # an hf: causal LM is not on gpt-tiny's track (is_lm) but its headline is perplexity
+        lm = self.session.is_lm or self.session.objective.headline == "perplexity"
+        return Metric.for_session(self.session.task, lm)
 
     def dense_value(self, slot: str | None = None) -> float | None:
         return self.book.dense(slot or self.session.selected)
