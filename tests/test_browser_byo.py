@@ -26,7 +26,7 @@ from browser_util import (  # noqa: E402
     set_readout,
 )
 from conftest import TEST_MODE_ENV, artifact_path, checkout_env, dashboard_server  # noqa: E402
-from hf_util import digits_folder  # noqa: E402
+from hf_util import digits_folder, gpt2  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -62,18 +62,37 @@ def served(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(_chromium, served):
-    context = _chromium.new_context(viewport={"width": 1280, "height": 720})
+def open_page(chromium, url):
+    context = chromium.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     page.page_errors = errors
-    page.goto(served, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
+    page.goto(url, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(MAIN_FIG, timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(PRUNE_READOUT, timeout=LOAD_TIMEOUT_MS)
+    return context, page
+
+
+@pytest.fixture(scope="module")
+def page(_chromium, served):
+    context, page = open_page(_chromium, served)
     yield page
     context.close()
+
+
+def wait_pruned(page, share: float) -> dict:
+    """Wait until the bars show `share` of the weights pruned; the main view then."""
+    page.wait_for_function(
+        "([sel, share]) => { const gd = document.querySelector(sel);"
+        " const k = gd && gd.data && gd.data.find((t) => t.name === 'kept');"
+        " if (!k || !k.customdata) return false;"
+        " const rows = Array.from(k.customdata);"
+        " const kept = rows.reduce((a, r) => a + Number(r[0]), 0);"
+        " const all = rows.reduce((a, r) => a + Number(r[1]), 0);"
+        " return Math.abs(1 - kept / all - share) < 0.02; }",
+        arg=[MAIN_FIG, share], timeout=UPDATE_TIMEOUT_MS, polling=100)
+    return main_view(page)
 
 
 def headline(page) -> str:
@@ -103,16 +122,7 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     assert_clean(page, "open")
 
     set_readout(page, PRUNE_READOUT, "0.50")
-    page.wait_for_function(
-        "([sel]) => { const gd = document.querySelector(sel);"
-        " const k = gd && gd.data && gd.data.find((t) => t.name === 'kept');"
-        " if (!k || !k.customdata) return false;"
-        " const rows = Array.from(k.customdata);"
-        " const kept = rows.reduce((a, r) => a + Number(r[0]), 0);"
-        " const all = rows.reduce((a, r) => a + Number(r[1]), 0);"
-        " return Math.abs(1 - kept / all - 0.5) < 0.02; }",
-        arg=[MAIN_FIG], timeout=UPDATE_TIMEOUT_MS, polling=100)
-    after = main_view(page)
+    after = wait_pruned(page, 0.5)
     assert pruned_share(after) == pytest.approx(0.5, abs=0.02)
     assert after["hist"] != before["hist"]
     # The first answer is on the seeded subset, said so; the full split replaces it.
@@ -143,3 +153,24 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     page.screenshot(path=str(artifact_path("byo_resnet_search.png")))
     assert_clean(page, "layer search")
     assert not page.page_errors, page.page_errors
+
+
+def test_own_gpt2_on_text_in_the_page(_chromium, tmp_path):
+    """`--dataset pydoc-text --model hf:GPT2`: the headline is perplexity, and the slider
+    prunes the model's layers."""
+    env = checkout_env(**TEST_MODE_ENV, HF_HUB_OFFLINE="1")
+    with dashboard_server("--preheat", "0", "--dataset", "pydoc-text",
+                          "--model", f"hf:{gpt2(tmp_path)}", env=env) as url:
+        context, page = open_page(_chromium, url)
+        try:
+            assert "perplexity" in wait_headline(page, "perplexity")
+            before = main_view(page)
+            set_readout(page, PRUNE_READOUT, "0.50")
+            after = wait_pruned(page, 0.5)
+            assert after["hist"] != before["hist"]
+            wait_headline(page, r"perplexity[\s\S]*vs dense")
+            page.screenshot(path=str(artifact_path("byo_gpt2_pruned.png")))
+            assert_clean(page, "gpt2 slider")
+            assert not page.page_errors, page.page_errors
+        finally:
+            context.close()

@@ -10,21 +10,9 @@ pytest.importorskip("transformers")
 pytest.importorskip("torch_pruning")
 
 import torch  # noqa: E402
-from hf_util import saved  # noqa: E402
+from hf_util import gpt2, saved  # noqa: E402
 
 from explorer import Session  # noqa: E402
-
-
-def gpt2(folder, vocab: int = 128, positions: int = 64):
-    """A 2-layer, 4-head GPT-2 (n_embd 32) from a config, saved; char ids are token ids."""
-    import transformers as T
-
-    torch.manual_seed(0)
-    cfg = T.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=positions,
-                       bos_token_id=0, eos_token_id=0)
-    path = folder / f"gpt2-{vocab}-{positions}"
-    T.GPT2LMHeadModel(cfg).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
