@@ -130,6 +130,34 @@ def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
     assert "50 of 80 samples (subset" in text
 
 
+def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
+    """The subset answer re-estimates BatchNorm on FAST_BN_RECALIBRATION_SAMPLES (said in
+    extra); refine() redoes it on BN_RECALIBRATION_SAMPLES, so its numbers and statistics
+    equal those of a move that never took the fast path."""
+    import explorer.session.core as core
+
+    folder, model = byo
+    slow = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
+    oracle = slow.prune(sparsity=0.4, structured=True)
+    assert oracle.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
+    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
+    s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
+    first = s.prune(sparsity=0.4, structured=True)
+    assert first.extra["bn_samples"] == core.FAST_BN_RECALIBRATION_SAMPLES < 240  # train rows
+    stats = {k: v for k, v in s.model.state_dict().items() if k.endswith("running_var")}
+    ref = {k: v for k, v in slow.model.state_dict().items() if k.endswith("running_var")}
+    assert any(not torch.equal(stats[k], ref[k]) for k in ref)  # really fewer samples
+    full = s.refine()
+    assert full.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
+    assert full.accuracy == pytest.approx(oracle.accuracy) and full.loss == pytest.approx(
+        oracle.loss, rel=1e-5)
+    for k, v in slow.model.state_dict().items():
+        if k.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(s.model.state_dict()[k], v)
+    assert s.reset_pruning().extra.get("bn_samples", 0) == 0
+
+
 def test_hf_bert_on_token_tensors(tmp_path):
     """A BERT classifier on the user's token tensors: train, prune heads and neurons
     through the graph, shrink; the shrunk model answers as the masked one."""
