@@ -188,7 +188,7 @@ def test_save_refuses_plainly(tmp_path, byo):
     """Saving an image-folder session says what the file cannot hold; nothing is written."""
     folder, model = byo
     s = Session(f"imagefolder:{folder}", f"hf:{model}")
-    with pytest.raises(ValueError, match="read from a folder.*export"):
+    with pytest.raises(ValueError, match="the model 'hf:.*none of this session.*export"):
         s.save(tmp_path / "s.pt")
     assert not (tmp_path / "s.pt").exists()
     s.export(tmp_path / "m.pt", kind="masked")  # what does work: the model itself

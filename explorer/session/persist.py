@@ -105,13 +105,22 @@ def session_payload(session: SessionCore) -> dict:
                              "format holds the image and regression zoo); use "
                              "export('masked') or export('shrunk') for the model")
         teacher_config = session.slots["teacher"].config
-        if teacher_config.get("dataset") not in DATASETS:
-            raise ValueError(f"cannot save a session on data given as tensors or read from a "
-                             f"folder ({teacher_config.get('dataset')!r}): the file holds "
-                             "the built-in data sets only; use export() for the model")
-        if teacher_config.get("model") not in MODELS:
-            raise ValueError(f"cannot save a session around a user model "
-                             f"({teacher_config.get('model')!r}); use export() for it")
+        dataset, model = teacher_config.get("dataset"), teacher_config.get("model")
+        # Your own data or model (issue 18): the file format rebuilds the model from the
+        # zoo and the data from the built-in sets, so such a session is not saved at all.
+        if model not in MODELS or dataset not in DATASETS:
+            if model not in MODELS:
+                own = f"{'the' if str(model).startswith('hf:') else 'a user'} model {model!r}"
+            elif str(dataset).startswith("imagefolder:"):
+                own = f"data read from a folder ({dataset!r})"
+            else:
+                own = f"data given as tensors ({dataset!r})"
+            raise ValueError(
+                f"Session.save does not save a session around {own}: a session file holds "
+                "only the built-in data sets and zoo models, so none of this session "
+                "(weights, masks, undo, curves) is written. What can be kept: the model, "
+                "with export(path, 'masked' | 'zeros' | 'shrunk'); the curves, with "
+                "session.history")
         slots = {name: _slot_payload(slot) for name, slot in session.slots.items()}
         return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
                 "selected": session.selected, "slots": slots,
