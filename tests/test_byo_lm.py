@@ -59,6 +59,14 @@ def test_training_lowers_the_perplexity(session):
     assert record["val_perplexity"] < before
 
 
+def test_gpt_tiny_only_operations_refuse_it(session):
+    """Head plans, GPT students, distillation and the text sample are gpt-tiny's."""
+    for call in (session.sample, lambda: session.remove_heads(0.5), session.make_student,
+                 lambda: session.distill(epochs=1)):
+        with pytest.raises(ValueError, match="gpt-tiny|cannot build"):
+            call()
+
+
 def test_refusals_name_the_mismatch(tmp_path):
     """An image model on text, a vocabulary too small for the corpus's characters, and a
     context longer than the model's positions are refused, naming the numbers."""
