@@ -192,4 +192,7 @@ def from_description(desc: dict) -> HFModel:
     _conv1d_to_linear(inner)
     _untie(inner)
     shape = desc.get("image_shape")
-    return HFModel(inner, kind, None if shape is None else tuple(int(v) for v in shape))
+    if shape is not None:
+        c, h, w = (int(v) for v in shape)  # ValueError unless exactly three sizes
+        return HFModel(inner, kind, (c, h, w))
+    return HFModel(inner, kind)
