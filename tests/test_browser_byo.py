@@ -19,6 +19,7 @@ pytest.importorskip("torch_pruning")
 from browser_util import (  # noqa: E402
     LOAD_TIMEOUT_MS,
     MAIN_FIG,
+    READ_MAIN_JS,
     UPDATE_TIMEOUT_MS,
     assert_clean,
     main_view,
@@ -146,10 +147,15 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     page.wait_for_function(
         f"([t]) => ({SELECTED_LAYER_JS})() === t",
         arg=[target], timeout=UPDATE_TIMEOUT_MS, polling=100)
-    # ...and the histogram redraws for that layer (its title names the layer's tail)
+    # ...the histogram redraws for that layer (its title names the layer's tail) and the
+    # bars turn to the page that holds it
     page.wait_for_function(
         "([sel, before]) => document.querySelector(sel).textContent !== before",
         arg=[MAIN_FIG, shown], timeout=UPDATE_TIMEOUT_MS, polling=100)
+    page.wait_for_function(
+        f"([sel, t]) => {{ const v = ({READ_MAIN_JS.strip()})(sel);"
+        " return v !== null && v.bars.some((r) => r[2] === t); }",
+        arg=[MAIN_FIG, target], timeout=UPDATE_TIMEOUT_MS, polling=100)
     page.screenshot(path=str(artifact_path("byo_resnet_search.png")))
     assert_clean(page, "layer search")
     assert not page.page_errors, page.page_errors
