@@ -158,6 +158,10 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
         arg=[MAIN_FIG, target], timeout=UPDATE_TIMEOUT_MS, polling=100)
     page.screenshot(path=str(artifact_path("byo_resnet_search.png")))
     assert_clean(page, "layer search")
+    page.locator(".cx-tabs .lm-TabBar-tab", has_text="Data & model").click()
+    page.wait_for_selector(".cx-new-session", state="visible", timeout=UPDATE_TIMEOUT_MS)
+    page.screenshot(path=str(artifact_path("byo_resnet_data_tab.png")))
+    assert_clean(page, "data tab")
     assert not page.page_errors, page.page_errors
 
 
