@@ -161,6 +161,10 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     page.locator(".cx-tabs .lm-TabBar-tab", has_text="Data & model").click()
     page.wait_for_selector(".cx-new-session", state="visible", timeout=UPDATE_TIMEOUT_MS)
     page.screenshot(path=str(artifact_path("byo_resnet_data_tab.png")))
+    shown = [page.locator(f"{sel} select").evaluate(
+        "(s) => s.options[s.selectedIndex].textContent.replace(/\\u00a0/g, ' ')")
+        for sel in (".cx-dataset", ".cx-model")]  # ipywidgets draws spaces as no-break ones
+    assert shown == ["imagefolder: digits", "hf: resnet2m"], shown
     assert_clean(page, "data tab")
     assert not page.page_errors, page.page_errors
 
