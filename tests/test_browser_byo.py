@@ -127,7 +127,7 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     assert pruned_share(after) == pytest.approx(0.5, abs=0.02)
     assert after["hist"] != before["hist"]
     # The first answer is on the seeded subset, said so; the full split replaces it.
-    text = wait_headline(page, r"on 256 of \d+ samples \(subset")
+    text = wait_headline(page, r"on 256 of \d+ samples \(subset; full set")  # no BatchNorm step
     total = int(re.search(r"on 256 of (\d+) samples", text).group(1))
     assert total > 256
     page.screenshot(path=str(artifact_path("byo_resnet_subset.png")))
@@ -135,6 +135,12 @@ def test_own_resnet_on_an_image_folder_in_the_page(page):
     assert "subset" not in full
     page.screenshot(path=str(artifact_path("byo_resnet_pruned.png")))
     assert_clean(page, "slider")
+    # structured: the first answer's BatchNorm statistics come from 64 samples, said so
+    page.locator(".cx-structured input").check()
+    wait_headline(page, r"\(subset, BatchNorm on 64; full set follows\)")
+    page.screenshot(path=str(artifact_path("byo_resnet_structured_first.png")))
+    wait_headline(page, r"^(?![\s\S]*subset)[\s\S]*accuracy")
+    assert_clean(page, "structured")
 
     search = page.locator(".cx-layer-search input")
     assert search.is_visible(), "a 13-layer model shows the layer search box"

@@ -148,6 +148,10 @@ def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
     stats = {k: v for k, v in s.model.state_dict().items() if k.endswith("running_var")}
     ref = {k: v for k, v in slow.model.state_dict().items() if k.endswith("running_var")}
     assert any(not torch.equal(stats[k], ref[k]) for k in ref)  # really fewer samples
+    from explorer.ui.headline import Metric, headline_html
+
+    said = headline_html(first, Metric("accuracy", True), None, "teacher")
+    assert "(subset, BatchNorm on 64; full set follows)" in said
     full = s.refine()
     assert full.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
     assert full.accuracy == pytest.approx(oracle.accuracy) and full.loss == pytest.approx(
