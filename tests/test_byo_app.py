@@ -60,8 +60,7 @@ def test_data_and_model_panel_names_your_own_folders():
     assert options[-1] == ("imagefolder: my digits", value) and len(options) == 3
     assert choices(("mlp", "lenet5"), "hf:/m/resnet18", "mlp")[0][-1] == (
         "hf: resnet18", "hf:/m/resnet18")
-    assert choices(("mlp", "lenet5"), "lenet5", "mlp") == ([("mlp", "mlp"),
-                                                            ("lenet5", "lenet5")], "lenet5")
+    assert choices(("mlp", "lenet5"), "lenet5", "mlp") == (["mlp", "lenet5"], "lenet5")
     assert choices(("mlp",), "SomeModule", "mlp")[1] == "mlp"
 
 

@@ -21,16 +21,16 @@ MODELS = C.ALL_MODELS
 
 
 def choices(names: tuple[str, ...] | list[str], current: object,
-            default: str) -> tuple[list[tuple[str, str]], str]:
+            default: str) -> tuple[list, str]:
     """(options, value) of a data set / model dropdown: the zoo's names, plus the session's
     own ``imagefolder:PATH`` / ``hf:PATH`` (labelled by the folder's name) when it has one,
-    so the panel names what is open and New session can reopen it."""
-    options = [(n, n) for n in names]
+    so the panel names what is open and New session can reopen it. (label, value) pairs
+    only then: ipywidgets takes all pairs or all plain values, not a mix."""
     if isinstance(current, str) and current.startswith(("imagefolder:", "hf:")):
         prefix, _, path = current.partition(":")
-        options.append((f"{prefix}: {path.rstrip('/').rsplit('/', 1)[-1]}", current))
-        return options, current
-    return options, str(current) if current in names else default
+        own = (f"{prefix}: {path.rstrip('/').rsplit('/', 1)[-1]}", current)
+        return [(n, n) for n in names] + [own], current
+    return list(names), str(current) if current in names else default
 
 
 class ModelPanel:
