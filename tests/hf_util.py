@@ -69,3 +69,15 @@ def digits_folder(root: Path, per_class: int | None = None, classes: int = 10,
             img = Image.fromarray((x[i].reshape(8, 8) * 16).clip(0, 255).astype(np.uint8))
             img.resize((size, size), Image.NEAREST).save(root / str(c) / f"{i}.png")
     return root
+
+
+def gpt2(folder, vocab: int = 128, positions: int = 64):
+    """A 2-layer, 4-head GPT-2 (n_embd 32) from a config, saved; char ids are token ids."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    cfg = T.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=positions,
+                       bos_token_id=0, eos_token_id=0)
+    path = folder / f"gpt2-{vocab}-{positions}"
+    T.GPT2LMHeadModel(cfg).save_pretrained(path)
+    return path

@@ -51,6 +51,31 @@ def test_layer_search_sets_the_layer_dropdown():
     assert dropdown.value == names[0] and search.box.layout.display == "none"
 
 
+def test_data_and_model_panel_names_your_own_folders():
+    """The session's imagefolder:/hf: specs join the zoo's options, labelled by folder."""
+    from explorer.ui.model_panel import choices
+
+    options, value = choices(("digits", "mnist-5k"), "imagefolder:/data/my digits/", "digits")
+    assert value == "imagefolder:/data/my digits/"
+    assert options[-1] == ("imagefolder: my digits", value) and len(options) == 3
+    assert choices(("mlp", "lenet5"), "hf:/m/resnet18", "mlp")[0][-1] == (
+        "hf: resnet18", "hf:/m/resnet18")
+    assert choices(("mlp", "lenet5"), "lenet5", "mlp") == (["mlp", "lenet5"], "lenet5")
+    assert choices(("mlp",), "SomeModule", "mlp")[1] == "mlp"
+
+
+def test_layer_search_turns_the_bar_page_to_the_layer():
+    """Layer 97 of 120 sits on bar page 9 (ten bars a page): a pick turns to it."""
+    names = [f"inner.encoder.layer.{i}.dense" for i in range(120)]
+    dropdown = W.Dropdown(options=names, value=names[0])
+    page = W.Dropdown(options=[(f"page {i}", i) for i in range(12)], value=0)
+    search = LayerSearch(dropdown, page)
+    search.box.value = names[97]
+    assert dropdown.value == names[97] and page.value == 9
+    search.box.value = names[3]
+    assert page.value == 0
+
+
 @pytest.mark.slow  # shares the app above
 def test_headline_says_subset_then_the_full_set_follows(app, monkeypatch):
     """A big model's move shows the 256-subset first (said in the headline); the refiner

@@ -54,3 +54,29 @@ def test_bad_own_paths_exit_2_naming_them(args, named):
     result = run(*args)
     assert result.returncode == 2
     assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dashboard_own_data_and_model_reach_the_kernels_absolute(tmp_path, monkeypatch):
+    """`explorer dashboard --dataset imagefolder:REL --model hf:REL`: the kernels' environment
+    names absolute paths (they run in the notebook's folder), and only what was asked."""
+    from explorer.cli.main import build_parser, dashboard_env
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPLORER_MODEL", "stale")
+    parser, _ = build_parser()
+    args = parser.parse_args(["dashboard", "--dataset", "imagefolder:d", "--model", "hf:m"])
+    env = dashboard_env(theme="light", talk=False, dataset=args.dataset, model=args.model)
+    assert env["EXPLORER_DATASET"] == f"imagefolder:{tmp_path / 'd'}"
+    assert env["EXPLORER_MODEL"] == f"hf:{tmp_path / 'm'}"
+    plain = dashboard_env(theme="light", talk=False)
+    assert "EXPLORER_DATASET" not in plain and "EXPLORER_MODEL" not in plain
+
+
+def test_dashboard_missing_folder_exits_2_naming_it():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "explorer", "dashboard", "--no-browser",
+                             "--model", "hf:/no/such/model"], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=REPO)
+    assert result.returncode == 2 and "/no/such/model" in result.stderr

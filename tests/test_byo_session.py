@@ -130,6 +130,38 @@ def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
     assert "50 of 80 samples (subset" in text
 
 
+def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
+    """The subset answer re-estimates BatchNorm on FAST_BN_RECALIBRATION_SAMPLES (said in
+    extra); refine() redoes it on BN_RECALIBRATION_SAMPLES, so its numbers and statistics
+    equal those of a move that never took the fast path."""
+    import explorer.session.core as core
+
+    folder, model = byo
+    slow = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
+    oracle = slow.prune(sparsity=0.4, structured=True)
+    assert oracle.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
+    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
+    s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
+    first = s.prune(sparsity=0.4, structured=True)
+    assert first.extra["bn_samples"] == core.FAST_BN_RECALIBRATION_SAMPLES < 240  # train rows
+    stats = {k: v for k, v in s.model.state_dict().items() if k.endswith("running_var")}
+    ref = {k: v for k, v in slow.model.state_dict().items() if k.endswith("running_var")}
+    assert any(not torch.equal(stats[k], ref[k]) for k in ref)  # really fewer samples
+    from explorer.ui.headline import Metric, headline_html
+
+    said = headline_html(first, Metric("accuracy", True), None, "teacher")
+    assert "(subset, BatchNorm on 64; full set follows)" in said
+    full = s.refine()
+    assert full.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
+    assert full.accuracy == pytest.approx(oracle.accuracy) and full.loss == pytest.approx(
+        oracle.loss, rel=1e-5)
+    for k, v in slow.model.state_dict().items():
+        if k.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(s.model.state_dict()[k], v)
+    assert s.reset_pruning().extra.get("bn_samples", 0) == 0
+
+
 def test_hf_bert_on_token_tensors(tmp_path):
     """A BERT classifier on the user's token tensors: train, prune heads and neurons
     through the graph, shrink; the shrunk model answers as the masked one."""
@@ -156,11 +188,12 @@ def test_causal_lm_is_refused_by_name(tmp_path, byo):
         Session(f"imagefolder:{byo[0]}", f"hf:{folder}")
 
 
-def test_save_refuses_plainly(tmp_path, byo):
-    """Saving an image-folder session says what the file cannot hold; nothing is written."""
-    folder, model = byo
-    s = Session(f"imagefolder:{folder}", f"hf:{model}")
-    with pytest.raises(ValueError, match="read from a folder.*export"):
+def test_save_of_a_zoo_model_on_folder_data_refuses_plainly(tmp_path, byo):
+    """A zoo model on an image folder (its shapes come from the folder): the file format
+    cannot rebuild it, so save says so and writes nothing; export still works."""
+    folder, _ = byo
+    s = Session(f"imagefolder:{folder}", "lenet5")
+    with pytest.raises(ValueError, match="zoo model on data read from a folder.*export"):
         s.save(tmp_path / "s.pt")
     assert not (tmp_path / "s.pt").exists()
     s.export(tmp_path / "m.pt", kind="masked")  # what does work: the model itself

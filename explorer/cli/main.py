@@ -15,7 +15,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .args import PORT_MAX, PORT_MIN, parse_port, parse_seconds
+from .args import parse_port, parse_seconds
+from .dashboard_args import (
+    DATASET_ENV,
+    DEFAULT_CULL_IDLE_S,
+    DEFAULT_HOST,
+    MODEL_ENV,
+    TOKEN_ENV,
+    absolute_spec,
+    add_dashboard_parser,
+)
 from .room_sizing import (
     default_max_visitors,
     default_preheat,
@@ -25,15 +34,8 @@ from .room_sizing import (
 )
 
 PROG = "explorer"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8866
 DASHBOARD_NOTEBOOK = "dashboard.ipynb"
 TALK_NOTEBOOK = "talk.ipynb"
-THEMES = ("light", "dark")
-TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a command line
-# Kernels whose page went away without saying so (closed laptop, lost network) are shut
-# down after this long without activity; kernels with a live connection are never culled.
-DEFAULT_CULL_IDLE_S = 900
 CULL_INTERVAL_S = 60
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -116,15 +118,22 @@ def voila_command(
     return cmd
 
 
-def dashboard_env(*, theme: str, talk: bool, threads: int | None = None) -> dict[str, str]:
+def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
+                  dataset: str | None = None, model: str | None = None) -> dict[str, str]:
     """The environment of the Voila process; its kernels inherit it. Never the token.
 
-    Theme and talk mode travel as variables: a preheated kernel has already run the
-    notebook before any request (and its query string) exists. ``threads`` caps each
-    kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS already.
+    Theme, talk mode and the session's data set and model travel as variables: a preheated
+    kernel has already run the notebook before any request (and its query string) exists.
+    ``threads`` caps each kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS
+    already. An ``imagefolder:``/``hf:`` path is made absolute (kernels run in the
+    notebook's folder, not ours).
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
+    for name, value in ((DATASET_ENV, dataset), (MODEL_ENV, model)):
+        env.pop(name, None)  # only what this command asked for reaches the kernels
+        if value is not None:
+            env[name] = absolute_spec(value)
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
         env.setdefault("MKL_NUM_THREADS", str(threads))
@@ -247,7 +256,8 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         token_fd=token_fd,
     )
     threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
-    env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads)
+    env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads,
+                        dataset=args.dataset, model=args.model)
     return run_child(cmd, env=env, pass_fds=[] if token_fd is None else [token_fd])
 
 
@@ -258,99 +268,15 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return bench_command(args)
 
 
-def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """The ``dashboard`` subcommand's parser (argparse only: nothing heavy is imported)."""
-    p = sub.add_parser(
-        "dashboard",
-        help="serve the interactive dashboard with Voila",
-        description="Serve the Compression Explorer dashboard (a Voila app) on HOST:PORT. "
-        "One notebook is served, never a folder.",
-    )
-    p.add_argument(
-        "notebook",
-        nargs="?",
-        metavar="NOTEBOOK",
-        default=None,
-        help="notebook to serve (default: the packaged dashboard.ipynb, or talk.ipynb with --talk)",
-    )
-    p.add_argument(
-        "--port",
-        default=str(DEFAULT_PORT),
-        help=f"port to listen on, {PORT_MIN}..{PORT_MAX} (default: {DEFAULT_PORT}); fails if busy",
-    )
-    p.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=f"address to bind (default: {DEFAULT_HOST}, local only); any other address "
-        "needs a token",
-    )
-    p.add_argument("--theme", choices=THEMES, default="light", help="colour theme (default: light)")
-    p.add_argument(
-        "--talk", action="store_true", help="talk mode: the packaged talk notebook, larger type"
-    )
-    p.add_argument(
-        "--token",
-        default=None,
-        help=f"access token visitors must give (?token=...); prefer ${TOKEN_ENV}, since a "
-        "command-line token shows in the process list",
-    )
-    p.add_argument(
-        "--token-file",
-        default=None,
-        metavar="PATH",
-        help="read the access token from this file (chmod 600): it then appears in no "
-        "command line and no environment",
-    )
-    p.add_argument(
-        "--preheat",
-        nargs="?",
-        type=int,
-        const=None,
-        default=None,
-        metavar="N",
-        help="kernels that run the notebook before anyone asks (faster pages); 0: off "
-        "(default, and --preheat alone: sized to this machine)",
-    )
-    p.add_argument(
-        "--max-visitors",
-        type=int,
-        default=None,
-        metavar="N",
-        help="most visitors with a live session at once; later ones get a 'the room is "
-        "full' page and no kernel; 0: no cap (default: what the memory holds)",
-    )
-    p.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a Host name visitors may use besides loopback names and --host (repeatable); "
-        "other Host headers get 403",
-    )
-    p.add_argument(
-        "--cull-idle",
-        default=str(DEFAULT_CULL_IDLE_S),
-        metavar="SECONDS",
-        help="shut down kernels idle and disconnected this long; 0: never "
-        f"(default: {DEFAULT_CULL_IDLE_S})",
-    )
-    p.add_argument(
-        "--no-browser",
-        action="store_true",
-        help="do not open a web browser (never opened when there is no display)",
-    )
-    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks in the page")
-    p.set_defaults(handler=cmd_dashboard)
-    return p
-
-
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and one subparser per subcommand (by name)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Compression Explorer: pruning and distillation you can watch."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers: dict[str, argparse.ArgumentParser] = {"dashboard": add_dashboard_parser(sub)}
+    dashboard = add_dashboard_parser(sub)
+    dashboard.set_defaults(handler=cmd_dashboard)
+    subparsers: dict[str, argparse.ArgumentParser] = {"dashboard": dashboard}
 
     from .args import one_line_error
     from .run import add_run_parser, run_command  # no torch here

@@ -137,11 +137,62 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -
     auto = {"image": transformers.AutoModelForImageClassification,
             "sequence": transformers.AutoModelForSequenceClassification,
             "causal-lm": transformers.AutoModelForCausalLM}[kind]
+    # transformers draws a tqdm "Loading weights" bar on stderr, which a Voila page shows
+    # above the app for good: off while we load, then as the user had it.
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()
     try:
         inner = auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ValueError(f"hf: cannot load the model in {path}: {err}") from err
+    finally:
+        if shown:
+            bars.enable_progress_bar()
     inner = inner.float().eval()
     _conv1d_to_linear(inner)
     _untie(inner)
     return HFModel(inner, kind, image_shape)
+
+
+def describe(model: HFModel) -> dict:
+    """What rebuilds `model` without its folder (a saved session holds it): the kind, the
+    image shape and the transformers config as plain data."""
+    cfg: Any = model.inner.config
+    return {"kind": model.kind, "config": cfg.to_dict(),
+            "image_shape": None if model.image_shape is None else list(model.image_shape)}
+
+
+def from_description(desc: dict) -> HFModel:
+    """An untrained HFModel of the architecture `describe` wrote (the weights come from the
+    caller). Only a model type transformers knows is built; no remote code is ever run.
+    ValueError naming what is wrong."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    config = dict(desc["config"])
+    kind = desc["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"hf kind must be one of {', '.join(KINDS)}; got {str(kind)[:40]!r}")
+    model_type = config.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise ValueError("hf config lacks its model_type")
+    for key in ("auto_map", "trust_remote_code"):
+        config.pop(key, None)  # code from elsewhere is never asked for
+    try:
+        cfg = transformers.AutoConfig.for_model(model_type, **config)
+        auto = {"image": transformers.AutoModelForImageClassification,
+                "sequence": transformers.AutoModelForSequenceClassification,
+                "causal-lm": transformers.AutoModelForCausalLM}[kind]
+        inner = auto.from_config(cfg)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"hf config of type {model_type[:40]!r} cannot be built: "
+                         f"{str(err)[:160]}") from None
+    inner = inner.float().eval()
+    _conv1d_to_linear(inner)
+    _untie(inner)
+    shape = desc.get("image_shape")
+    if shape is not None:
+        c, h, w = (int(v) for v in shape)  # ValueError unless exactly three sizes
+        return HFModel(inner, kind, (c, h, w))
+    return HFModel(inner, kind)

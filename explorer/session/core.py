@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from ..config import (
+    BN_RECALIBRATION_SAMPLES,
+    FAST_BN_RECALIBRATION_SAMPLES,
     FAST_EVAL_MIN_PARAMS,
     FAST_EVAL_SAMPLES,
     HISTORY_MAX,
@@ -36,6 +38,7 @@ from ..engine.prune import compute_masks
 from ..engine.structure import (
     has_batchnorm,
     model_groups,
+    recalibrate_bn,
     removed_fraction,
     settle_norms,
     structured_masks,
@@ -93,6 +96,7 @@ class SessionCore:
     # After structured pruning, re-estimate BatchNorm statistics on a few hundred training
     # samples (no gradient step) before anything is measured; set False to see stale ones.
     bn_recalibration = True
+    bn_samples = 0  # samples the last move's BatchNorm statistics came from (0: restored)
     # A language model's snapshots carry a generated text sample (60 forward passes, about
     # a third of a prune's time on gpt-tiny); a front end that generates it itself, off the
     # slider's path, sets this False (the app does: issue 15 item 3). Session.sample() and
@@ -214,9 +218,24 @@ class SessionCore:
             result = within_committed(result, self.slot.committed, config, self.slot.index,
                                       self.base, groups)
             self.slot.install_masks(result, config)
-            settle_norms(self.model, self.base, self.data.train.x,
-                         recalibrate=structured and self.bn_recalibration)
-            return self.engine_snapshot(subset=self.quick_subset())
+            subset = self.quick_subset()
+            recalibrate = structured and self.bn_recalibration
+            settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
+            self.bn_samples = 0
+            if recalibrate and has_batchnorm(self.model):
+                # the first (subset) answer: statistics from a few samples; refine() redoes
+                # them on BN_RECALIBRATION_SAMPLES before the full-set number
+                self.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
+                    BN_RECALIBRATION_SAMPLES
+                recalibrate_bn(self.model, self.data.train.x, self.bn_samples)
+            return self.engine_snapshot(subset=subset)
+
+    def full_norms(self) -> None:
+        """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
+        move used the fast few (call under the lock, before measuring for good)."""
+        if 0 < self.bn_samples < BN_RECALIBRATION_SAMPLES:
+            recalibrate_bn(self.model, self.data.train.x, BN_RECALIBRATION_SAMPLES)
+            self.bn_samples = BN_RECALIBRATION_SAMPLES
 
     def quick_subset(self, split: str = "val") -> int | None:
         """FAST_EVAL_SAMPLES for a model of FAST_EVAL_MIN_PARAMS or more whose `split` is
@@ -229,7 +248,7 @@ class SessionCore:
     def refine(self, split: str = "val") -> Snapshot:
         """The full-set snapshot that follows a subset answer (run it in the background)."""
         with self.lock:
-            return self.engine_snapshot(split)
+            return self.engine_snapshot(split)  # snapshot() redoes fast BN statistics
 
     def subset_split(self, split: str, n: int) -> Split:
         """The first `n` of a seeded permutation of `split`: the same rows every move."""
@@ -244,6 +263,7 @@ class SessionCore:
             self.check_idle("resetting the pruning")
             self.slot.clear_masks()
             settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
+            self.bn_samples = 0
             return self.snapshot()
 
     def undo(self) -> Snapshot:
@@ -393,6 +413,8 @@ class SessionCore:
         given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
         histograms."""
         with self.lock:
+            if evaluate_model and not subset:
+                self.full_norms()  # a full measurement never uses the fast statistics
             slot = self.slot
             params = slot.params()
             layers = tuple(slot.layer_stats(n, p) for n, p in params.items())
@@ -432,5 +454,6 @@ class SessionCore:
         extra = {"structured": True, "norm": config.norm,
                  "channel_fraction_removed": config.value,
                  "param_fraction_removed": removed_fraction(self.model),
-                 "bn_recalibrated": bool(self.bn_recalibration and has_batchnorm(self.model))}
+                 "bn_recalibrated": bool(self.bn_recalibration and has_batchnorm(self.model)),
+                 "bn_samples": self.bn_samples}
         return replace(snap, extra={**snap.extra, **extra})

@@ -28,7 +28,7 @@ from ..engine.lm import build_student as build_gpt_student
 from ..engine.prune import apply_masks
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
 from .core import SessionCore
-from .slots import ModelSlot
+from .slots import ModelSlot, clone_state
 from .students import slot_outputs
 from .tasks import Task, as_gpt, corpus_dataset, objective_for
 
@@ -72,6 +72,12 @@ def text_parts(dataset: object, model: str | nn.Module, width: float, init: str,
     """A language-model session's data (a corpus as windows), slot (a GPT, no shipped
     weights) and task object."""
     check_number("context", context, 2, 4096, integer=True)
+    if isinstance(model, str) and model.startswith("hf:"):
+        check_choice("init", init, ("default",))
+        if width != 1.0 or layers is not None or heads is not None:
+            raise ValueError(f"width / layers / heads size gpt-tiny; {model!r} has its own")
+        corpus = load_corpus(dataset, context, seed, device)
+        return own_text_parts(model, corpus, seed, device, max_train_windows)
     corpus = load_corpus(dataset, context, seed, device)
     net, name = build_model(model, corpus, width, init, seed, layers, heads)
     data = corpus_dataset(corpus, max_train_windows).to(device)
@@ -81,6 +87,34 @@ def text_parts(dataset: object, model: str | nn.Module, width: float, init: str,
               "seed": seed, "layers": gc.n_layers, "heads": gc.n_heads,
               "d_model": gc.d_model, "context": gc.context}
     return data, ModelSlot(net, name, config), objective_for(data, corpus)
+
+
+def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.device,
+                   max_train_windows: int | None) -> tuple[Dataset, ModelSlot, Task]:
+    """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
+    (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
+    and its positions the context; said plainly otherwise."""
+    from ..models.hf import load_hf
+    from .tasks import OwnLanguageModelling
+
+    net = load_hf(spec)
+    if net.kind != "causal-lm":
+        raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
+                         "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")
+    cfg: Any = net.inner.config
+    vocab, positions = int(cfg.vocab_size), getattr(cfg, "n_positions", None) or getattr(
+        cfg, "max_position_embeddings", None)
+    if vocab < len(corpus.vocab):
+        raise ValueError(f"{spec}: vocabulary of {vocab} tokens; {corpus.name!r} has "
+                         f"{len(corpus.vocab)} characters (its ids are the token ids)")
+    if positions is not None and int(positions) < corpus.context:
+        raise ValueError(f"{spec}: {positions} positions; the context is {corpus.context}")
+    data = corpus_dataset(corpus, max_train_windows).to(device)
+    net.to(device)
+    config = {"dataset": corpus.name, "model": spec, "width": 1.0, "init": "default",
+              "seed": seed, "context": corpus.context}
+    return data, ModelSlot(net, spec, config, clone_state(net.state_dict())), \
+        OwnLanguageModelling(corpus)
 
 
 def check_not_text_options(layers: object, heads: object, context: object,

@@ -21,13 +21,11 @@ import torch
 from torch import nn
 
 from ..config import (
-    DATASETS,
     HIDDEN_LAYERS_MAX,
     HIDDEN_MAX,
     HISTORY_MAX,
     INITS,
     LOAD_PARAMS_MAX,
-    MODELS,
     REWIND_EPOCHS_KEPT,
     UNDO_MAX,
     PerLayerConfig,
@@ -37,6 +35,7 @@ from ..config import (
 from ..engine.metrics import LayerStats, Snapshot
 from ..models.zoo import build_from_arch, build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
+from .persist_own import HF_KEY, check_own_config, hf_on_meta
 from .slots import SLOT_NAMES
 
 # Per slot: live weights, base, original, initial, the rewind points, each undo entry's
@@ -142,11 +141,10 @@ def _no_tensors(what: str, value: Any, depth: int = 0) -> None:
 def check_config(config: Any) -> dict:
     """The teacher's configuration: built-in data and model, widths within bounds."""
     config = _dict("config", config, CONFIG_KEYS[:5])
-    extra = sorted(set(config) - set(CONFIG_KEYS))
+    extra = sorted(set(config) - set(CONFIG_KEYS) - {HF_KEY})
     if extra:
         raise ValueError(f"config has unknown keys {extra[:3]}")
-    check_choice("config dataset", config["dataset"], DATASETS)
-    check_choice("config model", config["model"], MODELS)
+    check_own_config(config)  # a zoo name, or your own (imagefolder:/hf:, persist_own)
     check_choice("config init", config["init"], INITS)
     check_width(config["width"])
     check_seed("config seed", config["seed"])
@@ -169,6 +167,8 @@ def _on_meta(build: Any) -> nn.Module:
 
 
 def teacher_on_meta(config: dict) -> nn.Module:
+    if HF_KEY in config:
+        return _on_meta(lambda: hf_on_meta(config))
     input_shape, image_shape, outputs = DATA_SHAPES[config["dataset"]]
     hidden = config.get("hidden")
     return _on_meta(lambda: build_model(

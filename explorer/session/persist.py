@@ -17,7 +17,8 @@ dense base, the original, the undo stack, the masks and pruning setting, and the
 lottery-ticket rewind points; per session: the history (Snapshots as plain dicts,
 rebuilt on load), the step counter, which slot is selected, and the configuration.
 The data set is rebuilt from its name and seed; data given as tensors cannot be, so
-such sessions are refused at save time (export the model instead).
+such sessions are refused at save time (export the model instead). An hf: model and
+imagefolder: data: see explorer.session.persist_own.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from ..config import DATASETS, HISTORY_MAX, MODELS
+from ..config import HISTORY_MAX
 from ..engine.metrics import Snapshot
 from ..models.zoo import build_from_arch
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
 from .loadshape import check_prune_config, snapshot_from_dict, unplain
+from .persist_own import HF_KEY, reopen, save_extra, without_extra
 from .slots import ModelSlot, State, UndoEntry
 
 __all__ = ["FORMAT", "VERSION", "load_session", "plain", "read_payload", "save_session",
@@ -104,15 +106,10 @@ def session_payload(session: SessionCore) -> dict:
             raise ValueError("saving a language-model session is not supported yet (the file "
                              "format holds the image and regression zoo); use "
                              "export('masked') or export('shrunk') for the model")
-        teacher_config = session.slots["teacher"].config
-        if teacher_config.get("dataset") not in DATASETS:
-            raise ValueError(f"cannot save a session on data given as tensors or read from a "
-                             f"folder ({teacher_config.get('dataset')!r}): the file holds "
-                             "the built-in data sets only; use export() for the model")
-        if teacher_config.get("model") not in MODELS:
-            raise ValueError(f"cannot save a session around a user model "
-                             f"({teacher_config.get('model')!r}); use export() for it")
+        # your own data or model: what is saved and what is refused (persist_own)
+        teacher_config = {**session.slots["teacher"].config, **save_extra(session)}
         slots = {name: _slot_payload(slot) for name, slot in session.slots.items()}
+        slots["teacher"]["config"] = plain(teacher_config)  # loadshape checks they agree
         return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
                 "selected": session.selected, "slots": slots,
                 "history": plain(list(session.history)),
@@ -221,7 +218,7 @@ def _undo_entry(saved: dict, device: torch.device) -> UndoEntry:
 def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> ModelSlot:
     """The ModelSlot saved in `data`, around `model` (data checked by loadcheck)."""
     model.to(device)
-    slot = ModelSlot(model, str(data["model_name"]), dict(data["config"]),
+    slot = ModelSlot(model, str(data["model_name"]), without_extra(dict(data["config"])),
                      _copy(data["initial"], device))
     slot.original = _copy(data["original"], device) or {}
     slot.rewind_states = {int(k): _copy(v, device) or {}
@@ -249,9 +246,12 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
     try:
         config = payload["config"]
         hidden = config.get("hidden")
-        session = cls(config["dataset"], config["model"], width=config["width"],
-                      init=config["init"], seed=config["seed"], device=device,
-                      pretrained=False, hidden=None if hidden is None else tuple(hidden))
+        if HF_KEY in config:  # an hf: model, rebuilt from its saved config (persist_own)
+            session = reopen(cls, config, device)
+        else:
+            session = cls(config["dataset"], config["model"], width=config["width"],
+                          init=config["init"], seed=config["seed"], device=device,
+                          pretrained=False, hidden=None if hidden is None else tuple(hidden))
         slots = payload["slots"]
         session.slots["teacher"] = _restore_slot(slots["teacher"], session.model,
                                                  session.device)

@@ -387,6 +387,7 @@ class Session(SessionCore):
         with self.lock:
             if self.is_lm:
                 return language.shrink(language.as_gpt(self.model))
+            self.full_norms()  # the copy keeps the statistics a full measurement uses
             return shrink_model(self.model)
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
@@ -395,6 +396,8 @@ class Session(SessionCore):
         if self.is_lm and kind == "shrunk":
             return language.export_shrunk(language.as_gpt(self.shrink()),
                                           check_output_path("path", path))
+        with self.lock:
+            self.full_norms()
         return workflows.export_session(self, path, kind)
 
     def trial(self) -> AbstractContextManager[Session]:

@@ -81,6 +81,28 @@ class LanguageModelling(Task):
         return {**record, "val_perplexity": perplexity(record["val_loss"])}
 
 
+class OwnLanguageModelling(Task):
+    """A transformers causal LM (``hf:PATH``) on a corpus: perplexity is the headline.
+
+    `is_lm` stays False on purpose: the language-model track's own operations (head plans,
+    GPT students, shrink, samples) are written for gpt-tiny's GPT class; this model prunes
+    (magnitude, and heads and neurons structured) through the dependency graph like any
+    `hf:` model, and trains and evaluates as next-character classification at every
+    position, like gpt-tiny.
+    """
+
+    headline = "perplexity"
+
+    def __init__(self, corpus: TextCorpus) -> None:
+        self.corpus = corpus
+
+    def snapshot_extra(self, session: Any, snap: Snapshot, evaluated: bool) -> dict:
+        return {"perplexity": perplexity(snap.loss) if evaluated else float("nan")}
+
+    def epoch_record(self, record: dict) -> dict:
+        return {**record, "val_perplexity": perplexity(record["val_loss"])}
+
+
 def as_gpt(model: nn.Module) -> GPT:
     """`model` as a GPT, or a ValueError naming what it is."""
     if not isinstance(model, GPT):
@@ -119,7 +141,8 @@ def is_text_data(dataset: object) -> bool:
 
 def check_pairing(dataset: object, model: object) -> None:
     """A text data set needs a language model and a language model needs text."""
-    if is_text_data(dataset) and not is_text_model(model):
+    own = isinstance(model, str) and model.startswith("hf:")  # a causal LM? seen on loading
+    if is_text_data(dataset) and not (is_text_model(model) or own):
         shown = model if isinstance(model, str) else type(model).__name__
         raise ValueError(f"data set {str(dataset)!r} is text and needs a language model "
                          f"({', '.join(GPT_MODELS)}); got model {shown!r}")

@@ -97,8 +97,12 @@ class ExplorerApp(W.VBox):
 
     @classmethod
     def default(cls, theme: str | None = None, talk: bool | None = None) -> ExplorerApp:
-        """The app on the shipped digits MLP: what `make demo` serves."""
-        return cls(Session.default(), theme=theme, talk=talk)
+        """The app on the shipped digits MLP (what `make demo` serves), or on the data set
+        and model `explorer dashboard --dataset D --model M` put in the environment."""
+        dataset, model = os.environ.get("EXPLORER_DATASET"), os.environ.get("EXPLORER_MODEL")
+        if not dataset and not model:
+            return cls(Session.default(), theme=theme, talk=talk)
+        return cls(Session(dataset or "digits", model or "mlp"), theme=theme, talk=talk)
 
     def _repr_mimebundle_(self, **kwargs):
         # A FigureWidget in a box is never displayed itself, so plotly never copies its
@@ -218,7 +222,9 @@ class ExplorerApp(W.VBox):
         apply_rules(self.c, self.jobs.busy, self.session.is_lm)
 
     def metric(self) -> Metric:
-        return Metric.for_session(self.session.task, self.session.is_lm)
+        # an hf: causal LM is not on gpt-tiny's track (is_lm) but its headline is perplexity
+        lm = self.session.is_lm or self.session.objective.headline == "perplexity"
+        return Metric.for_session(self.session.task, lm)
 
     def dense_value(self, slot: str | None = None) -> float | None:
         return self.book.dense(slot or self.session.selected)

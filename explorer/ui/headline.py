@@ -8,6 +8,7 @@ import html
 import math
 from dataclasses import dataclass
 
+from ..config import BN_RECALIBRATION_SAMPLES
 from ..engine.metrics import Snapshot
 
 
@@ -85,8 +86,12 @@ def headline_html(snap: Snapshot, metric: Metric, dense: float | None, who: str,
     value = metric.value(snap) if value is None else value
     kind = "validation " + metric.name
     if snap.extra.get("eval_samples"):  # a big model's first answer (Session.quick_subset)
+        # BatchNorm re-estimated on a few samples only (Session.prune's fast path) is said
+        # too: the full-set answer that follows uses all of them
+        bn = snap.extra.get("bn_samples", 0)
+        few = f", BatchNorm on {bn}" if 0 < bn < BN_RECALIBRATION_SAMPLES else ""
         kind += (f" on {snap.extra['eval_samples']:,} of {snap.extra['eval_total']:,} "
-                 "samples (subset; full set follows)")
+                 f"samples (subset{few}; full set follows)")
     structured = " (structured: whole neurons)" if snap.extra.get("structured") else ""
     return (
         f'<div class="cx-headline"><span class="cx-big">{metric.text(value)}</span>'

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from .controls import tagged
+from .plots import MAX_BARS
 
 SEARCH_MIN_LAYERS = 12  # from this many layers on, the search box shows
 
@@ -16,8 +17,8 @@ SEARCH_MIN_LAYERS = 12  # from this many layers on, the search box shows
 class LayerSearch:
     """A Combobox that mirrors `dropdown`'s options and sets its value on a valid pick."""
 
-    def __init__(self, dropdown: W.Dropdown) -> None:
-        self.dropdown = dropdown
+    def __init__(self, dropdown: W.Dropdown, page: W.Dropdown | None = None) -> None:
+        self.dropdown, self.page = dropdown, page
         self.box = tagged(W.Combobox(placeholder="search layers", ensure_option=True,
                                      layout=W.Layout(width="220px")), "layer-search")
         self._options({"new": dropdown.options})
@@ -34,8 +35,19 @@ class LayerSearch:
         # options changed must not set the dropdown to a layer it no longer has
         if change["new"] in self.box.options and change["new"] in self.dropdown.options:
             self.dropdown.value = change["new"]
+            self._show_bar(list(self.dropdown.options).index(change["new"]))
+
+    def _show_bar(self, index: int) -> None:
+        # a layer found by search is usually on another page of bars: turn to it, so the
+        # highlighted bar and the histogram speak of the same layer
+        if self.page is None:
+            return
+        values = [o[1] if isinstance(o, tuple) else o for o in self.page.options]
+        if index // MAX_BARS in values:
+            self.page.value = index // MAX_BARS
 
 
-def layer_search(dropdown: W.Dropdown) -> W.Combobox:
-    """The search box for `dropdown` (its observers keep the LayerSearch alive)."""
-    return LayerSearch(dropdown).box
+def layer_search(dropdown: W.Dropdown, page: W.Dropdown | None = None) -> W.Combobox:
+    """The search box for `dropdown` (its observers keep the LayerSearch alive); a pick also
+    turns the bar `page` to the layer's page."""
+    return LayerSearch(dropdown, page).box

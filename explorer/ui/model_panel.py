@@ -20,18 +20,31 @@ DATASETS = C.ALL_DATASETS
 MODELS = C.ALL_MODELS
 
 
+def choices(names: tuple[str, ...] | list[str], current: object,
+            default: str) -> tuple[list, str]:
+    """(options, value) of a data set / model dropdown: the zoo's names, plus the session's
+    own ``imagefolder:PATH`` / ``hf:PATH`` (labelled by the folder's name) when it has one,
+    so the panel names what is open and New session can reopen it. (label, value) pairs
+    only then: ipywidgets takes all pairs or all plain values, not a mix."""
+    if isinstance(current, str) and current.startswith(("imagefolder:", "hf:")):
+        prefix, _, path = current.partition(":")
+        own = (f"{prefix}: {path.rstrip('/').rsplit('/', 1)[-1]}", current)
+        return [(n, n) for n in names] + [own], current
+    return list(names), str(current) if current in names else default
+
+
 class ModelPanel:
     """Data set, model, width, init, optimizer, batch size, device; New session."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         cfg = host.session.config
-        self.dataset = tagged(W.Dropdown(options=DATASETS, value=cfg.get("dataset", "digits")
-                                         if cfg.get("dataset") in DATASETS else "digits",
+        data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
+        self.dataset = tagged(W.Dropdown(options=data_options, value=data,
                                          description="Data set", style=STYLE, layout=FULL),
                               "dataset")
-        self.model = tagged(W.Dropdown(options=MODELS, value=cfg.get("model", "mlp")
-                                       if cfg.get("model") in MODELS else "mlp",
+        model_options, model = choices(MODELS, cfg.get("model"), "mlp")
+        self.model = tagged(W.Dropdown(options=model_options, value=model,
                                        description="Model", style=STYLE, layout=FULL), "model")
         self.width = tagged(W.BoundedFloatText(value=1.0, min=0.05, max=8.0, step=0.25,
                                                description="Width x", layout=NARROW,
@@ -70,6 +83,9 @@ class ModelPanel:
     def _on_model(self, change: dict) -> None:
         """Pick a data set the new model can read (a user may choose another that fits)."""
         model, data = change["new"], self.dataset.value
+        if str(model).startswith("hf:"):  # your own model: its data set is yours to pick
+            self._disarm()
+            return
         if model in C.GPT_MODELS:
             self.dataset.value = C.TEXT_DATASETS[0]
         elif data in C.TEXT_DATASETS or (model in C.IMAGE_MODELS and data == "toy-regression"):

@@ -26,7 +26,7 @@ def prune_box(c: Controls, talk: bool) -> W.VBox:
     settings.selected_index = None
     return W.VBox([c.mode, c.slider, row(c.scope, c.structured, c.norm), c.why_not,
                    row(c.prune_finetune, c.reset_pruning), settings,
-                   row(c.layer, layer_search(c.layer), c.log_y), c.page])
+                   row(c.layer, layer_search(c.layer, c.page), c.log_y), c.page])
 
 
 def train_box(c: Controls, talk: bool) -> W.VBox:

@@ -1,0 +1,124 @@
+"""The ``explorer dashboard`` subcommand's options and the constants they name.
+
+argparse only (nothing heavy is imported); explorer.cli.main runs the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .args import PORT_MAX, PORT_MIN
+from .run import DATASETS, MODELS, own  # argparse and config only
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8866
+THEMES = ("light", "dark")
+TOKEN_ENV = "EXPLORER_TOKEN"  # read by explorer.cli.dashboard, never put on a command line
+# The session the packaged notebook opens (ExplorerApp.default reads them).
+DATASET_ENV, MODEL_ENV = "EXPLORER_DATASET", "EXPLORER_MODEL"
+# Kernels whose page went away without saying so (closed laptop, lost network) are shut
+# down after this long without activity; kernels with a live connection are never culled.
+DEFAULT_CULL_IDLE_S = 900
+
+
+def absolute_spec(spec: str) -> str:
+    """``imagefolder:PATH`` / ``hf:PATH`` with PATH absolute (kernels run in the notebook's
+    folder, not ours); a zoo name unchanged."""
+    for prefix in ("imagefolder:", "hf:"):
+        if spec.startswith(prefix):
+            return prefix + str(Path(spec[len(prefix):]).expanduser().resolve())
+    return spec
+
+
+def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``dashboard`` subcommand's parser (argparse only: nothing heavy is imported)."""
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the interactive dashboard with Voila",
+        description="Serve the Compression Explorer dashboard (a Voila app) on HOST:PORT. "
+        "One notebook is served, never a folder.",
+    )
+    p.add_argument(
+        "notebook",
+        nargs="?",
+        metavar="NOTEBOOK",
+        default=None,
+        help="notebook to serve (default: the packaged dashboard.ipynb, or talk.ipynb with --talk)",
+    )
+    p.add_argument(
+        "--port",
+        default=str(DEFAULT_PORT),
+        help=f"port to listen on, {PORT_MIN}..{PORT_MAX} (default: {DEFAULT_PORT}); fails if busy",
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default: {DEFAULT_HOST}, local only); any other address "
+        "needs a token",
+    )
+    p.add_argument("--theme", choices=THEMES, default="light", help="colour theme (default: light)")
+    p.add_argument(
+        "--talk", action="store_true", help="talk mode: the packaged talk notebook, larger type"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"access token visitors must give (?token=...); prefer ${TOKEN_ENV}, since a "
+        "command-line token shows in the process list",
+    )
+    p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="read the access token from this file (chmod 600): it then appears in no "
+        "command line and no environment",
+    )
+    p.add_argument(
+        "--preheat",
+        nargs="?",
+        type=int,
+        const=None,
+        default=None,
+        metavar="N",
+        help="kernels that run the notebook before anyone asks (faster pages); 0: off "
+        "(default, and --preheat alone: sized to this machine)",
+    )
+    p.add_argument(
+        "--max-visitors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most visitors with a live session at once; later ones get a 'the room is "
+        "full' page and no kernel; 0: no cap (default: what the memory holds)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name visitors may use besides loopback names and --host (repeatable); "
+        "other Host headers get 403",
+    )
+    p.add_argument(
+        "--cull-idle",
+        default=str(DEFAULT_CULL_IDLE_S),
+        metavar="SECONDS",
+        help="shut down kernels idle and disconnected this long; 0: never "
+        f"(default: {DEFAULT_CULL_IDLE_S})",
+    )
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a web browser (never opened when there is no display)",
+    )
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks in the page")
+    p.add_argument(
+        "--dataset", type=own(DATASETS, "imagefolder:"), default=None,
+        help="the data set the packaged notebook opens: a zoo name or imagefolder:PATH "
+        "(default: digits)")
+    p.add_argument(
+        "--model", type=own(MODELS, "hf:"), default=None,
+        help="the model it opens: a zoo name or hf:PATH, a save_pretrained folder "
+        "(default: mlp)")
+    return p
