@@ -55,14 +55,15 @@ def test_histogram_shows_survivors_ghost_and_threshold(app):
 
 
 def test_weight_matrix_loses_connections_as_the_slider_moves(app):
-    """The selected layer's connections, at most 64 x 64 cells, fade as weights go."""
+    """The selected layer's connections, at most WEIGHT_GRID_CELLS a side, fade as weights go."""
+    from explorer.config import WEIGHT_GRID_CELLS as CELLS
     z = np.asarray(trace(app.fig, "connections").z, dtype=float)
-    assert z.shape == (64, 64) and (z > 0).all()
+    assert z.shape == (CELLS, CELLS) and (z > 0).all()  # 256 x 64 binned
     app.c.slider.value = 0.95
     pruned = np.asarray(trace(app.fig, "connections").z, dtype=float)
     assert pruned.sum() < 0.5 * z.sum()
-    app.c.layer.value = app.session.prunable[2]  # 10 x 128: fewer cells than 64 x 64
-    assert np.asarray(trace(app.fig, "connections").z, dtype=float).shape == (10, 64)
+    app.c.layer.value = app.session.prunable[2]  # 10 x 128: fewer rows than cells
+    assert np.asarray(trace(app.fig, "connections").z, dtype=float).shape == (10, CELLS)
 
 
 def test_accuracy_vs_sparsity_curve_is_computed_once_per_base_off_the_session(app):

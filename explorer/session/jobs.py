@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import exit as exit_join
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -70,7 +72,7 @@ class JobRunner:
                     on_done(result)
 
             self._thread = threading.Thread(target=run, name=f"explorer-{name}", daemon=True)
-            self._thread.start()
+            exit_join.start(self._thread, stop)
             return True
 
     def stop(self) -> None:

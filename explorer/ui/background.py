@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from ..session import exit as exit_join
 from ..session.session import Session
 from ..session.views import CURVE_LEVELS, CurvePoint, oneshot_curve
 
@@ -48,7 +49,7 @@ class CurveWorker:
                                       args=(key, session, levels, scope, structured, norm,
                                             stop))
             self._running = (key, stop, thread)
-        thread.start()
+        exit_join.start(thread, stop)
         return None
 
     def _run(self, key, session, levels, scope, structured, norm, stop) -> None:

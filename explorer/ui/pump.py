@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..session import exit as exit_join
 from ..session.jobs import JobResult, JobRunner
 
 PUMP_INTERVAL_S = 0.25
@@ -28,7 +29,7 @@ class Pump:
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="explorer-pump", daemon=True)
-        self._thread.start()
+        exit_join.start(self._thread)  # its last call may run torch: exit waits for it
 
     def _loop(self) -> None:
         seen = -1

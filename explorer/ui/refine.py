@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from ..engine.metrics import Snapshot
+from ..session import exit as exit_join
 
 SETTLE_S = 0.3  # wait this long for the slider to rest before the full pass
 
@@ -34,7 +35,7 @@ class Refiner:
             generation = self.generation
             self.thread = threading.Thread(target=self._run, args=(generation,), daemon=True,
                                            name="explorer-refine")
-            self.thread.start()
+            exit_join.start(self.thread)
 
     def _current(self, generation: int) -> bool:
         return generation == self.generation and not self.host.jobs.busy

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from ..session import exit as exit_join
 from ..session.session import Session
 from ..session.views import SAMPLE_PROMPT, text_sample
 
@@ -55,7 +56,7 @@ class SampleWorker:
             self._thread = thread
             # started under the lock: wait() must never see the new thread not yet alive
             # while the timer that made it has already ended (it would report idle)
-            thread.start()
+            exit_join.start(thread)
 
     def _run(self, number: int, key: Hashable, session: Session) -> None:
         try:
