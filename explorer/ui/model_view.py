@@ -155,7 +155,9 @@ class MainView:
                  P.swatch(t.line, "val MSE" if metric.name == "MSE" else "val loss",
                           "&#9472;")]
         if accuracy:
-            words.append(P.swatch(t.accent, "val accuracy", "&#9472;"))
+            # a language model's accuracy line is next-character accuracy, not its headline
+            label = "val next-char accuracy" if metric.name == "perplexity" else "val accuracy"
+            words.append(P.swatch(t.accent, label, "&#9472;"))
         empty = not len(sx) and not len(ex)
         with self.fig.batch_update():
             self.fig.data[P.STEP_LOSS].update(x=P.plain(sx), y=P.plain(sy))
