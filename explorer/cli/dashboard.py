@@ -31,14 +31,17 @@ def read_token(fd: int) -> str:
 
 
 TEMPLATE = "explorer"
-# The 13 "Unsatisfied version 4.2.5 ... (required ^4.6.2 / ^4.5.10)" console warnings that
-# remain all come from @jupyter-widgets/jupyterlab-manager's remoteEntry (jupyterlab_widgets
-# 3.0.16 was built against JupyterLab 4.5/4.6; Voila 0.5.13's page carries JupyterLab 4.2.5
-# core packages). webpack's share scope warns and uses the page's singletons, which work.
-# They cannot be removed cleanly here: without this extension no widget renders (checked:
-# the page never shows the app), no Voila setting or page-config option silences webpack's
-# share-scope warnings, and quieting them means pinning an older jupyterlab_widgets
-# (against ipywidgets 8.1.9's requirement) or a Voila built on a newer JupyterLab.
+# 13 "Unsatisfied version 4.2.5 ... (required ^4.6.2 / ^4.5.10)" console warnings remain;
+# webpack's share scope warns and then uses the page's singletons, which work. Voila
+# 0.5.13's page carries JupyterLab 4.2.5 core packages, and:
+# - 9 (^4.6.2) come from @jupyter-widgets/jupyterlab-manager: jupyterlab_widgets 3.0.17,
+#   which ipywidgets 8.1.9 requires, was built against JupyterLab 4.6. The newest build that
+#   asks for ^4.2.4 is 3.0.13, which means ipywidgets 8.1.5: we keep the current widgets;
+# - 4 (^4.5.10: statedb, services, rendermime, coreutils) come from Voila's own
+#   @voila-dashboards/widgets-manager8, built against JupyterLab 4.5 (checked in its
+#   remoteEntry); nothing short of another Voila changes them.
+# Neither extension can go: without them no widget renders (checked: the page never shows
+# the app), and no Voila setting or page-config option silences share-scope warnings.
 EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
               "anywidget", "jupyterlab-plotly")
 
