@@ -48,7 +48,8 @@ def test_1_every_zoo_model_can_be_switched_to_from_the_panel(app, monkeypatch):
         assert [r[2] for r in bar_counts(app)] == app.session.prunable[:P.MAX_BARS]
         assert app.session.config["model"] == model and pruned_fraction(app) == 0
         rows = app.session.slot.params()[app.c.layer.value].shape[0]
-        assert len(trace(app.fig, "connections").z) == min(rows, C.WEIGHT_GRID_CELLS)  # this model's layer
+        # this model's layer
+        assert len(trace(app.fig, "connections").z) == min(rows, C.WEIGHT_GRID_CELLS)
         assert not app.errors.errors
 
 
