@@ -132,6 +132,9 @@ def test_7_labels_fit_and_figures_fit_their_box(app):
     many = [f"encoder.layer.{i}.attention.self.query.weight" for i in range(40)]
     short = P.short_names(many)
     assert len(set(short)) == 40 and max(map(len, short)) <= P.LABEL_CHARS
+    # an hf: model's wrapper prefix is dropped: its layers read as transformers names them
+    assert P.short_names(["inner.classifier.1.weight", "inner.lm_head.weight"]) == \
+        ["classifier.1", "lm_head"]
 
 
 def test_8_controls_that_do_not_apply_say_why(app):

@@ -50,7 +50,9 @@ def swatch(color: str, text: str, mark: str = "&#9632;") -> str:
 
 
 def _strip(name: str) -> str:
-    return re.sub(r"\.weight$", "", name)
+    # "inner." is the attribute by which an hf: model's wrapper holds the transformers model
+    # (explorer.models.hf): on every one of its layers, so it tells a reader nothing
+    return re.sub(r"\.weight$", "", re.sub(r"^inner\.", "", name))
 
 
 def short_name(name: str, limit: int = LABEL_CHARS, force: bool = False) -> str:
