@@ -79,6 +79,7 @@ def dump(obj: object) -> str:
 
 MAIN_FIG = ".cx-fig-main.js-plotly-plot"
 STATUS = ".cx-status"
+PRUNE_READOUT = ".cx-prune-slider .widget-readout"  # the sparsity slider's typed readout
 KERNEL_ERRORS = ".cx-kernel-errors"
 
 # The page's view of the main figure: per-layer (kept, numel, name) from the bars'
@@ -121,17 +122,25 @@ def assert_clean(page, where: str) -> None:
     assert not raised, f"{where}: kernel raised: {raised}"
 
 
-def wait_for_status(page, pattern: str, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
-    """Wait until the status line matches the regular expression `pattern`."""
+def wait_for_text(page, selector: str, pattern: str, timeout_ms: int) -> bool:
+    """Wait until the text of `selector` matches the regular expression `pattern`;
+    False when it never did (the caller says what it saw)."""
     try:
         page.wait_for_function(
             "([sel, src]) => { const el = document.querySelector(sel);"
             " return el !== null && new RegExp(src).test(el.textContent); }",
-            arg=[STATUS, pattern], timeout=timeout_ms, polling=100)
-    except Exception as err:
+            arg=[selector, pattern], timeout=timeout_ms, polling=100)
+    except Exception:
+        return False
+    return True
+
+
+def wait_for_status(page, pattern: str, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
+    """Wait until the status line matches the regular expression `pattern`."""
+    if not wait_for_text(page, STATUS, pattern, timeout_ms):
         raise AssertionError(f"status never matched {pattern!r}; it says "
                              f"{status_text(page)!r}; kernel errors: "
-                             f"{kernel_errors(page)!r}") from err
+                             f"{kernel_errors(page)!r}")
     return status_text(page)
 
 

@@ -19,19 +19,20 @@ pytest.importorskip("torch_pruning")
 from browser_util import (  # noqa: E402
     LOAD_TIMEOUT_MS,
     MAIN_FIG,
+    PRUNE_READOUT,
     READ_MAIN_JS,
     UPDATE_TIMEOUT_MS,
     assert_clean,
     main_view,
     pruned_share,
     set_readout,
+    wait_for_text,
 )
 from conftest import TEST_MODE_ENV, artifact_path, checkout_env, dashboard_server  # noqa: E402
 from hf_util import digits_folder, gpt2  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PRUNE_READOUT = ".cx-prune-slider .widget-readout"
 HEADLINE = ".cx-sparsity-label"
 SELECTED_LAYER_JS = """() => { const s = document.querySelector('.cx-layer select');
   return s.options[s.selectedIndex].textContent; }"""
@@ -101,13 +102,8 @@ def headline(page) -> str:
 
 
 def wait_headline(page, pattern: str, timeout_ms: int = UPDATE_TIMEOUT_MS) -> str:
-    try:
-        page.wait_for_function(
-            "([sel, src]) => { const el = document.querySelector(sel);"
-            " return el !== null && new RegExp(src).test(el.textContent); }",
-            arg=[HEADLINE, pattern], timeout=timeout_ms, polling=100)
-    except Exception as err:
-        raise AssertionError(f"headline never matched {pattern!r}: {headline(page)!r}") from err
+    if not wait_for_text(page, HEADLINE, pattern, timeout_ms):
+        raise AssertionError(f"headline never matched {pattern!r}: {headline(page)!r}")
     return headline(page)
 
 

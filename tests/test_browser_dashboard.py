@@ -15,6 +15,7 @@ from browser_util import (
     JOB_TIMEOUT_MS,
     LOAD_TIMEOUT_MS,
     MAIN_FIG,
+    PRUNE_READOUT,
     READ_MAIN_JS,
     UPDATE_TIMEOUT_MS,
     dump,
@@ -30,7 +31,6 @@ from conftest import artifact_path, kernel_pids
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DISTILL_FIG = ".cx-fig-distill.js-plotly-plot"
-PRUNE_READOUT = ".cx-prune-slider .widget-readout"
 TEMPERATURE_READOUT = ".cx-temperature .widget-readout"
 SPARSITY_LABEL = ".cx-sparsity-label"
 STATUS = ".cx-status"

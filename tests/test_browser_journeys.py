@@ -18,6 +18,7 @@ from browser_util import (
     JOB_TIMEOUT_MS,
     LOAD_TIMEOUT_MS,
     MAIN_FIG,
+    PRUNE_READOUT,
     READ_MAIN_JS,
     UPDATE_TIMEOUT_MS,
     assert_clean,
@@ -32,7 +33,6 @@ from conftest import artifact_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PRUNE_READOUT = ".cx-prune-slider .widget-readout"
 # (model, data set) in the order the journey visits them; mlp is the page's first model.
 JOURNEYS = [("mlp", "digits"), ("lenet300", "mnist-5k"), ("lenet5", "mnist-5k"),
             ("resnet-small", "digits"), ("gpt-tiny", "pydoc-text")]
