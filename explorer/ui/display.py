@@ -58,6 +58,7 @@ class Display:
         self.host = host
         self.value: float | None = None  # the headline's last measured value
         self.curve_key: Hashable = None
+        self._curve_drawn: tuple | None = None  # (key, measured?) of the curve on screen
         self._grid_at = 0.0
         self._drawn_at = 0.0
         self._pending: tuple | None = None
@@ -194,6 +195,9 @@ class Display:
         key = (id(session), session.selected, host.state.base_version, scope, structured)
         self.curve_key = key
         points = host.curve.request(key, session, scope, structured, c.norm.value)
+        if self._curve_drawn == (key, points is not None):
+            return  # a slider move within one base: the curve on screen is this one
+        self._curve_drawn = (key, points is not None)
         host.view.show_curve(points, host.metric(), "" if points is not None else
                              "(measuring...)")
         if points is not None:
@@ -202,12 +206,14 @@ class Display:
     def curve_ready(self, key: Hashable, points: list) -> None:
         with self.host.ui_lock:
             if key == self.curve_key:
+                self._curve_drawn = (key, True)
                 self.host.view.show_curve(points, self.host.metric())
                 self._dense_from_curve(points)
 
     def curve_failed(self, key: Hashable, err: BaseException) -> None:
         with self.host.ui_lock:
             if key == self.curve_key:
+                self._curve_drawn = None  # asked again, it is drawn again
                 self.host.view.show_curve(None, self.host.metric(), f"(not available: {err})")
 
     def _dense_from_curve(self, points: list) -> None:
