@@ -16,6 +16,8 @@ Voila it adds:
   preheated kernels is refilled only up to the places left;
 - the ``_xsrf`` cookie set with the page, so the shutdown beacon Voila's page sends when
   its tab closes is accepted and the kernel is freed at once;
+- a longer wait for slow widget modules: anywidget drops every update to a widget whose
+  module took over 2 s to start, which froze the plots of a full room (``room_pages``);
 - a session banner: each page polls ``explorer/api/session/<kernel id>`` and shows "the
   session restarted; reload" once the kernel died, restarted, or was shut down;
 - Voila's ``/voila/query/<kernel id>`` websocket (request info for preheated kernels, which
@@ -43,7 +45,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
-from .room_pages import BANNER_JS, FULL_PAGE
+from .room_pages import ANYWIDGET_WAIT_JS, BANNER_JS, FULL_PAGE
 
 COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
@@ -192,6 +194,15 @@ class RoomPageHandler(TornadoVoilaHandler):
     """The dashboard page: a place in the room, the visitor cookie, the session banner."""
 
     _page_kernel: str | None = None
+    _head_patched = False
+
+    def write(self, chunk) -> None:  # the first chunk with <head> gets ANYWIDGET_WAIT_JS
+        if not self._head_patched and isinstance(chunk, str):
+            match = re.search(r"<head[^>]*>", chunk, re.IGNORECASE)
+            if match:
+                self._head_patched = True
+                chunk = chunk[:match.end()] + ANYWIDGET_WAIT_JS + chunk[match.end():]
+        super().write(chunk)
 
     @property
     def kernel_manager(self):

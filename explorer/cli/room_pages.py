@@ -14,6 +14,22 @@ gets their own live session, and this machine holds no more right now.</p>
 <p>Try again in a minute: this page reloads itself every 60 seconds.</p></body></html>
 """
 
+# Put first in every dashboard page's <head>, before the widget manager loads. anywidget 0.11
+# gives a widget model 2 s (`AbortSignal.timeout(2e3)` in its Runtime) to import its module and
+# run `initialize`; when that takes longer, the model's `ready` promise is rejected and every
+# later comm message to it is dropped (`_handle_comm_msg` awaits `ready`). plotly's
+# FigureWidget module is a 5 MB bundle compiled per page: with eight visitors on two cores
+# it takes longer than 2 s, the figure draws once and then never changes (issue 20's frozen
+# room; reproduced on one page with Chromium's CPU throttled 30x). A slow start is not a
+# failure here: give it ANYWIDGET_WAIT_MS instead. Only that one 2000 ms timer is widened.
+ANYWIDGET_WAIT_MS = 120_000
+ANYWIDGET_WAIT_JS = f"""<script>
+(function () {{
+  var timeout = AbortSignal.timeout.bind(AbortSignal);
+  AbortSignal.timeout = function (ms) {{ return timeout(ms === 2000 ? {ANYWIDGET_WAIT_MS} : ms); }};
+}})();
+</script>"""
+
 # Appended to every dashboard page: poll our session endpoint and show a banner once the
 # kernel behind the page is gone or restarted (its widgets then answer nothing).
 BANNER_JS = """
