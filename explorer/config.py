@@ -280,3 +280,7 @@ DEFAULT_TEMPERATURE = 4.0  # Hinton et al.: 2.5-4 worked best for small MNIST st
 DEFAULT_ALPHA = 0.7  # the weight of the soft (teacher) term
 STUDENT_WIDTH_MIN = 0.01
 STUDENT_WIDTH_MAX = 4.0
+
+# Set by the room's server (explorer.cli.room) for its kernels: the path, below the base URL,
+# where it serves plotly's widget module; figures then fetch it from there (explorer.ui.served).
+PLOTLY_MODULE_ENV = "EXPLORER_PLOTLY_MODULE"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from explorer.bench.browser import _answers, _free_port
+from explorer.bench.kernels import KERNEL_CMDLINE
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -175,7 +176,7 @@ def kernel_pids(server: subprocess.Popen) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            if b"ipykernel" not in (entry / "cmdline").read_bytes():
+            if not KERNEL_CMDLINE.search((entry / "cmdline").read_bytes().decode(errors="replace")):
                 continue
             pid = int(entry.name)
             for _ in range(8):  # walk up: kernel -> Voila -> our launcher

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import artifact_path, checkout_env, dashboard_server, find_free_port, running_server
+from conftest import (
+    KERNEL_CMDLINE,
+    artifact_path,
+    checkout_env,
+    dashboard_server,
+    find_free_port,
+    running_server,
+)
 
 pytestmark = [pytest.mark.slow]
 SECRET = "secret-marker-4711"
@@ -109,7 +116,7 @@ def descendants(proc) -> list:
 
 
 def kernels(proc) -> list:
-    return [p for p in descendants(proc) if "ipykernel" in " ".join(p.cmdline())]
+    return [p for p in descendants(proc) if KERNEL_CMDLINE.search(" ".join(p.cmdline()))]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -207,7 +214,7 @@ def test_the_token_is_in_no_child_environment_or_command_line(room):
     if not kernels(proc):
         Visitor(url, ROOM_TOKEN).get()
     children = descendants(proc)
-    assert any("ipykernel" in " ".join(p.cmdline()) for p in children)
+    assert any(KERNEL_CMDLINE.search(" ".join(p.cmdline())) for p in children)
     for child in children:
         environ = Path(f"/proc/{child.pid}/environ").read_bytes()
         cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes()

@@ -6,8 +6,13 @@ Shared by the browser benchmark (explorer.bench.browser) and the visitors benchm
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
+
+# A Jupyter kernel's command line names its connection file, whatever starts it
+# (ipykernel_launcher, or the room's explorer.cli.room_kernel).
+KERNEL_CMDLINE = re.compile(r"kernel-[\w-]+\.json")
 
 
 def kernel_processes(proc) -> list:
@@ -20,7 +25,7 @@ def kernel_processes(proc) -> list:
     out = []
     for child in children:
         try:
-            if "ipykernel" in " ".join(child.cmdline()):
+            if KERNEL_CMDLINE.search(" ".join(child.cmdline())):
                 out.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -42,8 +42,11 @@ TEMPLATE = "explorer"
 #   remoteEntry); nothing short of another Voila changes them.
 # Neither extension can go: without them no widget renders (checked: the page never shows
 # the app), and no Voila setting or page-config option silences share-scope warnings.
+# Not jupyterlab-plotly: it renders plotly's mime output (`fig.show()`), which the app never
+# sends (its figures are anywidgets), and each page would download and compile its 4.8 MB
+# copy of plotly.js besides the widget's own.
 EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
-              "anywidget", "jupyterlab-plotly")
+              "anywidget")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     from traitlets.config import Config
 
     from .room import ExplorerVoila
+    from .room_kernel import RoomKernelSpecManager
 
     args = list(sys.argv[1:] if argv is None else argv)
     token = ""
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         config.ExplorerVoila.token = token
     config.VoilaConfiguration.template = TEMPLATE
     config.VoilaConfiguration.extension_allowlist = list(EXTENSIONS)
+    config.VoilaConfiguration.kernel_spec_manager_class = RoomKernelSpecManager
     ExplorerVoila.launch_instance(argv=args, config=config)
 
 

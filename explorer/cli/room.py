@@ -18,6 +18,8 @@ Voila it adds:
   its tab closes is accepted and the kernel is freed at once;
 - a longer wait for slow widget modules: anywidget drops every update to a widget whose
   module took over 2 s to start, which froze the plots of a full room (``room_pages``);
+- plotly's widget module served once by URL (``explorer.ui.served``), so that figures do not
+  each carry its 5 MB through the kernel and the websocket;
 - a session banner: each page polls ``explorer/api/session/<kernel id>`` and shows "the
   session restarted; reload" once the kernel died, restarted, or was shut down;
 - Voila's ``/voila/query/<kernel id>`` websocket (request info for preheated kernels, which
@@ -26,12 +28,16 @@ Voila it adds:
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import ipaddress
 import json
+import os
 import re
 import secrets
 import socket
 from collections import defaultdict
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
@@ -45,6 +51,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
+from ..config import PLOTLY_MODULE_ENV
 from .room_pages import ANYWIDGET_WAIT_JS, BANNER_JS, FULL_PAGE
 
 COOKIE = "explorer_visitor"
@@ -280,6 +287,27 @@ class SessionHandler(APIHandler):
                                 "restarts": room.restarts.get(kernel_id, 0)}))
 
 
+def plotly_module_path() -> str:
+    """Where we serve plotly's widget bundle, below the base URL; plotly's version in the path
+    lets browsers cache it for good."""
+    return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/widgetbundle.js"
+
+
+def plotly_bundle_dir() -> Path:
+    """plotly's package_data folder, found without importing plotly into the server."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("plotly is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data"
+
+
+class PlotlyModuleHandler(tornado.web.StaticFileHandler):
+    """plotly's widget bundle; its URL names plotly's version, so it may be cached for good."""
+
+    def get_cache_time(self, path, modified, mime_type) -> int:
+        return 365 * 24 * 3600
+
+
 class RefusedHandler(tornado.web.RequestHandler):
     def prepare(self):
         raise tornado.web.HTTPError(403)
@@ -348,7 +376,15 @@ class ExplorerVoila(Voila):
             handlers.append((pattern, REPLACED.get(cls, cls), *rest))
         session = self.server_url.rstrip("/") + r"/explorer/api/session/(?P<kernel_id>[\w-]+)"
         handlers.insert(0, (session, SessionHandler))
+        folder, name = plotly_module_path().rsplit("/", 1)
+        pattern = f"{self.server_url.rstrip('/')}/{re.escape(folder)}/({re.escape(name)})"
+        handlers.insert(0, (pattern, PlotlyModuleHandler, {"path": str(plotly_bundle_dir())}))
         return handlers
+
+    def initialize(self, argv=None) -> None:
+        # Before Voila's kernel manager starts the pool: its kernels copy this environment.
+        os.environ[PLOTLY_MODULE_ENV] = plotly_module_path()
+        super().initialize(argv)
 
     def start(self):  # Voila.start, with our application class and settings
         import tempfile

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .plots import layout_for, plain, plain_ints
+from .served import figure_widget
 from .theme import Theme
 
 SENSITIVITY_TRACES = 8  # the most sensitive layers get a curve each (fixed trace count)
@@ -21,8 +22,8 @@ TEMPERATURE_TICKS = (1, 2, 4, 8, 16)
 
 
 def _two_panel(theme: Theme, titles: tuple[str, str], height: int = 340) -> go.FigureWidget:
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=titles,
-                                        horizontal_spacing=0.14))
+    fig = figure_widget(make_subplots(rows=1, cols=2, subplot_titles=titles,
+                                      horizontal_spacing=0.14))
     fig.update_layout({**layout_for(theme, "", height),
                        "margin": {"l": 60, "r": 20, "t": 40, "b": 55}})
     return fig
@@ -151,7 +152,7 @@ def update_temperature_curve(fig: go.FigureWidget, sweep: list[dict],
 
 def quality_figure(theme: Theme) -> go.FigureWidget:
     """Confusion matrix (classification) or predicted vs true (regression)."""
-    fig = go.FigureWidget(layout=layout_for(theme, "Confusion matrix (validation)", 420))
+    fig = figure_widget(layout=layout_for(theme, "Confusion matrix (validation)", 420))
     fig.add_heatmap(z=[[0]], colorscale="Blues", showscale=False, name="confusion")
     fig.add_scatter(name="predicted vs true", x=[], y=[], mode="markers",
                     marker={"size": 4, "color": theme.kept, "opacity": 0.5})

@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .served import figure_widget
 from .theme import Theme
 
 MAX_POINTS = 1500  # per trace on the curves panel
@@ -97,7 +98,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
         specs=[[{}, {}, {}], [{}, {"colspan": 2, "secondary_y": True}, None]],
         subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
                         "Connections", "Training curves"))
-    fig = go.FigureWidget(grid)
+    fig = figure_widget(grid)
     large = theme.font_size >= LARGE_TYPE
     fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
     fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
