@@ -33,7 +33,7 @@ from ..engine import checkpoint as ckpt
 from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
-from ..engine.structure import shrink_model
+from ..engine.structure import give_example, shrink_model
 from ..models.hf import is_hf
 from ..models.zoo import build_model, check_fits
 from ..validate import (
@@ -113,8 +113,9 @@ class Session(SessionCore):
         if isinstance(model, nn.Module):
             check_model(model, type(model).__name__)
         data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
-        if isinstance(model, nn.Module):
+        if isinstance(model, nn.Module):  # structured pruning traces it on this data
             net, name = model, type(model).__name__
+            give_example(net, data.train.x)
         elif is_hf(model):
             net, name = hf_model(str(model), data), str(model)
         else:
