@@ -71,6 +71,10 @@ def test_a_custom_op_is_refused_at_the_structured_prune_by_layer():
     with pytest.raises(ValueError, match=r"'fc1'.*custom autograd function DoublerBackward"):
         session.prune(sparsity=0.5, structured=True)
     assert_unchanged(session, before)
+    with pytest.raises(ValueError, match="'fc1'"):
+        session.prune_iteratively(0.5, steps=2, finetune_epochs=0, structured=True)
+    assert_unchanged(session, before)
+    session.prune_iteratively(0.5, steps=2, finetune_epochs=0)  # unstructured: no graph
 
 
 def test_a_forward_that_hard_codes_a_width_is_refused_at_the_shrink_by_layer(tmp_path):

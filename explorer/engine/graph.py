@@ -12,7 +12,10 @@ Kept out, with the reason recorded (`skipped`): groups that pass through a layer
 normalises across channels (LayerNorm, GroupNorm: removing a channel changes every other
 channel's output, masking does not) or that hold an embedding or a free parameter (the
 residual stream of a transformer), and the output layer's own outputs. Attention heads are
-their own groups (`heads.attention_groups`): the graph sees a head only as channels.
+their own groups (`attention.attention_groups`): the graph sees a head only as channels.
+Refused, naming the layer (ValueError): channels that pass through an operation whose
+channel mapping the graph cannot know (a custom torch.autograd.Function, which it would
+treat as element-wise); tracing itself and its failures live in engine.tracing.
 """
 
 from __future__ import annotations
