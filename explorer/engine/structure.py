@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..config import BN_RECALIBRATION_SAMPLES, NORMS, PruneConfig
-from .attention import example_of, give_example
+from .attention import example_of
 from .graph import GraphGroup, Member, dead_channels, graph_masks
 from .prune import (
     PRUNABLE_TYPES,
@@ -26,8 +26,6 @@ from .prune import (
     masks_within,
     pruned_count,
 )
-
-__all__ = ["give_example", "model_groups", "shrink_model", "structured_masks"]
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ def _at(model: nn.Module, stack: list[str]) -> str:
     return f" in layer {stack[-1]!r} ({type(model.get_submodule(stack[-1])).__name__})"
 
 
-def build_graph(model: nn.Module, example: torch.Tensor):  # -> tp.DependencyGraph
+def build_graph(model: nn.Module, example: torch.Tensor) -> Any:  # tp.DependencyGraph
     """Torch-Pruning's graph of `model` traced on `example`; a failure is a ValueError
     naming the layer that was running and the reason."""
     import torch_pruning as tp
@@ -114,7 +115,7 @@ def check_runs(model: nn.Module, small: nn.Module, example: torch.Tensor) -> Non
                          f"{type(small).__name__} from {tuple(want)} to {tuple(out.shape)}")
 
 
-def opaque_op(node) -> str | None:  # node: tp Node
+def opaque_op(node: Any) -> str | None:  # node: a Torch-Pruning graph Node
     """Why the graph cannot know how an operation maps channels, or None when it can."""
     grad_fn = node.grad_fn
     if isinstance(grad_fn, BackwardCFunction):  # a torch.autograd.Function of the user's

@@ -30,10 +30,11 @@ from ..config import (
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
+from ..engine.attention import give_example
 from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
-from ..engine.structure import give_example, shrink_model
+from ..engine.structure import shrink_model
 from ..models.hf import is_hf
 from ..models.zoo import build_model, check_fits
 from ..validate import (
