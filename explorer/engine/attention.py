@@ -105,7 +105,11 @@ def example_of(model: nn.Module) -> torch.Tensor | None:
     own = getattr(model, "example_input", None)
     if callable(own):
         return own()
-    return model.__dict__.get(EXAMPLE)
+    given = model.__dict__.get(EXAMPLE)
+    if given is None:
+        return None
+    device = next((p.device for p in model.parameters()), given.device)
+    return given.to(device)  # the module may have moved since (not a buffer: not moved)
 
 
 def give_example(model: nn.Module, example: torch.Tensor) -> None:
