@@ -96,20 +96,24 @@ def test_unstructured_modes_never_touch_non_prunable_tensors() -> None:
 
 @pytest.mark.parametrize("norm, n", [("l1", 1), ("l2", 2)])
 def test_structured_ranking_equals_torch_ln_structured(norm: str, n: int) -> None:
-    """Structured masks on an MLP's hidden layers equal ln_structured(dim=0) row masks."""
+    """Structured masks on an MLP's hidden layers remove the rows ln_structured(dim=0)
+    removes, with their biases and the next layer's columns (the graph's consumers)."""
     torch.manual_seed(2)
     model = MLP(20, (17, 9), 4)
     params = dict(model.named_parameters())
     groups, known = model_groups(model)
     assert known and [g.name for g in groups] == ["layers.0", "layers.1"]
     result = structured_masks(params, groups, 0.41, norm)
-    for group in groups:
+    for i, group in enumerate(groups):
         module = copy.deepcopy(model.get_submodule(group.name))
         tprune.ln_structured(module, "weight", amount=0.41, n=n, dim=0)
-        assert torch.equal(result.masks[f"{group.name}.weight"], module.weight_mask.bool())
-        assert torch.equal(result.masks[f"{group.name}.bias"],
-                           module.weight_mask.bool()[:, 0])
-    assert "layers.2.weight" not in result.masks  # the output layer keeps every output
+        rows = module.weight_mask.bool()[:, 0]
+        assert torch.equal(result.masks[f"{group.name}.weight"].any(1), rows)
+        assert torch.equal(result.masks[f"{group.name}.bias"], rows)
+        consumer = result.masks[f"layers.{i + 1}.weight"]
+        assert torch.equal(consumer.any(0), rows)  # exactly the removed channels' columns
+    assert result.masks["layers.2.weight"].any(1).all()  # the output layer keeps its outputs
+    assert "layers.2.bias" not in result.masks
 
 
 def test_structured_prune_reports_both_fractions_and_reverts() -> None:
@@ -154,10 +158,10 @@ def _mask_groups(model: nn.Module, groups: list, sparsity: float) -> None:
 
 
 CASES = [("mlp", (1, 8, 8), None), ("lenet5", (1, 8, 8), None), ("lenet5", (1, 28, 28), None),
-         ("resnet-small", (1, 8, 8), None), ("resnet-small", (1, 8, 8), "stream1"),
+         ("resnet-small", (1, 8, 8), None), ("resnet-small", (1, 8, 8), "stem"),
          ("resnet-small", (1, 8, 8), "block1.conv1"), ("resnet-small", (1, 8, 8),
                                                        "block2.conv1"),
-         ("resnet-small", (1, 8, 8), "stream2"), ("resnet-small", (3, 12, 12), None)]
+         ("resnet-small", (1, 8, 8), "block2.conv2"), ("resnet-small", (3, 12, 12), None)]
 
 
 @pytest.mark.parametrize("name, shape, only", CASES)
@@ -180,7 +184,8 @@ def test_shrunk_outputs_equal_masked_outputs(name: str, shape: tuple, only: str 
 
 
 def test_session_shrink_and_refusal_for_unknown_graphs() -> None:
-    """Session.shrink() gives a smaller equal model; unknown graphs are refused by layer."""
+    """Session.shrink() gives a smaller equal model, for the zoo and for a user's module
+    (traced on the session's data); a module nothing can trace is refused by layer."""
     session = Session("digits", "lenet5")
     session.prune(sparsity=0.5, structured=True)
     small = session.shrink()
@@ -190,7 +195,15 @@ def test_session_shrink_and_refusal_for_unknown_graphs() -> None:
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
     x4, y = torch.randn(12, 4), torch.arange(12) % 2
     user = Session(model=model, train=(x4, y), val=(x4, y))
-    user.prune(sparsity=0.5, structured=True)  # masking works on any Linear/Conv stack
+    user.prune(sparsity=0.5, structured=True)
     assert int((user.model[0].weight.abs().sum(1) == 0).sum()) == 3
+    assert int((user.model[2].weight.abs().sum(0) == 0).sum()) == 3  # the consumer's columns
+    small = user.shrink()
+    assert small[0].out_features == 3 and small[2].in_features == 3
+    with torch.no_grad():
+        assert torch.allclose(small(x4), user.model(x4), atol=1e-5)
+    bare = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))  # no session, no example
+    groups, known = model_groups(bare)
+    assert not known and [g.name for g in groups] == ["0"]  # masking still works
     with pytest.raises(ValueError, match="'0'"):
-        user.shrink()
+        shrink_model(bare)

@@ -1,5 +1,6 @@
 """Lean dashboard kernels: the shipped digits copy splits exactly as scikit-learn's does,
-the first screen imports neither scikit-learn nor SciPy nor nbformat's jsonschema chain,
+the first screen imports neither scikit-learn nor SciPy nor nbformat's jsonschema chain
+(nor Torch-Pruning: the zoo traces its dependency graph on the first structured prune),
 and plotly's renderers still reach nbformat when a figure is shown."""
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def test_shipped_digits_split_is_bit_identical_to_sklearn(seed):
     assert (ref.n_outputs, ref.input_shape) == (ours.n_outputs, ours.input_shape)
 
 
-def test_the_first_screen_imports_no_scipy_sklearn_or_nbformat():
+def test_the_first_screen_imports_no_scipy_sklearn_nbformat_or_torch_pruning():
     code = ("import sys\nfrom explorer.ui import ExplorerApp\nExplorerApp.default()\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'scipy', 'sklearn', 'pandas', 'matplotlib', 'nbformat', 'jsonschema', "
-            "'rfc3987_syntax', 'lark'}), flush=True)\n"
+            "'rfc3987_syntax', 'lark', 'torch_pruning'}), flush=True)\n"
             # the app's background one-shot curve may still run: leave without waiting
             # for it (a kernel never exits mid-page; interpreter teardown under a running
             # torch thread aborts)

@@ -7,8 +7,9 @@ which the attention module is told its new head count. Two layouts are recognise
 ``query/key/value`` Linears with ``attention_head_size`` and an ``output.dense`` beside them
 (BERT, ViT and their kin), and GPT-2's fused ``c_attn`` (rows q | k | v) with ``c_proj``.
 
-`graph_of(model)` gives every group of a model that offers `example_input()` and
-`output_layer()` (`models.hf.HFModel`): heads, then the dependency graph's channel groups.
+`graph_of(model)` gives every group of a model with an example input (`example_of`: the
+zoo's and `models.hf.HFModel`'s `example_input()`, or one the session gave a user's module):
+heads, then the dependency graph's channel groups.
 It is computed once per model and cached on it (tracing ResNet-18 takes about a second).
 """
 
@@ -19,7 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .graph import GraphGroup, Member, channel_groups, dead_channels, shrink_channels
+from .graph import (
+    GraphGroup,
+    Member,
+    channel_groups,
+    dead_channels,
+    shrink_channels,
+)
+from .tracing import last_layer
 
 CACHE = "_explorer_graph"
 
@@ -87,22 +95,50 @@ def attention_groups(model: nn.Module) -> tuple[list[GraphGroup], set[str]]:
     return groups, owned
 
 
+EXAMPLE = "_explorer_example"
+
+
+def example_of(model: nn.Module) -> torch.Tensor | None:
+    """The input that traces `model`'s graph: its own `example_input()` (zoo and hf
+    models), else the one `give_example` attached (a user's module, from the session's
+    data), else None (the graph is unknown)."""
+    own = getattr(model, "example_input", None)
+    if callable(own):
+        return own()
+    given = model.__dict__.get(EXAMPLE)
+    if given is None:
+        return None
+    device = next((p.device for p in model.parameters()), given.device)
+    return given.to(device)  # the module may have moved since (not a buffer: not moved)
+
+
+def give_example(model: nn.Module, example: torch.Tensor) -> None:
+    """Let the dependency graph trace a module that has no `example_input()`."""
+    if not callable(getattr(model, "example_input", None)):
+        model.__dict__[EXAMPLE] = example.detach()[:2].clone()
+
+
 def graph_of(model: Any, example: torch.Tensor | None = None,
              output: str | None = None) -> tuple[list[GraphGroup], list[str]]:
     """(groups, skipped reasons) of `model`, traced on `example` with `output` the layer
-    writing the logits; both default to the model's `example_input()` / `output_layer()`
-    (HFModel). Any nn.Module works given both (the zoo's oracle tests use that)."""
+    writing the outputs; they default to `example_of(model)` and the model's
+    `output_layer()`, else the last Linear/Conv to run (`graph.last_layer`)."""
     cached = model.__dict__.get(CACHE)
     if cached is not None:
         return cached
+    example = example_of(model) if example is None else example
+    if example is None:
+        raise ValueError(f"{type(model).__name__} has no example input to trace its graph")
+    if output is None:
+        own = getattr(model, "output_layer", None)
+        output = own() if callable(own) else last_layer(model, example)
     heads, owned = attention_groups(model)
-    example = model.example_input() if example is None else example
-    output = model.output_layer() if output is None else output
     channels, skipped = channel_groups(model, example, output, owned)
     result = (heads + channels, skipped)
     if not result[0]:
         raise ValueError(f"no structured group in {type(model).__name__}: "
-                         + "; ".join(skipped[:3]))
+                         + ("; ".join(skipped[:3]) or f"only {output!r}, the output layer, "
+                            "writes channels, and its outputs are the model's"))
     model.__dict__[CACHE] = result
     return result
 
@@ -157,7 +193,9 @@ def shrink_heads(model: nn.Module, groups: list[GraphGroup]) -> None:
 def graph_shrink(model: Any) -> nn.Module:
     """A physically smaller copy of `model`: dead channels (graph) and dead heads removed."""
     groups, _ = graph_of(model)
-    small = shrink_channels(model, groups, model.example_input())
+    example = example_of(model)
+    assert example is not None  # graph_of refuses a model without one
+    small = shrink_channels(model, groups, example)
     shrink_heads(small, groups)
     small.__dict__.pop(CACHE, None)  # shapes changed: the copy traces its own graph
     return small

@@ -12,13 +12,15 @@ Kept out, with the reason recorded (`skipped`): groups that pass through a layer
 normalises across channels (LayerNorm, GroupNorm: removing a channel changes every other
 channel's output, masking does not) or that hold an embedding or a free parameter (the
 residual stream of a transformer), and the output layer's own outputs. Attention heads are
-their own groups (`heads.attention_groups`): the graph sees a head only as channels.
+their own groups (`attention.attention_groups`): the graph sees a head only as channels.
+Refused, naming the layer (ValueError): channels that pass through an operation whose
+channel mapping the graph cannot know (a custom torch.autograd.Function, which it would
+treat as element-wise); tracing itself and its failures live in engine.tracing.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -26,8 +28,8 @@ import torch
 from torch import nn
 
 from .prune import n_to_prune
+from .tracing import CONVS, build_graph, opaque_op
 
-CONVS = (nn.Conv1d, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -78,23 +80,6 @@ def _members(module: nn.Module, mname: str, out: bool, idx: torch.Tensor,
     return []
 
 
-def build_graph(model: nn.Module, example: torch.Tensor):  # -> tp.DependencyGraph
-    import torch_pruning as tp
-
-    was = model.training
-    try:  # the graph is traced through autograd: callers may sit inside no_grad
-        with torch.enable_grad(), warnings.catch_warnings():
-            # Torch-Pruning warns that it would cut free parameters (ViT's cls_token) along
-            # their last dimension; channel_groups refuses those groups instead, by name
-            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-            return tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
-    except Exception as err:  # tracing failures come in many types; name the model
-        raise ValueError(f"the dependency graph cannot trace {type(model).__name__}: "
-                         f"{type(err).__name__}: {err}") from err
-    finally:
-        model.train(was)
-
-
 def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
                    exclude: set[str]) -> tuple[list[GraphGroup], list[str]]:
     """(groups, skipped reasons) of every Linear/Conv output the graph can remove.
@@ -105,45 +90,56 @@ def channel_groups(model: nn.Module, example: torch.Tensor, output_layer: str,
     names = {m: n for n, m in model.named_modules()}
     free = {id(p): n for n, p in model.named_parameters()}
     ignored = [model.get_submodule(output_layer)]
+    order = {n: i for i, n in enumerate(names.values())}  # the model's own layer order
     groups, skipped = [], []
     for group in graph.get_all_groups(ignored_layers=ignored,
                                       root_module_types=(*CONVS, nn.Linear)):
-        members: list[Member] = []
-        reason = None
-        root_name = None
-        for item in group.items:
-            dep, idxs, roots = item.dep, item.idxs, item.root_idxs
-            module = dep.target.module
-            if isinstance(module, nn.Parameter):  # a free tensor (ViT's cls_token): the
-                pname = free.get(id(module), "a parameter")  # mask would miss it
-                reason = f"{pname}: a free parameter on these channels"
-                break
-            mname = names.get(module) if isinstance(module, nn.Module) else None
-            if mname is None:
-                continue  # an operation (add, reshape, activation): no parameters
-            out = "out_channels" in dep.handler.__name__
-            if root_name is None:
-                root_name = mname
-            if mname in exclude:
-                reason = f"{mname}: attention projection (pruned as whole heads)"
-                break
-            if mname == output_layer and out:
-                reason = f"{mname}: the output layer"
-                break
-            idx = torch.tensor([int(i) for i in idxs], dtype=torch.long)
-            root = torch.tensor([int(i) for i in roots], dtype=torch.long)
-            found = _members(module, mname, out, idx, root)
-            if isinstance(found, str):
-                reason = found
-                break
-            members += found
-        if reason is not None or root_name is None:
-            skipped.append(f"group of {root_name}: {reason}" if reason else "an unnamed group")
+        found = _group_members(group, names, free, output_layer, exclude)
+        if isinstance(found, str):
+            skipped.append(found)
             continue
-        size = int(max(int(m.root.max()) for m in members)) + 1 if members else 0
-        if size > 1 and any(m.rank for m in members):
-            groups.append(GraphGroup(root_name, size, tuple(members)))
-    return groups, skipped
+        size = int(max(int(m.root.max()) for m in found)) + 1 if found else 0
+        writers = [m.param.rpartition(".")[0] for m in found if m.rank]
+        if size > 1 and writers:  # named by its first writer in the model's own order
+            groups.append(GraphGroup(min(writers, key=order.__getitem__), size,
+                                     tuple(found)))
+    return sorted(groups, key=lambda g: order[g.name]), skipped
+
+
+def _group_members(group, names: dict[nn.Module, str], free: dict[int, str],  # noqa: ANN001
+                   output_layer: str, exclude: set[str]) -> list[Member] | str:
+    """The parameter entries of one Torch-Pruning group, or why it is skipped. Raises,
+    naming the layer, when the channels pass through an operation the graph cannot read."""
+    members: list[Member] = []
+    root_name = None
+    for item in group.items:
+        dep, module = item.dep, item.dep.target.module
+        opaque = opaque_op(dep.target)
+        if opaque is not None:
+            layer = names.get(group.items[0].dep.target.module, "?")
+            raise ValueError(
+                f"cannot prune the outputs of {layer!r} structurally: they pass through "
+                f"{opaque}, which the dependency graph treats as element-wise without "
+                "knowing how it maps channels; use unstructured pruning instead")
+        if isinstance(module, nn.Parameter):  # a free tensor (ViT's cls_token): the mask
+            pname = free.get(id(module), "a parameter")  # would miss it
+            return f"group of {root_name}: {pname}: a free parameter on these channels"
+        mname = names.get(module) if isinstance(module, nn.Module) else None
+        if mname is None:
+            continue  # an operation (add, reshape, activation): no parameters
+        out = "out_channels" in dep.handler.__name__
+        root_name = mname if root_name is None else root_name
+        if mname in exclude:
+            return f"group of {root_name}: {mname}: attention projection (pruned as whole heads)"
+        if mname == output_layer and out:
+            return f"group of {root_name}: {mname}: the output layer"
+        idx = torch.tensor([int(i) for i in item.idxs], dtype=torch.long)
+        root = torch.tensor([int(i) for i in item.root_idxs], dtype=torch.long)
+        found = _members(module, mname, out, idx, root)
+        if isinstance(found, str):
+            return f"group of {root_name}: {found}"
+        members += found
+    return members if root_name is not None else "an unnamed group"
 
 
 # The last scores of each group, with weak references to the tensors they were computed

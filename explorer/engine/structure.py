@@ -1,27 +1,29 @@
 """Structured pruning: whole neurons/filters, ranked by norm, then physical removal.
 
-A `Group` is a set of output channels that must go together: the Linear/Conv layers
-that write them (several when a residual add couples them), the BatchNorms on them,
-and the layers that read them. Masks remove a channel's weight rows, its biases and
-its BatchNorm scale and shift, so the channel's output is exactly zero (act(0) = 0 for
-ReLU and pooling); that is why the shrunk model equals the masked one (DESIGN section 4).
+One path for every model: Torch-Pruning's dependency graph (engine.graph, engine.attention)
+says which output channels go together (a residual add couples the layers that write one
+stream) and which parameter entries each channel owns: producer rows, biases, BatchNorm
+scale and shift, consumer columns. Masks zero all of them, so a removed channel adds
+exactly nothing downstream, and shrinking asks the graph to remove the same channels:
+shrunk equals masked (DESIGN section 4). The zoo's models and hf models trace themselves
+(`example_input()`); a user's module traces on the session's data (`give_example`).
+Where the graph cannot handle a model, the structured prune or the shrink refuses with a
+ValueError naming the layer and the reason.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from ..config import BN_RECALIBRATION_SAMPLES, NORMS, PruneConfig
-from ..models.groups import Group
+from .attention import example_of
+from .graph import GraphGroup, Member, dead_channels, graph_masks
 from .prune import (
     PRUNABLE_TYPES,
     MagnitudeIndex,
     MaskResult,
     masks_within,
-    n_to_prune,
     pruned_count,
 )
 
@@ -30,157 +32,85 @@ NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def on_graph(model: nn.Module) -> bool:
-    """Whether `model`'s groups come from the dependency graph (engine.attention): models
-    that offer `example_input()` and `output_layer()` (transformers models, models.hf)."""
-    return callable(getattr(model, "example_input", None)) and \
-        callable(getattr(model, "output_layer", None))
+    """Whether `model` has an example input, so the dependency graph can trace it."""
+    return example_of(model) is not None
 
 
-def model_groups(model: nn.Module) -> tuple[list[Group], bool]:
-    """(groups, graph_known). Zoo models declare theirs; models on the dependency graph get
-    `GraphGroup`s from it; for any other module every Linear/Conv except the last is its
-    own group with unknown consumers (mask only)."""
+def _layer_groups(model: nn.Module) -> list[GraphGroup]:
+    """Without a graph: every Linear/Conv but the last is its own group of output rows
+    (and biases), consumers unknown. Enough to mask; `shrink_model` refuses."""
+    groups = []
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            idx = torch.arange(module.weight.shape[0])
+            members = [Member(f"{name}.weight", 0, idx, idx, True)]
+            if getattr(module, "bias", None) is not None:
+                members.append(Member(f"{name}.bias", 0, idx, idx, False))
+            groups.append(GraphGroup(name, len(idx), tuple(members)))
+    return groups[:-1]
+
+
+def model_groups(model: nn.Module) -> tuple[list[GraphGroup], bool]:
+    """(groups, graph_known): the dependency graph's groups (and attention heads) when
+    the model can be traced, else one group per layer with unknown consumers. A model
+    the graph cannot handle raises ValueError naming the layer and the reason."""
     if on_graph(model):
         from .attention import graph_of
 
-        return list(graph_of(model)[0]), True  # type: ignore[arg-type]
-    declared = getattr(model, "groups", None)  # nn.Conv2d has an int `groups`: call only methods
-    if callable(declared):
-        return list(declared()), True
-    names = [n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
-    return [Group(n, (n,), (), ()) for n in names[:-1]], False
+        return list(graph_of(model)[0]), True
+    return _layer_groups(model), False
 
 
-def _p(module: str, param: str) -> str:
-    return f"{module}.{param}" if module else param
-
-
-def group_params(group: Group, params: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the 1-d per-channel tensors masked with a channel: biases, BN scale/shift."""
-    names = [_p(m, "bias") for m in group.producers]
-    names += [_p(m, p) for m in group.norms for p in ("weight", "bias")]
-    return [n for n in names if n in params]
-
-
-def channel_scores(group: Group, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
-    """L1 or L2 norm of each output channel, over all of the group's producers."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-    if not group.producers:
-        raise ValueError(f"group {group.name!r} has no producer layers to rank")
-    parts = []
-    for module in group.producers:
-        rows = params[_p(module, "weight")].detach().flatten(1)
-        parts.append(rows.abs().sum(1) if norm == "l1" else rows.pow(2).sum(1))
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total if norm == "l1" else total.sqrt()
-
-
-def structured_masks(params: dict[str, torch.Tensor], groups: list[Group], sparsity: float,
-                     norm: str = "l1") -> MaskResult:
+def structured_masks(params: dict[str, torch.Tensor], groups: list[GraphGroup],
+                     sparsity: float, norm: str = "l1") -> MaskResult:
     """Remove round(s * n) lowest-norm channels of every group (at least one survives).
 
     Ties: a stable ascending sort of the scores, so among equal norms the channel with
     the lower index is removed first. `params` are the weights to rank, e.g. the dense
     base, or the current masked weights when masks must stack (`stacked_masks`).
     """
-    if groups and not isinstance(groups[0], Group):  # GraphGroups: rank and mask by graph
-        from .graph import graph_masks
-
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-        found, notes = graph_masks(params, groups, sparsity, norm)  # type: ignore[arg-type]
-        return MaskResult(found, {}, tuple(notes))
-    masks: dict[str, torch.Tensor] = {}
-    warnings = []
-    for group in groups:
-        scores = channel_scores(group, params, norm)
-        n = scores.numel()
-        k = n_to_prune(sparsity, n)
-        if k >= n:
-            warnings.append(f"{group.name}: removing {k} of {n} channels would empty it; "
-                            f"kept the strongest one")
-            k = n - 1
-        keep = torch.ones(n, dtype=torch.bool, device=scores.device)
-        keep[torch.sort(scores, stable=True).indices[:k]] = False
-        for module in group.producers:
-            name = _p(module, "weight")
-            shape = params[name].shape
-            masks[name] = keep.view(-1, *([1] * (len(shape) - 1))).expand(shape).clone()
-        for name in group_params(group, params):
-            masks[name] = keep.clone()
-    return MaskResult(masks, {}, tuple(warnings))
-
-
-@torch.no_grad()
-def live_channels(group: Group, state: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Indices of channels whose output is not identically zero (kept when shrinking).
-
-    A channel is dead when every producer's weight row and bias are zero and every
-    BatchNorm on it has zero scale and shift; then its output is exactly zero.
-    """
-    if not group.producers:
-        raise ValueError(f"group {group.name!r} has no producer layers")
-    zero_rows = [state[_p(module, "weight")].flatten(1).eq(0).all(1)
-                 for module in group.producers]
-    dead = zero_rows[0]
-    for rows_zero in zero_rows[1:]:
-        dead = dead & rows_zero
-    for name in group_params(group, state):
-        dead &= state[name].eq(0)
-    live = torch.nonzero(~dead).flatten()
-    if live.numel() == 0:  # a zero-width layer cannot exist; keep one (all-zero) channel
-        live = torch.zeros(1, dtype=torch.long, device=dead.device)
-    return live
-
-
-def _slice_group(group: Group, state: dict[str, torch.Tensor], keep: torch.Tensor) -> None:
-    for module in group.producers:
-        state[_p(module, "weight")] = state[_p(module, "weight")].index_select(0, keep)
-    for module in group.norms:
-        for buf in ("running_mean", "running_var"):
-            state[_p(module, buf)] = state[_p(module, buf)].index_select(0, keep)
-    for name in group_params(group, state):
-        state[name] = state[name].index_select(0, keep)
-    for module, per_channel in group.consumers:
-        cols = (keep[:, None] * per_channel + torch.arange(per_channel, device=keep.device))
-        name = _p(module, "weight")
-        state[name] = state[name].index_select(1, cols.flatten())
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    found, notes = graph_masks(params, groups, sparsity, norm)
+    return MaskResult(found, {}, tuple(notes))
 
 
 def shrink_model(model: nn.Module) -> nn.Module:
-    """A new, physically smaller model with every dead channel removed.
+    """A new, physically smaller model with every dead channel removed (by the graph).
 
-    Its outputs equal `model`'s (dead channels contribute exact zeros). Refuses, naming
-    the layer, when the layer graph is unknown and removal could break a consumer.
+    Its outputs equal `model`'s (dead channels contribute exact zeros). A zoo model is
+    rebuilt from its (new) `arch()`, so it saves and loads like any zoo model. Refuses,
+    naming the layer, when the layer graph is unknown or the removal breaks the forward.
     """
+    from .attention import graph_shrink
+    from .tracing import check_runs
+
+    example = example_of(model)
+    if example is None:
+        layer = next((n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)),
+                     type(model).__name__)
+        raise ValueError(
+            f"cannot physically remove outputs of {layer!r}: {type(model).__name__} gives no "
+            "example input to trace which layers consume them (residual adds or concats "
+            "would break); export kind='masked' or 'zeros' instead")
+    small = graph_shrink(model)
+    check_runs(model, small, example)
+    return _rebuilt(small).train(model.training)
+
+
+def _rebuilt(small: nn.Module) -> nn.Module:
+    """A zoo model made anew from the shrunk copy's `arch()` (its attributes then match
+    its shapes), carrying the shrunk weights; any other model as it is."""
+    arch = getattr(small, "arch", None)
+    if not callable(arch):
+        return small
     from ..models.zoo import build_from_arch
 
-    if on_graph(model):
-        from .attention import graph_shrink
-
-        return graph_shrink(model).train(model.training)
-    groups, known = model_groups(model)
-    resized_arch = getattr(model, "resized_arch", None)
-    if not known or not callable(resized_arch):
-        layer = groups[0].name if groups else type(model).__name__
-        raise ValueError(
-            f"cannot physically remove outputs of {layer!r}: {type(model).__name__} does not "
-            "declare which layers consume them (residual adds or concats would break); "
-            "export kind='masked' or 'zeros' instead")
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    kept = {}
-    for group in groups:
-        keep = live_channels(group, state)
-        kept[group.name] = int(keep.numel())
-        _slice_group(group, state, keep)
-    with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the user's RNG
-        small = build_from_arch(resized_arch(kept))
-    small.load_state_dict(state)
-    device = next(model.parameters()).device
-    return small.to(device).train(model.training)
+    device = next(small.parameters()).device
+    with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the RNG
+        fresh = build_from_arch(arch())
+    fresh.load_state_dict(small.state_dict())
+    return fresh.to(device)
 
 
 def count_params(model: nn.Module) -> int:
@@ -189,21 +119,19 @@ def count_params(model: nn.Module) -> int:
 
 def removed_fraction(model: nn.Module) -> float | None:
     """Fraction of all parameters a shrink would remove (None when it cannot shrink)."""
-    if on_graph(model):
-        from .attention import graph_removed_fraction
-
-        return graph_removed_fraction(model)
-    try:
-        small = shrink_model(model)
-    except ValueError:
+    if not on_graph(model):
         return None
-    total = count_params(model)
-    return 1.0 - count_params(small) / total if total else math.nan
+    from .attention import graph_removed_fraction
+
+    try:
+        return graph_removed_fraction(model)
+    except ValueError:  # the graph cannot handle this model: the prune said why
+        return None
 
 
 # ----- masks that stack on masks in force -----------------------------------------------
 def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Tensor] | None,
-                  config: PruneConfig, groups: list[Group] | None = None) -> MaskResult:
+                  config: PruneConfig, groups: list[GraphGroup] | None = None) -> MaskResult:
     """`config` ranked on weights * previous (pruned entries count as zero), AND previous.
 
     What iterative pruning does at each step, and what a re-prune after a job does at or
@@ -220,7 +148,7 @@ def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Te
 
 def within_committed(result: MaskResult, committed: tuple | None, config: PruneConfig,
                      index: MagnitudeIndex, base: dict[str, torch.Tensor],
-                     groups: list[Group] | None = None) -> MaskResult:
+                     groups: list[GraphGroup] | None = None) -> MaskResult:
     """The re-pruning rule after a job (issue 16, item 7; README "Re-pruning after a job").
 
     `committed` is (masks M, their config) of the last job that trained a pruned model, or
@@ -291,26 +219,26 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor,
     return True
 
 
+def _zero_rows(model: nn.Module) -> bool:
+    """Whether any Linear/Conv has an all-zero output row: a dead channel needs one, and
+    this check is cheap (no graph is traced for a model with none)."""
+    return any(bool(m.weight.detach().flatten(1).eq(0).all(1).any())
+               for m in model.modules() if isinstance(m, PRUNABLE_TYPES))
+
+
 def shrunk_if_structured(model: nn.Module) -> nn.Module | None:
     """The shrunk model when `model` has dead channels and a known graph, else None."""
-    if on_graph(model):
-        from .attention import graph_of
-        from .graph import dead_channels
+    if not on_graph(model) or not _zero_rows(model):
+        return None
+    from .attention import graph_of
 
+    try:
         state = model.state_dict()
         if not any(len(dead_channels(g, state)) for g in graph_of(model)[0]):
             return None
         return shrink_model(model)
-    groups, known = model_groups(model)
-    if not known or not hasattr(model, "resized_arch"):
+    except ValueError:  # the graph cannot handle this model: nothing to shrink here
         return None
-    state = model.state_dict()
-    with torch.no_grad():
-        widths = [sum(state[_p(m, "weight")].shape[0] for m in g.producers[:1])
-                  for g in groups]
-        if all(live_channels(g, state).numel() == w for g, w in zip(groups, widths)):
-            return None
-    return shrink_model(model)
 
 
 def settle_norms(model: nn.Module, base: dict[str, torch.Tensor], x: torch.Tensor,

@@ -1,8 +1,9 @@
 """Convolutional zoo models: LeNet-5 and a small residual CNN with BatchNorm.
 
 Both take flat or image inputs (flat ones are reshaped to `image_shape`), describe
-themselves as plain constructor arguments (`arch`) so a shrunk copy can be rebuilt from
-a weights-only file, and declare their channel groups (`groups`) for structured pruning.
+themselves as plain constructor arguments (`arch`, read from the layer shapes) so a shrunk
+copy can be rebuilt from a weights-only file, and give an `example_input()` on which the
+dependency graph (engine.graph) finds their coupled channels for structured pruning.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .groups import Group
+from .zoo import example_batch
 
 
 def _image(x: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
@@ -51,21 +52,17 @@ class LeNet5(nn.Module):
         return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
     def arch(self) -> dict:
+        """Constructor arguments, read from the layers' shapes (also once shrunk)."""
         return {"name": "lenet5", "image_shape": list(self.image_shape), "n_out": self.n_out,
-                "channels": list(self.channels), "fc": list(self.fc)}
+                "channels": [self.conv1.out_channels, self.conv2.out_channels],
+                "fc": [self.fc1.out_features, self.fc2.out_features]}
 
-    def groups(self) -> list[Group]:
-        return [Group("conv1", ("conv1",), (), (("conv2", 1),)),
-                Group("conv2", ("conv2",), (), (("fc1", self.spatial),)),
-                Group("fc1", ("fc1",), (), (("fc2", 1),)),
-                Group("fc2", ("fc2",), (), (("fc3", 1),))]
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """An image batch: the dependency graph traces the model on it."""
+        return example_batch(self, self.image_shape, batch)
 
-    def resized_arch(self, kept: dict[str, int]) -> dict:
-        arch = self.arch()
-        arch["channels"] = [kept.get("conv1", self.channels[0]),
-                            kept.get("conv2", self.channels[1])]
-        arch["fc"] = [kept.get("fc1", self.fc[0]), kept.get("fc2", self.fc[1])]
-        return arch
+    def output_layer(self) -> str:
+        return "fc3"
 
 
 class Block(nn.Module):
@@ -93,7 +90,7 @@ class ResNetSmall(nn.Module):
 
     The residual adds couple channels: the stem and block1.conv2 write the same stream,
     as do block2.conv2 and block2.shortcut. Structured pruning removes such coupled
-    channels together (group "stream1", "stream2"), as Torch-Pruning does.
+    channels together: Torch-Pruning's dependency graph finds them (engine.graph).
     """
 
     def __init__(self, image_shape: list[int] | tuple[int, ...], n_out: int,
@@ -115,27 +112,18 @@ class ResNetSmall(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
     def arch(self) -> dict:
+        """Constructor arguments, read from the layers' shapes (also once shrunk)."""
         return {"name": "resnet-small", "image_shape": list(self.image_shape),
-                "n_out": self.n_out, "stem": self.stem_width, "mids": list(self.mids),
-                "out": self.out}
+                "n_out": self.n_out, "stem": self.stem.out_channels,
+                "mids": [self.block1.conv1.out_channels, self.block2.conv1.out_channels],
+                "out": self.block2.conv2.out_channels}
 
-    def groups(self) -> list[Group]:
-        return [
-            Group("stream1", ("stem", "block1.conv2"), ("stem_bn", "block1.bn2"),
-                  (("block1.conv1", 1), ("block2.conv1", 1), ("block2.shortcut", 1))),
-            Group("block1.conv1", ("block1.conv1",), ("block1.bn1",), (("block1.conv2", 1),)),
-            Group("block2.conv1", ("block2.conv1",), ("block2.bn1",), (("block2.conv2", 1),)),
-            Group("stream2", ("block2.conv2", "block2.shortcut"),
-                  ("block2.bn2", "block2.shortcut_bn"), (("fc", 1),)),
-        ]
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """An image batch: the dependency graph traces the model on it."""
+        return example_batch(self, self.image_shape, batch)
 
-    def resized_arch(self, kept: dict[str, int]) -> dict:
-        arch = self.arch()
-        arch["stem"] = kept.get("stream1", self.stem_width)
-        arch["mids"] = [kept.get("block1.conv1", self.mids[0]),
-                        kept.get("block2.conv1", self.mids[1])]
-        arch["out"] = kept.get("stream2", self.out)
-        return arch
+    def output_layer(self) -> str:
+        return "fc"
 
 
 CNN_CLASSES = {"lenet5": LeNet5, "resnet-small": ResNetSmall}

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from ..config import INITS, MODELS
-from .groups import Group
 
 if TYPE_CHECKING:
     from ..data.datasets import Dataset
@@ -34,19 +33,26 @@ class MLP(nn.Module):
         return self.layers[-1](x)
 
     def arch(self) -> dict:
-        """Plain constructor arguments (ints and lists): enough to rebuild the model."""
-        return {"name": "mlp", "n_in": self.n_in, "hidden": list(self.hidden),
-                "n_out": self.n_out}
+        """Plain constructor arguments (ints and lists), read from the layers' shapes:
+        enough to rebuild the model, also after structured pruning shrank it."""
+        return {"name": "mlp", "n_in": self.layers[0].in_features,
+                "hidden": [layer.out_features for layer in self.layers[:-1]],
+                "n_out": self.layers[-1].out_features}
 
-    def groups(self) -> list[Group]:
-        """Each hidden layer's neurons feed only the next Linear; the output layer is kept."""
-        return [Group(f"layers.{i}", (f"layers.{i}",), (), ((f"layers.{i + 1}", 1),))
-                for i in range(len(self.hidden))]
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """An input of the right shape: the dependency graph traces the model on it."""
+        return example_batch(self, (self.n_in,), batch)
 
-    def resized_arch(self, kept: dict[str, int]) -> dict:
-        arch = self.arch()
-        arch["hidden"] = [kept.get(f"layers.{i}", h) for i, h in enumerate(self.hidden)]
-        return arch
+    def output_layer(self) -> str:
+        """The layer writing the outputs (structured pruning keeps all of them)."""
+        return f"layers.{len(self.layers) - 1}"
+
+
+def example_batch(model: nn.Module, shape: tuple[int, ...], batch: int) -> torch.Tensor:
+    """A fixed random input of `shape` on the model's device (the graph traces on it)."""
+    gen = torch.Generator().manual_seed(0)  # the user's RNG is not moved
+    x = torch.randn(batch, *shape, generator=gen)
+    return x.to(next(model.parameters()).device)
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:

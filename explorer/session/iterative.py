@@ -92,7 +92,8 @@ def run_iterative(session: SessionCore, plan: list[Step], schedule: str,
                                        integer=True))
     if rewind is not None:
         rewind_state(session, rewind)  # raises ValueError for an unknown rewind point
-    groups, _ = model_groups(session.model)
+    structured = any(s.config is not None and s.config.structured for s in plan)
+    groups = model_groups(session.model)[0] if structured else []  # may refuse, by layer
     with session.lock:
         session.reset_pruning()
     snap = None

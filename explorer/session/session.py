@@ -30,6 +30,7 @@ from ..config import (
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
+from ..engine.attention import give_example
 from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
@@ -113,8 +114,9 @@ class Session(SessionCore):
         if isinstance(model, nn.Module):
             check_model(model, type(model).__name__)
         data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
-        if isinstance(model, nn.Module):
+        if isinstance(model, nn.Module):  # structured pruning traces it on this data
             net, name = model, type(model).__name__
+            give_example(net, data.train.x)
         elif is_hf(model):
             net, name = hf_model(str(model), data), str(model)
         else:
