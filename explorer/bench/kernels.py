@@ -32,6 +32,30 @@ def kernel_processes(proc) -> list:
     return out
 
 
+def cpu_seconds(server_proc) -> dict[str, float]:
+    """CPU seconds used so far by this machine's Chromium processes, by the server's kernels
+    and by the server itself (Voila), so that a room's wait can be split by who spent it."""
+    import psutil
+
+    def used(p) -> float:
+        try:
+            times = p.cpu_times()
+            return times.user + times.system
+        except psutil.Error:
+            return 0.0
+
+    kernels = kernel_processes(server_proc)
+    browsers = []
+    for p in psutil.process_iter():
+        try:
+            if "chromium" in p.name().lower():
+                browsers.append(p)
+        except psutil.Error:
+            pass
+    return {"browsers": sum(map(used, browsers)), "kernels": sum(map(used, kernels)),
+            "server": used(psutil.Process(server_proc.pid))}
+
+
 def kernel_rss_mib(proc) -> float | None:
     """Median RSS (MiB) of the server's kernels right now."""
     sizes = []

@@ -9,6 +9,9 @@ browser, one context each, loopback only) open the page at the same moment. Figu
 - ``visitors_slider_p95_ms``: every page then sets its slider every ``period`` seconds for
   ``duration`` seconds; the round trip (Enter -> the plot shows the new sparsity, timed in
   the page) p95 over all moves of all visitors;
+- ``visitors_open_cpu_s``: CPU seconds spent while the pages opened, by the Chromium
+  processes, the kernels and the server: on one machine the browsers run beside the room,
+  which real visitors do not do;
 - ``kernel_rss_mib``: median resident memory of the visitors' kernels, idle after loading.
 
 Everything is bounded: each wait has a ceiling, the sliding phase a fixed length.
@@ -22,7 +25,7 @@ import time
 
 from .browser import ARM_JS, CHROMIUM, CHROMIUM_ARGS, FRACTION_JS, READOUT, READY_JS, SPARSITY_FIG
 from .browser import Dashboard as _Dashboard
-from .kernels import kernel_processes, kernel_rss_mib, wait_idle
+from .kernels import cpu_seconds, kernel_processes, kernel_rss_mib, wait_idle
 
 READY_CEILING_S = 300.0
 MOVE_CEILING_MS = 60_000
@@ -88,7 +91,9 @@ async def _room(url: str, n: int, duration_s: float, period_s: float, server) ->
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
+            before = cpu_seconds(server.proc)
             opened = await asyncio.gather(*(_open(browser, url) for _ in range(n)))
+            after = cpu_seconds(server.proc)
             ready = [seconds for _, _, seconds in opened]
             wait_idle(server.proc, 120.0)
             rss = kernel_rss_mib(server.proc)
@@ -105,6 +110,7 @@ async def _room(url: str, n: int, duration_s: float, period_s: float, server) ->
             "visitors_slider_p95_ms": pct(flat, 0.95),
             "visitors_slider_p50_ms": statistics.median(flat),
             "visitors_moves": len(flat), "visitors_failed_moves": failures,
+            "visitors_open_cpu_s": {k: round(after[k] - before[k], 1) for k in after},
             "kernel_rss_mib": rss}
 
 
