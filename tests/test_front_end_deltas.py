@@ -152,3 +152,26 @@ def test_no_numpy_array_is_left_in_any_trace_or_layout(digits_app):
     for fig in app.figures():
         found = [p for t in fig._data for p in arrays(t)] + list(arrays(fig._layout))
         assert not found, found
+
+
+@pytest.mark.parametrize("grid", [[[7, 8], [9, 10]], [[0] * 48 for _ in range(48)]])
+def test_an_unchecked_edit_sends_what_a_validated_one_sends(grid):
+    """plots.set_unchecked skips plotly's per-cell validation of the connections view, not
+    anything the front end receives: the batch's message and the figure's data are equal."""
+    import plotly.graph_objects as go
+
+    from explorer.ui.plots import set_unchecked
+
+    def edit(unchecked: bool) -> tuple:
+        fig = go.FigureWidget(data=[go.Scatter(x=[1]), go.Heatmap(z=[[0, 1], [2, 3]])])
+        sent: list = []
+        fig._send_update_msg = lambda *args, **kwargs: sent.append(kwargs)
+        with fig.batch_update():
+            fig.data[0].x = [5]
+            if unchecked:
+                set_unchecked(fig, 1, "z", grid)
+            else:
+                fig.data[1].z = grid
+        return fig.data[1].z, repr(sent)
+
+    assert edit(True) == edit(False)

@@ -118,7 +118,8 @@ class MainView:
         # whole percent of the dense layer's largest cell: the eye tells no finer shade, and
         # 4,096 small ints are about half the bytes of 3-decimal floats (update_bytes_small)
         levels = np.rint(np.clip(z / scale, 0.0, 1.0) * 100).astype(int)
-        self.fig.data[P.GRID].update(z=levels.tolist(), zmax=100)
+        P.set_unchecked(self.fig, P.GRID, "z", levels.tolist())
+        self.fig.data[P.GRID].zmax = 100
         self.fig.layout.annotations[P.T_GRID].text = f"{rows}\u00d7{cols} connections"
 
     # ----- accuracy vs sparsity ----------------------------------------------------------
