@@ -23,6 +23,16 @@ def tiny(kind: str, num_labels: int = 3):
     if kind == "mobilenetv2":
         cfg = T.MobileNetV2Config(depth_multiplier=0.25, image_size=32, num_labels=num_labels)
         return T.MobileNetV2ForImageClassification(cfg)
+    if kind == "convnext":
+        cfg = T.ConvNextConfig(num_channels=3, patch_size=2, hidden_sizes=[8, 16],
+                               depths=[1, 1], num_stages=2, image_size=32,
+                               num_labels=num_labels)
+        model = T.ConvNextForImageClassification(cfg)
+        with torch.no_grad():  # layer scale starts at 1e-6: make the blocks count
+            for name, p in model.named_parameters():
+                if name.endswith("layer_scale_parameter"):
+                    p.uniform_(0.5, 1.5)
+        return model
     if kind == "vit":
         cfg = T.ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=32, image_size=32, patch_size=8,

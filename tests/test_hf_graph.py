@@ -16,7 +16,7 @@ from explorer.engine.attention import graph_of, graph_shrink  # noqa: E402
 from explorer.engine.graph import graph_masks  # noqa: E402
 from explorer.models.hf import load_hf  # noqa: E402
 
-KINDS = ("resnet", "mobilenetv2", "vit", "bert", "gpt2")
+KINDS = ("resnet", "mobilenetv2", "convnext", "vit", "bert", "gpt2")
 
 
 def masked_copy(model, masks):
