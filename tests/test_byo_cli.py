@@ -80,3 +80,30 @@ def test_dashboard_missing_folder_exits_2_naming_it():
                              "--model", "hf:/no/such/model"], capture_output=True, text=True,
                             timeout=120, env=env, cwd=REPO)
     assert result.returncode == 2 and "/no/such/model" in result.stderr
+
+
+@pytest.mark.slow
+def test_sensitivity_and_sweep_take_your_own_data_and_model(tmp_path):
+    """The studies accept imagefolder:PATH and hf:PATH as `explorer run` does."""
+    data = digits_folder(tmp_path / "digits", per_class=12)
+    model = saved("resnet", tmp_path, 10)
+    own = ["--dataset", f"imagefolder:{data}", "--model", f"hf:{model}", "--epochs", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+
+    def study(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True,
+                              text=True, timeout=600, env=env, cwd=REPO)
+
+    report = tmp_path / "s.json"
+    result = study("sensitivity", *own, "--sparsities", "0.5", "--layers",
+                   "inner.classifier.1.weight", "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "inner.classifier.1.weight" in report.read_text()
+    report = tmp_path / "w.json"
+    result = study("sweep", *own, "--grid", "sparsity=0.3,0.6", "--workers", "0",
+                   "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(report.read_text())["rows"]
+    assert [row["sparsity"] for row in rows] == [0.3, 0.6], rows
+    result = study("sweep", "--model", "hf:/no/such/model", "--grid", "sparsity=0.5")
+    assert result.returncode == 2 and "/no/such/model" in result.stderr

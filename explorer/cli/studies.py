@@ -26,7 +26,8 @@ from ..studies.executors import RAY_HINT, Progress, check_resources
 from ..studies.jsonsafe import json_safe
 from ..studies.sweep import KEYS, expand, format_progress, sweep
 from .args import number, one_line_error, output_path, rewind_point
-from .run import DATASETS, MODELS
+from .dashboard_args import absolute_spec
+from .run import DATASETS, MODELS, own
 
 EXPERIMENTS = ("han", "hinton", "lottery")
 SEEDS_MAX = 100
@@ -97,8 +98,11 @@ def _common(parser: argparse.ArgumentParser, threads: int = 1) -> None:
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--model", choices=MODELS, default="mlp")
+    # your own data and model too; their paths made absolute for workers (Ray's run elsewhere)
+    parser.add_argument("--dataset", type=lambda t: absolute_spec(own(DATASETS, "imagefolder:")(t)),
+                        default="digits", help="a built-in data set or imagefolder:PATH")
+    parser.add_argument("--model", type=lambda t: absolute_spec(own(MODELS, "hf:")(t)),
+                        default="mlp", help="a zoo model or hf:PATH (a transformers folder)")
     parser.add_argument("--epochs", type=number(1, 1000, integer=True), default=None,
                         help="train the baseline this long (default: the shipped checkpoint "
                              "where there is one, else 10 epochs)")
