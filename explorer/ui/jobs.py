@@ -117,6 +117,7 @@ class JobController:
         self.name, self.slot, self._on_job_done = name, slot, on_done
         self.who = who or slot_label(view.session.selected if slot is None else slot)
         self._epochs, self._done_epochs, self._last_step = max(epochs_hint, 1e-9), 0, None
+        self._note = str(getattr(view.session, "kept_note", ""))
         if slot is not None and checkpoint is not False:
             view.book.checkpoint(slot, checkpoint)  # type: ignore[arg-type]
 
@@ -241,7 +242,10 @@ class JobController:
                             "kept the weights so far")
             return
         view.c.progress.value = view.c.progress.max
-        view.set_status(message or f"{self.name} done ({self.who})")
+        # what the memory budget dropped from Undo / rewind, when the job changed it
+        note = str(getattr(view.session, "kept_note", ""))
+        view.set_status((message or f"{self.name} done ({self.who})") +
+                        (f"; {note}" if note and note != self._note else ""))
 
     def _on_pump_error(self, err: BaseException) -> None:
         self.view.set_status(f"error: {self.name} ({self.who}): {err}", error=True)
