@@ -47,6 +47,7 @@ from ..engine.structure import (
 from ..engine.train import (
     DIVERGED,
     EpochEvent,
+    Event,
     LossFn,
     StepEvent,
     StopEvent,
@@ -57,8 +58,6 @@ from ..validate import check_batches, check_job_hooks, check_prunable, check_tra
 from .bounded import BoundedList
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
 from .tasks import Task
-
-Event = StepEvent | EpochEvent | StopEvent
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
