@@ -108,14 +108,15 @@ def hf_model(spec: str, data: Dataset) -> nn.Module:
 
 
 def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.device,
-                   max_train_windows: int | None) -> tuple[Dataset, ModelSlot, Task]:
+                   max_train_windows: int | None, net: Any = None
+                   ) -> tuple[Dataset, ModelSlot, Task]:
     """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
     (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
     and its positions the context; said plainly otherwise."""
     from ..models.hf import load_hf
     from .tasks import OwnLanguageModelling
 
-    net = load_hf(spec)
+    net = load_hf(spec) if net is None else net  # given: rebuilt from a session file
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

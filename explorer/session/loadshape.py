@@ -33,8 +33,9 @@ from ..config import (
     check_choice,
 )
 from ..engine.metrics import LayerStats, Snapshot
-from ..models.zoo import build_from_arch, build_model
+from ..models.zoo import build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
+from .persist_lm import LM_CONFIG_KEYS, LM_KEY, build_arch, check_lm_config, lm_on_meta
 from .persist_own import HF_KEY, check_own_config, hf_on_meta
 from .slots import SLOT_NAMES
 
@@ -59,7 +60,8 @@ HISTORY_KINDS: dict[str, dict[str, Any]] = {
     "epoch": EPOCH_FIELDS, "student": EPOCH_FIELDS, "student_alone": EPOCH_FIELDS,
     "prune_step": {"k": Int, "steps": Int, "step": Int, "schedule": Text, "sparsity": Real,
                    "actual_sparsity": Real, "accuracy": (Real, None), "loss": Real},
-    "checkpoint": {"test_accuracy": (Real, None)}}  # the shipped model's closing record
+    "checkpoint": {"test_accuracy": (Real, None)},  # the shipped model's closing record
+    "remove_heads": {"fraction": Real, "rank": Text, "step": Int}}  # a GPT's heads
 SNAPSHOT_FIELDS = {f.name for f in fields(Snapshot)}
 LAYER_ARRAYS = {"hist_counts": np.int32, "hist_base_counts": np.int32,
                 "hist_edges": np.float32}
@@ -141,10 +143,14 @@ def _no_tensors(what: str, value: Any, depth: int = 0) -> None:
 def check_config(config: Any) -> dict:
     """The teacher's configuration: built-in data and model, widths within bounds."""
     config = _dict("config", config, CONFIG_KEYS[:5])
-    extra = sorted(set(config) - set(CONFIG_KEYS) - {HF_KEY})
+    lm = LM_KEY in config  # a language model on text (persist_lm)
+    extra = sorted(set(config) - set(CONFIG_KEYS) - {HF_KEY} - set(LM_CONFIG_KEYS if lm else ()))
     if extra:
         raise ValueError(f"config has unknown keys {extra[:3]}")
-    check_own_config(config)  # a zoo name, or your own (imagefolder:/hf:, persist_own)
+    if lm:
+        check_lm_config(config)
+    else:
+        check_own_config(config)  # a zoo name, or your own (imagefolder:/hf:, persist_own)
     check_choice("config init", config["init"], INITS)
     check_width(config["width"])
     check_seed("config seed", config["seed"])
@@ -167,6 +173,8 @@ def _on_meta(build: Any) -> nn.Module:
 
 
 def teacher_on_meta(config: dict) -> nn.Module:
+    if LM_KEY in config:
+        return _on_meta(lambda: lm_on_meta(config))
     if HF_KEY in config:
         return _on_meta(lambda: hf_on_meta(config))
     input_shape, image_shape, outputs = DATA_SHAPES[config["dataset"]]
@@ -223,7 +231,8 @@ def _check_masks(what: str, masks: Any, config: Any, model: nn.Module) -> None:
         check_masks(masks, model.state_dict(), dict(model.named_parameters()))
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
-    check_prune_config(f"{what}: prune_config", config)
+    if config is not None:  # head and neuron removal mask without a pruning setting
+        check_prune_config(f"{what}: prune_config", config)
 
 
 def check_prune_config(what: str, d: Any) -> PruneConfig:
@@ -328,7 +337,7 @@ def check_structure(payload: Any, name: str) -> int:
                 model = teacher
             else:
                 arch = _check_arch(_dict(f"slot {slot}", data, SLOT_KEYS)["arch"], teacher)
-                model = _on_meta(lambda arch=arch: build_from_arch(arch))
+                model = _on_meta(lambda arch=arch: build_arch(arch))
             check_slot(slot, data, model)
             if slot == "teacher" and data["config"] != config:
                 raise ValueError("slot teacher's config differs from the file's config")

@@ -36,12 +36,12 @@ import torch
 
 from ..config import HISTORY_MAX
 from ..engine.metrics import Snapshot
-from ..models.zoo import build_from_arch
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
 from .loadshape import check_prune_config, snapshot_from_dict, unplain
 from .memory import SharedTensors, entry_tensors, storage_bytes
+from .persist_lm import LM_KEY, arch_of, build_arch, reopen_lm
 from .persist_own import HF_KEY, reopen, save_extra, without_extra
 from .slots import ModelSlot, State, UndoEntry
 
@@ -107,17 +107,13 @@ def left_out_bytes(session: SessionCore) -> int:
 def _arch(model: torch.nn.Module) -> Any:
     """The zoo model's architecture description (None for a user's module)."""
     arch = getattr(model, "arch", None)
-    return plain(arch()) if callable(arch) else None
+    return plain(arch()) if callable(arch) else arch_of(model)  # a GPT student: its sizes
 
 
 def session_payload(session: SessionCore, undo: bool = True) -> dict:
     """Everything save() writes, as plain data (under the session's lock); without the
     undo steps and rewind points when not `undo` (the app's download when they are big)."""
     with session.lock:
-        if session.is_lm:
-            raise ValueError("saving a language-model session is not supported yet (the file "
-                             "format holds the image and regression zoo); use "
-                             "export('masked') or export('shrunk') for the model")
         # your own data or model: what is saved and what is refused (persist_own)
         teacher_config = {**session.slots["teacher"].config, **save_extra(session)}
         share = SharedTensors()
@@ -240,9 +236,10 @@ def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> M
     slot.epochs_trained = int(data["epochs_trained"])
     slot.undo_stack.extend(_undo_entry(e, device) for e in data["undo_stack"])
     slot.set_base(_copy(data["base"], device) or {})
-    if data["masks"] is not None:
-        slot.reapply(_copy(data["masks"], device), check_prune_config("masks",
-                                                                      data["prune_config"]))
+    if data["masks"] is not None:  # head / neuron removal has masks without a setting
+        config = data["prune_config"]
+        slot.reapply(_copy(data["masks"], device),
+                     None if config is None else check_prune_config("masks", config))
         slot.cuts = {k: float(v) for k, v in data["cuts"].items()}
         slot.warnings = tuple(data["warnings"])
     model.load_state_dict(data["model_state"])
@@ -260,7 +257,9 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
     try:
         config = payload["config"]
         hidden = config.get("hidden")
-        if HF_KEY in config:  # an hf: model, rebuilt from its saved config (persist_own)
+        if LM_KEY in config:  # gpt-tiny or an hf: causal LM on text (persist_lm)
+            session = reopen_lm(cls, config, device)
+        elif HF_KEY in config:  # an hf: model, rebuilt from its saved config (persist_own)
             session = reopen(cls, config, device)
         else:
             session = cls(config["dataset"], config["model"], width=config["width"],
@@ -271,7 +270,7 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
                                                  session.device)
         for name, data in slots.items():
             if name != "teacher":
-                session.slots[name] = _restore_slot(data, build_from_arch(data["arch"]),
+                session.slots[name] = _restore_slot(data, build_arch(data["arch"]),
                                                     session.device)
         session.history = BoundedList(unplain(payload["history"]), HISTORY_MAX)
         jobs = [h.get("job") for h in session.history] + \
