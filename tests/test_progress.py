@@ -83,3 +83,49 @@ def test_the_status_line_shows_the_running_loss(often, digits_app):
     jobs._on_progress(ProgressEvent(epoch=1, epochs=1, step=50, steps_per_epoch=100,
                                     done=50, running_loss=0.5))
     assert app.c.progress.value == 500
+
+
+def test_on_an_accelerator_step_losses_stay_on_the_device(often, monkeypatch):
+    """The accelerator's path, run on the CPU: step losses are tensors (never read by the
+    loop), reports still come, and the epoch's mean is the same."""
+    from explorer.engine import train
+
+    s = Session("digits", "mlp", device="cpu")
+    eager: list = []
+    s.train(epochs=1, batch_size=16, on_event=eager.append)
+    s.undo()
+    monkeypatch.setattr(train, "reads_free", lambda device: False)
+    lazy: list = []
+    s.train(epochs=1, batch_size=16, on_event=lazy.append)
+    steps = [e for e in lazy if isinstance(e, StepEvent)]
+    assert all(isinstance(e.loss, torch.Tensor) and isinstance(e.accuracy, torch.Tensor)
+               for e in steps)
+    assert [float(e.loss) for e in steps] == [e.loss for e in eager if isinstance(e, StepEvent)]
+    assert [r.running_loss for r in reports(lazy)] == [r.running_loss for r in reports(eager)]
+    end = [e.train_loss for e in lazy + eager if isinstance(e, EpochEvent)]
+    assert end[0] == end[1]
+
+
+def test_on_an_accelerator_a_bad_loss_is_caught_at_the_next_report(often, monkeypatch):
+    from explorer.config import TrainConfig
+    from explorer.data.datasets import Split
+    from explorer.engine import train
+    from explorer.engine.train import DIVERGED, StopEvent, train_steps
+
+    monkeypatch.setattr(train, "reads_free", lambda device: False)
+    calls = []
+
+    def nan_at_7(out, x, y, index):  # finite, then NaN from the 7th step on
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        return loss * math.nan if len(calls) >= 7 else loss
+
+    model = torch.nn.Linear(4, 2)
+    data = Split(torch.randn(320, 4), torch.arange(320) % 2)
+    events = list(train_steps(model, data, data, "classification",
+                              TrainConfig(epochs=1, lr=0.1, optimizer="sgd", batch_size=16),
+                              loss_fn=nan_at_7))
+    stop = events[-1]
+    assert isinstance(stop, StopEvent) and stop.reason == \
+        f"{DIVERGED}: the loss became non-finite by step 10", stop  # the report after 7
+    assert [r.done for r in reports(events)] == [5]

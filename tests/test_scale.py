@@ -86,3 +86,18 @@ def test_the_app_offers_the_file_without_undo_and_says_so(big, monkeypatch):
     assert len(data) <= 150 * 2**20 and len(Session.load(data).undo_stack) == 0
     left = persist.left_out_bytes(s) / 2**20
     assert note.startswith(f"undo history and rewind points not saved ({left:.1f} MiB"), note
+
+
+def test_the_status_line_says_what_undo_dropped(digits_app, monkeypatch):
+    from ui_util import settle, status
+
+    monkeypatch.setattr(config, "UNDO_BYTES_MAX", 1)  # every state is over: one step kept
+    app = digits_app
+    app.c.epochs.value = 1
+    assert app.start_training()
+    settle(app)
+    assert "training done" in status(app) and "dropped" not in status(app)
+    assert app.start_training()
+    settle(app)
+    assert "; Undo keeps the last 1 step (" in status(app), status(app)
+    assert "1 older one (" in status(app) and app.session.undo_stack.dropped == 1

@@ -167,6 +167,12 @@ def _batches(train: Split | BatchSource, batch_size: int, generator: torch.Gener
             yield train.draw(batch_size, generator)
 
 
+def reads_free(device: torch.device) -> bool:
+    """Whether reading a scalar from `device` costs no wait (the CPU: nothing is queued);
+    elsewhere the loop reads the loss only at progress reports (tests patch this)."""
+    return device.type == "cpu"
+
+
 def _accuracy(out: torch.Tensor, y: torch.Tensor, task: str,
               eager: bool) -> float | torch.Tensor | None:
     """A classification step's batch accuracy: a float on the CPU, else left on the device
@@ -214,7 +220,7 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
                 return
             out = model(x)
             loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
-            eager = loss.device.type == "cpu"  # reading a CPU scalar costs no wait
+            eager = reads_free(loss.device)
             loss_value: float | torch.Tensor = float(loss.detach()) if eager else loss.detach()
             if eager and not math.isfinite(loss_value):  # type: ignore[arg-type]
                 yield StopEvent(step, f"{DIVERGED}: the loss became {loss_value} at step "

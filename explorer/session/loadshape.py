@@ -33,6 +33,7 @@ from ..config import (
     check_choice,
 )
 from ..engine.metrics import LayerStats, Snapshot
+from ..models.gpt import GPT
 from ..models.zoo import build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
 from .persist_lm import LM_CONFIG_KEYS, LM_KEY, build_arch, check_lm_config, lm_on_meta
@@ -231,8 +232,8 @@ def _check_masks(what: str, masks: Any, config: Any, model: nn.Module) -> None:
         check_masks(masks, model.state_dict(), dict(model.named_parameters()))
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
-    if config is not None:  # head and neuron removal mask without a pruning setting
-        check_prune_config(f"{what}: prune_config", config)
+    if config is not None or not isinstance(model, GPT):  # a GPT's head and neuron
+        check_prune_config(f"{what}: prune_config", config)  # removal has no setting
 
 
 def check_prune_config(what: str, d: Any) -> PruneConfig:
