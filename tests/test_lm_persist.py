@@ -13,6 +13,7 @@ import torch
 pytest.importorskip("transformers")
 from hf_util import gpt2  # noqa: E402
 
+from explorer.session.memory import same_bits  # noqa: E402
 from explorer.session.persist import read_payload  # noqa: E402
 from explorer.session.session import Session  # noqa: E402
 
@@ -22,7 +23,7 @@ TINY = dict(layers=2, heads=4, width=0.25, context=32, max_train_windows=256)
 def same_state(a: dict | None, b: dict | None) -> bool:
     if a is None or b is None:
         return a is b
-    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k])
+    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and same_bits(a[k], b[k])
                                     for k in a)
 
 

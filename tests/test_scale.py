@@ -9,7 +9,7 @@ import torch
 
 from explorer import config
 from explorer.session import persist
-from explorer.session.memory import storage_bytes
+from explorer.session.memory import same_bits, storage_bytes
 from explorer.session.session import Session
 
 STATE_MIB = 11_140_810 * 4 / 2**20  # the MLP 64 -> 3300 -> 3300 -> 10, float32
@@ -31,7 +31,7 @@ def big():
 
 
 def same(a: dict, b: dict) -> bool:
-    return set(a) == set(b) and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype
+    return set(a) == set(b) and all(same_bits(a[k], b[k]) and a[k].dtype == b[k].dtype
                                     for k in a)
 
 

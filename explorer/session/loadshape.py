@@ -36,6 +36,7 @@ from ..engine.metrics import LayerStats, Snapshot
 from ..models.gpt import GPT
 from ..models.zoo import build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
+from .memory import MASKED_BASE
 from .persist_lm import LM_CONFIG_KEYS, LM_KEY, build_arch, check_lm_config, lm_on_meta
 from .persist_own import HF_KEY, check_own_config, hf_on_meta
 from .slots import SLOT_NAMES
@@ -274,7 +275,12 @@ def check_slot(name: str, data: Any, model: nn.Module) -> None:
     _dict(f"{what} config", data["config"])
     _no_tensors(f"{what} config", data["config"])
     _need(f"{what} model_name", data["model_name"], Text)
+    masked_base = isinstance(data["model_state"], str) and data["model_state"] == MASKED_BASE
+    if masked_base and data["masks"] is None:
+        raise ValueError(f"{what}: model_state is {MASKED_BASE!r} but the slot has no masks")
     for key in ("model_state", "base", "original", "initial"):
+        if key == "model_state" and masked_base:  # the base times the masks (memory.py)
+            continue
         check_state(f"{what}: {key}", data[key], model)
     rewind = _dict(f"{what} rewind_states", data["rewind_states"])
     if len(rewind) > REWIND_EPOCHS_KEPT:

@@ -104,13 +104,37 @@ def _ranges(epochs: list[int]) -> str:
     return ", ".join(out)
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of one dtype and shape hold the same bytes."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return torch.equal(a.detach().cpu().reshape(-1).view(torch.uint8),
+                       b.detach().cpu().reshape(-1).view(torch.uint8))
+
+
+MASKED_BASE = "base*masks"  # a saved model_state: the model shows exactly base * masks
+
+
+def live_state(slot: Any, share: SharedTensors) -> dict[str, torch.Tensor] | str:
+    """The slot's live weights as saved: MASKED_BASE when they are, bit for bit, what
+    the slot's base and masks give (loading rebuilds them so), else the tensors (shared)."""
+    live = slot.model.state_dict()
+    masks = slot.masks
+    if masks is not None and all(
+            same_bits(t, torch.mul(slot.base[k], masks[k]) if k in masks else slot.base[k])
+            for k, t in live.items()):
+        return MASKED_BASE
+    return share.state(live)
+
+
 class SharedTensors:
     """Hands out one CPU tensor per distinct value, so torch.save writes equal states once.
 
     A saved slot holds up to 4 + rewind + undo states, and many are equal bit for bit (the
     base and the live weights after dense training, the original and the first undo step,
     the masks every undo step of one pruning shares). Candidates are found by name, shape,
-    dtype and a float64 sum, then confirmed with torch.equal.
+    dtype and a float64 sum, then confirmed bit for bit (`same_bits`: torch.equal would
+    take -0.0 for 0.0, and a masked weight's zero keeps the sign it was multiplied with).
     """
 
     def __init__(self) -> None:
@@ -122,7 +146,7 @@ class SharedTensors:
         total = float(t.double().sum()) if t.dtype != torch.bool else int(t.sum())
         key = (name, tuple(t.shape), t.dtype, total)
         for kept in self._kept.get(key, []):
-            if torch.equal(kept, t.cpu()):
+            if same_bits(kept, t):
                 self.shared_bytes += t.numel() * t.element_size()
                 return kept
         copy = t.cpu().clone()

@@ -40,7 +40,7 @@ from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
 from .loadshape import check_prune_config, snapshot_from_dict, unplain
-from .memory import SharedTensors, entry_tensors, storage_bytes
+from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, reopen_lm
 from .persist_own import HF_KEY, reopen, save_extra, without_extra
 from .slots import ModelSlot, State, UndoEntry
@@ -75,7 +75,7 @@ def _slot_payload(slot: ModelSlot, share: SharedTensors, undo: bool = True) -> d
     model, config = slot.model, slot.prune_config
     return {"config": plain(slot.config), "model_name": slot.model_name,
             "arch": _arch(model),
-            "model_state": share.state(model.state_dict()), "base": share.state(slot.base),
+            "model_state": live_state(slot, share), "base": share.state(slot.base),
             "original": share.state(slot.original), "initial": share.state(slot.initial),
             "rewind_states": {int(k): share.state(v) for k, v in slot.rewind_states.items()
                               if undo},
@@ -192,7 +192,8 @@ def _is_zip(source: str | IO[bytes]) -> bool:
 
 def _states(data: dict) -> list[tuple[str, State]]:
     """Every weight state a saved slot holds, with where it sits."""
-    found = [(key, data[key]) for key in ("model_state", "base", "original", "initial")]
+    found = [(key, data[key]) for key in ("model_state", "base", "original", "initial")
+             if isinstance(data[key], dict)]  # model_state may be MASKED_BASE
     found += [(f"rewind point {k}", v) for k, v in data["rewind_states"].items()]
     found += [(f"undo step {i}", e["base"] if isinstance(e.get("base"), dict) else e)
               for i, e in enumerate(data["undo_stack"])]
@@ -242,7 +243,8 @@ def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> M
                      None if config is None else check_prune_config("masks", config))
         slot.cuts = {k: float(v) for k, v in data["cuts"].items()}
         slot.warnings = tuple(data["warnings"])
-    model.load_state_dict(data["model_state"])
+    if isinstance(data["model_state"], dict):  # else MASKED_BASE: shown already
+        model.load_state_dict(data["model_state"])
     return slot
 
 
