@@ -50,6 +50,9 @@ def test_undo_and_rewind_stay_within_the_byte_budget(big):
         assert same(s.base, bases[2])
         s.undo()
         assert same(s.base, bases[1])
+        with pytest.raises(ValueError, match="nothing more to undo: 1 older step was dropped "
+                                             r"\(42\.5 MiB\) to keep Undo within 100\.0 MiB"):
+            s.undo()
 
 
 def test_the_file_round_trips_bit_for_bit_and_writes_equal_states_once(big):

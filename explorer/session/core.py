@@ -56,6 +56,7 @@ from ..engine.train import (
 )
 from ..validate import check_batches, check_job_hooks, check_prunable, check_trainable
 from .bounded import BoundedList
+from .memory import nothing_to_undo
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
 from .tasks import Task
 
@@ -270,7 +271,7 @@ class SessionCore:
         with self.lock:
             self.check_idle("undo")
             if not self.undo_stack:
-                raise ValueError("nothing to undo: no job has changed the base yet")
+                raise ValueError(nothing_to_undo(self.undo_stack))
             entry = self.undo_stack.pop()
             self.slot.restore(entry)
             if entry.job is not None:

@@ -64,7 +64,19 @@ class UndoStack(BoundedList):
         while len(self) > 1 and self.nbytes() > budget:
             oldest = self.pop(0)
             self.dropped += 1
-            self.dropped_bytes += storage_bytes(entry_tensors(oldest))
+            kept: set[int] = set()  # storages the remaining steps still hold (shared masks)
+            storage_bytes([t for e in self for t in entry_tensors(e)], kept)
+            self.dropped_bytes += storage_bytes(entry_tensors(oldest), kept)
+
+
+def nothing_to_undo(undo: list) -> str:
+    """Why Undo has nothing left: no job yet, or older steps dropped for memory."""
+    dropped = getattr(undo, "dropped", 0)
+    if not dropped:
+        return "nothing to undo: no job has changed the base yet"
+    steps = f"{dropped} older step{'s were' if dropped != 1 else ' was'}"
+    return (f"nothing more to undo: {steps} dropped ({mib(getattr(undo, 'dropped_bytes', 0))})"
+            f" to keep Undo within {mib(config.UNDO_BYTES_MAX)} (config.UNDO_BYTES_MAX)")
 
 
 def rewind_fits(kept: dict[int, dict[str, torch.Tensor]],
