@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import fields
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,13 +30,13 @@ from ..config import (
     PruneConfig,
     check_choice,
 )
-from ..engine.metrics import LayerStats, Snapshot
 from ..models.gpt import GPT
 from ..models.zoo import build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
 from .memory import MASKED_BASE
 from .persist_lm import LM_CONFIG_KEYS, LM_KEY, build_arch, check_lm_config, lm_on_meta
 from .persist_own import HF_KEY, check_own_config, hf_on_meta
+from .plaindata import snapshot_from_dict
 from .slots import SLOT_NAMES
 
 # Per slot: live weights, base, original, initial, the rewind points, each undo entry's
@@ -64,37 +62,6 @@ HISTORY_KINDS: dict[str, dict[str, Any]] = {
                    "actual_sparsity": Real, "accuracy": (Real, None), "loss": Real},
     "checkpoint": {"test_accuracy": (Real, None)},  # the shipped model's closing record
     "remove_heads": {"fraction": Real, "rank": Text, "step": Int}}  # a GPT's heads
-SNAPSHOT_FIELDS = {f.name for f in fields(Snapshot)}
-LAYER_ARRAYS = {"hist_counts": np.int32, "hist_base_counts": np.int32,
-                "hist_edges": np.float32}
-
-
-# ----- plain values back to objects (persist.unplain uses these too) ----------------------
-def _layer_fields(layer: dict) -> dict[str, Any]:
-    return {k: np.asarray(v, dtype=LAYER_ARRAYS[k]) if k in LAYER_ARRAYS else v
-            for k, v in layer.items()}
-
-
-def snapshot_from_dict(d: dict) -> Snapshot:
-    """The inverse of Snapshot.to_dict (extra metrics are the keys it merged in)."""
-    layers = tuple(LayerStats(**_layer_fields(layer)) for layer in d["layers"])
-    core = {k: d[k] for k in SNAPSHOT_FIELDS - {"layers", "extra"} if k in d}
-    core["warnings"] = tuple(core.get("warnings", ()))
-    extra = {k: v for k, v in d.items()
-             if k not in SNAPSHOT_FIELDS and k not in ("prunable", "__snapshot__")}
-    return Snapshot(**core, layers=layers, extra=extra)
-
-
-def unplain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get("__snapshot__"):
-            return snapshot_from_dict(value)
-        return {k: unplain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unplain(v) for v in value]
-    return value
-
-
 # ----- small checks ----------------------------------------------------------------------
 def _is(value: Any, kind: Any) -> bool:
     if isinstance(kind, tuple):

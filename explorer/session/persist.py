@@ -39,10 +39,11 @@ from ..engine.metrics import Snapshot
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
-from .loadshape import check_prune_config, snapshot_from_dict, unplain
+from .loadshape import check_prune_config
 from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, reopen_lm
 from .persist_own import HF_KEY, reopen, save_extra, without_extra
+from .plaindata import snapshot_from_dict, unplain
 from .slots import ModelSlot, State, UndoEntry
 
 __all__ = ["FORMAT", "VERSION", "left_out_bytes", "load_session", "plain", "read_payload",
