@@ -53,6 +53,10 @@ def test_undo_and_rewind_stay_within_the_byte_budget(big):
         with pytest.raises(ValueError, match="nothing more to undo: 1 older step was dropped "
                                              r"\(42\.5 MiB\) to keep Undo within 100\.0 MiB"):
             s.undo()
+        s.reset()  # an empty stack after reset has dropped nothing
+        assert s.kept_note.startswith("rewind points") and s.undo_stack.dropped == 0
+        with pytest.raises(ValueError, match="no job has changed the base yet"):
+            s.undo()
 
 
 def test_the_file_round_trips_bit_for_bit_and_writes_equal_states_once(big):

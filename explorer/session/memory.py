@@ -54,6 +54,11 @@ class UndoStack(BoundedList):
         self.dropped_bytes = 0
         super().__init__(items, limit)
 
+    def clear(self) -> None:
+        """Empty it (reset, adopt_as_original): nothing is dropped any more either."""
+        super().clear()
+        self.dropped = self.dropped_bytes = 0
+
     def nbytes(self) -> int:
         seen: set[int] = set()
         return sum(storage_bytes(entry_tensors(e), seen) for e in self)
