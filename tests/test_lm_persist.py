@@ -98,3 +98,21 @@ def test_an_hf_gpt2_session_round_trips_without_its_folder(tmp_path):
     r = Session.load(data)
     assert_same_session(s, r)
     assert r.objective.headline == "perplexity" and r.data.train.x.shape == s.data.train.x.shape
+
+
+def test_the_app_saves_and_loads_a_language_model_session(tiny):
+    from ui_util import status
+
+    from explorer.ui import ExplorerApp
+    from explorer.ui.files_panel import session_download
+
+    app = ExplorerApp(Session("pydoc-text", "gpt-tiny", **TINY))
+    try:
+        files = app.model_panel.files
+        assert files.offer_session() and "session ready" in status(app), status(app)
+        data, note = session_download(tiny)
+        assert note == "" and files.load_bytes(data, "lm.pt"), status(app)
+        assert "loaded lm.pt: gpt-tiny on pydoc-text" in status(app)
+        assert same_state(app.session.slots["student"].base, tiny.slots["student"].base)
+    finally:
+        app.close()
