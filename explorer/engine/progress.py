@@ -47,7 +47,9 @@ class EpochMeter:
 
     def add(self, loss: torch.Tensor, batch: int, check: bool = False) -> None:
         """Count one step's loss (no host read); `check` also notes a non-finite one."""
-        value = loss.detach().double() * batch
+        # float64 like the host's sum it replaces (MPS has no float64: float32 there)
+        value = loss.detach().to(torch.float32 if loss.device.type == "mps" else
+                                 torch.float64) * batch
         self.total = value if self.total is None else self.total + value
         if check:
             bad = ~torch.isfinite(loss.detach())

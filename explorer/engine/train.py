@@ -222,7 +222,7 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
             loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
             eager = reads_free(loss.device)
             loss_value: float | torch.Tensor = float(loss.detach()) if eager else loss.detach()
-            if eager and not math.isfinite(loss_value):  # type: ignore[arg-type]
+            if eager and not math.isfinite(float(loss_value)):
                 yield StopEvent(step, f"{DIVERGED}: the loss became {loss_value} at step "
                                       f"{step + 1}")
                 return
