@@ -80,6 +80,16 @@ PIN_SEEDS_MAX = 10  # the Compare tab repeats a pinned run over at most this man
 UNDO_MAX = 20  # model states kept for Undo (the oldest go first)
 HISTORY_MAX = 2000  # epoch and pruning records kept for the curves
 REWIND_EPOCHS_KEPT = 20  # rewind=k is possible for k up to this many training epochs
+# ... and by bytes, per model (explorer.session.memory): an 11M-parameter model's state is
+# 44 MB, so 20 undo steps would hold 880 MB. Beyond UNDO_BYTES_MAX the oldest undo steps go
+# (the last one always stays); beyond REWIND_BYTES_MAX later epochs get no rewind point.
+# The digits MLP (0.4 MB a state) never reaches either.
+UNDO_BYTES_MAX = 256 * 2**20
+REWIND_BYTES_MAX = 128 * 2**20
+# Progress within an epoch (explorer.engine.progress): at most this often, and this many
+# steps apart (whichever comes later); the only host reads of the loss on an accelerator.
+PROGRESS_INTERVAL_S = 0.5
+PROGRESS_EVERY_STEPS = 10
 
 # Bounds on what a request, a data set or a file may ask the explorer to build (issue 19):
 # every one is checked before any memory is spent on it.

@@ -188,7 +188,9 @@ CASES = [
     Case("width 10**400", edited(set_in(("config", "width"), 10**400)), "401 digits"),
     Case("base int64", edited(retyped("base", torch.int64)), "dtype torch.int64"),
     Case("base float16", edited(retyped("base", torch.float16)), "dtype torch.float16"),
-    Case("base float64", edited(retyped("model_state", torch.float64)), "dtype torch.float64"),
+    Case("base float64", edited(retyped("base", torch.float64)), "dtype torch.float64"),
+    Case("masked base without masks", edited(set_in((teacher, "masks"), None)),
+         "model_state is 'base\\*masks' but the slot has no masks"),
     Case("float masks", edited(masks_as(lambda m: m.float())), "masks are boolean"),
     Case("scalar masks", edited(masks_as(lambda m: torch.tensor(True))), r"shape \(\)"),
     Case("masks of unknown layer", edited(lambda p: teacher(p)["masks"].update(

@@ -72,8 +72,12 @@ def test_a_file_claiming_a_huge_hf_model_is_refused_before_building(trained, tmp
         Session.load(tmp_path / "big.pt")
 
 
-def test_a_language_model_session_still_refuses_plainly(tmp_path):
-    lm = Session("pydoc-text", f"hf:{gpt2(tmp_path)}", max_train_windows=16)
+def test_a_language_model_on_own_text_still_refuses_plainly(tmp_path):
+    """hf: GPT-2 on a built-in corpus saves (test_lm_persist.py); on a user's text file
+    (the session keeps its name only) the refusal says so and writes nothing."""
+    text = tmp_path / "mine.txt"
+    text.write_text("a small text of my own to model. " * 100)
+    lm = Session(str(text), f"hf:{gpt2(tmp_path)}", max_train_windows=16)
     with pytest.raises(ValueError, match="language-model session.*none of it is written"):
         lm.save(tmp_path / "lm.pt")
     assert not (tmp_path / "lm.pt").exists()

@@ -20,7 +20,7 @@ from ..data.text import RandomWindows, TextCorpus, Vocab
 from ..models.gpt import GPT, GPTConfig
 from .distill import kd_loss
 from .heads import head_sparsity, layer_sparsity
-from .train import EpochEvent, LossFn, StepEvent, StopEvent, train_steps
+from .train import EpochEvent, LossFn, ProgressEvent, StepEvent, StopEvent, train_steps
 
 # Sized to train in about a minute on 2 CPU cores (see lm_report for the measurement);
 # GPU_TEACHER is the issue's 4 x 256 teacher, seconds on a GPU.
@@ -147,7 +147,8 @@ def train_lm_steps(model: GPT, corpus: TextCorpus, steps: int, batch_size: int =
                    stop: threading.Event | None = None,
                    masks: dict[str, torch.Tensor] | None = None, teacher: GPT | None = None,
                    temperature: float = 2.0, alpha: float = 0.5, t_squared: bool = True,
-                   eval_windows: int = 64) -> Iterator[StepEvent | EpochEvent | StopEvent]:
+                   eval_windows: int = 64
+                   ) -> Iterator[StepEvent | ProgressEvent | EpochEvent | StopEvent]:
     """Train in place for a budget of `steps` through the one training loop
     (engine.train.train_steps) on random windows; with `teacher`, distil from it."""
     config = lm_train_config(steps, batch_size, lr, weight_decay)

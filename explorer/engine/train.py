@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data.datasets import Split
+from .progress import EpochMeter, ProgressEvent
 from .prune import zero_masked
 
 # loss_fn(output, x, y, index) -> scalar loss; `index` holds the batch's sample indices.
@@ -31,13 +32,15 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torc
 
 @dataclass(frozen=True)
 class StepEvent:
-    """One optimizer step: running figures of the current epoch."""
+    """One optimizer step: its loss and batch accuracy. Floats when training on the CPU;
+    on an accelerator 0-dim tensors left on the device, so the loop never waits for them
+    (float(event.loss) reads one; ProgressEvent brings the running loss read already)."""
 
     epoch: int  # 1-based
     step: int  # global step count, 1-based
     steps_per_epoch: int
-    loss: float
-    accuracy: float | None  # None for regression
+    loss: float | torch.Tensor
+    accuracy: float | torch.Tensor | None  # None for regression
     lr: float | None = None  # the learning rate this step used
 
 
@@ -59,6 +62,9 @@ class StopEvent:
 
     step: int
     reason: str
+
+
+Event = StepEvent | ProgressEvent | EpochEvent | StopEvent  # what a training loop yields
 
 
 class BatchSource(Protocol):
@@ -161,19 +167,38 @@ def _batches(train: Split | BatchSource, batch_size: int, generator: torch.Gener
             yield train.draw(batch_size, generator)
 
 
+def reads_free(device: torch.device) -> bool:
+    """Whether reading a scalar from `device` costs no wait (the CPU: nothing is queued);
+    elsewhere the loop reads the loss only at progress reports (tests patch this)."""
+    return device.type == "cpu"
+
+
+def _accuracy(out: torch.Tensor, y: torch.Tensor, task: str,
+              eager: bool) -> float | torch.Tensor | None:
+    """A classification step's batch accuracy: a float on the CPU, else left on the device
+    (float(event.accuracy) reads it)."""
+    if task != "classification":
+        return None
+    accuracy = (out.detach().argmax(-1) == y).float().mean()
+    return float(accuracy) if eager else accuracy
+
+
 def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: str,
                 config: TrainConfig, masks: dict[str, torch.Tensor] | None = None,
                 stop: threading.Event | None = None, seed: int = 0,
                 loss_fn: LossFn | None = None, start_accuracy: float | None = None
-                ) -> Iterator[StepEvent | EpochEvent | StopEvent]:
-    """Train `model` in place, yielding an event per step and per epoch.
+                ) -> Iterator[StepEvent | ProgressEvent | EpochEvent | StopEvent]:
+    """Train `model` in place, yielding an event per step and per epoch, and a
+    ProgressEvent within an epoch now and then (engine.progress: the running loss).
 
     `masks` maps parameter names to boolean keep-masks. `stop` is checked every batch.
     `loss_fn(output, x, y, index)` may replace the task loss (distillation uses it).
     `config.steps` gives a budget of optimizer steps instead of `config.epochs`.
     `start_accuracy` (validation accuracy before the job), or the best validation accuracy
     of an earlier epoch of this run, arms the collapse-to-chance
-    check. A bad loss stops the run before its step is applied.
+    check. On the CPU a bad loss stops the run before its step is applied; on an
+    accelerator (no per-step host read) at the next progress report or the epoch's end,
+    and the caller (a Session job) rolls the job back either way.
     `config.epoch_size` caps the samples per epoch (a random subset each epoch; tests).
     """
     params = dict(model.named_parameters())
@@ -188,15 +213,16 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
     step, best_accuracy = 0, start_accuracy
     model.train()
     for epoch in range(1, epochs + 1):
-        total_loss, seen = 0.0, 0
+        meter = EpochMeter(epoch, epochs, steps_per_epoch)
         for x, y, index in _batches(train, config.batch_size, generator, per_epoch):
             if stop is not None and stop.is_set():
                 yield StopEvent(step, "stopped")
                 return
             out = model(x)
             loss = loss_fn(out, x, y, index) if loss_fn else task_loss(out, y, task)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            eager = reads_free(loss.device)
+            loss_value: float | torch.Tensor = float(loss.detach()) if eager else loss.detach()
+            if eager and not math.isfinite(float(loss_value)):
                 yield StopEvent(step, f"{DIVERGED}: the loss became {loss_value} at step "
                                       f"{step + 1}")
                 return
@@ -210,13 +236,21 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
             optimizer.step()
             zero_masked(params, float_masks)
             step += 1
-            total_loss += loss_value * len(index)
-            seen += len(index)
-            accuracy = (float((out.detach().argmax(-1) == y).float().mean())
-                        if task == "classification" else None)
-            yield StepEvent(epoch, step, steps_per_epoch, loss_value, accuracy, lr)
+            meter.add(loss, len(index), check=not eager)
+            yield StepEvent(epoch, step, steps_per_epoch, loss_value,
+                            _accuracy(out, y, task, eager), lr)
+            if meter.due():
+                report = meter.report(step)  # the running loss's one read to the host
+                if meter.went_bad() or not math.isfinite(report.running_loss):
+                    yield StopEvent(step, f"{DIVERGED}: the loss became non-finite by step "
+                                          f"{step}")
+                    return
+                yield report
             if step >= budget:
                 break
+        if meter.went_bad():  # an accelerator's losses are checked here and at reports
+            yield StopEvent(step, f"{DIVERGED}: the loss became non-finite by step {step}")
+            return
         # A weight that overflowed mid-epoch makes the next loss non-finite (caught above);
         # only the epoch's last step needs this pass.
         if not weights_finite(model):
@@ -230,5 +264,4 @@ def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: 
             return
         if val_accuracy is not None:  # a run from scratch arms the check once it learned
             best_accuracy = max(best_accuracy or 0.0, val_accuracy)
-        yield EpochEvent(epoch, epochs, step, total_loss / max(seen, 1), val_loss,
-                         val_accuracy)
+        yield EpochEvent(epoch, epochs, step, meter.mean(), val_loss, val_accuracy)

@@ -47,6 +47,7 @@ from ..engine.structure import (
 from ..engine.train import (
     DIVERGED,
     EpochEvent,
+    Event,
     LossFn,
     StepEvent,
     StopEvent,
@@ -55,10 +56,9 @@ from ..engine.train import (
 )
 from ..validate import check_batches, check_job_hooks, check_prunable, check_trainable
 from .bounded import BoundedList
+from .memory import nothing_to_undo
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
 from .tasks import Task
-
-Event = StepEvent | EpochEvent | StopEvent
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -271,7 +271,7 @@ class SessionCore:
         with self.lock:
             self.check_idle("undo")
             if not self.undo_stack:
-                raise ValueError("nothing to undo: no job has changed the base yet")
+                raise ValueError(nothing_to_undo(self.undo_stack))
             entry = self.undo_stack.pop()
             self.slot.restore(entry)
             if entry.job is not None:

@@ -89,15 +89,34 @@ def text_parts(dataset: object, model: str | nn.Module, width: float, init: str,
     return data, ModelSlot(net, name, config), objective_for(data, corpus)
 
 
+def hf_model(spec: str, data: Dataset) -> nn.Module:
+    """Open ``hf:PATH`` for `data`: image models on images, text classifiers on tokens.
+
+    A causal language model runs through the engine (explorer.engine.attention) and the
+    bench; the Session's language-model track is gpt-tiny's, so it refuses one here.
+    """
+    from ..models.hf import load_hf
+
+    net = load_hf(spec, image_shape=data.image_shape)
+    if net.kind == "causal-lm":
+        raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
+                         "sequence classifiers (language modelling on text is gpt-tiny's)")
+    if net.kind == "image" and data.image_shape is None:
+        raise ValueError(f"{spec}: an image model needs image data (imagefolder:PATH, "
+                         f"digits, mnist-5k); {data.name!r} has none")
+    return net
+
+
 def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.device,
-                   max_train_windows: int | None) -> tuple[Dataset, ModelSlot, Task]:
+                   max_train_windows: int | None, net: Any = None
+                   ) -> tuple[Dataset, ModelSlot, Task]:
     """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
     (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
     and its positions the context; said plainly otherwise."""
     from ..models.hf import load_hf
     from .tasks import OwnLanguageModelling
 
-    net = load_hf(spec)
+    net = load_hf(spec) if net is None else net  # given: rebuilt from a session file
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import fields
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,10 +30,13 @@ from ..config import (
     PruneConfig,
     check_choice,
 )
-from ..engine.metrics import LayerStats, Snapshot
-from ..models.zoo import build_from_arch, build_model
+from ..models.gpt import GPT
+from ..models.zoo import build_model
 from ..validate import check_hidden, check_masks, check_seed, check_width
+from .memory import MASKED_BASE
+from .persist_lm import LM_CONFIG_KEYS, LM_KEY, build_arch, check_lm_config, lm_on_meta
 from .persist_own import HF_KEY, check_own_config, hf_on_meta
+from .plaindata import snapshot_from_dict
 from .slots import SLOT_NAMES
 
 # Per slot: live weights, base, original, initial, the rewind points, each undo entry's
@@ -59,38 +60,8 @@ HISTORY_KINDS: dict[str, dict[str, Any]] = {
     "epoch": EPOCH_FIELDS, "student": EPOCH_FIELDS, "student_alone": EPOCH_FIELDS,
     "prune_step": {"k": Int, "steps": Int, "step": Int, "schedule": Text, "sparsity": Real,
                    "actual_sparsity": Real, "accuracy": (Real, None), "loss": Real},
-    "checkpoint": {"test_accuracy": (Real, None)}}  # the shipped model's closing record
-SNAPSHOT_FIELDS = {f.name for f in fields(Snapshot)}
-LAYER_ARRAYS = {"hist_counts": np.int32, "hist_base_counts": np.int32,
-                "hist_edges": np.float32}
-
-
-# ----- plain values back to objects (persist.unplain uses these too) ----------------------
-def _layer_fields(layer: dict) -> dict[str, Any]:
-    return {k: np.asarray(v, dtype=LAYER_ARRAYS[k]) if k in LAYER_ARRAYS else v
-            for k, v in layer.items()}
-
-
-def snapshot_from_dict(d: dict) -> Snapshot:
-    """The inverse of Snapshot.to_dict (extra metrics are the keys it merged in)."""
-    layers = tuple(LayerStats(**_layer_fields(layer)) for layer in d["layers"])
-    core = {k: d[k] for k in SNAPSHOT_FIELDS - {"layers", "extra"} if k in d}
-    core["warnings"] = tuple(core.get("warnings", ()))
-    extra = {k: v for k, v in d.items()
-             if k not in SNAPSHOT_FIELDS and k not in ("prunable", "__snapshot__")}
-    return Snapshot(**core, layers=layers, extra=extra)
-
-
-def unplain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get("__snapshot__"):
-            return snapshot_from_dict(value)
-        return {k: unplain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unplain(v) for v in value]
-    return value
-
-
+    "checkpoint": {"test_accuracy": (Real, None)},  # the shipped model's closing record
+    "remove_heads": {"fraction": Real, "rank": Text, "step": Int}}  # a GPT's heads
 # ----- small checks ----------------------------------------------------------------------
 def _is(value: Any, kind: Any) -> bool:
     if isinstance(kind, tuple):
@@ -141,10 +112,14 @@ def _no_tensors(what: str, value: Any, depth: int = 0) -> None:
 def check_config(config: Any) -> dict:
     """The teacher's configuration: built-in data and model, widths within bounds."""
     config = _dict("config", config, CONFIG_KEYS[:5])
-    extra = sorted(set(config) - set(CONFIG_KEYS) - {HF_KEY})
+    lm = LM_KEY in config  # a language model on text (persist_lm)
+    extra = sorted(set(config) - set(CONFIG_KEYS) - {HF_KEY} - set(LM_CONFIG_KEYS if lm else ()))
     if extra:
         raise ValueError(f"config has unknown keys {extra[:3]}")
-    check_own_config(config)  # a zoo name, or your own (imagefolder:/hf:, persist_own)
+    if lm:
+        check_lm_config(config)
+    else:
+        check_own_config(config)  # a zoo name, or your own (imagefolder:/hf:, persist_own)
     check_choice("config init", config["init"], INITS)
     check_width(config["width"])
     check_seed("config seed", config["seed"])
@@ -167,6 +142,8 @@ def _on_meta(build: Any) -> nn.Module:
 
 
 def teacher_on_meta(config: dict) -> nn.Module:
+    if LM_KEY in config:
+        return _on_meta(lambda: lm_on_meta(config))
     if HF_KEY in config:
         return _on_meta(lambda: hf_on_meta(config))
     input_shape, image_shape, outputs = DATA_SHAPES[config["dataset"]]
@@ -223,7 +200,8 @@ def _check_masks(what: str, masks: Any, config: Any, model: nn.Module) -> None:
         check_masks(masks, model.state_dict(), dict(model.named_parameters()))
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
-    check_prune_config(f"{what}: prune_config", config)
+    if config is not None or not isinstance(model, GPT):  # a GPT's head and neuron
+        check_prune_config(f"{what}: prune_config", config)  # removal has no setting
 
 
 def check_prune_config(what: str, d: Any) -> PruneConfig:
@@ -264,7 +242,12 @@ def check_slot(name: str, data: Any, model: nn.Module) -> None:
     _dict(f"{what} config", data["config"])
     _no_tensors(f"{what} config", data["config"])
     _need(f"{what} model_name", data["model_name"], Text)
+    masked_base = isinstance(data["model_state"], str) and data["model_state"] == MASKED_BASE
+    if masked_base and data["masks"] is None:
+        raise ValueError(f"{what}: model_state is {MASKED_BASE!r} but the slot has no masks")
     for key in ("model_state", "base", "original", "initial"):
+        if key == "model_state" and masked_base:  # the base times the masks (memory.py)
+            continue
         check_state(f"{what}: {key}", data[key], model)
     rewind = _dict(f"{what} rewind_states", data["rewind_states"])
     if len(rewind) > REWIND_EPOCHS_KEPT:
@@ -328,7 +311,7 @@ def check_structure(payload: Any, name: str) -> int:
                 model = teacher
             else:
                 arch = _check_arch(_dict(f"slot {slot}", data, SLOT_KEYS)["arch"], teacher)
-                model = _on_meta(lambda arch=arch: build_from_arch(arch))
+                model = _on_meta(lambda arch=arch: build_arch(arch))
             check_slot(slot, data, model)
             if slot == "teacher" and data["config"] != config:
                 raise ValueError("slot teacher's config differs from the file's config")

@@ -14,11 +14,12 @@ leaves nothing half-loaded. Every refusal is a ValueError naming the file and th
 
 What is kept, per model slot (teacher, student, student_alone): the live weights, the
 dense base, the original, the undo stack, the masks and pruning setting, and the
-lottery-ticket rewind points; per session: the history (Snapshots as plain dicts,
-rebuilt on load), the step counter, which slot is selected, and the configuration.
-The data set is rebuilt from its name and seed; data given as tensors cannot be, so
-such sessions are refused at save time (export the model instead). An hf: model and
-imagefolder: data: see explorer.session.persist_own.
+lottery-ticket rewind points (each distinct tensor written once: equal states share one
+storage in the file, explorer.session.memory.SharedTensors); per session: the history
+(Snapshots as plain dicts, rebuilt on load), the step counter, which slot is selected,
+and the configuration. The data set is rebuilt from its name and seed; data given as
+tensors cannot be, so such sessions are refused at save time (export the model instead).
+An hf: model and imagefolder: data: see explorer.session.persist_own.
 """
 
 from __future__ import annotations
@@ -35,23 +36,22 @@ import torch
 
 from ..config import HISTORY_MAX
 from ..engine.metrics import Snapshot
-from ..models.zoo import build_from_arch
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
-from .loadshape import check_prune_config, snapshot_from_dict, unplain
+from .loadshape import check_prune_config
+from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
+from .persist_lm import LM_KEY, arch_of, build_arch, reopen_lm
 from .persist_own import HF_KEY, reopen, save_extra, without_extra
+from .plaindata import snapshot_from_dict, unplain
 from .slots import ModelSlot, State, UndoEntry
 
-__all__ = ["FORMAT", "VERSION", "load_session", "plain", "read_payload", "save_session",
+__all__ = ["FORMAT", "VERSION", "left_out_bytes", "load_session", "plain", "read_payload",
+           "save_session",
            "session_bytes", "session_payload", "snapshot_from_dict", "unplain"]
 
 
 # ----- plain values ----------------------------------------------------------------
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
 def plain(value: Any) -> Any:
     """Snapshots become tagged dicts, NumPy values lists or numbers: weights_only-safe."""
     if isinstance(value, Snapshot):
@@ -70,45 +70,55 @@ def plain(value: Any) -> Any:
 
 
 # ----- saving ------------------------------------------------------------------------
-def _slot_payload(slot: ModelSlot) -> dict:
+def _slot_payload(slot: ModelSlot, share: SharedTensors, undo: bool = True) -> dict:
+    """One slot as plain data; equal tensors shared (`share`), undo and rewind points
+    left out when not `undo`."""
     model, config = slot.model, slot.prune_config
     return {"config": plain(slot.config), "model_name": slot.model_name,
             "arch": _arch(model),
-            "model_state": _cpu(model.state_dict()), "base": _cpu(slot.base),
-            "original": _cpu(slot.original), "initial": _cpu(slot.initial),
-            "rewind_states": {int(k): _cpu(v) for k, v in slot.rewind_states.items()},
+            "model_state": live_state(slot, share), "base": share.state(slot.base),
+            "original": share.state(slot.original), "initial": share.state(slot.initial),
+            "rewind_states": {int(k): share.state(v) for k, v in slot.rewind_states.items()
+                              if undo},
             "epochs_trained": int(slot.epochs_trained),
-            "undo_stack": [_undo_payload(e) for e in slot.undo_stack],
-            "masks": None if slot.masks is None else _cpu(slot.masks),
+            "undo_stack": [_undo_payload(e, share) for e in slot.undo_stack if undo],
+            "masks": None if slot.masks is None else share.state(slot.masks),
             "prune_config": None if config is None else asdict(config),
             "cuts": {k: float(v) for k, v in slot.cuts.items()},
             "warnings": list(slot.warnings)}
 
 
-def _undo_payload(entry: UndoEntry) -> dict:
-    return {"base": _cpu(entry.base),
-            "masks": None if entry.masks is None else _cpu(entry.masks),
+def _undo_payload(entry: UndoEntry, share: SharedTensors) -> dict:
+    return {"base": share.state(entry.base),
+            "masks": None if entry.masks is None else share.state(entry.masks),
             "prune_config": None if entry.prune_config is None else asdict(entry.prune_config),
             "cuts": dict(entry.cuts or {}), "warnings": list(entry.warnings),
             "job": entry.job}
 
 
+def left_out_bytes(session: SessionCore) -> int:
+    """Bytes of the undo steps and rewind points of every slot (what undo=False omits)."""
+    with session.lock:
+        seen: set[int] = set()
+        return sum(storage_bytes([t for e in slot.undo_stack for t in entry_tensors(e)] +
+                                 [t for s in slot.rewind_states.values() for t in s.values()],
+                                 seen) for slot in session.slots.values())
+
+
 def _arch(model: torch.nn.Module) -> Any:
     """The zoo model's architecture description (None for a user's module)."""
     arch = getattr(model, "arch", None)
-    return plain(arch()) if callable(arch) else None
+    return plain(arch()) if callable(arch) else arch_of(model)  # a GPT student: its sizes
 
 
-def session_payload(session: SessionCore) -> dict:
-    """Everything save() writes, as plain data (under the session's lock)."""
+def session_payload(session: SessionCore, undo: bool = True) -> dict:
+    """Everything save() writes, as plain data (under the session's lock); without the
+    undo steps and rewind points when not `undo` (the app's download when they are big)."""
     with session.lock:
-        if session.is_lm:
-            raise ValueError("saving a language-model session is not supported yet (the file "
-                             "format holds the image and regression zoo); use "
-                             "export('masked') or export('shrunk') for the model")
         # your own data or model: what is saved and what is refused (persist_own)
         teacher_config = {**session.slots["teacher"].config, **save_extra(session)}
-        slots = {name: _slot_payload(slot) for name, slot in session.slots.items()}
+        share = SharedTensors()
+        slots = {name: _slot_payload(slot, share, undo) for name, slot in session.slots.items()}
         slots["teacher"]["config"] = plain(teacher_config)  # loadshape checks they agree
         return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
                 "selected": session.selected, "slots": slots,
@@ -117,18 +127,19 @@ def session_payload(session: SessionCore) -> dict:
                 "pretrained": bool(session.pretrained)}
 
 
-def save_session(session: SessionCore, target: str | Path | IO[bytes]) -> None:
-    """Write `session` to a path or a binary file object."""
+def save_session(session: SessionCore, target: str | Path | IO[bytes],
+                 undo: bool = True) -> None:
+    """Write `session` to a path or a binary file object (see session_payload)."""
     if isinstance(target, (str, Path)):
         from ..validate import check_output_path
 
         target = check_output_path("path", target)
-    torch.save(session_payload(session), target)
+    torch.save(session_payload(session, undo), target)
 
 
-def session_bytes(session: SessionCore) -> bytes:
+def session_bytes(session: SessionCore, undo: bool = True) -> bytes:
     buffer = io.BytesIO()
-    save_session(session, buffer)
+    save_session(session, buffer, undo)
     return buffer.getvalue()
 
 
@@ -182,7 +193,8 @@ def _is_zip(source: str | IO[bytes]) -> bool:
 
 def _states(data: dict) -> list[tuple[str, State]]:
     """Every weight state a saved slot holds, with where it sits."""
-    found = [(key, data[key]) for key in ("model_state", "base", "original", "initial")]
+    found = [(key, data[key]) for key in ("model_state", "base", "original", "initial")
+             if isinstance(data[key], dict)]  # model_state may be MASKED_BASE
     found += [(f"rewind point {k}", v) for k, v in data["rewind_states"].items()]
     found += [(f"undo step {i}", e["base"] if isinstance(e.get("base"), dict) else e)
               for i, e in enumerate(data["undo_stack"])]
@@ -226,12 +238,14 @@ def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> M
     slot.epochs_trained = int(data["epochs_trained"])
     slot.undo_stack.extend(_undo_entry(e, device) for e in data["undo_stack"])
     slot.set_base(_copy(data["base"], device) or {})
-    if data["masks"] is not None:
-        slot.reapply(_copy(data["masks"], device), check_prune_config("masks",
-                                                                      data["prune_config"]))
+    if data["masks"] is not None:  # head / neuron removal has masks without a setting
+        config = data["prune_config"]
+        slot.reapply(_copy(data["masks"], device),
+                     None if config is None else check_prune_config("masks", config))
         slot.cuts = {k: float(v) for k, v in data["cuts"].items()}
         slot.warnings = tuple(data["warnings"])
-    model.load_state_dict(data["model_state"])
+    if isinstance(data["model_state"], dict):  # else MASKED_BASE: shown already
+        model.load_state_dict(data["model_state"])
     return slot
 
 
@@ -246,7 +260,9 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
     try:
         config = payload["config"]
         hidden = config.get("hidden")
-        if HF_KEY in config:  # an hf: model, rebuilt from its saved config (persist_own)
+        if LM_KEY in config:  # gpt-tiny or an hf: causal LM on text (persist_lm)
+            session = reopen_lm(cls, config, device)
+        elif HF_KEY in config:  # an hf: model, rebuilt from its saved config (persist_own)
             session = reopen(cls, config, device)
         else:
             session = cls(config["dataset"], config["model"], width=config["width"],
@@ -257,7 +273,7 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
                                                  session.device)
         for name, data in slots.items():
             if name != "teacher":
-                session.slots[name] = _restore_slot(data, build_from_arch(data["arch"]),
+                session.slots[name] = _restore_slot(data, build_arch(data["arch"]),
                                                     session.device)
         session.history = BoundedList(unplain(payload["history"]), HISTORY_MAX)
         jobs = [h.get("job") for h in session.history] + \

@@ -7,7 +7,7 @@ load checks of loadshape, so a file claiming a huge model is refused before any 
 taken) and the weights come from the file, so the model's folder need not exist any more.
 ``imagefolder:PATH`` data is saved as its path: the images are not in the file, and loading
 re-reads the folder (split again by the saved seed) or refuses, naming the folder, when it
-is gone. A language-model session on text and data given as tensors are still refused.
+is gone. Data given as tensors is still refused; a language model on text: persist_lm.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ def save_extra(session: Any) -> dict:
     dataset, model = config.get("dataset"), config.get("model")
     keep = ("What can be kept: the model, with export(path, 'masked' | 'zeros' | 'shrunk'); "
             "the curves, with session.history")
-    if session.objective.headline == "perplexity":
-        raise ValueError(f"Session.save does not save a language-model session ({model!r} on "
-                         f"{dataset!r}) yet: none of it is written. {keep}")
+    if session.objective.headline == "perplexity":  # gpt-tiny or hf: on text (persist_lm)
+        from .persist_lm import lm_extra
+
+        return lm_extra(session, keep)
     if model not in MODELS and not str(model).startswith(OWN_MODEL):
         raise ValueError(f"Session.save does not save a session around a user model "
                          f"({model!r}): none of it is written. {keep}")
@@ -94,5 +95,6 @@ def reopen(cls: type, config: dict, device: str | None) -> Any:
 
 
 def without_extra(config: dict) -> dict:
-    """The slot config as the session keeps it (the hf description lives in files only)."""
-    return {k: v for k, v in config.items() if k != HF_KEY}
+    """The slot config as the session keeps it (the hf description and a language model's
+    vocabulary, persist_lm's "lm", live in files only)."""
+    return {k: v for k, v in config.items() if k not in (HF_KEY, "lm")}

@@ -51,6 +51,7 @@ from . import language, persist, students, workflows
 from .atomic import all_or_nothing
 from .core import Event, SessionCore, pick_device
 from .iterative import run_iterative, step_plan
+from .memory import kept_note
 from .slots import ModelSlot, State, clone_state
 from .tasks import (
     SAMPLE_CHARS,
@@ -60,24 +61,6 @@ from .tasks import (
     objective_for,
 )
 from .trial import trial
-
-
-def hf_model(spec: str, data: Dataset) -> nn.Module:
-    """Open ``hf:PATH`` for `data`: image models on images, text classifiers on tokens.
-
-    A causal language model runs through the engine (explorer.engine.attention) and the
-    bench; the Session's language-model track is gpt-tiny's, so it refuses one here.
-    """
-    from ..models.hf import load_hf
-
-    net = load_hf(spec, image_shape=data.image_shape)
-    if net.kind == "causal-lm":
-        raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
-                         "sequence classifiers (language modelling on text is gpt-tiny's)")
-    if net.kind == "image" and data.image_shape is None:
-        raise ValueError(f"{spec}: an image model needs image data (imagefolder:PATH, "
-                         f"digits, mnist-5k); {data.name!r} has none")
-    return net
 
 
 class Session(SessionCore):
@@ -118,7 +101,7 @@ class Session(SessionCore):
             net, name = model, type(model).__name__
             give_example(net, data.train.x)
         elif is_hf(model):
-            net, name = hf_model(str(model), data), str(model)
+            net, name = language.hf_model(str(model), data), str(model)
         else:
             net = build_model(model, data.input_shape, data.n_outputs, width=width,
                               init=init, seed=seed, hidden=hidden,
@@ -135,6 +118,12 @@ class Session(SessionCore):
         super().__init__(data, ModelSlot(net, name, config, initial), objective_for(data),
                          seed=seed, device=device, history=shipped,
                          pretrained=shipped is not None)
+
+    @property
+    def kept_note(self) -> str:
+        """What the selected model's memory budget left out of Undo and rewind, in one
+        sentence ("" when nothing; explorer.session.memory)."""
+        return kept_note(self.slot)
 
     @property
     def corpus(self) -> TextCorpus:
@@ -416,9 +405,10 @@ class Session(SessionCore):
         """
         persist.save_session(self, path)
 
-    def to_bytes(self) -> bytes:
-        """What save() writes, as bytes (for a download)."""
-        return persist.session_bytes(self)
+    def to_bytes(self, undo: bool = True) -> bytes:
+        """What save() writes, as bytes (for a download); `undo=False` leaves out the undo
+        steps and rewind points (persist.left_out_bytes(session) says how many bytes)."""
+        return persist.session_bytes(self, undo)
 
     @classmethod
     def load(cls, source: str | Path | bytes | IO[bytes],

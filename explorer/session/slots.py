@@ -23,7 +23,7 @@ from ..engine.metrics import (
     threshold_layer_stats,
 )
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
-from .bounded import BoundedList
+from .memory import UndoStack, rewind_fits
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -60,7 +60,8 @@ class ModelSlot:
         self.rewind_states: dict[int, State] = {}  # weights after epoch k (rewind=k)
         self.epochs_trained = 0
         self.original: State = clone_state(model.state_dict())  # what reset() returns to
-        self.undo_stack: list[UndoEntry] = BoundedList(limit=UNDO_MAX)
+        self.undo_stack: list[UndoEntry] = UndoStack(limit=UNDO_MAX)  # by count and bytes
+        self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
         self.set_base(self.original)
 
     # ----- the dense base and its caches -----------------------------------------------
@@ -151,9 +152,13 @@ class ModelSlot:
     def record_epoch(self) -> None:
         """Remember early weights so that rewind=k can return to them (lottery ticket)."""
         self.epochs_trained += 1
-        if self.epochs_trained <= REWIND_EPOCHS_KEPT:
-            self.rewind_states.setdefault(self.epochs_trained,
-                                          clone_state(self.model.state_dict()))
+        epoch, state = self.epochs_trained, self.model.state_dict()
+        if epoch > REWIND_EPOCHS_KEPT or epoch in self.rewind_states:
+            return
+        if rewind_fits(self.rewind_states, state):  # the earliest epochs stay (memory)
+            self.rewind_states[epoch] = clone_state(state)
+        else:
+            self.rewind_skipped.append(epoch)
 
     # ----- fast per-layer statistics (a slider move costs masks + one forward pass) ----
     def mark_exact(self) -> None:

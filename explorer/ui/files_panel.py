@@ -5,7 +5,8 @@ takes a path. Save and Export build the file in memory (Export in a private temp
 folder, deleted at once) and offer it as a browser download: an <a download> link with
 a data: URI. That link travels through the widget channel as base64 (4/3 of the size),
 so files above DOWNLOAD_MAX_BYTES are refused with a message; the default digits MLP's
-session file is about 1-3 MB.
+session file is about 1-3 MB. A big model's session is offered without its undo steps and
+rewind points when they would pass the cap, and the status line says what was left out.
 
 Load is a ChunkedUpload: ipywidgets' FileUpload sends a file as one websocket message,
 and messages above about 10 MiB drop the connection silently (PITFALLS), so a 12 MiB
@@ -29,11 +30,14 @@ import ipywidgets as W
 import traitlets
 
 from ..config import EXPORT_KINDS
+from ..session.persist import left_out_bytes
 from ..session.session import Session
 from .controls import STYLE, button, row, tagged
 from .host import Host
 
-DOWNLOAD_MAX_BYTES = 20 * 2**20  # 20 MiB: larger data: links strain the widget channel
+# data: links travel through the widget channel as base64; 160 MiB holds an 11M-parameter
+# model's session without its undo steps (session_download leaves those out, and says so)
+DOWNLOAD_MAX_BYTES = 160 * 2**20
 UPLOAD_MAX_BYTES = 200 * 2**20  # sent in chunks, so any size up to this arrives
 CHUNK_BYTES = 2**20  # one websocket message each (the transport drops ~10 MiB ones)
 CHUNKS_IN_FLIGHT = 4  # the browser waits for the kernel's ack beyond this many
@@ -153,6 +157,23 @@ class ChunkedUpload(anywidget.AnyWidget):
             self.on_file(data, self._name)
 
 
+def session_download(session: Session) -> tuple[bytes, str]:
+    """The session file the app offers, and a note on what it leaves out ("" if nothing).
+
+    When the whole file would pass DOWNLOAD_MAX_BYTES, the undo steps and rewind points
+    stay out of it (the model, masks, original and curves are kept): said plainly.
+    """
+    left = left_out_bytes(session)
+    if left <= DOWNLOAD_MAX_BYTES:
+        data = session.to_bytes()
+        if len(data) <= DOWNLOAD_MAX_BYTES:
+            return data, ""
+    data = session.to_bytes(undo=False)
+    return data, (f"undo history and rewind points not saved ({left / 2**20:.1f} MiB; the "
+                  f"app's downloads stop at {DOWNLOAD_MAX_BYTES // 2**20} MiB): Session.save "
+                  "from Python keeps them")
+
+
 def download_link(data: bytes, filename: str, label: str) -> str:
     """An HTML link that downloads `data` as `filename` (no server file involved)."""
     if len(data) > DOWNLOAD_MAX_BYTES:
@@ -201,12 +222,13 @@ class FilesPanel:
         if self._refuse_if_busy():
             return False
         try:
-            self.link.value = download_link(self.host.session.to_bytes(),
-                                            "explorer-session.pt", "download session")
+            data, note = session_download(self.host.session)
+            self.link.value = download_link(data, "explorer-session.pt", "download session")
         except ValueError as err:
             self.host.set_status(f"error: {err}", error=True)
             return False
-        self.host.set_status("session ready: click the download link")
+        self.host.set_status("session ready: click the download link" +
+                             (f"; {note}" if note else ""))
         return True
 
     def offer_export(self) -> bool:

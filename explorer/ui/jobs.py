@@ -16,8 +16,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+import torch
+
 from ..engine.metrics import Snapshot
-from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent
+from ..engine.train import DIVERGED, EpochEvent, ProgressEvent, StepEvent, StopEvent
 from ..session.jobs import JobResult, JobRunner
 from ..session.session import Session
 from .controls import Controls
@@ -71,7 +73,10 @@ class JobController:
         self._on_job_done: Callable[[JobResult], str] | None = None
         self._epochs = 1.0  # expected epochs of the whole job, for the progress bar
         self._done_epochs = 0
-        self._last_step: StepEvent | None = None
+        self._last_step: StepEvent | ProgressEvent | None = None
+        self._progress: ProgressEvent | None = None  # the running loss, for the status
+        self._device_losses = False  # step losses left on an accelerator (see _curves)
+        self._note = ""  # Session.kept_note when the job started
         self._drawn_at = 0.0  # when the figure last followed the job
         self._active = False  # from start() until _on_done has run (pump included)
         self._pruning_pending = False  # a pruning change arrived during a job
@@ -117,16 +122,16 @@ class JobController:
         self.name, self.slot, self._on_job_done = name, slot, on_done
         self.who = who or slot_label(view.session.selected if slot is None else slot)
         self._epochs, self._done_epochs, self._last_step = max(epochs_hint, 1e-9), 0, None
+        self._note = str(getattr(view.session, "kept_note", ""))
+        self._progress, self._device_losses = None, False
         if slot is not None and checkpoint is not False:
             view.book.checkpoint(slot, checkpoint)  # type: ignore[arg-type]
 
         def job(stop, publish):
             def on_event(event):
-                if isinstance(event, StepEvent):
-                    if self.slot is not None:
-                        view.book.add_step(self.slot, event.loss)
-                elif isinstance(event, EpochEvent) and self.slot is not None:
-                    view.book.add_epoch(self.slot, event.val_loss, event.val_accuracy)
+                if isinstance(event, ProgressEvent):
+                    self._progress = event
+                self._curves(event)
                 publish(event)
             return work(stop, on_event)
 
@@ -143,6 +148,22 @@ class JobController:
                          self._locked(self._on_pump_error))
         self.pump.start()
         return True
+
+    def _curves(self, event: object) -> None:
+        """Step losses to the job's curves (worker thread). A loss still on an accelerator
+        is not read per step (that would make the loop wait): its progress reports'
+        running losses draw the curve instead."""
+        if self.slot is None:
+            return
+        if isinstance(event, StepEvent):
+            if isinstance(event.loss, torch.Tensor):
+                self._device_losses = True
+            else:
+                self.view.book.add_step(self.slot, event.loss)
+        elif isinstance(event, ProgressEvent) and self._device_losses:
+            self.view.book.add_step(self.slot, event.running_loss)
+        elif isinstance(event, EpochEvent):
+            self.view.book.add_epoch(self.slot, event.val_loss, event.val_accuracy)
 
     def _locked(self, fn: Callable) -> Callable:
         def call(arg):
@@ -171,7 +192,7 @@ class JobController:
         if isinstance(event, EpochEvent):
             self._done_epochs += 1
             self._last_step = None
-        elif isinstance(event, StepEvent):
+        elif isinstance(event, (StepEvent, ProgressEvent)):
             self._last_step = event
         step = self._last_step
         within = 0.0
@@ -189,16 +210,26 @@ class JobController:
                                 f"{event.get('sparsity', 0):.0%}: "
                                 f"{'n/a' if accuracy is None else f'{accuracy:.1%}'}")
             return
-        if isinstance(event, (StepEvent, EpochEvent)):
+        if isinstance(event, (StepEvent, ProgressEvent, EpochEvent)):
             fraction = self._fraction(event)
             with view.ui_lock:
                 view.c.progress.value = int(1000 * fraction)
-                view.set_status(f"{self.name} ({self.who}): epoch {event.epoch}, "
-                                f"step {event.step}")
+                view.set_status(self._progress_line(event))
         now = time.monotonic()
         if now - self._drawn_at >= FIGURE_INTERVAL_S:  # the browser redraws the whole figure
             self._drawn_at = now
             view.job_progress()  # takes the UI lock itself, once it has read the session
+
+    def _progress_line(self, event: StepEvent | ProgressEvent | EpochEvent) -> str:
+        """The status line during training: epoch and step, and within an epoch how much
+        of it is done and its running loss (from the latest progress report)."""
+        line = f"{self.name} ({self.who}): epoch {event.epoch}, step {event.step}"
+        report = self._progress
+        if isinstance(event, EpochEvent) or report is None or report.epoch != event.epoch:
+            return line
+        done = (event.step - (event.epoch - 1) * event.steps_per_epoch) / \
+            max(event.steps_per_epoch, 1)
+        return f"{line} ({done:.0%} of the epoch), running loss {report.running_loss:.4g}"
 
     def _on_done(self, result: JobResult | None) -> None:
         view = self.view
@@ -241,7 +272,10 @@ class JobController:
                             "kept the weights so far")
             return
         view.c.progress.value = view.c.progress.max
-        view.set_status(message or f"{self.name} done ({self.who})")
+        # what the memory budget dropped from Undo / rewind, when the job changed it
+        note = str(getattr(view.session, "kept_note", ""))
+        view.set_status((message or f"{self.name} done ({self.who})") +
+                        (f"; {note}" if note and note != self._note else ""))
 
     def _on_pump_error(self, err: BaseException) -> None:
         self.view.set_status(f"error: {self.name} ({self.who}): {err}", error=True)

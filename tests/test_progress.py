@@ -1,0 +1,131 @@
+"""Feedback in time on big models (issue 18): training and distillation report progress
+within an epoch (fraction done, running loss) without reading every step's loss, and the
+app's status line shows it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from ui_util import settle, status
+
+from explorer import Session, config
+from explorer.engine.train import EpochEvent, ProgressEvent, StepEvent
+
+
+@pytest.fixture
+def often(monkeypatch):
+    """Report every 5 steps, however fast they come."""
+    monkeypatch.setattr(config, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(config, "PROGRESS_EVERY_STEPS", 5)
+
+
+def reports(events: list, epoch: int = 1) -> list[ProgressEvent]:
+    return [e for e in events if isinstance(e, ProgressEvent) and e.epoch == epoch]
+
+
+def test_training_reports_progress_within_the_first_epoch(often):
+    torch.set_num_threads(2)
+    s = Session("digits", "mlp", device="cpu")
+    events: list = []
+    s.train(epochs=2, batch_size=16, on_event=events.append)
+    first = reports(events)
+    steps = [e for e in events if isinstance(e, StepEvent) and e.epoch == 1]
+    n = len(s.data.train)
+    per_epoch = math.ceil(n / 16)
+    assert len(steps) == steps[0].steps_per_epoch == per_epoch > 50
+    assert [r.done for r in first] == list(range(5, per_epoch, 5))  # not at the epoch's end
+    assert all(0 < r.fraction < 1 and math.isfinite(r.running_loss) for r in first)
+    assert events.index(first[0]) < next(i for i, e in enumerate(events)
+                                         if isinstance(e, EpochEvent))
+    # the running loss is the mean of the steps so far; the epoch's mean is unchanged
+    sizes = [16] * (per_epoch - 1) + [n - 16 * (per_epoch - 1)]
+    total = 0.0
+    for k, (step, size) in enumerate(zip(steps, sizes), 1):
+        total += step.loss * size
+        if k == 45:
+            assert first[8].done == 45 and first[8].running_loss == total / (16 * 45)
+    epoch = next(e for e in events if isinstance(e, EpochEvent))
+    assert epoch.train_loss == total / n
+
+
+def test_distillation_reports_progress_within_an_epoch(often):
+    s = Session("digits", "mlp", device="cpu")
+    events: list = []
+    s.distill(0.5, epochs=1, batch_size=32, on_event=events.append)
+    assert len(reports(events)) >= 5
+
+
+def test_no_report_when_steps_come_faster_than_the_interval(monkeypatch):
+    monkeypatch.setattr(config, "PROGRESS_INTERVAL_S", 3600.0)
+    s = Session("digits", "mlp", device="cpu")
+    events: list = []
+    s.train(epochs=1, batch_size=16, on_event=events.append)
+    assert reports(events) == []
+
+
+def test_the_status_line_shows_the_running_loss(often, digits_app):
+    app = digits_app
+    app.c.epochs.value = 1
+    assert app.start_training()
+    settle(app)
+    report = app.jobs._progress  # the worker kept the last report for the status line
+    assert isinstance(report, ProgressEvent) and report.epoch == 1
+    jobs = app.jobs
+    jobs._epochs, jobs._done_epochs = 1, 0
+    jobs._progress = ProgressEvent(epoch=1, epochs=1, step=40, steps_per_epoch=100, done=40,
+                                   running_loss=0.52341)
+    jobs._on_progress(StepEvent(epoch=1, step=41, steps_per_epoch=100, loss=1.0,
+                                accuracy=None))
+    assert "epoch 1, step 41 (41% of the epoch), running loss 0.5234" in status(app)
+    assert app.c.progress.value == 410
+    jobs._on_progress(ProgressEvent(epoch=1, epochs=1, step=50, steps_per_epoch=100,
+                                    done=50, running_loss=0.5))
+    assert app.c.progress.value == 500
+
+
+def test_on_an_accelerator_step_losses_stay_on_the_device(often, monkeypatch):
+    """The accelerator's path, run on the CPU: step losses are tensors (never read by the
+    loop), reports still come, and the epoch's mean is the same."""
+    from explorer.engine import train
+
+    s = Session("digits", "mlp", device="cpu")
+    eager: list = []
+    s.train(epochs=1, batch_size=16, on_event=eager.append)
+    s.undo()
+    monkeypatch.setattr(train, "reads_free", lambda device: False)
+    lazy: list = []
+    s.train(epochs=1, batch_size=16, on_event=lazy.append)
+    steps = [e for e in lazy if isinstance(e, StepEvent)]
+    assert all(isinstance(e.loss, torch.Tensor) and isinstance(e.accuracy, torch.Tensor)
+               for e in steps)
+    assert [float(e.loss) for e in steps] == [e.loss for e in eager if isinstance(e, StepEvent)]
+    assert [r.running_loss for r in reports(lazy)] == [r.running_loss for r in reports(eager)]
+    end = [e.train_loss for e in lazy + eager if isinstance(e, EpochEvent)]
+    assert end[0] == end[1]
+
+
+def test_on_an_accelerator_a_bad_loss_is_caught_at_the_next_report(often, monkeypatch):
+    from explorer.config import TrainConfig
+    from explorer.data.datasets import Split
+    from explorer.engine import train
+    from explorer.engine.train import DIVERGED, StopEvent, train_steps
+
+    monkeypatch.setattr(train, "reads_free", lambda device: False)
+    calls = []
+
+    def nan_at_7(out, x, y, index):  # finite, then NaN from the 7th step on
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        return loss * math.nan if len(calls) >= 7 else loss
+
+    model = torch.nn.Linear(4, 2)
+    data = Split(torch.randn(320, 4), torch.arange(320) % 2)
+    events = list(train_steps(model, data, data, "classification",
+                              TrainConfig(epochs=1, lr=0.1, optimizer="sgd", batch_size=16),
+                              loss_fn=nan_at_7))
+    stop = events[-1]
+    assert isinstance(stop, StopEvent) and stop.reason == \
+        f"{DIVERGED}: the loss became non-finite by step 10", stop  # the report after 7
+    assert [r.done for r in reports(events)] == [5]
