@@ -129,3 +129,13 @@ def test_on_an_accelerator_a_bad_loss_is_caught_at_the_next_report(often, monkey
     assert isinstance(stop, StopEvent) and stop.reason == \
         f"{DIVERGED}: the loss became non-finite by step 10", stop  # the report after 7
     assert [r.done for r in reports(events)] == [5]
+
+
+def test_a_steps_batch_accuracy_is_worked_out_when_read():
+    """On the CPU a step's accuracy is computed on demand, and equals the batch's share of
+    correct argmax predictions."""
+    from explorer.engine.train import BatchAccuracy
+
+    logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    targets = torch.tensor([1, 1, 1, 0])
+    assert float(BatchAccuracy(logits, targets)) == 0.75

@@ -30,17 +30,35 @@ from .prune import zero_masked
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class BatchAccuracy:
+    """A step's batch accuracy, computed when read (``float(...)``). Nothing in the app reads
+    it per step, and working it out on every step cost about 2.5% of a training epoch on
+    the default model (issue 20's train_overhead_ratio)."""
+
+    __slots__ = ("_logits", "_targets")
+
+    def __init__(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self._logits, self._targets = logits, targets
+
+    def __float__(self) -> float:
+        return float((self._logits.argmax(-1) == self._targets).float().mean())
+
+    def __repr__(self) -> str:
+        return f"BatchAccuracy({float(self):.4f})"
+
+
 @dataclass(frozen=True)
 class StepEvent:
-    """One optimizer step: its loss and batch accuracy. Floats when training on the CPU;
-    on an accelerator 0-dim tensors left on the device, so the loop never waits for them
-    (float(event.loss) reads one; ProgressEvent brings the running loss read already)."""
+    """One optimizer step: its loss and batch accuracy. On the CPU the loss is a float and
+    the accuracy a BatchAccuracy (float() works it out); on an accelerator both are 0-dim
+    tensors left on the device, so the loop never waits for them (float(event.loss) reads
+    one; ProgressEvent brings the running loss read already)."""
 
     epoch: int  # 1-based
     step: int  # global step count, 1-based
     steps_per_epoch: int
     loss: float | torch.Tensor
-    accuracy: float | torch.Tensor | None  # None for regression
+    accuracy: float | torch.Tensor | BatchAccuracy | None  # None for regression
     lr: float | None = None  # the learning rate this step used
 
 
@@ -174,13 +192,14 @@ def reads_free(device: torch.device) -> bool:
 
 
 def _accuracy(out: torch.Tensor, y: torch.Tensor, task: str,
-              eager: bool) -> float | torch.Tensor | None:
-    """A classification step's batch accuracy: a float on the CPU, else left on the device
-    (float(event.accuracy) reads it)."""
+              eager: bool) -> BatchAccuracy | torch.Tensor | None:
+    """A classification step's batch accuracy: worked out when read on the CPU, else left
+    on the device (float(event.accuracy) reads it either way)."""
     if task != "classification":
         return None
-    accuracy = (out.detach().argmax(-1) == y).float().mean()
-    return float(accuracy) if eager else accuracy
+    if eager:
+        return BatchAccuracy(out.detach(), y)
+    return (out.detach().argmax(-1) == y).float().mean()
 
 
 def train_steps(model: nn.Module, train: Split | BatchSource, val: Split, task: str,
