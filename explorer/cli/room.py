@@ -7,7 +7,7 @@ Voila it adds:
   ``allow_remote_access=False``: loopback names and addresses, plus the names given with
   ``--host`` / ``--allow-host``. Voila itself sets ``allow_remote_access=True``, so a
   DNS-rebinding page could otherwise drive the app. A refused request gets 403 before any
-  handler runs, so it starts no kernel;
+  handler runs, so it starts no kernel (``room_hosts``);
 - kernels bound to the visitor who started them: the page sets a signed cookie
   (``explorer_visitor``), and the kernel's channels websocket, its REST model, its shutdown
   and its session status answer only to that cookie (403 otherwise);
@@ -28,16 +28,12 @@ Voila it adds:
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import ipaddress
 import json
 import os
 import re
 import secrets
 import socket
 from collections import defaultdict
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
@@ -52,39 +48,19 @@ from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from ..config import PLOTLY_MODULE_ENV
-from .room_pages import ANYWIDGET_WAIT_JS, BANNER_JS, FULL_PAGE
+from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
+from .room_pages import (
+    ANYWIDGET_WAIT_JS,
+    BANNER_JS,
+    FULL_PAGE,
+    PlotlyModuleHandler,
+    plotly_bundle_dir,
+    plotly_module_path,
+)
 
 COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 SESSION_POLL_MS = 3000
-
-def split_host(host_header: str) -> str:
-    """The host name or address of a Host header, without port or IPv6 brackets, lower-case."""
-    match = re.match(r"^(.*?)(:\d+)?$", host_header.strip())
-    host = (match.group(1) if match else host_header).lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host.rstrip(".")
-
-
-def host_allowed(host_header: str, names: frozenset[str], any_address: bool) -> bool:
-    """Whether a request with this Host header is for us.
-
-    Loopback addresses and names always; ``names`` (the --host given, --allow-host); any IP
-    address literal when we listen on all interfaces (a DNS-rebinding page always sends a
-    name, never an address, so addresses are safe to accept there).
-    """
-    host = split_host(host_header)
-    if host in LOOPBACK_NAMES or host in names:
-        return True
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return addr.is_loopback or any_address
-
 
 class Room:
     """Which visitor owns which kernel, how many places are taken, and kernel restarts."""
@@ -287,45 +263,9 @@ class SessionHandler(APIHandler):
                                 "restarts": room.restarts.get(kernel_id, 0)}))
 
 
-def plotly_module_path() -> str:
-    """Where we serve plotly's widget bundle, below the base URL; plotly's version in the path
-    lets browsers cache it for good."""
-    return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/widgetbundle.js"
-
-
-def plotly_bundle_dir() -> Path:
-    """plotly's package_data folder, found without importing plotly into the server."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("plotly is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "package_data"
-
-
-class PlotlyModuleHandler(tornado.web.StaticFileHandler):
-    """plotly's widget bundle; its URL names plotly's version, so it may be cached for good."""
-
-    def get_cache_time(self, path, modified, mime_type) -> int:
-        return 365 * 24 * 3600
-
-
 class RefusedHandler(tornado.web.RequestHandler):
     def prepare(self):
         raise tornado.web.HTTPError(403)
-
-
-class HostCheckedApplication(tornado.web.Application):
-    """A tornado application that answers 403 to any Host it does not serve."""
-
-    def find_handler(self, request, **kwargs):
-        names = self.settings.get("explorer_allowed_hosts", frozenset())
-        any_address = self.settings.get("explorer_any_address", False)
-        if not host_allowed(request.host or "", names, any_address):
-            self.settings[ROOM].km.log.warning(
-                "Refused a request for Host %r (not a name this server answers to)",
-                request.host)
-            return self.get_handler_delegate(request, tornado.web.ErrorHandler,
-                                             {"status_code": 403})
-        return super().find_handler(request, **kwargs)
 
 
 def bound_pool(km, room: Room, size: int) -> None:
@@ -396,6 +336,7 @@ class ExplorerVoila(Voila):
         if self.voila_configuration.preheat_kernel and self.max_visitors > 0:
             bound_pool(self.kernel_manager, room, self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
+        settings[LOG_SETTING] = self.log
         self.app = HostCheckedApplication(**settings)
         self.app.settings.update(self.tornado_settings)
         self.app.add_handlers(".*$", self.init_handlers())

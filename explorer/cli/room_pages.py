@@ -1,7 +1,14 @@
-"""What the room serves besides the dashboard: the "room is full" page and the script that
-shows a banner when a visitor's kernel dies or restarts (explorer.cli.room)."""
+"""What the room serves besides the dashboard (explorer.cli.room): the "room is full" page,
+the scripts its pages get (a longer wait for slow widget modules, the session banner) and
+plotly's widget module, served once by URL (explorer.ui.served)."""
 
 from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+
+import tornado.web
 
 FULL_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>The room is full</title>
@@ -71,3 +78,24 @@ BANNER_JS = """
 }})();
 </script>
 """
+
+
+def plotly_module_path() -> str:
+    """Where we serve plotly's widget bundle, below the base URL; plotly's version in the path
+    lets browsers cache it for good."""
+    return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/widgetbundle.js"
+
+
+def plotly_bundle_dir() -> Path:
+    """plotly's package_data folder, found without importing plotly into the server."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("plotly is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data"
+
+
+class PlotlyModuleHandler(tornado.web.StaticFileHandler):
+    """plotly's widget bundle; its URL names plotly's version, so it may be cached for good."""
+
+    def get_cache_time(self, path, modified, mime_type) -> int:
+        return 365 * 24 * 3600
