@@ -28,6 +28,7 @@ Voila it adds:
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -179,12 +180,12 @@ class RoomPageHandler(TornadoVoilaHandler):
     _page_kernel: str | None = None
     _head_patched = False
 
-    def write(self, chunk) -> None:  # the first chunk with <head> gets ANYWIDGET_WAIT_JS
+    def write(self, chunk) -> None:  # the first chunk with <head> gets our head tags
         if not self._head_patched and isinstance(chunk, str):
             match = re.search(r"<head[^>]*>", chunk, re.IGNORECASE)
             if match:
                 self._head_patched = True
-                chunk = chunk[:match.end()] + ANYWIDGET_WAIT_JS + chunk[match.end():]
+                chunk = chunk[:match.end()] + self._head_tags() + chunk[match.end():]
         super().write(chunk)
 
     @property
@@ -197,6 +198,12 @@ class RoomPageHandler(TornadoVoilaHandler):
         room.leave()
         self._admitted = False
         self._page_kernel = kernel_id
+
+    def _head_tags(self) -> str:
+        # Fetch and compile plotly's widget module while the page and the kernel start,
+        # not once the first figure asks for it (the figures import this very URL).
+        module = html.escape(f"{self.base_url.rstrip('/')}/{plotly_module_path()}")
+        return ANYWIDGET_WAIT_JS + f'<link rel="modulepreload" href="{module}">'
 
     @tornado.web.authenticated
     async def get(self, path=None):
