@@ -52,8 +52,14 @@ def cpu_seconds(server_proc) -> dict[str, float]:
                 browsers.append(p)
         except psutil.Error:
             pass
+    try:
+        root = psutil.Process(server_proc.pid)
+        server = [root, *root.children(recursive=True)]  # our launcher, Voila
+    except psutil.Error:
+        server = []
+    kernel_pids = {k.pid for k in kernels}
     return {"browsers": sum(map(used, browsers)), "kernels": sum(map(used, kernels)),
-            "server": used(psutil.Process(server_proc.pid))}
+            "server": sum(used(p) for p in server if p.pid not in kernel_pids)}
 
 
 def kernel_rss_mib(proc) -> float | None:
