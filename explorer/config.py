@@ -294,3 +294,9 @@ STUDENT_WIDTH_MAX = 4.0
 # Set by the room's server (explorer.cli.room) for its kernels: the path, below the base URL,
 # where it serves plotly's widget module; figures then fetch it from there (explorer.ui.served).
 PLOTLY_MODULE_ENV = "EXPLORER_PLOTLY_MODULE"
+# Set by the room's server for its kernels: a JSON file with the part of plotly's validator
+# table the app's figures use (explorer.ui.served.use_served_validators).
+PLOTLY_VALIDATORS_ENV = "EXPLORER_PLOTLY_VALIDATORS"
+# Its top-level entries: those the app's figures use (ui/plots.py, ui/figures.py: the layout
+# and three trace types) and the entries plotly's data and frames validators start from.
+PLOTLY_VALIDATORS_USED = ("layout", "scatter", "bar", "heatmap", "data", "frames")

@@ -65,3 +65,34 @@ def test_the_room_serves_the_bundle_and_runs_lean_kernels(room):  # noqa: F811
     assert body == (plotly_bundle_dir() / "widgetbundle.js").read_bytes()
     lines = [" ".join(k.cmdline()) for k in kernels(proc)]
     assert lines and all("explorer.cli.room_kernel" in line for line in lines), lines
+
+
+PROBE = """
+import json, os, sys
+from explorer.cli.room_pages import used_validators_file
+os.environ["EXPLORER_PLOTLY_VALIDATORS"] = str(used_validators_file())
+import plotly.graph_objects as go
+from explorer.ui.plots import main_figure
+from explorer.ui.theme import get_theme
+from plotly.validator_cache import ValidatorCache
+fig = main_figure(get_theme("light"))
+table = ValidatorCache._json_cache
+out = {"kind": type(table).__name__, "complete_after_app": table.complete, "size": len(table)}
+pie = go.FigureWidget(go.Pie(values=[1, 2]))
+out["complete_after_pie"] = table.complete
+out["pie_values"] = list(pie.data[0]["values"])
+print(json.dumps(out))
+"""
+
+
+def test_room_kernels_read_only_the_validators_the_app_uses():
+    """The app's figures build from the trimmed validator table; a trace outside it still
+    works (the whole table is then read)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["kind"] == "UsedValidators"
+    assert found["complete_after_app"] is False and found["size"] < 4000
+    assert found["complete_after_pie"] is True and found["pie_values"] == [1, 2]

@@ -48,7 +48,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
-from ..config import PLOTLY_MODULE_ENV
+from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
 from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
 from .room_pages import (
     ANYWIDGET_WAIT_JS,
@@ -57,6 +57,7 @@ from .room_pages import (
     PlotlyModuleHandler,
     plotly_bundle_dir,
     plotly_module_path,
+    used_validators_file,
 )
 
 COOKIE = "explorer_visitor"
@@ -331,6 +332,7 @@ class ExplorerVoila(Voila):
     def initialize(self, argv=None) -> None:
         # Before Voila's kernel manager starts the pool: its kernels copy this environment.
         os.environ[PLOTLY_MODULE_ENV] = plotly_module_path()
+        os.environ[PLOTLY_VALIDATORS_ENV] = str(used_validators_file())
         super().initialize(argv)
 
     def start(self):  # Voila.start, with our application class and settings

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 from pathlib import Path
 
 import tornado.web
+
+from ..config import PLOTLY_VALIDATORS_USED
 
 FULL_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>The room is full</title>
@@ -86,12 +89,16 @@ def plotly_module_path() -> str:
     return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/widgetbundle.js"
 
 
-def plotly_bundle_dir() -> Path:
-    """plotly's package_data folder, found without importing plotly into the server."""
+def plotly_dir() -> Path:
+    """plotly's package folder, found without importing plotly into the server."""
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("plotly is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "package_data"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def plotly_bundle_dir() -> Path:
+    return plotly_dir() / "package_data"
 
 
 class PlotlyModuleHandler(tornado.web.StaticFileHandler):
@@ -99,3 +106,45 @@ class PlotlyModuleHandler(tornado.web.StaticFileHandler):
 
     def get_cache_time(self, path, modified, mime_type) -> int:
         return 365 * 24 * 3600
+
+
+def _paths(tree: dict, prefix: str) -> set[str]:
+    keys = set()
+    for name, value in tree.items():
+        key = f"{prefix}.{name}"
+        keys.add(key)
+        if isinstance(value, dict):
+            keys |= _paths(value, key)
+    return keys
+
+
+def template_keys() -> set[str]:
+    """Validator keys that plotly's templates set for every trace type (a figure validates
+    its template's trace defaults, for trace types it never draws too)."""
+    keys: set[str] = set()
+    for path in sorted((plotly_dir() / "package_data" / "templates").glob("*.json")):
+        data = json.loads(path.read_text("utf-8")).get("data", {})
+        for trace, defaults in data.items():
+            keys.add(trace)
+            for one in defaults if isinstance(defaults, list) else [defaults]:
+                if isinstance(one, dict):
+                    keys |= _paths(one, trace)
+    return keys
+
+
+def used_validators_file() -> Path:
+    """The used part of plotly's validator table, written once for this server's kernels
+    (explorer.ui.served.use_served_validators) in a folder of its own, removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    full = json.loads((plotly_dir() / "validators" / "_validators.json").read_text("utf-8"))
+    wanted = template_keys()
+    used = {k: v for k, v in full.items()
+            if k.split(".", 1)[0] in PLOTLY_VALIDATORS_USED or k in wanted}
+    folder = Path(tempfile.mkdtemp(prefix="explorer-plotly-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    target = folder / "validators.json"
+    target.write_text(json.dumps(used), encoding="utf-8")
+    return target
