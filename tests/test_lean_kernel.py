@@ -35,7 +35,7 @@ def test_the_first_screen_imports_no_scipy_sklearn_nbformat_or_torch_pruning():
     code = ("import sys\nfrom explorer.ui import ExplorerApp\nExplorerApp.default()\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'scipy', 'sklearn', 'pandas', 'matplotlib', 'nbformat', 'jsonschema', "
-            "'rfc3987_syntax', 'lark', 'torch_pruning'}), flush=True)\n"
+            "'rfc3987_syntax', 'lark', 'torch_pruning', 'PIL'}), flush=True)\n"
             # the app's background one-shot curve may still run: leave without waiting
             # for it (a kernel never exits mid-page; interpreter teardown under a running
             # torch thread aborts)
@@ -48,6 +48,15 @@ def test_plotly_renderers_load_nbformat_on_first_use():
     code = ("import sys\nimport explorer.ui\nimport plotly.io._renderers as r\n"
             "assert 'nbformat' not in sys.modules\n"
             "print(r.nbformat.__version__ == sys.modules['nbformat'].__version__)\n")
+    assert last_line_printed(code) == "True"
+
+
+def test_plotlys_image_helper_loads_pillow_on_first_use():
+    """Pillow is kept out of the kernel until plotly's image helper (px.imshow) needs it."""
+    code = ("import sys\nimport explorer.ui\nimport numpy as np\n"
+            "import _plotly_utils.data_utils as d\nassert 'PIL' not in sys.modules\n"
+            "uri = d.image_array_to_data_uri(np.zeros((4, 4, 3), dtype='uint8'))\n"
+            "print(uri.startswith('data:image/png;base64,') and 'PIL.Image' in sys.modules)\n")
     assert last_line_printed(code) == "True"
 
 

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 import pytest
 from test_sharing import ROOM_TOKEN, Visitor, kernels, room  # noqa: F401  (room: a fixture)
 
-from explorer.cli.room_pages import plotly_bundle_dir, plotly_module_path
 from explorer.cli.room_kernel import NO_HISTORY, lean_argv
+from explorer.cli.room_pages import plotly_bundle_dir, plotly_module_path
 from explorer.config import PLOTLY_MODULE_ENV
 from explorer.ui.served import BASE_URL_ENV, figure_widget
 
