@@ -20,7 +20,7 @@ from browser_util import LOAD_TIMEOUT_MS, UPDATE_TIMEOUT_MS, set_readout
 from conftest import TEST_MODE_ENV, checkout_env
 from test_sharing import kernels, room_server
 
-from explorer.bench.browser import FRACTION_JS, READOUT, SPARSITY_FIG
+from explorer.bench.browser import FRACTION_JS, READOUT, READY_JS, SPARSITY_FIG
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,10 +71,7 @@ def test_every_page_from_a_pool_of_two_follows_its_slider(pool_room, _chromium):
             page = context.new_page()
             contexts.append(context)
             page.goto(url, timeout=LOAD_TIMEOUT_MS)
-            page.wait_for_function(
-                f"() => ({FRACTION_JS})('{SPARSITY_FIG}') !== null"
-                f" && document.querySelector('{READOUT}') !== null",
-                timeout=LOAD_TIMEOUT_MS, polling=200)
+            page.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS, polling=200)
             pages.append(page)
         served = [page.evaluate(KERNEL_ID_JS) for page in pages]
         assert set(served) <= pooled and len(set(served)) == POOL, (served, pooled)

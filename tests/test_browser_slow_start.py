@@ -16,7 +16,7 @@ from conftest import TEST_MODE_ENV, checkout_env
 from test_browser_pool import wait_fraction
 from test_sharing import room_server
 
-from explorer.bench.browser import FRACTION_JS, READOUT, SPARSITY_FIG
+from explorer.bench.browser import READOUT, READY_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,10 +52,7 @@ def test_a_page_whose_widget_modules_start_slowly_still_follows_its_slider(room,
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.add_init_script(SLOW_MODULES_JS)
         page.goto(url, timeout=LOAD_TIMEOUT_MS)
-        page.wait_for_function(
-            f"() => ({FRACTION_JS})('{SPARSITY_FIG}') !== null"
-            f" && document.querySelector('{READOUT}') !== null",
-            timeout=LOAD_TIMEOUT_MS, polling=200)
+        page.wait_for_function(READY_JS, timeout=LOAD_TIMEOUT_MS, polling=200)
         assert page.evaluate("window.__cx_slow_modules || 0") >= 1, "no module was slowed"
         for value in (0.6, 0.3):
             set_readout(page, READOUT, f"{value}")
