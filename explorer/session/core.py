@@ -32,6 +32,8 @@ from ..config import (
 )
 from ..data.datasets import Dataset, Split, from_tensors, load_dataset
 from ..data.images import is_image_folder, load_image_folder
+from ..engine.attention import example_of
+from ..engine.compact import Twin, twin_of
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
@@ -219,16 +221,35 @@ class SessionCore:
                                       self.base, groups)
             self.slot.install_masks(result, config)
             subset = self.quick_subset()
-            recalibrate = structured and self.bn_recalibration
             settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
-            self.bn_samples = 0
-            if recalibrate and has_batchnorm(self.model):
-                # the first (subset) answer: statistics from a few samples; refine() redoes
-                # them on BN_RECALIBRATION_SAMPLES before the full-set number
-                self.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
-                    BN_RECALIBRATION_SAMPLES
-                recalibrate_bn(self.model, self.data.train.x, self.bn_samples)
-            return self.engine_snapshot(subset=subset)
+            # a big model's first answer runs on its survivors only (engine.compact)
+            twin = twin_of(self.model, groups, example_of(self.model)) \
+                if groups is not None and subset else None
+            try:
+                self._settle_structured(structured, subset, twin)
+                return self.engine_snapshot(subset=subset,
+                                            model=twin.module if twin else None)
+            finally:
+                if twin is not None:
+                    twin.release()
+
+    def _settle_structured(self, structured: bool, subset: int | None,
+                           twin: Twin | None) -> None:
+        """BatchNorm statistics re-estimated after a structured prune (the switch on): the
+        first (subset) answer takes a few samples, on the compact twin when there is one;
+        refine() redoes them on BN_RECALIBRATION_SAMPLES before the full-set number."""
+        self.bn_samples = 0
+        if twin is not None:
+            twin.load(self.model)
+        if not (structured and self.bn_recalibration and has_batchnorm(self.model)):
+            return
+        self.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
+            BN_RECALIBRATION_SAMPLES
+        if twin is None:
+            recalibrate_bn(self.model, self.data.train.x, self.bn_samples)
+        else:
+            recalibrate_bn(twin.module, self.data.train.x, self.bn_samples)
+            twin.norms_back(self.model)
 
     def full_norms(self) -> None:
         """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
@@ -408,7 +429,7 @@ class SessionCore:
 
     # ----- measuring ---------------------------------------------------------------
     def snapshot(self, split: str = "val", evaluate_model: bool = True,
-                 subset: int | None = None) -> Snapshot:
+                 subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
         """Freeze the current state: metrics on `split` (on `subset` seeded rows of it when
         given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
         histograms."""
@@ -423,7 +444,7 @@ class SessionCore:
             if partial:
                 rows = self.subset_split(split, int(subset or 0))
             if evaluate_model:
-                loss, accuracy, _ = evaluate(slot.model, rows, self.task)
+                loss, accuracy, _ = evaluate(model or slot.model, rows, self.task)
             else:
                 loss, accuracy = float("nan"), None
             others = [p for n, p in slot.model.named_parameters() if n not in params]
@@ -445,9 +466,11 @@ class SessionCore:
                          "eval_total": len(self.data.split(split))}
             return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
-    def engine_snapshot(self, split: str = "val", subset: int | None = None) -> Snapshot:
-        """snapshot() plus which sparsity a structured number means (PITFALLS)."""
-        snap = self.snapshot(split, subset=subset)
+    def engine_snapshot(self, split: str = "val", subset: int | None = None,
+                        model: nn.Module | None = None) -> Snapshot:
+        """snapshot() plus which sparsity a structured number means (PITFALLS). `model`:
+        what computes the outputs instead of the slot's model (its compact twin)."""
+        snap = self.snapshot(split, subset=subset, model=model)
         config = self.prune_config
         if config is None or not config.structured:
             return snap
