@@ -132,3 +132,24 @@ def test_subset_answer_equals_the_masked_models(monkeypatch):
         torch.testing.assert_close(fast_stats[name], slow_stats[name], rtol=1e-4, atol=1e-5)
     full = session.refine()  # the full set on the masked model itself
     assert "eval_samples" not in full.extra
+
+
+def test_a_failing_twin_falls_back_to_the_masked_model(monkeypatch):
+    from explorer.engine import compact
+
+    with monkeypatch.context() as m:
+        slow, slow_stats, _ = answer(m, False)
+    with monkeypatch.context() as m:
+        m.setattr(core, "FAST_EVAL_MIN_PARAMS", 0)
+        m.setattr(core, "FAST_EVAL_SAMPLES", 100)
+        session = Session("digits", "resnet-small", seed=0)
+        session.train(epochs=1)
+        session.prune(sparsity=0.4, structured=True)  # builds and checks the twin
+
+        def broken(self, model):
+            raise RuntimeError("shape mismatch")
+
+        m.setattr(compact.Twin, "load", broken)
+        snap = session.prune(sparsity=0.7, structured=True)
+    assert compact._TWINS[session.model][1] is None
+    assert snap.accuracy == slow[1].accuracy and snap.loss == slow[1].loss

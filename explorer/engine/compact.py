@@ -157,3 +157,10 @@ def twin_of(model: nn.Module, groups: list, example: torch.Tensor | None) -> Twi
     twin = Twin(model, plan)
     _TWINS[model] = (plan, twin if _same_function(model, twin, example) else None)
     return _TWINS[model][1]
+
+
+def refuse_twin(model: nn.Module) -> None:
+    """No twin for `model` from now on (its forward failed on one)."""
+    cached = _TWINS.get(model)
+    if cached is not None:
+        _TWINS[model] = (cached[0], None)
