@@ -22,7 +22,6 @@ from torch import nn
 
 from ..config import (
     BN_RECALIBRATION_SAMPLES,
-    FAST_BN_RECALIBRATION_SAMPLES,
     FAST_EVAL_MIN_PARAMS,
     FAST_EVAL_SAMPLES,
     HISTORY_MAX,
@@ -33,7 +32,7 @@ from ..config import (
 from ..data.datasets import Dataset, Split, from_tensors, load_dataset
 from ..data.images import is_image_folder, load_image_folder
 from ..engine.attention import example_of
-from ..engine.compact import Twin, refuse_twin, twin_of
+from ..engine.compact import refuse_twin, twin_of
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
@@ -56,6 +55,7 @@ from ..engine.train import (
     train_steps,
 )
 from ..validate import check_batches, check_job_hooks, check_prunable, check_trainable
+from . import moves
 from .bounded import BoundedList
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
 from .tasks import Task
@@ -226,40 +226,13 @@ class SessionCore:
             twin = twin_of(self.model, groups, example_of(self.model)) \
                 if groups is not None and subset else None
             try:
-                return self._answer(structured, subset, twin)
+                return moves.answer(self, structured, subset, twin)
             except RuntimeError:  # the twin failed where its first check passed: never again
                 if twin is None:
                     raise
                 refuse_twin(self.model)
                 settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
-                return self._answer(structured, subset, None)
-
-    def _answer(self, structured: bool, subset: int | None, twin: Twin | None) -> Snapshot:
-        """BatchNorm statistics re-estimated after a structured prune (the switch on), then
-        the snapshot: the first (subset) answer takes a few samples, on the compact twin
-        when there is one; refine() redoes them on BN_RECALIBRATION_SAMPLES before the
-        full-set number."""
-        try:
-            if twin is not None:
-                twin.load(self.model)
-            self._settle_structured(structured, subset, twin)
-            return self.engine_snapshot(subset=subset, model=twin.module if twin else None)
-        finally:
-            if twin is not None:
-                twin.release()
-
-    def _settle_structured(self, structured: bool, subset: int | None,
-                           twin: Twin | None) -> None:
-        self.bn_samples = 0
-        if not (structured and self.bn_recalibration and has_batchnorm(self.model)):
-            return
-        self.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
-            BN_RECALIBRATION_SAMPLES
-        if twin is None:
-            recalibrate_bn(self.model, self.data.train.x, self.bn_samples)
-        else:
-            recalibrate_bn(twin.module, self.data.train.x, self.bn_samples)
-            twin.norms_back(self.model)
+                return moves.answer(self, structured, subset, None)
 
     def full_norms(self) -> None:
         """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
