@@ -127,7 +127,9 @@ def test_subset_answer_equals_the_masked_models(monkeypatch):
         assert a.accuracy == b.accuracy
         assert a.loss == pytest.approx(b.loss, rel=1e-4)
         assert a.extra["param_fraction_removed"] == b.extra["param_fraction_removed"]
-        assert a.nonzero == b.nonzero
+        assert a.nonzero == b.nonzero and a.sparsity == b.sparsity
+        for la, lb in zip(a.layers, b.layers, strict=True):  # histograms from the twin
+            assert la.to_dict() == lb.to_dict()
     for name in slow_stats:
         torch.testing.assert_close(fast_stats[name], slow_stats[name], rtol=1e-4, atol=1e-5)
     full = session.refine()  # the full set on the masked model itself

@@ -415,13 +415,15 @@ class SessionCore:
                  subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
         """Freeze the current state: metrics on `split` (on `subset` seeded rows of it when
         given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
-        histograms."""
+        histograms. `model`: the slot model's compact twin (engine.compact), which then
+        computes the outputs and the histograms (it holds the same nonzero weights)."""
         with self.lock:
             if evaluate_model and not subset:
                 self.full_norms()  # a full measurement never uses the fast statistics
             slot = self.slot
             params = slot.params()
-            layers = tuple(slot.layer_stats(n, p) for n, p in params.items())
+            layers = tuple(slot.layer_stats(n, p) for n, p in params.items()) \
+                if model is None else moves.twin_layer_stats(slot, params, model)
             rows = self.data.split(split)
             partial = bool(subset) and len(rows) > int(subset or 0)
             if partial:
