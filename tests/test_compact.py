@@ -155,3 +155,10 @@ def test_a_failing_twin_falls_back_to_the_masked_model(monkeypatch):
         snap = session.prune(sparsity=0.7, structured=True)
     assert compact._TWINS[session.model][1] is None
     assert snap.accuracy == slow[1].accuracy and snap.loss == slow[1].loss
+
+
+def test_no_twin_beside_a_norm_without_affine_parameters():
+    model = zoo("resnet-small")
+    model.block1.bn1 = torch.nn.BatchNorm2d(model.block1.bn1.num_features, affine=False)
+    groups = masked(model, 0.5)
+    assert twin_of(model, groups, example_of(model)) is None

@@ -112,6 +112,8 @@ def _supported(model: nn.Module, plan: GroupPlan) -> bool:
     if any(g.kind != "channels" for g in plan.groups):
         return False
     modules = dict(model.named_modules())
+    if any(isinstance(m, NORMS) and not m.affine for m in modules.values()):
+        return False  # its statistics belong to channels that no parameter names
     for name in plan.cuts:
         owner = modules.get(name.rpartition(".")[0])
         if isinstance(owner, NORMS) and owner.affine:
