@@ -135,6 +135,7 @@ def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
     extra); refine() redoes it on BN_RECALIBRATION_SAMPLES, so its numbers and statistics
     equal those of a move that never took the fast path."""
     import explorer.session.core as core
+    from explorer.config import FAST_BN_RECALIBRATION_SAMPLES
 
     folder, model = byo
     slow = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
@@ -144,7 +145,7 @@ def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
     monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
     s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
     first = s.prune(sparsity=0.4, structured=True)
-    assert first.extra["bn_samples"] == core.FAST_BN_RECALIBRATION_SAMPLES < 240  # train rows
+    assert first.extra["bn_samples"] == FAST_BN_RECALIBRATION_SAMPLES < 240  # train rows
     stats = {k: v for k, v in s.model.state_dict().items() if k.endswith("running_var")}
     ref = {k: v for k, v in slow.model.state_dict().items() if k.endswith("running_var")}
     assert any(not torch.equal(stats[k], ref[k]) for k in ref)  # really fewer samples

@@ -2,7 +2,8 @@
 
 - byo_slider_first_ms: a structured slider move on an 11M-parameter ResNet-18-shaped
   transformers ResNet (32 x 32 digits images from an image folder, 10 classes) until the
-  first headline (Session.prune, which answers from the 256-sample subset, then the
+  first headline (Session.prune, which answers from the 256-sample subset on the compact
+  twin of engine.compact, then the
   headline's HTML; no widgets), p50.
 - byo_shrink_speedup_b64: that model, 50% of every graph group's channels removed and
   shrunk, against the dense one: CPU latency ratio at batch 64.

@@ -208,22 +208,10 @@ def graph_removed_fraction(model: nn.Module) -> float:
     without tracing a copy (a slider move on an 11M-parameter model cannot afford one).
 
     An entry goes when its row or its column belongs to a dead channel or head, which is
-    exactly what `graph_shrink` slices away (tests compare the two).
+    exactly what `graph_shrink` slices away (tests compare the two). Counted per parameter
+    dimension through the groups' plan (engine.plan): no full-size mask per move.
     """
+    from .plan import plan_for
+
     groups, _ = graph_of(model)
-    state: dict[str, torch.Tensor] = dict(model.named_parameters())
-    gone: dict[str, torch.Tensor] = {}
-    for group in groups:
-        dead = torch.zeros(group.size, dtype=torch.bool)
-        dead[dead_channels(group, state)] = True
-        if not bool(dead.any()):
-            continue
-        for mem in group.members:
-            ref = state[mem.param]
-            mask = gone.get(mem.param)
-            if mask is None:
-                mask = torch.zeros(ref.shape, dtype=torch.bool, device=ref.device)
-            gone[mem.param] = mask.index_fill(mem.dim, mem.idx[dead[mem.root]].to(ref.device),
-                                              True)
-    total = sum(p.numel() for p in state.values())
-    return sum(int(m.sum()) for m in gone.values()) / total if total else 0.0
+    return plan_for(groups).removed_fraction(dict(model.named_parameters()))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .prune import n_to_prune
+from .plan import plan_for
 from .tracing import CONVS, build_graph, opaque_op
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -174,33 +174,13 @@ def graph_masks(params: dict[str, torch.Tensor], groups: list[GraphGroup], spars
     """Masks that remove round(s * n) lowest-norm channels of every group (one survives).
 
     Each parameter is cut along at most a few dimensions, so its mask is the outer AND of
-    one keep-vector per dimension (one allocation per parameter, not one per group).
+    one keep-vector per dimension. The groups' index tensors are laid end to end once per
+    group list and the ranks kept until a ranked weight changes (engine.plan), so a slider
+    move is a compare and one index_fill per parameter dimension.
     """
-    keeps: dict[str, dict[int, torch.Tensor]] = {}
-    warnings = []
-    for group in groups:
-        scores = group_scores(group, params, norm)
-        n = group.size
-        k = n_to_prune(sparsity, n)
-        if k >= n:
-            warnings.append(f"{group.name}: removing {k} of {n} {group.kind} would empty it; "
-                            "kept the strongest one")
-            k = n - 1
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[torch.sort(scores, stable=True).indices[:k]] = False
-        for mem in group.members:
-            dims = keeps.setdefault(mem.param, {})
-            size = params[mem.param].shape[mem.dim]
-            vec = dims.get(mem.dim, torch.ones(size, dtype=torch.bool))
-            dims[mem.dim] = vec.index_fill(0, mem.idx[~keep[mem.root]], False)
-    masks = {}
-    for name, dims in keeps.items():
-        ref = params[name]
-        mask = torch.ones((1,) * ref.ndim, dtype=torch.bool)
-        for dim, vec in dims.items():
-            mask = mask & vec.view(*[-1 if d == dim else 1 for d in range(ref.ndim)])
-        masks[name] = mask.expand(ref.shape).to(ref.device).contiguous()
-    return masks, warnings
+    plan = plan_for(groups)
+    drop, warnings = plan.dropped(params, sparsity, norm)
+    return plan.masks(params, drop), warnings
 
 
 @torch.no_grad()

@@ -22,7 +22,6 @@ from torch import nn
 
 from ..config import (
     BN_RECALIBRATION_SAMPLES,
-    FAST_BN_RECALIBRATION_SAMPLES,
     FAST_EVAL_MIN_PARAMS,
     FAST_EVAL_SAMPLES,
     HISTORY_MAX,
@@ -32,6 +31,8 @@ from ..config import (
 )
 from ..data.datasets import Dataset, Split, from_tensors, load_dataset
 from ..data.images import is_image_folder, load_image_folder
+from ..engine.attention import example_of
+from ..engine.compact import refuse_twin, twin_of
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
 from ..engine.prune import compute_masks
@@ -55,6 +56,7 @@ from ..engine.train import (
     train_steps,
 )
 from ..validate import check_batches, check_job_hooks, check_prunable, check_trainable
+from . import moves
 from .bounded import BoundedList
 from .memory import nothing_to_undo
 from .slots import SLOT_NAMES, ModelSlot, UndoEntry
@@ -219,16 +221,18 @@ class SessionCore:
                                       self.base, groups)
             self.slot.install_masks(result, config)
             subset = self.quick_subset()
-            recalibrate = structured and self.bn_recalibration
             settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
-            self.bn_samples = 0
-            if recalibrate and has_batchnorm(self.model):
-                # the first (subset) answer: statistics from a few samples; refine() redoes
-                # them on BN_RECALIBRATION_SAMPLES before the full-set number
-                self.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
-                    BN_RECALIBRATION_SAMPLES
-                recalibrate_bn(self.model, self.data.train.x, self.bn_samples)
-            return self.engine_snapshot(subset=subset)
+            # a big model's first answer runs on its survivors only (engine.compact)
+            twin = twin_of(self.model, groups, example_of(self.model)) \
+                if groups is not None and subset else None
+            try:
+                return moves.answer(self, structured, subset, twin)
+            except RuntimeError:  # the twin failed where its first check passed: never again
+                if twin is None:
+                    raise
+                refuse_twin(self.model)
+                settle_norms(self.model, self.base, self.data.train.x, recalibrate=False)
+                return moves.answer(self, structured, subset, None)
 
     def full_norms(self) -> None:
         """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
@@ -408,22 +412,24 @@ class SessionCore:
 
     # ----- measuring ---------------------------------------------------------------
     def snapshot(self, split: str = "val", evaluate_model: bool = True,
-                 subset: int | None = None) -> Snapshot:
+                 subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
         """Freeze the current state: metrics on `split` (on `subset` seeded rows of it when
         given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
-        histograms."""
+        histograms. `model`: the slot model's compact twin (engine.compact), which then
+        computes the outputs and the histograms (it holds the same nonzero weights)."""
         with self.lock:
             if evaluate_model and not subset:
                 self.full_norms()  # a full measurement never uses the fast statistics
             slot = self.slot
             params = slot.params()
-            layers = tuple(slot.layer_stats(n, p) for n, p in params.items())
+            layers = tuple(slot.layer_stats(n, p) for n, p in params.items()) \
+                if model is None else moves.twin_layer_stats(slot, params, model)
             rows = self.data.split(split)
             partial = bool(subset) and len(rows) > int(subset or 0)
             if partial:
                 rows = self.subset_split(split, int(subset or 0))
             if evaluate_model:
-                loss, accuracy, _ = evaluate(slot.model, rows, self.task)
+                loss, accuracy, _ = evaluate(model or slot.model, rows, self.task)
             else:
                 loss, accuracy = float("nan"), None
             others = [p for n, p in slot.model.named_parameters() if n not in params]
@@ -445,9 +451,11 @@ class SessionCore:
                          "eval_total": len(self.data.split(split))}
             return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
-    def engine_snapshot(self, split: str = "val", subset: int | None = None) -> Snapshot:
-        """snapshot() plus which sparsity a structured number means (PITFALLS)."""
-        snap = self.snapshot(split, subset=subset)
+    def engine_snapshot(self, split: str = "val", subset: int | None = None,
+                        model: nn.Module | None = None) -> Snapshot:
+        """snapshot() plus which sparsity a structured number means (PITFALLS). `model`:
+        what computes the outputs instead of the slot's model (its compact twin)."""
+        snap = self.snapshot(split, subset=subset, model=model)
         config = self.prune_config
         if config is None or not config.structured:
             return snap

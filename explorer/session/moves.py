@@ -1,0 +1,69 @@
+"""The answer to one structured slider move, after its masks are installed (SessionCore).
+
+BatchNorm statistics are re-estimated (the switch on), then the snapshot is taken. A big
+model's first answer (Session.quick_subset) takes FAST_BN_RECALIBRATION_SAMPLES and runs
+on the compact twin when there is one (engine.compact: only the channels that are not
+dead, the same function); the full-set answer that follows (refine) re-estimates on
+BN_RECALIBRATION_SAMPLES and measures the masked model itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import BN_RECALIBRATION_SAMPLES, FAST_BN_RECALIBRATION_SAMPLES
+from ..engine.compact import Twin
+from ..engine.metrics import LayerStats, Snapshot, layer_stats
+from ..engine.structure import has_batchnorm, recalibrate_bn
+
+
+def answer(session: Any, structured: bool, subset: int | None,
+           twin: Twin | None) -> Snapshot:
+    """Statistics settled, then `session.engine_snapshot` (on `subset` rows when given);
+    the twin's tensors are dropped afterwards whatever happens. Call under the lock."""
+    try:
+        if twin is not None:
+            twin.load(session.model)
+        settle_structured(session, structured, subset, twin)
+        return session.engine_snapshot(subset=subset, model=twin.module if twin else None)
+    finally:
+        if twin is not None:
+            twin.release()
+
+
+def settle_structured(session: Any, structured: bool, subset: int | None,
+                      twin: Twin | None) -> None:
+    """Re-estimate BatchNorm statistics after a structured prune and record on how many
+    samples (session.bn_samples; 0: the base's statistics stand)."""
+    session.bn_samples = 0
+    model = session.model
+    if not (structured and session.bn_recalibration and has_batchnorm(model)):
+        return
+    session.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
+        BN_RECALIBRATION_SAMPLES
+    x = session.data.train.x
+    if twin is None:
+        recalibrate_bn(model, x, session.bn_samples)
+    else:
+        recalibrate_bn(twin.module, x, session.bn_samples)
+        twin.norms_back(model)
+
+
+def twin_layer_stats(slot: Any, params: Mapping[str, torch.Tensor],
+                     twin: nn.Module) -> tuple[LayerStats, ...]:
+    """Each prunable weight's LayerStats read from its slice in the twin: the same nonzero
+    entries (only all-zero rows and columns are gone), so the same counts and histogram
+    (pruned zeros leave the zero bin either way) at a fraction of the histc work."""
+    sliced = dict(twin.named_parameters())
+    out = []
+    for name, param in params.items():
+        part = layer_stats(name, sliced[name], slot.base_counts[name], slot.edges[name],
+                           slot.cuts.get(name, 0.0))
+        numel = param.numel()
+        out.append(replace(part, numel=numel, sparsity=1.0 - part.nonzero / numel))
+    return tuple(out)
