@@ -1,6 +1,6 @@
 """One training loop: images, regression, students and the language model all train
-through engine.train.train_steps (via SessionCore.run_training), and the one divergence
-rule holds on each: a blow-up stops the job and nothing of it stays."""
+through engine.train.train_steps (via SessionCore.run_training, session.jobs_mixin), and
+the one divergence rule holds on each: a blow-up stops the job and nothing of it stays."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from explorer import Session
 from explorer.engine import train as train_module
 from explorer.engine.train import DIVERGED, StopEvent
-from explorer.session import core
+from explorer.session import jobs_mixin
 
 TINY_LM = dict(layers=1, heads=2, width=0.25, context=16, max_train_windows=64)
 BLOW_UP = dict(lr=10.0, optimizer="sgd", batch_size=8)
@@ -26,7 +26,7 @@ def calls(monkeypatch):
         seen.append(task)
         return real(model, train, val, task, config, **kwargs)
 
-    monkeypatch.setattr(core, "train_steps", counting)
+    monkeypatch.setattr(jobs_mixin, "train_steps", counting)
     return seen
 
 

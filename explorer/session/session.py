@@ -17,15 +17,11 @@ import torch
 from torch import nn
 
 from ..config import (
-    DEFAULT_ALPHA,
-    DEFAULT_TEMPERATURE,
     FINETUNE_EPOCHS,
     FINETUNE_SCHEDULE,
     FINETUNE_STEPS,
     GPT_MODELS,
-    STUDENT_INITS,
     TrainConfig,
-    check_choice,
 )
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
@@ -35,6 +31,7 @@ from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
+from ..engine.train import Event
 from ..models.hf import is_hf
 from ..models.zoo import build_model, check_fits
 from ..validate import (
@@ -49,13 +46,13 @@ from ..validate import (
 )
 from . import language, persist, students, workflows
 from .atomic import all_or_nothing
-from .core import Event, SessionCore, pick_device
+from .core import SessionCore, pick_device
 from .iterative import run_iterative, step_plan
 from .memory import kept_note
 from .slots import ModelSlot, State, clone_state
+from .student_api import StudentAPI
 from .tasks import (
     SAMPLE_CHARS,
-    LanguageModelling,
     check_pairing,
     is_text_request,
     objective_for,
@@ -63,7 +60,7 @@ from .tasks import (
 from .trial import trial
 
 
-class Session(SessionCore):
+class Session(StudentAPI, SessionCore):
     """Owns the model under study and every change made to it: images, regression, and a
     character language model on text (`Session("pydoc-text", "gpt-tiny")`)."""
 
@@ -130,13 +127,6 @@ class Session(SessionCore):
         """The text corpus of a language-model session."""
         return self._language("corpus").corpus
 
-    def _language(self, what: str) -> LanguageModelling:
-        if not isinstance(self.objective, LanguageModelling):
-            raise ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
-                             f"session holds {self.config['model']!r} on "
-                             f"{self.config['dataset']!r}")
-        return self.objective
-
     @classmethod
     def default(cls, device: str | torch.device | None = None) -> Session:
         """The digits MLP, trained (from the shipped checkpoint, else on the spot)."""
@@ -199,90 +189,7 @@ class Session(SessionCore):
         with self.lock:
             return generate(self.model, corpus.vocab, prompt, n_chars)
 
-    # ----- students (explorer.session.students, .language) --------------------------
-    def distill(self, student: float | nn.Module | None = None,
-                temperature: float | None = None, alpha: float = DEFAULT_ALPHA,
-                epochs: int | None = None, lr: float = 1e-3, optimizer: str = "adam",
-                batch_size: int = 64, t_squared: bool = True, seed: int | None = None,
-                stop: threading.Event | None = None,
-                on_event: Callable[[Event], None] | None = None, *,
-                layers: int | None = None, student_init: str = "random",
-                steps: int | None = None) -> Snapshot:
-        """Distil the teacher slot's current model into a new student (slot "student").
-
-        `student` is a width multiplier of the teacher's architecture (default 0.5; 1.0
-        for a language model) or a module (copied). Classification: Hinton's loss at
-        `temperature` (default 4.0; 2.0 for text), see explorer.engine.distill.
-        Regression: MSE to the teacher's outputs; giving a temperature is a ValueError.
-        `seed` fixes the student's init and batch order (default: the session's seed + 1).
-        A language model's student may have fewer `layers` and start from the teacher's
-        blocks (`student_init="teacher"`). `epochs` defaults to 20 (5 for text); `steps`
-        gives a budget of optimizer steps instead. Returns the student's Snapshot on the
-        validation split (with teacher_agreement).
-        """
-        student = self._student(student, layers, student_init, seed)
-        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
-        return students.distill(self, student, temperature, alpha, config, t_squared, seed,
-                                stop, on_event)
-
-    def train_student_alone(self, student: float | nn.Module | None = None,
-                            epochs: int | None = None, lr: float = 1e-3,
-                            optimizer: str = "adam", batch_size: int = 64,
-                            seed: int | None = None, stop: threading.Event | None = None,
-                            on_event: Callable[[Event], None] | None = None, *,
-                            layers: int | None = None, student_init: str = "random",
-                            steps: int | None = None) -> Snapshot:
-        """The same student as distill() (same init, same order, same budget), labels only."""
-        student = self._student(student, layers, student_init, seed)
-        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
-        return students.run_student(self, "student_alone", student, None, config, seed, stop,
-                                    on_event, {"distill": None})
-
-    def _student_config(self, epochs: int | None, lr: float, optimizer: str,
-                        batch_size: int, steps: int | None) -> TrainConfig:
-        epochs = self.objective.default_distill_epochs if epochs is None else epochs
-        return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
-                           steps=steps)
-
-    def _student(self, student: float | nn.Module | None, layers: int | None,
-                 student_init: str, seed: int | None) -> float | nn.Module:
-        """The width (or module) of the student; a shaped GPT student when asked for."""
-        student = self.objective.default_student if student is None else student
-        if layers is None and student_init == "random":
-            return student
-        self._language("layers= and student_init=")
-        check_choice("student_init", student_init, STUDENT_INITS)
-        width = 1.0 if isinstance(student, nn.Module) else float(student)
-        return language.make_student(self, width, layers, student_init, seed)
-
-    def make_student(self, width: float = 1.0, layers: int | None = None,
-                     init: str = "random", seed: int | None = None) -> nn.Module:
-        """An untrained GPT student of the teacher (see explorer.session.language)."""
-        self._language("make_student")
-        return language.make_student(self, width, layers, init, seed)
-
-    def build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
-        """The untrained student model and its config (see distill)."""
-        if self.is_lm:
-            return language.build_student(self, student, seed)
-        return students.build_student(self, student, seed)
-
-    def soft_targets(self, index: int = 0, temperature: float | None = None,
-                     student: str | None = "student", prompt: str | None = None) -> dict:
-        """Teacher's and student's softened probabilities for validation example `index`
-        (a language model: for the next character after `prompt`).
-
-        Also the KL(teacher || student) at that temperature. Nothing is retrained, so a
-        temperature slider can call this on every move. `student=None` shows the teacher
-        alone (before any student exists); then "student" and "kl" are None.
-        """
-        temperature = (self.objective.default_temperature or DEFAULT_TEMPERATURE) \
-            if temperature is None else temperature
-        if self.is_lm:
-            return {"index": index, **language.soft_targets(
-                self, temperature, student, SAMPLE_PROMPT if prompt is None else prompt)}
-        return students.soft_targets(self, index, temperature, student)
-
+    # ----- measuring (students: explorer.session.student_api) ----------------------
     @torch.no_grad()
     def predictions(self, split: str = "val", limit: int = 2000) -> tuple:
         """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""

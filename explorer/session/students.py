@@ -30,7 +30,7 @@ from ..engine.distill import (
 )
 from ..engine.lm import teacher_kd_loss
 from ..engine.metrics import Snapshot
-from ..engine.train import DIVERGED, LossFn, evaluate
+from ..engine.train import DIVERGED, Event, LossFn, evaluate
 from ..validate import (
     check_batches,
     check_bool,
@@ -40,7 +40,7 @@ from ..validate import (
     check_seed,
     check_trainable,
 )
-from .core import Event, SessionCore
+from .core import SessionCore
 from .slots import ModelSlot, clone_state
 from .tasks import as_gpt
 
