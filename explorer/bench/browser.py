@@ -133,13 +133,42 @@ class Dashboard:
         self.log.unlink(missing_ok=True)
 
 
-def _ready_seconds(browser, url: str) -> tuple[float, object, object]:
+def _ready_seconds(browser, url: str, ready_js: str = READY_JS
+                   ) -> tuple[float, object, object]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     start = time.perf_counter()
     page.goto(url, wait_until="commit", timeout=120_000)
-    page.wait_for_function(READY_JS, timeout=120_000, polling=50)
+    page.wait_for_function(ready_js, timeout=120_000, polling=50)
     return time.perf_counter() - start, context, page
+
+
+# The yardstick for a preheated dashboard: a notebook with one widget, served the same way.
+TRIVIAL_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "id": "trivial",
+                               "metadata": {}, "outputs": [], "source": [
+                                   "import ipywidgets as W\n",
+                                   "W.IntSlider(description='x').add_class('cx-trivial')"]}],
+                    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                "name": "python3"}},
+                    "nbformat": 4, "nbformat_minor": 5}
+TRIVIAL_READY_JS = "() => document.querySelector('.cx-trivial .widget-readout') !== null"
+
+
+def trivial_preheat_seconds(browser) -> float:
+    """Page open to the trivial notebook's widget, on `explorer dashboard NB --preheat 1`."""
+    import json
+
+    folder = Path(tempfile.mkdtemp(prefix="explorer-trivial-"))
+    notebook = folder / "trivial.ipynb"
+    notebook.write_text(json.dumps(TRIVIAL_NOTEBOOK), encoding="utf-8")
+    server = Dashboard(True, extra=[str(notebook), "--preheat", "1"])
+    try:
+        server.wait_ready(True)
+        seconds, context, _page = _ready_seconds(browser, server.url, TRIVIAL_READY_JS)
+        context.close()
+        return seconds
+    finally:
+        server.stop()
 
 
 def _roundtrips(page, values: tuple[float, ...]) -> list[float]:
@@ -162,7 +191,8 @@ def _roundtrips(page, values: tuple[float, ...]) -> list[float]:
 
 
 def browser_figures(quick: bool, notes: dict) -> dict:
-    """dashboard_ready_s, dashboard_ready_preheat_s and browser_roundtrip_p50_ms."""
+    """dashboard_ready_s, dashboard_ready_preheat_s (and its ratio to a trivial notebook's
+    trivial_ready_preheat_s, served the same way) and browser_roundtrip_p50_ms."""
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing")
     from playwright.sync_api import sync_playwright
@@ -192,6 +222,9 @@ def browser_figures(quick: bool, notes: dict) -> dict:
                     context.close()
                 finally:
                     server.stop()
+            trivial = trivial_preheat_seconds(browser)
+            out["trivial_ready_preheat_s"] = trivial
+            out["dashboard_ready_preheat_ratio"] = out["dashboard_ready_preheat_s"] / trivial
         finally:
             browser.close()
     return out
