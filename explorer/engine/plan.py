@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -77,8 +78,6 @@ class GroupPlan:
     # ----- ranking --------------------------------------------------------------------
     def ranks(self, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
         """Each global channel's position in its group's stable ascending sort of scores."""
-        from .graph import group_scores
-
         tensors = tuple(params[n] for n in self.rank_params)
         versions = tuple(t._version for t in tensors)
         hit = self._ranks.get(norm)
@@ -182,3 +181,30 @@ def plan_for(groups: list) -> GroupPlan:
             _PLANS.pop(next(iter(_PLANS)))
         plan = _PLANS[key] = GroupPlan(groups)
     return plan
+
+
+# The last scores of each group, with weak references to the tensors they were computed
+# from (identity plus autograd's version counter proves the weights unchanged; a freed
+# tensor simply misses): a slider move on an 11M-parameter model re-ranks from these
+# instead of re-reading every weight.
+_SCORES: dict[tuple[str, str], tuple[tuple[weakref.ref, ...], tuple[int, ...],
+                                     torch.Tensor]] = {}
+
+
+def group_scores(group: Any, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
+    """L1 (or L2) norm of each group channel over all its producer weight entries."""
+    rank = [m for m in group.members if m.rank]
+    tensors = tuple(params[m.param] for m in rank)
+    versions = tuple(t._version for t in tensors)
+    hit = _SCORES.get((group.name, norm))
+    if hit is not None and len(hit[0]) == len(tensors) and hit[1] == versions and \
+            all(ref() is t for ref, t in zip(hit[0], tensors)):
+        return hit[2]
+    total = torch.zeros(group.size, dtype=torch.float64)
+    for mem, ref in zip(rank, tensors):
+        w = ref.detach().index_select(mem.dim, mem.idx.to(ref.device)).movedim(mem.dim, 0)
+        w = w.reshape(len(mem.idx), -1).double().cpu()
+        total.index_add_(0, mem.root, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
+    scores = (total if norm == "l1" else total.sqrt()).float()
+    _SCORES[(group.name, norm)] = (tuple(weakref.ref(t) for t in tensors), versions, scores)
+    return scores

@@ -14,7 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .zoo import example_batch
+
+def example_batch(model: nn.Module, shape: tuple[int, ...], batch: int) -> torch.Tensor:
+    """A fixed random input of `shape` on the model's device (the graph traces on it)."""
+    gen = torch.Generator().manual_seed(0)  # the user's RNG is not moved
+    x = torch.randn(batch, *shape, generator=gen)
+    return x.to(next(model.parameters()).device)
 
 
 def _image(x: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import INITS, MODELS
+from .cnn import example_batch
 
 if TYPE_CHECKING:
     from ..data.datasets import Dataset
@@ -46,13 +47,6 @@ class MLP(nn.Module):
     def output_layer(self) -> str:
         """The layer writing the outputs (structured pruning keeps all of them)."""
         return f"layers.{len(self.layers) - 1}"
-
-
-def example_batch(model: nn.Module, shape: tuple[int, ...], batch: int) -> torch.Tensor:
-    """A fixed random input of `shape` on the model's device (the graph traces on it)."""
-    gen = torch.Generator().manual_seed(0)  # the user's RNG is not moved
-    x = torch.randn(batch, *shape, generator=gen)
-    return x.to(next(model.parameters()).device)
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:

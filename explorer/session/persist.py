@@ -41,8 +41,8 @@ from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
 from .loadshape import check_prune_config
 from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
-from .persist_lm import LM_KEY, arch_of, build_arch, reopen_lm
-from .persist_own import HF_KEY, reopen, save_extra, without_extra
+from .persist_lm import LM_KEY, arch_of, build_arch, lm_extra, reopen_lm
+from .persist_own import HF_KEY, KEEP, reopen, save_extra, without_extra
 from .plaindata import snapshot_from_dict, unplain
 from .slots import ModelSlot, State, UndoEntry
 
@@ -116,7 +116,9 @@ def session_payload(session: SessionCore, undo: bool = True) -> dict:
     undo steps and rewind points when not `undo` (the app's download when they are big)."""
     with session.lock:
         # your own data or model: what is saved and what is refused (persist_own)
-        teacher_config = {**session.slots["teacher"].config, **save_extra(session)}
+        extra = (lm_extra(session, KEEP) if session.objective.headline == "perplexity"
+                 else save_extra(session))  # gpt-tiny or hf: on text: persist_lm
+        teacher_config = {**session.slots["teacher"].config, **extra}
         share = SharedTensors()
         slots = {name: _slot_payload(slot, share, undo) for name, slot in session.slots.items()}
         slots["teacher"]["config"] = plain(teacher_config)  # loadshape checks they agree

@@ -24,17 +24,16 @@ OWN_DATA, OWN_MODEL, HF_KEY = "imagefolder:", "hf:", "hf"
 SPEC_MAX = 4096  # characters of a saved path spec
 
 
+KEEP = ("What can be kept: the model, with export(path, 'masked' | 'zeros' | 'shrunk'); "
+        "the curves, with session.history")
+
+
 def save_extra(session: Any) -> dict:
     """The keys the file's teacher config adds ({} for the zoo), or a ValueError saying
     plainly what is not saved and what can be kept instead."""
     config = session.slots["teacher"].config
     dataset, model = config.get("dataset"), config.get("model")
-    keep = ("What can be kept: the model, with export(path, 'masked' | 'zeros' | 'shrunk'); "
-            "the curves, with session.history")
-    if session.objective.headline == "perplexity":  # gpt-tiny or hf: on text (persist_lm)
-        from .persist_lm import lm_extra
-
-        return lm_extra(session, keep)
+    keep = KEEP
     if model not in MODELS and not str(model).startswith(OWN_MODEL):
         raise ValueError(f"Session.save does not save a session around a user model "
                          f"({model!r}): none of it is written. {keep}")
