@@ -169,6 +169,9 @@ def _run_pool(fn, jobs, workers: int, stop, tracker: _Tracker) -> list[Any]:
                 process.terminate()
             for process in processes:
                 process.join(10)
+                if process.is_alive():  # ignored SIGTERM (stuck in native code): end it
+                    process.kill()
+                    process.join(5)
     return tracker.results
 
 
