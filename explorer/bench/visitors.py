@@ -1,6 +1,7 @@
 """``explorer bench --visitors N``: N Chromium pages open the dashboard at once.
 
-One server runs ``explorer dashboard --preheat N --max-visitors N --cull-idle 0`` on
+One server runs ``explorer dashboard --preheat N --max-visitors N --cull-idle 0
+--pending-per-address N`` on
 127.0.0.1; once its pool is warm and its kernels idle, N headless Chromium pages (one
 browser, one context each, loopback only) open the page at the same moment. Figures:
 
@@ -121,8 +122,11 @@ def run_visitors(n: int, duration_s: float = 60.0, period_s: float = 2.0,
     preheat = n if preheat is None else preheat
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing")
+    # All n pages start at once from loopback, before any connects: let one address hold n
+    # starting pages (the default, 2, would ask the others to retry in a few seconds).
     server = _Dashboard(preheat=False, extra=["--preheat", str(preheat), "--max-visitors",
-                                              str(n), "--cull-idle", "0"])
+                                              str(n), "--cull-idle", "0",
+                                              "--pending-per-address", str(n)])
     try:
         server.wait_ready(False)
         deadline = time.monotonic() + READY_CEILING_S

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import PORT_MAX, PORT_MIN
+from .args import PORT_MAX, PORT_MIN, parse_seconds
 from .run import DATASETS, MODELS, own  # argparse and config only
 
 DEFAULT_HOST = "127.0.0.1"
@@ -20,6 +20,10 @@ DATASET_ENV, MODEL_ENV = "EXPLORER_DATASET", "EXPLORER_MODEL"
 # Kernels whose page went away without saying so (closed laptop, lost network) are shut
 # down after this long without activity; kernels with a live connection are never culled.
 DEFAULT_CULL_IDLE_S = 900
+# A page's kernel keeps its place once the page connects; one that never connects (a plain
+# GET) is shut down this long after its page went out (explorer.cli.room_places).
+DEFAULT_CONNECT_GRACE_S = 60
+DEFAULT_PENDING_PER_ADDRESS = 2
 
 
 def absolute_spec(spec: str) -> str:
@@ -108,6 +112,22 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         f"(default: {DEFAULT_CULL_IDLE_S})",
     )
     p.add_argument(
+        "--connect-grace",
+        default=str(DEFAULT_CONNECT_GRACE_S),
+        metavar="SECONDS",
+        help="shut down a visitor's kernel whose page has not connected this long after it "
+        f"was served (a plain GET); 0: never (default: {DEFAULT_CONNECT_GRACE_S})",
+    )
+    p.add_argument(
+        "--pending-per-address",
+        type=int,
+        default=DEFAULT_PENDING_PER_ADDRESS,
+        metavar="N",
+        help="most kernels one client address may hold whose page has not connected yet; "
+        "further pages are asked to retry in a few seconds; 0: no limit "
+        f"(default: {DEFAULT_PENDING_PER_ADDRESS})",
+    )
+    p.add_argument(
         "--no-browser",
         action="store_true",
         help="do not open a web browser (never opened when there is no display)",
@@ -122,3 +142,17 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         help="the model it opens: a zoo name or hf:PATH, a save_pretrained folder "
         "(default: mlp)")
     return p
+
+
+def room_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """``--connect-grace`` and ``--pending-per-address`` as the server's options; a bad value
+    exits through ``parser.error`` naming it."""
+    try:
+        grace = parse_seconds(args.connect_grace)
+    except ValueError as exc:
+        parser.error(f"--connect-grace: {exc}")
+    if args.pending_per_address < 0:
+        parser.error(f"--pending-per-address: {args.pending_per_address} is negative "
+                     "(0: no limit)")
+    return [f"--ExplorerVoila.connect_grace={grace}",
+            f"--ExplorerVoila.pending_per_address={args.pending_per_address}"]

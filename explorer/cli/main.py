@@ -24,6 +24,7 @@ from .dashboard_args import (
     TOKEN_ENV,
     absolute_spec,
     add_dashboard_parser,
+    room_argv,
 )
 from .room_sizing import (
     default_max_visitors,
@@ -221,6 +222,7 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--preheat: {preheat} is negative (0 turns preheating off)")
     if max_visitors < 0:
         parser.error(f"--max-visitors: {max_visitors} is negative (0: no cap)")
+    room_opts = room_argv(args, parser)  # --connect-grace, --pending-per-address
     if not is_loopback(host) and not token:
         parser.error(
             f"--host: refusing to serve on {host!r} without a token: anyone who can reach "
@@ -254,7 +256,7 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         max_visitors=max_visitors,
         allow_hosts=args.allow_host,
         token_fd=token_fd,
-    )
+    ) + room_opts
     threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
     env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads,
                         dataset=args.dataset, model=args.model)

@@ -14,6 +14,10 @@ Voila it adds:
 - a cap on visitors (``max_visitors``): once that many kernels belong to visitors, a new
   page gets a short "the room is full" page (503, Retry-After) and no kernel; the pool of
   preheated kernels is refilled only up to the places left;
+- places that cannot be hoarded (``room_places``): a kernel whose page never connects its
+  websocket is shut down ``connect_grace`` seconds after the page went out, and one client
+  address may hold at most ``pending_per_address`` such kernels (429 beyond);
+- a log without the token (request lines scrub it) and one line per refusal (``room_log``);
 - the ``_xsrf`` cookie set with the page, so the shutdown beacon Voila's page sends when
   its tab closes is accepted and the kernel is freed at once;
 - a longer wait for slow widget modules: anywidget drops every update to a widget whose
@@ -34,14 +38,14 @@ import os
 import re
 import secrets
 import socket
-from collections import defaultdict
 from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.services.kernels.handlers import KernelHandler
-from traitlets import Int, List, Unicode
+from tornado.ioloop import PeriodicCallback
+from traitlets import Float, Int, List, Unicode
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
@@ -50,7 +54,9 @@ from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
 from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
+from .room_log import log_request, plain_error, refuse
 from .room_pages import (
+    ADDRESS_PAGE,
     ANYWIDGET_WAIT_JS,
     BANNER_JS,
     FULL_PAGE,
@@ -59,59 +65,12 @@ from .room_pages import (
     plotly_module_path,
     used_validators_file,
 )
+from .room_places import ADDRESS, DEFAULT_GRACE_S, DEFAULT_PER_ADDRESS, Room
 
 COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
 SESSION_POLL_MS = 3000
-
-class Room:
-    """Which visitor owns which kernel, how many places are taken, and kernel restarts."""
-
-    def __init__(self, kernel_manager, max_visitors: int) -> None:
-        self.km = kernel_manager
-        self.max_visitors = max_visitors  # 0: no cap
-        self.owners: dict[str, str] = {}
-        self.restarts: defaultdict[str, int] = defaultdict(int)
-        self.pending = 0  # pages admitted whose kernel is not bound yet
-
-    def _alive(self, kernel_id: str) -> bool:
-        try:
-            return kernel_id in self.km
-        except Exception:  # a kernel manager without __contains__
-            return kernel_id in self.km.list_kernel_ids()
-
-    def visitors(self) -> int:
-        """Kernels that belong to visitors (pooled, preheated kernels do not count)."""
-        for kernel_id in [k for k in self.owners if not self._alive(k)]:
-            del self.owners[kernel_id]
-            self.restarts.pop(kernel_id, None)
-        return len(self.owners)
-
-    def admit(self) -> bool:
-        """Take a place for a new page, or say the room is full (no await in between)."""
-        if self.max_visitors > 0 and self.visitors() + self.pending >= self.max_visitors:
-            return False
-        self.pending += 1
-        return True
-
-    def leave(self) -> None:
-        self.pending = max(0, self.pending - 1)
-
-    def bind(self, kernel_id: str, visitor: str) -> None:
-        self.owners[kernel_id] = visitor
-
-        def restarted() -> None:
-            self.restarts[kernel_id] += 1
-
-        for event in ("restart", "dead"):
-            try:
-                self.km.add_restart_callback(kernel_id, restarted, event)
-            except Exception:  # the kernel is already gone: the banner says so anyway
-                pass
-
-    def owner(self, kernel_id: str) -> str | None:
-        return self.owners.get(kernel_id)
-
+ADDRESS_RETRY_S = 5  # a refused burst from one address retries this soon
 
 def _room(handler: tornado.web.RequestHandler) -> Room:
     return handler.settings[ROOM]
@@ -136,9 +95,7 @@ def _kernel_id(handler: tornado.web.RequestHandler) -> str | None:
 
 def _refuse_unless_owner(handler: tornado.web.RequestHandler) -> None:
     if not _owns(handler, _kernel_id(handler)):
-        handler.log.warning("Refused %s %s: the kernel belongs to another visitor",
-                            handler.request.method, handler.request.path)
-        raise tornado.web.HTTPError(403)
+        raise refuse(handler, 403, "the kernel belongs to another visitor")
 
 
 class _Recorder:
@@ -195,8 +152,8 @@ class RoomPageHandler(TornadoVoilaHandler):
 
     def _bind_kernel(self, kernel_id: str) -> None:
         room = _room(self)
-        room.bind(kernel_id, self._visitor_id)
-        room.leave()
+        room.bind(kernel_id, self._visitor_id, self.request.remote_ip)
+        room.leave(self.request.remote_ip)
         self._admitted = False
         self._page_kernel = kernel_id
 
@@ -206,18 +163,32 @@ class RoomPageHandler(TornadoVoilaHandler):
         module = html.escape(f"{self.base_url.rstrip('/')}/{plotly_module_path()}")
         return ANYWIDGET_WAIT_JS + f'<link rel="modulepreload" href="{module}">'
 
+    def _refuse_page(self, room: Room, refusal: str, address: str) -> None:
+        """The room-full page (503), or the too-many-starting-pages one (429): no kernel."""
+        self.set_header("Cache-Control", "no-store")
+        if refusal == ADDRESS:
+            self._explorer_refusal = (f"{room.per_address} pages from this address have not "
+                                      "connected yet")
+            self.set_status(429)
+            self.set_header("Retry-After", str(ADDRESS_RETRY_S))
+            self.finish(ADDRESS_PAGE.format(count=room.per_address, retry=ADDRESS_RETRY_S,
+                                            address=html.escape(address)))
+            return
+        taken = room.taken()
+        self._explorer_refusal = f"the room is full ({taken} of {room.max_visitors} places)"
+        self.set_status(503)
+        self.set_header("Retry-After", "60")
+        self.finish(FULL_PAGE.format(count=taken, cap=room.max_visitors))
+
     @tornado.web.authenticated
     async def get(self, path=None):
         if self.notebook_path and path:  # Voila redirects these to /voila/files/: refuse
             raise tornado.web.HTTPError(404)
         room = _room(self)
-        if not room.admit():
-            self.log.warning("The room is full (%d visitors): no kernel for %s",
-                             room.max_visitors, self.request.remote_ip)
-            self.set_status(503)
-            self.set_header("Retry-After", "60")
-            self.set_header("Cache-Control", "no-store")
-            self.finish(FULL_PAGE.format(count=room.visitors(), cap=room.max_visitors))
+        address = self.request.remote_ip
+        refusal = room.admit(address)
+        if refusal is not None:
+            self._refuse_page(room, refusal, address)
             return
         drop_token(self.request)
         self._admitted = True
@@ -231,7 +202,9 @@ class RoomPageHandler(TornadoVoilaHandler):
             await super().get(path=path)
         finally:
             if self._admitted:
-                room.leave()
+                room.leave(address)
+            if self._page_kernel is not None:  # its grace period starts now
+                room.delivered(self._page_kernel)
         if self._page_kernel is not None:
             url = json.dumps(f"{self.base_url.rstrip('/')}/explorer/api/session/"
                              f"{self._page_kernel}")
@@ -241,9 +214,12 @@ class RoomPageHandler(TornadoVoilaHandler):
 class OwnedKernelWebsocketHandler(VoilaKernelWebsocketHandler):
     """A kernel's channels, only for the visitor whose page started the kernel."""
 
+    write_error = plain_error  # Jupyter Server's HTML error page fails here (no templates)
+
     async def pre_get(self):
         _refuse_unless_owner(self)
         await super().pre_get()
+        _room(self).connected(_kernel_id(self))  # the place is the visitor's now
 
 
 class OwnedKernelHandler(KernelHandler):
@@ -283,7 +259,7 @@ def bound_pool(km, room: Room, size: int) -> None:
     original = km.fill_if_needed
 
     def fill_if_needed(*args, **kwargs):
-        free = room.max_visitors - room.visitors() - room.pending
+        free = room.max_visitors - room.taken()
         km.kernel_pools_config.setdefault("default", {})["pool_size"] = max(0, min(size, free))
         return original(*args, **kwargs)
 
@@ -306,6 +282,12 @@ class ExplorerVoila(Voila):
     max_visitors = Int(0, config=True, help="most visitors with a kernel at once; 0: no cap")
     allowed_hosts = List(Unicode(), config=True,
                          help="Host names (besides loopback) that requests may name")
+    connect_grace = Float(DEFAULT_GRACE_S, min=0, config=True,
+                          help="seconds after its page was delivered that a kernel whose page "
+                          "never connected is shut down; 0: never")
+    pending_per_address = Int(DEFAULT_PER_ADDRESS, min=0, config=True,
+                              help="most kernels one client address may hold whose page has "
+                              "not connected (pages being served count); 0: no limit")
 
     def _host_settings(self) -> dict:
         names = {h.lower().strip("[]").rstrip(".") for h in self.allowed_hosts if h}
@@ -341,12 +323,17 @@ class ExplorerVoila(Voila):
         self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
         self.log.info("Storing connection files in %s.", self.connection_dir)
         settings = self.init_settings()
-        settings[ROOM] = room = Room(self.kernel_manager, self.max_visitors)
+        settings[ROOM] = room = Room(self.kernel_manager, self.max_visitors,
+                                     self.connect_grace, self.pending_per_address)
         if self.voila_configuration.preheat_kernel and self.max_visitors > 0:
             bound_pool(self.kernel_manager, room, self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
         settings[LOG_SETTING] = self.log
+        settings["log_function"] = log_request  # the token scrubbed from request lines
         self.app = HostCheckedApplication(**settings)
         self.app.settings.update(self.tornado_settings)
         self.app.add_handlers(".*$", self.init_handlers())
+        if room.grace_s > 0:  # one timer in the event loop, not a check per request
+            PeriodicCallback(lambda: room.shut_expired(self.log),
+                             1000 * room.check_interval_s()).start()
         self.listen()

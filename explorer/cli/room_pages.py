@@ -24,6 +24,21 @@ gets their own live session, and this machine holds no more right now.</p>
 <p>Try again in a minute: this page reloads itself every 60 seconds.</p></body></html>
 """
 
+# 429: one client address already holds `count` kernels whose pages never connected (see
+# room_places). A browser's page connects within seconds, so a class behind one address
+# only waits a moment; a client that never connects gets no further kernel.
+ADDRESS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Too many pages starting</title>
+<meta http-equiv="refresh" content="{retry}">
+<style>body{{font-family:system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;
+color:#222}}h1{{font-size:1.5em}}</style></head>
+<body><h1 class="cx-room-busy">Too many pages starting from your address</h1>
+<p>{count} pages opened from {address} have not connected to their session yet. A page
+takes its place once it runs in a browser; a session whose page never connects is closed
+after a minute.</p>
+<p>This page retries in {retry} seconds.</p></body></html>
+"""
+
 # Put first in every dashboard page's <head>, before the widget manager loads. anywidget 0.11
 # gives a widget model 2 s (`AbortSignal.timeout(2e3)` in its Runtime) to import its module and
 # run `initialize`; when that takes longer, the model's `ready` promise is rejected and every
