@@ -13,7 +13,9 @@ and messages above about 10 MiB drop the connection silently (PITFALLS), so a 12
 saved session could never come back. The browser here sends the file in CHUNK_BYTES
 pieces, a few at a time, each acknowledged by the kernel; a file over UPLOAD_MAX_BYTES
 (shown on the button) is refused in the browser before a byte is sent, and the status
-says so. The assembled bytes go to explorer.session.persist, which uses
+says so. No ack for STALL_MS: the button says the upload stalled and is usable again.
+The kernel writes the chunks to a temporary file (no copy of the upload in memory),
+which goes to explorer.session.persist, which uses
 torch.load(weights_only=True) after bounded checks and refuses code, truncated files,
 compression bombs and other models.
 """
@@ -24,6 +26,7 @@ import base64
 import html
 import tempfile
 from pathlib import Path
+from typing import IO
 
 import anywidget
 import ipywidgets as W
@@ -41,6 +44,9 @@ DOWNLOAD_MAX_BYTES = 160 * 2**20
 UPLOAD_MAX_BYTES = 200 * 2**20  # sent in chunks, so any size up to this arrives
 CHUNK_BYTES = 2**20  # one websocket message each (the transport drops ~10 MiB ones)
 CHUNKS_IN_FLIGHT = 4  # the browser waits for the kernel's ack beyond this many
+# No ack for this long: the browser says the upload stalled and gives the button back (a
+# lost connection or a stuck kernel showed "Load: 70%" forever).
+STALL_MS = 30_000
 
 UPLOAD_JS = """
 function mib(n) { const m = n / 1048576; return (Number.isInteger(m) ? m : m.toFixed(1)) + " MiB"; }
@@ -63,6 +69,12 @@ function render({ model, el }) {
     if (msg.kind === "abort") aborted = true;
     if (wake) { const w = wake; wake = null; w(); }
   });
+  // Resolves true on the kernel's next message, false after stall_ms without one.
+  const nextMessage = () => new Promise((resolve) => {
+    const timer = setTimeout(() => { wake = null; resolve(false); }, model.get("stall_ms"));
+    wake = () => { clearTimeout(timer); resolve(true); };
+  });
+  const percent = (n, size) => Math.round(100 * Math.min(size, n) / Math.max(size, 1));
   input.addEventListener("change", async () => {
     const file = input.files[0];
     input.value = "";
@@ -74,16 +86,31 @@ function render({ model, el }) {
     const id = String(Date.now()) + String(Math.random()).slice(2, 8);
     const step = model.get("chunk_bytes"), window = step * model.get("in_flight");
     acked = 0; aborted = false;
+    let stalled = false;
+    button.disabled = true;  // one upload at a time
     model.send({ kind: "start", id, name: file.name, size: file.size });
-    for (let offset = 0; offset < file.size && !aborted; offset += step) {
-      while (offset - acked >= window && !aborted) {
-        await new Promise((resolve) => { wake = resolve; });
+    for (let offset = 0; offset < file.size && !aborted && !stalled; offset += step) {
+      while (offset - acked >= window && !aborted && !stalled) {
+        stalled = !(await nextMessage());
       }
-      if (aborted) break;
+      if (aborted || stalled) break;
       const chunk = await file.slice(offset, offset + step).arrayBuffer();
       model.send({ kind: "chunk", id, offset }, undefined, [chunk]);
       button.textContent = `${model.get("description")}: ` +
-        `${Math.round(100 * Math.min(file.size, offset + step) / file.size)}%`;
+        `${percent(offset + step, file.size)}%`;
+    }
+    while (acked < file.size && !aborted && !stalled) {  // every byte arrived before "end"
+      stalled = !(await nextMessage());
+    }
+    button.disabled = model.get("disabled");
+    if (stalled) {  // no answer for stall_ms: say so, and give the control back
+      const shown = `${model.get("description")}: stalled at ${percent(acked, file.size)}%`;
+      model.send({ kind: "stalled", id, name: file.name, received: acked });
+      button.textContent = shown + ", try again";
+      button.title = `The server stopped answering for ${model.get("stall_ms") / 1000} s.`;
+      setTimeout(() => { if (button.textContent.startsWith(shown)) idle(); },
+                 model.get("stall_ms"));
+      return;
     }
     if (!aborted) model.send({ kind: "end", id, name: file.name, size: file.size });
     idle();
@@ -97,9 +124,13 @@ export default { render };
 class ChunkedUpload(anywidget.AnyWidget):
     """A file picker whose file reaches the kernel in acknowledged chunks.
 
-    `on_file(data, name)` gets the whole file; `on_refused(name, message)` a file that
-    is too large (refused in the browser before any upload work) or an upload that broke
-    off. Python re-checks everything the browser reports.
+    Chunks go straight to an anonymous temporary file (deleted when closed), so an upload
+    costs the kernel no memory of its size: joining them into bytes held the file twice
+    (the growing buffer and its copy), 199 MiB raised a kernel's peak by over 400 MiB.
+    `on_file(file, name)` gets that file, open for reading at its start, and closed after;
+    `on_refused(name, message)` a file that is too large (refused in the browser before any
+    upload work), an upload that broke off or stalled. Python re-checks everything the
+    browser reports.
     """
 
     _esm = UPLOAD_JS
@@ -108,53 +139,95 @@ class ChunkedUpload(anywidget.AnyWidget):
     max_bytes = traitlets.Int(UPLOAD_MAX_BYTES).tag(sync=True)
     chunk_bytes = traitlets.Int(CHUNK_BYTES).tag(sync=True)
     in_flight = traitlets.Int(CHUNKS_IN_FLIGHT).tag(sync=True)
+    stall_ms = traitlets.Int(STALL_MS).tag(sync=True)
     disabled = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, on_file, on_refused, on_start=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.on_file, self.on_refused, self.on_start = on_file, on_refused, on_start
         self._id: str | None = None
-        self._name, self._size, self._data = "", 0, bytearray()
+        self._name, self._size, self._received = "", 0, 0
+        self._file: IO[bytes] | None = None
         self.on_msg(self._on_msg)
 
     def too_big(self, name: str, size: int) -> str:
         return (f"{name} is {size / 2**20:.1f} MiB; uploads are limited to "
                 f"{self.max_bytes / 2**20:.0f} MiB (use Session.load from Python)")
 
+    def _drop(self) -> None:
+        """Forget the upload in progress and delete what arrived of it."""
+        self._id, self._received = None, 0
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def _abort(self, name: str, message: str) -> None:
-        self._id, self._data = None, bytearray()
+        self._drop()
         self.send({"kind": "abort"})
         self.on_refused(name, message)
 
     def _on_msg(self, _widget, content: dict, buffers: list) -> None:
         kind, name = content.get("kind"), str(content.get("name") or self._name)[:200]
         size = content.get("size")
+        ours = self._id is not None and content.get("id") == self._id
         if kind == "too_big":
             self.on_refused(name, self.too_big(name, int(size or 0)))
         elif kind == "start":
+            self._drop()  # a new upload replaces one that never ended
             if not isinstance(size, int) or size < 0 or size > self.max_bytes:
                 self._abort(name, self.too_big(name, int(size or 0)))
             elif self.on_start is not None and (refusal := self.on_start(name)):
                 self._abort(name, refusal)
             else:
                 self._id, self._name, self._size = content.get("id"), name, size
-                self._data = bytearray()
-        elif kind == "chunk" and self._id is not None and content.get("id") == self._id:
-            piece = bytes(buffers[0]) if buffers else b""
-            if content.get("offset") != len(self._data) or \
-                    len(self._data) + len(piece) > self._size:
-                self._abort(self._name, f"{self._name}: the upload broke off (a chunk came "
-                                        "out of order); try again")
-                return
-            self._data += piece
-            self.send({"kind": "ack", "received": len(self._data)})
-        elif kind == "end" and self._id is not None and content.get("id") == self._id:
-            data, self._id, self._data = bytes(self._data), None, bytearray()
-            if len(data) != self._size:
+                self._file = tempfile.TemporaryFile(prefix="explorer-upload-")
+        elif kind == "chunk" and ours:
+            self._chunk(content, buffers[0] if buffers else b"")
+        elif kind == "stalled" and ours:
+            received = self._received
+            self._drop()
+            self.on_refused(self._name, f"{self._name}: the upload stalled after "
+                                        f"{received:,} of {self._size:,} bytes (the server "
+                                        "stopped answering); try again")
+        elif kind == "end" and ours:
+            self._end()
+
+    def _chunk(self, content: dict, piece) -> None:
+        """Append one chunk (a memoryview of the message's buffer: no copy) and ack it."""
+        n = memoryview(piece).nbytes
+        if content.get("offset") != self._received or self._received + n > self._size:
+            self._abort(self._name, f"{self._name}: the upload broke off (a chunk came out "
+                                    "of order); try again")
+            return
+        try:
+            self._file.write(piece)  # type: ignore[union-attr]
+        except OSError as err:  # the disk is full, say
+            self._abort(self._name, f"{self._name}: the upload could not be stored "
+                                    f"({err.strerror or err}); try again later")
+            return
+        self._received += n
+        self.send({"kind": "ack", "received": self._received})
+
+    def _end(self) -> None:
+        file, received = self._file, self._received
+        self._file = None
+        self._drop()
+        assert file is not None
+        with file:
+            if received != self._size:
                 self.on_refused(self._name, f"{self._name}: the upload broke off after "
-                                            f"{len(data):,} of {self._size:,} bytes")
+                                            f"{received:,} of {self._size:,} bytes")
                 return
-            self.on_file(data, self._name)
+            file.seek(0)
+            self.on_file(file, self._name)
+
+
+def _size(file: IO[bytes]) -> int:
+    """Bytes from the file's position to its end (the position is kept)."""
+    at = file.tell()
+    end = file.seek(0, 2)
+    file.seek(at)
+    return end - at
 
 
 def session_download(session: Session) -> tuple[bytes, str]:
@@ -258,15 +331,17 @@ class FilesPanel:
     def _refused(self, name: str, message: str) -> None:
         self.host.set_status(f"error: {message}", error=True)
 
-    def load_bytes(self, data: bytes, name: str = "upload") -> bool:
-        """Replace the app's session by the one in `data` (an uploaded file); the session
-        in use stays, untouched, when the file is refused."""
+    def load_bytes(self, data: bytes | IO[bytes], name: str = "upload") -> bool:
+        """Replace the app's session by the one in `data` (an uploaded file: its bytes or a
+        binary file open at its start); the session in use stays, untouched, when the file
+        is refused."""
         if self._refuse_if_busy():
             return False
         old = self.host.session
         try:
-            if len(data) > self.upload.max_bytes:
-                raise ValueError(self.upload.too_big(name, len(data)))
+            size = len(data) if isinstance(data, (bytes, bytearray)) else _size(data)
+            if size > self.upload.max_bytes:
+                raise ValueError(self.upload.too_big(name, size))
             session = Session.load(data, device=str(old.device))
         except ValueError as err:
             self.host.set_status(f"error: {name}: {err}", error=True)
