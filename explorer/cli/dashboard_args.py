@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import PORT_MAX, PORT_MIN, parse_seconds
+from .args import PORT_MAX, PORT_MIN
 from .run import DATASETS, MODELS, own  # argparse and config only
 
 DEFAULT_HOST = "127.0.0.1"
@@ -147,10 +147,11 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
 def room_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """``--connect-grace`` and ``--pending-per-address`` as the server's options; a bad value
     exits through ``parser.error`` naming it."""
-    try:
-        grace = parse_seconds(args.connect_grace)
-    except ValueError as exc:
-        parser.error(f"--connect-grace: {exc}")
+    text = str(args.connect_grace).strip()
+    if not text.isdigit():
+        parser.error(f"--connect-grace: {args.connect_grace!r} is not a whole number of "
+                     "seconds >= 0 (0: never)")
+    grace = int(text)
     if args.pending_per_address < 0:
         parser.error(f"--pending-per-address: {args.pending_per_address} is negative "
                      "(0: no limit)")
