@@ -81,6 +81,8 @@ def test_a_kernel_whose_page_never_connects_is_shut_down_after_the_grace():
     clock.now += 0.1
     assert shut(room) == [hoarded] and km.alive == {visitor}
     assert room.visitors() == 1  # the place is free again
+    # ... and its page's session poll still answers its visitor: "ended", the banner
+    assert room.owner(hoarded) == "v" and not room._alive(hoarded)
     clock.now += 10_000
     assert shut(room) == []  # a connected kernel is never shut down for this
 

@@ -54,7 +54,7 @@ from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
 from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
-from .room_log import log_request, plain_error, refuse
+from .room_log import log_request, note_refusal, plain_error, refuse
 from .room_pages import (
     ADDRESS_PAGE,
     ANYWIDGET_WAIT_JS,
@@ -71,6 +71,7 @@ COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
 SESSION_POLL_MS = 3000
 ADDRESS_RETRY_S = 5  # a refused burst from one address retries this soon
+
 
 def _room(handler: tornado.web.RequestHandler) -> Room:
     return handler.settings[ROOM]
@@ -167,15 +168,15 @@ class RoomPageHandler(TornadoVoilaHandler):
         """The room-full page (503), or the too-many-starting-pages one (429): no kernel."""
         self.set_header("Cache-Control", "no-store")
         if refusal == ADDRESS:
-            self._explorer_refusal = (f"{room.per_address} pages from this address have not "
-                                      "connected yet")
+            note_refusal(self, f"{room.per_address} pages from this address have not "
+                               "connected yet")
             self.set_status(429)
             self.set_header("Retry-After", str(ADDRESS_RETRY_S))
             self.finish(ADDRESS_PAGE.format(count=room.per_address, retry=ADDRESS_RETRY_S,
                                             address=html.escape(address)))
             return
         taken = room.taken()
-        self._explorer_refusal = f"the room is full ({taken} of {room.max_visitors} places)"
+        note_refusal(self, f"the room is full ({taken} of {room.max_visitors} places)")
         self.set_status(503)
         self.set_header("Retry-After", "60")
         self.finish(FULL_PAGE.format(count=taken, cap=room.max_visitors))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, quote
 
+import tornado.web
 from tornado.log import access_log
 
 # a query key containing any of these has its value hidden (as Jupyter Server scrubs them)
@@ -51,11 +52,14 @@ def log_request(handler) -> None:
     log(f"{line}: {reason}" if reason else line)
 
 
-def refuse(handler, status: int, reason: str):
-    """The HTTPError that refuses ``handler``'s request; ``reason`` goes on its log line."""
-    import tornado.web
-
+def note_refusal(handler, reason: str) -> None:
+    """``reason`` goes on the log line of ``handler``'s request."""
     setattr(handler, REFUSAL, reason)
+
+
+def refuse(handler, status: int, reason: str) -> tornado.web.HTTPError:
+    """The HTTPError that refuses ``handler``'s request; ``reason`` goes on its log line."""
+    note_refusal(handler, reason)
     return tornado.web.HTTPError(status)
 
 

@@ -19,7 +19,7 @@ of more than ``per_address`` simultaneous first loads waits a few seconds.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ from jupyter_core.utils import ensure_async
 DEFAULT_GRACE_S = 60
 DEFAULT_PER_ADDRESS = 2
 FULL, ADDRESS = "full", "address"  # why admit() refused
+ENDED_MAX = 1024
 
 
 @dataclass
@@ -53,6 +54,9 @@ class Room:
         self.per_address = per_address  # 0: no limit
         self.clock = clock
         self.owners: dict[str, str] = {}
+        # Kernels gone (shut down, culled, died) -> their visitor, so that the page's session
+        # poll still answers its owner ("ended": the banner), not 403. The newest ENDED_MAX.
+        self.ended: OrderedDict[str, str] = OrderedDict()
         self.restarts: defaultdict[str, int] = defaultdict(int)
         self.pending: defaultdict[str, int] = defaultdict(int)  # address -> pages, no kernel yet
         self.unconnected: dict[str, Unconnected] = {}  # kernel id -> its page's client
@@ -70,7 +74,11 @@ class Room:
         return len(self.owners)
 
     def _forget(self, kernel_id: str) -> None:
-        self.owners.pop(kernel_id, None)
+        owner = self.owners.pop(kernel_id, None)
+        if owner is not None:
+            self.ended[kernel_id] = owner
+            while len(self.ended) > ENDED_MAX:
+                self.ended.popitem(last=False)
         self.restarts.pop(kernel_id, None)
         self.unconnected.pop(kernel_id, None)
 
@@ -126,7 +134,8 @@ class Room:
         self.unconnected.pop(kernel_id, None)
 
     def owner(self, kernel_id: str) -> str | None:
-        return self.owners.get(kernel_id)
+        """The visitor a kernel belongs to, or belonged to before it ended."""
+        return self.owners.get(kernel_id) or self.ended.get(kernel_id)
 
     def expired(self) -> list[str]:
         """Kernels whose page was delivered ``grace_s`` ago or more and never connected."""
