@@ -272,8 +272,15 @@ def test_a_connected_page_keeps_its_place_and_refusals_log_one_line(places):
     assert status == 200
     status, full = Visitor(url, TOKEN).get()
     assert status == 503 and "2 of 2 places are taken" in full, full[:400]
-    text = wait_log(log, f"Shut down kernel {kernel_id_of(hoarded_html)}")
+    hoarded = kernel_id_of(hoarded_html)
+    text = wait_log(log, f"Shut down kernel {hoarded}")
     assert f"Shut down kernel {kept}" not in text
+    # Had a slow browser shown that page, its session poll would now show the banner.
+    deadline = time.monotonic() + CEILING_S  # the log line comes as the shutdown starts
+    while (answer := hoarder.get(f"explorer/api/session/{hoarded}")) != (
+            200, '{"alive": false, "restarts": 0}'):
+        assert answer[0] == 200 and time.monotonic() < deadline, answer
+        time.sleep(0.5)
     alive = " ".join(" ".join(k.cmdline()) for k in kernels(proc))
     assert kept in alive
     lines_before = len(text.splitlines())
