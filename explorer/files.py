@@ -137,15 +137,22 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", encoding: str = "utf-
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_file writes whole files: mode 'wb' or 'w', got {mode!r}")
     target = _target(path)
-    if target.exists() and not target.is_dir() and not os.access(target, os.W_OK):
-        raise WriteError(path, REASONS[errno.EACCES] + ": the file is read-only", errno.EACCES)
+    if target.exists():
+        if not target.is_file():  # a folder, /dev/null, a pipe: never replaced by a file
+            raise WriteError(path, "it exists and is not a regular file")
+        if not os.access(target, os.W_OK):  # a replacement would sidestep its mode
+            if os.statvfs(target.parent).f_flag & os.ST_RDONLY:
+                raise WriteError(path, REASONS[errno.EROFS], errno.EROFS)
+            raise WriteError(path, REASONS[errno.EACCES] + ": the file is read-only",
+                             errno.EACCES)
     try:
         temp, fd = _create_temp(target)
     except OSError as exc:
         raise WriteError(path, _reason(exc), exc.errno) from None
     try:
-        text = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
-        with os.fdopen(fd, mode, **text) as handle:
+        handle: IO[Any] = (os.fdopen(fd, "wb") if mode == "wb" else
+                           os.fdopen(fd, "w", encoding=encoding, newline=newline))
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

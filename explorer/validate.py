@@ -143,7 +143,8 @@ def check_output_path(name: str, path: object) -> Path:
             raise ValueError(f"{name} {shown!r} exists and is not a regular file")
         if not os.access(resolved, os.W_OK):
             raise ValueError(f"{name} {shown!r} exists and is not writable")
-    elif not os.access(folder, os.W_OK | os.X_OK):
+    # the write goes to a temporary file beside it (explorer.files), even over an old file
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {shown!r}: its folder {str(folder)!r} is not writable")
     return target
 

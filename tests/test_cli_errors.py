@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, checkout_env
 
 SEED_MAX = 2**31 - 1
@@ -237,3 +236,11 @@ def test_ctrl_c_with_seed_workers_exits_130_and_leaves_no_worker():
     while any(alive(pid) for pid in seen) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert seen and not any(alive(pid) for pid in seen), seen
+
+
+@pytest.mark.slow
+def test_sensitivity_layer_names_are_checked_before_the_baseline_trains():
+    """--layers naming no layer of the model: exit 2 naming it, before 1,000 epochs of
+    baseline training (which would run past the test's ceiling)."""
+    result = explorer("sensitivity", "--epochs", "1000", "--layers", "nope", timeout=120)
+    assert_one_line(result, 2, "nope")

@@ -14,10 +14,11 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
 from conftest import REPO, checkout_env
+
 from explorer.files import WriteError, atomic_file, write_bytes, write_error, write_text
 
 
@@ -55,6 +56,14 @@ def test_a_link_stays_a_link(tmp_path):
     link.symlink_to(real)
     write_text(link, "new")
     assert link.is_symlink() and real.read_text() == "new"
+
+
+def test_a_device_or_folder_is_never_replaced(tmp_path):
+    """/dev/null and a folder stay what they are: ValueError naming them."""
+    for target in (Path(os.devnull), tmp_path):
+        with pytest.raises(ValueError, match="not a regular file"):
+            write_text(target, "x")
+    assert Path(os.devnull).is_char_device()
 
 
 def test_an_exception_in_the_body_leaves_the_old_file(tmp_path):
@@ -96,6 +105,52 @@ def test_reasons_are_named(tmp_path, code, word):
     assert isinstance(error, WriteError) and isinstance(error, ValueError)
     assert word in str(error) and errno.errorcode[code] in str(error)
     assert str(tmp_path / "x") in str(error)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 700 KiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_previous_session(small_disk):
+    """Session.save of a session too big for the disk: ValueError naming ENOSPC (not
+    torch's RuntimeError); the previous session file is the same bytes and still loads
+    (written in place, it was truncated and no longer loaded)."""
+    from explorer import Session
+
+    target = small_disk / "s.pt"
+    session = Session("digits", "mlp", device="cpu")
+    session.save(target)
+    good = target.read_bytes()
+    session.prune(sparsity=0.5)
+    session.train(epochs=1)  # an undo step more: the new file alone outgrows the disk
+    assert len(session.to_bytes()) > 700 * 1024, "it fits: the test proves nothing"
+    with pytest.raises(ValueError, match="ENOSPC") as caught:
+        session.save(target)
+    assert str(target) in str(caught.value)
+    assert target.read_bytes() == good and leftovers(small_disk) == []
+    assert Session.load(target).snapshot().sparsity == 0.0
+
+
+def test_a_read_only_disk_is_named(small_disk):
+    """A file system mounted read-only: ValueError naming EROFS, the file unchanged."""
+    target = small_disk / "r.json"
+    write_text(target, "old")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(ValueError, match="EROFS"):
+        write_text(target, "new")
+    with pytest.raises(ValueError, match="EROFS"):
+        write_text(small_disk / "fresh.json", "new")
+    assert target.read_text() == "old"
 
 
 # Each case writes a good file, then rewrites it with the file-size limit below the new
