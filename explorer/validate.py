@@ -38,6 +38,19 @@ def check_seed(name: str, value: object) -> int:
     return int(check_number(name, value, 0, SEED_MAX, integer=True))
 
 
+def check_seed_range(seed: object, seeds: object) -> tuple[int, int]:
+    """A first seed and a count of seeds whose last one, seed + seeds - 1, is a seed too
+    (checked before the first seed's minutes of work, not after)."""
+    first = check_seed("seed", seed)
+    count = int(check_number("seeds", seeds, 1, SEED_MAX + 1, integer=True))
+    last = first + count - 1
+    if last > SEED_MAX:
+        raise ValueError(f"seeds {first}..{last} go past the largest seed, {SEED_MAX}: with "
+                         f"{count} seeds the first can be at most {SEED_MAX - count + 1}, "
+                         f"got seed {first}")
+    return first, count
+
+
 def check_bool(name: str, value: object) -> bool:
     """True or False only: a string such as "no" would be truthy and mislead."""
     if not isinstance(value, bool):
@@ -130,7 +143,8 @@ def check_output_path(name: str, path: object) -> Path:
             raise ValueError(f"{name} {shown!r} exists and is not a regular file")
         if not os.access(resolved, os.W_OK):
             raise ValueError(f"{name} {shown!r} exists and is not writable")
-    elif not os.access(folder, os.W_OK | os.X_OK):
+    # the write goes to a temporary file beside it (explorer.files), even over an old file
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {shown!r}: its folder {str(folder)!r} is not writable")
     return target
 

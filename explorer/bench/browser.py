@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..files import write_text
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -160,7 +162,7 @@ def trivial_preheat_seconds(browser) -> float:
 
     folder = Path(tempfile.mkdtemp(prefix="explorer-trivial-"))
     notebook = folder / "trivial.ipynb"
-    notebook.write_text(json.dumps(TRIVIAL_NOTEBOOK), encoding="utf-8")
+    write_text(notebook, json.dumps(TRIVIAL_NOTEBOOK))
     server = Dashboard(True, extra=[str(notebook), "--preheat", "1"])
     try:
         server.wait_ready(True)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..files import atomic_file
+
 BYO_KEYS = ("byo_slider_first_ms", "byo_shrink_speedup_b64", "hf_heads_removed_ppl")
 BYO_TARGETS = {"byo_slider_first_ms": "<= 300", "byo_shrink_speedup_b64": ">= 1.6",
                "hf_heads_removed_ppl": "after / before, lower is better"}
@@ -55,7 +57,8 @@ def digits_folder(root: Path, per_class: int | None) -> Path:
         (root / "digits" / str(c)).mkdir(parents=True, exist_ok=True)
         for i in np.flatnonzero(y == c)[:per_class]:
             img = Image.fromarray((x[i].reshape(8, 8) * 16).clip(0, 255).astype(np.uint8))
-            img.resize((32, 32), Image.BILINEAR).save(root / "digits" / str(c) / f"{i}.png")
+            with atomic_file(root / "digits" / str(c) / f"{i}.png") as handle:
+                img.resize((32, 32), Image.BILINEAR).save(handle, format="PNG")
     return root / "digits"
 
 

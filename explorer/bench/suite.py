@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..files import write_text
 from .byo import BYO_KEYS, BYO_TARGETS, byo_figures
 
 SLIDER_VALUES = (0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.8, 0.4, 0.6, 0.95)
@@ -285,7 +286,7 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(format_table(results))
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(results, indent=2, default=float) + "\n")
+        write_text(json_path, json.dumps(results, indent=2, default=float) + "\n")
         print(f"wrote {json_path}")
     return results
 
@@ -386,7 +387,7 @@ def visitors_command(n: int, quick: bool, json_path: str | None,
                       "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(result, indent=2))
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(json_path, json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -397,7 +398,7 @@ def soak_command(quick: bool, json_path: str | None) -> int:
     result = run_soak(quick=quick)
     print(json.dumps(result, indent=2))
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(json_path, json.dumps(result, indent=2) + "\n")
     return 0 if result["rss_ok"] and all(result["bounded"].values()) else 1
 
 

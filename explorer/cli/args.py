@@ -7,12 +7,13 @@ and one line naming it before torch is imported or any work starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import REWIND_EPOCHS_KEPT, check_number
-from ..validate import check_output_path  # torch-free: imports no torch
+from ..validate import check_output_path, check_seed_range  # torch-free: no torch
 
 PORT_MIN, PORT_MAX = 1, 65535
 
@@ -63,6 +64,34 @@ def output_path(text: str) -> Path:
         return check_output_path("file", text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def seed_range_error(args: argparse.Namespace) -> str | None:
+    """--seed S with --seeds N runs seeds S..S+N-1: the last must be a seed too (checked
+    before the first seed trains); the one-line message, or None."""
+    try:
+        check_seed_range(args.seed, getattr(args, "seeds", 1))
+    except ValueError as err:
+        return f"argument --seed/--seeds: {err}"
+    return None
+
+
+def same_output_error(args: argparse.Namespace, options: Sequence[str]) -> str | None:
+    """Two output options naming one file: the second write would replace the first (the
+    model over the report). The one-line message naming both, or None."""
+    seen: dict[str, tuple[str, object]] = {}
+    for option in options:
+        path = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        if path is None:
+            continue
+        key = os.path.realpath(os.path.expanduser(str(path)))
+        if key in seen:
+            other, other_path = seen[key]
+            return (f"argument {option}: {str(path)!r} is the same file as {other} "
+                    f"{str(other_path)!r}; the second would replace the first, so give "
+                    "each its own path")
+        seen[key] = (option, path)
+    return None
 
 
 def one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], None]:

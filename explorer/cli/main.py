@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -39,6 +40,7 @@ DASHBOARD_NOTEBOOK = "dashboard.ipynb"
 TALK_NOTEBOOK = "talk.ipynb"
 CULL_INTERVAL_S = 60
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+TRACEBACK_ENV = "EXPLORER_TRACEBACK"  # set to 1: the funnel in main() prints tracebacks too
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 
@@ -304,11 +306,41 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``explorer`` command; returns the exit status."""
-    parser, _subparsers = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
+    """Entry point of the ``explorer`` command; returns the exit status.
+
+    The one funnel for what escapes a command: a ValueError (your own data or model
+    refused, a weights file refused, a file that cannot be written) is one line on stderr
+    and status 2; Ctrl-C is one line, "interrupted", and status 130. Set
+    EXPLORER_TRACEBACK=1 to see the traceback as well.
+    """
+    name = PROG
+    try:
+        parser, _subparsers = build_parser()
+        args = parser.parse_args(argv)
+        handler: Handler | None = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help(sys.stderr)
+            return 2
+        name = f"{PROG} {args.command}"
+        return handler(args, parser)
+    except KeyboardInterrupt:
+        _last_line(f"{name}: interrupted")
+        return 130
+    except ValueError as err:
+        _last_line(f"{name}: error: {one_line(err)}")
         return 2
-    return handler(args, parser)
+
+
+def one_line(err: BaseException) -> str:
+    """The message of `err` on one line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines) or type(err).__name__
+
+
+def _last_line(message: str) -> None:
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        traceback.print_exc()
+    # a progress bar may hold the terminal's line: start a fresh one
+    start = "\n" if sys.stderr.isatty() else ""
+    sys.stderr.write(f"{start}{message}\n")
+    sys.stderr.flush()

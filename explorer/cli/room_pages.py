@@ -12,6 +12,7 @@ from pathlib import Path
 import tornado.web
 
 from ..config import PLOTLY_VALIDATORS_USED
+from ..files import write_text
 
 FULL_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>The room is full</title>
@@ -161,5 +162,5 @@ def used_validators_file() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="explorer-plotly-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     target = folder / "validators.json"
-    target.write_text(json.dumps(used), encoding="utf-8")
+    write_text(target, json.dumps(used))
     return target

@@ -29,7 +29,14 @@ from ..config import (
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
 )
-from .args import number, one_line_error, output_path, rewind_point
+from .args import (
+    number,
+    one_line_error,
+    output_path,
+    rewind_point,
+    same_output_error,
+    seed_range_error,
+)
 
 PROG = "explorer run"
 SEEDS_MAX = 100
@@ -143,7 +150,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 def check_combination(args: argparse.Namespace) -> str | None:
     """Rules between options; returns the one-line message of the first one broken."""
-    message = _check_lm(args)
+    message = (_check_lm(args) or seed_range_error(args)
+               or same_output_error(args, ("--json", "--export")))
     if message is not None:
         return message
     prune_given = next((f"--prune-{m} {getattr(args, f'prune_{m}'):g}"

@@ -21,11 +21,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import CPUS_PER_POINT_MAX, EXECUTORS, GPUS_PER_POINT_MAX, SEED_MAX, THREADS_MAX
+from ..config import (
+    CPUS_PER_POINT_MAX,
+    EXECUTORS,
+    GPUS_PER_POINT_MAX,
+    SEED_MAX,
+    THREADS_MAX,
+    check_targets,
+)
+from ..files import write_text
 from ..studies.executors import RAY_HINT, Progress, check_resources
 from ..studies.jsonsafe import json_safe
 from ..studies.sweep import KEYS, expand, format_progress, sweep
-from .args import number, one_line_error, output_path, rewind_point
+from .args import (
+    number,
+    one_line_error,
+    output_path,
+    rewind_point,
+    same_output_error,
+    seed_range_error,
+)
 from .dashboard_args import absolute_spec
 from .run import DATASETS, MODELS, own
 
@@ -136,6 +151,10 @@ def reproduce_command(args: argparse.Namespace) -> int:
         sys.stderr.write(f"explorer reproduce: error: argument --rewind: applies to lottery "
                          f"only, not {args.experiment!r}\n")
         return 2
+    message = seed_range_error(args)
+    if message is not None:
+        sys.stderr.write(f"explorer reproduce: error: {message}\n")
+        return 2
     from ..studies.reproduce import format_result, reproduce
     from ..studies.stats import stderr_log
 
@@ -152,7 +171,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
 def _write_json(path: Path | None, result: dict) -> int:
     """Write the JSON report when asked; the command's exit status."""
     if path is not None:
-        Path(path).write_text(json.dumps(json_safe(result), indent=1))  # checked writable up front
+        write_text(path, json.dumps(json_safe(result), indent=1))  # checked writable up front
         print(f"results written to {path}")
     return 0
 
@@ -175,8 +194,9 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     return p
 
 
-def _baseline(args: argparse.Namespace):
-    """The session every command here starts from: shipped checkpoint or a trained baseline."""
+def _baseline(args: argparse.Namespace, check: Callable[[Any], None] | None = None):
+    """The session every command here starts from: shipped checkpoint or a trained baseline.
+    `check(session)` judges what needs the model (layer names) before the baseline trains."""
     import torch
 
     from ..session.session import Session
@@ -185,6 +205,8 @@ def _baseline(args: argparse.Namespace):
     torch.manual_seed(args.seed)
     session = Session(args.dataset, args.model, seed=args.seed, device="cpu",
                       pretrained=args.epochs is None)
+    if check is not None:
+        check(session)
     if not session.pretrained:
         session.train(epochs=args.epochs or 10)
         session.adopt_as_original()
@@ -199,8 +221,13 @@ def sensitivity_command(args: argparse.Namespace) -> int:
         sensitivity_table,
     )
 
-    session = _baseline(args)
     layers = None if args.layers is None else [n.strip() for n in args.layers.split(",")]
+
+    def known_layers(session) -> None:
+        if layers is not None:
+            check_targets(dict.fromkeys(layers, 0.0), session.prunable)
+
+    session = _baseline(args, known_layers)  # a layer name that is not there: exit 2 now
     try:
         result = sensitivity(session, args.sparsities or DEFAULT_SPARSITIES,
                              finetune_epochs=args.finetune_epochs, layers=layers)
@@ -260,6 +287,10 @@ def sweep_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         sys.stderr.write(f"explorer sweep: error: argument {option}: {message}\n")
         return 2
 
+    for message in (seed_range_error(args), same_output_error(args, ("--csv", "--json"))):
+        if message is not None:
+            sys.stderr.write(f"explorer sweep: error: {message}\n")
+            return 2
     try:
         grid = parse_grid(args.grid)
         if args.seeds > 1:

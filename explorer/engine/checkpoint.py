@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import atomic_file, read_error
+
 DEFAULT_EPOCHS = 20
 DEFAULT_CHECKPOINT = "digits_mlp.pt"
 FORMAT_VERSION = 1
@@ -27,12 +29,16 @@ def save(path: str | Path, state: dict[str, torch.Tensor], config: dict,
     payload = {"format": FORMAT_VERSION, "config": dict(config),
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
                "history": [dict(h) for h in history]}
-    torch.save(payload, path)
+    with atomic_file(path) as handle:  # a failed write leaves the old file as it was
+        torch.save(payload, handle)
 
 
 def load(path: str | Path) -> dict:
     """Read a checkpoint written by `save`; never unpickles code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickled code, truncated, not a torch file: name the file
+        raise read_error(f"checkpoint {path}", err) from None
 
 
 def load_matching(model: nn.Module, config: dict,

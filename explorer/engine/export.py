@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from ..config import EXPORT_KINDS, check_choice
+from ..files import atomic_file, read_error
 from ..models.zoo import model_arch
 from .structure import shrink_model
 
@@ -57,7 +58,8 @@ def export_model(path: str | Path, model: nn.Module, kind: str,
         state = model.state_dict()
     payload = {"format": EXPORT_FORMAT, "kind": kind, "arch": arch,
                "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()}}
-    torch.save(payload, path)
+    with atomic_file(path) as handle:  # a failed write leaves the old file as it was
+        torch.save(payload, handle)
     return payload
 
 
@@ -73,7 +75,10 @@ def load_exported(path: str | Path, model: nn.Module | None = None,
     """
     from ..models.zoo import build_from_arch
 
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickled code, truncated, not a torch file: name the file
+        raise read_error(f"exported model {path}", err) from None
     if model is None:
         if payload.get("arch") is None:
             raise ValueError(f"{path}: no architecture stored; pass model= to load it into")

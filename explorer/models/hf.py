@@ -19,7 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..files import read_error
+
 PREFIX = "hf:"
+WEIGHT_SUFFIXES = (".bin", ".safetensors", ".pt", ".pth")
 KINDS = ("image", "sequence", "causal-lm")
 SEQUENCE_EXAMPLE_LEN = 8  # tokens in the example input that traces a text model's graph
 
@@ -144,8 +147,10 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -
     bars.disable_progress_bar()
     try:
         inner = auto.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise ValueError(f"hf: cannot load the model in {path}: {err}") from err
+    except Exception as err:  # any load error of its weights (a refused pickle too): one line
+        weights = ", ".join(sorted(p.name for p in path.iterdir()
+                                   if p.suffix in WEIGHT_SUFFIXES)) or "no weights file"
+        raise read_error(f"hf: cannot load the model in {path} ({weights})", err) from None
     finally:
         if shown:
             bars.enable_progress_bar()

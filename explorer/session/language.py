@@ -26,6 +26,7 @@ from ..engine.heads import head_scores, neuron_scores, plan_head_removal
 from ..engine.lm import SAMPLE_PROMPT, TINY_TEACHER, build_gpt
 from ..engine.lm import build_student as build_gpt_student
 from ..engine.prune import apply_masks
+from ..files import atomic_file
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
 from .core import SessionCore
 from .slots import ModelSlot, clone_state
@@ -233,7 +234,8 @@ def export_shrunk(small: GPT, path: str | Path) -> dict:
                "gpt_config": asdict(small.config),
                "state_dict": {k: v.detach().cpu().clone()
                               for k, v in small.state_dict().items()}}
-    torch.save(payload, path)
+    with atomic_file(path) as handle:  # a failed write leaves the old file as it was
+        torch.save(payload, handle)
     return payload
 
 

@@ -36,6 +36,7 @@ import torch
 
 from ..config import HISTORY_MAX
 from ..engine.metrics import Snapshot
+from ..files import atomic_file
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
@@ -132,11 +133,15 @@ def session_payload(session: SessionCore, undo: bool = True) -> dict:
 def save_session(session: SessionCore, target: str | Path | IO[bytes],
                  undo: bool = True) -> None:
     """Write `session` to a path or a binary file object (see session_payload)."""
-    if isinstance(target, (str, Path)):
-        from ..validate import check_output_path
+    if not isinstance(target, (str, Path)):
+        torch.save(session_payload(session, undo), target)  # the caller's own handle
+        return
+    from ..validate import check_output_path
 
-        target = check_output_path("path", target)
-    torch.save(session_payload(session, undo), target)
+    path = check_output_path("path", target)  # before anything is built
+    payload = session_payload(session, undo)
+    with atomic_file(path) as handle:  # the old file stays until this one is whole
+        torch.save(payload, handle)
 
 
 def session_bytes(session: SessionCore, undo: bool = True) -> bytes:
@@ -166,7 +171,7 @@ def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # a global torch's safe unpickler will not load
-        lines = [line for line in str(err).splitlines() if "Unsupported" in line]
+        lines = [line for line in str(err).splitlines() if "unsupported" in line.lower()]
         first = lines[0].strip() if lines else type(err).__name__
         raise ValueError(f"{name} is refused: it holds objects other than tensors and plain "
                          f"data, which could run code ({first[:160]})") from None

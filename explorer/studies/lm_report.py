@@ -31,6 +31,7 @@ from ..engine.lm import (
     train_lm_steps,
 )
 from ..engine.train import StepEvent
+from ..files import write_text
 from ..models.gpt import GPT, count_params
 
 PROMPT = SAMPLE_PROMPT
@@ -179,8 +180,7 @@ def main(argv: list[str] | None = None) -> None:
           f"total {report['seconds']:.0f} s")
     print(report["markdown"])
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+        write_text(args.json, json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

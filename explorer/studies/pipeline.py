@@ -20,6 +20,7 @@ import torch
 from ..config import FINETUNE_EPOCHS, FINETUNE_LR_FACTOR, FINETUNE_SCHEDULE, FINETUNE_STEPS
 from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
+from ..files import write_text
 from .jsonsafe import json_safe
 
 STAGES = ("baseline", "pruned", "finetuned", "student_alone", "distilled")
@@ -240,7 +241,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     progress.done()
     print(table(stages))
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(report(args, session, stages), indent=1))
+        write_text(args.json, json.dumps(report(args, session, stages), indent=1))
         print(f"report written to {args.json}")
     if args.export is not None:
         session.export(args.export, kind="shrunk" if args.structured else "masked")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import write_text
 from .jsonsafe import json_safe
 from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
 
@@ -118,7 +119,7 @@ def run_repeated(args: argparse.Namespace) -> int:
                                            for stage, st in rep["stages"].items()))
     print(format_runs(result))
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(json_safe(result), indent=1))
+        write_text(args.json, json.dumps(json_safe(result), indent=1))
         print(f"report written to {args.json}")
     return 0
 

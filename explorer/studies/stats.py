@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..validate import check_seed_range
+
 CONFIDENCE = 0.95
 
 
@@ -93,7 +95,8 @@ def seed_list(seed: int, seeds: int) -> list[int]:
     """`seeds` consecutive seeds starting at `seed`."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a whole number >= 1; got {seeds!r}")
-    return [seed + i for i in range(seeds)]
+    first, count = check_seed_range(seed, seeds)  # the last seed must be a seed too
+    return [first + i for i in range(count)]
 
 
 def default_workers(n_jobs: int, threads: int) -> int:
@@ -119,10 +122,27 @@ def map_seeds(fn: Callable[..., dict], seeds: Sequence[int], workers: int | None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    before = set(multiprocessing.active_children())
     # spawn, not fork: forking a process whose torch thread pools already ran can hang.
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # Workers ignore Ctrl-C (no traceback from each); we end them when it reaches us.
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_ignore_ctrl_c) as pool:
         futures = [pool.submit(fn, seed=s, threads=threads, **kwargs) for s in seeds]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            for worker in set(multiprocessing.active_children()) - before:
+                worker.terminate()  # the seeds still running would hold the exit for minutes
+            raise
+
+
+def _ignore_ctrl_c() -> None:
+    """A seed worker's start: Ctrl-C is for the parent, which ends the workers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 SWEEP_NUMBERS = ("test_accuracy", "val_accuracy", "test_loss", "student_test_accuracy",

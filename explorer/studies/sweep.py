@@ -45,6 +45,7 @@ from ..config import (
 from ..config import DATASETS as BUILTIN_DATASETS
 from ..config import MODELS as BUILTIN_MODELS
 from ..engine.schedule import SCHEDULES, STEPS_MAX, step_sparsities
+from ..files import write_text
 from .executors import Progress, bar, check_resources, default_workers, fan_out
 
 if TYPE_CHECKING:
@@ -162,15 +163,13 @@ class SweepTable:
         writer.writeheader()
         writer.writerows(self.rows)
         if path is not None:
-            with open(path, "w", newline="") as f:
-                f.write(buf.getvalue())
+            write_text(path, buf.getvalue(), newline="")  # csv wrote its own line ends
         return buf.getvalue()
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps({"rows": self.rows, "meta": self.meta}, indent=1)
         if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
+            write_text(path, text)
         return text
 
     def __str__(self) -> str:
