@@ -15,7 +15,8 @@ pieces, a few at a time, each acknowledged by the kernel; a file over UPLOAD_MAX
 (shown on the button) is refused in the browser before a byte is sent, and the status
 says so. The assembled bytes go to explorer.session.persist, which uses
 torch.load(weights_only=True) after bounded checks and refuses code, truncated files,
-compression bombs and other models.
+compression bombs and other models, and files naming data or a model outside the folders
+the operator allows (the app's data_roots, explorer.session.roots).
 """
 
 from __future__ import annotations
@@ -267,7 +268,8 @@ class FilesPanel:
         try:
             if len(data) > self.upload.max_bytes:
                 raise ValueError(self.upload.too_big(name, len(data)))
-            session = Session.load(data, device=str(old.device))
+            session = Session.load(data, device=str(old.device),
+                                   data_roots=self.host.data_roots)
         except ValueError as err:
             self.host.set_status(f"error: {name}: {err}", error=True)
             return False
