@@ -156,12 +156,12 @@ def check_number(name: str, value: object, low: float, high: float,
 def check_params(what: str, count: int, cap: int | None = None) -> int:
     """`count` parameters within the cap (None: MODEL_PARAMS_MAX), else a ValueError naming
     both numbers and the option that changes the cap; the cap in force."""
-    cap = MODEL_PARAMS_MAX if cap is None else check_number("max_params", cap, 1, 10**13,
-                                                             integer=True)
-    if count > cap:
+    limit = MODEL_PARAMS_MAX if cap is None else int(check_number("max_params", cap, 1, 10**13,
+                                                                  integer=True))
+    if count > limit:
         raise ValueError(f"{what} has {count:,} parameters, past the limit of "
-                         f"{cap:,} ({MAX_PARAMS_OPTION} raises it)")
-    return int(cap)
+                         f"{limit:,} ({MAX_PARAMS_OPTION} raises it)")
+    return limit
 
 
 def _store_checked(obj: object, checked: dict[str, object]) -> None:

@@ -85,8 +85,8 @@ def test_every_config_in_the_file_is_checked():
 def test_roots_travel_through_the_environment(tmp_path, monkeypatch):
     """The dashboard's --data-root (default: its --dataset/--model folders) reaches the
     kernels resolved; a --data-root that is not a folder exits 2 naming it."""
-    from explorer.cli.main import build_parser, dashboard_env
     from explorer.cli.dashboard_args import data_roots
+    from explorer.cli.main import build_parser, dashboard_env
 
     (tmp_path / "d").mkdir()
     (tmp_path / "m").mkdir()

@@ -124,5 +124,6 @@ def test_session_and_the_run_command_take_the_cap(tmp_path):
         Session("digits", f"hf:{folder}", max_params=100)
     import argparse
 
-    args = configure(argparse.ArgumentParser()).parse_args(["--model", f"hf:{folder}", "--max-params", "100"])
+    parser = configure(argparse.ArgumentParser())
+    args = parser.parse_args(["--model", f"hf:{folder}", "--max-params", "100"])
     assert args.max_params == 100
