@@ -42,7 +42,7 @@ def test_save_and_load_count_alike(session):
         Session.load(data, max_params=n - 1)
 
 
-@pytest.mark.slow  # a 100.8M-parameter MLP: about 80 s and 4 GiB on a 2-core machine
+@pytest.mark.slow  # a 100.8M-parameter MLP: 80-160 s and 4 GiB on a loaded 2-core machine
 def test_a_model_over_the_old_load_cap_saves_and_loads(tmp_path):
     """106M-parameter sessions once saved and then failed to load (the loader's 100M cap):
     a 100.8M-parameter MLP saves and loads with the defaults, weights intact."""
