@@ -61,18 +61,23 @@ def test_every_transformers_loader_call_passes_trust_remote_code_false():
     assert calls and all(ok for *_, ok in calls), calls
 
 
+# The child's peak RSS from VmHWM, its own address space's high-water mark: ru_maxrss
+# carries the parent's peak across fork and exec (Linux), so under pytest it read 634 MiB
+# before the child had done anything.
 REFUSE = textwrap.dedent("""
-    import resource, sys
+    import sys
     import torch, transformers
     from transformers import GPT2LMHeadModel  # the class's import is not the model's cost
     from explorer.models.hf import load_hf
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def peak():
+        line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+        return int(line.split()[1]) * 1024
+    before = peak()
     try:
         load_hf("hf:" + sys.argv[1])
     except ValueError as err:
         print(err)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(before * 1024, after * 1024)
+    print(before, peak())
 """)
 
 
