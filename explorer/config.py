@@ -101,7 +101,12 @@ GRID_POINTS_MAX = 1000  # points of one sweep grid
 # before any tensor is read.
 LOAD_RATIO_MAX = 100  # a member expanding more than 100:1 is a compression bomb
 LOAD_PICKLE_MAX = 64 * 2**20  # the file's object tree (history, configs), uncompressed
-LOAD_PARAMS_MAX = 100_000_000  # parameters of one model a session file may claim
+# Parameters of one model: an hf: folder opened (counted on `meta` before any weight is
+# read), a session saved and a session file loaded all use this one cap, so what saves
+# loads. max_params= (Session, Session.save, Session.load) and --max-params change it.
+MODEL_PARAMS_MAX = 1_000_000_000
+LOAD_PARAMS_MAX = MODEL_PARAMS_MAX  # the name issue 19's checks used
+MAX_PARAMS_OPTION = "max_params= / --max-params"
 LOAD_MEMBERS_MAX = 100_000  # zip members (one per tensor storage)
 
 
@@ -146,6 +151,17 @@ def check_number(name: str, value: object, low: float, high: float,
     if integer and int(number) != number:  # after the finiteness test: int(nan) raises
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number) if integer else number
+
+
+def check_params(what: str, count: int, cap: int | None = None) -> int:
+    """`count` parameters within the cap (None: MODEL_PARAMS_MAX), else a ValueError naming
+    both numbers and the option that changes the cap; the cap in force."""
+    limit = MODEL_PARAMS_MAX if cap is None else int(check_number("max_params", cap, 1, 10**13,
+                                                                  integer=True))
+    if count > limit:
+        raise ValueError(f"{what} has {count:,} parameters, past the limit of "
+                         f"{limit:,} ({MAX_PARAMS_OPTION} raises it)")
+    return limit
 
 
 def _store_checked(obj: object, checked: dict[str, object]) -> None:

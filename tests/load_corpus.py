@@ -222,8 +222,8 @@ CASES = [
          "arch hidden"),
     Case("student arch other outputs", edited(student_arch(lambda a: a.update(n_out=3))),
          "arch n_out is 3"),
-    Case("student of 200M parameters", edited(student_arch(
-        lambda a: a.update(hidden=[16384] * 2, n_in=64))), "past the limit"),
+    Case("student of 1.3B parameters", edited(student_arch(  # past config.MODEL_PARAMS_MAX
+        lambda a: a.update(hidden=[16384] * 6, n_in=64))), "past the limit"),
     Case("unknown dataset", edited(set_in(("config", "dataset"), "cifar")), "'cifar'"),
     Case("total_steps -1", edited(set_in(("total_steps",), -1)), "total_steps"),
     Case("not a dict", lambda b, f: saved([1, 2, 3]), "not a session file"),

@@ -61,12 +61,12 @@ def test_load_refuses_when_the_data_folder_is_gone(trained, tmp_path):
 
 def test_a_file_claiming_a_huge_hf_model_is_refused_before_building(trained, tmp_path):
     """The stored config is checked on `meta` against the parameter cap: a file that claims
-    4096-wide stages is refused by name, nothing allocated."""
+    8192-wide stages (2.5B parameters) is refused by name, nothing allocated."""
     s, _, _ = trained
     s.save(tmp_path / "s.pt")
     payload = torch.load(tmp_path / "s.pt", weights_only=True)
     for config in (payload["config"], payload["slots"]["teacher"]["config"]):
-        config["hf"]["config"].update(hidden_sizes=[4096, 4096], embedding_size=4096)
+        config["hf"]["config"].update(hidden_sizes=[8192, 8192], embedding_size=8192)
     torch.save(payload, tmp_path / "big.pt")
     with pytest.raises(ValueError, match="big.pt is refused.*past the limit"):
         Session.load(tmp_path / "big.pt")

@@ -141,6 +141,11 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         "--model", type=own(MODELS, "hf:"), default=None,
         help="the model it opens: a zoo name or hf:PATH, a save_pretrained folder "
         "(default: mlp)")
+    p.add_argument(
+        "--data-root", action="append", default=[], metavar="PATH",
+        help="a folder whose data and models a visitor's uploaded session file may name "
+        "(repeatable; default: the --dataset and --model folders); files naming anything "
+        "else are refused")
     return p
 
 
@@ -157,3 +162,16 @@ def room_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
                      "(0: no limit)")
     return [f"--ExplorerVoila.connect_grace={grace}",
             f"--ExplorerVoila.pending_per_address={args.pending_per_address}"]
+
+
+def data_roots(args: argparse.Namespace) -> list[str]:
+    """The folders visitors' session files may name: --data-root, else the folders of
+    --dataset / --model (a zoo name names none). ValueError naming a root that is not a
+    folder."""
+    if not args.data_root:
+        return [spec.split(":", 1)[1] for spec in (args.dataset, args.model)
+                if spec is not None and spec.startswith(("imagefolder:", "hf:"))]
+    for root in args.data_root:
+        if not Path(root).expanduser().is_dir():
+            raise ValueError(f"{root!r} is not a folder")
+    return list(args.data_root)

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..session.roots import DATA_ROOTS_ENV, allowed_roots
 from .args import parse_port, parse_seconds
 from .dashboard_args import (
     DATASET_ENV,
@@ -25,6 +26,7 @@ from .dashboard_args import (
     TOKEN_ENV,
     absolute_spec,
     add_dashboard_parser,
+    data_roots,
     room_argv,
 )
 from .room_sizing import (
@@ -122,14 +124,17 @@ def voila_command(
 
 
 def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
-                  dataset: str | None = None, model: str | None = None) -> dict[str, str]:
+                  dataset: str | None = None, model: str | None = None,
+                  data_roots: Sequence[str] = ()) -> dict[str, str]:
     """The environment of the Voila process; its kernels inherit it. Never the token.
 
     Theme, talk mode and the session's data set and model travel as variables: a preheated
     kernel has already run the notebook before any request (and its query string) exists.
     ``threads`` caps each kernel's torch/OpenMP threads unless the user set OMP_NUM_THREADS
     already. An ``imagefolder:``/``hf:`` path is made absolute (kernels run in the
-    notebook's folder, not ours).
+    notebook's folder, not ours). ``data_roots``: the only folders a visitor's session
+    file may name (explorer.session.roots), resolved; always set, so kernels never fall
+    back to reading anything.
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
@@ -137,6 +142,7 @@ def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
         env.pop(name, None)  # only what this command asked for reaches the kernels
         if value is not None:
             env[name] = absolute_spec(value)
+    env[DATA_ROOTS_ENV] = os.pathsep.join(allowed_roots(data_roots))
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
         env.setdefault("MKL_NUM_THREADS", str(threads))
@@ -241,6 +247,10 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if notebook.suffix != ".ipynb":
         parser.error(f"NOTEBOOK: {str(notebook)!r} is not a .ipynb notebook")
 
+    try:
+        roots = data_roots(args)
+    except ValueError as exc:
+        parser.error(f"--data-root: {exc}")
     open_browser = not args.no_browser and _has_display()
     url_host = f"[{host}]" if ":" in host else host
     query = "?token=<your token>" if token else ""
@@ -261,7 +271,7 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     ) + room_opts
     threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
     env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads,
-                        dataset=args.dataset, model=args.model)
+                        dataset=args.dataset, model=args.model, data_roots=roots)
     return run_child(cmd, env=env, pass_fds=[] if token_fd is None else [token_fd])
 
 

@@ -123,6 +123,9 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--student-init", choices=C.STUDENT_INITS, default=None,
         help="gpt-tiny: 'teacher' copies every other teacher block into the student")
     add("--device", choices=C.DEVICES, default="auto")
+    add("--max-params", type=number(1, 10**13, integer=True), default=None, metavar="N",
+        help=f"the most parameters an hf: model may have, counted before its weights are "
+             f"read (default {C.MODEL_PARAMS_MAX:,})")
     add("--seed", type=number(0, C.SEED_MAX, integer=True), default=0)
     add("--seeds", type=number(1, SEEDS_MAX, integer=True), default=1, metavar="N",
         help="run seeds SEED .. SEED+N-1: per-seed values, means, 95%% intervals and paired "

@@ -12,6 +12,7 @@ output embedding is untied (the explorer prunes each layer's own weight).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import check_params
 from ..files import read_error
 
 PREFIX = "hf:"
@@ -94,10 +96,10 @@ def _conv1d_to_linear(model: nn.Module) -> None:
 
     for name, module in list(model.named_modules()):
         if isinstance(module, Conv1D):
-            linear = nn.Linear(module.nx, module.nf)
-            with torch.no_grad():
-                linear.weight.copy_(module.weight.t())
-                linear.bias.copy_(module.bias)
+            with torch.device("meta"):  # no random init: the weights are assigned below
+                linear = nn.Linear(module.nx, module.nf)
+            linear.weight = nn.Parameter(module.weight.detach().t().contiguous())
+            linear.bias = nn.Parameter(module.bias.detach().clone())
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, linear)
 
@@ -116,8 +118,51 @@ def _untie(model: Any) -> None:
         model.config.tie_word_embeddings = False
 
 
-def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -> HFModel:
-    """Open ``hf:PATH`` (a folder written by ``save_pretrained``); ValueError naming PATH."""
+CONFIG_BYTES_MAX = 4 * 2**20  # a config.json is a few KiB; past this it is not one
+
+
+def read_config(path: Path) -> dict:
+    """The folder's config.json as plain data, read by us before transformers sees the
+    folder. A config with ``auto_map`` asks transformers to import Python files from the
+    folder (and, unasked, to prompt on standard input): refused here, naming the field."""
+    file = path / "config.json"
+    try:
+        if file.stat().st_size > CONFIG_BYTES_MAX:
+            raise ValueError(f"hf: {file} is over {CONFIG_BYTES_MAX // 2**20} MiB; not a "
+                             "model config")
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"hf: cannot read the config in {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"hf: {file} holds {type(data).__name__}, not a config object")
+    if "auto_map" in data:
+        raise ValueError(f"hf: {file} has an auto_map field: it names Python code in the "
+                         "folder for transformers to run, and the explorer never runs a "
+                         "model's own code (trust_remote_code=False); use a model type "
+                         "transformers ships")
+    return data
+
+
+def count_on_meta(auto: Any, config: Any) -> int:
+    """Parameters of the model `config` describes, as the explorer holds it (a tied output
+    embedding untied), counted on the `meta` device: no memory, nothing read."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        model = auto.from_config(config, trust_remote_code=False)
+        _untie(model)
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None,
+            max_params: int | None = None) -> HFModel:
+    """Open ``hf:PATH`` (a folder written by ``save_pretrained``); ValueError naming PATH.
+
+    Before any weight is read: config.json is read as data (``auto_map``, custom code, is
+    refused), and the model is built on `meta` and counted against `max_params`
+    (config.MODEL_PARAMS_MAX by default). transformers never runs the folder's code
+    (``trust_remote_code=False``) and so never reads standard input. The weights are then
+    read from the memory-mapped file into the meta-built model (transformers' own loader),
+    so the load holds about one copy of them.
+    """
     text = str(spec)
     path = Path(text[len(PREFIX):] if text.startswith(PREFIX) else text).expanduser()
     if not path.is_dir():
@@ -125,11 +170,13 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -
     if not (path / "config.json").is_file():
         raise ValueError(f"hf: {path} holds no config.json, so it is not a Hugging Face model "
                          "folder (write one with model.save_pretrained(PATH))")
+    read_config(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach the hub
     import transformers
 
     try:
-        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True,
+                                                         trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(f"hf: cannot read the config in {path}: {err}") from err
     kind = _kind(list(getattr(config, "architectures", None) or []))
@@ -140,13 +187,18 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None) -
     auto = {"image": transformers.AutoModelForImageClassification,
             "sequence": transformers.AutoModelForSequenceClassification,
             "causal-lm": transformers.AutoModelForCausalLM}[kind]
+    try:
+        count = count_on_meta(auto, config)
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"hf: cannot build the model in {path}: {str(err)[:200]}") from None
+    check_params(f"hf: {path}", count, max_params)
     # transformers draws a tqdm "Loading weights" bar on stderr, which a Voila page shows
     # above the app for good: off while we load, then as the user had it.
     bars = transformers.utils.logging
     shown = bars.is_progress_bar_enabled()
     bars.disable_progress_bar()
     try:
-        inner = auto.from_pretrained(path, local_files_only=True)
+        inner = auto.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as err:  # any load error of its weights (a refused pickle too): one line
         weights = ", ".join(sorted(p.name for p in path.iterdir()
                                    if p.suffix in WEIGHT_SUFFIXES)) or "no weights file"
@@ -189,7 +241,7 @@ def from_description(desc: dict) -> HFModel:
         auto = {"image": transformers.AutoModelForImageClassification,
                 "sequence": transformers.AutoModelForSequenceClassification,
                 "causal-lm": transformers.AutoModelForCausalLM}[kind]
-        inner = auto.from_config(cfg)
+        inner = auto.from_config(cfg, trust_remote_code=False)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"hf config of type {model_type[:40]!r} cannot be built: "
                          f"{str(err)[:160]}") from None

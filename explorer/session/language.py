@@ -69,7 +69,8 @@ def build_model(model: str | nn.Module, corpus: TextCorpus, width: float, init: 
 
 def text_parts(dataset: object, model: str | nn.Module, width: float, init: str, seed: int,
                device: torch.device, layers: int | None, heads: int | None, context: int,
-               max_train_windows: int | None) -> tuple[Dataset, ModelSlot, Task]:
+               max_train_windows: int | None, max_params: int | None = None
+               ) -> tuple[Dataset, ModelSlot, Task]:
     """A language-model session's data (a corpus as windows), slot (a GPT, no shipped
     weights) and task object."""
     check_number("context", context, 2, 4096, integer=True)
@@ -78,7 +79,8 @@ def text_parts(dataset: object, model: str | nn.Module, width: float, init: str,
         if width != 1.0 or layers is not None or heads is not None:
             raise ValueError(f"width / layers / heads size gpt-tiny; {model!r} has its own")
         corpus = load_corpus(dataset, context, seed, device)
-        return own_text_parts(model, corpus, seed, device, max_train_windows)
+        return own_text_parts(model, corpus, seed, device, max_train_windows,
+                              max_params=max_params)
     corpus = load_corpus(dataset, context, seed, device)
     net, name = build_model(model, corpus, width, init, seed, layers, heads)
     data = corpus_dataset(corpus, max_train_windows).to(device)
@@ -90,7 +92,7 @@ def text_parts(dataset: object, model: str | nn.Module, width: float, init: str,
     return data, ModelSlot(net, name, config), objective_for(data, corpus)
 
 
-def hf_model(spec: str, data: Dataset) -> nn.Module:
+def hf_model(spec: str, data: Dataset, max_params: int | None = None) -> nn.Module:
     """Open ``hf:PATH`` for `data`: image models on images, text classifiers on tokens.
 
     A causal language model runs through the engine (explorer.engine.attention) and the
@@ -98,7 +100,7 @@ def hf_model(spec: str, data: Dataset) -> nn.Module:
     """
     from ..models.hf import load_hf
 
-    net = load_hf(spec, image_shape=data.image_shape)
+    net = load_hf(spec, image_shape=data.image_shape, max_params=max_params)
     if net.kind == "causal-lm":
         raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
                          "sequence classifiers (language modelling on text is gpt-tiny's)")
@@ -109,15 +111,16 @@ def hf_model(spec: str, data: Dataset) -> nn.Module:
 
 
 def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.device,
-                   max_train_windows: int | None, net: Any = None
-                   ) -> tuple[Dataset, ModelSlot, Task]:
+                   max_train_windows: int | None, net: Any = None,
+                   max_params: int | None = None) -> tuple[Dataset, ModelSlot, Task]:
     """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
     (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
     and its positions the context; said plainly otherwise."""
     from ..models.hf import load_hf
     from .tasks import OwnLanguageModelling
 
-    net = load_hf(spec) if net is None else net  # given: rebuilt from a session file
+    # given: rebuilt from a session file (its size was checked with the file)
+    net = load_hf(spec, max_params=max_params) if net is None else net
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

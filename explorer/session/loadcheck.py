@@ -8,7 +8,7 @@ Refusals are ValueErrors naming the file and the reason, in three stages:
 2. The object tree alone, unpickled by torch's weights-only unpickler with every tensor on
    the `meta` device (shapes and dtypes, no bytes; see explorer.session.loadshape): the
    configuration within config.py's bounds (hidden sizes included), each model rebuilt on
-   `meta` with at most LOAD_PARAMS_MAX parameters, every state with exactly that model's
+   `meta` within the parameter cap (config.check_params), every state with exactly that model's
    names, shapes and dtypes, masks boolean, undo entries, rewind points and history records
    within their caps and with their fields. Then the directory's uncompressed total must
    fit what those models can need, each storage counted once however many tensors alias
@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from ..config import LOAD_MEMBERS_MAX, LOAD_PICKLE_MAX, LOAD_RATIO_MAX
 from .loadshape import check_structure
+from .roots import Roots, check_roots
 
 FORMAT = "explorer-session"
 VERSION = 1
@@ -161,11 +162,15 @@ def check_storages(archive: Archive, declared: dict[str, int], budget: int,
                          "need")
 
 
-def check_file(source: str | IO[bytes], name: str) -> None:
-    """Stages 1 and 2 for `source` (a path, or a seekable binary file positioned at 0)."""
+def check_file(source: str | IO[bytes], name: str, max_params: int | None = None,
+               data_roots: Roots | None = None) -> None:
+    """Stages 1 and 2 for `source` (a path, or a seekable binary file positioned at 0).
+    `data_roots`: the only folders its paths may name (explorer.session.roots; None: any)."""
     archive, data = check_archive(source, name)
     payload, declared = read_skeleton(data, name)
     check_header(payload, name)
+    if data_roots is not None:  # before anything else looks at what the file names
+        check_roots(payload, data_roots, name)
     # the tensors' storages, the object tree itself and torch's few small records
-    budget = check_structure(payload, name) + len(data) + SMALL_RECORDS_BYTES
+    budget = check_structure(payload, name, max_params) + len(data) + SMALL_RECORDS_BYTES
     check_storages(archive, declared, budget, name)

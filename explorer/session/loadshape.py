@@ -2,7 +2,8 @@
 
 check_structure() walks what Session.save writes (see explorer.session.persist) and
 refuses, naming the field, anything a saved session cannot hold: configuration outside
-config.py's bounds, a model of more than LOAD_PARAMS_MAX parameters, states that do not
+config.py's bounds, a model of more parameters than the cap (config.check_params, the
+one Session.save applies too, so what saves loads), states that do not
 fit the model rebuilt from the file's own configuration (names, shapes, dtypes), masks
 that are not boolean, more undo entries, rewind points or history records than the caps,
 history records without the fields the curves read. It returns the bytes the tensor
@@ -23,12 +24,12 @@ from ..config import (
     HIDDEN_MAX,
     HISTORY_MAX,
     INITS,
-    LOAD_PARAMS_MAX,
     REWIND_EPOCHS_KEPT,
     UNDO_MAX,
     PerLayerConfig,
     PruneConfig,
     check_choice,
+    check_params,
 )
 from ..models.gpt import GPT
 from ..models.zoo import build_model
@@ -130,28 +131,31 @@ def check_config(config: Any) -> dict:
     return config
 
 
-def _on_meta(build: Any) -> nn.Module:
+def param_count(model: nn.Module) -> int:
+    """Parameters of `model`, each shared tensor once: what the cap is checked against,
+    by Session.save (the live model) and Session.load (the model rebuilt on `meta`)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _on_meta(build: Any, max_params: int | None = None) -> nn.Module:
     """A model built on `meta`: shapes and dtypes, no memory (the RNG is left alone)."""
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         model = build()
-    count = sum(p.numel() for p in model.parameters())
-    if count > LOAD_PARAMS_MAX:
-        raise ValueError(f"the model it claims has {count:,} parameters, past the limit of "
-                         f"{LOAD_PARAMS_MAX:,}")
+    check_params("the model it claims", param_count(model), max_params)
     return model
 
 
-def teacher_on_meta(config: dict) -> nn.Module:
+def teacher_on_meta(config: dict, max_params: int | None = None) -> nn.Module:
     if LM_KEY in config:
-        return _on_meta(lambda: lm_on_meta(config))
+        return _on_meta(lambda: lm_on_meta(config), max_params)
     if HF_KEY in config:
-        return _on_meta(lambda: hf_on_meta(config))
+        return _on_meta(lambda: hf_on_meta(config), max_params)
     input_shape, image_shape, outputs = DATA_SHAPES[config["dataset"]]
     hidden = config.get("hidden")
     return _on_meta(lambda: build_model(
         config["model"], input_shape, outputs, width=config["width"], init=config["init"],
         seed=config["seed"], hidden=None if hidden is None else tuple(hidden),
-        image_shape=image_shape))
+        image_shape=image_shape), max_params)
 
 
 def _check_arch(arch: Any, teacher: nn.Module) -> dict:
@@ -295,12 +299,13 @@ def check_history(history: Any) -> None:
                 raise ValueError(f"{what} snapshot is malformed: {str(err)[:120]}") from None
 
 
-def check_structure(payload: Any, name: str) -> int:
-    """Check the whole tree (see the module docstring); the storage bytes it may need."""
+def check_structure(payload: Any, name: str, max_params: int | None = None) -> int:
+    """Check the whole tree (see the module docstring); the storage bytes it may need.
+    `max_params`: the parameter cap of each model (None: config.MODEL_PARAMS_MAX)."""
     try:
         payload = _dict("the file", payload, TOP_KEYS)
         config = check_config(payload["config"])
-        teacher = teacher_on_meta(config)
+        teacher = teacher_on_meta(config, max_params)
         slots = _dict("slots", payload["slots"], ("teacher",))
         unknown = [s for s in slots if s not in SLOT_NAMES]
         if unknown:
@@ -311,7 +316,7 @@ def check_structure(payload: Any, name: str) -> int:
                 model = teacher
             else:
                 arch = _check_arch(_dict(f"slot {slot}", data, SLOT_KEYS)["arch"], teacher)
-                model = _on_meta(lambda arch=arch: build_arch(arch))
+                model = _on_meta(lambda arch=arch: build_arch(arch), max_params)
             check_slot(slot, data, model)
             if slot == "teacher" and data["config"] != config:
                 raise ValueError("slot teacher's config differs from the file's config")

@@ -34,17 +34,18 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from ..config import HISTORY_MAX
+from ..config import HISTORY_MAX, check_params
 from ..engine.metrics import Snapshot
 from ..files import atomic_file
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
-from .loadshape import check_prune_config
+from .loadshape import check_prune_config, param_count
 from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, lm_extra, reopen_lm
 from .persist_own import HF_KEY, KEEP, reopen, save_extra, without_extra
 from .plaindata import snapshot_from_dict, unplain
+from .roots import Roots
 from .slots import ModelSlot, State, UndoEntry
 
 __all__ = ["FORMAT", "VERSION", "left_out_bytes", "load_session", "plain", "read_payload",
@@ -112,10 +113,25 @@ def _arch(model: torch.nn.Module) -> Any:
     return plain(arch()) if callable(arch) else arch_of(model)  # a GPT student: its sizes
 
 
-def session_payload(session: SessionCore, undo: bool = True) -> dict:
+def check_saveable(session: SessionCore, max_params: int | None = None) -> None:
+    """Refuse, before anything is written, a session whose models Session.load would
+    refuse: the same parameter cap (config.check_params), counted the same way."""
+    for name, slot in session.slots.items():
+        count = param_count(slot.model)
+        try:
+            check_params(f"the {name} model", count, max_params)
+        except ValueError as err:
+            raise ValueError(f"Session.save: {err}; Session.load refuses such files, so "
+                             "none of it is written") from None
+
+
+def session_payload(session: SessionCore, undo: bool = True,
+                    max_params: int | None = None) -> dict:
     """Everything save() writes, as plain data (under the session's lock); without the
-    undo steps and rewind points when not `undo` (the app's download when they are big)."""
+    undo steps and rewind points when not `undo` (the app's download when they are big).
+    ValueError, nothing written, for a model past the parameter cap `max_params`."""
     with session.lock:
+        check_saveable(session, max_params)
         # your own data or model: what is saved and what is refused (persist_own)
         extra = (lm_extra(session, KEEP) if session.objective.headline == "perplexity"
                  else save_extra(session))  # gpt-tiny or hf: on text: persist_lm
@@ -131,29 +147,32 @@ def session_payload(session: SessionCore, undo: bool = True) -> dict:
 
 
 def save_session(session: SessionCore, target: str | Path | IO[bytes],
-                 undo: bool = True) -> None:
+                 undo: bool = True, max_params: int | None = None) -> None:
     """Write `session` to a path or a binary file object (see session_payload)."""
     if not isinstance(target, (str, Path)):
-        torch.save(session_payload(session, undo), target)  # the caller's own handle
+        torch.save(session_payload(session, undo, max_params), target)  # the caller's own handle
         return
     from ..validate import check_output_path
 
     path = check_output_path("path", target)  # before anything is built
-    payload = session_payload(session, undo)
+    payload = session_payload(session, undo, max_params)
     with atomic_file(path) as handle:  # the old file stays until this one is whole
         torch.save(payload, handle)
 
 
-def session_bytes(session: SessionCore, undo: bool = True) -> bytes:
+def session_bytes(session: SessionCore, undo: bool = True,
+                  max_params: int | None = None) -> bytes:
     buffer = io.BytesIO()
-    save_session(session, buffer, undo)
+    save_session(session, buffer, undo, max_params)
     return buffer.getvalue()
 
 
 # ----- loading -----------------------------------------------------------------------
-def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
+def read_payload(source: str | Path | IO[bytes] | bytes, max_params: int | None = None,
+                 data_roots: Roots | None = None) -> dict:
     """The checked payload of a session file (loadcheck first, then torch.load with
-    weights_only=True); every failure becomes a ValueError naming the file."""
+    weights_only=True); every failure becomes a ValueError naming the file. `max_params`:
+    the parameter cap; `data_roots`: the only folders its paths may name (None: any)."""
     name = "the upload" if isinstance(source, (bytes, bytearray, io.IOBase)) else str(source)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(bytes(source))
@@ -167,7 +186,7 @@ def read_payload(source: str | Path | IO[bytes] | bytes) -> dict:
     if not _is_zip(source):  # torch.save writes a zip; anything else is not ours
         raise ValueError(f"{name} is not a readable session file (not a torch.save zip "
                          "archive: truncated, or not made by Session.save)")
-    check_file(source, name)  # bounded and checked before any tensor is read
+    check_file(source, name, max_params, data_roots)  # bounded, before any tensor is read
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # a global torch's safe unpickler will not load
@@ -257,13 +276,14 @@ def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> M
 
 
 def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
-                 device: str | None = None) -> Any:
+                 device: str | None = None, max_params: int | None = None,
+                 data_roots: Roots | None = None) -> Any:
     """Rebuild the Session (of class `cls`) saved in `source`; ValueError when refused.
 
     The new session is built completely before it is returned: nothing is swapped in
-    anywhere until every check has passed.
+    anywhere until every check has passed. `max_params` and `data_roots`: read_payload.
     """
-    payload = read_payload(source)
+    payload = read_payload(source, max_params, data_roots)
     try:
         config = payload["config"]
         hidden = config.get("hidden")

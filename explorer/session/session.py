@@ -72,7 +72,10 @@ class Session(StudentAPI, SessionCore):
                  val: object = None, test: object = None, task: str = "classification",
                  layers: int | None = None, heads: int | None = None,
                  context: int = DEFAULT_CONTEXT,
-                 max_train_windows: int | None = None) -> None:
+                 max_train_windows: int | None = None,
+                 max_params: int | None = None) -> None:
+        # max_params: an hf: model's parameter cap, checked on `meta` before its weights
+        # are read (None: config.MODEL_PARAMS_MAX; explorer.models.hf.load_hf)
         device = check_device_available(pick_device(device))
         seed = check_seed("seed", seed)
         check_bool("pretrained", pretrained)
@@ -86,7 +89,7 @@ class Session(StudentAPI, SessionCore):
                     raise ValueError(f"{name}= does not apply to a language model on text")
             data, slot, objective = language.text_parts(
                 dataset, model, width, init, seed, device, layers, heads, context,
-                max_train_windows)
+                max_train_windows, max_params=max_params)
             super().__init__(data, slot, objective, seed=seed, device=device)
             return
         language.check_not_text_options(layers, heads, context, max_train_windows)
@@ -98,7 +101,7 @@ class Session(StudentAPI, SessionCore):
             net, name = model, type(model).__name__
             give_example(net, data.train.x)
         elif is_hf(model):
-            net, name = language.hf_model(str(model), data), str(model)
+            net, name = language.hf_model(str(model), data, max_params), str(model)
         else:
             net = build_model(model, data.input_shape, data.n_outputs, width=width,
                               init=init, seed=seed, hidden=hidden,
@@ -305,22 +308,32 @@ class Session(StudentAPI, SessionCore):
         return trial(self)
 
     # ----- persistence (explorer.session.persist) -----------------------------------
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, max_params: int | None = None) -> None:
         """Write the whole session (every slot, undo stack, masks, history) to `path`.
 
-        Plain tensors and data only: Session.load reads it with weights_only=True.
+        Plain tensors and data only: Session.load reads it with weights_only=True. A model
+        over `max_params` parameters (default config.MODEL_PARAMS_MAX, the cap Session.load
+        applies) is refused before anything is written.
         """
-        persist.save_session(self, path)
+        persist.save_session(self, path, max_params=max_params)
 
-    def to_bytes(self, undo: bool = True) -> bytes:
+    def to_bytes(self, undo: bool = True, max_params: int | None = None) -> bytes:
         """What save() writes, as bytes (for a download); `undo=False` leaves out the undo
         steps and rewind points (persist.left_out_bytes(session) says how many bytes)."""
-        return persist.session_bytes(self, undo)
+        return persist.session_bytes(self, undo, max_params)
 
     @classmethod
-    def load(cls, source: str | Path | bytes | IO[bytes],
-             device: str | None = None) -> Session:
+    def load(cls, source: str | Path | bytes | IO[bytes], device: str | None = None,
+             max_params: int | None = None,
+             data_roots: tuple[str, ...] | None = None) -> Session:
         """A Session rebuilt from a Session.save file, its bytes or a binary file object;
         ValueError when the file is refused (code in the pickle, truncated, not a session
-        file, weights of another model)."""
-        return persist.load_session(source, device=device, cls=cls)
+        file, weights of another model, a model over `max_params` parameters).
+
+        The file names its data (and an hf: model's folder): called from Python, this
+        reads whatever path it names, as the caller's own code would. `data_roots` (the
+        app passes the folders its operator allows, explorer.session.roots) refuses a file
+        naming anything outside them, with one message that does not say whether the path
+        exists."""
+        return persist.load_session(source, device=device, cls=cls, max_params=max_params,
+                                    data_roots=data_roots)

@@ -35,6 +35,13 @@ def clone_state(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def same_state(a: State, b: State) -> bool:
+    """The same names, shapes, dtypes and bits."""
+    return a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k])
+        for k in a)
+
+
 @dataclass(frozen=True)
 class UndoEntry:
     """What one Undo brings back: the dense base and the pruning in force before a job,
@@ -55,11 +62,16 @@ class ModelSlot:
                  initial: State | None = None) -> None:
         self.model, self.model_name, self.config = model, model_name, config
         self.prunable: list[str] = prunable_names(model)
+        live = model.state_dict()
         self.initial: State = initial if initial is not None else \
-            clone_state(model.state_dict())  # lottery-ticket rewind "init"
+            clone_state(live)  # lottery-ticket rewind "init"
         self.rewind_states: dict[int, State] = {}  # weights after epoch k (rewind=k)
         self.epochs_trained = 0
-        self.original: State = clone_state(model.state_dict())  # what reset() returns to
+        # What reset() returns to. When it equals `initial` (an hf: model, a model built
+        # untrained) the two share one copy: both are read-only (every change replaces a
+        # state whole), and a big model then holds three copies of its weights, not four.
+        self.original: State = self.initial if initial is None or \
+            same_state(self.initial, live) else clone_state(live)
         self.undo_stack: list[UndoEntry] = UndoStack(limit=UNDO_MAX)  # by count and bytes
         self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
         self.set_base(self.original)

@@ -218,7 +218,8 @@ def make_session(args: argparse.Namespace):
     lm["max_train_windows"] = getattr(args, "train_windows", None)
     lm = {k: v for k, v in lm.items() if v is not None}
     return Session(args.dataset, args.model, width=args.width, init=args.init,
-                   seed=args.seed, device=args.device, pretrained=False, **lm)
+                   seed=args.seed, device=args.device, pretrained=False,
+                   max_params=getattr(args, "max_params", None), **lm)
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

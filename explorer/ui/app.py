@@ -18,6 +18,7 @@ from collections.abc import Callable
 import ipywidgets as W
 
 from ..engine.metrics import Snapshot
+from ..session.roots import Roots, allowed_roots, own_folders, roots_from_env
 from ..session.session import Session
 from . import plots
 from .actions import Actions
@@ -56,8 +57,15 @@ class ExplorerApp(W.VBox):
     """
 
     def __init__(self, session: Session, theme: str | None = None,
-                 talk: bool | None = None, test_mode: bool | None = None) -> None:
+                 talk: bool | None = None, test_mode: bool | None = None,
+                 data_roots: list[str] | tuple[str, ...] | None = None) -> None:
         self.session = session
+        # The only folders a loaded session file may name (explorer.session.roots): these,
+        # else the dashboard's --data-root ($EXPLORER_DATA_ROOTS), else this session's own.
+        env_roots = roots_from_env()
+        self.data_roots: Roots = (allowed_roots(data_roots) if data_roots is not None else
+                                  env_roots if env_roots is not None else
+                                  own_folders(session.config))
         self.talk = env_flag("EXPLORER_TALK") if talk is None else talk
         self.theme = get_theme(theme)
         if self.talk:  # a projector at the back of a room: larger type on the plots too

@@ -17,7 +17,8 @@ says so. No ack for STALL_MS: the button says the upload stalled and is usable a
 The kernel writes the chunks to a temporary file (no copy of the upload in memory),
 which goes to explorer.session.persist, which uses
 torch.load(weights_only=True) after bounded checks and refuses code, truncated files,
-compression bombs and other models.
+compression bombs and other models, and files naming data or a model outside the folders
+the operator allows (the app's data_roots, explorer.session.roots).
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ class FilesPanel:
             size = len(data) if isinstance(data, (bytes, bytearray)) else _size(data)
             if size > self.upload.max_bytes:
                 raise ValueError(self.upload.too_big(name, size))
-            session = Session.load(data, device=str(old.device))
+            session = Session.load(data, device=str(old.device),
+                                   data_roots=self.host.data_roots)
         except ValueError as err:
             self.host.set_status(f"error: {name}: {err}", error=True)
             return False

@@ -24,6 +24,7 @@ class Host(Protocol):
     """The app as its panels see it: the session, shared controls, status and jobs."""
 
     session: Session
+    data_roots: tuple[str, ...]  # the folders a loaded session file may name
     snap: Snapshot  # the Snapshot shown now
     theme: Theme
     talk: bool
