@@ -103,6 +103,16 @@ LOAD_RATIO_MAX = 100  # a member expanding more than 100:1 is a compression bomb
 LOAD_PICKLE_MAX = 64 * 2**20  # the file's object tree (history, configs), uncompressed
 LOAD_PARAMS_MAX = 100_000_000  # parameters of one model a session file may claim
 LOAD_MEMBERS_MAX = 100_000  # zip members (one per tensor storage)
+# Your own data and models (issue 26), checked from a file's header or size before reading:
+# a 48-megapixel phone photo fits; decoding one costs a few hundred MiB at most, and every
+# image is shrunk to 32 x 32 anyway (Pillow's own bomb limit, 179 megapixels, is far above).
+IMAGE_PIXELS_MAX = 50_000_000
+# A text corpus (character-level, gpt-tiny): 16 MiB loaded in 3.1 s to 650 MiB peak here;
+# 200 MiB took 124 s and 4.2 GiB. Tiny-Shakespeare is 1 MiB.
+TEXT_BYTES_MAX = 16 * 2**20
+# Finite weights past this size are refused at load, naming the layer: trained weights are
+# a few units at most, and squares, norms and histogram ranges of 1e19+ overflow float32.
+WEIGHT_ABS_MAX = 1e6
 
 
 def show_value(value: object) -> str:

@@ -27,6 +27,7 @@ from ..engine.lm import SAMPLE_PROMPT, TINY_TEACHER, build_gpt
 from ..engine.lm import build_student as build_gpt_student
 from ..engine.prune import apply_masks
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
+from ..validate import check_weights
 from .core import SessionCore
 from .slots import ModelSlot, clone_state
 from .students import slot_outputs
@@ -98,6 +99,7 @@ def hf_model(spec: str, data: Dataset) -> nn.Module:
     from ..models.hf import load_hf
 
     net = load_hf(spec, image_shape=data.image_shape)
+    check_weights(spec, net.state_dict(), dict(net.named_parameters()))
     if net.kind == "causal-lm":
         raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
                          "sequence classifiers (language modelling on text is gpt-tiny's)")
@@ -116,7 +118,9 @@ def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.devic
     from ..models.hf import load_hf
     from .tasks import OwnLanguageModelling
 
-    net = load_hf(spec) if net is None else net  # given: rebuilt from a session file
+    if net is None:  # given: rebuilt from a session file (whose values persist checks)
+        net = load_hf(spec)
+        check_weights(spec, net.state_dict(), dict(net.named_parameters()))
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

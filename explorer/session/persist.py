@@ -36,6 +36,7 @@ import torch
 
 from ..config import HISTORY_MAX
 from ..engine.metrics import Snapshot
+from ..validate import check_weights
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
@@ -204,9 +205,11 @@ def _states(data: dict) -> list[tuple[str, State]]:
 
 
 def _check_values(payload: dict, name: str) -> None:
-    """The weights are finite (the shapes and dtypes were checked before reading)."""
+    """The weights are finite and not huge, BatchNorm variances not negative
+    (validate.check_weights; the shapes and dtypes were checked before reading)."""
     for slot, data in payload["slots"].items():
         for where, state in _states(data):
+            check_weights(f"{name} is refused: slot {slot} {where}", state)
             for key, tensor in state.items():
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     raise ValueError(f"{name} is refused: slot {slot} {where}: {key} holds "
