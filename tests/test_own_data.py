@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from explorer.data.images import folder_of, load_image_folder
@@ -201,6 +203,21 @@ def test_calibration_rows_are_seeded_and_mixed():
     assert not torch.equal(fast, calibration_rows(1000, 64, 4))
     assert set(fast.tolist()) <= set(full.tolist())
     assert torch.equal(calibration_rows(40, 512, 0), torch.arange(40))  # all, in order
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(1, 3000), small=st.integers(0, 600), extra=st.integers(0, 600),
+       seed=st.integers(0, 2**31 - 1))
+def test_calibration_rows_property(n, small, extra, seed):
+    """For any size and seed: min(n, samples) distinct rows in 0..n-1, sorted, and the rows
+    of fewer samples are among those of more (the fast answer's among the full one's)."""
+    from explorer.engine.structure import calibration_rows
+
+    few, many = calibration_rows(n, small, seed), calibration_rows(n, small + extra, seed)
+    assert len(few) == min(n, small) and len(torch.unique(few)) == len(few)
+    assert bool((few[1:] > few[:-1]).all()) and (len(few) == 0 or 0 <= int(few[0]))
+    assert len(few) == 0 or int(few[-1]) < n
+    assert set(few.tolist()) <= set(many.tolist())
 
 
 class Recorder(torch.nn.Module):
