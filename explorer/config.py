@@ -108,6 +108,16 @@ MODEL_PARAMS_MAX = 1_000_000_000
 LOAD_PARAMS_MAX = MODEL_PARAMS_MAX  # the name issue 19's checks used
 MAX_PARAMS_OPTION = "max_params= / --max-params"
 LOAD_MEMBERS_MAX = 100_000  # zip members (one per tensor storage)
+# Your own data and models (issue 26), checked from a file's header or size before reading:
+# a 48-megapixel phone photo fits; decoding one costs a few hundred MiB at most, and every
+# image is shrunk to 32 x 32 anyway (Pillow's own bomb limit, 179 megapixels, is far above).
+IMAGE_PIXELS_MAX = 50_000_000
+# A text corpus (character-level, gpt-tiny): 16 MiB loaded in 3.1 s to 650 MiB peak here;
+# 200 MiB took 124 s and 4.2 GiB. Tiny-Shakespeare is 1 MiB.
+TEXT_BYTES_MAX = 16 * 2**20
+# Finite weights past this size are refused at load, naming the layer: trained weights are
+# a few units at most, and squares, norms and histogram ranges of 1e19+ overflow float32.
+WEIGHT_ABS_MAX = 1e6
 
 
 def show_value(value: object) -> str:

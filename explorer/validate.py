@@ -20,6 +20,7 @@ from .config import (
     HIDDEN_LAYERS_MAX,
     HIDDEN_MAX,
     MODEL_WIDTH_MAX,
+    WEIGHT_ABS_MAX,
     check_number,
     show_value,
 )
@@ -186,7 +187,8 @@ def check_finite_data(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
 
 def check_model(model: nn.Module, name: str) -> None:
     """A user's module the explorer can own: real data (not on `meta`), float32 weights,
-    and no weight shared between two layers (each layer is pruned on its own)."""
+    no weight shared between two layers (each layer is pruned on its own), and values
+    check_weights accepts."""
     import torch
 
     owners: dict[int, str] = {}
@@ -207,6 +209,41 @@ def check_model(model: nn.Module, name: str) -> None:
         if buffer.device.type == "meta":
             raise ValueError(f"model {name}: buffer {bname} is on the meta device (it has no "
                              "values)")
+    check_weights(f"model {name}", model.state_dict(),
+                  dict(model.named_parameters(remove_duplicate=False)))
+
+
+STATISTICS = ("running_mean", "running_var")  # BatchNorm buffers: statistics, not weights
+
+
+def check_weights(what: str, state: Mapping[str, torch.Tensor],
+                  parameters: Collection[str] | None = None) -> None:
+    """Values a model can be shown and pruned with, each refusal naming the layer: finite
+    parameters no larger than WEIGHT_ABS_MAX in magnitude (3e38 overflowed the histogram's
+    range to NaN), finite BatchNorm statistics and variances >= 0 (a negative one made
+    every output NaN, shown as "same as dense"). `parameters` names the state's parameters;
+    without it, keys ending in .weight or .bias count as parameters. Other buffers (an
+    attention mask may hold -inf) are not checked."""
+    for key, tensor in state.items():
+        leaf = key.rsplit(".", 1)[-1]
+        param = key in parameters if parameters is not None else leaf in ("weight", "bias")
+        if not tensor.is_floating_point() or tensor.numel() == 0 or \
+                not (param or leaf in STATISTICS):
+            continue
+        layer = key.rsplit(".", 1)[0] if "." in key else key
+        flat = tensor.detach().flatten()
+        bad = int((~flat.isfinite()).sum())
+        if bad:
+            raise ValueError(f"{what}: {key} holds {bad:,} NaN or infinite values")
+        if leaf == "running_var" and bool((flat < 0).any()):
+            raise ValueError(f"{what}: BatchNorm layer {layer!r} has a negative running "
+                             f"variance ({float(flat.min()):.4g}); a variance is never "
+                             "negative: its statistics are corrupt")
+        peak = float(flat.abs().max())
+        if param and peak > WEIGHT_ABS_MAX:
+            raise ValueError(f"{what}: layer {layer!r} holds a weight of {peak:.4g} ({key}); "
+                             f"weights past {WEIGHT_ABS_MAX:g} in magnitude are refused (their "
+                             "squares, norms and histogram ranges overflow float32)")
 
 
 def check_trainable(model: nn.Module, name: str) -> None:
@@ -230,9 +267,13 @@ def check_batches(model: nn.Module, n_train: int, batch_size: int) -> None:
                          "one; pick another batch size")
 
 
-def check_masks(masks: object, base: Mapping[str, torch.Tensor],
-                names: Collection[str]) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks for some of `names`, each of its weight's shape (on its device)."""
+def check_masks(masks: object, base: Mapping[str, torch.Tensor], names: Collection[str],
+                biases: bool = False) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks for some of `names`, each of its weight's shape (on its device).
+
+    A mask on a bias is refused unless `biases` (structured masks cover a removed channel's
+    bias and BatchNorm entries; magnitude pruning never prunes biases, DESIGN section 4).
+    """
     import torch
 
     if not isinstance(masks, Mapping) or not masks:
@@ -240,6 +281,10 @@ def check_masks(masks: object, base: Mapping[str, torch.Tensor],
                          f"{type(masks).__name__}")
     out = {}
     for name, mask in masks.items():
+        if not biases and isinstance(name, str) and name.rsplit(".", 1)[-1] == "bias":
+            raise ValueError(f"mask for {name!r} is refused: biases are not pruned (only the "
+                             "weights of Linear and Conv layers; a structured prune masks a "
+                             "removed channel's bias itself)")
         if name not in names:
             raise ValueError(f"mask for unknown layer {name!r}; maskable: "
                              f"{', '.join(sorted(names))}")

@@ -51,6 +51,22 @@ def test_round_trip_without_the_model_folder(trained, tmp_path):
     assert back.masks is None
 
 
+def test_split_folder_tagged_test_is_val_round_trips(tmp_path):
+    """PATH/train + PATH/val: the dataset name carries "(test = val)" and still reopens the
+    folder on load; gone, the load names the folder without the tag."""
+    digits_folder(tmp_path / "d" / "train", per_class=4, classes=3)
+    digits_folder(tmp_path / "d" / "val", per_class=2, classes=3)
+    s = Session(f"imagefolder:{tmp_path / 'd'}", f"hf:{saved('resnet', tmp_path, 3)}")
+    assert s.config["dataset"] == f"imagefolder:{tmp_path / 'd'} (test = val)"
+    s.save(tmp_path / "s.pt")
+    back = Session.load(tmp_path / "s.pt")
+    assert back.config["dataset"] == s.config["dataset"]
+    assert torch.equal(back.data.test.x, s.data.val.x)
+    shutil.rmtree(tmp_path / "d")
+    with pytest.raises(ValueError, match=f"data folder {tmp_path / 'd'} is gone: the"):
+        Session.load(tmp_path / "s.pt")
+
+
 def test_load_refuses_when_the_data_folder_is_gone(trained, tmp_path):
     s, data, _ = trained
     s.save(tmp_path / "s.pt")

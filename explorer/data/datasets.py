@@ -18,6 +18,7 @@ from ..config import DATASETS, TASKS
 from ..validate import check_data
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
+TEST_IS_VAL = " (test = val)"  # ends a data set's name when validation doubles as test
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,6 @@ def from_tensors(train: object, val: object, test: object | None = None,
     else:
         n_outputs = int(math.prod(checked["train"].y.shape[1:]))
     image_shape = shape if len(shape) == 3 else None
-    return Dataset(name if test is not None else f"{name} (test = val)", task,
+    return Dataset(name if test is not None else f"{name}{TEST_IS_VAL}", task,
                    checked["train"], checked["val"], checked["test"], shape,
                    image_shape, n_outputs)  # type: ignore[arg-type]

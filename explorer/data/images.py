@@ -3,21 +3,29 @@
 Layout: one sub-folder per class (``PATH/cat/*.png``, ``PATH/dog/*.jpg``), split by seed
 60/20/20 (stratified, as the built-in sets), or ``PATH/train``, ``PATH/val`` (and optionally
 ``PATH/test``) each holding the same class folders, used as given. Every image is read with
-Pillow, converted to RGB, resized to ``size x size`` (bilinear; default 32) and scaled to
-[0, 1]; then each channel is standardised with the mean and standard deviation of the
-training split only (what the built-in sets do per pixel), so the numbers a model sees are
-stated, not guessed from ImageNet. Anything wrong (missing folder, no class folders, one
-class, an unreadable file) raises one ValueError naming the path; nothing is half-loaded.
+Pillow, scaled to [0, 1] by its mode's real range (16-bit by 65535, float by its own
+range, transparency over white: explorer.data.pixels), resized to ``size x size`` (bilinear;
+default 32) as RGB; then each channel is standardised with the mean and standard deviation
+of the training split only (what the built-in sets do per pixel), so the numbers a model
+sees are stated, not guessed from ImageNet. Anything wrong (missing folder, no class
+folders, one class, an unreadable file, an image past config.IMAGE_PIXELS_MAX pixels)
+raises one ValueError naming the path; nothing is half-loaded. Without ``PATH/test`` the
+validation images double as the test split, and the data set's name says so with the tag
+" (test = val)", as data given as tensors does (the tag is ignored when the name is read
+back as a path). Folders whose names start with a dot (``.ipynb_checkpoints``, ``.git``)
+are not classes: they are skipped with a warning that lists them.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .datasets import Dataset, Split, _stratified_indices
+from .datasets import TEST_IS_VAL, Dataset, Split, _stratified_indices
+from .pixels import read_image
 
 PREFIX = "imagefolder:"
 IMAGE_SIZE = 32  # pixels per side after resizing
@@ -29,25 +37,31 @@ def is_image_folder(dataset: object) -> bool:
     return isinstance(dataset, str) and dataset.startswith(PREFIX)
 
 
+def folder_of(spec: str | Path) -> Path:
+    """The folder an ``imagefolder:PATH`` spec (or a data set's name, tag and all) names."""
+    text = str(spec)
+    text = text[len(PREFIX):] if text.startswith(PREFIX) else text
+    text = text[:-len(TEST_IS_VAL)] if text.endswith(TEST_IS_VAL) else text
+    return Path(text).expanduser()
+
+
 def _classes(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _read(path: Path, size: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise ValueError(f"imagefolder: cannot read image {path}: {err}") from err
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    hidden = [p.name for p in folders if p.name.startswith(".")]
+    if hidden:  # Jupyter leaves .ipynb_checkpoints everywhere: never a class, but say so
+        warnings.warn(f"imagefolder: {root}: skipped {len(hidden)} hidden folder(s) "
+                      f"{', '.join(hidden[:5])}: names starting with a dot are not classes "
+                      "(rename a folder to use it)", UserWarning, stacklevel=2)
+    return [p for p in folders if not p.name.startswith(".")]
 
 
 def _read_classes(root: Path, names: list[str] | None,
                   size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images N x 3 x size x size, labels, class names) of one folder of class folders."""
     folders = _classes(root)
+    if not folders:
+        raise ValueError(f"imagefolder: {root} has no class sub-folders (expected "
+                         "PATH/<class>/<image>, or PATH/train and PATH/val)")
     found = [p.name for p in folders]
     if names is not None and found != names:
         raise ValueError(f"imagefolder: {root} has classes {found}; train has {names}")
@@ -58,7 +72,7 @@ def _read_classes(root: Path, names: list[str] | None,
         if not files:
             raise ValueError(f"imagefolder: class folder {folder} holds no images "
                              f"({', '.join(SUFFIXES)})")
-        xs += [_read(f, size) for f in files]
+        xs += [read_image(f, size) for f in files]
         ys += [label] * len(files)
     return np.stack(xs), np.asarray(ys, dtype=np.int64), found
 
@@ -66,8 +80,7 @@ def _read_classes(root: Path, names: list[str] | None,
 def load_image_folder(spec: str | Path, seed: int = 0, device: torch.device | str = "cpu",
                       size: int = IMAGE_SIZE) -> Dataset:
     """Load ``imagefolder:PATH`` (or a plain PATH) as a classification Dataset."""
-    text = str(spec)
-    root = Path(text[len(PREFIX):] if text.startswith(PREFIX) else text).expanduser()
+    root = folder_of(spec)
     if not root.is_dir():
         raise ValueError(f"imagefolder: {root} is not a folder")
     split_dirs = {s: root / s for s in SPLIT_DIRS if (root / s).is_dir()}
@@ -77,19 +90,16 @@ def load_image_folder(spec: str | Path, seed: int = 0, device: torch.device | st
         for s in ("val", "test"):
             if s in split_dirs:
                 parts[s] = _read_classes(split_dirs[s], names, size)[:2]
+        tag = "" if "test" in parts else TEST_IS_VAL
         parts.setdefault("test", parts["val"])
     else:
-        folders = _classes(root)
-        if not folders:
-            raise ValueError(f"imagefolder: {root} has no class sub-folders (expected "
-                             "PATH/<class>/<image>, or PATH/train and PATH/val)")
         x, y, names = _read_classes(root, None, size)
         idx = _stratified_indices(y, seed, len(y)) if len(y) >= 10 and \
             np.bincount(y).min() >= 3 else None
         if idx is None:
             raise ValueError(f"imagefolder: {root} needs at least 3 images per class and 10 "
                              f"in all to split into train/val/test; got {np.bincount(y)}")
-        parts = {s: (x[i], y[i]) for s, i in zip(SPLIT_DIRS, idx)}
+        parts, tag = {s: (x[i], y[i]) for s, i in zip(SPLIT_DIRS, idx)}, ""
     if len(names) < 2:
         raise ValueError(f"imagefolder: {root} has one class ({names[0]!r}); classification "
                          "needs at least two class folders")
@@ -104,5 +114,5 @@ def load_image_folder(spec: str | Path, seed: int = 0, device: torch.device | st
                      torch.as_tensor(ys).to(device))
 
     shape = (3, size, size)
-    return Dataset(f"imagefolder:{root}", "classification", make("train"), make("val"),
+    return Dataset(f"imagefolder:{root}{tag}", "classification", make("train"), make("val"),
                    make("test"), shape, shape, len(names))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import TEXT_DATASETS
+from ..config import TEXT_BYTES_MAX, TEXT_DATASETS
 
 UNKNOWN_CHAR = "\ufffd"  # stands for characters outside the vocabulary (e.g. in prompts)
 DEFAULT_CONTEXT = 64
@@ -178,7 +178,18 @@ def load_text_file(path: str | Path, context: int = DEFAULT_CONTEXT, seed: int =
     if not path.is_file():
         raise ValueError(f"text file {str(path)!r} does not exist")
     try:
-        text = path.read_text(encoding=encoding)
+        size = path.stat().st_size  # before reading: a huge corpus costs minutes and GiBs
+        if size > TEXT_BYTES_MAX:
+            raise ValueError(f"text file {str(path)!r} is {size / 2**20:.1f} MiB, past the "
+                             f"cap of {TEXT_BYTES_MAX / 2**20:g} MiB (config.TEXT_BYTES_MAX) "
+                             "for a character-level corpus; use a part of it")
+        with path.open("rb") as fh:  # bounded: the file may grow meanwhile
+            raw = fh.read(TEXT_BYTES_MAX + 1)
+        if len(raw) > TEXT_BYTES_MAX:
+            raise ValueError(f"text file {str(path)!r} grew past the cap of "
+                             f"{TEXT_BYTES_MAX / 2**20:g} MiB while it was read")
+        # newlines as read_text gives them (universal newlines)
+        text = raw.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as err:  # name the file and where: the bare error says neither
         raise ValueError(f"text file {str(path)!r} is not {encoding} text: byte "
                          f"{err.object[err.start:err.start + 1]!r} at offset {err.start} "

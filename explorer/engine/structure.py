@@ -188,16 +188,29 @@ def restore_norm_buffers(model: nn.Module, base: dict[str, torch.Tensor]) -> Non
                     tensor.copy_(base[key])
 
 
+def calibration_rows(n: int, samples: int, seed: int) -> torch.Tensor:
+    """Indices of `samples` of `n` rows: the first of a permutation seeded by `seed`.
+
+    Not the first rows: an image folder's training split is sorted by class, so its first
+    64 rows were all class 0 (resnet-small at 25% structured read 65.5% instead of 79.1%).
+    Fewer samples take a prefix of the same permutation (the fast answer's rows are among
+    the full answer's), and the same seed gives the same rows on every slider move.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[:samples].sort().values  # sorted: reads memory in order
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, x: torch.Tensor,
-                   samples: int = BN_RECALIBRATION_SAMPLES) -> bool:
+                   samples: int = BN_RECALIBRATION_SAMPLES, seed: int = 0) -> bool:
     """Re-estimate every BatchNorm's running mean and variance on `samples` inputs.
 
     No gradient step: the statistics are reset and recomputed from one forward pass over
-    the first `samples` rows of `x` (BatchNorm in training mode with a cumulative average,
-    every other module in eval mode, so dropout stays off). Removing channels changes what
-    flows into the later BatchNorms; stale statistics cost accuracy that tools such as
-    Torch-Pruning recover this way. Returns False (and changes nothing) without BatchNorm.
+    `samples` rows of `x` drawn with `seed` (calibration_rows; BatchNorm in training mode
+    with a cumulative average, every other module in eval mode, so dropout stays off).
+    Removing channels changes what flows into the later BatchNorms; stale statistics cost
+    accuracy that tools such as Torch-Pruning recover this way. Returns False (and changes
+    nothing) without BatchNorm.
     """
     norms = [m for m in model.modules() if isinstance(m, NORM_TYPES) and m.track_running_stats]
     if not norms or samples <= 0:
@@ -210,7 +223,7 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor,
             m.reset_running_stats()
             m.momentum = None  # cumulative average: one pass gives the batch statistics
             m.train()
-        model(x[:samples])
+        model(x[calibration_rows(len(x), samples, seed).to(x.device)])
     finally:
         for m, momentum in momenta.items():
             m.momentum = momentum
@@ -242,9 +255,9 @@ def shrunk_if_structured(model: nn.Module) -> nn.Module | None:
 
 
 def settle_norms(model: nn.Module, base: dict[str, torch.Tensor], x: torch.Tensor,
-                 recalibrate: bool) -> bool:
+                 recalibrate: bool, seed: int = 0) -> bool:
     """After new masks: BatchNorm statistics back to the base's, then, when `recalibrate`
-    (structured pruning with the switch on), re-estimated on the first rows of `x`.
+    (structured pruning with the switch on), re-estimated on seeded rows of `x`.
 
     Restoring first keeps "moving the slider back restores the base bit for bit" true for
     the buffers too. Returns whether statistics were re-estimated.
@@ -252,4 +265,4 @@ def settle_norms(model: nn.Module, base: dict[str, torch.Tensor], x: torch.Tenso
     if not has_batchnorm(model):
         return False
     restore_norm_buffers(model, base)
-    return recalibrate and recalibrate_bn(model, x)
+    return recalibrate and recalibrate_bn(model, x, seed=seed)

@@ -229,7 +229,7 @@ class SessionCore(JobsMixin):
         """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
         move used the fast few (call under the lock, before measuring for good)."""
         if 0 < self.bn_samples < BN_RECALIBRATION_SAMPLES:
-            recalibrate_bn(self.model, self.data.train.x, BN_RECALIBRATION_SAMPLES)
+            recalibrate_bn(self.model, self.data.train.x, BN_RECALIBRATION_SAMPLES, self.seed)
             self.bn_samples = BN_RECALIBRATION_SAMPLES
 
     def quick_subset(self, split: str = "val") -> int | None:

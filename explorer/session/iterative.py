@@ -117,7 +117,8 @@ def run_iterative(session: SessionCore, plan: list[Step], schedule: str,
             rewind_to(session, rewind)
         if config.structured and getattr(session, "bn_recalibration", True):
             with session.lock:  # removed channels shift what later BatchNorms see
-                recalibrate_bn(session.model, session.data.train.x, BN_RECALIBRATION_SAMPLES)
+                recalibrate_bn(session.model, session.data.train.x, BN_RECALIBRATION_SAMPLES,
+                               session.seed)
         if finetune_epochs and not (stop is not None and stop.is_set()):
             session.train(epochs=finetune_epochs, lr=train.lr, optimizer=train.optimizer,
                           batch_size=train.batch_size, stop=stop, on_event=on_event)

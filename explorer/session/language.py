@@ -28,6 +28,7 @@ from ..engine.lm import build_student as build_gpt_student
 from ..engine.prune import apply_masks
 from ..files import atomic_file
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
+from ..validate import check_weights
 from .core import SessionCore
 from .slots import ModelSlot, clone_state
 from .students import slot_outputs
@@ -101,6 +102,7 @@ def hf_model(spec: str, data: Dataset, max_params: int | None = None) -> nn.Modu
     from ..models.hf import load_hf
 
     net = load_hf(spec, image_shape=data.image_shape, max_params=max_params)
+    check_weights(spec, net.state_dict(), dict(net.named_parameters()))
     if net.kind == "causal-lm":
         raise ValueError(f"{spec}: a causal language model; Session opens hf: image and "
                          "sequence classifiers (language modelling on text is gpt-tiny's)")
@@ -119,8 +121,9 @@ def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.devic
     from ..models.hf import load_hf
     from .tasks import OwnLanguageModelling
 
-    # given: rebuilt from a session file (its size was checked with the file)
-    net = load_hf(spec, max_params=max_params) if net is None else net
+    if net is None:  # given: rebuilt from a session file (its size and values checked there)
+        net = load_hf(spec, max_params=max_params)
+        check_weights(spec, net.state_dict(), dict(net.named_parameters()))
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

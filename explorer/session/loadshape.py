@@ -200,8 +200,10 @@ def check_state(what: str, state: Any, model: nn.Module) -> None:
 def _check_masks(what: str, masks: Any, config: Any, model: nn.Module) -> None:
     if masks is None:
         return
+    # structured masks (and a GPT's head removal, which has no setting) cover biases too
+    structured = config is None or (isinstance(config, dict) and bool(config.get("structured")))
     try:
-        check_masks(masks, model.state_dict(), dict(model.named_parameters()))
+        check_masks(masks, model.state_dict(), dict(model.named_parameters()), structured)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if config is not None or not isinstance(model, GPT):  # a GPT's head and neuron

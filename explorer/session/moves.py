@@ -1,6 +1,7 @@
 """The answer to one structured slider move, after its masks are installed (SessionCore).
 
-BatchNorm statistics are re-estimated (the switch on), then the snapshot is taken. A big
+BatchNorm statistics are re-estimated (the switch on) on training rows drawn with the
+session's seed (engine.structure.calibration_rows), then the snapshot is taken. A big
 model's first answer (Session.quick_subset) takes FAST_BN_RECALIBRATION_SAMPLES and runs
 on the compact twin when there is one (engine.compact: only the channels that are not
 dead, the same function); the full-set answer that follows (refine) re-estimates on
@@ -46,11 +47,11 @@ def settle_structured(session: Any, structured: bool, subset: int | None,
         return
     session.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
         BN_RECALIBRATION_SAMPLES
-    x = session.data.train.x
+    x, seed = session.data.train.x, session.seed  # seeded rows: the same on every move
     if twin is None:
-        recalibrate_bn(model, x, session.bn_samples)
+        recalibrate_bn(model, x, session.bn_samples, seed)
     else:
-        recalibrate_bn(twin.module, x, session.bn_samples)
+        recalibrate_bn(twin.module, x, session.bn_samples, seed)
         twin.norms_back(model)
 
 

@@ -37,6 +37,7 @@ import torch
 from ..config import HISTORY_MAX, check_params
 from ..engine.metrics import Snapshot
 from ..files import atomic_file
+from ..validate import check_weights
 from .bounded import BoundedList
 from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
@@ -228,9 +229,11 @@ def _states(data: dict) -> list[tuple[str, State]]:
 
 
 def _check_values(payload: dict, name: str) -> None:
-    """The weights are finite (the shapes and dtypes were checked before reading)."""
+    """The weights are finite and not huge, BatchNorm variances not negative
+    (validate.check_weights; the shapes and dtypes were checked before reading)."""
     for slot, data in payload["slots"].items():
         for where, state in _states(data):
+            check_weights(f"{name} is refused: slot {slot} {where}", state)
             for key, tensor in state.items():
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     raise ValueError(f"{name} is refused: slot {slot} {where}: {key} holds "

@@ -12,13 +12,13 @@ is gone. Data given as tensors is still refused; a language model on text: persi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..config import DATASETS, MODELS
+from ..data.images import folder_of
 
 OWN_DATA, OWN_MODEL, HF_KEY = "imagefolder:", "hf:", "hf"
 SPEC_MAX = 4096  # characters of a saved path spec
@@ -84,8 +84,8 @@ def reopen(cls: type, config: dict, device: str | None) -> Any:
     from ..models.hf import from_description
 
     dataset = config["dataset"]
-    if dataset.startswith(OWN_DATA) and not Path(dataset[len(OWN_DATA):]).is_dir():
-        raise ValueError(f"the session's data folder {dataset[len(OWN_DATA):]} is gone: the "
+    if dataset.startswith(OWN_DATA) and not folder_of(dataset).is_dir():  # tag and all
+        raise ValueError(f"the session's data folder {folder_of(dataset)} is gone: the "
                          "file holds the model and its history, not the images; put the "
                          "folder back to load it")
     with torch.random.fork_rng(devices=[]):  # the weights come from the file anyway
