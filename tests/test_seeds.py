@@ -13,7 +13,9 @@ from scipy import stats as scipy_stats
 from explorer.cli.main import main
 
 INTERVAL_KEYS = {"values", "n", "mean", "ci95_low", "ci95_high"}
-PAIRED_KEYS = {"values", "n", "mean_diff", "ci95_low", "ci95_high", "verdict"}
+PAIRED_KEYS = {"values", "n", "mean_diff", "ci95_low", "ci95_high", "p_value", "verdict"}
+CLAIM_KEYS = {"claim", "want", "margin", "verdict", "verdict_unadjusted", "holds", "p_value",
+              "p_holm", "family", "mean_diff", "ci95_low", "ci95_high"}
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,9 @@ def test_t_interval_equals_scipy():
     assert d["values"] == [2.0, 3.0, 4.0] and d["mean_diff"] == 3.0
     assert d["ci95_low"] == pytest.approx(3.0 - 4.302652729749464 / math.sqrt(3))
     assert d["verdict"] == "higher"
-    assert paired([1.0, 2.0], [2.0, 1.0])["verdict"] == "no detectable difference"
+    assert d["p_value"] == pytest.approx(scipy_stats.ttest_rel([3.0, 4.0, 5.0],
+                                                               [1.0, 1.0, 1.0]).pvalue)
+    assert paired([1.0, 2.0], [2.0, 1.0])["verdict"] == "not shown"
     with pytest.raises(ValueError, match="one of each"):
         paired([1.0], [1.0, 2.0])
 
@@ -95,7 +99,10 @@ def test_reproduce_lottery_seeds_3_json(monkeypatch, tmp_path, capsys):
         _interval(row["random_test_accuracy"])
         _paired(row["ticket_vs_random"])
     _paired(doc["rounds"][3]["ticket_vs_dense"])
-    assert {"claim", "holds", "mean_diff", "ci95_low", "ci95_high"} <= set(doc["claims"][0])
+    assert all(CLAIM_KEYS <= set(c) for c in doc["claims"])
+    tested = [c for c in doc["claims"] if c["p_value"] is not None]
+    assert all(c["family"] == len(tested) and c["p_holm"] >= c["p_value"] for c in tested)
+    assert "Holm p = " in out or "untested" in out
 
 
 def test_reproduce_han_and_hinton_seeds_3(monkeypatch):
@@ -128,14 +135,23 @@ def test_run_seeds_3_json(tmp_path, capsys):
     assert main(["run", "--dataset", "digits", "--epochs", "1", "--prune-sparsity", "0.5",
                  "--finetune-epochs", "1", "--student", "0.25", "--seeds", "3",
                  "--workers", "0", "--device", "cpu", "--json", str(path)]) == 0
-    assert "finetuned_vs_baseline" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "finetuned_vs_baseline" in out and "Holm p = " in out
     doc = json.loads(path.read_text())
     assert doc["seeds"] == [0, 1, 2]
     assert [r["config"]["seed"] for r in doc["per_seed"]] == [0, 1, 2]
     for stage in ("baseline", "pruned", "finetuned", "student_alone", "distilled"):
         _interval(doc["summary"][stage]["accuracy"])
     for name in ("pruned_vs_baseline", "finetuned_vs_baseline", "distilled_vs_student_alone"):
-        _paired(doc["comparisons"][name])
+        comp = doc["comparisons"][name]
+        _paired(comp)
+        # Holm over the run's three comparisons; the verdict in "better" words, the raw
+        # interval's in `difference`.
+        assert comp["family"] == 3 and comp["p_holm"] >= comp["p_value"]
+        assert comp["verdict"] in ("better", "worse", "not shown")
+        assert comp["difference"] in ("higher", "lower", "not shown")
+        if comp["verdict"] == "better":
+            assert comp["ci95_low"] > 0 and comp["p_holm"] < 0.05
 
 
 def test_sweep_seeds_3_json(tmp_path, capsys):

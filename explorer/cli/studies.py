@@ -129,7 +129,8 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         description="Rerun a published result with the paper's own procedure on our engine "
                     "(mnist-5k, the 5,000-image MNIST subset), over one or more seeds, and "
                     "print ours (mean and 95%% interval) beside the paper's numbers, with "
-                    "the paper's claims that hold and do not hold on this data.")
+                    "each of the paper's claims shown or not shown by its interval "
+                    "(Holm-corrected over the report's claims).")
     p.add_argument("experiment", choices=EXPERIMENTS)
     p.add_argument("--quick", action="store_true",
                    help="the same procedure with fewer rounds/steps and epochs (minutes)")

@@ -23,7 +23,7 @@ from .common import (
     seeded,
     test_accuracy,
 )
-from .stats import claim, paired, summarize
+from .stats import claim, holm, paired, summarize
 
 PAPER = {"source": "Han et al. 2015, LeNet-300-100 on MNIST", "compression": 12.0,
          "error_before": 0.0164, "error_after": 0.0159,
@@ -32,6 +32,7 @@ PAPER = {"source": "Han et al. 2015, LeNet-300-100 on MNIST", "compression": 12.
 SETTINGS = {True: dict(dense_epochs=10, steps=6, quality_step=0.5, finetune_epochs=2),
             False: dict(dense_epochs=40, steps=20, quality_step=0.25, finetune_epochs=10)}
 BUDGET = 0.005  # validation accuracy may drop at most half a point
+NO_WORSE_MARGIN = BUDGET  # the claim's non-inferiority margin on test error (see combine)
 LR, BATCH = 1e-3, 64
 FT_LR = LR * HAN_RETRAIN_LR_FACTOR  # Han et al.: retrain at a tenth of the learning rate
 
@@ -91,28 +92,24 @@ def combine(per_seed: list[dict]) -> dict:
     pruned_vs_dense = paired([p["pruned_test_error"] for p in per_seed],
                              [p["dense_test_error"] for p in per_seed])
     out["pruned_vs_dense"] = pruned_vs_dense
-    compression_claim = {"values": [], "mean_diff": None, "ci95_low": None, "ci95_high": None}
-    comp = out["compression"]
-    if comp["ci95_low"] is not None:
-        compression_claim.update(verdict="higher" if comp["ci95_low"] > PAPER["compression"]
-                                 else "lower" if comp["ci95_high"] < PAPER["compression"]
-                                 else "no detectable difference",
-                                 mean_diff=comp["mean"] - PAPER["compression"],
-                                 ci95_low=comp["ci95_low"] - PAPER["compression"],
-                                 ci95_high=comp["ci95_high"] - PAPER["compression"])
-    else:
-        compression_claim["verdict"] = "one seed: no interval"
+    # A one-sample comparison: each seed's compression minus the paper's 12x.
+    out["compression_vs_paper"] = paired([p["compression"] for p in per_seed],
+                                         [PAPER["compression"]] * len(per_seed))
     first, last = layers[0], layers[-1]
     out["output_minus_first_kept"] = paired([p["kept_per_layer"][last] for p in per_seed],
                                             [p["kept_per_layer"][first] for p in per_seed])
-    out["claims"] = [
-        claim("pruning (the step chosen on validation) does not raise the test error "
-              "(paper: 1.64% -> 1.59%)", pruned_vs_dense, ("lower", "no detectable difference")),
-        claim(f"compression reaches the paper's {PAPER['compression']:.0f}x",
-              compression_claim, ("higher", "no detectable difference")),
+    out["claims"] = holm([
+        # Margin: the half point of accuracy our procedure already lets pruning cost on
+        # validation (BUDGET); the paper's "no loss" cannot be shown as zero, only as a
+        # loss smaller than a margin fixed before the run.
+        claim(f"pruning (the step chosen on validation) raises the test error by no more "
+              f"than {NO_WORSE_MARGIN * 100:g} points (paper: 1.64% -> 1.59%)",
+              pruned_vs_dense, "not higher", margin=NO_WORSE_MARGIN),
+        claim(f"compression exceeds the paper's {PAPER['compression']:.0f}x",
+              out["compression_vs_paper"], "higher", unit="x"),
         claim("the output layer keeps a larger share of its weights than the first layer "
               "(paper: 26% vs 8%)", out["output_minus_first_kept"], "higher"),
-    ]
+    ])
     return out
 
 

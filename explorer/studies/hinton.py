@@ -6,8 +6,9 @@ student trained to match the teacher's soft targets (T = 20 for the 2x800 studen
 much smaller students, T = 2.5-4 worked best). Our teacher gets the same regularisation
 (dropout 0.2 on inputs, 0.5 on hidden units, +-2 px jitter); the student is small enough
 that a real teacher-student gap exists on mnist-5k. We report, per temperature, the
-student's error, the paired difference to the student alone, and the fraction of the
-teacher-student gap that distillation closes, (alone - distilled) / (alone - teacher).
+student's error, the paired difference to the student alone, and the share of the
+teacher-student gap that distillation closes: mean(alone - distilled) / mean(alone -
+teacher) over all seeds, with Fieller's interval.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from ..data.datasets import load_dataset
 from ..models.zoo import build_model
 from . import common
 from .common import Log, make_session, quiet, seeded, split_accuracy, test_accuracy
-from .stats import claim, paired, summarize
+from .stats import COULD_NOT_MEASURE, claim, fmt, holm, paired, ratio_of_means, summarize
 
 PAPER = {"source": "Hinton, Vinyals & Dean 2015, MNIST (10,000 test images)",
          "teacher_errors": 67, "student_errors": 146, "distilled_errors": 74,
          "teacher_error": 0.0067, "student_error": 0.0146, "distilled_error": 0.0074,
          "gap_closed": (146 - 74) / (146 - 67), "temperature": 20}
-# (quick, full)
-SETTINGS = {True: dict(teacher_epochs=10, student_epochs=5, temperatures=(4.0, 20.0)),
+# (quick, full). Quick mode keeps the full teacher (60 epochs: with dropout 0.5 and jitter
+# it learns slowly; at 10 epochs it could be worse than its 5-epoch students, 8.33% vs
+# 8.10% in issue 25, leaving no gap to close; at 30 it led the 10-epoch 2x800 student by
+# 0.1 point on one seed of four) and trains the students a third of full mode's epochs.
+SETTINGS = {True: dict(teacher_epochs=60, student_epochs=10, temperatures=(4.0, 20.0)),
             False: dict(teacher_epochs=60, student_epochs=30,
                         temperatures=(1.0, 2.0, 4.0, 8.0, 20.0))}
 TEACHER_HIDDEN = (1200, 1200)
@@ -140,10 +144,13 @@ def _slot_accuracy(session, slot: str, split: str) -> float:
     return split_accuracy(session.slot_model(slot), session.data, split, session.task)
 
 
-def gap_closed(alone: float, distilled: float, teacher: float) -> float | None:
-    """(alone - distilled) / (alone - teacher); None without a gap to close."""
-    gap = alone - teacher
-    return None if gap <= 0 else (alone - distilled) / gap
+def gap_closed(alone: list[float], distilled: list[float], teacher: list[float]) -> dict:
+    """The share of the teacher-student gap that distillation closes, as a ratio of means
+    over every seed, mean(alone - distilled) / mean(alone - teacher), with Fieller's 95%
+    interval (stats.ratio_of_means): a seed whose teacher is worse than its student
+    counts as it is, none dropped (a per-seed ratio would explode near a zero gap)."""
+    return ratio_of_means([a - d for a, d in zip(alone, distilled)],
+                          [a - t for a, t in zip(alone, teacher)])
 
 
 def _combine_student(name: str, per_seed: list[dict], teacher: list[float]) -> dict:
@@ -155,22 +162,21 @@ def _combine_student(name: str, per_seed: list[dict], teacher: list[float]) -> d
     rows = []
     for i, t in enumerate(r["temperature"] for r in runs[0]["temperature_sweep"]):
         distilled = [r["temperature_sweep"][i]["test_error"] for r in runs]
-        closed = [gap_closed(a, d, te) for a, d, te in zip(alone, distilled, teacher)]
-        kept = [c for c in closed if c is not None]
         rows.append({"temperature": t, "test_error": summarize(distilled),
                      "alone_minus_distilled": paired(alone, distilled),
-                     "gap_closed": summarize(kept) if kept else None,
-                     "gap_closed_seeds": len(kept)})
+                     "gap_closed": gap_closed(alone, distilled, teacher),
+                     "gap_closed_seeds": len(alone)})
     out["temperatures"] = rows
     out["best_temperature_on_val"] = [r["best_temperature_on_val"] for r in runs]
     out["alone_minus_distilled_best_t"] = paired(
         alone, [r["distilled_error_best_t"] for r in runs])
-    at20 = next(r for r in rows if r["temperature"] == PAPER_T)
+    # Every comparison the table shows is a claim of the family Holm corrects (combine):
+    # each temperature's, not only the paper's T = 20, since a reader picks among them.
     out["claims"] = [
         claim(f"the regularised teacher beats the {name} student alone (a gap exists)",
               out["teacher_gap"], "higher"),
-        claim(f"distillation at T = 20 lowers the {name} student's test error",
-              at20["alone_minus_distilled"], "higher"),
+        *(claim(f"distillation at T = {row['temperature']:g} lowers the {name} student's "
+                "test error", row["alone_minus_distilled"], "higher") for row in rows),
         claim(f"distillation at the T chosen on validation lowers the {name} student's "
               "test error", out["alone_minus_distilled_best_t"], "higher"),
     ]
@@ -178,16 +184,24 @@ def _combine_student(name: str, per_seed: list[dict], teacher: list[float]) -> d
 
 
 def combine(per_seed: list[dict]) -> dict:
-    """Means, intervals, per-T paired comparisons, the gap closed and the claims."""
+    """Means, intervals, per-T paired comparisons, the gap closed and the claims (Holm
+    over all of them, both students together)."""
     teacher = [p["teacher_error"] for p in per_seed]
     students = {n: _combine_student(n, per_seed, teacher) for n in per_seed[0]["students"]}
-    return {"teacher_error": summarize(teacher), "students": students,
-            "claims": [c for st in students.values() for c in st["claims"]]}
+    claims = holm([c for st in students.values() for c in st["claims"]])
+    return {"teacher_error": summarize(teacher), "students": students, "claims": claims}
+
+
+def _gap_text(gap: dict) -> str:
+    """The gap closed in percent: "33 [-1, 67]", or the estimate and why no interval."""
+    text = fmt(gap, digits=0)
+    if gap["ci95_low"] is None and text != COULD_NOT_MEASURE:
+        return f"{text} ({'unbounded' if gap['note'].startswith('no bounded') else 'no interval'})"
+    return text
 
 
 def format_result(result: dict) -> str:
     from .common import table
-    from .stats import fmt
 
     rows = [("teacher 2x1200, dropout + jitter", fmt(result["teacher_error"], digits=2),
              f"{PAPER['teacher_error']:.2%}", "", "")]
@@ -202,10 +216,11 @@ def format_result(result: dict) -> str:
                          f"{PAPER['distilled_error']:.2%}"
                          if paper and row["temperature"] == PAPER_T else "",
                          fmt(row["alone_minus_distilled"], digits=2, key="mean_diff"),
-                         "-" if gap is None else fmt(gap, digits=0)))
+                         _gap_text(gap)))
     body = table(("Hinton et al. 2015 (test error, %)", "ours", "paper",
                   "alone - distilled (pts)", "gap closed (%)"), rows)
     chosen = "; ".join(f"{name}: {', '.join(f'{t:g}' for t in st['best_temperature_on_val'])}"
                        for name, st in result["students"].items())
-    return (f"{body}\nT chosen on validation, per seed: {chosen}. Paper (2x800 at T = 20): "
-            f"{PAPER['gap_closed']:.0%} of the gap closed.")
+    return (f"{body}\nGap closed: mean(alone - distilled) / mean(alone - teacher) over every "
+            f"seed, Fieller's 95% interval. T chosen on validation, per seed: {chosen}. "
+            f"Paper (2x800 at T = 20): {PAPER['gap_closed']:.0%} of the gap closed.")

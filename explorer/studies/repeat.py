@@ -4,7 +4,8 @@ Each seed is a whole `explorer run` (its own data split, init and batch order), 
 spawned process of a local pool (or one after another with --workers 0). The report keeps
 every seed's stages and adds, per stage, the mean and 95% t-interval of each number, and
 the paired comparisons a conclusion rests on: pruned and fine-tuned vs the baseline,
-distilled vs the student alone (differences of test accuracy, or of test MSE).
+distilled vs the student alone (differences of test accuracy, or of test MSE), each
+"better" / "worse" only when its Holm-corrected test over the run's comparisons says so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from typing import Any
 
 from ..files import write_text
 from .jsonsafe import json_safe
-from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
+from .stats import (
+    claim,
+    default_workers,
+    fmt,
+    holm,
+    map_seeds,
+    paired,
+    seed_list,
+    summarize,
+)
 
 NUMBERS = ("accuracy", "loss", "mse", "f1", "teacher_agreement", "sparsity", "nonzero",
            "flops_effective", "perplexity")
@@ -73,13 +83,22 @@ def combine(reports: list[dict]) -> dict:
                           if all(isinstance(row.get(k), (int, float)) and
                                  math.isfinite(row[k]) for row in rows)}
     key = quality_key(reports)
-    comparisons = {}
+    comparisons, claims = {}, []
     for a, b in COMPARISONS:
         if a in stages and b in stages:
-            comparisons[f"{a}_vs_{b}"] = {
-                "metric": f"test {key}",
-                **paired([r["stages"][a][key] for r in reports],
-                         [r["stages"][b][key] for r in reports])}
+            comp = paired([r["stages"][a][key] for r in reports],
+                          [r["stages"][b][key] for r in reports])
+            # "better" means higher accuracy, or lower MSE; Holm over this run's comparisons.
+            claims.append(claim(f"{a} is better than {b} on test {key}", comp,
+                                "higher" if key == "accuracy" else "lower",
+                                unit="points" if key == "accuracy" else key))
+            comparisons[f"{a}_vs_{b}"] = {"metric": f"test {key}", **comp}
+    holm(claims)
+    for comp, c in zip(comparisons.values(), claims):
+        # `verdict`: the Holm-adjusted words (better / worse / not shown / why untested);
+        # `difference`: the interval's own words before correction (higher / lower / ...).
+        comp.update(difference=comp["verdict"], verdict=c["verdict"], p_holm=c["p_holm"],
+                    family=c["family"])
     return {"summary": summary, "comparisons": comparisons, "metric": key}
 
 
@@ -92,8 +111,10 @@ def format_runs(result: dict) -> str:
         if key in numbers:
             lines.append(f"{stage:<14} {fmt(numbers[key], scale=scale, digits=digits)}")
     for name, comp in result["comparisons"].items():
+        holm_p = "" if comp["p_holm"] is None else \
+            f"; Holm p = {comp['p_holm']:.2g} over {comp['family']}"
         lines.append(f"{name:<28} {fmt(comp, scale=scale, digits=digits, key='mean_diff')} "
-                     f"({comp['verdict']})")
+                     f"({comp['verdict']}{holm_p})")
     return "\n".join(lines)
 
 

@@ -1,10 +1,18 @@
-"""Several seeds, one number each: means, 95% t-intervals and paired differences.
+"""Several seeds, one number each: means, 95% t-intervals, paired differences, claims.
 
 One accuracy on 1,000 test images has a standard error near 0.8 points, so a claim that
 compares two settings rests on several seeds: the mean of the per-seed paired differences
-and its 95% t-interval (mean +- t_{0.975, n-1} * sd / sqrt(n)). A comparison "holds" in a
-direction when its interval excludes zero on that side; an interval that contains zero
-means no difference we can detect with these seeds, not that there is none.
+and its 95% t-interval (mean +- t_{0.975, n-1} * sd / sqrt(n)). Words follow intervals
+(DESIGN.md section 4): a difference is "higher" / "lower" only when its interval excludes
+zero on that side, otherwise "not shown" (an interval that contains zero is no evidence of
+equality). A NaN is "could not measure"; one seed, or seeds that all gave the same value,
+give no interval (zero spread is not a point interval: the seeds did not vary).
+
+A claim (`claim`) is "better" only when its difference clears zero, "no worse by more than
+m" only from a non-inferiority margin m fixed beforehand and written in the claim; the
+claims of one report are corrected together by Holm (`holm`), and the verdict follows the
+Holm-adjusted p-value of each claim's paired t-test. A ratio of means (`ratio_of_means`,
+e.g. the share of a gap closed) gets Fieller's interval over all seeds, none dropped.
 
 Seeds fan out over a local process pool (spawned processes, one job per seed), as the
 sweep executor does; each job fixes its own torch thread count, so the numbers are those
@@ -22,6 +30,18 @@ from typing import Any
 from ..validate import check_seed_range
 
 CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+NOT_SHOWN = "not shown"
+COULD_NOT_MEASURE = "could not measure"
+ONE_SEED = "no interval: one seed"
+NO_SPREAD = "no interval: every seed gave the same value"
+# What a claim asserts about its difference (a - b), and the verdict when it is shown:
+# "higher"/"lower": above/below zero (superiority); "not lower"/"not higher": above -m /
+# below +m for a margin m fixed beforehand (non-inferiority); "within": between -m and +m.
+SHOWN = {"higher": "better", "lower": "better",
+         "not lower": "no worse by more than the margin",
+         "not higher": "no worse by more than the margin", "within": "within the margin"}
+MARGIN_WANTS = ("not lower", "not higher", "within")
 
 
 def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
@@ -31,59 +51,195 @@ def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
     return float(t.ppf(0.5 + confidence / 2, df))
 
 
+def _t_sf(x: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.sf(x, df))
+
+
+def no_interval_reason(n: int, mean: float, sd: float | None) -> str | None:
+    """Why these values give no interval (NaN, one seed, zero spread), or None."""
+    if not math.isfinite(mean) or (sd is not None and not math.isfinite(sd)):
+        return COULD_NOT_MEASURE
+    if n < 2:
+        return ONE_SEED
+    if sd is None or sd <= 1e-12 * max(1.0, abs(mean)):
+        return NO_SPREAD
+    return None
+
+
 def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
-    """{"values", "n", "mean", "sd", "ci95_low", "ci95_high"}; no interval for n < 2."""
+    """{"values", "n", "mean", "sd", "ci95_low", "ci95_high"}; no interval (None, and
+    "note" says why) for one value, for NaN or infinite values, or for zero spread."""
     vals = [float(v) for v in values]
     n = len(vals)
     if n == 0:
         raise ValueError("summarize needs at least one value")
     mean = sum(vals) / n
-    if n < 2:
-        return {"values": vals, "n": n, "mean": mean, "sd": None, "ci95_low": None,
-                "ci95_high": None}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
+    out = {"values": vals, "n": n, "mean": mean, "sd": sd, "ci95_low": None,
+           "ci95_high": None}
+    reason = no_interval_reason(n, mean, sd)
+    if reason is not None:
+        return {**out, "note": reason}
     half = t_quantile(n - 1, confidence) * sd / math.sqrt(n)
-    return {"values": vals, "n": n, "mean": mean, "sd": sd, "ci95_low": mean - half,
-            "ci95_high": mean + half}
+    return {**out, "ci95_low": mean - half, "ci95_high": mean + half}
 
 
 def verdict(low: float | None, high: float | None) -> str:
-    """"higher" / "lower" when the interval excludes zero, "no detectable difference"
-    when it contains it, "one seed: no interval" without one."""
+    """A difference's interval in words: "higher" / "lower" only when it excludes zero on
+    that side; "not shown" when it contains zero; "could not measure" for NaN; "no
+    interval" without one."""
     if low is None or high is None:
-        return "one seed: no interval"
+        return "no interval"
+    if math.isnan(low) or math.isnan(high):
+        return COULD_NOT_MEASURE
     if low > 0:
         return "higher"
     if high < 0:
         return "lower"
-    return "no detectable difference"
+    return NOT_SHOWN
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> dict:
-    """Per-seed differences a - b, their mean ("mean_diff") and its t-interval."""
+    """Per-seed differences a - b, their mean ("mean_diff"), its t-interval, the paired
+    t-test's two-sided p-value against zero ("p_value") and the words ("verdict")."""
     if len(a) != len(b):
         raise ValueError(f"paired values need one of each per seed; got {len(a)} and "
                          f"{len(b)}")
     s = summarize([x - y for x, y in zip(a, b)], confidence)
-    return {"values": s["values"], "n": s["n"], "mean_diff": s["mean"], "sd": s["sd"],
-            "ci95_low": s["ci95_low"], "ci95_high": s["ci95_high"],
-            "verdict": verdict(s["ci95_low"], s["ci95_high"])}
+    out = {"values": s["values"], "n": s["n"], "mean_diff": s["mean"], "sd": s["sd"],
+           "ci95_low": s["ci95_low"], "ci95_high": s["ci95_high"], "p_value": None}
+    if "note" in s:
+        return {**out, "verdict": s["note"]}
+    se = s["sd"] / math.sqrt(s["n"])
+    p = min(1.0, 2 * _t_sf(abs(s["mean"]) / se, s["n"] - 1))
+    return {**out, "p_value": p, "verdict": verdict(s["ci95_low"], s["ci95_high"])}
 
 
-def claim(text: str, comparison: dict, want: str | tuple[str, ...]) -> dict:
-    """A paper's claim checked against a paired comparison: holds when the comparison's
-    verdict is `want` ("higher", "lower", or "no detectable difference"; a tuple accepts
-    any of several, e.g. "match or beat" = ("higher", "no detectable difference"))."""
-    v = comparison["verdict"]
-    wants = (want,) if isinstance(want, str) else tuple(want)
-    return {"claim": text, "want": list(wants), "verdict": v,
-            "holds": None if v.startswith("one seed") else v in wants,
-            "mean_diff": comparison["mean_diff"], "ci95_low": comparison["ci95_low"],
-            "ci95_high": comparison["ci95_high"]}
+def claim(text: str, comparison: dict, want: str, margin: float | None = None,
+          unit: str = "points") -> dict:
+    """A claim about a paired comparison (a - b), before the report's Holm correction.
+
+    `want`: "higher" / "lower" (a - b above / below zero: "better" when shown, "worse"
+    when the opposite is), or, with a `margin` m > 0 fixed beforehand (and stated in
+    `text`), "not lower" (a - b > -m), "not higher" (a - b < m) or "within" (-m < a - b
+    < m). `p_value`: the paired t-test's, on the two-sided scale (twice the one-sided p
+    against the claim's threshold, at most 1), so p < 0.05 exactly when the 95% interval
+    clears it. `holm` then sets `p_holm`, `verdict` and `holds` for the whole report;
+    until then they are this claim's alone. `unit` ("points": differences of fractions,
+    shown x100) is for display.
+    """
+    if want not in SHOWN:
+        raise ValueError(f"want must be one of {', '.join(SHOWN)}; got {want!r}")
+    if want in MARGIN_WANTS:
+        if margin is None or not math.isfinite(margin) or margin <= 0:
+            raise ValueError(f"a {want!r} claim needs a margin > 0 fixed beforehand; got "
+                             f"{margin!r}")
+    elif margin is not None:
+        raise ValueError(f"a {want!r} claim takes no margin; got {margin!r}")
+    values = comparison["values"]
+    n, mean = len(values), comparison["mean_diff"]
+    sd = comparison.get("sd")
+    out = {"claim": text, "want": want, "margin": margin, "unit": unit,
+           "mean_diff": mean, "ci95_low": comparison["ci95_low"],
+           "ci95_high": comparison["ci95_high"], "n": n, "sd": sd}
+    reason = no_interval_reason(n, mean, sd)
+    if reason is not None:
+        return {**out, "p_value": None, "p_holm": None, "family": 0,
+                "verdict_unadjusted": reason, "verdict": reason, "holds": None}
+    p = _claim_p(want, mean, sd / math.sqrt(n), n - 1, margin or 0.0)
+    out.update(p_value=p, p_holm=p, family=1)
+    out["verdict_unadjusted"] = _words(out, p)
+    out["verdict"] = out["verdict_unadjusted"]
+    out["holds"] = out["verdict"] == SHOWN[want]
+    return out
+
+
+def _claim_p(want: str, mean: float, se: float, df: int, m: float) -> float:
+    if want in ("higher", "lower"):  # the ordinary two-sided paired t-test
+        return min(1.0, 2 * _t_sf(abs(mean) / se, df))
+    above = _t_sf((mean + m) / se, df)  # one-sided p of "a - b <= -m"
+    below = _t_sf((m - mean) / se, df)  # one-sided p of "a - b >= m"
+    one_sided = {"not lower": above, "not higher": below, "within": max(above, below)}
+    return min(1.0, 2 * one_sided[want])
+
+
+def _words(c: dict, p: float, alpha: float = ALPHA) -> str:
+    """The verdict at p: shown only when p < ALPHA and the interval clears the threshold
+    (the two agree up to rounding; requiring both keeps a bound of exactly 0 unshown)."""
+    low, high, m, want = c["ci95_low"], c["ci95_high"], c["margin"] or 0.0, c["want"]
+    if not p < alpha:
+        return NOT_SHOWN
+    clears = {"higher": low > 0, "lower": high < 0, "not lower": low > -m,
+              "not higher": high < m, "within": -m < low and high < m}[want]
+    if clears:
+        return SHOWN[want]
+    opposite = {"higher": high < 0, "lower": low > 0}.get(want, False)
+    return "worse" if opposite else NOT_SHOWN
+
+
+def holm(claims: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Holm's correction over one report's claims, in place (and returned): each tested
+    claim's `p_holm` = max over the claims ranked at or before it of min(1, (m - rank) *
+    p), `family` = m (the claims with a p-value), and its `verdict`/`holds` follow
+    `p_holm`. Idempotent: it reads only `p_value`."""
+    tested = sorted((c for c in claims if c.get("p_value") is not None),
+                    key=lambda c: c["p_value"])
+    m, running = len(tested), 0.0
+    for rank, c in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * c["p_value"]))
+        c["p_holm"], c["family"] = running, m
+        c["verdict"] = _words(c, running, alpha)
+        c["holds"] = c["verdict"] == SHOWN[c["want"]]
+    return claims
+
+
+def ratio_of_means(num: Sequence[float], den: Sequence[float],
+                   confidence: float = CONFIDENCE) -> dict:
+    """mean(num) / mean(den) over paired seeds, with Fieller's 95% interval (every seed,
+    none dropped; a seed whose denominator is negative counts as it is).
+
+    Returns {"mean" (the ratio), "numerator", "denominator", "n", "ci95_low", "ci95_high",
+    "method"}; the interval is None, and "note" says why, for NaN, one seed, zero spread,
+    or when the denominator's mean is not clearly away from zero (Fieller's set is then
+    unbounded: the data allow any ratio).
+    """
+    if len(num) != len(den):
+        raise ValueError(f"a ratio of means needs one numerator per denominator; got "
+                         f"{len(num)} and {len(den)}")
+    if not num:
+        raise ValueError("a ratio of means needs at least one seed")
+    x, y = [float(v) for v in num], [float(v) for v in den]
+    sx, sy = summarize(x), summarize(y)
+    n, mx, my = len(x), sx["mean"], sy["mean"]
+    ratio = mx / my if my != 0 else math.nan
+    out = {"mean": ratio, "numerator": mx, "denominator": my, "n": n, "ci95_low": None,
+           "ci95_high": None, "method": "Fieller"}
+    notes = {sx.get("note"), sy.get("note")}
+    if not math.isfinite(ratio) or COULD_NOT_MEASURE in notes:
+        return {**out, "note": COULD_NOT_MEASURE}
+    if n < 2:
+        return {**out, "note": ONE_SEED}
+    if notes == {NO_SPREAD}:
+        return {**out, "note": NO_SPREAD}
+    vxx, vyy = sx["sd"] ** 2 / n, sy["sd"] ** 2 / n
+    vxy = sum((a - mx) * (b - my) for a, b in zip(x, y)) / (n - 1) / n
+    t2 = t_quantile(n - 1, confidence) ** 2
+    # (mx - r my)^2 <= t^2 var(mx - r my): a r^2 + b r + c <= 0.
+    a, b, c = my * my - t2 * vyy, -2 * (mx * my - t2 * vxy), mx * mx - t2 * vxx
+    if a <= 0:
+        return {**out, "note": "no bounded interval: the denominator's mean is not clearly "
+                               "away from zero"}
+    root = math.sqrt(max(b * b - 4 * a * c, 0.0))
+    return {**out, "ci95_low": (-b - root) / (2 * a), "ci95_high": (-b + root) / (2 * a)}
 
 
 def fmt(summary: dict, scale: float = 100.0, digits: int = 1, key: str = "mean") -> str:
-    """"93.4 [92.9, 93.9]" (mean and 95% interval), or the mean alone for one seed."""
+    """"93.4 [92.9, 93.9]" (mean and 95% interval), the mean alone without an interval,
+    "could not measure" for NaN."""
+    if summary[key] is None or not math.isfinite(summary[key]):
+        return COULD_NOT_MEASURE
     mean = summary[key] * scale
     if summary["ci95_low"] is None:
         return f"{mean:.{digits}f}"
