@@ -216,3 +216,14 @@ def test_same_student_init_for_alone_and_distilled():
     a = session.slot_model("student_alone").state_dict()
     b = session.slot_model("student").state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)
+
+
+def test_fingerprint_reads_zero_dim_buffers():
+    """A BatchNorm's 0-dim num_batches_tracked is hashed too (it raised before), and a
+    change of it changes the fingerprint."""
+    from torch import nn
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    before = fingerprint(net)
+    net[1].num_batches_tracked += 1
+    assert fingerprint(net) != before
