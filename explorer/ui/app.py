@@ -63,7 +63,7 @@ class ExplorerApp(W.VBox):
         if self.talk:  # a projector at the back of a room: larger type on the plots too
             self.theme = dataclasses.replace(self.theme, font_size=self.theme.font_size + 5)
         self.ui_lock = UiLock()
-        self.errors = KernelErrors(test_mode)
+        self.errors = KernelErrors(test_mode, self.ui_lock)
         self.guard = guarded(self.ui_lock, self._report)
         self.state, self.book = AppState(), CurveBook()
         self.jobs = JobController(self)
@@ -135,14 +135,15 @@ class ExplorerApp(W.VBox):
         c.undo.on_click(g(lambda _: self.undo()))
         c.reset.on_click(g(lambda _: self.reset()))
         c.train.on_click(g(lambda _: self.start_training()))
-        c.stop.on_click(lambda _: self.jobs.stop())  # no lock: Stop never waits on a draw
+        c.stop.on_click(lambda _: self.jobs.stop())  # signals at once, then takes the lock
         self.fig.data[plots.KEPT].on_click(g(self._on_bar_click))
         self.fig.data[plots.PRUNED].on_click(g(self._on_bar_click))
         self.tabs.observe(g(self._on_tab), names="selected_index")
 
     def _report(self, err: BaseException) -> None:
-        self.errors.add(f"{type(err).__name__}: {err}")
-        self.set_status(f"error: {err}", error=True)
+        with self.ui_lock:  # called from guarded callbacks (held) and job threads
+            self.errors.add(f"{type(err).__name__}: {err}")
+            self.set_status(f"error: {err}", error=True)
 
     def _on_state(self, change: dict) -> None:
         if self.sync.active:
