@@ -9,7 +9,6 @@ worker thread, one at a time; every callback and job update holds one UI lock.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import html
 import os
@@ -17,6 +16,7 @@ from collections.abc import Callable
 
 import ipywidgets as W
 
+from ..compat.plotly import make_responsive, seed_view_state
 from ..engine.metrics import Snapshot
 from ..session.session import Session
 from . import plots
@@ -85,7 +85,7 @@ class ExplorerApp(W.VBox):
         self.refiner = Refiner(self)  # a big model's subset answer, then the full set
         self.resizer = Resizer()
         for fig in self.figures():
-            fig._config = {**fig._config, "responsive": True}
+            make_responsive(fig)
         self.tabs, children = build_layout(self)
         super().__init__(children)
         self.add_class("cx-app")
@@ -111,8 +111,7 @@ class ExplorerApp(W.VBox):
         self.curve.wait(REPR_CURVE_WAIT_S)
         with self.ui_lock:
             for fig in self.figures():
-                fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
-                fig._widget_data = copy.deepcopy(fig._data)
+                seed_view_state(fig)
         return super()._repr_mimebundle_(**kwargs)
 
     def figures(self) -> list:
