@@ -168,7 +168,7 @@ def use_validators(used: dict) -> bool:
 
 
 # ----- FigureWidget fields --------------------------------------------------------------
-def _figure_class() -> type:
+def _figure_class() -> Any:
     from plotly.basedatatypes import BaseFigure
 
     return BaseFigure
