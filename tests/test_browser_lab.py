@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
+import urllib.request
 
 import pytest
 from browser_util import (
@@ -45,21 +47,60 @@ def lab_url(tmp_path_factory):
         EXPLORER_QUICK="1",
         JUPYTERLAB_WORKSPACES_DIR=str(root / ".workspaces"),  # no state left in ~/.jupyter
         JUPYTER_CONFIG_DIR=str(root / ".config"),
+        JUPYTERLAB_SETTINGS_DIR=str(quiet_settings(root / ".settings")),
     )
     url = f"http://127.0.0.1:{port}/"
     with running_server(cmd, f"{url}api/status", f"lab-{port}.log", cwd=root, env=env):
+        start_notebook_kernel(url)
         yield url
+
+
+def quiet_settings(folder):
+    """User settings with no news toast (it asks "Would you like to get notified about
+    official Jupyter news?" in a corner of every fresh Lab)."""
+    path = folder / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return folder
+
+
+def api(url: str, method: str = "GET", body: dict | None = None):
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=LOAD_TIMEOUT_MS / 1000) as response:
+        return json.loads(response.read() or b"null")
+
+
+def start_notebook_kernel(url: str) -> None:
+    """Start the notebook's session (and kernel) before the page opens.
+
+    A notebook Lab opens without a running session picks a kernel itself
+    (SessionContext.startKernel): when the kernel specs have not arrived yet or the
+    session request fails, as on a loaded machine, it opens the modal "Select Kernel"
+    dialog instead, which then intercepts every click. Lab's execution indicator reads
+    "idle" before any kernel exists, so waiting for it does not rule that out. With a
+    session already running for this path, Lab connects to it and asks nothing. (The
+    server answers once the kernel process has started.)
+    """
+    session = api(f"{url}api/sessions", "POST", {
+        "path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook", "kernel": {"name": "python3"}})
+    assert session["kernel"]["name"] == "python3", session
 
 
 def test_explore_notebook_runs_and_app_responds(lab_url, browser_page):
     """Run All Cells from the Run menu; the app renders and a slider move updates it."""
+    from playwright.sync_api import expect
+
     page = browser_page
     page.goto(f"{lab_url}lab/tree/{NOTEBOOK}?token={TOKEN}", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=LOAD_TIMEOUT_MS)
-    # The kernel must be up before Run All, or Lab may ask which kernel to start.
-    page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=LOAD_TIMEOUT_MS
-    )
+    # The kernel runs already (lab_url starts it): Lab connects to it, no kernel dialog;
+    # the toolbar names it once connected.
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=LOAD_TIMEOUT_MS)
+    expect(page.locator(".jp-Toolbar-kernelName").first).to_contain_text(
+        "Python 3", timeout=LOAD_TIMEOUT_MS)
     started = ("() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
                ".some((p) => /\\[(\\*|\\d+)\\]/.test(p.textContent))")
     for attempt in range(3):  # a busy Lab can drop the first click on a menu: check, retry
@@ -80,8 +121,6 @@ def test_explore_notebook_runs_and_app_responds(lab_url, browser_page):
     assert tracebacks.count() == 0, tracebacks.all_inner_texts()[:3]
 
     set_readout(page, ".cx-app .cx-prune-slider .widget-readout", "0.9")
-    from playwright.sync_api import expect
-
     expect(page.locator(".cx-app .cx-sparsity-label")).to_contain_text(
         re.compile(r"90\.0%"), timeout=UPDATE_TIMEOUT_MS
     )

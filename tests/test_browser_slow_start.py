@@ -3,7 +3,7 @@
 With eight visitors on two cores, plotly's 5 MB widget module took over 2 s to start in each
 page; anywidget then rejects the model's `ready` promise and drops every later update to it,
 so every plot in the room froze on its first drawing (issue 20). The room's pages widen that
-window (explorer.cli.room_pages.ANYWIDGET_WAIT_JS). Here one page is made slow the same way,
+window (explorer.compat.anywidget.wait_script). Here one page is made slow the same way,
 deterministically: turning a JavaScript blob into a module URL (how anywidget loads a
 widget's module) busy-waits for SLOW_MODULE_MS first, as a loaded machine's compile would.
 """

@@ -1,4 +1,4 @@
-"""Lean dashboard kernels: the shipped digits copy splits exactly as scikit-learn's does,
+"""Lean dashboard (room) kernels: the shipped digits copy splits exactly as scikit-learn's does,
 the first screen imports neither scikit-learn nor SciPy nor nbformat's jsonschema chain
 (nor Torch-Pruning: the zoo traces its dependency graph on the first structured prune),
 and plotly's renderers still reach nbformat when a figure is shown."""
@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, checkout_env
+
+from explorer.cli.room_pages import plotly_module_path
+from explorer.config import PLOTLY_MODULE_ENV
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -61,8 +64,10 @@ def test_plotlys_image_helper_loads_pillow_on_first_use():
 
 
 def last_line_printed(code: str) -> str:
-    """Run `code` in a fresh interpreter from the checkout; the last line it printed."""
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=checkout_env(),
+    """Run `code` in a fresh interpreter from the checkout, as a room's kernel (where the
+    lean import applies: explorer.ui.served.prepare_room_kernel); the last line printed."""
+    env = checkout_env(**{PLOTLY_MODULE_ENV: plotly_module_path()})
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]

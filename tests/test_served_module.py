@@ -71,6 +71,7 @@ PROBE = """
 import json, os, sys
 from explorer.cli.room_pages import used_validators_file
 os.environ["EXPLORER_PLOTLY_VALIDATORS"] = str(used_validators_file())
+os.environ["EXPLORER_PLOTLY_MODULE"] = "explorer/static/plotly/widgetbundle.js"  # a room kernel
 import plotly.graph_objects as go
 from explorer.ui.plots import main_figure
 from explorer.ui.theme import get_theme

@@ -71,10 +71,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_ui_has_no_import_cycle():
     """No module in explorer/ui reaches itself through imports, wherever they sit."""
     graph = ui_graph()
-    # the package imports the app, and first ui.lean (plotly's widget without nbformat) and
-    # ui.served (a room kernel's trimmed validator table)
+    # the package imports the app, and first ui.served (in a room's kernel: plotly's widget
+    # without nbformat, a trimmed validator table)
     assert "explorer.ui.app" in graph
-    assert graph["explorer.ui"] == {"explorer.ui.lean", "explorer.ui.served", "explorer.ui.app"}
+    assert graph["explorer.ui"] == {"explorer.ui.served", "explorer.ui.app"}
     assert find_cycle(graph) is None, find_cycle(graph)
 
 

@@ -52,12 +52,14 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
+from ..compat import CompatError, run_canaries
+from ..compat.anywidget import wait_script
+from ..compat.voila import bound_pool, replace_handlers
 from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
 from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
 from .room_log import log_request, note_refusal, plain_error, refuse
 from .room_pages import (
     ADDRESS_PAGE,
-    ANYWIDGET_WAIT_JS,
     BANNER_JS,
     FULL_PAGE,
     PlotlyModuleHandler,
@@ -69,6 +71,7 @@ from .room_places import ADDRESS, DEFAULT_GRACE_S, DEFAULT_PER_ADDRESS, Room
 
 COOKIE = "explorer_visitor"
 ROOM = "explorer_room"
+HEAD_SCRIPT = "explorer_head_script"  # anywidget's longer ready timer, when its canary passes
 SESSION_POLL_MS = 3000
 ADDRESS_RETRY_S = 5  # a refused burst from one address retries this soon
 
@@ -162,7 +165,7 @@ class RoomPageHandler(TornadoVoilaHandler):
         # Fetch and compile plotly's widget module while the page and the kernel start,
         # not once the first figure asks for it (the figures import this very URL).
         module = html.escape(f"{self.base_url.rstrip('/')}/{plotly_module_path()}")
-        return ANYWIDGET_WAIT_JS + f'<link rel="modulepreload" href="{module}">'
+        return self.settings.get(HEAD_SCRIPT, "") + f'<link rel="modulepreload" href="{module}">'
 
     def _refuse_page(self, room: Room, refusal: str, address: str) -> None:
         """The room-full page (503), or the too-many-starting-pages one (429): no kernel."""
@@ -253,20 +256,6 @@ class RefusedHandler(tornado.web.RequestHandler):
         raise tornado.web.HTTPError(403)
 
 
-def bound_pool(km, room: Room, size: int) -> None:
-    """Refill Voila's pool of preheated kernels only up to the places left in the room, so
-    that visitors plus warm kernels never exceed ``max_visitors`` kernels (plus the pool
-    itself when the room is empty)."""
-    original = km.fill_if_needed
-
-    def fill_if_needed(*args, **kwargs):
-        free = room.max_visitors - room.taken()
-        km.kernel_pools_config.setdefault("default", {})["pool_size"] = max(0, min(size, free))
-        return original(*args, **kwargs)
-
-    km.fill_if_needed = fill_if_needed
-
-
 REPLACED = {
     TornadoVoilaHandler: RoomPageHandler,
     VoilaKernelWebsocketHandler: OwnedKernelWebsocketHandler,
@@ -301,10 +290,7 @@ class ExplorerVoila(Voila):
         return {"explorer_allowed_hosts": frozenset(names), "explorer_any_address": any_address}
 
     def init_handlers(self) -> list:
-        handlers = []
-        for spec in super().init_handlers():
-            pattern, cls, *rest = spec
-            handlers.append((pattern, REPLACED.get(cls, cls), *rest))
+        handlers = replace_handlers(super().init_handlers(), REPLACED)
         session = self.server_url.rstrip("/") + r"/explorer/api/session/(?P<kernel_id>[\w-]+)"
         handlers.insert(0, (session, SessionHandler))
         folder, name = plotly_module_path().rsplit("/", 1)
@@ -318,16 +304,33 @@ class ExplorerVoila(Voila):
         os.environ[PLOTLY_VALIDATORS_ENV] = str(used_validators_file())
         super().initialize(argv)
 
-    def start(self):  # Voila.start, with our application class and settings
+    def check_patches(self) -> str:
+        """Run explorer.compat's canaries: refuse to start (CompatError) when a patch that
+        keeps visitors apart no longer fits Voila; start without a speed-up that no longer
+        fits, saying so in the log. Returns the page head script (empty without it)."""
+        failed = run_canaries()
+        required = [str(err) for canary, err in failed if canary.required]
+        if required:
+            raise CompatError("the room cannot start: " + "; ".join(required))
+        off = set()
+        for canary, err in failed:
+            self.log.warning("starting without %s: %s", canary.patch, err)
+            off.add(canary.distribution)
+        return "" if "anywidget" in off else wait_script()
+
+    def start(self):  # Voila.start (compat.voila checks it), with our class and settings
         import tempfile
 
+        head_script = self.check_patches()
         self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
         self.log.info("Storing connection files in %s.", self.connection_dir)
         settings = self.init_settings()
+        settings[HEAD_SCRIPT] = head_script
         settings[ROOM] = room = Room(self.kernel_manager, self.max_visitors,
                                      self.connect_grace, self.pending_per_address)
         if self.voila_configuration.preheat_kernel and self.max_visitors > 0:
-            bound_pool(self.kernel_manager, room, self.voila_configuration.default_pool_size)
+            bound_pool(self.kernel_manager, lambda: room.max_visitors - room.taken(),
+                       self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
         settings[LOG_SETTING] = self.log
         settings["log_function"] = log_request  # the token scrubbed from request lines

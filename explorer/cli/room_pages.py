@@ -1,5 +1,6 @@
 """What the room serves besides the dashboard (explorer.cli.room): the "room is full" page,
-the scripts its pages get (a longer wait for slow widget modules, the session banner) and
+the session banner script its pages get (the longer wait for slow widget modules is
+explorer.compat.anywidget's) and
 plotly's widget module, served once by URL (explorer.ui.served)."""
 
 from __future__ import annotations
@@ -40,21 +41,7 @@ after a minute.</p>
 <p>This page retries in {retry} seconds.</p></body></html>
 """
 
-# Put first in every dashboard page's <head>, before the widget manager loads. anywidget 0.11
-# gives a widget model 2 s (`AbortSignal.timeout(2e3)` in its Runtime) to import its module and
-# run `initialize`; when that takes longer, the model's `ready` promise is rejected and every
-# later comm message to it is dropped (`_handle_comm_msg` awaits `ready`). plotly's
-# FigureWidget module is a 5 MB bundle compiled per page: with eight visitors on two cores
-# it takes longer than 2 s, the figure draws once and then never changes (issue 20's frozen
-# room; reproduced on one page with Chromium's CPU throttled 30x). A slow start is not a
-# failure here: give it ANYWIDGET_WAIT_MS instead. Only that one 2000 ms timer is widened.
-ANYWIDGET_WAIT_MS = 120_000
-ANYWIDGET_WAIT_JS = f"""<script>
-(function () {{
-  var timeout = AbortSignal.timeout.bind(AbortSignal);
-  AbortSignal.timeout = function (ms) {{ return timeout(ms === 2000 ? {ANYWIDGET_WAIT_MS} : ms); }};
-}})();
-</script>"""
+# The script that widens anywidget's ready timer lives in explorer.compat.anywidget.
 
 # Appended to every dashboard page: poll our session endpoint and show a banner once the
 # kernel behind the page is gone or restarted (its widgets then answer nothing).

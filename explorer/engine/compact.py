@@ -19,6 +19,7 @@ from the masked model's on the example input is refused once and for all (`twin_
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from typing import Any
 
@@ -140,29 +141,36 @@ def _same_function(model: nn.Module, twin: Twin, example: torch.Tensor) -> bool:
         twin.release()
 
 
-# model -> (the plan its twin was built for, the twin or None when refused)
+# model -> (the plan its twin was built for, the twin or None when refused); shared by
+# threads (sessions, studies): read and written under _TWINS_LOCK, a twin built under it
+# too (once per model and group list: a second thread waits for it rather than build a
+# second one while the first has the model in eval mode).
 _TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TWINS_LOCK = threading.RLock()
 
 
 def twin_of(model: nn.Module, groups: list, example: torch.Tensor | None) -> Twin | None:
     """The compact twin of `model`, or None: built and checked once per group list, on
     the first move that leaves a dead channel (a dense model needs no twin)."""
     plan = plan_for(groups)
-    cached = _TWINS.get(model)
-    if cached is not None and cached[0] is plan:
-        return cached[1]
-    if example is None or not _supported(model, plan):
-        _TWINS[model] = (plan, None)
-        return None
-    if not bool(plan.dead(dict(model.named_parameters())).any()):
-        return None
-    twin = Twin(model, plan)
-    _TWINS[model] = (plan, twin if _same_function(model, twin, example) else None)
-    return _TWINS[model][1]
+    with _TWINS_LOCK:
+        cached = _TWINS.get(model)
+        if cached is not None and cached[0] is plan:
+            return cached[1]
+        if example is None or not _supported(model, plan):
+            _TWINS[model] = (plan, None)
+            return None
+        if not bool(plan.dead(dict(model.named_parameters())).any()):
+            return None
+        twin = Twin(model, plan)
+        kept = twin if _same_function(model, twin, example) else None
+        _TWINS[model] = (plan, kept)
+        return kept
 
 
 def refuse_twin(model: nn.Module) -> None:
     """No twin for `model` from now on (its forward failed on one)."""
-    cached = _TWINS.get(model)
-    if cached is not None:
-        _TWINS[model] = (cached[0], None)
+    with _TWINS_LOCK:
+        cached = _TWINS.get(model)
+        if cached is not None:
+            _TWINS[model] = (cached[0], None)

@@ -13,11 +13,18 @@ a model whose structure changes traces new groups, hence a new plan), it turns
   with one count_nonzero per parameter dimension and no full-size temporary.
 
 Results equal the per-group loops they replace (tests compare them with reference copies).
+
+The caches here are shared by threads (the slider under the session lock, the background
+curve on a copy of the weights, studies): every read and write of them holds `_LOCK`, and
+each entry is keyed by the identity of the tensors it was computed from, so the slider's
+weights and the curve's copy keep an entry each instead of evicting one another.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,24 +78,22 @@ class GroupPlan:
                             for dim, pairs in dims.items()}
                      for name, dims in parts.items()}
         self.rank_params = tuple(rank_params)
-        self._ranks: dict[str, tuple[tuple[weakref.ref, ...], tuple[int, ...],
-                                     torch.Tensor]] = {}
-        self._dead: tuple[tuple[weakref.ref, ...], tuple[int, ...], torch.Tensor] | None = None
+        self._ranks: dict[Hashable, _Entry] = {}
+        self._dead: dict[Hashable, _Entry] = {}
 
     # ----- ranking --------------------------------------------------------------------
     def ranks(self, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
         """Each global channel's position in its group's stable ascending sort of scores."""
         tensors = tuple(params[n] for n in self.rank_params)
-        versions = tuple(t._version for t in tensors)
-        hit = self._ranks.get(norm)
-        if hit is not None and hit[1] == versions and \
-                all(ref() is t for ref, t in zip(hit[0], tensors)):
-            return hit[2]
+        key = (norm, *map(id, tensors))
+        hit = _lookup(self._ranks, key, tensors)
+        if hit is not None:
+            return hit
         rank = torch.empty(self.total, dtype=torch.long)
         for group, offset in zip(self.groups, self.offsets.tolist()):
             order = torch.sort(group_scores(group, params, norm), stable=True).indices
             rank[offset + order] = torch.arange(group.size)
-        self._ranks[norm] = (tuple(weakref.ref(t) for t in tensors), versions, rank)
+        _store(self._ranks, key, tensors, rank, RANKS_KEPT)
         return rank
 
     def dropped(self, params: dict[str, torch.Tensor], sparsity: float,
@@ -128,13 +133,12 @@ class GroupPlan:
         so the parameter fraction and the compact twin (engine.compact) of one slider move
         read the weights once."""
         tensors = tuple(state[n] for n in self.cuts)
-        versions = tuple(t._version for t in tensors)
-        hit = self._dead
-        if hit is not None and hit[1] == versions and \
-                all(ref() is t for ref, t in zip(hit[0], tensors)):
-            return hit[2]
+        key = tuple(map(id, tensors))
+        hit = _lookup(self._dead, key, tensors)
+        if hit is not None:
+            return hit
         dead = self._find_dead(state)
-        self._dead = (tuple(weakref.ref(t) for t in tensors), versions, dead)
+        _store(self._dead, key, tensors, dead, RANKS_KEPT)
         return dead
 
     def _find_dead(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -167,44 +171,79 @@ class GroupPlan:
         return gone / total if total else 0.0
 
 
+_LOCK = threading.Lock()  # guards _PLANS, _SCORES and every plan's _ranks and _dead
 _PLANS: dict[tuple[int, ...], GroupPlan] = {}
 PLANS_KEPT = 16
+RANKS_KEPT = 8  # per plan: the slider's weights, the curve's copies, a study's trials
+SCORES_KEPT = 2048  # groups x weight sets; an entry is one float per channel
+
+# An answer with weak references to the tensors it was computed from and their versions
+# (identity plus autograd's version counter proves the weights unchanged; a freed tensor
+# simply misses).
+_Entry = tuple[tuple[weakref.ref, ...], tuple[int, ...], torch.Tensor]
+
+
+def _versions(tensors: tuple[torch.Tensor, ...]) -> tuple[int, ...]:
+    # autograd's in-place counter: no public accessor (tests/test_private_names.py allows it)
+    return tuple(t._version for t in tensors)
+
+
+def _lookup(cache: dict[Hashable, _Entry], key: Hashable,
+            tensors: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """The cached answer for `tensors` if none of them changed since, else None."""
+    with _LOCK:
+        hit = cache.get(key)
+    if hit is not None and len(hit[0]) == len(tensors) and hit[1] == _versions(tensors) \
+            and all(ref() is t for ref, t in zip(hit[0], tensors)):
+        return hit[2]
+    return None
+
+
+def _store(cache: dict[Hashable, _Entry], key: Hashable, tensors: tuple[torch.Tensor, ...],
+           value: torch.Tensor, kept: int) -> None:
+    """Remember `value` for `tensors`, forgetting the oldest entries beyond `kept`."""
+    entry = (tuple(weakref.ref(t) for t in tensors), _versions(tensors), value)
+    with _LOCK:
+        cache.pop(key, None)  # re-inserted last: the newest
+        cache[key] = entry
+        while len(cache) > kept:
+            cache.pop(next(iter(cache)))
 
 
 def plan_for(groups: list) -> GroupPlan:
     """The plan of `groups`, built once per list of the same group objects (the plan keeps
     them alive, so their ids cannot be reused while it is cached)."""
     key = tuple(id(g) for g in groups)
-    plan = _PLANS.get(key)
-    if plan is None:
-        if len(_PLANS) >= PLANS_KEPT:
+    with _LOCK:
+        plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    built = GroupPlan(groups)  # outside the lock: a big model's plan takes a while
+    with _LOCK:
+        plan = _PLANS.setdefault(key, built)  # a thread that built the same first wins
+        while len(_PLANS) > PLANS_KEPT:
             _PLANS.pop(next(iter(_PLANS)))
-        plan = _PLANS[key] = GroupPlan(groups)
     return plan
 
 
-# The last scores of each group, with weak references to the tensors they were computed
-# from (identity plus autograd's version counter proves the weights unchanged; a freed
-# tensor simply misses): a slider move on an 11M-parameter model re-ranks from these
-# instead of re-reading every weight.
-_SCORES: dict[tuple[str, str], tuple[tuple[weakref.ref, ...], tuple[int, ...],
-                                     torch.Tensor]] = {}
+# The last scores of each group per set of weights: a slider move on an 11M-parameter
+# model re-ranks from these instead of re-reading every weight.
+_SCORES: dict[Hashable, _Entry] = {}
 
 
 def group_scores(group: Any, params: dict[str, torch.Tensor], norm: str) -> torch.Tensor:
     """L1 (or L2) norm of each group channel over all its producer weight entries."""
     rank = [m for m in group.members if m.rank]
     tensors = tuple(params[m.param] for m in rank)
-    versions = tuple(t._version for t in tensors)
-    hit = _SCORES.get((group.name, norm))
-    if hit is not None and len(hit[0]) == len(tensors) and hit[1] == versions and \
-            all(ref() is t for ref, t in zip(hit[0], tensors)):
-        return hit[2]
+    key = (group.name, norm, *map(id, tensors))
+    hit = _lookup(_SCORES, key, tensors)
+    if hit is not None:
+        return hit
     total = torch.zeros(group.size, dtype=torch.float64)
     for mem, ref in zip(rank, tensors):
         w = ref.detach().index_select(mem.dim, mem.idx.to(ref.device)).movedim(mem.dim, 0)
         w = w.reshape(len(mem.idx), -1).double().cpu()
         total.index_add_(0, mem.root, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
     scores = (total if norm == "l1" else total.sqrt()).float()
-    _SCORES[(group.name, norm)] = (tuple(weakref.ref(t) for t in tensors), versions, scores)
+    _store(_SCORES, key, tensors, scores, SCORES_KEPT)
     return scores

@@ -175,8 +175,8 @@ class SessionCore(JobsMixin):
     def select(self, name: str) -> Snapshot:
         """Make `name` the model that pruning, training and snapshots act on.
 
-        Not while a train() job runs: its commit lands on whichever slot is selected when
-        it ends (the UI disables the selector during jobs).
+        Not while a train() job runs in another thread (the UI disables the selector during
+        jobs); a job commits or rolls back the slot it started on whatever is selected.
         """
         check_choice("model slot", name, self.SLOTS)
         with self.lock:

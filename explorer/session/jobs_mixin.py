@@ -164,18 +164,19 @@ class JobsMixin:
                                           on_epoch=slot.record_epoch)
             except BaseException:
                 with self.lock:  # nothing of a failed job stays
-                    self._roll_back(before, saved)
+                    self._roll_back(slot, before, saved)
                 raise
             with self.lock:
                 if ended is not None and ended.reason.startswith(DIVERGED):
-                    self._roll_back(before, saved)
+                    self._roll_back(slot, before, saved)
                 else:
                     slot.commit(before)
                 return self.snapshot()
 
-    def _roll_back(self, before: UndoEntry, saved: tuple[int, int, dict]) -> None:
-        """Put back the selected slot and the history as they were before a job."""
-        slot = self.slot
+    def _roll_back(self, slot: ModelSlot, before: UndoEntry,
+                   saved: tuple[int, int, dict]) -> None:
+        """Put back the job's slot (captured at its start: the selection may have changed
+        since, from the job's own thread) and the history as they were before the job."""
         slot.restore(before)
         slot.epochs_trained, slot.rewind_states = saved[1], saved[2]
         self.forget_job(before.job or 0)

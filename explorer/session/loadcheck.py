@@ -111,7 +111,7 @@ def read_skeleton(data: bytes, name: str) -> tuple[Any, dict[str, int]]:
             if key not in made:
                 if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
                     raise pickle.UnpicklingError(f"storage {key} has size {numel!r}")
-                nbytes = numel * torch._utils._element_size(dtype)
+                nbytes = numel * dtype.itemsize  # public since torch 2.1
                 declared[key] = nbytes
                 made[key] = torch.storage.TypedStorage(
                     wrap_storage=torch.UntypedStorage(nbytes, device="meta"), dtype=dtype,

@@ -1,12 +1,8 @@
 """The widget layer: ipywidgets and plotly FigureWidgets over a Session."""
 
-from .lean import import_plotly_widget
+from .served import prepare_room_kernel
 
-import_plotly_widget()  # before any FigureWidget: keeps nbformat out of visitors' kernels
-
-from .served import use_served_validators  # noqa: E402
-
-use_served_validators()  # in a room's kernel: the part of plotly's validator table we use
+prepare_room_kernel()  # a room's kernel: plotly without nbformat, its trimmed validator table
 
 from .app import ExplorerApp  # noqa: E402
 

@@ -9,7 +9,6 @@ worker thread, one at a time; every callback and job update holds one UI lock.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import html
 import os
@@ -17,6 +16,7 @@ from collections.abc import Callable
 
 import ipywidgets as W
 
+from ..compat.plotly import make_responsive, seed_view_state
 from ..engine.metrics import Snapshot
 from ..session.roots import Roots, allowed_roots, own_folders, roots_from_env
 from ..session.session import Session
@@ -71,7 +71,7 @@ class ExplorerApp(W.VBox):
         if self.talk:  # a projector at the back of a room: larger type on the plots too
             self.theme = dataclasses.replace(self.theme, font_size=self.theme.font_size + 5)
         self.ui_lock = UiLock()
-        self.errors = KernelErrors(test_mode)
+        self.errors = KernelErrors(test_mode, self.ui_lock)
         self.guard = guarded(self.ui_lock, self._report)
         self.state, self.book = AppState(), CurveBook()
         self.jobs = JobController(self)
@@ -93,7 +93,7 @@ class ExplorerApp(W.VBox):
         self.refiner = Refiner(self)  # a big model's subset answer, then the full set
         self.resizer = Resizer()
         for fig in self.figures():
-            fig._config = {**fig._config, "responsive": True}
+            make_responsive(fig)
         self.tabs, children = build_layout(self)
         super().__init__(children)
         self.add_class("cx-app")
@@ -119,8 +119,7 @@ class ExplorerApp(W.VBox):
         self.curve.wait(REPR_CURVE_WAIT_S)
         with self.ui_lock:
             for fig in self.figures():
-                fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
-                fig._widget_data = copy.deepcopy(fig._data)
+                seed_view_state(fig)
         return super()._repr_mimebundle_(**kwargs)
 
     def figures(self) -> list:
@@ -143,14 +142,15 @@ class ExplorerApp(W.VBox):
         c.undo.on_click(g(lambda _: self.undo()))
         c.reset.on_click(g(lambda _: self.reset()))
         c.train.on_click(g(lambda _: self.start_training()))
-        c.stop.on_click(lambda _: self.jobs.stop())  # no lock: Stop never waits on a draw
+        c.stop.on_click(lambda _: self.jobs.stop())  # signals at once, then takes the lock
         self.fig.data[plots.KEPT].on_click(g(self._on_bar_click))
         self.fig.data[plots.PRUNED].on_click(g(self._on_bar_click))
         self.tabs.observe(g(self._on_tab), names="selected_index")
 
     def _report(self, err: BaseException) -> None:
-        self.errors.add(f"{type(err).__name__}: {err}")
-        self.set_status(f"error: {err}", error=True)
+        with self.ui_lock:  # called from guarded callbacks (held) and job threads
+            self.errors.add(f"{type(err).__name__}: {err}")
+            self.set_status(f"error: {err}", error=True)
 
     def _on_state(self, change: dict) -> None:
         if self.sync.active:

@@ -19,6 +19,7 @@ import ipywidgets as W
 import numpy as np
 
 from .. import config as C
+from ..compat.plotly import make_responsive
 from ..engine.metrics import Snapshot
 from ..studies import tradeoff as analysis
 from ..studies.repeat import repeat_finetune
@@ -145,7 +146,7 @@ class ComparePanel:
             self.fig = tagged(tradeoff_figure(self.host.theme), "fig-tradeoff")
             self.fig_quality = tagged(quality_figure(self.host.theme), "fig-quality")
             for fig in (self.fig, self.fig_quality):
-                fig._config = {**fig._config, "responsive": True}
+                make_responsive(fig)
             self.figure_box.children = [self.fig, self.fig_quality]
             self.redraw()
             self.host.measure(latency=False)

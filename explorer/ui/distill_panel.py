@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipywidgets as W
 
+from ..compat.plotly import make_responsive
 from ..studies import tradeoff as analysis
 from .controls import FULL, STYLE, button, int_box, row, tagged
 from .figures import distill_figure, update_soft, update_temperature_curve
@@ -91,7 +92,7 @@ class DistillPanel:
             return
         if self.fig is None:
             self.fig = tagged(distill_figure(self.host.theme), "fig-distill")
-            self.fig._config = {**self.fig._config, "responsive": True}
+            make_responsive(self.fig)
         self.figure_box.children = [self.fig]
         self.show_soft()
         update_temperature_curve(self.fig, self.sweep_rows, self.temperature.value)

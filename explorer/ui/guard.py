@@ -67,9 +67,12 @@ class _Collect(logging.Handler):
 class KernelErrors:
     """Errors raised in the kernel while the app runs, readable from the page."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, lock: UiLock | None = None) -> None:
         self.enabled = (os.environ.get(TEST_MODE_ENV, "") == "1") if enabled is None \
             else enabled
+        # errors are logged from any thread (a job's, the curve's, a comm handler): the
+        # list and its widget are written under the app's UI lock like every other widget
+        self.lock = lock if lock is not None else UiLock()
         self.errors: list[str] = []
         self.widget = W.HTML("")
         self.widget.add_class("cx-kernel-errors")
@@ -79,10 +82,11 @@ class KernelErrors:
             logging.getLogger().addHandler(self._handler)
 
     def add(self, text: str) -> None:
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(text)
-        if self.enabled:
-            self.widget.value = "<br>".join(html.escape(e) for e in self.errors)
+        with self.lock:
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append(text)
+            if self.enabled:
+                self.widget.value = "<br>".join(html.escape(e) for e in self.errors)
 
     def close(self) -> None:
         if self._handler is not None:

@@ -172,9 +172,15 @@ class JobController:
         return call
 
     def stop(self) -> None:
-        if self.runner.running:
-            self.view.set_status(f"{self.name} ({self.who}): stopping...")
-            self.runner.stop()
+        """Stop the job: the signal at once (never waiting on a draw), the status line
+        under the UI lock, unless the job ended meanwhile (its end wrote the last word:
+        the pump writes it under the lock after `running` turns False)."""
+        if not self.runner.running:
+            return
+        self.runner.stop()
+        with self.view.ui_lock:
+            if self.runner.running:
+                self.view.set_status(f"{self.name} ({self.who}): stopping...")
 
     def wait(self, timeout: float = 120.0) -> bool:
         """Block until the job and its pump finish (for tests and scripts)."""

@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..compat.plotly import restyle_unchecked
 from .served import figure_widget
 from .theme import Theme
 
@@ -53,10 +54,7 @@ def set_unchecked(fig: go.FigureWidget, index: int, prop: str, value: list) -> N
     view: about a third of a slider move on the default model). Only for values built here
     as plain lists of numbers (see test_front_end_deltas); outside a batch, it validates.
     """
-    if getattr(fig, "_in_batch_mode", False) and hasattr(fig, "_restyle_child"):
-        fig._restyle_child(fig.data[index], prop, value)
-    else:
-        fig.data[index].update({prop: value})
+    restyle_unchecked(fig, index, prop, value)  # plotly's internals: explorer.compat
 
 
 def swatch(color: str, text: str, mark: str = "&#9632;") -> str:

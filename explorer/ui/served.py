@@ -14,13 +14,16 @@ figures are plotly's own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import cache
 from pathlib import Path
 
-import plotly.graph_objects as go
-
+from ..compat import CompatError
+from ..compat import plotly as compat_plotly
 from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
+
+log = logging.getLogger(__name__)
 
 BASE_URL_ENV = "VOILA_BASE_URL"  # Voila gives its kernels the base URL the page uses
 
@@ -32,12 +35,16 @@ def _stub(url_path: str) -> str:
 
 
 @cache
-def _served_class(url_path: str) -> type[go.FigureWidget]:
+def _served_class(url_path: str) -> type:
+    import plotly.graph_objects as go
+
     return type("ServedFigureWidget", (go.FigureWidget,), {"_esm": _stub(url_path)})
 
 
-def figure_widget(*args, **kwargs) -> go.FigureWidget:
+def figure_widget(*args, **kwargs):
     """A plotly FigureWidget; under the room's server, one whose module comes by URL."""
+    import plotly.graph_objects as go
+
     path = os.environ.get(PLOTLY_MODULE_ENV)
     if not path:
         return go.FigureWidget(*args, **kwargs)
@@ -45,35 +52,23 @@ def figure_widget(*args, **kwargs) -> go.FigureWidget:
     return _served_class(base.rstrip("/") + "/" + path.lstrip("/"))(*args, **kwargs)
 
 
-def plotly_validators_file() -> Path:
-    """plotly's full validator table (a 3.2 MB JSON file read whole by the first figure)."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "validators" / "_validators.json"
-
-
-class UsedValidators(dict):
-    """The table's used part; a lookup outside it loads the whole table, once."""
-
-    complete = False
-
-    def get(self, key, default=None):
-        if not self.complete and key not in self:
-            self.update(json.loads(plotly_validators_file().read_text(encoding="utf-8")))
-            self.complete = True
-        return super().get(key, default)
-
-
-def use_served_validators() -> None:
-    """In a room's kernel, give plotly the used part of its validator table: the whole table
-    becomes about 9 MiB of Python objects in every visitor's kernel; the part the app's
-    figures use, about 2.5 MiB. Anywhere else, or before plotly has read its table, nothing
-    changes."""
+def prepare_room_kernel() -> None:
+    """In a room's kernel only (PLOTLY_MODULE_ENV set by the room's server): import plotly's
+    widget without nbformat and Pillow, and give plotly the used part of its validator
+    table (the whole becomes about 9 MiB of Python objects in every visitor's kernel; the
+    part the app's figures use, about 2.5 MiB). Both patch plotly's internals
+    (explorer.compat.plotly); when its canary fails the kernel runs without the patch and
+    logs why. Anywhere else nothing changes."""
+    if not os.environ.get(PLOTLY_MODULE_ENV):
+        return
+    try:
+        compat_plotly.import_lean()
+    except CompatError as err:
+        log.warning("plotly loads nbformat and Pillow in this kernel: %s", err)
     path = os.environ.get(PLOTLY_VALIDATORS_ENV)
     if not path or not Path(path).is_file():
         return
-    from plotly.validator_cache import ValidatorCache
-
-    if getattr(ValidatorCache, "_json_cache", "missing") is None:  # not read yet
-        ValidatorCache._json_cache = UsedValidators(
-            json.loads(Path(path).read_text(encoding="utf-8")))
+    try:
+        compat_plotly.use_validators(json.loads(Path(path).read_text(encoding="utf-8")))
+    except CompatError as err:
+        log.warning("plotly reads its whole validator table in this kernel: %s", err)
