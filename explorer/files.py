@@ -64,7 +64,7 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
-def _reason(exc: OSError) -> str:
+def _os_reason(exc: OSError) -> str:
     code = exc.errno
     if code is None:
         return str(exc) or type(exc).__name__
@@ -78,7 +78,7 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> WriteError | Non
         return exc
     os_error = _os_error(exc)
     if os_error is not None:
-        return WriteError(path, _reason(os_error), os_error.errno)
+        return WriteError(path, _os_reason(os_error), os_error.errno)
     if isinstance(exc, RuntimeError):  # torch's writer without the OSError attached
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return WriteError(path, f"the write failed ({first[:160]})")
@@ -148,7 +148,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", encoding: str = "utf-
     try:
         temp, fd = _create_temp(target)
     except OSError as exc:
-        raise WriteError(path, _reason(exc), exc.errno) from None
+        raise WriteError(path, _os_reason(exc), exc.errno) from None
     try:
         handle: IO[Any] = (os.fdopen(fd, "wb") if mode == "wb" else
                            os.fdopen(fd, "w", encoding=encoding, newline=newline))
