@@ -68,7 +68,7 @@ class StudentAPI(_Base):
         the teacher's soft answers on all of them; `leave_out` removes a class from its
         transfer set. Every student then gets `epochs` passes over the transfer set.
         """
-        regime = students.resolve_regime(self, labelled, leave_out)
+        regime = students.resolve_regime(self, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
         config = self._student_config(epochs, lr, optimizer, batch_size, steps)
         return students.distill(self, student, temperature, alpha, config, t_squared, seed,
@@ -110,7 +110,7 @@ class StudentAPI(_Base):
                      on_event: Callable[[Event], None] | None, layers: int | None,
                      student_init: str, steps: int | None, labelled: float | None,
                      leave_out: int | None) -> Snapshot:
-        regime = students.resolve_regime(self, labelled, leave_out)
+        regime = students.resolve_regime(self, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
         config = self._student_config(epochs, lr, optimizer, batch_size, steps)
         train, config, _ = students.regime_training(self, regime, kind, config)

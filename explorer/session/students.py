@@ -76,12 +76,14 @@ def build_student(session: SessionCore, student: float | nn.Module,
     return model, config
 
 
-def resolve_regime(session: Any, labelled: float | None, leave_out: int | None) -> Regime:
+def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
+                   seed: int | None = None) -> Regime:
     """The regime a student trains under (None: the defaults, explorer.config).
 
     Classification only: regression and language models keep every label and every class
-    (ValueError if asked otherwise). The labelled rows are drawn with the session's seed,
-    so the three students of one session see the same labelled images.
+    (ValueError if asked otherwise). The labelled rows are drawn with the student's seed
+    (default: the session's seed + 1, as the student's init), so the three students of one
+    seed see the same labelled images and seeds repeat the draw too.
     """
     classification = session.task == "classification" and not session.is_lm
     if labelled is None:
@@ -90,7 +92,8 @@ def resolve_regime(session: Any, labelled: float | None, leave_out: int | None) 
         raise ValueError(f"labelled={labelled!r} and leave_out={leave_out!r} apply to "
                          "classification only; this session's task keeps every label "
                          "(labelled=1, leave_out=None)")
-    regime = Regime(labelled, leave_out, seed=session.seed)
+    seed = session.seed + 1 if seed is None else check_seed("seed", seed)
+    regime = Regime(labelled, leave_out, seed=seed)
     if leave_out is not None and leave_out >= session.data.n_outputs:
         raise ValueError(f"leave_out must be a class in 0..{session.data.n_outputs - 1}, "
                          f"got {leave_out}")
