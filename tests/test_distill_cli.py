@@ -83,3 +83,17 @@ def test_default_regime_gains_over_the_student_alone(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(report.read_text())["summary"]
     assert summary["distilled"]["accuracy"]["mean"] > summary["student_alone"]["accuracy"]["mean"]
+
+
+def test_language_model_runs_compare_perplexity():
+    """`explorer run --seeds N` on gpt-tiny compares perplexity, not next-character accuracy."""
+    from explorer.studies.repeat import combine
+
+    reports = [{"stages": {"baseline": {"accuracy": 0.3, "perplexity": 20.0 + i},
+                           "student_alone": {"accuracy": 0.2, "perplexity": 22.0 + i},
+                           "distilled": {"accuracy": 0.2, "perplexity": 23.0 + 2 * i}}}
+               for i in range(3)]
+    out = combine(reports)
+    assert out["metric"] == "perplexity"
+    comp = out["comparisons"]["distilled_vs_student_alone"]
+    assert comp["metric"] == "test perplexity" and comp["mean_diff"] == pytest.approx(2.0)

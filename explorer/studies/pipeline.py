@@ -184,6 +184,8 @@ def student_regime(session, args: argparse.Namespace) -> dict:
 
 def regime_text(session) -> str | None:
     """The distilled student's regime in words, from what the session recorded."""
+    if session.is_lm or session.task != "classification":
+        return None  # no labels to hold back, no class to leave out
     regime = session.regime("student") if "student" in session.slots else None
     return None if regime is None else regime.describe()
 

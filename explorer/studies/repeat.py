@@ -58,7 +58,10 @@ class _Null:
 
 
 def quality_key(reports: list[dict]) -> str:
+    """The headline number: perplexity for a language model, accuracy, else MSE."""
     stage = next(iter(reports[0]["stages"].values()))
+    if stage.get("perplexity") is not None:
+        return "perplexity"
     return "accuracy" if stage.get("accuracy") is not None else "mse"
 
 
