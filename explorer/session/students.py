@@ -1,8 +1,10 @@
 """Teacher and student side by side: distillation and the metrics that do not flatter.
 
 Functions over a session's public state; Session exposes them as distill(),
-train_student_alone(), soft_targets(), predictions() and measure_slot(). A new student
-goes into its own ModelSlot ("student" or "student_alone") as that slot's dense original.
+train_student_alone(), train_student_hard(), soft_targets(), predictions() and
+measure_slot(). A new student goes into its own ModelSlot ("student", "student_alone" or
+"student_hard") as that slot's dense original; a classifier's students train under a
+regime (explorer.engine.regime: labelled fraction, a class left out).
 """
 
 from __future__ import annotations
