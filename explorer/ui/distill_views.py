@@ -1,0 +1,168 @@
+"""What the Distill tab reads from the session and draws: soft targets, dark knowledge,
+the sweep curve, per-class accuracy, and the students' table.
+
+A temperature move redraws only what depends on T (soft targets, dark knowledge, the
+sweep's star), each in one batch_update; nothing retrains. What depends on the students
+(calibration, per-class accuracy, the bias correction) is read after a job or a slot
+change, not on slider moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .distill_figures import (
+    PC_ALONE,
+    PC_CORRECTED,
+    PC_DISTILLED,
+    PC_HARD,
+    update_dark,
+    update_per_class,
+    update_soft,
+    update_sweep,
+)
+from .distill_tables import students_table
+from .host import Host
+from .state import slot_label
+
+STUDENT_ROWS = ("teacher", "student_alone", "student_hard", "student")
+PER_CLASS_SLOTS = {PC_ALONE: "student_alone", PC_HARD: "student_hard",
+                   PC_DISTILLED: "student"}
+NO_DARK = "images only: a class-by-class view needs classes"
+
+
+def regime_text(kwargs: dict) -> str:
+    """The words for a regime (Regime.describe), e.g. "all labels"."""
+    try:
+        from ..engine.regime import Regime
+    except ImportError:  # before the regime API: every label
+        return "all labels"
+    return Regime(**kwargs).describe()
+
+
+class DistillViews:
+    """Reads the session for the Distill tab's figure and tables (UI lock held)."""
+
+    def __init__(self, host: Host, panel: Any) -> None:
+        self.host, self.panel = host, panel
+        self.bias: dict | None = None  # the last bias correction (a class left out)
+
+    @property
+    def fig(self):
+        return self.panel.fig
+
+    def _can_soften(self) -> bool:
+        return self.fig is not None and self.host.session.task == "classification"
+
+    def draw_all(self) -> None:
+        self.on_temperature()
+        self.draw_students()
+
+    def on_temperature(self) -> None:
+        """Everything that follows the temperature slider, without training."""
+        if not self._can_soften():
+            return
+        self.show_soft()
+        self.show_dark()
+        self.show_sweep()
+
+    def show_soft(self) -> None:
+        """Softened probabilities of one example at the slider's T."""
+        session = self.host.session
+        if not self._can_soften():
+            return
+        student = "student" if "student" in session.models else None
+        try:
+            view = session.soft_targets(self.panel.example.value,
+                                        self.panel.temperature.value, student=student)
+        except ValueError as err:
+            self.host.set_status(f"error: {err}", error=True)
+            return
+        update_soft(self.fig, view, self.host.theme)
+
+    def show_dark(self) -> None:
+        session = self.host.session
+        dark = getattr(session, "dark_knowledge", None)
+        if session.is_lm or dark is None:
+            update_dark(self.fig, self.host.theme, None, NO_DARK if session.is_lm else "")
+            return
+        update_dark(self.fig, self.host.theme, dark(float(self.panel.temperature.value)),
+                    "")
+
+    def show_sweep(self) -> None:
+        sweep = self.panel.sweep_result
+        metric = self.host.metric().name
+        update_sweep(self.fig, self.host.theme, [] if sweep is None else sweep.rows,
+                     None if sweep is None else sweep.alone, self.panel.selected_t(),
+                     f"val {metric}")
+
+    # ----- per student ------------------------------------------------------------------
+    def draw_students(self) -> None:
+        if not self._can_soften():
+            return
+        session = self.host.session
+        per_class = getattr(session, "per_class_accuracy", None)
+        series: dict[int, list | None] = {}
+        if per_class is not None and not session.is_lm:
+            for index, slot in PER_CLASS_SLOTS.items():
+                series[index] = per_class(slot) if slot in session.models else None
+            self.bias = self._bias()
+            if self.bias is not None:
+                series[PC_CORRECTED] = self._corrected(self.bias)
+        update_per_class(self.fig, self.host.theme, series, self._per_class_detail())
+
+    def _bias(self) -> dict | None:
+        session = self.host.session
+        regime = session.regime("student") if "student" in session.models else None
+        if regime is None or regime.leave_out is None:
+            return None
+        return session.bias_correction("student", regime.leave_out)
+
+    def _corrected(self, bias: dict) -> list[float]:
+        return self.host.session.per_class_accuracy("student", bias={bias["class"]:
+                                                                     bias["bias"]})
+
+    def _per_class_detail(self) -> str:
+        if self.host.session.is_lm:
+            return NO_DARK
+        if self.bias is None:
+            return "validation accuracy per class"
+        b = self.bias
+        k = b["class"]
+        return (f"class {k} left out: bias {b['bias']:+.2f} (chosen on val); test "
+                f"{b['per_class_before'][k]:.0%} &#8594; {b['per_class_after'][k]:.0%}")
+
+    def students_html(self, present: list[str]) -> str:
+        session, metric = self.host.session, self.host.metric()
+        rows = []
+        for slot in STUDENT_ROWS:
+            if slot not in present:
+                continue
+            snap = session.measure_slot(slot, "val", full=False)
+            rows.append({"label": self._label(slot),
+                         "value": metric.text(metric.value(snap)),
+                         "agreement": None if slot == "teacher"
+                         else snap.extra.get("teacher_agreement"),
+                         "ece": self._ece(slot), "nonzero": snap.nonzero,
+                         "regime": self._regime(slot)})
+        return students_table(rows, metric.name)
+
+    def _label(self, slot: str) -> str:
+        t = self.panel.student_t
+        if slot == "student" and t is not None:
+            return f"{slot_label(slot)} (T = {t:g})"
+        return slot_label(slot)
+
+    def _ece(self, slot: str) -> float | None:
+        session = self.host.session
+        calibration = getattr(session, "calibration", None)
+        if calibration is None or session.task != "classification" or session.is_lm:
+            return None
+        return calibration(slot)["ece"]
+
+    def _regime(self, slot: str) -> str:
+        if slot == "teacher":
+            return "all labels"
+        regime = getattr(self.host.session, "regime", None)
+        found = None if regime is None else regime(slot)
+        return "all labels" if found is None else found.describe()
