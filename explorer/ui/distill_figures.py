@@ -87,7 +87,7 @@ def soft_title(theme: Theme, view: dict, student: bool) -> str:
     who = swatch(theme.kept, "teacher") + (f" {swatch(theme.pruned, 'student')}"
                                            if student else "")
     kl = view.get("kl")
-    where = (f"after {view['prompt']!r}" if view.get("prompt") is not None
+    where = (f"Next character after {view['prompt']!r}" if view.get("prompt") is not None
              else f"example {view['index']} (label {view['label']})")
     return _title(who, f"{where}, T = {view['temperature']:g}"
                   + ("" if kl is None else f", KL {kl:.3g}"))

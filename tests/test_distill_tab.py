@@ -1,0 +1,139 @@
+"""The Distill tab headless (issue 25): Sweep T over seeds, the table's selected row and the
+slider, the students' table, a failing or stopped sweep, the figure's fixed traces."""
+
+from __future__ import annotations
+
+import re
+import threading
+from unittest import mock
+
+import pytest
+from ui_util import settle, status
+
+from explorer.ui import ExplorerApp
+from explorer.ui.distill_figures import CURVE, SELECTED
+from explorer.ui.distill_sweep import SWEEP_TEMPERATURES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def app(digits_app) -> ExplorerApp:
+    digits_app.tabs.selected_index = 1  # the Distill tab: its figure is built
+    digits_app.distill.epochs.value = 1
+    return digits_app
+
+
+def statuses(app) -> list[str]:
+    """Every status line the app shows from now on."""
+    seen: list[str] = []
+    app.c.status.observe(lambda ch: seen.append(status(app)), names="value")
+    return seen
+
+
+def sweep(app, seeds: int = 2) -> None:
+    app.distill.seeds.value = seeds
+    assert app.distill.start("sweep")
+    settle(app, 300)
+
+
+def selected_rows(app) -> list[str]:
+    return re.findall(r"<tr class='cx-sweep-row cx-selected' data-t='([^']+)'",
+                      app.distill.sweep_box.value)
+
+
+def distilled_row(app) -> str:
+    (found,) = re.findall(r"<td style='text-align:left'>distilled student \(T = ([^)]+)\)",
+                          app.distill.table.value)
+    return found
+
+
+def test_sweep_rows_follow_the_slider_and_name_the_student_shown(app):
+    """After Sweep T (2 seeds): one row per swept T with its interval and its paired
+    difference from the student alone; the selected row, the slider, the star, the
+    students' table and the student in the slot all name the same T; moving the slider
+    selects another row and shows that T's student, without training."""
+    seen = statuses(app)
+    sweep(app)
+    result = app.distill.sweep_result
+    assert "temperature sweep done (5 temperatures, 2 seeds)" in status(app)
+    assert any(re.search(r"T = \d+, \d of 5", s) for s in seen), seen
+    assert result.temperatures == list(SWEEP_TEMPERATURES)
+    for row in result.rows:
+        assert len(row["values"]) == 2 and row["summary"]["ci95_low"] is not None
+        assert row["vs_alone"]["n"] == 2
+        assert row["vs_alone"]["mean_diff"] == pytest.approx(
+            row["summary"]["mean"] - result.alone["mean"], abs=1e-9)
+    best = result.best()["temperature"]
+    assert app.distill.temperature.value == best
+    for moved, expect in ((3.0, 4.0), (14.0, 16.0), (1.2, 1.0)):
+        with mock.patch.object(app.session, "distill") as distill, \
+                mock.patch.object(app.session, "train") as train:
+            app.distill.temperature.value = moved
+        distill.assert_not_called()
+        train.assert_not_called()
+        assert app.distill.temperature.value == expect  # snapped to a swept T
+        assert selected_rows(app) == [f"{expect:g}"]
+        assert distilled_row(app) == f"{expect:g}"
+        assert list(app.distill.fig.data[SELECTED].x) == [expect]
+        shown = app.session.measure_slot("student", full=False).accuracy
+        assert shown == pytest.approx(result.row(expect)["values"][0], abs=1e-9)
+    assert "error" not in status(app)
+
+
+def test_a_failing_sweep_leaves_the_students_as_they_were(app):
+    """An exception in the third run: the status says so, the student slots hold what
+    they held before (no student at all here), no sweep table appears."""
+    before = set(app.session.models)
+    real = app.session.distill
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom at the second temperature")
+        return real(*args, **kwargs)
+
+    with mock.patch.object(app.session, "distill", side_effect=flaky):
+        sweep(app, seeds=1)
+    assert "error: temperature sweep" in status(app) and "boom" in status(app)
+    assert set(app.session.models) == before
+    assert app.distill.sweep_result is None and app.distill.sweep_box.value == ""
+    assert not app.jobs.busy and not app.distill.sweep.disabled
+
+
+def test_stop_ends_the_sweep_and_keeps_only_whole_temperatures(app):
+    app.distill.epochs.value = 200
+    app.distill.seeds.value = 1
+    reached = threading.Event()
+    real = app.session.distill
+
+    def second(*args, **kwargs):  # stop once the second temperature's run is under way
+        if kwargs.get("temperature") == SWEEP_TEMPERATURES[1]:
+            reached.set()
+        return real(*args, **kwargs)
+
+    with mock.patch.object(app.session, "distill", side_effect=second):
+        assert app.distill.start("sweep")
+        assert reached.wait(300)
+        app.c.stop.click()
+        settle(app, 300)
+    assert "stopped" in status(app), status(app)
+    result = app.distill.sweep_result
+    assert result.temperatures == [SWEEP_TEMPERATURES[0]]
+    assert selected_rows(app) == [f"{SWEEP_TEMPERATURES[0]:g}"]
+    assert app.distill.temperature.value == SWEEP_TEMPERATURES[0]
+
+
+def test_the_figure_keeps_its_traces_and_has_no_legend_box(app):
+    fig = app.distill.fig
+    names = [t.name for t in fig.data]
+    assert fig.layout.showlegend is False  # coloured words in the titles instead
+    app.distill.temperature.value = 9.0
+    sweep(app, seeds=1)
+    app.distill.temperature.value = 2.0
+    assert [t.name for t in fig.data] == names
+    assert list(fig.data[CURVE].x) == list(SWEEP_TEMPERATURES)
+    assert fig.data[CURVE].error_y.visible is False  # one seed: no interval drawn
+    titles = [a.text for a in fig.layout.annotations]
+    assert "T = 2" in titles[0] and "teacher" in titles[0] and "student" in titles[0]
