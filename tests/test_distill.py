@@ -211,8 +211,8 @@ def test_same_student_init_for_alone_and_distilled():
     """train_student_alone and distill start from identical weights (fair comparison)."""
     session = Session("digits")
     module = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
-    session.train_student_alone(module, epochs=1)
-    session.distill(module, epochs=1, alpha=0.0)  # alpha 0: labels only, same order
+    session.train_student_alone(module, epochs=1, labelled=1.0)  # all labels: same rows
+    session.distill(module, epochs=1, alpha=0.0, labelled=1.0)  # alpha 0: labels only
     a = session.slot_model("student_alone").state_dict()
     b = session.slot_model("student").state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)

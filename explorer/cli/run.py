@@ -98,9 +98,20 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--student", type=number(STUDENT_WIDTH_MIN, STUDENT_WIDTH_MAX), default=None,
         metavar="W", help="width multiplier of a student: trained alone and distilled")
     add("--temperature", type=number(TEMPERATURE_MIN, TEMPERATURE_MAX), default=None,
-        metavar="T", help="distillation temperature (default 4; classification only)")
+        metavar="T", help=f"distillation temperature (default {C.DEFAULT_TEMPERATURE:g}; "
+                          "classification only)")
     add("--alpha", type=number(0.0, 1.0), default=None, metavar="A",
-        help="weight of the soft term (default 0.7)")
+        help=f"weight of the soft term (default {C.DEFAULT_ALPHA:g})")
+    add("--labelled", type=number(C.LABELLED_MIN, 1.0), default=None, metavar="F",
+        help=f"the students see labels for a fraction F of the training images (default "
+             f"{C.DEFAULT_LABELLED:g}; the distilled one gets the teacher's soft answers on "
+             "all; 1: all labels); classification only")
+    add("--leave-out", type=number(0, 10**4, integer=True), default=None, metavar="C",
+        help=f"leave class C out of the students' transfer set (Hinton's missing digit; "
+             f"try {C.DEFAULT_LEAVE_OUT_CLASS}); classification only")
+    add("--temperatures", type=temperature_list, default=None, metavar="T1,T2,...",
+        help="also distil at each T: the curve, the best T on validation and its lead "
+             "over T = 1 on test")
     add("--no-t-squared", action="store_true",
         help="leave out the T^2 factor on the soft term (Distiller's convention)")
     add("--layers", type=number(1, 24, integer=True), default=None, metavar="L",
@@ -128,6 +139,15 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="write the pruned (teacher) model; shrunk when --structured")
     parser.error = one_line_error(parser)  # type: ignore[method-assign]
     return parser
+
+
+def temperature_list(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated temperatures in the named bounds, 1 to 12 of them."""
+    parse = number(TEMPERATURE_MIN, TEMPERATURE_MAX)
+    parts = [p for p in text.split(",") if p.strip()]
+    if not 1 <= len(parts) <= 12:
+        raise argparse.ArgumentTypeError(f"must list 1 to 12 temperatures, got {text!r}")
+    return tuple(sorted({parse(p.strip()) for p in parts}))
 
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -184,9 +204,19 @@ def check_combination(args: argparse.Namespace) -> str | None:
         return (f"argument {flag}: applies to the zoo's models, not to {args.model!r} "
                 "(its architecture and weights come from its folder)")
     for flag, value in (("--temperature", args.temperature), ("--alpha", args.alpha),
-                        ("--no-t-squared", args.no_t_squared or None)):
+                        ("--no-t-squared", args.no_t_squared or None),
+                        ("--labelled", getattr(args, "labelled", None)),
+                        ("--leave-out", getattr(args, "leave_out", None)),
+                        ("--temperatures", getattr(args, "temperatures", None))):
         if value is not None and not student:
             return f"argument {flag}: needs --student W"
+    classes_only = [("--labelled", getattr(args, "labelled", None) not in (None, 1.0)),
+                     ("--leave-out", getattr(args, "leave_out", None) is not None),
+                     ("--temperatures", getattr(args, "temperatures", None) is not None)]
+    for flag, given in classes_only:
+        if given and (regression or args.model in C.GPT_MODELS):
+            return (f"argument {flag}: applies to classification, not to "
+                    f"{'toy-regression' if regression else args.model!r}")
     if regression and args.temperature is not None:
         return (f"argument --temperature: {args.temperature:g} does not apply to "
                 "toy-regression (no logits to soften; the student matches outputs by MSE)")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..data.datasets import Split
 from ..engine.metrics import Snapshot
 from ..engine.train import (
     DIVERGED,
@@ -97,15 +98,17 @@ class JobsMixin:
                      masks: dict[str, torch.Tensor] | None, seed: int,
                      stop: threading.Event | None, on_event: Callable[[Event], None] | None,
                      loss_fn: LossFn | None = None, start_accuracy: float | None = None,
-                     on_epoch: Callable[[], None] | None = None) -> StopEvent | None:
+                     on_epoch: Callable[[], None] | None = None,
+                     train: Split | None = None) -> StopEvent | None:
         """The one job loop (engine.train.train_steps) for teachers and students.
 
         One optimizer step at a time under the lock (snapshots read between steps); epoch
         records go to history tagged with this job's id; returns the StopEvent that ended
-        the run early, or None.
+        the run early, or None. `train` replaces the training split (a student's regime).
         """
         first_step, job_id = self.total_steps, self.jobs_started
-        steps = train_steps(model, self.data.train, self.data.val, self.task, config, masks=masks,
+        rows = self.data.train if train is None else train
+        steps = train_steps(model, rows, self.data.val, self.task, config, masks=masks,
                             stop=stop, seed=seed, loss_fn=loss_fn,
                             start_accuracy=start_accuracy)
         ended: StopEvent | None = None

@@ -58,6 +58,7 @@ EPOCH_FIELDS = {"epoch": Int, "step": Int, "train_loss": Real, "val_loss": Real,
                 "val_accuracy": (Real, None)}
 HISTORY_KINDS: dict[str, dict[str, Any]] = {
     "epoch": EPOCH_FIELDS, "student": EPOCH_FIELDS, "student_alone": EPOCH_FIELDS,
+    "student_hard": EPOCH_FIELDS,
     "prune_step": {"k": Int, "steps": Int, "step": Int, "schedule": Text, "sparsity": Real,
                    "actual_sparsity": Real, "accuracy": (Real, None), "loss": Real},
     "checkpoint": {"test_accuracy": (Real, None)},  # the shipped model's closing record

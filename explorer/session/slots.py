@@ -27,7 +27,7 @@ from .memory import UndoStack, rewind_fits
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
-SLOT_NAMES = ("teacher", "student", "student_alone")
+SLOT_NAMES = ("teacher", "student", "student_alone", "student_hard")
 
 
 def clone_state(state: State) -> State:

@@ -21,8 +21,9 @@ from ..config import (
 )
 from ..engine.lm import SAMPLE_PROMPT
 from ..engine.metrics import Snapshot
+from ..engine.regime import Regime
 from ..engine.train import Event
-from . import language, students
+from . import distill_views, language, students
 from .tasks import LanguageModelling
 
 if TYPE_CHECKING:  # what the methods use of the Session they are mixed into
@@ -32,7 +33,8 @@ else:
 
 
 class StudentAPI(_Base):
-    """distill, train_student_alone, make_student, build_student, soft_targets."""
+    """distill, train_student_alone/hard, make_student, build_student, soft_targets, and
+    the views of a distillation (dark_knowledge, calibration, per-class accuracy)."""
 
     def _language(self, what: str) -> LanguageModelling:
         if not isinstance(self.objective, LanguageModelling):
@@ -48,7 +50,8 @@ class StudentAPI(_Base):
                 stop: threading.Event | None = None,
                 on_event: Callable[[Event], None] | None = None, *,
                 layers: int | None = None, student_init: str = "random",
-                steps: int | None = None) -> Snapshot:
+                steps: int | None = None, labelled: float | None = None,
+                leave_out: int | None = None) -> Snapshot:
         """Distil the teacher slot's current model into a new student (slot "student").
 
         `student` is a width multiplier of the teacher's architecture (default 0.5; 1.0
@@ -60,11 +63,16 @@ class StudentAPI(_Base):
         blocks (`student_init="teacher"`). `epochs` defaults to 20 (5 for text); `steps`
         gives a budget of optimizer steps instead. Returns the student's Snapshot on the
         validation split (with teacher_agreement).
+        Classification regime (explorer.engine.regime): the student sees the labels of a
+        `labelled` fraction of the training images (default config.DEFAULT_LABELLED) and
+        the teacher's soft answers on all of them; `leave_out` removes a class from its
+        transfer set. Every student then gets `epochs` passes over the transfer set.
         """
+        regime = students.resolve_regime(self, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
         config = self._student_config(epochs, lr, optimizer, batch_size, steps)
         return students.distill(self, student, temperature, alpha, config, t_squared, seed,
-                                stop, on_event)
+                                stop, on_event, regime)
 
     def train_student_alone(self, student: float | nn.Module | None = None,
                             epochs: int | None = None, lr: float = 1e-3,
@@ -72,12 +80,66 @@ class StudentAPI(_Base):
                             seed: int | None = None, stop: threading.Event | None = None,
                             on_event: Callable[[Event], None] | None = None, *,
                             layers: int | None = None, student_init: str = "random",
-                            steps: int | None = None) -> Snapshot:
-        """The same student as distill() (same init, same order, same budget), labels only."""
+                            steps: int | None = None, labelled: float | None = None,
+                            leave_out: int | None = None) -> Snapshot:
+        """The same student as distill() (same init, seed and number of optimizer steps),
+        trained on the labelled images of its regime only (slot "student_alone")."""
+        return self._labels_only("student_alone", "alone", student, epochs, lr, optimizer,
+                                 batch_size, seed, stop, on_event, layers, student_init,
+                                 steps, labelled, leave_out)
+
+    def train_student_hard(self, student: float | nn.Module | None = None,
+                           epochs: int | None = None, lr: float = 1e-3,
+                           optimizer: str = "adam", batch_size: int = 64,
+                           seed: int | None = None, stop: threading.Event | None = None,
+                           on_event: Callable[[Event], None] | None = None, *,
+                           layers: int | None = None, student_init: str = "random",
+                           steps: int | None = None, labelled: float | None = None,
+                           leave_out: int | None = None) -> Snapshot:
+        """The same student on the whole transfer set with hard targets (slot
+        "student_hard"): the label where the regime gives it, the teacher's argmax
+        elsewhere. Against distill() it separates the gain from soft targets from the gain
+        from more images."""
+        return self._labels_only("student_hard", "hard", student, epochs, lr, optimizer,
+                                 batch_size, seed, stop, on_event, layers, student_init,
+                                 steps, labelled, leave_out)
+
+    def _labels_only(self, slot: str, kind: str, student: float | nn.Module | None,
+                     epochs: int | None, lr: float, optimizer: str, batch_size: int,
+                     seed: int | None, stop: threading.Event | None,
+                     on_event: Callable[[Event], None] | None, layers: int | None,
+                     student_init: str, steps: int | None, labelled: float | None,
+                     leave_out: int | None) -> Snapshot:
+        regime = students.resolve_regime(self, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
         config = self._student_config(epochs, lr, optimizer, batch_size, steps)
-        return students.run_student(self, "student_alone", student, None, config, seed, stop,
-                                    on_event, {"distill": None})
+        train, config, _ = students.regime_training(self, regime, kind, config)
+        return students.run_student(self, slot, student, None, config, seed, stop,
+                                    on_event, {"distill": None, "regime": regime.to_dict()},
+                                    train)
+
+    def regime(self, slot: str) -> Regime | None:
+        """The regime (labelled fraction, class left out) a student slot trained under."""
+        return distill_views.regime(self, slot)
+
+    def dark_knowledge(self, temperature: float, split: str = "val") -> dict:
+        """{"temperature", "classes", "matrix"}: row c is the teacher's mean
+        softmax(logits / T) over the examples of class c (cached logits: slider-cheap)."""
+        return distill_views.dark_knowledge(self, temperature, split)
+
+    def calibration(self, slot: str, split: str = "val", bins: int = 15) -> dict:
+        """{"ece", "accuracy", "teacher_agreement", "bins"} of `slot` (ECE at T = 1)."""
+        return distill_views.calibration(self, slot, split, bins)
+
+    def per_class_accuracy(self, slot: str, split: str = "val",
+                           bias: dict | None = None) -> list[float]:
+        """Accuracy per true class of `slot`; `bias` {class: logit offset} is added first."""
+        return distill_views.per_class_accuracy(self, slot, split, bias)
+
+    def bias_correction(self, slot: str = "student", cls: int | None = None) -> dict:
+        """Hinton's bias correction for class `cls` (default: the class the slot's regime
+        left out), the offset chosen on validation only; before/after on val and test."""
+        return distill_views.bias_correction(self, slot, cls)
 
     def _student_config(self, epochs: int | None, lr: float, optimizer: str,
                         batch_size: int, steps: int | None) -> TrainConfig:

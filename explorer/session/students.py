@@ -7,6 +7,7 @@ goes into its own ModelSlot ("student" or "student_alone") as that slot's dense 
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig, check_choice
+from ..config import DEFAULT_LABELLED, TrainConfig, check_choice
 from ..engine import measure as m
 from ..engine.distill import (
     REGRESSION_NO_TEMPERATURE,
@@ -30,6 +31,15 @@ from ..engine.distill import (
 )
 from ..engine.lm import teacher_kd_loss
 from ..engine.metrics import Snapshot
+from ..engine.regime import (
+    Regime,
+    SubsetSplit,
+    hard_targets,
+    masked_targets,
+    regime_kd_loss,
+    select_rows,
+    subset,
+)
 from ..engine.train import DIVERGED, Event, LossFn, evaluate
 from ..validate import (
     check_batches,
@@ -66,15 +76,70 @@ def build_student(session: SessionCore, student: float | nn.Module,
     return model, config
 
 
+def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
+                   seed: int | None = None) -> Regime:
+    """The regime a student trains under (None: the defaults, explorer.config).
+
+    Classification only: regression and language models keep every label and every class
+    (ValueError if asked otherwise). The labelled rows are drawn with the student's seed
+    (default: the session's seed + 1, as the student's init), so the three students of one
+    seed see the same labelled images and seeds repeat the draw too.
+    """
+    classification = session.task == "classification" and not session.is_lm
+    if labelled is None:
+        labelled = DEFAULT_LABELLED if classification else 1.0
+    if not classification and (labelled != 1.0 or leave_out is not None):
+        raise ValueError(f"labelled={labelled!r} and leave_out={leave_out!r} apply to "
+                         "classification only; this session's task keeps every label "
+                         "(labelled=1, leave_out=None)")
+    seed = session.seed + 1 if seed is None else check_seed("seed", seed)
+    regime = Regime(labelled, leave_out, seed=seed)
+    if leave_out is not None and leave_out >= session.data.n_outputs:
+        raise ValueError(f"leave_out must be a class in 0..{session.data.n_outputs - 1}, "
+                         f"got {leave_out}")
+    return regime
+
+
+def regime_training(session: Any, regime: Regime, kind: str, config: TrainConfig,
+                    kd: tuple[float, float, bool] | None = None
+                    ) -> tuple[SubsetSplit | None, TrainConfig, LossFn | None]:
+    """(training rows, budget, loss) of a student of `kind` ("alone", "hard", "distill")
+    under `regime`; None rows for the plain regime (the whole training split).
+
+    Every student gets the same number of optimizer steps: `config.epochs` passes over
+    the transfer set (or `config.steps`), so the student alone cycles its few labelled
+    rows more often rather than train for fewer steps. `kd` is (T, alpha, t_squared).
+    """
+    if regime.full:
+        return None, config, None
+    train = session.data.train
+    rows = select_rows(regime, train.y, session.data.n_outputs)
+    steps = config.steps or config.epochs * math.ceil(len(rows.transfer) / config.batch_size)
+    config = replace(config, steps=steps)
+    if kind == "alone":
+        return subset(train, rows.labelled), config, None
+    teacher = session.slot_model("teacher")
+    with session.lock:
+        logits = session.teacher_cache.outputs(teacher, "train", train.x)
+    if kind == "hard":
+        return subset(train, rows.transfer, hard_targets(train.y, rows.labelled, logits)), \
+            config, None
+    assert kd is not None
+    targets = masked_targets(train.y, rows.labelled)
+    rows_split = subset(train, rows.transfer, targets)
+    return rows_split, config, regime_kd_loss(rows_split, logits, targets, *kd)
+
+
 def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
                 train_config: TrainConfig, seed: int | None,
                 stop: threading.Event | None, on_event: Callable[[Event], None] | None,
-                record: dict) -> Snapshot:
+                record: dict, train: SubsetSplit | None = None) -> Snapshot:
     """Train a new student with `loss_fn` (None: labels only) and install it in `slot`.
 
     The same job loop as Session.train (SessionCore.run_training). Atomic: after an
     exception or a divergence no student is installed and its curves are removed.
     `session` is a Session (whose build_student knows the language model's students).
+    `train` replaces the training split (see regime_training).
     """
     seed = session.seed + 1 if seed is None else check_seed("seed", seed)
     check_job_hooks(stop, on_event)
@@ -90,7 +155,7 @@ def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: Lo
         try:
             ended = session.run_training(model, train_config, kind=slot, masks=None,
                                          seed=seed, stop=stop, on_event=on_event,
-                                         loss_fn=loss_fn)
+                                         loss_fn=loss_fn, train=train)
         except BaseException:
             with session.lock:
                 session.forget_job(job_id)
@@ -124,7 +189,8 @@ def student_size_warning(student: nn.Module, teacher: nn.Module) -> str | None:
 def distill(session: Any, student: float | nn.Module, temperature: float | None,
             alpha: float, train_config: TrainConfig, t_squared: bool, seed: int | None,
             stop: threading.Event | None,
-            on_event: Callable[[Event], None] | None) -> Snapshot:
+            on_event: Callable[[Event], None] | None,
+            regime: Regime | None = None) -> Snapshot:
     """Distil the teacher slot's current model into a new student (slot "student").
 
     See Session.distill for the arguments. Images: teacher outputs cached by sample
@@ -141,7 +207,16 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
     teacher = session.slot_model("teacher")
     record: dict = {"temperature": temperature, "alpha": alpha, "t_squared": t_squared,
                     "epochs": train_config.epochs}
+    regime = Regime() if regime is None else regime
     loss_fn: LossFn
+    if not regime.full:
+        assert temperature is not None  # resolve_regime keeps regimes to classification
+        train, config, regime_loss = regime_training(
+            session, regime, "distill", train_config, (temperature, alpha, t_squared))
+        assert regime_loss is not None
+        record["teacher"] = session.teacher_cache.key
+        return run_student(session, "student", student, regime_loss, config, seed, stop,
+                           on_event, {"distill": record, "regime": regime.to_dict()}, train)
     if objective.is_lm and temperature is not None:
         loss_fn = teacher_kd_loss(as_gpt(teacher), temperature, alpha, t_squared)
     else:
@@ -157,7 +232,7 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
             return kd_loss(out, targets[index], y, temperature, alpha, t_squared)
 
     return run_student(session, "student", student, loss_fn, train_config, seed, stop,
-                       on_event, {"distill": record})
+                       on_event, {"distill": record, "regime": regime.to_dict()})
 
 
 def slot_outputs(session: SessionCore, slots: tuple[str, ...],

@@ -1,7 +1,9 @@
 """The pipeline behind `explorer run`: stages, a progress bar, the table and the report.
 
-Order of work: train the baseline; with --student, train the student alone and distil it
-from the dense baseline (so every "teacher agreement" means agreement with the baseline);
+Order of work: train the baseline; with --student, train the student alone, a student on
+the teacher's hard labels (classification) and distil it from the dense baseline (so every
+"teacher agreement" means agreement with the baseline), all under one regime (--labelled,
+--leave-out; explorer.engine.regime), and with --temperatures once more per T;
 then prune and fine-tune the baseline. Every stage is measured on the test split.
 """
 
@@ -17,12 +19,19 @@ from pathlib import Path
 
 import torch
 
-from ..config import FINETUNE_EPOCHS, FINETUNE_LR_FACTOR, FINETUNE_SCHEDULE, FINETUNE_STEPS
+from ..config import (
+    DEFAULT_ALPHA,
+    DEFAULT_LABELLED,
+    FINETUNE_EPOCHS,
+    FINETUNE_LR_FACTOR,
+    FINETUNE_SCHEDULE,
+    FINETUNE_STEPS,
+)
 from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
 from .jsonsafe import json_safe
 
-STAGES = ("baseline", "pruned", "finetuned", "student_alone", "distilled")
+STAGES = ("baseline", "pruned", "finetuned", "student_alone", "student_hard", "distilled")
 BAR_WIDTH = 30
 
 RUN_PROG = "explorer run"  # how messages name the command
@@ -109,12 +118,24 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
         if session.is_lm:  # one GPT student, copied by both runs (same init)
             student = session.make_student(args.student or 1.0, args.student_layers,
                                            args.student_init or "random")
-        session.train_student_alone(student, epochs=args.epochs, **budget,
+        regime = student_regime(session, args)
+        session.train_student_alone(student, epochs=args.epochs, **budget, **regime,
                                     on_event=progress.callback("student_alone", total))
         stages["student_alone"] = session.measure_slot("student_alone", "test")
-        session.distill(student, temperature=args.temperature,
-                        alpha=0.7 if args.alpha is None else args.alpha,
-                        t_squared=not args.no_t_squared, epochs=args.epochs, **budget,
+        if regime:  # classification: the third student, on the teacher's hard labels
+            session.train_student_hard(student, epochs=args.epochs, **budget, **regime,
+                                       on_event=progress.callback("student_hard", total))
+            stages["student_hard"] = session.measure_slot("student_hard", "test")
+        kd = {"alpha": DEFAULT_ALPHA if args.alpha is None else args.alpha,
+              "t_squared": not args.no_t_squared, "epochs": args.epochs, **budget, **regime}
+        for temperature in getattr(args, "temperatures", None) or ():
+            session.distill(student, temperature=temperature, **kd,
+                            on_event=progress.callback(f"distilled T={temperature:g}", total))
+            stages[f"{CURVE}{temperature:g}"] = session.measure_slot("student", "val",
+                                                                     full=False)
+            stages[f"{CURVE_TEST}{temperature:g}"] = session.measure_slot("student", "test",
+                                                                          full=False)
+        session.distill(student, temperature=args.temperature, **kd,
                         on_event=progress.callback("distilled", total))
         stages["distilled"] = session.measure_slot("student", "test")
     if args.prune_threshold is None and args.prune_sparsity is None and args.prune_std is None:
@@ -147,6 +168,43 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
             "finetuned", _steps(session, ft_epochs, args.batch_size)))
         stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
     return stages
+
+
+CURVE, CURVE_TEST = "distilled_val_T=", "distilled_test_T="  # the --temperatures stages
+
+
+def student_regime(session, args: argparse.Namespace) -> dict:
+    """distill()'s labelled= and leave_out= for a classifier (the session's defaults for
+    what is unset); {} for regression and language models, which keep every label."""
+    if session.is_lm or session.task != "classification":
+        return {}
+    return {"labelled": DEFAULT_LABELLED if getattr(args, "labelled", None) is None
+            else args.labelled, "leave_out": getattr(args, "leave_out", None)}
+
+
+def regime_text(session) -> str | None:
+    """The distilled student's regime in words, from what the session recorded."""
+    regime = session.regime("student") if "student" in session.slots else None
+    return None if regime is None else regime.describe()
+
+
+def temperature_curve(stages: dict[str, Snapshot]) -> dict[str, dict]:
+    """{T: {"val_accuracy", "test_accuracy"}} of the --temperatures runs."""
+    return {name[len(CURVE):]: {"val_accuracy": snap.accuracy,
+                                "test_accuracy": stages[CURVE_TEST + name[len(CURVE):]].accuracy}
+            for name, snap in stages.items() if name.startswith(CURVE)}
+
+
+def curve_lines(curve: dict[str, dict]) -> list[str]:
+    """The temperature curve of one seed, and its best T on validation."""
+    if not curve:
+        return []
+    best = max(curve, key=lambda t: curve[t]["val_accuracy"])
+    lines = ["temperature curve (one seed; --seeds N gives intervals): " + ", ".join(
+        f"T={t} val {v['val_accuracy']:.4f} test {v['test_accuracy']:.4f}"
+        for t, v in curve.items())]
+    lines.append(f"best T on validation: {best}")
+    return lines
 
 
 def versions() -> dict:
@@ -204,7 +262,8 @@ def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> di
               "cuda": torch.cuda.get_device_name(session.device)
               if session.device.type == "cuda" else None}
     return json_safe({"config": config, "device": device, "versions": versions(),
-                   "teacher": "baseline",
+                   "teacher": "baseline", "regime": regime_text(session),
+                   "temperature_curve": temperature_curve(stages),
                    "stages": {k: stages[k].to_dict() for k in STAGES if k in stages}})
 
 
@@ -239,6 +298,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return 2
     progress.done()
     print(table(stages))
+    regime = regime_text(session)
+    if regime is not None:
+        print(f"distillation regime: {regime}")
+    for line in curve_lines(temperature_curve(stages)):
+        print(line)
     if args.json is not None:
         Path(args.json).write_text(json.dumps(report(args, session, stages), indent=1))
         print(f"report written to {args.json}")

@@ -26,7 +26,7 @@ from .stats import default_workers, fmt, map_seeds, paired, seed_list, summarize
 NUMBERS = ("accuracy", "loss", "mse", "f1", "teacher_agreement", "sparsity", "nonzero",
            "flops_effective", "perplexity")
 COMPARISONS = (("pruned", "baseline"), ("finetuned", "baseline"),
-               ("distilled", "student_alone"))
+               ("distilled", "student_alone"), ("distilled", "student_hard"))
 
 
 def run_one(seed: int, threads: int, args: dict) -> dict:
@@ -79,7 +79,43 @@ def combine(reports: list[dict]) -> dict:
                 "metric": f"test {key}",
                 **paired([r["stages"][a][key] for r in reports],
                          [r["stages"][b][key] for r in reports])}
-    return {"summary": summary, "comparisons": comparisons, "metric": key}
+    out = {"summary": summary, "comparisons": comparisons, "metric": key,
+           "regime": reports[0].get("regime")}
+    curve = combine_curve([r.get("temperature_curve") or {} for r in reports])
+    if curve is not None:
+        out["temperature_curve"] = curve
+    return out
+
+
+def combine_curve(curves: list[dict]) -> dict | None:
+    """Over seeds: each T's mean validation and test accuracy, the best T by mean
+    validation accuracy, and its paired lead over T = 1 on test (a 95% lower bound above
+    zero is a lead shown; None without a T = 1 run)."""
+    temps = [t for t in curves[0] if all(t in c for c in curves)]
+    if not temps:
+        return None
+    per_t = {t: {split: summarize([c[t][f"{split}_accuracy"] for c in curves])
+                 for split in ("val", "test")} for t in temps}
+    best = max(temps, key=lambda t: per_t[t]["val"]["mean"])
+    lead = None
+    if "1" in temps:
+        lead = paired([c[best]["test_accuracy"] for c in curves],
+                      [c["1"]["test_accuracy"] for c in curves])
+        lead["lower_bound_above_zero"] = lead["ci95_low"] is not None and \
+            lead["ci95_low"] > 0
+    return {"per_t": per_t, "best_t": best, "best_vs_t1": lead}
+
+
+def curve_text(curve: dict) -> list[str]:
+    lines = ["temperature curve, test accuracy (mean [95% interval]): " + ", ".join(
+        f"T={t} {fmt(v['test'], digits=2)}" for t, v in curve["per_t"].items())]
+    best, lead = curve["best_t"], curve["best_vs_t1"]
+    text = f"best T (on validation): {best}"
+    if lead is not None and best != "1":
+        shown = "yes" if lead["lower_bound_above_zero"] else "no"
+        text += (f"; lead over T=1 on test {fmt(lead, digits=2, key='mean_diff')} points, "
+                 f"95% lower bound above zero: {shown}")
+    return [*lines, text]
 
 
 def format_runs(result: dict) -> str:
@@ -93,6 +129,10 @@ def format_runs(result: dict) -> str:
     for name, comp in result["comparisons"].items():
         lines.append(f"{name:<28} {fmt(comp, scale=scale, digits=digits, key='mean_diff')} "
                      f"({comp['verdict']})")
+    if result.get("regime"):
+        lines.append(f"distillation regime: {result['regime']}")
+    if result.get("temperature_curve"):
+        lines.extend(curve_text(result["temperature_curve"]))
     return "\n".join(lines)
 
 
