@@ -137,3 +137,84 @@ def test_the_figure_keeps_its_traces_and_has_no_legend_box(app):
     assert fig.data[CURVE].error_y.visible is False  # one seed: no interval drawn
     titles = [a.text for a in fig.layout.annotations]
     assert "T = 2" in titles[0] and "teacher" in titles[0] and "student" in titles[0]
+
+
+def test_regime_controls_name_the_regime_and_reach_every_student(app):
+    """The regime in words (Regime.describe) above the controls and under the table; a
+    class left out reaches all three students; per-class bars and the bias correction
+    show; "All labels" is one click back to the full-label case."""
+    from explorer import config as C
+    from explorer.engine.regime import Regime
+    from explorer.ui.distill_figures import PC_CORRECTED, T_PER_CLASS
+
+    p = app.distill
+    assert Regime(labelled=C.DEFAULT_LABELLED).describe() in html_text(p.regime.value)
+    assert [v for _, v in p.leave_out.options][:2] == [-1, C.DEFAULT_LEAVE_OUT_CLASS]
+    p.leave_out.value = 3
+    words = Regime(labelled=C.DEFAULT_LABELLED, leave_out=3).describe()
+    assert words in html_text(p.regime.value)
+    for kind in ("alone", "hard", "distill"):
+        assert p.start(kind)
+        settle(app)
+        assert "error" not in status(app), status(app)
+    for slot in ("student", "student_alone", "student_hard"):
+        regime = app.session.regime(slot)
+        assert (regime.labelled, regime.leave_out) == (C.DEFAULT_LABELLED, 3)
+    assert words in html_text(p.table.value)
+    assert "student on teacher's labels" in html_text(p.table.value)
+    bias = app.session.bias_correction("student", 3)
+    assert list(p.fig.data[PC_CORRECTED].y) == pytest.approx(
+        [None if v != v else round(v, 4) for v in bias["per_class_after"]])
+    assert "class 3 left out" in p.fig.layout.annotations[T_PER_CLASS].text
+    p.all_labels.click()
+    assert (p.labelled.value, p.leave_out.value) == (1.0, -1)
+    assert "all labels" in html_text(p.regime.value)
+    assert p.regime_kwargs() == {"labelled": 1.0}
+
+
+def test_dark_knowledge_follows_the_temperature_without_training(app):
+    from explorer.ui.distill_figures import DARK
+
+    fig = app.distill.fig
+    n_traces = len(fig.data)
+    diagonals = []
+    for t in (1.0, 4.0, 16.0):
+        with mock.patch.object(app.session, "distill") as distill, \
+                mock.patch.object(app.session, "train") as train:
+            app.distill.temperature.value = t
+        distill.assert_not_called()
+        train.assert_not_called()
+        z = [list(r) for r in fig.data[DARK].z]
+        oracle = app.session.dark_knowledge(t)["matrix"]
+        assert [v for r in z for v in r] == pytest.approx(
+            [float(v) for r in oracle for v in r], abs=1e-4)
+        assert all(sum(r) == pytest.approx(1.0, abs=1e-3) for r in z)
+        diagonals.append(sum(z[i][i] for i in range(len(z))))
+        assert f"T = {t:g}" in fig.layout.annotations[2].text
+    assert diagonals[0] > diagonals[1] > diagonals[2]  # a higher T shares more mass
+    assert len(fig.data) == n_traces
+
+
+def test_regression_says_why_there_is_no_temperature_or_regime():
+    from explorer import Session
+
+    app = ExplorerApp(Session("toy-regression", "mlp", device="cpu"))
+    try:
+        app.tabs.selected_index = 1
+        p = app.distill
+        assert p.temperature.layout.display == "none" and p.sweep.layout.display == "none"
+        assert p.labelled.layout.display == "none" and p.leave_out.layout.display == "none"
+        assert "no temperature" in p.note.value and "image classification" in p.note.value
+        assert p.regime_kwargs() == {}
+        p.epochs.value = 1
+        assert p.start("distill")
+        settle(app)
+        assert "distilling done (distilled student): val MSE" in status(app), status(app)
+    finally:
+        app.close()
+
+
+def html_text(value: str) -> str:
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", value))

@@ -33,8 +33,8 @@ HEIGHT = 700
 
 
 def _colors(theme: Theme) -> dict[int, str]:
-    return {PC_ALONE: theme.ghost, PC_HARD: theme.kept, PC_DISTILLED: theme.accent,
-            PC_CORRECTED: theme.pruned}
+    return {PC_ALONE: "#999999", PC_HARD: "#56B4E9", PC_DISTILLED: theme.accent,
+            PC_CORRECTED: theme.pruned}  # Okabe-Ito, readable on both themes
 
 
 def _title(head: str, detail: str = "") -> str:

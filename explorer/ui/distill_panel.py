@@ -36,7 +36,7 @@ NO_CLASS = -1  # the leave-out choice "none" (a Dropdown cannot hold None as a v
 
 
 def _labelled_options() -> list[tuple[str, float]]:
-    values = sorted({*LABELLED_CHOICES, float(getattr(C, "DEFAULT_LABELLED", 1.0))})
+    values = sorted({*LABELLED_CHOICES, float(C.DEFAULT_LABELLED)})
     return [(f"{v:.0%}", v) for v in values]
 
 
@@ -48,19 +48,20 @@ class DistillPanel:
         self.student_t: float | None = None  # the T of the student in the slot (UI-known)
         slider = dict(continuous_update=True, style={"description_width": "100px"},
                       layout=FULL)
-        self.width = tagged(W.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05,
-                                          description="Student width", **slider),
+        self.width = tagged(W.FloatSlider(value=C.DEFAULT_STUDENT_WIDTH, min=0.05, max=1.0,
+                                          step=0.05, description="Student width", **slider),
                             "student-width")
-        self.temperature = tagged(W.FloatSlider(value=4.0, min=1.0, max=20.0, step=0.5,
-                                                description="Temperature", **slider),
+        self.temperature = tagged(W.FloatSlider(value=C.DEFAULT_TEMPERATURE, min=1.0,
+                                                max=20.0, step=0.5, description="Temperature",
+                                                **slider),
                                   "temperature")
-        self.alpha = tagged(W.FloatSlider(value=0.7, min=0.0, max=1.0, step=0.05,
+        self.alpha = tagged(W.FloatSlider(value=C.DEFAULT_ALPHA, min=0.0, max=1.0, step=0.05,
                                           description="alpha (soft)", **slider), "alpha")
         self.t_squared = tagged(W.Checkbox(value=True, description="multiply soft loss by T²",
                                            indent=False, layout=W.Layout(width="auto")),
                                 "t-squared")
         self.labelled = tagged(W.SelectionSlider(
-            options=_labelled_options(), value=float(getattr(C, "DEFAULT_LABELLED", 1.0)),
+            options=_labelled_options(), value=float(C.DEFAULT_LABELLED),
             description="Labelled fraction", continuous_update=False,
             style={"description_width": "100px"}, layout=FULL), "labelled")
         self.leave_out = tagged(W.Dropdown(options=[("none", NO_CLASS)], value=NO_CLASS,
@@ -70,7 +71,7 @@ class DistillPanel:
         self.all_labels = button("All labels", "all-labels",
                                  tooltip="every label, no class left out")
         self.regime = tagged(W.HTML(), "regime")
-        self.epochs = int_box("Epochs", "distill-epochs", 10, 1, 1000)
+        self.epochs = int_box("Epochs", "distill-epochs", C.DEFAULT_DISTILL_EPOCHS, 1, 1000)
         self.seeds = tagged(W.BoundedIntText(
             value=1, min=1, max=C.PIN_SEEDS_MAX, description="Seeds",
             style={"description_width": "initial"}, layout=W.Layout(width="110px"),
@@ -161,7 +162,7 @@ class DistillPanel:
         self.example.max = max(len(session.data.val) - 1, 0)
         self.sweep_result, self.student_t = None, None
         n_classes = session.data.n_outputs if self._images() else 0
-        first = [getattr(C, "DEFAULT_LEAVE_OUT_CLASS", 3)] if n_classes > 3 else []
+        first = [C.DEFAULT_LEAVE_OUT_CLASS] if n_classes > C.DEFAULT_LEAVE_OUT_CLASS else []
         self.leave_out.value = NO_CLASS
         self.leave_out.options = [("none", NO_CLASS)] + [
             (str(k), k) for k in first + [k for k in range(n_classes) if k not in first]]
@@ -173,12 +174,11 @@ class DistillPanel:
 
     # ----- the regime -----------------------------------------------------------------
     def regime_kwargs(self) -> dict:
-        """labelled= and leave_out= for the next student job (empty: every label)."""
+        """labelled= and leave_out= for the next student job (empty where a regime does not
+        apply: regression, text). Always explicit: Session's default labels only a part."""
         if not self._images():
             return {}
-        out: dict = {}
-        if self.labelled.value != 1.0:
-            out["labelled"] = float(self.labelled.value)
+        out: dict = {"labelled": float(self.labelled.value)}
         if self.leave_out.value != NO_CLASS:
             out["leave_out"] = int(self.leave_out.value)
         return out
@@ -264,11 +264,14 @@ class DistillPanel:
                                                   **common, **regime)
         else:
             metric, seeds = host.metric(), int(self.seeds.value)
+            words = regime_text(regime) if regime else ""
 
             def work(stop, ev):
-                return run_sweep(session, SWEEP_TEMPERATURES, seeds, metric.name,
-                                 metric.higher_is_better, width, common, soft, regime,
-                                 stop=stop, on_event=ev)
+                result = run_sweep(session, SWEEP_TEMPERATURES, seeds, metric.name,
+                                   metric.higher_is_better, width, common, soft, regime,
+                                   stop=stop, on_event=ev)
+                result.regime = words
+                return result
         runs = (len(SWEEP_TEMPERATURES) + 1) * int(self.seeds.value) if kind == "sweep" else 1
         if slot is not None:
             host.book.start(slot)  # a new student: its curves start over

@@ -39,6 +39,7 @@ class Sweep:
     rows: list[dict] = field(default_factory=list)  # complete temperatures only, in order
     students: dict[float, Any] = field(default_factory=dict)  # T -> its first-seed slot
     live: bool = True  # the kept students still stand for the rows (no newer distil)
+    regime: str = ""  # the students' regime in words (Regime.describe)
 
     @property
     def temperatures(self) -> list[float]:

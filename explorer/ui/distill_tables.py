@@ -24,19 +24,24 @@ def _ece(value: float | None) -> str:
 
 
 def students_table(rows: list[dict], metric: str) -> str:
-    """rows: {"label", "value" (text), "agreement", "ece", "nonzero", "regime"}."""
+    """rows: {"label", "value" (text), "agreement", "ece", "nonzero", "regime"}; each
+    regime (Regime.describe) is named once under the table, with the models it trained."""
     if len(rows) < 2:
         return ""
     body = "".join(
         f"<tr><td style='text-align:left'>{html.escape(r['label'])}</td>"
         f"<td>{r['value']}</td><td>{_pct(r.get('agreement'))}</td>"
-        f"<td>{_ece(r.get('ece'))}</td><td>{r['nonzero']:,}</td>"
-        f"<td style='text-align:left'>{html.escape(r.get('regime') or '')}</td></tr>"
+        f"<td>{_ece(r.get('ece'))}</td><td>{r['nonzero']:,}</td></tr>"
         for r in rows)
+    regimes: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("regime"):
+            regimes.setdefault(r["regime"], []).append(r["label"])
+    notes = "".join(f"<div class='cx-note cx-regime-of'>{html.escape(', '.join(labels))}: "
+                    f"{html.escape(text)}</div>" for text, labels in regimes.items())
     return ('<table class="cx-table cx-students"><tr><th style="text-align:left">model</th>'
             f"<th>val {html.escape(metric)}</th><th>agrees with teacher</th>"
-            "<th>ECE</th><th>nonzero params</th><th style='text-align:left'>trained on</th>"
-            f"</tr>{body}</table>")
+            f"<th>ECE</th><th>nonzero params</th></tr>{body}</table>{notes}")
 
 
 def _diff_cell(comparison: dict | None, metric: str) -> str:
@@ -77,7 +82,8 @@ def sweep_table(sweep, selected: float | None) -> str:
             + f" over {n} seed{'s' if n > 1 else ''}")
     stale = "" if sweep.live else (" <i>(a later distillation replaced the swept "
                                    "students; the numbers stand)</i>")
-    return (f'<div class="cx-note">Sweep T: student alone {alone}{stale}</div>'
+    regime = f" ({html.escape(sweep.regime)})" if sweep.regime else ""
+    return (f'<div class="cx-note">Sweep T{regime}: student alone {alone}{stale}</div>'
             '<table class="cx-table cx-sweep-table"><tr><th style="text-align:left">'
             f"temperature</th><th>{html.escape(head)}</th><th>distilled - alone</th>"
             f"<th>agrees with teacher</th></tr>{''.join(rows)}</table>")

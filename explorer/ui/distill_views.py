@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.regime import Regime
 from .distill_figures import (
     PC_ALONE,
     PC_CORRECTED,
@@ -33,10 +34,6 @@ NO_DARK = "images only: a class-by-class view needs classes"
 
 def regime_text(kwargs: dict) -> str:
     """The words for a regime (Regime.describe), e.g. "all labels"."""
-    try:
-        from ..engine.regime import Regime
-    except ImportError:  # before the regime API: every label
-        return "all labels"
     return Regime(**kwargs).describe()
 
 
@@ -82,12 +79,11 @@ class DistillViews:
 
     def show_dark(self) -> None:
         session = self.host.session
-        dark = getattr(session, "dark_knowledge", None)
-        if session.is_lm or dark is None:
-            update_dark(self.fig, self.host.theme, None, NO_DARK if session.is_lm else "")
+        if session.is_lm:
+            update_dark(self.fig, self.host.theme, None, NO_DARK)
             return
-        update_dark(self.fig, self.host.theme, dark(float(self.panel.temperature.value)),
-                    "")
+        view = session.dark_knowledge(float(self.panel.temperature.value))
+        update_dark(self.fig, self.host.theme, view, "")
 
     def show_sweep(self) -> None:
         sweep = self.panel.sweep_result
@@ -98,18 +94,24 @@ class DistillViews:
 
     # ----- per student ------------------------------------------------------------------
     def draw_students(self) -> None:
+        """Per-class accuracy on the test split (where there is one: the bias correction is
+        chosen on validation, so its effect is read on test)."""
         if not self._can_soften():
             return
         session = self.host.session
-        per_class = getattr(session, "per_class_accuracy", None)
         series: dict[int, list | None] = {}
-        if per_class is not None and not session.is_lm:
+        self.bias, split = None, self._split()
+        if not session.is_lm:
             for index, slot in PER_CLASS_SLOTS.items():
-                series[index] = per_class(slot) if slot in session.models else None
-            self.bias = self._bias()
+                series[index] = (session.per_class_accuracy(slot, split)
+                                 if slot in session.models else None)
+            self.bias = self._bias() if split == "test" else None
             if self.bias is not None:
-                series[PC_CORRECTED] = self._corrected(self.bias)
-        update_per_class(self.fig, self.host.theme, series, self._per_class_detail())
+                series[PC_CORRECTED] = list(self.bias["per_class_after"])
+        update_per_class(self.fig, self.host.theme, series, self._per_class_detail(split))
+
+    def _split(self) -> str:
+        return "test" if getattr(self.host.session.data, "test", None) is not None else "val"
 
     def _bias(self) -> dict | None:
         session = self.host.session
@@ -118,19 +120,15 @@ class DistillViews:
             return None
         return session.bias_correction("student", regime.leave_out)
 
-    def _corrected(self, bias: dict) -> list[float]:
-        return self.host.session.per_class_accuracy("student", bias={bias["class"]:
-                                                                     bias["bias"]})
-
-    def _per_class_detail(self) -> str:
+    def _per_class_detail(self, split: str) -> str:
         if self.host.session.is_lm:
             return NO_DARK
         if self.bias is None:
-            return "validation accuracy per class"
+            return f"{split} accuracy per class"
         b = self.bias
         k = b["class"]
-        return (f"class {k} left out: bias {b['bias']:+.2f} (chosen on val); test "
-                f"{b['per_class_before'][k]:.0%} &#8594; {b['per_class_after'][k]:.0%}")
+        return (f"class {k} left out; bias +{b['bias']:g} (val): "
+                f"{b['per_class_before'][k]:.0%} &#8594; {b['per_class_after'][k]:.0%} test")
 
     def students_html(self, present: list[str]) -> str:
         session, metric = self.host.session, self.host.metric()
@@ -155,14 +153,10 @@ class DistillViews:
 
     def _ece(self, slot: str) -> float | None:
         session = self.host.session
-        calibration = getattr(session, "calibration", None)
-        if calibration is None or session.task != "classification" or session.is_lm:
+        if session.task != "classification" or session.is_lm:
             return None
-        return calibration(slot)["ece"]
+        return session.calibration(slot)["ece"]
 
     def _regime(self, slot: str) -> str:
-        if slot == "teacher":
-            return "all labels"
-        regime = getattr(self.host.session, "regime", None)
-        found = None if regime is None else regime(slot)
+        found = None if slot == "teacher" else self.host.session.regime(slot)
         return "all labels" if found is None else found.describe()
