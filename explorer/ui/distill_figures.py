@@ -72,7 +72,8 @@ def distill_figure(theme: Theme) -> go.FigureWidget:
     fig.update_xaxes(title_text="temperature T", type="log", range=[-0.05, 1.3],
                      tickvals=list(TEMPERATURE_TICKS),
                      ticktext=[str(t) for t in TEMPERATURE_TICKS], row=1, col=2)
-    fig.update_yaxes(title_text="val accuracy", tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(title_text="val accuracy", tickformat=".0%", range=[0, 1.02],
+                     dtick=0.5 if large else 0.25, row=1, col=2)
     fig.update_xaxes(title_text="class (teacher's soft answer)", dtick=1, row=2, col=1)
     fig.update_yaxes(title_text="true class", dtick=1, autorange="reversed", row=2, col=1)
     fig.update_xaxes(title_text="class", dtick=1, row=2, col=2)
@@ -128,8 +129,13 @@ def update_sweep(fig: go.FigureWidget, theme: Theme, rows: list[dict],
         fig.data[SELECTED].update(
             x=[] if chosen is None else [chosen["temperature"]],
             y=[] if chosen is None else plain([chosen["summary"]["mean"]], 5))
+        accuracy = scale_label.endswith("accuracy")
         fig.layout.yaxis2.title.text = scale_label
-        fig.layout.yaxis2.tickformat = ".0%" if scale_label.endswith("accuracy") else ""
+        fig.layout.yaxis2.tickformat = ".0%" if accuracy else ""
+        # accuracy keeps its 0-100% axis (an interval over 2 seeds can reach past both
+        # ends: the table gives its numbers); perplexity fits its values
+        fig.layout.yaxis2.range = [0, 1.02] if accuracy else None
+        fig.layout.yaxis2.autorange = None if accuracy else True
         head = (f"{swatch(theme.accent, 'distilled', '&#9472;')} "
                 f"{swatch(theme.line, 'alone', '&#9476;')}")
         detail = ("press Sweep T" if not rows else
@@ -160,7 +166,7 @@ def update_dark(fig: go.FigureWidget, theme: Theme, view: dict | None, note: str
 
 
 def update_per_class(fig: go.FigureWidget, theme: Theme, series: dict[int, list | None],
-                     detail: str) -> None:
+                     detail: str, split: str = "val") -> None:
     """Per-class accuracy bars of each student present (None: that student is absent)."""
     words = {PC_ALONE: "alone", PC_HARD: "hard", PC_DISTILLED: "distilled",
              PC_CORRECTED: "corrected"}
@@ -170,5 +176,6 @@ def update_per_class(fig: go.FigureWidget, theme: Theme, series: dict[int, list 
             values = series.get(index)
             fig.data[index].update(x=list(range(len(values))) if values else [],
                                    y=plain(values, 4) if values else [])
+        fig.layout.yaxis4.title.text = f"{split} accuracy"
         head = " ".join(swatch(colors[i], words[i]) for i in PER_CLASS if series.get(i))
         fig.layout.annotations[T_PER_CLASS].text = _title(head or "per class", detail)

@@ -63,7 +63,7 @@ class DistillPanel:
         self.labelled = tagged(W.SelectionSlider(
             options=_labelled_options(), value=float(C.DEFAULT_LABELLED),
             description="Labelled fraction", continuous_update=False,
-            style={"description_width": "100px"}, layout=FULL), "labelled")
+            style={"description_width": "118px"}, layout=FULL), "labelled")
         self.leave_out = tagged(W.Dropdown(options=[("none", NO_CLASS)], value=NO_CLASS,
                                            description="Leave out a class", style={
                                                "description_width": "initial"},

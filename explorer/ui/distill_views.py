@@ -43,6 +43,7 @@ class DistillViews:
     def __init__(self, host: Host, panel: Any) -> None:
         self.host, self.panel = host, panel
         self.bias: dict | None = None  # the last bias correction (a class left out)
+        self._sweep_drawn: tuple | None = None  # what the sweep panel shows now
 
     @property
     def fig(self):
@@ -86,8 +87,15 @@ class DistillViews:
         update_dark(self.fig, self.host.theme, view, "")
 
     def show_sweep(self) -> None:
+        """The sweep curve and its star; redrawn only when the rows or the selection
+        changed (a temperature move without a sweep leaves that panel alone)."""
         sweep = self.panel.sweep_result
         metric = self.host.metric().name
+        key = (id(sweep), 0 if sweep is None else len(sweep.rows), self.panel.selected_t(),
+               metric, id(self.fig))
+        if key == self._sweep_drawn:
+            return
+        self._sweep_drawn = key
         update_sweep(self.fig, self.host.theme, [] if sweep is None else sweep.rows,
                      None if sweep is None else sweep.alone, self.panel.selected_t(),
                      f"val {metric}")
@@ -108,7 +116,8 @@ class DistillViews:
             self.bias = self._bias() if split == "test" else None
             if self.bias is not None:
                 series[PC_CORRECTED] = list(self.bias["per_class_after"])
-        update_per_class(self.fig, self.host.theme, series, self._per_class_detail(split))
+        update_per_class(self.fig, self.host.theme, series, self._per_class_detail(split),
+                         split)
 
     def _split(self) -> str:
         return "test" if getattr(self.host.session.data, "test", None) is not None else "val"
@@ -124,7 +133,7 @@ class DistillViews:
         if self.host.session.is_lm:
             return NO_DARK
         if self.bias is None:
-            return f"{split} accuracy per class"
+            return "each class's share recognised"
         b = self.bias
         k = b["class"]
         return (f"class {k} left out; bias +{b['bias']:g} (val): "

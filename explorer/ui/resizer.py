@@ -2,7 +2,8 @@
 
 plotly's FigureWidget sizes itself once, when first drawn; under anywidget it never hears
 of a later change (a JupyterLab panel resized, a column that reflows, a tab shown). This
-widget watches the app's box and, when its width changes, fires the window `resize` event
+widget watches the app's box (and the tabs' figure boxes, which are 0 wide while hidden)
+and, when a width changes, fires the window `resize` event
 to which figures with `responsive: true` answer by fitting their container.
 """
 
@@ -14,7 +15,8 @@ import traitlets
 ESM = """
 export default {
   render({ model, el }) {
-    let observer = null, timer = null, width = -1, tries = 0;
+    let observer = null, timer = null, tries = 0;
+    const widths = new Map();
     const fire = () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -27,10 +29,17 @@ export default {
       const root = el.closest(".cx-app");
       if (!root) { if (tries++ < 100) { timer = setTimeout(attach, 100); } return; }
       observer = new ResizeObserver((entries) => {
-        const w = Math.round(entries[0].contentRect.width);
-        if (w !== width) { width = w; fire(); }
+        let changed = false;
+        for (const e of entries) {
+          const w = Math.round(e.contentRect.width);
+          if (widths.get(e.target) !== w) { widths.set(e.target, w); changed = true; }
+        }
+        if (changed) fire();
       });
       observer.observe(root);
+      // a tab's figure box goes from hidden (0 wide) to shown: its new figure fits too
+      root.querySelectorAll(".cx-distill-figures, .cx-compare-figures")
+        .forEach((box) => observer.observe(box));
     };
     attach();
     return () => { if (observer) observer.disconnect(); clearTimeout(timer); };
