@@ -75,9 +75,20 @@ def open_distill(page) -> None:
     wait_for_trace(page, DISTILL_FIG, "dark knowledge", "return true;")
 
 
+FITS_JS = """
+(sel) => { const gd = document.querySelector(sel);
+  const box = gd.closest('.cx-distill-figures').getBoundingClientRect();
+  const svg = gd.querySelector('.main-svg').getBoundingClientRect();
+  return Math.abs(svg.width - box.width) < 30; }
+"""
+
+
 def check_layout(page, where: str) -> None:
+    """The figure fills its column (it is drawn after its tab opens) and no title overlaps
+    another text of it."""
     page.locator(DISTILL_FIG).scroll_into_view_if_needed()
-    page.wait_for_timeout(400)  # one layout pass after a resize; nothing to wait on
+    page.wait_for_function(FITS_JS, arg=DISTILL_FIG, timeout=UPDATE_TIMEOUT_MS, polling=200)
+    page.wait_for_timeout(400)  # plotly's redraw after the fit; nothing to wait on
     found = page.evaluate(OVERLAPS_JS, DISTILL_FIG)
     assert found["titles"] == 4, found
     assert not found["overlaps"], (where, found["overlaps"])

@@ -15,7 +15,7 @@ import traitlets
 ESM = """
 export default {
   render({ model, el }) {
-    let observer = null, timer = null, tries = 0;
+    let observer = null, mutations = null, timer = null, tries = 0;
     const widths = new Map();
     const fire = () => {
       clearTimeout(timer);
@@ -37,12 +37,32 @@ export default {
         if (changed) fire();
       });
       observer.observe(root);
-      // a tab's figure box goes from hidden (0 wide) to shown: its new figure fits too
-      root.querySelectorAll(".cx-distill-figures, .cx-compare-figures")
-        .forEach((box) => observer.observe(box));
+      // a tab's figure box goes from hidden (0 wide) to shown, and its figure is drawn
+      // later (at plotly's default width): each new plot is watched too, so it fits once
+      // it exists. Mutations are many while a figure redraws: look at most every 300 ms.
+      const boxes = root.querySelectorAll(".cx-distill-figures, .cx-compare-figures");
+      const seen = new WeakSet();
+      let pending = false;
+      const watchPlots = () => {
+        pending = false;
+        boxes.forEach((box) => box.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+          if (!seen.has(gd)) { seen.add(gd); observer.observe(gd); }
+        }));
+      };
+      mutations = new MutationObserver(() => {
+        if (!pending) { pending = true; setTimeout(watchPlots, 300); }
+      });
+      boxes.forEach((box) => {
+        observer.observe(box);
+        mutations.observe(box, { childList: true, subtree: true });
+      });
     };
     attach();
-    return () => { if (observer) observer.disconnect(); clearTimeout(timer); };
+    return () => {
+      if (observer) observer.disconnect();
+      if (mutations) mutations.disconnect();
+      clearTimeout(timer);
+    };
   }
 };
 """
