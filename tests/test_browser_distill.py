@@ -137,6 +137,9 @@ def test_sweep_t_with_two_seeds_selects_the_sliders_row(page):
     students = page.locator(".cx-students").inner_text()
     assert f"distilled student (T = {best:g})" in students, students
     page.screenshot(path=str(artifact_path("distill_sweep_1280x720.png")))
+    page.set_viewport_size({"width": 1280, "height": 1700})  # the figure and its tables
+    page.screenshot(path=str(artifact_path("distill_sweep_1280_tall.png")))
+    page.set_viewport_size({"width": 1280, "height": 720})
 
     set_readout(page, TEMPERATURE_READOUT, "3")  # snaps to the nearest swept T: 4
     page.wait_for_function(

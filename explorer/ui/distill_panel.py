@@ -118,7 +118,7 @@ class DistillPanel:
         return W.VBox([*regime, self.temperature, *more,
                        row(self.train, self.alone, *([] if talk else [self.hard])),
                        *([] if talk else [row(self.seeds, self.sweep)]),
-                       self.slot, self.note, self.table, self.sweep_box])
+                       self.slot, self.note])
 
     def figures(self) -> list:
         return [] if self.fig is None else [self.fig]
@@ -136,14 +136,15 @@ class DistillPanel:
 
     def open(self) -> None:
         """Build the figure the first time the tab is shown (not for regression)."""
+        tables = [self.table, self.sweep_box]  # wide: under the figure, not in the side
         if self._regression():
             self.figure_box.children = [tagged(W.HTML(f'<div class="cx-note">{NO_TEMPERATURE}'
-                                                      '</div>'), "no-soft")]
+                                                      '</div>'), "no-soft"), *tables]
             return
         if self.fig is None:
             self.fig = tagged(distill_figure(self.host.theme), "fig-distill")
             self.fig._config = {**self.fig._config, "responsive": True}
-        self.figure_box.children = [self.fig]
+        self.figure_box.children = [self.fig, *tables]
         self.views.draw_all()
 
     def apply_rules(self) -> None:

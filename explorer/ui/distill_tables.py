@@ -83,7 +83,10 @@ def sweep_table(sweep, selected: float | None) -> str:
     stale = "" if sweep.live else (" <i>(a later distillation replaced the swept "
                                    "students; the numbers stand)</i>")
     regime = f" ({html.escape(sweep.regime)})" if sweep.regime else ""
-    return (f'<div class="cx-note">Sweep T{regime}: student alone {alone}{stale}</div>'
+    first = "; the table above shows each T's first-seed student" if n > 1 and sweep.live \
+        else ""
+    return (f'<div class="cx-note">Sweep T{regime}: student alone {alone}{first}{stale}'
+            '</div>'
             '<table class="cx-table cx-sweep-table"><tr><th style="text-align:left">'
             f"temperature</th><th>{html.escape(head)}</th><th>distilled - alone</th>"
             f"<th>agrees with teacher</th></tr>{''.join(rows)}</table>")
