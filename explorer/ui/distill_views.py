@@ -9,6 +9,7 @@ change, not on slider moves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..engine.regime import Regime
@@ -44,10 +45,21 @@ class DistillViews:
         self.host, self.panel = host, panel
         self.bias: dict | None = None  # the last bias correction (a class left out)
         self._sweep_drawn: tuple | None = None  # what the sweep panel shows now
+        self.missing: dict[str, str] = {}  # views that could not be read, and why
 
     @property
     def fig(self):
         return self.panel.fig
+
+    def _safe(self, what: str, fn: Callable[[], Any]) -> Any:
+        """A view that cannot be read (a session call that raises) becomes None and a
+        note in `self.missing`, never a broken tab: these views add to the students'
+        accuracy, they do not replace it."""
+        try:
+            return fn()
+        except (RuntimeError, ValueError) as err:
+            self.missing[what] = f"not available: {err}"
+            return None
 
     def _can_soften(self) -> bool:
         return self.fig is not None and self.host.session.task == "classification"
@@ -83,8 +95,10 @@ class DistillViews:
         if session.is_lm:
             update_dark(self.fig, self.host.theme, None, NO_DARK)
             return
-        view = session.dark_knowledge(float(self.panel.temperature.value))
-        update_dark(self.fig, self.host.theme, view, "")
+        self.missing.pop("dark", None)
+        view = self._safe("dark", lambda: session.dark_knowledge(
+            float(self.panel.temperature.value)))
+        update_dark(self.fig, self.host.theme, view, self.missing.get("dark", "")[:60])
 
     def show_sweep(self) -> None:
         """The sweep curve and its star; redrawn only when the rows or the selection
@@ -109,11 +123,13 @@ class DistillViews:
         session = self.host.session
         series: dict[int, list | None] = {}
         self.bias, split = None, self._split()
+        self.missing.pop("per class", None)
         if not session.is_lm:
             for index, slot in PER_CLASS_SLOTS.items():
-                series[index] = (session.per_class_accuracy(slot, split)
+                series[index] = (self._safe("per class", lambda s=slot: session.
+                                            per_class_accuracy(s, split))
                                  if slot in session.models else None)
-            self.bias = self._bias() if split == "test" else None
+            self.bias = self._safe("per class", self._bias) if split == "test" else None
             if self.bias is not None:
                 series[PC_CORRECTED] = list(self.bias["per_class_after"])
         update_per_class(self.fig, self.host.theme, series, self._per_class_detail(split),
@@ -132,6 +148,8 @@ class DistillViews:
     def _per_class_detail(self, split: str) -> str:
         if self.host.session.is_lm:
             return NO_DARK
+        if "per class" in self.missing:
+            return self.missing["per class"][:60]
         if self.bias is None:
             return "each class's share recognised"
         b = self.bias
@@ -164,7 +182,8 @@ class DistillViews:
         session = self.host.session
         if session.task != "classification" or session.is_lm:
             return None
-        return session.calibration(slot)["ece"]
+        found = self._safe("ece", lambda: session.calibration(slot))
+        return None if found is None else found["ece"]
 
     def _regime(self, slot: str) -> str:
         found = None if slot == "teacher" else self.host.session.regime(slot)
