@@ -195,6 +195,28 @@ def test_dark_knowledge_follows_the_temperature_without_training(app):
     assert len(fig.data) == n_traces
 
 
+def messages(fig) -> list[str]:
+    """Names of the update messages the figure sends from now on."""
+    sent: list[str] = []
+    for name in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
+        real = getattr(fig, name)
+        setattr(fig, name, lambda *a, _n=name, _r=real, **k: sent.append(_n) or _r(*a, **k))
+    return sent
+
+
+def test_a_temperature_move_is_one_message_to_the_figure(app):
+    """DESIGN section 3: one batch_update per figure per move, with or without a sweep
+    (after one a move also swaps in that T's student and redraws its per-class bars)."""
+    sent = messages(app.distill.fig)
+    app.distill.temperature.value = 7.0
+    assert sent == ["_send_update_msg"]
+    sweep(app, seeds=1)
+    sent.clear()
+    app.distill.temperature.value = 2.0
+    assert app.distill.student_t == 2.0
+    assert sent == ["_send_update_msg"]
+
+
 def test_regression_says_why_there_is_no_temperature_or_regime():
     from explorer import Session
 

@@ -217,6 +217,13 @@ class DistillPanel:
         return sweep.nearest(self.temperature.value)
 
     def _on_temperature(self, change: dict) -> None:
+        if self.fig is None:
+            self._follow_temperature(change)
+            return
+        with self.fig.batch_update():  # one message per move, a swept student's views too
+            self._follow_temperature(change)
+
+    def _follow_temperature(self, change: dict) -> None:
         sweep = self.sweep_result
         if sweep is not None and sweep.live and sweep.rows:
             snapped = sweep.nearest(change["new"])

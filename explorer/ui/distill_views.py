@@ -65,16 +65,21 @@ class DistillViews:
         return self.fig is not None and self.host.session.task == "classification"
 
     def draw_all(self) -> None:
-        self.on_temperature()
-        self.draw_students()
-
-    def on_temperature(self) -> None:
-        """Everything that follows the temperature slider, without training."""
         if not self._can_soften():
             return
-        self.show_soft()
-        self.show_dark()
-        self.show_sweep()
+        with self.fig.batch_update():  # one message (nested batches join this one)
+            self.on_temperature()
+            self.draw_students()
+
+    def on_temperature(self) -> None:
+        """Everything that follows the temperature slider, without training: one
+        message to the figure."""
+        if not self._can_soften():
+            return
+        with self.fig.batch_update():
+            self.show_soft()
+            self.show_dark()
+            self.show_sweep()
 
     def show_soft(self) -> None:
         """Softened probabilities of one example at the slider's T."""
