@@ -10,6 +10,8 @@ the sweep table and puts that temperature's student in the student slot, so the 
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as W
 
 from .. import config as C
@@ -28,9 +30,10 @@ NO_TEMPERATURE = ("Regression has no temperature: the student learns the teacher
 IMAGES_ONLY = ("Labelled fraction and leave-out apply to image classification; this "
                "session's students see every label.")
 SLOTS = ("teacher", "student", "student_hard", "student_alone")
-JOBS = {"distill": ("distilling", "student"), "alone": ("student alone", "student_alone"),
-        "hard": ("student on the teacher's labels", "student_hard"),
-        "sweep": ("temperature sweep", None)}
+JOBS: dict[str, tuple[str, Any]] = {  # kind -> (job name, the slot it fills)
+    "distill": ("distilling", "student"), "alone": ("student alone", "student_alone"),
+    "hard": ("student on the teacher's labels", "student_hard"),
+    "sweep": ("temperature sweep", None)}
 LABELLED_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 NO_CLASS = -1  # the leave-out choice "none" (a Dropdown cannot hold None as a value)
 
@@ -43,7 +46,7 @@ def _labelled_options() -> list[tuple[str, float]]:
 class DistillPanel:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.fig = None
+        self.fig: Any = None  # a FigureWidget once the tab opens
         self.sweep_result: Sweep | None = None
         self.student_t: float | None = None  # the T of the student in the slot (UI-known)
         slider = dict(continuous_update=True, style={"description_width": "100px"},
@@ -230,13 +233,13 @@ class DistillPanel:
             if snapped != change["new"]:
                 self.temperature.value = snapped  # comes back here with the swept value
                 return
-            if snapped != self.student_t and not self.host.jobs.busy:
-                self._show_swept_student(snapped)
+            if snapped is not None and snapped != self.student_t and not self.host.jobs.busy:
+                self._show_swept_student(sweep, snapped)
         self.views.on_temperature()
 
-    def _show_swept_student(self, temperature: float) -> None:
+    def _show_swept_student(self, sweep: Sweep, temperature: float) -> None:
         """That temperature's kept student into the student slot (no training)."""
-        put_slot(self.host.session, "student", self.sweep_result.students[temperature])
+        put_slot(self.host.session, "student", sweep.students[temperature])
         self.student_t = temperature
         if self.host.session_selected() == "student":
             self.host.select_slot("student")
@@ -321,7 +324,7 @@ class DistillPanel:
     def _sweep_message(self) -> str:
         sweep = self.sweep_result
         best = None if sweep is None else sweep.best()
-        if best is None:
+        if sweep is None or best is None:
             return "temperature sweep stopped before a temperature finished"
         n = len(sweep.seeds)
         text = self.host.metric().text(best["summary"]["mean"])

@@ -10,6 +10,7 @@ change, not on slider moves.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..engine.regime import Regime
@@ -131,8 +132,8 @@ class DistillViews:
         self.missing.pop("per class", None)
         if not session.is_lm:
             for index, slot in PER_CLASS_SLOTS.items():
-                series[index] = (self._safe("per class", lambda s=slot: session.
-                                            per_class_accuracy(s, split))
+                series[index] = (self._safe("per class", partial(
+                    session.per_class_accuracy, slot, split))
                                  if slot in session.models else None)
             self.bias = self._safe("per class", self._bias) if split == "test" else None
             if self.bias is not None:
