@@ -240,3 +240,13 @@ def test_regimes_refused_outside_classification():
         lm.distill(0.5, steps=2, labelled=0.5)
     with pytest.raises(ValueError, match="leave_out"):
         Session("digits").distill(0.25, steps=2, leave_out=10)
+
+
+def test_hard_student_and_regime_survive_save_and_load(tmp_path):
+    """The third slot and the regime it trained under come back from a saved session."""
+    s = Session("digits")
+    s.train_student_hard(steps=5, labelled=0.5, leave_out=3)
+    s.save(tmp_path / "s.pt")
+    back = Session.load(tmp_path / "s.pt")
+    assert back.regime("student_hard") == Regime(0.5, 3, s.seed + 1)
+    assert back.regime("teacher") is None and back.regime("student") is None

@@ -115,7 +115,8 @@ def test_full_run_writes_every_key(tmp_path):
     assert doc["config"]["prune_sparsity"] == 0.8 and doc["config"]["student"] == 0.25
     assert doc["versions"]["torch"] and doc["device"]["name"] == "cpu"
     stages = doc["stages"]
-    assert list(stages) == ["baseline", "pruned", "finetuned", "student_alone", "distilled"]
+    assert list(stages) == ["baseline", "pruned", "finetuned", "student_alone", "student_hard",
+                            "distilled"]
     for name, stage in stages.items():
         for key in STAGE_KEYS:
             assert key in stage, (name, key)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.datasets import load_dataset
 from ..models.zoo import build_model
-from . import common
+from . import common, hinton_missing
 from .common import Log, make_session, quiet, seeded, split_accuracy, test_accuracy
 from .stats import claim, paired, summarize
 
@@ -108,12 +108,13 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
         name = student_name(hidden)
         student = build_model("lenet300", data.input_shape, data.n_outputs, seed=seed + 1,
                               hidden=hidden)  # copied by the session: same init each time
-        s.train_student_alone(student, seed=seed + 1, **budget)
+        s.train_student_alone(student, seed=seed + 1, labelled=1.0, **budget)
         alone = 1 - _slot_accuracy(s, "student_alone", "test")
         log(f"hinton seed {seed}: student {name} alone test error {alone:.4f}")
         sweep = []
         for temperature in temperatures:
-            s.distill(student, temperature=temperature, alpha=ALPHA, seed=seed + 1, **budget)
+            s.distill(student, temperature=temperature, alpha=ALPHA, seed=seed + 1,
+                      labelled=1.0, **budget)
             sweep.append({"temperature": temperature,
                           "val_accuracy": _slot_accuracy(s, "student", "val"),
                           "test_error": 1 - _slot_accuracy(s, "student", "test")})
@@ -126,7 +127,11 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
                      "best_temperature_on_val": best_t,
                      "distilled_error_best_t": at[best_t]["test_error"],
                      "temperature_sweep": sweep}
+    first = build_model("lenet300", data.input_shape, data.n_outputs, seed=seed + 1,
+                        hidden=students[0])  # the paper's 2x800: its missing 3
+    missing = hinton_missing.run_seed(s, first, seed + 1, PAPER_T, ALPHA, budget)
     return {"seed": seed, "teacher_error": teacher_error, "students": out,
+            "left_out_class": missing,
             "test_images": len(s.data.test),
             "settings": {**cfg, "temperatures": temperatures,
                          "teacher_hidden": list(TEACHER_HIDDEN),
@@ -182,6 +187,7 @@ def combine(per_seed: list[dict]) -> dict:
     teacher = [p["teacher_error"] for p in per_seed]
     students = {n: _combine_student(n, per_seed, teacher) for n in per_seed[0]["students"]}
     return {"teacher_error": summarize(teacher), "students": students,
+            "left_out_class": hinton_missing.combine(per_seed),
             "claims": [c for st in students.values() for c in st["claims"]]}
 
 
@@ -207,5 +213,7 @@ def format_result(result: dict) -> str:
                   "alone - distilled (pts)", "gap closed (%)"), rows)
     chosen = "; ".join(f"{name}: {', '.join(f'{t:g}' for t in st['best_temperature_on_val'])}"
                        for name, st in result["students"].items())
+    missing = hinton_missing.format_rows(result.get("left_out_class"))
     return (f"{body}\nT chosen on validation, per seed: {chosen}. Paper (2x800 at T = 20): "
-            f"{PAPER['gap_closed']:.0%} of the gap closed.")
+            f"{PAPER['gap_closed']:.0%} of the gap closed."
+            + (f"\n{missing}" if missing else ""))
