@@ -11,7 +11,9 @@ from explorer.ui.jobs import JobView
 
 UI = Path(__file__).resolve().parent.parent / "explorer" / "ui"
 # What ui may import from the core's lower floors: value types and name lists only.
-ALLOWED_CORE = {"explorer.engine.metrics", "explorer.engine.train"}
+# value types: Snapshot and events; Regime (Session.regime returns it; the Distill tab
+# names the next students' regime with Regime.describe)
+ALLOWED_CORE = {"explorer.engine.metrics", "explorer.engine.train", "explorer.engine.regime"}
 
 
 def is_module(name: str) -> bool:

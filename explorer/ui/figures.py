@@ -1,4 +1,5 @@
-"""The panel figures (trade-off, distillation, quality), built only when a tab opens.
+"""The panel figures (trade-off, quality), built only when a tab opens (the Distill
+tab's figure is in distill_figures.py).
 
 Each FigureWidget ships its own copy of the widget's JavaScript, so the page starts with
 one figure and the rest appear on demand. They size to their column (responsive), send
@@ -18,7 +19,6 @@ from .theme import Theme
 SENSITIVITY_TRACES = 8  # the most sensitive layers get a curve each (fixed trace count)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#999999")  # Okabe-Ito
-TEMPERATURE_TICKS = (1, 2, 4, 8, 16)
 
 
 def _two_panel(theme: Theme, titles: tuple[str, str], height: int = 340) -> go.FigureWidget:
@@ -89,65 +89,6 @@ def update_sensitivity(fig: go.FigureWidget, result: dict, short) -> None:
                              name=f"only {short(chosen[i])} pruned", showlegend=True)
             else:
                 trace.update(x=[], y=[], showlegend=False)
-
-
-def distill_figure(theme: Theme) -> go.FigureWidget:
-    """Left: softened teacher/student probabilities of one example. Right: accuracy vs T."""
-    fig = _two_panel(theme, ("Softened probabilities", "Student accuracy vs temperature"))
-    fig.add_bar(name="teacher", x=[], y=[], marker_color=theme.kept, row=1, col=1)
-    fig.add_bar(name="student", x=[], y=[], marker_color=theme.pruned, row=1, col=1)
-    fig.add_scatter(name="distilled", x=[], y=[], mode="lines+markers",
-                    line={"color": theme.accent}, row=1, col=2)
-    fig.add_scatter(name="current T", x=[], y=[], mode="lines",
-                    line={"color": theme.line, "dash": "dash"}, row=1, col=2)
-    fig.update_xaxes(title_text="class", dtick=1, row=1, col=1)
-    fig.update_yaxes(title_text="probability", range=[0, 1.0], row=1, col=1)
-    fig.update_xaxes(title_text="temperature T (press Sweep T)", type="log",
-                     range=[-0.05, 1.3], tickvals=list(TEMPERATURE_TICKS),
-                     ticktext=[str(t) for t in TEMPERATURE_TICKS], row=1, col=2)
-    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%",
-                     dtick=0.25, row=1, col=2)
-    fig.update_layout(barmode="group", showlegend=True,
-                      legend={"orientation": "h", "y": 1.0, "x": 0.0, "yanchor": "bottom",
-                              "bgcolor": "rgba(0,0,0,0)"})
-    fig.update_layout(margin={"t": 60})
-    return fig
-
-
-SOFT_TOP_CHARS = 15  # a language model's next-character view: its most likely ones
-
-
-def update_soft(fig: go.FigureWidget, view: dict) -> None:
-    classes: list = list(range(len(view["teacher"])))
-    student = view.get("student")
-    kl = view.get("kl")
-    title = (f"Example {view['index']} (label {view['label']}) at T = "
-             f"{view['temperature']:g}" + ("" if kl is None else f": KL = {kl:.4f}"))
-    if view.get("classes") is not None:  # characters: the teacher's top ones, by name
-        top = np.argsort(-np.asarray(view["teacher"]), kind="stable")[:SOFT_TOP_CHARS]
-        classes = [repr(view["classes"][i])[1:-1] or "?" for i in top]
-        view = {**view, "teacher": [view["teacher"][i] for i in top],
-                "student": student and [student[i] for i in top]}
-        student = view["student"]
-        title = (f"Next character after {view['prompt']!r} at T = {view['temperature']:g}"
-                 + ("" if kl is None else f": KL = {kl:.4f}"))
-    with fig.batch_update():
-        fig.data[0].update(x=classes, y=plain(view["teacher"], 5))
-        fig.data[1].update(x=classes if student else [], y=plain(student or [], 5))
-        fig.layout.annotations[0].text = title
-
-
-def update_temperature_curve(fig: go.FigureWidget, sweep: list[dict],
-                             temperature: float) -> None:
-    accs = [p["accuracy"] for p in sweep]
-    finite = [a for a in accs if a is not None]
-    with fig.batch_update():
-        fig.data[2].update(x=plain([p["temperature"] for p in sweep], 4), y=plain(
-            [np.nan if a is None else a for a in accs], 5))
-        fig.data[3].update(x=[temperature, temperature] if finite else [],
-                           y=[min(finite), max(finite)] if finite else [])
-        fig.layout.xaxis2.title.text = ("temperature T" if sweep
-                                        else "temperature T (press Sweep T)")
 
 
 def quality_figure(theme: Theme) -> go.FigureWidget:

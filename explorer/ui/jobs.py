@@ -77,6 +77,7 @@ class JobController:
         self._progress: ProgressEvent | None = None  # the running loss, for the status
         self._device_losses = False  # step losses left on an accelerator (see _curves)
         self._note = ""  # Session.kept_note when the job started
+        self._stage = ""  # a multi-run job's current run ("T = 8, 3 of 5"), for the status
         self._drawn_at = 0.0  # when the figure last followed the job
         self._active = False  # from start() until _on_done has run (pump included)
         self._pruning_pending = False  # a pruning change arrived during a job
@@ -123,7 +124,7 @@ class JobController:
         self.who = who or slot_label(view.session.selected if slot is None else slot)
         self._epochs, self._done_epochs, self._last_step = max(epochs_hint, 1e-9), 0, None
         self._note = str(getattr(view.session, "kept_note", ""))
-        self._progress, self._device_losses = None, False
+        self._progress, self._device_losses, self._stage = None, False, ""
         if slot is not None and checkpoint is not False:
             view.book.checkpoint(slot, checkpoint)  # type: ignore[arg-type]
 
@@ -131,6 +132,8 @@ class JobController:
             def on_event(event):
                 if isinstance(event, ProgressEvent):
                     self._progress = event
+                elif isinstance(event, dict) and "stage" in event:  # kept: steps follow at once
+                    self._stage = str(event["stage"])
                 self._curves(event)
                 publish(event)
             return work(stop, on_event)
@@ -216,6 +219,10 @@ class JobController:
                                 f"{event.get('sparsity', 0):.0%}: "
                                 f"{'n/a' if accuracy is None else f'{accuracy:.1%}'}")
             return
+        if isinstance(event, dict) and "stage" in event:
+            with view.ui_lock:
+                view.set_status(f"{self.name} ({self.who}): {self._stage}")
+            return
         if isinstance(event, (StepEvent, ProgressEvent, EpochEvent)):
             fraction = self._fraction(event)
             with view.ui_lock:
@@ -229,7 +236,8 @@ class JobController:
     def _progress_line(self, event: StepEvent | ProgressEvent | EpochEvent) -> str:
         """The status line during training: epoch and step, and within an epoch how much
         of it is done and its running loss (from the latest progress report)."""
-        line = f"{self.name} ({self.who}): epoch {event.epoch}, step {event.step}"
+        stage = f"{self._stage}: " if self._stage else ""
+        line = f"{self.name} ({self.who}): {stage}epoch {event.epoch}, step {event.step}"
         report = self._progress
         if isinstance(event, EpochEvent) or report is None or report.epoch != event.epoch:
             return line

@@ -2,7 +2,8 @@
 
 plotly's FigureWidget sizes itself once, when first drawn; under anywidget it never hears
 of a later change (a JupyterLab panel resized, a column that reflows, a tab shown). This
-widget watches the app's box and, when its width changes, fires the window `resize` event
+widget watches the app's box (and the tabs' figure boxes, which are 0 wide while hidden)
+and, when a width changes, fires the window `resize` event
 to which figures with `responsive: true` answer by fitting their container.
 """
 
@@ -14,7 +15,8 @@ import traitlets
 ESM = """
 export default {
   render({ model, el }) {
-    let observer = null, timer = null, width = -1, tries = 0;
+    let observer = null, mutations = null, timer = null, tries = 0;
+    const widths = new Map();
     const fire = () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -27,13 +29,40 @@ export default {
       const root = el.closest(".cx-app");
       if (!root) { if (tries++ < 100) { timer = setTimeout(attach, 100); } return; }
       observer = new ResizeObserver((entries) => {
-        const w = Math.round(entries[0].contentRect.width);
-        if (w !== width) { width = w; fire(); }
+        let changed = false;
+        for (const e of entries) {
+          const w = Math.round(e.contentRect.width);
+          if (widths.get(e.target) !== w) { widths.set(e.target, w); changed = true; }
+        }
+        if (changed) fire();
       });
       observer.observe(root);
+      // a tab's figure box goes from hidden (0 wide) to shown, and its figure is drawn
+      // later (at plotly's default width): each new plot is watched too, so it fits once
+      // it exists. Mutations are many while a figure redraws: look at most every 300 ms.
+      const boxes = root.querySelectorAll(".cx-distill-figures, .cx-compare-figures");
+      const seen = new WeakSet();
+      let pending = false;
+      const watchPlots = () => {
+        pending = false;
+        boxes.forEach((box) => box.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+          if (!seen.has(gd)) { seen.add(gd); observer.observe(gd); }
+        }));
+      };
+      mutations = new MutationObserver(() => {
+        if (!pending) { pending = true; setTimeout(watchPlots, 300); }
+      });
+      boxes.forEach((box) => {
+        observer.observe(box);
+        mutations.observe(box, { childList: true, subtree: true });
+      });
     };
     attach();
-    return () => { if (observer) observer.disconnect(); clearTimeout(timer); };
+    return () => {
+      if (observer) observer.disconnect();
+      if (mutations) mutations.disconnect();
+      clearTimeout(timer);
+    };
   }
 };
 """

@@ -13,7 +13,8 @@ from traitlets import Bool, Float, HasTraits, Int, Unicode
 COMPUTE = ("mode", "value", "scope", "structured", "norm")
 VIEW = ("layer", "log_y", "page", "curves")
 SLOT_LABELS = {"teacher": "teacher", "student": "distilled student",
-               "student_alone": "student alone"}
+               "student_alone": "student alone",
+               "student_hard": "student on teacher's labels"}
 
 
 def slot_label(slot: str) -> str:
