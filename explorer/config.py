@@ -107,6 +107,9 @@ LOAD_PICKLE_MAX = 64 * 2**20  # the file's object tree (history, configs), uncom
 MODEL_PARAMS_MAX = 1_000_000_000
 LOAD_PARAMS_MAX = MODEL_PARAMS_MAX  # the name issue 19's checks used
 MAX_PARAMS_OPTION = "max_params= / --max-params"
+# `explorer dashboard --max-params N` reaches its kernels (which call check_params with no
+# cap of their own: the app, its Load handler, save) through this variable.
+MAX_PARAMS_ENV = "EXPLORER_MAX_PARAMS"
 LOAD_MEMBERS_MAX = 100_000  # zip members (one per tensor storage)
 # Your own data and models (issue 26), checked from a file's header or size before reading:
 # a 48-megapixel phone photo fits; decoding one costs a few hundred MiB at most, and every
@@ -163,11 +166,21 @@ def check_number(name: str, value: object, low: float, high: float,
     return int(number) if integer else number
 
 
+def default_max_params() -> int:
+    """The cap when none is given: $EXPLORER_MAX_PARAMS when set, else MODEL_PARAMS_MAX."""
+    text = os.environ.get(MAX_PARAMS_ENV, "").strip()
+    if not text:
+        return MODEL_PARAMS_MAX
+    if not text.isdigit():
+        raise ValueError(f"{MAX_PARAMS_ENV}={text!r} is not a whole number of parameters")
+    return int(check_number(MAX_PARAMS_ENV, int(text), 1, 10**13, integer=True))
+
+
 def check_params(what: str, count: int, cap: int | None = None) -> int:
-    """`count` parameters within the cap (None: MODEL_PARAMS_MAX), else a ValueError naming
-    both numbers and the option that changes the cap; the cap in force."""
-    limit = MODEL_PARAMS_MAX if cap is None else int(check_number("max_params", cap, 1, 10**13,
-                                                                  integer=True))
+    """`count` parameters within the cap (None: default_max_params()), else a ValueError
+    naming both numbers and the option that changes the cap; the cap in force."""
+    limit = default_max_params() if cap is None else int(
+        check_number("max_params", cap, 1, 10**13, integer=True))
     if count > limit:
         raise ValueError(f"{what} has {count:,} parameters, past the limit of "
                          f"{limit:,} ({MAX_PARAMS_OPTION} raises it)")

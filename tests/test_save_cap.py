@@ -42,6 +42,31 @@ def test_save_and_load_count_alike(session):
         Session.load(data, max_params=n - 1)
 
 
+def test_dashboard_max_params_reaches_the_kernels_cap(session, monkeypatch):
+    """`explorer dashboard --max-params N` sets the kernels' variable; with it set, a load
+    and a save that give no cap of their own (the app's Load and Save) use N; a bad value
+    of the variable is a ValueError naming it."""
+    from explorer.cli.main import build_parser, dashboard_env
+    from explorer.config import MAX_PARAMS_ENV
+
+    n = param_count(session.model)
+    data = session.to_bytes()
+    parser, _ = build_parser()
+    args = parser.parse_args(["dashboard", "--max-params", str(n - 1)])
+    env = dashboard_env(theme="light", talk=False, max_params=args.max_params)
+    assert env[MAX_PARAMS_ENV] == str(n - 1)
+    monkeypatch.setenv(MAX_PARAMS_ENV, env[MAX_PARAMS_ENV])
+    with pytest.raises(ValueError, match=f"past the limit of {n - 1:,}"):
+        Session.load(data)
+    with pytest.raises(ValueError, match=f"past the limit of {n - 1:,}"):
+        session.to_bytes()
+    monkeypatch.setenv(MAX_PARAMS_ENV, str(n))
+    assert param_count(Session.load(data).model) == n
+    monkeypatch.setenv(MAX_PARAMS_ENV, "lots")
+    with pytest.raises(ValueError, match=f"{MAX_PARAMS_ENV}='lots'"):
+        Session.load(data)
+
+
 @pytest.mark.slow  # a 100.8M-parameter MLP: 80-160 s and 4 GiB on a loaded 2-core machine
 def test_a_model_over_the_old_load_cap_saves_and_loads(tmp_path):
     """106M-parameter sessions once saved and then failed to load (the loader's 100M cap):

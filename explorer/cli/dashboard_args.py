@@ -146,6 +146,9 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
         help="a folder whose data and models a visitor's uploaded session file may name "
         "(repeatable; default: the --dataset and --model folders); files naming anything "
         "else are refused")
+    p.add_argument(
+        "--max-params", type=int, default=None, metavar="N",
+        help="the most parameters a model may have, opened or uploaded (default: 1 billion)")
     return p
 
 

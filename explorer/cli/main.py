@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..config import MAX_PARAMS_ENV, check_number
 from ..session.roots import DATA_ROOTS_ENV, allowed_roots
 from .args import parse_port, parse_seconds
 from .dashboard_args import (
@@ -125,7 +126,8 @@ def voila_command(
 
 def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
                   dataset: str | None = None, model: str | None = None,
-                  data_roots: Sequence[str] = ()) -> dict[str, str]:
+                  data_roots: Sequence[str] = (),
+                  max_params: int | None = None) -> dict[str, str]:
     """The environment of the Voila process; its kernels inherit it. Never the token.
 
     Theme, talk mode and the session's data set and model travel as variables: a preheated
@@ -134,7 +136,7 @@ def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
     already. An ``imagefolder:``/``hf:`` path is made absolute (kernels run in the
     notebook's folder, not ours). ``data_roots``: the only folders a visitor's session
     file may name (explorer.session.roots), resolved; always set, so kernels never fall
-    back to reading anything.
+    back to reading anything. ``max_params``: the kernels' parameter cap (config), when given.
     """
     env = dict(os.environ, EXPLORER_THEME=theme, EXPLORER_TALK="1" if talk else "0")
     env.pop(TOKEN_ENV, None)
@@ -143,6 +145,8 @@ def dashboard_env(*, theme: str, talk: bool, threads: int | None = None,
         if value is not None:
             env[name] = absolute_spec(value)
     env[DATA_ROOTS_ENV] = os.pathsep.join(allowed_roots(data_roots))
+    if max_params is not None:
+        env[MAX_PARAMS_ENV] = str(max_params)
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
         env.setdefault("MKL_NUM_THREADS", str(threads))
@@ -251,6 +255,11 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         roots = data_roots(args)
     except ValueError as exc:
         parser.error(f"--data-root: {exc}")
+    if args.max_params is not None:
+        try:
+            check_number("--max-params", args.max_params, 1, 10**13, integer=True)
+        except ValueError as exc:
+            parser.error(str(exc))
     open_browser = not args.no_browser and _has_display()
     url_host = f"[{host}]" if ":" in host else host
     query = "?token=<your token>" if token else ""
@@ -271,7 +280,8 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     ) + room_opts
     threads = kernel_threads(max_visitors or (os.cpu_count() or 1))
     env = dashboard_env(theme=args.theme, talk=args.talk, threads=threads,
-                        dataset=args.dataset, model=args.model, data_roots=roots)
+                        dataset=args.dataset, model=args.model, data_roots=roots,
+                        max_params=args.max_params)
     return run_child(cmd, env=env, pass_fds=[] if token_fd is None else [token_fd])
 
 
