@@ -114,10 +114,32 @@ def test_new_session_asks_before_discarding_work(app):
     settle(app)
     assert app.session.task == "regression"
     assert app.distill.temperature.layout.display == "none"
+    # Hiding the temperature hides nothing else (one Layout was shared by many controls).
+    for kept in (app.c.slider, app.c.mode, app.distill.width, app.distill.alpha,
+                 app.model_panel.dataset, app.model_panel.model):
+        assert kept.layout.display != "none", kept.description
     assert "no temperature" in app.distill.note.value
     assert "validation MSE" in headline(app)
     assert len(trace(app.fig, "val accuracy").y) == 0
     assert pruned_fraction(app) == 0 and app.c.slider.value == 0
+
+
+def test_no_two_widgets_share_a_layout(app):
+    """Every widget of the app holds a Layout of its own: a shared one would make
+    hiding one control (layout.display) hide every control holding it."""
+    import ipywidgets as W
+
+    holders: dict[str, list[str]] = {}
+    todo: list = [app]
+    while todo:  # the page's whole widget tree
+        widget = todo.pop()
+        todo.extend(getattr(widget, "children", ()))
+        if isinstance(getattr(widget, "layout", None), W.Layout):
+            holders.setdefault(widget.layout.model_id, []).append(
+                f"{type(widget).__name__} {getattr(widget, 'description', '')!r}")
+    assert len(holders) > 50  # the walk reached the panels
+    shared = {k: v for k, v in holders.items() if len(v) > 1}
+    assert not shared, shared
 
 
 def test_measure_fills_the_cards(app):

@@ -19,8 +19,6 @@ SLIDER_RANGES = {  # mode -> (min, max, step, readout format)
 }
 MODE_LABELS = [("target sparsity", "sparsity"), ("threshold |w|", "threshold"),
                ("x layer std", "std")]
-FULL = W.Layout(width="100%")
-NARROW = W.Layout(width="170px")
 # Dropdown values are strings (None shows as a blank box); rewind_value() converts.
 REWIND_OPTIONS = [("no rewind", "none"), ("to init (lottery ticket)", "init"),
                   ("to epoch 1", "1"), ("to epoch 2", "2"), ("to epoch 5", "5")]
@@ -28,6 +26,18 @@ STYLE = {"description_width": "88px"}
 STD_IS_PER_LAYER = "x std is a per-layer rule (Han et al.): scope is per layer"
 STRUCTURED_NEEDS = "structured pruning takes a target sparsity, per layer"
 LM_NO_ITERATIVE = "gpt-tiny: prune with the slider and press Train to fine-tune"
+
+
+def full() -> W.Layout:
+    """A full-width layout of its own. Never share one Layout between widgets: hiding one
+    (layout.display = "none") would hide every widget holding it (issue 28: a regression
+    session hid its Temperature slider and lost the sparsity slider with it)."""
+    return W.Layout(width="100%")
+
+
+def narrow() -> W.Layout:
+    """A 170 px layout of its own (see full)."""
+    return W.Layout(width="170px")
 
 
 def tagged(widget: W.Widget, name: str) -> W.Widget:
@@ -41,9 +51,9 @@ def button(label: str, name: str, style: str = "", tooltip: str = "") -> W.Butto
 
 
 def int_box(label: str, name: str, value: int, lo: int, hi: int,
-            layout: W.Layout = NARROW) -> W.BoundedIntText:
+            layout: W.Layout | None = None) -> W.BoundedIntText:
     return tagged(W.BoundedIntText(value=value, min=lo, max=hi, description=label,
-                                   layout=layout, style=STYLE), name)
+                                   layout=layout or narrow(), style=STYLE), name)
 
 
 def row(*children: W.Widget, name: str = "row") -> W.HBox:
@@ -93,10 +103,10 @@ def build_controls(layers: list[str]) -> Controls:
     toggle = {"button_width": "auto"}
     controls = Controls(
         mode=tagged(W.Dropdown(options=MODE_LABELS, value="sparsity", description="Prune by",
-                               style=STYLE, layout=FULL), "mode"),
+                               style=STYLE, layout=full()), "mode"),
         slider=tagged(W.FloatSlider(value=0.0, min=lo, max=hi, step=step,
                                     readout_format=fmt, continuous_update=True,
-                                    description="sparsity", style=STYLE, layout=FULL),
+                                    description="sparsity", style=STYLE, layout=full()),
                       "prune-slider"),
         scope=tagged(W.ToggleButtons(options=[("per layer", "layer"), ("global", "global")],
                                      value="layer", style=toggle,
@@ -129,7 +139,7 @@ def build_controls(layers: list[str]) -> Controls:
                       "curves-of"),
         epochs=int_box("Epochs", "epochs", 3, 1, C.EPOCHS_MAX),
         lr=tagged(W.BoundedFloatText(value=1e-3, min=C.LR_MIN, max=C.LR_MAX, step=1e-4,
-                                     description="LR", layout=NARROW, style=STYLE), "lr"),
+                                     description="LR", layout=narrow(), style=STYLE), "lr"),
         prune_once=button("Prune once", "prune-once"),
         prune_finetune=button("Prune and fine-tune", "prune-finetune", "info",
                               "reach the slider's sparsity in steps, fine-tuning after each"),

@@ -16,7 +16,7 @@ import ipywidgets as W
 
 from .. import config as C
 from ..compat.plotly import make_responsive
-from .controls import FULL, STYLE, button, int_box, row, tagged
+from .controls import STYLE, button, full, int_box, row, tagged
 from .distill_figures import distill_figure
 from .distill_sweep import SWEEP_TEMPERATURES, Sweep, put_slot, run_sweep
 from .distill_tables import sweep_table
@@ -50,24 +50,26 @@ class DistillPanel:
         self.fig: Any = None  # a FigureWidget once the tab opens
         self.sweep_result: Sweep | None = None
         self.student_t: float | None = None  # the T of the student in the slot (UI-known)
-        slider = dict(continuous_update=True, style={"description_width": "100px"},
-                      layout=FULL)
+        def slider() -> dict:  # a Layout of its own per slider (see controls.full)
+            return dict(continuous_update=True, style={"description_width": "100px"},
+                        layout=full())
+
         self.width = tagged(W.FloatSlider(value=C.DEFAULT_STUDENT_WIDTH, min=0.05, max=1.0,
-                                          step=0.05, description="Student width", **slider),
+                                          step=0.05, description="Student width", **slider()),
                             "student-width")
         self.temperature = tagged(W.FloatSlider(value=C.DEFAULT_TEMPERATURE, min=1.0,
                                                 max=20.0, step=0.5, description="Temperature",
-                                                **slider),
+                                                **slider()),
                                   "temperature")
         self.alpha = tagged(W.FloatSlider(value=C.DEFAULT_ALPHA, min=0.0, max=1.0, step=0.05,
-                                          description="alpha (soft)", **slider), "alpha")
+                                          description="alpha (soft)", **slider()), "alpha")
         self.t_squared = tagged(W.Checkbox(value=True, description="multiply soft loss by T²",
                                            indent=False, layout=W.Layout(width="auto")),
                                 "t-squared")
         self.labelled = tagged(W.SelectionSlider(
             options=_labelled_options(), value=float(C.DEFAULT_LABELLED),
             description="Labelled fraction", continuous_update=False,
-            style={"description_width": "118px"}, layout=FULL), "labelled")
+            style={"description_width": "118px"}, layout=full()), "labelled")
         self.leave_out = tagged(W.Dropdown(options=[("none", NO_CLASS)], value=NO_CLASS,
                                            description="Leave out a class", style={
                                                "description_width": "initial"},

@@ -12,7 +12,7 @@ import ipywidgets as W
 from .. import config as C
 from ..session.core import available_devices
 from ..session.session import Session
-from .controls import FULL, NARROW, STYLE, button, int_box, row, tagged
+from .controls import STYLE, button, full, int_box, narrow, row, tagged
 from .files_panel import FilesPanel
 from .host import Host
 
@@ -41,23 +41,23 @@ class ModelPanel:
         cfg = host.session.config
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
         self.dataset = tagged(W.Dropdown(options=data_options, value=data,
-                                         description="Data set", style=STYLE, layout=FULL),
+                                         description="Data set", style=STYLE, layout=full()),
                               "dataset")
         model_options, model = choices(MODELS, cfg.get("model"), "mlp")
         self.model = tagged(W.Dropdown(options=model_options, value=model,
-                                       description="Model", style=STYLE, layout=FULL), "model")
+                                       description="Model", style=STYLE, layout=full()), "model")
         self.width = tagged(W.BoundedFloatText(value=1.0, min=0.05, max=8.0, step=0.25,
-                                               description="Width x", layout=NARROW,
+                                               description="Width x", layout=narrow(),
                                                style=STYLE), "width")
         self.init = tagged(W.Dropdown(options=C.INITS, value="default", description="Init",
-                                      layout=NARROW, style=STYLE), "init")
+                                      layout=narrow(), style=STYLE), "init")
         self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value="adam",
-                                     description="Optimizer", layout=NARROW, style=STYLE),
+                                     description="Optimizer", layout=narrow(), style=STYLE),
                           "optimizer")
         self.batch = int_box("Batch size", "batch-size", 64, 1, C.BATCH_SIZE_MAX)
         devices = available_devices()
         self.device = tagged(W.Dropdown(options=devices, value=devices[-1],
-                                        description="Device", layout=NARROW, style=STYLE),
+                                        description="Device", layout=narrow(), style=STYLE),
                              "device")
         self.new = button("New session", "new-session", "danger")
         self.new.on_click(host.guard(lambda _: self.new_session()))
