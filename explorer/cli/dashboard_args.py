@@ -178,3 +178,24 @@ def data_roots(args: argparse.Namespace) -> list[str]:
         if not Path(root).expanduser().is_dir():
             raise ValueError(f"{root!r} is not a folder")
     return list(args.data_root)
+
+
+def check_own_specs(args: argparse.Namespace) -> None:
+    """--dataset imagefolder:PATH must be a folder, --model hf:PATH a folder whose
+    config.json reads (no auto_map): checked before the server starts, so a bad path is
+    one line and exit 2, not a started server whose page shows Voila's generic error.
+    (Opening the model itself is the kernel's work: transformers is too slow to load here.)"""
+    for option, spec in (("--dataset", args.dataset), ("--model", args.model)):
+        if spec is None or ":" not in spec:
+            continue
+        prefix, path = spec.split(":", 1)
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"{option} {spec}: {str(folder)!r} is not a folder")
+        if prefix == "hf":
+            if not (folder / "config.json").is_file():
+                raise ValueError(f"{option} {spec}: {str(folder)!r} has no config.json (a "
+                                 "folder written by save_pretrained holds one)")
+            from ..models.hf import read_config  # torch: only when an hf: model is named
+
+            read_config(folder)

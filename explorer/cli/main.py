@@ -27,6 +27,7 @@ from .dashboard_args import (
     TOKEN_ENV,
     absolute_spec,
     add_dashboard_parser,
+    check_own_specs,
     data_roots,
     room_argv,
 )
@@ -255,6 +256,10 @@ def cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         roots = data_roots(args)
     except ValueError as exc:
         parser.error(f"--data-root: {exc}")
+    try:
+        check_own_specs(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.max_params is not None:
         try:
             check_number("--max-params", args.max_params, 1, 10**13, integer=True)
