@@ -75,7 +75,7 @@ class JobController:
         self._epochs = 1.0  # expected epochs of the whole job, for the progress bar
         self._done_epochs = 0  # epochs of the job's finished runs
         self._run_place = 0.0  # epochs done in the current run, from its latest event
-        self._run_epochs: int | None = None  # the current run's length, once an event says
+        self._run_epochs: int | None = None  # a run's length in epochs, once an event says
         self._progress: ProgressEvent | None = None  # the running loss, for the status
         self._device_losses = False  # step losses left on an accelerator (see _curves)
         self._note = ""  # Session.kept_note when the job started
@@ -212,9 +212,8 @@ class JobController:
         else:
             place = self._run_place
         run_epochs = getattr(event, "epochs", None)
-        if place < self._run_place:
+        if place < self._run_place:  # runs of one job are alike: the last length known holds
             self._done_epochs += self._run_epochs or math.ceil(self._run_place)
-            self._run_epochs = None
         if run_epochs:
             self._run_epochs = int(run_epochs)
         self._run_place = place
