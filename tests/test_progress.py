@@ -73,7 +73,7 @@ def test_the_status_line_shows_the_running_loss(often, digits_app):
     report = app.jobs._progress  # the worker kept the last report for the status line
     assert isinstance(report, ProgressEvent) and report.epoch == 1
     jobs = app.jobs
-    jobs._epochs, jobs._done_epochs = 1, 0
+    jobs._epochs, jobs._done_epochs, jobs._run_place = 1, 0, 0.0
     jobs._progress = ProgressEvent(epoch=1, epochs=1, step=40, steps_per_epoch=100, done=40,
                                    running_loss=0.52341)
     jobs._on_progress(StepEvent(epoch=1, step=41, steps_per_epoch=100, loss=1.0,
@@ -139,3 +139,97 @@ def test_a_steps_batch_accuracy_is_worked_out_when_read():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     targets = torch.tensor([1, 1, 1, 0])
     assert float(BatchAccuracy(logits, targets)) == 0.75
+
+
+class _View:
+    """What a JobController uses of the app: records each status line with the bar."""
+
+    def __init__(self) -> None:
+        import threading
+        from types import SimpleNamespace
+
+        self.session = SimpleNamespace(selected="m", kept_note="")
+        self.c = SimpleNamespace(progress=SimpleNamespace(value=0, max=1000),
+                                 status=SimpleNamespace(value=""))
+        self.ui_lock = threading.RLock()
+        self.seen = threading.Condition()
+        self.lines: list[tuple[str, int]] = []
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.c.status.value = text
+        with self.seen:
+            self.lines.append((text, self.c.progress.value))
+            self.seen.notify_all()
+
+    def set_busy(self, busy: bool) -> None: ...
+
+    def job_progress(self) -> None: ...
+
+    def job_finished(self, slot, failed: bool) -> None: ...
+
+    def apply_pruning(self, during_job: bool = False) -> bool:
+        return True
+
+
+def _run_events(epochs: int, per_epoch: int) -> list:
+    """One training run's events, as train_steps yields them (steps count from 1)."""
+    events: list = []
+    for epoch in range(1, epochs + 1):
+        for k in range(1, per_epoch + 1):
+            step = (epoch - 1) * per_epoch + k
+            events.append(StepEvent(epoch=epoch, step=step, steps_per_epoch=per_epoch,
+                                    loss=1.0, accuracy=None))
+        events.append(EpochEvent(epoch=epoch, epochs=epochs, step=epoch * per_epoch,
+                                 train_loss=1.0, val_loss=1.0, val_accuracy=None))
+    return events
+
+
+def _bar_while_fed(monkeypatch, fed: list, epochs_hint: float) -> list[int]:
+    """Run a job that publishes only `fed`, each once the pump has shown the one before
+    (no clock: it waits for the status line); the bar's value after each."""
+    import functools
+
+    from explorer.ui import jobs as J
+
+    monkeypatch.setattr(J, "Pump", functools.partial(J.Pump, interval=0.005))
+    view = _View()
+    jobs = J.JobController(view)  # type: ignore[arg-type]
+
+    def work(stop, on_event):
+        for event in fed:
+            with view.seen:
+                count = len(view.lines)
+                on_event(event)
+                assert view.seen.wait_for(lambda n=count: len(view.lines) > n, timeout=30)
+
+    assert jobs.start("training", work, epochs_hint=epochs_hint, who="m")
+    assert jobs.wait(60)
+    during = [value for text, value in view.lines if ": epoch " in text]
+    assert len(during) == len(fed)
+    return during
+
+
+def test_the_bar_follows_the_latest_event_when_the_pump_skips_most(monkeypatch):
+    """Issue 28, item 4: the pump hands over only the newest event, so epoch ends go
+    unseen; the bar must still read the job's place from the event it gets (it sat at
+    0-4% through epoch 28 of 30, then jumped to 100%)."""
+    epochs, per_epoch = 30, 2
+    fed = _run_events(epochs, per_epoch)[4::5]  # every 5th event: the pump saw only these
+    during = _bar_while_fed(monkeypatch, fed, epochs)
+    for value, event in zip(during, fed):
+        place = event.epoch if isinstance(event, EpochEvent) else event.step / per_epoch
+        assert abs(value - 1000 * place / epochs) <= 1, (event, value)
+    assert max(during) > 500
+
+
+def test_the_bar_goes_on_across_the_runs_of_one_job(monkeypatch):
+    """Prune and fine-tune, a sweep: several runs, each counting epochs from 1; the bar
+    adds the finished runs' epochs, even when their last events went unseen."""
+    runs, epochs, per_epoch = 3, 4, 2
+    one = _run_events(epochs, per_epoch)
+    fed = (one * runs)[4::5]
+    assert not any(isinstance(e, EpochEvent) and e.epoch == epochs for e in fed)  # ends unseen
+    during = _bar_while_fed(monkeypatch, fed, runs * epochs)
+    assert during == sorted(during) and max(during) > 800
+    truth = [1000 * (i * 5 + 5) / len(one * runs) for i in range(len(fed))]  # events done
+    assert all(abs(v - t) <= 1000 / (runs * epochs) for v, t in zip(during, truth))

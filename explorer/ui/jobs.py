@@ -10,6 +10,7 @@ as every widget callback does: so figure writes never overlap (one lock, issue 1
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -72,8 +73,9 @@ class JobController:
         self.slot: str | None = None  # whose curves the job's steps go to (None: a study)
         self._on_job_done: Callable[[JobResult], str] | None = None
         self._epochs = 1.0  # expected epochs of the whole job, for the progress bar
-        self._done_epochs = 0
-        self._last_step: StepEvent | ProgressEvent | None = None
+        self._done_epochs = 0  # epochs of the job's finished runs
+        self._run_place = 0.0  # epochs done in the current run, from its latest event
+        self._run_epochs: int | None = None  # a run's length in epochs, once an event says
         self._progress: ProgressEvent | None = None  # the running loss, for the status
         self._device_losses = False  # step losses left on an accelerator (see _curves)
         self._note = ""  # Session.kept_note when the job started
@@ -122,7 +124,8 @@ class JobController:
             return False
         self.name, self.slot, self._on_job_done = name, slot, on_done
         self.who = who or slot_label(view.session.selected if slot is None else slot)
-        self._epochs, self._done_epochs, self._last_step = max(epochs_hint, 1e-9), 0, None
+        self._epochs, self._done_epochs = max(epochs_hint, 1e-9), 0
+        self._run_place, self._run_epochs = 0.0, None
         self._note = str(getattr(view.session, "kept_note", ""))
         self._progress, self._device_losses, self._stage = None, False, ""
         if slot is not None and checkpoint is not False:
@@ -198,16 +201,23 @@ class JobController:
 
     # ----- pump thread, UI lock held ---------------------------------------------------
     def _fraction(self, event) -> float:
+        """The job's share done, from the latest event's own place in its run: the pump
+        hands over only the newest event, so counting events (epoch ends) would stall on
+        every one it skipped (issue 28, item 4). A run's place going back means the next
+        run of a multi-run job began: the finished run's epochs join the offset."""
         if isinstance(event, EpochEvent):
-            self._done_epochs += 1
-            self._last_step = None
-        elif isinstance(event, (StepEvent, ProgressEvent)):
-            self._last_step = event
-        step = self._last_step
-        within = 0.0
-        if step is not None and step.steps_per_epoch:
-            within = (step.step - (step.epoch - 1) * step.steps_per_epoch) / step.steps_per_epoch
-        return min((self._done_epochs + max(within, 0.0)) / self._epochs, 1.0)
+            place = float(event.epoch)
+        elif isinstance(event, (StepEvent, ProgressEvent)) and event.steps_per_epoch:
+            place = event.step / event.steps_per_epoch  # step counts from the run's start
+        else:
+            place = self._run_place
+        run_epochs = getattr(event, "epochs", None)
+        if place < self._run_place:  # runs of one job are alike: the last length known holds
+            self._done_epochs += self._run_epochs or math.ceil(self._run_place)
+        if run_epochs:
+            self._run_epochs = int(run_epochs)
+        self._run_place = place
+        return min((self._done_epochs + place) / self._epochs, 1.0)
 
     def _on_progress(self, event) -> None:
         view = self.view

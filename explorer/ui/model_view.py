@@ -69,7 +69,7 @@ class MainView:
         static = (layer, tuple(names), log_y, start)
         with fig.batch_update():
             if static != self._static or stats.hist_base_counts is not self._ghost:
-                labels = P.short_names([s.name for s in shown])
+                labels = P.short_names(names)[start:stop]  # as every page names them
                 widths = [2 if s.name == layer else 0 for s in shown]
                 fig.data[P.KEPT].update(y=labels, marker_line_width=widths,
                                         marker_line_color=self.theme.line)
@@ -87,7 +87,8 @@ class MainView:
             kept = [s.nonzero / max(s.numel, 1) for s in shown]
             if self._changed("bars", kept):
                 fig.data[P.KEPT].x = P.plain(kept, 4)
-                fig.data[P.PRUNED].x = P.plain([1 - k for k in kept], 4)
+                fig.data[P.PRUNED].update(x=P.plain([1 - k for k in kept], 4),
+                                          base=P.plain(kept, 4))
                 # "37% pruned" on whichever part of the bar has room for it, never rotated
                 words = [f"{s.sparsity:.0%} pruned" if s.sparsity >= 0.005 else ""
                          for s in shown]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
@@ -85,14 +87,74 @@ def short_name(name: str, limit: int = LABEL_CHARS, force: bool = False) -> str:
     return short if len(short) <= limit else "\u2026" + short[-(limit - 1):]
 
 
-def short_names(names: list[str]) -> list[str]:
-    """Shortened names, all in the same way, unique (a clash falls back to their ends)."""
-    force = any(len(_strip(n)) > LABEL_CHARS for n in names)
-    short = [short_name(n, force=force) for n in names]
-    if len(set(short)) == len(short):
-        return short
-    return [n if len(n) <= LABEL_CHARS else "\u2026" + n[-(LABEL_CHARS - 1):]
-            for n in map(_strip, names)]
+def _unique_tails(parts: list[list[str]]) -> list[list[str]]:
+    """Each name's fewest trailing parts that no other name ends with, and a bare index
+    with its container ("classifier.1", not "1"). Tails of different lengths differ in
+    their number of dots, and a tail unique at k parts stays unique at more, so the tails
+    are distinct whenever the names are (a name that ends another keeps all its parts)."""
+    depth = max((len(p) for p in parts), default=0)
+    counts = [Counter(tuple(p[-k:]) for p in parts if len(p) >= k) for k in range(depth + 1)]
+    tails = []
+    for mine in parts:
+        k = 1
+        while k < len(mine) and counts[k][tuple(mine[-k:])] > 1:
+            k += 1
+        if k < len(mine) and mine[-k].isdigit():
+            k += 1
+        tails.append(mine[-k:])
+    return tails
+
+
+def _common_head(parts: list[list[str]]) -> int:
+    """How many leading parts every name shares (never a whole name)."""
+    if not parts:
+        return 0
+    most = min(len(p) for p in parts) - 1
+    n = 0
+    while n < most and all(p[n] == parts[0][n] for p in parts):
+        n += 1
+    return n
+
+
+def _abbreviate(tail: list[str], limit: int) -> str:
+    """Container words to their first letter with their index, leftmost first, until the
+    name fits ("stages.0.layers.0.convolution" -> "s0.l0.convolution"); the last part
+    stays whole."""
+    parts, i = list(tail), 0
+    while len(".".join(parts)) > limit and i < len(parts) - 1:
+        if parts[i][:1].isalpha():
+            parts[i] = parts[i][0]
+            if i + 1 < len(parts) - 1 and parts[i + 1].isdigit():
+                parts[i] += parts.pop(i + 1)
+        i += 1
+    return ".".join(parts)
+
+
+def short_names(names: list[str], limit: int = LABEL_CHARS) -> list[str]:
+    """Short, unique names for an axis (issue 28, item 2): the parts all names share
+    dropped, each keeps the fewest trailing parts that tell it from the others
+    ("stage.block.conv" style), shortened to about `limit` characters where that keeps
+    them unique. The full name goes on the hover."""
+    return list(_short_names(tuple(names), limit))
+
+
+@lru_cache(maxsize=64)  # a slider move asks again for the same model's names
+def _short_names(names: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    stripped = [_strip(n) for n in names]
+    if len(set(stripped)) < len(set(names)):  # "x" and "x.weight": keep what tells them apart
+        stripped = list(names)
+    parts = [n.split(".") for n in stripped]
+    head = _common_head(parts)
+    tails = _unique_tails([p[head:] for p in parts])
+    # an index that starts a whole remainder gets back its container from the shared
+    # head ("stages.0.layers.0.conv" -> "s0.l0.conv", not "0.l0.conv")
+    named = [p[head - 1:] if head and len(t) == len(p) - head and t[0].isdigit() else t
+             for p, t in zip(parts, tails)]
+    for choice in (named, tails):  # the first whose labels stay unique; `tails` always do
+        for label in ([_abbreviate(t, limit) for t in choice], [".".join(t) for t in choice]):
+            if len(set(label)) == len(set(names)):
+                return tuple(label)
+    raise AssertionError("distinct names have distinct tails")  # see _unique_tails
 
 
 def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
@@ -114,7 +176,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
     large = theme.font_size >= LARGE_TYPE
     fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
     fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
-                      barmode="stack", bargap=0.25, clickmode="event", hovermode="closest")
+                      barmode="overlay", bargap=0.25, clickmode="event", hovermode="closest")
     fig.update_layout(margin={"l": 70, "r": 55, "t": 40, "b": 45})
     bar = {"orientation": "h", "row": 1, "col": 1,
            "hovertemplate": "%{customdata[2]}<br>%{customdata[0]:,} of %{customdata[1]:,} "
@@ -125,6 +187,9 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                 insidetextfont={"color": theme.on_kept}, **label, **bar)
     fig.add_bar(name="pruned", x=[], y=[], customdata=[], marker_color=theme.pruned,
                 insidetextfont={"color": "#000000"}, **label, **bar)
+    # Overlay, never stack (issue 28, item 3): the kept weights are drawn over the dense
+    # ghost, so no bin looks taller than the layer ever had; the pruned part of a layer's
+    # bar starts where its kept part ends (`base`), the one bar reaching 100%.
     fig.add_bar(name="dense original", x=[], y=[], marker_color=theme.ghost, row=1, col=2)
     fig.add_bar(name="kept weights", x=[], y=[], marker_color=theme.kept, opacity=0.9,
                 row=1, col=2)
