@@ -6,6 +6,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 from ui_util import headline, pruned_fraction, settle, status, trace
 
 from explorer import Session
@@ -122,6 +123,31 @@ def test_new_session_asks_before_discarding_work(app):
     assert "validation MSE" in headline(app)
     assert len(trace(app.fig, "val accuracy").y) == 0
     assert pruned_fraction(app) == 0 and app.c.slider.value == 0
+
+
+def test_reset_asks_before_discarding_pruning_and_jobs(app):
+    """Reset cannot be undone: one click only asks (nothing changes), a second click on
+    the same button goes back to the original model, bit for bit."""
+    original = {k: v.clone() for k, v in app.session.slot.original.items()}
+    app.c.slider.value = 0.5
+    app.c.epochs.value = 1
+    assert app.start_training()
+    settle(app)
+    trained = {k: v.clone() for k, v in app.session.base.items()}
+    app.c.reset.click()  # first click: asks
+    assert "click again to confirm" in status(app)
+    assert app.c.reset.description == "Confirm: reset"
+    assert app.session.masks is not None and len(app.session.undo_stack) == 1
+    assert all(torch.equal(app.session.base[k], trained[k]) for k in trained)
+    app.c.reset.click()  # second click on the same button
+    settle(app)
+    assert "back to the original model" in status(app)
+    assert app.c.reset.description == "Reset to original"
+    state = app.session.model.state_dict()
+    assert all(torch.equal(state[k], original[k]) for k in original)
+    assert app.session.masks is None and not app.session.undo_stack
+    app.c.reset.click()  # nothing left to lose: no question
+    assert "click again" not in status(app)
 
 
 def test_no_two_widgets_share_a_layout(app):

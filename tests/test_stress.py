@@ -148,6 +148,9 @@ def test_thousand_random_events(surfaced):
     assert "error:" not in statuses[-1], statuses[-1]
     check_masks(app)
     check_zeros(app.session)
+    app.actions.confirm_reset.disarm()
+    c.reset.click()  # asks (the masks would be lost)
+    assert app.session.masks is not None and "click again to confirm" in statuses[-1]
     c.reset.click()
     state = app.session.model.state_dict()
     assert all(torch.equal(state[k], original[k]) for k in original)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from ..engine.metrics import Snapshot
 from ..session.session import Session
+from .confirm import Confirm
 from .controls import Controls
 from .curves import CurveBook
 from .state import AppState, slot_label
@@ -27,6 +28,8 @@ class ActionHost(Protocol):
 
     def who(self, slot: str | None = None) -> str: ...
 
+    def set_status(self, text: str, error: bool = False) -> None: ...
+
     def request_curve(self) -> None: ...
 
     def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None: ...
@@ -35,9 +38,12 @@ class ActionHost(Protocol):
 class Actions:
     def __init__(self, host: ActionHost) -> None:
         self.host = host
+        # Reset cannot be undone (it empties the undo stack): the first click asks
+        self.confirm_reset = Confirm(host.c.reset, "Confirm: reset")
 
     def reset_pruning(self) -> bool:
         host = self.host
+        self.confirm_reset.disarm()
         with host.sync.quiet():
             host.c.slider.value = host.c.slider.min
         done = host.run(host.session.reset_pruning, f"pruning reset ({host.who()})")
@@ -48,6 +54,7 @@ class Actions:
         """Weights, masks, slider and curves as they were before the last job."""
         host = self.host
         slot = host.session.selected
+        self.confirm_reset.disarm()
 
         def action() -> Snapshot:
             snap = host.session.undo()  # raises (nothing changes) when there is nothing
@@ -62,8 +69,17 @@ class Actions:
                                          "before the last job")
 
     def reset(self) -> bool:
+        """Back to the original model; asks first when that throws pruning or jobs away
+        (the second click on the same button resets: it cannot be undone)."""
         host = self.host
         slot = host.session.selected
+        s = host.session
+        if not self.confirm_reset.go(bool(s.undo_stack or s.masks is not None),
+                                     lambda: host.set_status(
+                                         f"Reset drops the {host.who()}'s pruning and every "
+                                         "job, and cannot be undone: click again to confirm",
+                                         error=True)):
+            return False
 
         def action() -> Snapshot:
             snap = host.session.reset()
@@ -83,6 +99,7 @@ class Actions:
     def select_slot(self, slot: str) -> bool:
         """Prune and show another model (teacher, distilled student, student alone)."""
         host, holder = self.host, []
+        self.confirm_reset.disarm()
         if not host.run(lambda: holder.append(host.session.select(slot)) or holder[-1],
                         f"showing the {slot_label(slot)}"):
             return False

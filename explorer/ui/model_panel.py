@@ -12,6 +12,7 @@ import ipywidgets as W
 from .. import config as C
 from ..session.core import available_devices
 from ..session.session import Session
+from .confirm import Confirm
 from .controls import STYLE, button, full, int_box, narrow, row, tagged
 from .files_panel import FilesPanel
 from .host import Host
@@ -62,7 +63,7 @@ class ModelPanel:
         self.new = button("New session", "new-session", "danger")
         self.new.on_click(host.guard(lambda _: self.new_session()))
         self.model.observe(host.guard(self._on_model), names="value")
-        self._armed = False
+        self.confirm = Confirm(self.new, "Confirm: discard work")
         note = W.HTML('<div class="cx-note">A new session starts from a fresh model; '
                       'the digits MLP loads trained, others start untrained (press Train). '
                       f'Devices here: {", ".join(devices)}.</div>')
@@ -93,9 +94,7 @@ class ModelPanel:
         self._disarm()
 
     def _disarm(self) -> None:
-        if self._armed:
-            self._armed = False
-            self.new.description = "New session"
+        self.confirm.disarm()
 
     def _has_work(self) -> bool:
         s = self.host.session
@@ -103,13 +102,10 @@ class ModelPanel:
 
     def new_session(self) -> bool:
         """Build the chosen session; asks once before throwing work away."""
-        if self._has_work() and not self._armed:
-            self._armed = True
-            self.new.description = "Confirm: discard work"
-            self.host.set_status("this discards your pruning, jobs and students: "
-                                 "click again to confirm", error=True)
+        if not self.confirm.go(self._has_work(), lambda: self.host.set_status(
+                "this discards your pruning, jobs and students: click again to confirm",
+                error=True)):
             return False
-        self._disarm()
         args = dict(dataset=self.dataset.value, model=self.model.value, width=self.width.value,
                     init=self.init.value, device=self.device.value)
 
