@@ -19,6 +19,7 @@ from explorer import config as C
 from explorer.engine.train import StepEvent
 from explorer.ui import ExplorerApp
 from explorer.ui import plots as P
+from explorer.ui.panels import recovered
 from explorer.ui.theme import css, get_theme
 
 
@@ -175,7 +176,7 @@ def test_9_default_prune_and_finetune_recovers(app):
     assert app.start_prune_finetune()
     settle(app)
     assert app.snap.accuracy > dense - 0.02, (dense, pruned, app.snap.accuracy)
-    assert f"recovered {100 * (app.snap.accuracy - pruned):.1f} of " in status(app)
+    assert recovered(app.metric(), dense, pruned, app.snap.accuracy) in status(app)
 
 
 def test_12_progress_moves_within_an_epoch_and_perplexity_follows_pruning(app):

@@ -125,7 +125,9 @@ class Starters:
 
 
 def recovered(metric, dense: float | None, pruned: float | None, final: float | None) -> str:
-    """'; recovered 31.2 of 34.1 points' (how much of what one-shot pruning lost came back)."""
+    """'; recovered 31.2 of 34.1 points' (how much of what one-shot pruning lost came back).
+    The share never exceeds the loss: a gain beyond it is named apart ("recovered all 1.4
+    points lost (and 0.8 more)"), a further loss too ("recovered none of ... (0.3 more lost)")."""
     if dense is None or pruned is None or final is None:
         return ""
     lost = (dense - pruned) if metric.higher_is_better else (pruned - dense)
@@ -133,5 +135,12 @@ def recovered(metric, dense: float | None, pruned: float | None, final: float | 
     scale, unit = (100, " points") if metric.name == "accuracy" else (1, "")
     if lost * scale < 0.05:
         return "; one-shot pruning had lost nothing here"
-    return f"; recovered {back * scale:.1f} of {lost * scale:.1f}{unit}"
+    of = f"{lost * scale:.1f}{unit}"
+    if back < 0:
+        return f"; recovered none of {of} ({-back * scale:.1f} more lost)"
+    if back < lost:  # 1.38 of 1.4 would print "1.4 of 1.4": say it is short of all
+        part = f"{back * scale:.1f}"
+        return f"; recovered {'almost all' if part == f'{lost * scale:.1f}' else part} of {of}"
+    more = (back - lost) * scale
+    return f"; recovered all {of} lost" + (f" (and {more:.1f} more)" if more >= 0.05 else "")
 
