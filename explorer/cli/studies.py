@@ -128,7 +128,7 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         "reproduce", help="rerun Han 2015 / Hinton 2015 / Frankle & Carbin 2019 on mnist-5k",
         description="Rerun a published result with the paper's own procedure on our engine "
                     "(mnist-5k, the 5,000-image MNIST subset), over one or more seeds, and "
-                    "print ours (mean and 95%% interval) beside the paper's numbers, with "
+                    "print ours (mean and 95% interval) beside the paper's numbers, with "
                     "each of the paper's claims shown or not shown by its interval "
                     "(Holm-corrected over the report's claims).")
     p.add_argument("experiment", choices=EXPERIMENTS)
