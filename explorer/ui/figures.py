@@ -109,15 +109,24 @@ def update_quality(fig: go.FigureWidget, confusion: list | None,
             z = [plain_ints(r) for r in np.asarray(confusion)]
             fig.data[0].update(z=z, text=z, texttemplate="%{text}", visible=True)
             fig.data[1].visible = False
-            fig.layout.yaxis.autorange = "reversed"
+            cells_only(fig, len(z), len(z))
         elif regression is not None:
             fig.data[0].visible = False
             fig.data[1].update(x=plain(regression[0], 5), y=plain(regression[1], 5),
                                visible=True)
-            fig.layout.yaxis.autorange = True
-            fig.layout.yaxis.scaleanchor = None
+            fig.layout.xaxis.update(autorange=True, constrain=None)
+            fig.layout.yaxis.update(autorange=True, constrain=None, scaleanchor=None)
             fig.layout.xaxis.title.text, fig.layout.yaxis.title.text = "true", "predicted"
         fig.layout.title.text = title
+
+
+def cells_only(fig: go.FigureWidget, rows: int, cols: int) -> None:
+    """Axes spanning the heatmap's cells exactly, row 0 on top. Square cells
+    (scaleanchor) shrink the plot's domain, not widen its range: plotly's default
+    widens the range, and a 10-class matrix in a wide figure showed classes -5 to 14."""
+    fig.layout.xaxis.update(range=[-0.5, cols - 0.5], autorange=False, constrain="domain")
+    fig.layout.yaxis.update(range=[rows - 0.5, -0.5], autorange=False, constrain="domain",
+                            scaleanchor="x")
 
 
 def update_heads(fig: go.FigureWidget, grid: list[list[float]], title: str) -> None:
@@ -128,6 +137,6 @@ def update_heads(fig: go.FigureWidget, grid: list[list[float]], title: str) -> N
                            text=[plain_ints(np.round(r * 100)) for r in z],
                            texttemplate="%{text}%", zmin=0.0, zmax=1.0, visible=True)
         fig.data[1].visible = False
-        fig.layout.yaxis.autorange = "reversed"
+        cells_only(fig, *z.shape)
         fig.layout.xaxis.title.text, fig.layout.yaxis.title.text = "head", "layer"
         fig.layout.title.text = title
