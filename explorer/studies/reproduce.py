@@ -18,7 +18,7 @@ from types import ModuleType
 
 from . import han, hinton, lottery
 from .common import DATA_NOTE, DATASET, Log, quiet, test_accuracy
-from .stats import COULD_NOT_MEASURE, NOT_SHOWN, holm, map_seeds, seed_list
+from .stats import COULD_NOT_MEASURE, NOT_SHOWN, ONE_SEED, holm, map_seeds, seed_list
 
 EXPERIMENTS: dict[str, ModuleType] = {"han": han, "hinton": hinton, "lottery": lottery}
 RUNS: dict[str, Callable[..., dict]] = {n: m.run for n, m in EXPERIMENTS.items()}
@@ -65,9 +65,11 @@ def format_claims(claims: list[dict]) -> str:
 
 def claim_line(c: dict) -> str:
     """"shown (better): <claim>; +0.74 [+0.07, +1.41] points, p = 0.030, Holm p = 0.24
-    over 8 claims", "not shown: ...", "untested (no interval: one seed): ..."."""
+    over 8 claims", "not shown: ...", "untested (no interval: one seed; --seeds N ...)"."""
     if c["p_value"] is None:
-        lead = c["verdict"] if c["verdict"] == COULD_NOT_MEASURE else f"untested ({c['verdict']})"
+        why = c["verdict"] + ("; --seeds N, N >= 2, gives one" if c["verdict"] == ONE_SEED
+                              else "")
+        lead = c["verdict"] if c["verdict"] == COULD_NOT_MEASURE else f"untested ({why})"
         return f"{lead}: {c['claim']}"
     verdict = c["verdict"]
     lead = ("not shown" if verdict == NOT_SHOWN else
