@@ -181,12 +181,20 @@ def ignores_ctrl_c(pid: int) -> bool:
     return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
+def _default_ctrl_c() -> None:
+    """Ctrl-C as a terminal's command gets it: a shell runs background jobs (a CI script's
+    `cmd &`) with SIGINT ignored, a disposition children inherit, and Python then installs
+    no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ctrl_c_when(args: list[str], ready, timeout: float = 240) -> subprocess.CompletedProcess:
     """Start `explorer ARGS` in its own process group, wait until ready(proc, stderr so
     far), press Ctrl-C (SIGINT to the whole group, as a terminal does); return the result."""
     proc = subprocess.Popen([sys.executable, "-m", "explorer", *args], cwd=REPO,
                             env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, stdin=subprocess.DEVNULL)
+                            text=True, start_new_session=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=_default_ctrl_c)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")),
                               daemon=True)

@@ -87,7 +87,10 @@ def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
     (default: the session's seed + 1, as the student's init), so the three students of one
     seed see the same labelled images and seeds repeat the draw too.
     """
-    classification = session.task == "classification" and not session.is_lm
+    # One label per example: a text session (gpt-tiny, or an hf: causal LM whose targets
+    # are token windows) has none to hold back.
+    classification = (session.task == "classification" and not session.is_lm
+                      and session.data.train.y.dim() == 1)
     if labelled is None:
         labelled = DEFAULT_LABELLED if classification else 1.0
     if not classification and (labelled != 1.0 or leave_out is not None):
