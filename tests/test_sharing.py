@@ -116,7 +116,18 @@ def descendants(proc) -> list:
 
 
 def kernels(proc) -> list:
-    return [p for p in descendants(proc) if KERNEL_CMDLINE.search(" ".join(p.cmdline()))]
+    """The room's live kernel processes (one that ended and awaits its parent's wait, a
+    zombie, or one gone meanwhile, is not a kernel any more)."""
+    import psutil
+
+    live = []
+    for child in descendants(proc):
+        try:
+            if KERNEL_CMDLINE.search(" ".join(child.cmdline())):
+                live.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return live
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
