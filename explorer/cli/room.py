@@ -256,7 +256,7 @@ class RefusedHandler(tornado.web.RequestHandler):
         raise tornado.web.HTTPError(403)
 
 
-REPLACED = {
+ROOM_HANDLERS = {  # upstream handler class -> the room's (swapped by explorer.compat.voila)
     TornadoVoilaHandler: RoomPageHandler,
     VoilaKernelWebsocketHandler: OwnedKernelWebsocketHandler,
     KernelHandler: OwnedKernelHandler,
@@ -290,7 +290,7 @@ class ExplorerVoila(Voila):
         return {"explorer_allowed_hosts": frozenset(names), "explorer_any_address": any_address}
 
     def init_handlers(self) -> list:
-        handlers = replace_handlers(super().init_handlers(), REPLACED)
+        handlers = replace_handlers(super().init_handlers(), ROOM_HANDLERS)
         session = self.server_url.rstrip("/") + r"/explorer/api/session/(?P<kernel_id>[\w-]+)"
         handlers.insert(0, (session, SessionHandler))
         folder, name = plotly_module_path().rsplit("/", 1)
