@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 from scipy import stats as scipy_stats
+from tiny_studies import shrink_studies
 
 from explorer.cli.main import main
 
@@ -51,16 +52,7 @@ def test_t_interval_equals_scipy():
 
 def _tiny(monkeypatch):
     """Point the reproductions at digits with tiny budgets (in this process)."""
-    from explorer.studies import common, han, hinton, lottery
-
-    monkeypatch.setattr(common, "DATASET", "digits")
-    monkeypatch.setitem(lottery.SETTINGS, True, dict(epochs=1, rounds=3,
-                                                     control_rounds=(0, 3)))
-    monkeypatch.setitem(han.SETTINGS, True, dict(dense_epochs=2, steps=3, quality_step=0.5,
-                                                 finetune_epochs=1))
-    monkeypatch.setitem(hinton.SETTINGS, True, dict(teacher_epochs=2, student_epochs=1,
-                                                    temperatures=(4.0,)))
-    monkeypatch.setattr(hinton, "STUDENTS", ((64, 64), (8, 8)))
+    shrink_studies(monkeypatch.setattr, monkeypatch.setitem)
 
 
 def _paired(entry: dict) -> None:
