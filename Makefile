@@ -6,6 +6,9 @@
 TORCH ?= torch==2.13.0
 PY ?= python3
 VENV ?= .venv
+# make test: pytest processes, one file each at a time (a module's fixtures run once); each
+# process's torch/OpenMP uses one thread, so two processes share 2 cores without spinning.
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
@@ -76,7 +79,8 @@ lint: $(STAMP_TEST)
 # makes and watches from outside; where no namespace can be made it says why and skips them.
 # PYTEST_ARGS (e.g. -x, -k NAME) go to both runs; "no tests collected" is then not a failure.
 test: test-deps lint
-	$(PYTHON) -m pytest -m "not ray" $(PYTEST_ARGS) || [ $$? = 5 -a -n "$(PYTEST_ARGS)" ]
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not ray" \
+		$(PYTEST_ARGS) || [ $$? = 5 -a -n "$(PYTEST_ARGS)" ]
 	$(PYTHON) tests/ray_netns.py $(PYTEST_ARGS)
 
 test-fast: lint
