@@ -142,7 +142,10 @@ def snapshot_extra(slot: ModelSlot) -> dict:
     layers = getattr(slot, "quant_layers", {}) or {}
     books = {n: [float(c) for c in lq.codebook] for n, lq in layers.items()} \
         if setting.scheme == "kmeans" else {}
-    return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books}}
+    totals = {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
+    totals.pop("quant", None)
+    return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
+            **totals}
 
 
 def with_extra(slot: ModelSlot, snap: Snapshot) -> Snapshot:
