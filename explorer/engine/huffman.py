@@ -45,7 +45,11 @@ def canonical_codes(lengths: dict[int, int]) -> dict[int, int]:
 
 
 def frequencies(symbols: np.ndarray) -> dict[int, int]:
-    values, counts = np.unique(np.asarray(symbols).ravel(), return_counts=True)
+    flat = np.asarray(symbols).ravel()
+    if flat.size and flat.min() >= 0 and flat.max() < 1 << 16:  # indices: O(n) counting
+        counts = np.bincount(flat)
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+    values, counts = np.unique(flat, return_counts=True)
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 

@@ -96,8 +96,9 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
                  seed: int = 0, fit_max: int = KMEANS_FIT_MAX) -> LayerQuant:
     """Share the surviving (nonzero, unmasked) weights among 2^bits - 1 centroids.
 
-    Works in NumPy on the CPU (one sort serves fitting and assigning); a slider move on
-    the default model costs a few milliseconds per layer.
+    Works in NumPy on the CPU: the centroids are fitted on at most `fit_max` sorted
+    weights, then every weight is assigned by a binary search among the k - 1 midpoints
+    (O(n log k), no sort of the whole layer).
     """
     k = (1 << bits) - 1
     w = weight.detach().cpu().numpy().ravel()
@@ -109,20 +110,21 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
     values = np.zeros(w.size, dtype=w.dtype)
     centroids = np.zeros(0)
     if survivors.size:
-        order = np.argsort(survivors, kind="stable")
-        xs = survivors[order]
-        distinct = xs[np.concatenate([[True], xs[1:] != xs[:-1]])]
+        fit = survivors
+        if fit.size > fit_max:  # fit on a seeded subsample, then assign all
+            fit = fit[np.random.default_rng(seed).choice(fit.size, fit_max, replace=False)]
+        xs = np.sort(fit)
+        distinct = np.unique(xs)
+        if distinct.size <= k and fit.size < survivors.size:
+            distinct = np.unique(survivors)  # the subsample may have missed a value
         if distinct.size <= k:  # already few values: they are the codebook, no error
             centroids = distinct
-        elif xs.size > fit_max:  # fit on a seeded subsample, then assign all
-            gen = np.random.default_rng(seed)
-            fit = torch.from_numpy(xs[gen.choice(xs.size, fit_max, replace=False)])
-            centroids = lloyd(fit, linear_init(torch.from_numpy(xs), k)).numpy()
         else:
-            centroids = lloyd(torch.from_numpy(xs), linear_init(torch.from_numpy(xs), k),
+            init = np.linspace(survivors.min(), survivors.max(), k)
+            centroids = lloyd(torch.from_numpy(xs), torch.from_numpy(init),
                               presorted=True).numpy()
-        codes = np.empty(xs.size, dtype=np.int64)
-        codes[order] = _sorted_codes(xs, centroids)
+        mids = (centroids[1:] + centroids[:-1]) / 2
+        codes = np.searchsorted(mids, survivors, side="left")  # ties go to the lower
         indices[keep] = codes + 1
         values[keep] = centroids[codes]
     device = weight.device
