@@ -4,8 +4,10 @@ Deep Compression (Han, Mao & Dally 2016): each layer's surviving weights share
 2^bits - 1 values found by one-dimensional k-means with linear initialisation between
 the smallest and largest weight (the paper found it best: it keeps the rare large
 weights). Zero is not a centroid: pruned weights keep index 0 and stay exactly zero, so
-a layer has at most 2^bits - 1 distinct nonzero values. Above KMEANS_FIT_MAX weights the
-centroids are fitted on a seeded subsample and then every weight is assigned.
+a layer has at most 2^bits - 1 distinct nonzero values. A centroid that no weight chose
+(linear initialisation puts some in the gap pruning leaves around zero) is dropped.
+Above KMEANS_FIT_MAX weights the centroids are fitted on a seeded subsample and then
+every weight is assigned.
 
 Uniform symmetric quantization per output channel (or per group of `group_size`
 consecutive inputs of a row, as language models use): scale = max|w| / (2^(b-1) - 1),
@@ -125,6 +127,10 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
                               presorted=True).numpy()
         mids = (centroids[1:] + centroids[:-1]) / 2
         codes = np.searchsorted(mids, survivors, side="left")  # ties go to the lower
+        used = np.bincount(codes, minlength=centroids.size) > 0
+        if not used.all():  # linear init leaves centroids in the pruned gap: no weight
+            centroids = centroids[used]  # chose them, so they would cost bytes, no accuracy
+            codes = (np.cumsum(used) - 1)[codes]
         indices[keep] = codes + 1
         values[keep] = centroids[codes]
     device = weight.device

@@ -105,7 +105,8 @@ class MainView:
             show_cut = 0 < cut < math.inf
             fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
             fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
-            book_x, book_y = codebook_lines(snap.extra, layer, top)
+            book_x, book_y = codebook_lines(  # as tall as the snapped spikes
+                snap.extra, layer, max(top, float(stats.hist_counts.max(initial=1))))
             if self._changed("codebook", book_x, book_y):
                 fig.data[P.CODEBOOK].update(x=book_x, y=book_y)
             fig.layout.annotations[P.T_HIST].text = (
