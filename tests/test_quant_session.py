@@ -56,6 +56,7 @@ def test_measure_reports_quantized_bytes(session):
     extra = s.measure(full=False).extra
     assert extra["bytes_huffman"] < extra["bytes_quantized"] < extra["bytes_dense"]
     assert extra["compression_ratio_huffman"] > 8
+    assert extra["quant"]["bits"] == 4 and extra["quant_label"] == "kmeans 4-bit"
     s.quantize(bits=32)
     s.reset_pruning()
 

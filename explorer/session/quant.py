@@ -143,7 +143,7 @@ def snapshot_extra(slot: ModelSlot) -> dict:
     books = {n: [float(c) for c in lq.codebook] for n, lq in layers.items()} \
         if setting.scheme == "kmeans" else {}
     totals = {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
-    totals.pop("quant", None)
+    totals.pop("quant_label", None)
     return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
             **totals}
 
@@ -174,7 +174,7 @@ def sizes(slot: ModelSlot) -> dict:
     return {"bytes_quantized": rest + sum(p["quantized"] for p in per.values()),
             "bytes_quantized_sparse": rest + sum(p["quantized_sparse"] for p in per.values()),
             "bytes_huffman": huff, "compression_ratio_huffman": dense / max(huff, 1),
-            "bytes_by_layer": per, "quant": setting.label()}
+            "bytes_by_layer": per, "quant_label": setting.label()}
 
 
 TRAIN_NOTE = ("trained in float from the quantized weights, then re-quantized with the "

@@ -188,8 +188,9 @@ def quantize_stage(session, args: argparse.Namespace) -> dict[str, Snapshot]:
 def quantized_line(snap: Snapshot) -> str:
     """The quantized sizes in words (weights only, as Deep Compression counts them)."""
     d = snap.extra
-    return (f"quantized ({d['quant']}), weights only: {_human(d['bytes_quantized'], 'B')} "
-            f"indices + codebooks, {_human(d['bytes_huffman'], 'B')} Huffman-coded "
+    return (f"quantized ({d['quant_label']}), weights only: "
+            f"{_human(d['bytes_quantized'], 'B')} indices + codebooks, "
+            f"{_human(d['bytes_huffman'], 'B')} Huffman-coded "
             f"({d['compression_ratio_huffman']:.1f}x smaller than dense fp32 "
             f"{_human(d['bytes_dense'], 'B')})")
 
