@@ -148,3 +148,14 @@ def test_save_load_keeps_quantization(session, tmp_path):
     check_quantized(loaded, 2)
     s.quantize(bits=32)
     s.reset_pruning()
+
+
+def test_run_cli_refuses_a_scheme_without_bits(capsys):
+    """`explorer run --quant-scheme uniform` without --bits: exit 2 at once, naming it."""
+    from explorer.cli.run import main
+
+    assert main(["run", "--quant-scheme", "uniform"]) == 2
+    assert "--quant-scheme: 'uniform' needs --bits" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--bits", "7"])
+    assert "invalid choice: 7" in capsys.readouterr().err

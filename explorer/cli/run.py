@@ -179,6 +179,9 @@ def check_combination(args: argparse.Namespace) -> str | None:
     """Rules between options; returns the one-line message of the first one broken."""
     message = (_check_lm(args) or seed_range_error(args)
                or same_output_error(args, ("--json", "--export")))
+    if message is None and getattr(args, "quant_scheme", None) and \
+            getattr(args, "bits", None) is None:
+        message = f"argument --quant-scheme: {args.quant_scheme!r} needs --bits B"
     if message is not None:
         return message
     prune_given = next((f"--prune-{m} {getattr(args, f'prune_{m}'):g}"
