@@ -16,7 +16,8 @@ import time
 
 import torch
 
-QUANT_KEYS = ("quant_slider_ms", "quant_slider_ms_10m", "int8_speedup_b1", "int8_speedup_b64",
+QUANT_KEYS = ("quant_slider_ms", "quant_over_prune_move", "quant_slider_ms_10m",
+              "quant_over_prune_move_10m", "int8_speedup_b1", "int8_speedup_b64",
               "int8_speedup_b1_10m", "int8_speedup_b64_10m")
 QUANT_TARGETS = {"quant_slider_ms": "<= 15", "quant_slider_ms_10m": "<= 300",
                  "int8_speedup_b1": "as measured (torch.ao dynamic int8)",
@@ -24,16 +25,24 @@ QUANT_TARGETS = {"quant_slider_ms": "<= 15", "quant_slider_ms_10m": "<= 300",
 BITS_MOVES = (8, 4, 6, 3, 5, 2, 4, 8)
 
 
-def quant_moves(session, moves: int) -> float:
-    """Median ms of `moves` bits moves (k-means), after one warm-up move."""
+def quant_moves(session, moves: int) -> tuple[float, float]:
+    """Median ms of `moves` bits moves (k-means), after one warm-up move, and its ratio
+    to the median of as many sparsity moves of the same session (a busy machine slows
+    both alike)."""
     session.quantize(bits=8)
-    times = []
+    times, prunes = [], []
     for i in range(moves):
         start = time.perf_counter()
         session.quantize(bits=BITS_MOVES[i % len(BITS_MOVES)])
         times.append(time.perf_counter() - start)
     session.quantize(bits=32)
-    return 1e3 * statistics.median(times)
+    for i in range(moves):
+        start = time.perf_counter()
+        session.prune(sparsity=0.1 * (1 + i % 8))
+        prunes.append(time.perf_counter() - start)
+    session.reset_pruning()
+    ms = 1e3 * statistics.median(times)
+    return ms, ms / (1e3 * statistics.median(prunes))
 
 
 def int8_speedups(model: torch.nn.Module, x: torch.Tensor, pairs: int,
@@ -55,14 +64,15 @@ def quant_figures(tiny: bool, quick: bool = False) -> dict:
     pairs, calls = (3, 3) if tiny else (7, 10) if quick else (9, 20)
     out: dict = {}
     default = Session("digits", "mlp", device="cpu")
-    out["quant_slider_ms"] = quant_moves(default, 3 if tiny else 15)
+    out["quant_slider_ms"], out["quant_over_prune_move"] = quant_moves(default,
+                                                                       3 if tiny else 15)
     lenet = Session("digits" if tiny else "mnist-5k", "lenet300", device="cpu",
                     pretrained=False)
     b1, b64 = int8_speedups(lenet.model, lenet.data.val.x, pairs, calls)
     out.update(int8_speedup_b1=b1, int8_speedup_b64=b64)
     if not tiny:
         big = mlp_session(1e7)
-        out["quant_slider_ms_10m"] = quant_moves(big, 3)
+        out["quant_slider_ms_10m"], out["quant_over_prune_move_10m"] = quant_moves(big, 3)
         b1, b64 = int8_speedups(big.model, big.data.val.x, pairs, 3)
         out.update(int8_speedup_b1_10m=b1, int8_speedup_b64_10m=b64)
     return out

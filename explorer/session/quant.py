@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import QUANT_BITS, QUANT_GROUP_SIZES, QUANT_SCHEMES, TrainConfig
+from ..config import FAST_EVAL_MIN_PARAMS, QUANT_BITS, QUANT_GROUP_SIZES, QUANT_SCHEMES, TrainConfig
 from ..engine.codebook import shared_gradients
 from ..engine.measure import FP32_BYTES
 from ..engine.metrics import Snapshot
@@ -142,7 +142,11 @@ def snapshot_extra(slot: ModelSlot) -> dict:
     layers = getattr(slot, "quant_layers", {}) or {}
     books = {n: [float(c) for c in lq.codebook] for n, lq in layers.items()} \
         if setting.scheme == "kmeans" else {}
-    totals = {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
+    numel = sum(t.numel() for t in slot.base.values())
+    # a big model's move skips the byte counts (a pass over every index, twice);
+    # measure() has them
+    totals = {} if numel >= FAST_EVAL_MIN_PARAMS else \
+        {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
     totals.pop("quant_label", None)
     return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
             **totals}
