@@ -346,3 +346,8 @@ PLOTLY_VALIDATORS_ENV = "EXPLORER_PLOTLY_VALIDATORS"
 # Its top-level entries: those the app's figures use (ui/plots.py, ui/figures.py: the layout
 # and three trace types) and the entries plotly's data and frames validators start from.
 PLOTLY_VALIDATORS_USED = ("layout", "scatter", "bar", "heatmap", "data", "frames")
+
+# ----- quantization (issue 31; explorer.engine.quantize, explorer.session.quant) ----------
+QUANT_BITS = (32, 8, 6, 5, 4, 3, 2)  # the bits control; 32 = off (fp32)
+QUANT_SCHEMES = ("kmeans", "uniform")  # Deep Compression weight sharing; symmetric per row
+QUANT_GROUP_SIZES = (32, 64, 128)  # uniform per group of inputs (language models)

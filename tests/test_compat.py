@@ -13,6 +13,7 @@ from explorer import compat
 from explorer.compat import CompatError, installed
 from explorer.compat import anywidget as c_anywidget
 from explorer.compat import plotly as c_plotly
+from explorer.compat import torch_ao as c_torch_ao
 from explorer.compat import voila as c_voila
 
 
@@ -87,6 +88,13 @@ def break_widget_fields(mp, tmp_path):
     return "plotly", "FigureWidget trait _widget_data"
 
 
+def break_int8(mp, tmp_path):
+    import torch
+
+    mp.delattr(torch.ao.quantization, "quantize_dynamic")
+    return "torch", "torch.ao.quantization.quantize_dynamic"
+
+
 BREAKERS = {
     c_voila.check_handlers: break_handlers,
     c_voila.check_start: break_start,
@@ -96,6 +104,7 @@ BREAKERS = {
     c_plotly.check_validators: break_validators,
     c_plotly.check_restyle: break_restyle,
     c_plotly.check_widget_fields: break_widget_fields,
+    c_torch_ao.check_dynamic: break_int8,
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..files import write_text
 from .byo import BYO_KEYS, BYO_TARGETS, byo_figures
+from .quant import QUANT_KEYS, QUANT_TARGETS, quant_figures
 
 SLIDER_VALUES = (0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.8, 0.4, 0.6, 0.95)
 SIZES_FULL = (1e5, 1e6, 1e7, 2.5e7)
@@ -33,7 +34,7 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "dashboard_ready_preheat_s", "trivial_ready_preheat_s", "dashboard_ready_preheat_ratio",
         "gpu_epoch_speedup", "peer_slider_ratio",
         "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
-        "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS)
+        "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS)
 PEER_SIZES = (1e6, 1e7)
 
 
@@ -293,6 +294,7 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
         _session("digits" if tiny else "mnist-5k", "lenet300"), 1 if tiny else 3, pairs))
     _step(results, notes, "_structured", lambda: structured_figures(tiny, quick))
     _step(results, notes, "_byo", lambda: byo_figures(tiny, quick))  # issue 18 (bench/byo)
+    _step(results, notes, "_quant", lambda: quant_figures(tiny, quick))  # issue 31
     from .gpu import bench_gpu_epoch  # imports torch: not at the CLI's start
 
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
@@ -341,7 +343,8 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "peer_slider_ratio": "<= 0.2", "peer_slider_ms": "ours vs peer, ms",
            "kernel_rss_mib": "<= 350", "visitors_ready_s_p95": "<= 20 (8 visitors)",
            "visitors_slider_p95_ms": "<= 1500",
-           "distill_temperature_p50_ms": "soft targets + dark knowledge, ms", **BYO_TARGETS}
+           "distill_temperature_p50_ms": "soft targets + dark knowledge, ms", **BYO_TARGETS,
+           **QUANT_TARGETS}
 
 
 def format_table(results: dict) -> str:

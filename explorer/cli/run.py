@@ -133,6 +133,10 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="gpt-tiny: a shallower student of L blocks (trained alone and distilled)")
     add("--student-init", choices=C.STUDENT_INITS, default=None,
         help="gpt-tiny: 'teacher' copies every other teacher block into the student")
+    add("--bits", type=int, choices=C.QUANT_BITS, default=None, metavar="B",
+        help="quantize the (pruned) weights to B bits at the end (32: off; docs/quantization.md)")
+    add("--quant-scheme", choices=C.QUANT_SCHEMES, default=None,
+        help="kmeans (Deep Compression weight sharing, default) or uniform (per channel)")
     add("--device", choices=C.DEVICES, default="auto")
     add("--max-params", type=number(1, 10**13, integer=True), default=None, metavar="N",
         help=f"the most parameters an hf: model may have, counted before its weights are "
@@ -175,6 +179,9 @@ def check_combination(args: argparse.Namespace) -> str | None:
     """Rules between options; returns the one-line message of the first one broken."""
     message = (_check_lm(args) or seed_range_error(args)
                or same_output_error(args, ("--json", "--export")))
+    if message is None and getattr(args, "quant_scheme", None) and \
+            getattr(args, "bits", None) is None:
+        message = f"argument --quant-scheme: {args.quant_scheme!r} needs --bits B"
     if message is not None:
         return message
     prune_given = next((f"--prune-{m} {getattr(args, f'prune_{m}'):g}"

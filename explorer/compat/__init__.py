@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 # the modules holding canaries, in the order they run
-MODULES = ("voila", "anywidget", "plotly")
+MODULES = ("voila", "anywidget", "plotly", "torch_ao")
 
 
 class CompatError(RuntimeError):

@@ -46,6 +46,7 @@ from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, lm_extra, reopen_lm
 from .persist_own import HF_KEY, KEEP, reopen, save_extra, without_extra
 from .plaindata import snapshot_from_dict, unplain
+from .quant import setting_from, setting_payload
 from .roots import Roots
 from .slots import ModelSlot, State, UndoEntry
 
@@ -88,7 +89,8 @@ def _slot_payload(slot: ModelSlot, share: SharedTensors, undo: bool = True) -> d
             "masks": None if slot.masks is None else share.state(slot.masks),
             "prune_config": None if config is None else asdict(config),
             "cuts": {k: float(v) for k, v in slot.cuts.items()},
-            "warnings": list(slot.warnings)}
+            "warnings": list(slot.warnings),
+            "quant": setting_payload(slot)}
 
 
 def _undo_payload(entry: UndoEntry, share: SharedTensors) -> dict:
@@ -266,6 +268,7 @@ def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> M
                           for k, v in data["rewind_states"].items()}
     slot.epochs_trained = int(data["epochs_trained"])
     slot.undo_stack.extend(_undo_entry(e, device) for e in data["undo_stack"])
+    slot.quant = setting_from(data.get("quant"))  # set_base and reapply quantize again
     slot.set_base(_copy(data["base"], device) or {})
     if data["masks"] is not None:  # head / neuron removal has masks without a setting
         config = data["prune_config"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -44,7 +45,7 @@ from ..validate import (
     check_seed,
     check_width,
 )
-from . import language, persist, students, workflows
+from . import language, persist, quant, students, workflows
 from .atomic import all_or_nothing
 from .core import SessionCore, pick_device
 from .iterative import run_iterative, step_plan
@@ -212,9 +213,58 @@ class Session(StudentAPI, SessionCore):
 
     def measure_slot(self, slot: str, split: str = "val", *, full: bool = True,
                      latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
-        """measure() for any slot; the selection is restored afterwards."""
-        return students.measure_slot(self, slot, split, full=full, latency=latency,
+        """measure() for any slot; the selection is restored afterwards. Adds the
+        quantized sizes (bytes_quantized, bytes_huffman: explorer.session.quant.sizes)."""
+        snap = students.measure_slot(self, slot, split, full=full, latency=latency,
                                      reference=reference)
+        with self.lock:
+            sizes = quant.sizes(self.slots[slot])
+        return replace(snap, extra={**snap.extra, **sizes})
+
+    # ----- quantization (explorer.session.quant) ------------------------------------
+    def quantize(self, bits: int = 32, scheme: str = "kmeans",
+                 group_size: int | None = None) -> Snapshot:
+        """Quantize the selected model's prunable weights on top of its pruning mask:
+        k-means weight sharing per layer (Deep Compression) or uniform symmetric per
+        output channel (per `group_size` inputs); bits=32 removes it. Kept across pruning
+        moves, Undo, training and save/load. Bad values raise ValueError, nothing changes."""
+        return quant.quantize(self, bits, scheme, group_size)
+
+    def finetune_codebook(self, epochs: int = 1, lr: float = 1e-4, optimizer: str = "adam",
+                          batch_size: int = 64, stop: threading.Event | None = None,
+                          on_event: Callable[[Event], None] | None = None, *,
+                          steps: int | None = None) -> Snapshot:
+        """Fine-tune the k-means centroids (each moves by the sum of its weights'
+        gradients); pruned weights stay zero; commits like training (one Undo away)."""
+        return quant.finetune_codebook(self, epochs, lr, optimizer, batch_size, stop,
+                                       on_event, steps)
+
+    @property
+    def quant_setting(self) -> quant.QuantSetting | None:
+        """The selected model's quantization setting (None: fp32)."""
+        return self.slot.quant
+
+    def snapshot(self, split: str = "val", evaluate_model: bool = True,
+                 subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
+        """SessionCore.snapshot plus the quantization readouts (setting, codebooks)."""
+        with self.lock:
+            snap = super().snapshot(split, evaluate_model, subset, model)
+            return quant.with_extra(self.slot, snap)
+
+    def train(self, epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam",
+              batch_size: int = 64, weight_decay: float = 0.0,
+              stop: threading.Event | None = None,
+              on_event: Callable[[Event], None] | None = None, *,
+              steps: int | None = None) -> Snapshot:
+        """SessionCore's train(); on a quantized model it trains in float from the
+        quantized weights and re-quantizes with the same setting, and says so in the
+        Snapshot's warnings (finetune_codebook() trains the centroids instead)."""
+        note = quant.train_note(self.slot)
+        snap = super().train(epochs, lr, optimizer, batch_size, weight_decay, stop,
+                             on_event, steps=steps)
+        if note is None:
+            return snap
+        return replace(snap, warnings=(*snap.warnings, note))
 
     def bytes_shrunk(self) -> int | None:
         """fp32 bytes of the physically shrunk model, when structured pruning is in force."""

@@ -24,6 +24,7 @@ from ..engine.metrics import (
 )
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
 from .memory import UndoStack, rewind_fits
+from .quant import QuantSetting, apply_quant
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -74,6 +75,8 @@ class ModelSlot:
             same_state(self.initial, live) else clone_state(live)
         self.undo_stack: list[UndoEntry] = UndoStack(limit=UNDO_MAX)  # by count and bytes
         self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
+        self.quant: QuantSetting | None = None  # explorer.session.quant: kept over moves
+        self.quant_layers: dict = {}
         self.set_base(self.original)
 
     # ----- the dense base and its caches -----------------------------------------------
@@ -95,6 +98,7 @@ class ModelSlot:
         self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
         self.tie_values: dict[str, torch.Tensor] = {}  # base values kept at |w| == cut
         self.mark_exact()  # the model shows the base: survivors are its nonzeros
+        apply_quant(self)
 
     def params(self) -> dict[str, nn.Parameter]:
         """The prunable weights of the model, by name."""
@@ -119,6 +123,7 @@ class ModelSlot:
             self.tie_values = {n: self.base[n].flatten()[kept]
                                for n, kept in result.ties.items()}
             self.mark_exact()
+        apply_quant(self)
 
     def clear_masks(self) -> None:
         """Drop the masks: the model holds the dense base again, bit for bit."""
@@ -126,12 +131,14 @@ class ModelSlot:
         self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
         self.tie_values = {}
         self.mark_exact()
+        apply_quant(self)
 
     def reapply(self, masks: Masks | None, config: PruneConfig | None) -> None:
         """Put `masks` back on the current base (after a new base was adopted)."""
         if masks is not None:
             apply_masks(self.params_for(masks), self.base, masks)
             self.masks, self.prune_config = masks, config
+            apply_quant(self)
 
     def undo_entry(self, job: int | None = None) -> UndoEntry:
         """The state Undo returns to, taken now (before a job changes the base)."""

@@ -32,7 +32,8 @@ from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
 from ..files import write_text
 from .jsonsafe import json_safe
 
-STAGES = ("baseline", "pruned", "finetuned", "student_alone", "student_hard", "distilled")
+STAGES = ("baseline", "pruned", "finetuned", "quantized", "student_alone", "student_hard",
+          "distilled")
 BAR_WIDTH = 30
 
 RUN_PROG = "explorer run"  # how messages name the command
@@ -171,6 +172,29 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
     return stages
 
 
+def quantize_stage(session, args: argparse.Namespace) -> dict[str, Snapshot]:
+    """--bits B --quant-scheme S: quantize the teacher as the stages left it (pruned,
+    fine-tuned), measured on test; {} when --bits is 32 or unset."""
+    bits = getattr(args, "bits", None)
+    if bits is None and getattr(args, "quant_scheme", None) is not None:
+        raise ValueError("argument --quant-scheme: needs --bits B")
+    if bits in (None, 32):
+        return {}
+    session.select("teacher")
+    session.quantize(bits=bits, scheme=getattr(args, "quant_scheme", None) or "kmeans")
+    return {"quantized": session.measure_slot("teacher", "test")}
+
+
+def quantized_line(snap: Snapshot) -> str:
+    """The quantized sizes in words (weights only, as Deep Compression counts them)."""
+    d = snap.extra
+    return (f"quantized ({d['quant_label']}), weights only: "
+            f"{_human(d['bytes_quantized'], 'B')} indices + codebooks, "
+            f"{_human(d['bytes_huffman'], 'B')} Huffman-coded "
+            f"({d['compression_ratio_huffman']:.1f}x smaller than dense fp32 "
+            f"{_human(d['bytes_dense'], 'B')})")
+
+
 CURVE, CURVE_TEST = "distilled_val_T=", "distilled_test_T="  # the --temperatures stages
 
 
@@ -296,12 +320,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         stages = run_stages(session, args, progress)
+        stages.update(quantize_stage(session, args))
     except ValueError as err:  # a combination only the session can judge
         progress.done()
         sys.stderr.write(f"{RUN_PROG}: error: {err}\n")
         return 2
     progress.done()
     print(table(stages))
+    if "quantized" in stages:
+        print(quantized_line(stages["quantized"]))
     regime = regime_text(session)
     if regime is not None:
         print(f"distillation regime: {regime}")

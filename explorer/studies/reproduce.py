@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from . import han, hinton, lottery
+from . import deep_compression, han, hinton, lottery
 from .common import DATA_NOTE, DATASET, Log, quiet, test_accuracy
 from .stats import COULD_NOT_MEASURE, NOT_SHOWN, ONE_SEED, holm, map_seeds, seed_list
 
-EXPERIMENTS: dict[str, ModuleType] = {"han": han, "hinton": hinton, "lottery": lottery}
+EXPERIMENTS: dict[str, ModuleType] = {"han": han, "hinton": hinton, "lottery": lottery,
+                                      "deep-compression": deep_compression}
 RUNS: dict[str, Callable[..., dict]] = {n: m.run for n, m in EXPERIMENTS.items()}
 PAPERS = {n: m.PAPER for n, m in EXPERIMENTS.items()}
 

@@ -36,6 +36,7 @@ from .layout import build_layout
 from .model_panel import ModelPanel
 from .model_view import MainView, bar_page
 from .panels import Starters
+from .quant_panel import QuantControls
 from .refine import Refiner
 from .resizer import Resizer
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
@@ -94,6 +95,7 @@ class ExplorerApp(W.VBox):
         self.resizer = Resizer()
         for fig in self.figures():
             make_responsive(fig)
+        self.quant = QuantControls(self.apply_quant)  # the bits control (issue 31)
         self.tabs, children = build_layout(self)
         super().__init__(children)
         self.add_class("cx-app")
@@ -239,6 +241,7 @@ class ExplorerApp(W.VBox):
 
     def show(self, snap: Snapshot, evaluated: bool = True) -> None:
         """Bars, weights, connections and the current point; headline and cards too."""
+        self.quant.follow(snap.extra)
         self.display.show(snap, evaluated)
 
     def draw_curves(self) -> None:
@@ -303,6 +306,14 @@ class ExplorerApp(W.VBox):
             self.set_status(f"{done} (warning: {warn})" if warn else done, error=False)
             return True
 
+    def apply_quant(self, bits: int, scheme: str) -> bool:
+        """A bits or scheme move: Session.quantize once (32 bits: off)."""
+        done = self.run(lambda: self.session.quantize(bits=bits, scheme=scheme),
+                        f"quantized ({self.who()})" if bits != 32 else f"fp32 ({self.who()})")
+        if not done:
+            self.quant.follow(self.snap.extra if self.snap is not None else {})
+        return done
+
     def start_training(self) -> bool:
         return self.starters.start_training()
 
@@ -325,7 +336,8 @@ class ExplorerApp(W.VBox):
     # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
     def set_busy(self, busy: bool) -> None:
         """Disable the controls that change the model while a job runs (Stop: the reverse)."""
-        for widget in (*model_changing(self.c), *self.model_panel.controls(),
+        for widget in (*model_changing(self.c), *self.quant.widgets(),
+                       *self.model_panel.controls(),
                        *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy
         self.c.stop.disabled = not busy

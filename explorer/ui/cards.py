@@ -16,6 +16,7 @@ import ipywidgets as W
 from ..engine.metrics import Snapshot
 from .controls import button, tagged
 from .host import Host
+from .quant_panel import size_rows
 
 
 def human_bytes(n: float | None) -> str:
@@ -73,6 +74,7 @@ class Cards:
             _row("bytes as bitmask + values", human_bytes(bitmask_bytes(snap)),
                  "what storing only the survivors costs"),
         ]
+        rows += [_row(label, human_bytes(n), hint) for label, n, hint in size_rows(snap.extra)]
         if extra:
             rows += [
                 _row("bytes sparse, best format*", human_bytes(extra.get("bytes_sparse"))),

@@ -14,6 +14,7 @@ import ipywidgets as W
 
 from .controls import Controls, tagged
 from .panels import prune_box, train_box
+from .quant_panel import QuantControls
 from .theme import Theme, css
 
 SIDE_WIDTH = {False: "400px", True: "400px"}
@@ -40,6 +41,7 @@ class LayoutHost(Protocol):
     compare: Panel
     model_panel: Panel
     cards: Panel
+    quant: QuantControls
     resizer: W.DOMWidget
     errors: object
 
@@ -49,7 +51,7 @@ def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
     c, talk = app.c, app.talk
     title = W.HTML(css(app.theme) + '<div class="cx-title">Compression Explorer</div>')
     head = [title, c.summary] + ([W.HTML(STORY)] if talk else [])
-    tabs = [("Prune", prune_box(c, talk)), ("Distill", app.distill.box)]
+    tabs = [("Prune", prune_box(c, talk, app.quant.box)), ("Distill", app.distill.box)]
     if not talk:  # the story in order, fewer knobs
         tabs += [("Compare", app.compare.box), ("Data & model", app.model_panel.box)]
     tab = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")

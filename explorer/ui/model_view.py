@@ -16,6 +16,7 @@ from ..engine.metrics import Snapshot
 from . import plots as P
 from .curves import Curves
 from .headline import Metric
+from .quant_panel import codebook_lines
 from .theme import Theme
 
 
@@ -104,6 +105,10 @@ class MainView:
             show_cut = 0 < cut < math.inf
             fig.data[P.CUT].x = [-cut, -cut, None, cut, cut] if show_cut else []
             fig.data[P.CUT].y = [0, top, None, 0, top] if show_cut else []
+            book_x, book_y = codebook_lines(  # as tall as the snapped spikes
+                snap.extra, layer, max(top, float(stats.hist_counts.max(initial=1))))
+            if self._changed("codebook", book_x, book_y):
+                fig.data[P.CODEBOOK].update(x=book_x, y=book_y)
             fig.layout.annotations[P.T_HIST].text = (
                 f"{P.short_names(names)[names.index(layer)]}: {stats.sparsity:.0%} pruned")
             value = metric.value(snap)

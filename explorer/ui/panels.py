@@ -17,14 +17,16 @@ from .layer_search import layer_search
 from .state import slot_label
 
 
-def prune_box(c: Controls, talk: bool) -> W.VBox:
-    """The Prune tab: the slider first; fine-tune settings folded away (none in talk mode)."""
+def prune_box(c: Controls, talk: bool, bits: W.Widget | None = None) -> W.VBox:
+    """The Prune tab: the slider first, then the bits control (explorer.ui.quant_panel);
+    fine-tune settings folded away (none in talk mode)."""
+    quant = [] if bits is None else [bits]
     if talk:
-        return W.VBox([c.slider, row(c.prune_finetune, c.reset_pruning), c.why_not])
+        return W.VBox([c.slider, *quant, row(c.prune_finetune, c.reset_pruning), c.why_not])
     settings = W.Accordion(children=[W.VBox([row(c.schedule, c.steps, c.finetune_epochs),
                                              c.rewind])], titles=("Fine-tune settings",))
     settings.selected_index = None
-    return W.VBox([c.mode, c.slider, row(c.scope, c.structured, c.norm), c.why_not,
+    return W.VBox([c.mode, c.slider, *quant, row(c.scope, c.structured, c.norm), c.why_not,
                    row(c.prune_finetune, c.reset_pruning), settings,
                    row(c.layer, layer_search(c.layer, c.page), c.log_y), c.page])
 

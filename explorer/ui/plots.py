@@ -31,7 +31,7 @@ MAX_BARS = 10  # layers per page of the sparsity bars (a model with more pages t
 LABEL_CHARS = 16  # layer names are shortened to about this many characters
 # Trace indices, fixed at construction.
 (KEPT, PRUNED, GHOST, HIST, CUT, GRID, CURVE, CURRENT, STEP_LOSS, VAL_LOSS, VAL_ACC,
- MARKS) = range(12)
+ MARKS, CODEBOOK) = range(13)
 # Subplot title annotations, in make_subplots order.
 T_BARS, T_HIST, T_CURVE, T_GRID, T_CURVES = range(5)
 MAIN_HEIGHT = 640
@@ -214,6 +214,8 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                     secondary_y=True, line={"color": theme.accent})
     fig.add_scatter(name="pruning", x=[], y=[], mode="markers", text=[], **curves,
                     marker={"symbol": "triangle-down", "size": 12, "color": theme.pruned})
+    fig.add_scatter(name="codebook", x=[], y=[], mode="lines", row=1, col=2,  # quantized
+                    line={"color": theme.accent, "dash": "dot", "width": 1})
     fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
     fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
                      tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)

@@ -1,0 +1,235 @@
+"""Quantization as part of a session's state (issue 31): the setting, applying it on top
+of the pruning mask, its snapshot readouts and byte counts, and the codebook fine-tune job.
+
+The setting (bits, scheme, group size) lives on the ModelSlot (`slot.quant`) beside the
+masks, and the quantized weights are a pure function of (dense base, masks, setting), the
+way the masks are of (base, pruning setting): every time a slot reloads its weights from
+the base (set_base, install_masks, clear_masks, reapply) it calls `apply_quant`, so
+pruning moves, Reset, Undo, a committed job and Load all keep the quantization. A
+codebook fine-tune commits snapped weights as the base, so re-quantizing that base finds
+the fine-tuned centroids exactly (a layer with at most 2^bits - 1 distinct values is its
+own codebook: explorer.engine.quantize.kmeans_layer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..config import FAST_EVAL_MIN_PARAMS, QUANT_BITS, QUANT_GROUP_SIZES, QUANT_SCHEMES, TrainConfig
+from ..engine.codebook import shared_gradients
+from ..engine.measure import FP32_BYTES
+from ..engine.metrics import Snapshot
+from ..engine.prune import apply_masks
+from ..engine.qbytes import layer_bytes
+from ..engine.quantize import LayerQuant, quantize_layer
+from ..engine.train import DIVERGED, Event, evaluate
+from ..validate import check_job_hooks, check_trainable
+
+if TYPE_CHECKING:
+    from .slots import ModelSlot
+
+OFF = 32
+
+
+@dataclass(frozen=True)
+class QuantSetting:
+    """Bits per weight, scheme and (uniform only) the input group size."""
+
+    bits: int
+    scheme: str = "kmeans"
+    group_size: int | None = None
+
+    def label(self) -> str:
+        group = f", groups of {self.group_size}" if self.group_size else ""
+        return f"{self.scheme} {self.bits}-bit{group}"
+
+
+def check_setting(bits: object, scheme: object = "kmeans",
+                  group_size: object = None) -> QuantSetting | None:
+    """The validated setting (None for bits=32: quantization off); ValueError names the
+    bad value."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in QUANT_BITS:
+        raise ValueError(f"bits must be one of {QUANT_BITS} (32 = off); got {bits!r}")
+    if scheme not in QUANT_SCHEMES:
+        raise ValueError(f"scheme must be one of {QUANT_SCHEMES}; got {scheme!r}")
+    if group_size is not None:
+        if scheme != "uniform":
+            raise ValueError(f"group_size={group_size!r} applies to scheme='uniform' only")
+        if isinstance(group_size, bool) or group_size not in QUANT_GROUP_SIZES:
+            raise ValueError(f"group_size must be None or one of {QUANT_GROUP_SIZES}; "
+                             f"got {group_size!r}")
+    if bits == OFF:
+        return None
+    return QuantSetting(bits, str(scheme), group_size)  # type: ignore[arg-type]
+
+
+def setting_from(saved: object) -> QuantSetting | None:
+    """A setting read back from a saved session (a dict or None)."""
+    if saved is None:
+        return None
+    if not isinstance(saved, dict):
+        raise ValueError(f"a saved quantization setting must be a dict; got {saved!r}")
+    return check_setting(saved.get("bits"), saved.get("scheme"), saved.get("group_size"))
+
+
+def setting_payload(slot: ModelSlot) -> dict | None:
+    setting = getattr(slot, "quant", None)
+    return None if setting is None else asdict(setting)
+
+
+def _float_weights(slot: ModelSlot) -> dict[str, torch.Tensor]:
+    """Each prunable weight as the pruning alone leaves it: base * mask."""
+    masks = slot.masks or {}
+    return {n: slot.base[n] * masks[n] if n in masks else slot.base[n]
+            for n in slot.prunable}
+
+
+def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
+    """Every prunable weight quantized by `setting` (nothing written yet)."""
+    masks = slot.masks or {}
+    return {n: quantize_layer(w, setting.bits, setting.scheme, masks.get(n),
+                              setting.group_size)
+            for n, w in _float_weights(slot).items()}
+
+
+@torch.no_grad()
+def apply_quant(slot: ModelSlot) -> None:
+    """Show the quantized weights when the slot has a setting (call after the slot's
+    weights were reloaded from base and masks); else forget old results."""
+    setting = getattr(slot, "quant", None)
+    if setting is None:
+        slot.quant_layers = {}
+        return
+    write(slot, compute(slot, setting))
+
+
+@torch.no_grad()
+def write(slot: ModelSlot, layers: dict[str, LayerQuant]) -> None:
+    params = slot.params()
+    for name, lq in layers.items():
+        params[name].copy_(lq.values)
+    slot.quant_layers = layers
+
+
+def quantize(session: Any, bits: object, scheme: object = "kmeans",
+             group_size: object = None) -> Snapshot:
+    """Session.quantize: set (or with bits=32 remove) the selected slot's quantization."""
+    setting = check_setting(bits, scheme, group_size)
+    with session.lock:
+        session.check_idle("quantizing")
+        slot = session.slot
+        if setting is None:
+            slot.quant = None
+            apply_masks(slot.params_for(slot.masks), slot.base, slot.masks)
+            slot.quant_layers = {}
+        else:
+            layers = compute(slot, setting)  # raises before anything changes
+            slot.quant = setting
+            write(slot, layers)
+        return session.snapshot()
+
+
+def snapshot_extra(slot: ModelSlot) -> dict:
+    """What the app shows of the quantization: the setting and the k-means codebooks."""
+    setting = getattr(slot, "quant", None)
+    if setting is None:
+        return {}
+    layers = getattr(slot, "quant_layers", {}) or {}
+    books = {n: [float(c) for c in lq.codebook] for n, lq in layers.items()} \
+        if setting.scheme == "kmeans" else {}
+    numel = sum(t.numel() for t in slot.base.values())
+    # a big model's move skips the byte counts (a pass over every index, twice);
+    # measure() has them
+    totals = {} if numel >= FAST_EVAL_MIN_PARAMS else \
+        {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
+    totals.pop("quant_label", None)
+    return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
+            **totals}
+
+
+def with_extra(slot: ModelSlot, snap: Snapshot) -> Snapshot:
+    extra = snapshot_extra(slot)
+    return replace(snap, extra={**snap.extra, **extra}) if extra else snap
+
+
+def sizes(slot: ModelSlot) -> dict:
+    """bytes_quantized (dense index layout), bytes_quantized_sparse (the paper's layout),
+    bytes_huffman and the ratio to dense fp32, weights only; the tensors that are not
+    quantized (biases, norms) count at fp32 in every total. None when not quantized."""
+    setting = getattr(slot, "quant", None)
+    layers = getattr(slot, "quant_layers", {}) or {}
+    if setting is None or not layers:
+        return {"bytes_quantized": None, "bytes_quantized_sparse": None,
+                "bytes_huffman": None}
+    params = slot.params()
+    rest = sum(t.numel() for n, t in slot.model.state_dict().items()
+               if t.is_floating_point() and n not in layers) * FP32_BYTES
+    per = {}
+    for name, lq in layers.items():
+        zero = 0 if setting.scheme == "kmeans" else (1 << (setting.bits - 1)) - 1
+        per[name] = layer_bytes(params[name], lq, setting.bits, zero)
+    dense = rest + sum(p["dense_fp32"] for p in per.values())
+    huff = rest + sum(p["huffman"] for p in per.values())
+    return {"bytes_quantized": rest + sum(p["quantized"] for p in per.values()),
+            "bytes_quantized_sparse": rest + sum(p["quantized_sparse"] for p in per.values()),
+            "bytes_huffman": huff, "compression_ratio_huffman": dense / max(huff, 1),
+            "bytes_by_layer": per, "quant_label": setting.label()}
+
+
+TRAIN_NOTE = ("trained in float from the quantized weights, then re-quantized with the "
+              "same setting ({label}); Session.finetune_codebook() trains the k-means "
+              "centroids themselves")
+
+
+def train_note(slot: ModelSlot) -> str | None:
+    setting = getattr(slot, "quant", None)
+    return None if setting is None else TRAIN_NOTE.format(label=setting.label())
+
+
+def finetune_codebook(session: Any, epochs: int = 1, lr: float = 1e-4,
+                      optimizer: str = "adam", batch_size: int = 64,
+                      stop: threading.Event | None = None,
+                      on_event: Callable[[Event], None] | None = None,
+                      steps: int | None = None) -> Snapshot:
+    """Train the selected slot's k-means centroids (Deep Compression's update: each
+    centroid's gradient is the sum of its weights'); commits like training (one Undo)."""
+    config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                         steps=steps)
+    check_job_hooks(stop, on_event)
+    setting = getattr(session.slot, "quant", None)
+    if setting is None or setting.scheme != "kmeans":
+        raise ValueError("finetune_codebook needs k-means quantization in force "
+                         f"(now: {setting.label() if setting else 'none'}); call "
+                         "quantize(bits=..., scheme='kmeans') first")
+    check_trainable(session.model, session.model_name)
+    with session.job("codebook fine-tuning"):
+        with session.lock:
+            slot = session.slot
+            session.jobs_started += 1
+            before = slot.undo_entry(session.jobs_started)
+            saved = (session.total_steps, slot.epochs_trained, dict(slot.rewind_states))
+            start = evaluate(slot.model, session.data.val, session.task)[1]
+            layers = slot.quant_layers
+            indices = {n: lq.indices for n, lq in layers.items()}
+            sizes_k = {n: lq.n_symbols - 1 for n, lq in layers.items()}
+        try:
+            with shared_gradients(slot.params(), indices, sizes_k):
+                ended = session.run_training(
+                    slot.model, config, kind="codebook", masks=before.masks,
+                    seed=session.seed + len(slot.undo_stack), stop=stop,
+                    on_event=on_event, start_accuracy=start)
+        except BaseException:
+            with session.lock:
+                session._roll_back(slot, before, saved)
+            raise
+        with session.lock:
+            if ended is not None and ended.reason.startswith(DIVERGED):
+                session._roll_back(slot, before, saved)
+            else:
+                slot.commit(before)
+            return session.snapshot()
