@@ -172,3 +172,20 @@ def in_view(page, selector: str, top_px: float | None = None) -> bool:
     bottom = box["y"] + (box["height"] if top_px is None else min(top_px, box["height"]))
     return box["y"] >= 0 and bottom <= size["height"] and box["x"] >= 0 and \
         box["x"] + box["width"] <= size["width"] + 1
+
+
+# Elements that scroll inside the page (the page itself should be the only scroller).
+INNER_SCROLLERS_JS = """
+() => Array.from(document.querySelectorAll('body *')).filter((e) => {
+  const s = getComputedStyle(e);
+  return e.scrollHeight > e.clientHeight + 2 && ['auto', 'scroll'].includes(s.overflowY)
+    && e.clientHeight > 200; }).map((e) => e.tagName + '.' + String(e.className).slice(0, 60))
+"""
+
+
+def job_bar_out_of_view(page, talk: bool = False) -> list[str]:
+    """Which of Train, Stop, the progress and the status line are not in the window, and
+    any box that scrolls inside the page (none should: the page scrolls as a whole)."""
+    names = ["stop", "progress", "status"] + ([] if talk else ["train"])
+    out = [n for n in names if not in_view(page, f".cx-{n}")]
+    return out + page.evaluate(INNER_SCROLLERS_JS)

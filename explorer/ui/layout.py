@@ -13,7 +13,7 @@ from typing import Protocol
 import ipywidgets as W
 
 from .controls import Controls, tagged
-from .panels import prune_box, train_box
+from .panels import prune_box, train_rows
 from .theme import Theme, css
 
 SIDE_WIDTH = {False: "400px", True: "400px"}
@@ -55,7 +55,7 @@ def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
     tab = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")
     for i, (name, _) in enumerate(tabs):
         tab.set_title(i, name)
-    side = tagged(W.VBox([tab, train_box(c, talk), app.sample],
+    side = tagged(W.VBox([tab, *train_rows(c, talk), app.sample],
                          layout=W.Layout(flex=f"0 1 {SIDE_WIDTH[talk]}", min_width="280px",
                                          max_width="100%")), "side")
     for panel in (app.distill, app.compare):

@@ -50,7 +50,12 @@ def css(theme: Theme) -> str:
     """Scoped CSS: the app's own box gets the theme's colours, nothing else.
 
     Talk mode (class cx-talk) enlarges the type of the controls as well as the plots,
-    through the widget CSS variables, for a projector at the back of a room."""
+    through the widget CSS variables, for a projector at the back of a room.
+
+    The job bar (.cx-jobbar) sticks to the window's bottom edge; sticky needs every box
+    between it and the page to leave overflow visible, so the app's boxes do, and in Voila
+    (body[data-voila]) the lab shell's fixed-height panels become plain blocks: the page
+    itself scrolls, not an inner box."""
     t, app = theme, f".cx-app.cx-theme-{theme.name}"
     return f"""
 <style>
@@ -89,6 +94,14 @@ def css(theme: Theme) -> str:
 .cx-app .cx-table td, .cx-app .cx-table th {{ padding: 2px 8px; text-align: right; }}
 .cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
+.cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
+.cx-app .cx-jobbar {{ position: sticky; bottom: 0; z-index: 4; background: {t.background};
+  padding: 4px 0 2px 0; overflow: visible; }}
+body[data-voila] .jp-OutputArea, body[data-voila] .jp-OutputArea-child,
+body[data-voila] .jp-OutputArea-output {{ overflow: visible; }}
+body[data-voila] #main, body[data-voila] #jp-main-content-panel,
+body[data-voila] #rendered_cells {{ position: static !important; height: auto !important;
+  overflow: visible !important; contain: none !important; }}
 .cx-app.cx-talk {{ font-size: {t.font_size + 5}px; --jp-widgets-font-size: 18px;
   --jp-widgets-inline-height: 34px; --jp-widgets-inline-label-width: 120px;
   --jp-ui-font-size1: 18px; }}
