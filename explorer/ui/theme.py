@@ -92,6 +92,10 @@ def css(theme: Theme) -> str:
 .cx-app .cx-card td {{ padding: 1px 10px 1px 0; line-height: 1.35; }}
 .cx-app .cx-note {{ opacity: 0.8; font-size: 0.92em; line-height: 1.35; }}
 .cx-app .cx-table td, .cx-app .cx-table th {{ padding: 2px 8px; text-align: right; }}
+.cx-app .cx-table-scroll {{ overflow-x: auto; max-width: 100%; }}
+.cx-app .cx-pins td, .cx-app .cx-pins th {{ white-space: nowrap; }}
+.cx-app .cx-pinned-table .cx-note {{ white-space: normal; margin-top: 4px; }}
+.cx-app .cx-pins td:first-child, .cx-app .cx-pins th:first-child {{ text-align: left; }}
 .cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
 .cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
