@@ -30,6 +30,7 @@ from .curves import CurveBook
 from .display import Display
 from .distill_panel import DistillPanel
 from .guard import KernelErrors, UiLock, guarded
+from .guide import Guide
 from .headline import Metric
 from .jobs import JobController
 from .layout import build_layout
@@ -92,6 +93,7 @@ class ExplorerApp(W.VBox):
         self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
         self.refiner = Refiner(self)  # a big model's subset answer, then the full set
         self.resizer = Resizer()
+        self.guide = Guide(self.talk)
         for fig in self.figures():
             make_responsive(fig)
         self.tabs, children = build_layout(self)
@@ -250,6 +252,7 @@ class ExplorerApp(W.VBox):
     def set_status(self, text: str, error: bool = False) -> None:
         klass = "cx-status-error" if error else "cx-status-ok"
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
+        self.guide.refresh(self)  # every action ends here: the next step may have changed
 
     def session_selected(self) -> str:
         return self.session.selected

@@ -97,6 +97,10 @@ def css(theme: Theme) -> str:
 .cx-app .cx-pinned-table .cx-note {{ white-space: normal; margin-top: 4px; }}
 .cx-app .cx-pins td:first-child, .cx-app .cx-pins th:first-child {{ text-align: left; }}
 .cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
+.cx-app .cx-guide .widget-html-content {{ white-space: normal; line-height: 1.5; }}
+.cx-app .cx-guide .cx-now {{ background: {t.accent}; color: {t.background}; padding: 1px 7px;
+  border-radius: 4px; }}
+.cx-app .cx-guide .cx-later {{ opacity: 0.6; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
 .cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
 .cx-app .cx-jobbar {{ position: sticky; bottom: 0; z-index: 4; background: {t.background};
