@@ -50,6 +50,11 @@ def page(_chromium, dashboard_url):
     page.page_errors = errors
     start = time.monotonic()
     page.goto(dashboard_url, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
+    # The loading page says what is happening and for how long (the template's spinner
+    # macro), in the first bytes, seconds before the kernel has run the notebook.
+    loading = page.wait_for_selector("#loading .cx-load-what", state="attached",
+                                     timeout=LOAD_TIMEOUT_MS)
+    assert "about 10 seconds" in loading.text_content()
     page.wait_for_selector(MAIN_FIG, timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(PRUNE_READOUT, timeout=LOAD_TIMEOUT_MS)
     TIMES.append(f"page load to app: {time.monotonic() - start:.1f} s")
