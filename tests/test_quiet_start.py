@@ -26,3 +26,11 @@ def test_the_ping_timeout_is_the_interval_tornado_would_clamp_it_to():
     kept = {"ws_ping_interval": 10_000}
     quiet(logging.getLogger("test-quiet-start"), None, kept)
     assert kept["ws_ping_timeout"] == 10_000
+
+
+def test_the_room_kernels_plain_tcp_warning_is_dropped_and_nothing_else():
+    from explorer.cli.room_kernel import PLAIN_TCP, LoopbackPlainTcp
+
+    drop = LoopbackPlainTcp()
+    assert not drop.filter(record(PLAIN_TCP + ". All communication ..."))
+    assert drop.filter(record("Kernel is running over IPC"))
