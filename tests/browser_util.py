@@ -189,3 +189,29 @@ def job_bar_out_of_view(page, talk: bool = False) -> list[str]:
     names = ["stop", "progress", "status"] + ([] if talk else ["train"])
     out = [n for n in names if not in_view(page, f".cx-{n}")]
     return out + page.evaluate(INNER_SCROLLERS_JS)
+
+
+# Control labels (and a select's chosen option) that do not fit: "Tempera...", a select
+# that shows "nc" of "none". A select's text width is measured with its own font.
+CUT_LABELS_JS = """
+() => {
+  const shown = (e) => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+  const labels = Array.from(document.querySelectorAll('.cx-app .widget-label'))
+    .filter(shown).filter((l) => l.scrollWidth > l.clientWidth + 1)
+    .map((l) => `label ${l.textContent.trim()} (${l.scrollWidth} > ${l.clientWidth})`);
+  const ctx = document.createElement('canvas').getContext('2d');
+  const selects = Array.from(document.querySelectorAll('.cx-app select')).filter(shown)
+    .filter((s) => s.selectedIndex >= 0).filter((s) => {
+      const st = getComputedStyle(s);
+      ctx.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;
+      const text = ctx.measureText(s.options[s.selectedIndex].text).width;
+      return text + 20 > s.clientWidth; })  // about 20 px go to the arrow and padding
+    .map((s) => `select ${s.options[s.selectedIndex].text} (${s.clientWidth} px)`);
+  return labels.concat(selects);
+}
+"""
+
+
+def cut_labels(page) -> list[str]:
+    """Visible control labels and selects whose text does not fit."""
+    return page.evaluate(CUT_LABELS_JS)

@@ -118,4 +118,9 @@ body[data-voila] #rendered_cells {{ position: static !important; height: auto !i
 .cx-app.cx-talk .widget-label, .cx-app.cx-talk .widget-readout,
 .cx-app.cx-talk select, .cx-app.cx-talk input {{ font-size: 18px; }}
 .cx-app.cx-talk .cx-big {{ font-size: 2.4em; }}
+.cx-app.cx-talk .widget-inline-hbox > .widget-label {{ width: auto !important;
+  max-width: none !important; min-width: 8.5em !important; flex: 0 0 auto;
+  text-overflow: clip; overflow: visible; padding-right: 6px; }}
+.cx-app.cx-talk .cx-leave-out {{ width: auto !important; }}
+.cx-app.cx-talk .cx-leave-out select {{ min-width: 96px; }}
 </style>"""
