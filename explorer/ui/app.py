@@ -47,6 +47,17 @@ REPR_CURVE_WAIT_S = 10.0
 LINKED = ("mode", "value", "scope", "structured", "norm", "layer", "log_y", "page", "curves")
 
 
+def busy_tooltip(widget: W.Widget, why: str | None) -> None:
+    """Show `why` as the widget's tooltip while it is disabled (None: its own again)."""
+    if why is not None:
+        if not hasattr(widget, "_cx_tooltip"):
+            widget._cx_tooltip = widget.tooltip
+        widget.tooltip = why
+    elif hasattr(widget, "_cx_tooltip"):
+        widget.tooltip = widget._cx_tooltip
+        del widget._cx_tooltip
+
+
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -196,6 +207,7 @@ class ExplorerApp(W.VBox):
             self.after_model_change(snap, "teacher")
             self.distill.adopt()
             self.compare.adopt()
+            self.model_panel.adopt(session)
 
     def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None:
         """Another model or base is shown: layers, controls, figures start over."""
@@ -328,9 +340,11 @@ class ExplorerApp(W.VBox):
     # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
     def set_busy(self, busy: bool) -> None:
         """Disable the controls that change the model while a job runs (Stop: the reverse)."""
+        why = f"{self.jobs.name or 'a job'} is running: Stop it or wait"
         for widget in (*model_changing(self.c), *self.model_panel.controls(),
                        *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy
+            busy_tooltip(widget, why if busy else None)  # a disabled control says why
         self.c.stop.disabled = not busy
         self.c.stop.button_style = "warning" if busy else ""
         if not busy:

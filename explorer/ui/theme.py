@@ -96,6 +96,10 @@ def css(theme: Theme) -> str:
 .cx-app .cx-pins td, .cx-app .cx-pins th {{ white-space: nowrap; }}
 .cx-app .cx-pinned-table .cx-note {{ white-space: normal; margin-top: 4px; }}
 .cx-app .cx-pins td:first-child, .cx-app .cx-pins th:first-child {{ text-align: left; }}
+.cx-app a.cx-download {{ display: inline-block; background: {t.kept}; color: #ffffff;
+  padding: 4px 12px; border-radius: 4px; text-decoration: none; font-weight: 600;
+  margin: 4px 0; }}
+.cx-app a.cx-download::before {{ content: "\\2193  "; }}
 .cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
 .cx-app .cx-guide .widget-html-content {{ white-space: normal; line-height: 1.5; }}
 .cx-app .cx-guide .cx-now {{ background: {t.accent}; color: {t.background}; padding: 1px 7px;

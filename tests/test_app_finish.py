@@ -1,0 +1,37 @@
+"""Issue 28, item 9 in the app: what the page names after Load, a stale download link, and
+controls disabled during a job saying why."""
+
+from __future__ import annotations
+
+import threading
+
+from ui_util import settle, status
+
+from explorer import Session
+
+
+def test_load_names_the_loaded_data_and_model_and_drops_the_old_link(digits_app):
+    app = digits_app
+    panel = app.model_panel
+    assert panel.files.offer_session() and "cx-download" in panel.files.link.value
+    saved = Session("toy-regression", "mlp", device="cpu")
+    assert panel.files.load_bytes(saved.to_bytes(), "toy.pt"), status(app)
+    settle(app)
+    # The selects named digits (the page's first choice) while toy-regression was open.
+    assert (panel.dataset.value, panel.model.value) == ("toy-regression", "mlp")
+    assert panel.files.link.value == ""  # the old session's file is not offered any more
+
+
+def test_controls_disabled_by_a_job_say_why_and_get_their_tooltip_back(digits_app):
+    app = digits_app
+    before = app.c.prune_finetune.tooltip
+    release = threading.Event()
+    assert app.jobs.start("a slow study", lambda stop, ev: release.wait(60))
+    try:
+        assert app.c.prune_finetune.disabled
+        assert app.c.prune_finetune.tooltip == "a slow study is running: Stop it or wait"
+        assert app.model_panel.new.tooltip == "a slow study is running: Stop it or wait"
+    finally:
+        release.set()
+    settle(app)
+    assert not app.c.prune_finetune.disabled and app.c.prune_finetune.tooltip == before
