@@ -35,3 +35,14 @@ def test_controls_disabled_by_a_job_say_why_and_get_their_tooltip_back(digits_ap
         release.set()
     settle(app)
     assert not app.c.prune_finetune.disabled and app.c.prune_finetune.tooltip == before
+
+
+def test_the_curves_legend_names_only_the_lines_drawn(digits_app):
+    """The shipped checkpoint has epoch figures but no step losses: no empty 'train loss'."""
+    from explorer.ui import plots as P
+
+    app = digits_app
+    title = app.fig.layout.annotations[P.T_CURVES].text
+    steps = len(app.fig.data[P.STEP_LOSS].x)
+    assert steps == 0 and "train loss" not in title, (steps, title)
+    assert "val loss" in title and "val accuracy" in title
