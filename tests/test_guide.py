@@ -40,6 +40,14 @@ def test_the_line_follows_what_the_person_does(digits_app):
     assert app.guide.widget.value.count("&#10003;") == 0  # the done line replaces the steps
 
 
+def test_a_step_done_out_of_order_gets_its_tick_and_the_current_step_stays(digits_app):
+    app = digits_app
+    app.tabs.selected_index = 2
+    app.compare.pin_now()  # step 3 before 1 and 2
+    assert now(app) == "1 Drag sparsity to 0.9"
+    assert "&#10003; Pin the result in <i>Compare</i>" in app.guide.widget.value
+
+
 def test_talk_mode_has_no_compare_step():
     guide = Guide(talk=True)
     assert [k for k, _ in guide.steps] == ["drag", "finetune", "distill"]

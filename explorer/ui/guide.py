@@ -48,8 +48,8 @@ class Guide:
         return next((k for k, _ in self.steps if k not in self.seen), None)
 
     def refresh(self, app: GuideHost) -> None:
-        """Mark what the app now shows as done and redraw the line if the step changed."""
-        before = self.current()
+        """Mark what the app now shows as done and redraw the line if that changed."""
+        before = set(self.seen)
         snap, session = app.snap, app.session
         if snap is not None and snap.sparsity >= DRAG_TO - 0.05:
             self.seen.add("drag")
@@ -59,7 +59,7 @@ class Guide:
             self.seen.add("compare")
         if len(session.models) > 1:  # a student was trained
             self.seen.add("distill")
-        if self.current() != before:
+        if self.seen != before:  # a later step done first gets its tick too
             self._draw()
 
     def _draw(self) -> None:
