@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from ui_util import settle, status
 
 from explorer import Session
@@ -46,3 +47,16 @@ def test_the_curves_legend_names_only_the_lines_drawn(digits_app):
     steps = len(app.fig.data[P.STEP_LOSS].x)
     assert steps == 0 and "train loss" not in title, (steps, title)
     assert "val loss" in title and "val accuracy" in title
+
+
+def test_prune_by_keeps_the_sparsity_and_std_shows_per_layer(digits_app):
+    app = digits_app
+    app.c.scope.value = "global"
+    app.c.mode.value = "std"
+    assert app.c.scope.value == "layer" and app.c.scope.disabled  # not "global", greyed
+    app.c.slider.value = 1.0  # q = 1: about two thirds of each layer
+    pruned = app.snap.sparsity
+    assert 0.5 < pruned < 0.8
+    app.c.mode.value = "sparsity"  # was: back to 0, every weight revived
+    assert app.c.slider.value == pytest.approx(round(pruned, 2))
+    assert app.snap.sparsity == pytest.approx(pruned, abs=0.01)

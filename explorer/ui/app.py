@@ -230,7 +230,9 @@ class ExplorerApp(W.VBox):
         self._apply_rules()
 
     def _configure_slider(self, mode: str) -> None:
-        self.sync.slider_mode(mode)
+        # to target sparsity: the slider starts at the sparsity in force, not at 0
+        keep = self.snap.sparsity if mode == "sparsity" and self.snap is not None else None
+        self.sync.slider_mode(mode, keep)
 
     @property
     def _reconfiguring(self) -> bool:
