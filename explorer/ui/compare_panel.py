@@ -290,21 +290,26 @@ class ComparePanel:
             host.set_status(f"swept {len(self.oneshot)} sparsity levels one-shot "
                             f"({host.who()})")
             return True
-        lr = host.c.lr.value / 10
+        # the Prune tab's Fine-tune settings (it was 1 epoch at lr/10 whatever they said,
+        # which made fine-tuning look as if it did not help)
+        epochs = max(int(host.c.finetune_epochs.value), 1)
+        lr = host.c.lr.value * C.FINETUNE_LR_FACTOR
 
         def work(stop, ev):
-            self.finetuned = analysis.finetuned_sweep(host.session, FINETUNE_LEVELS, epochs=1,
-                                                      lr=lr, stop=stop, on_event=ev)
+            self.finetuned = analysis.finetuned_sweep(host.session, FINETUNE_LEVELS,
+                                                      epochs=epochs, lr=lr, stop=stop,
+                                                      on_event=ev)
             return self.finetuned
 
-        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS),
-                               on_done=lambda _: self.redraw() or self._swept())
+        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS) * epochs,
+                               on_done=lambda _: self.redraw() or self._swept(epochs, lr))
 
-    def _swept(self) -> str:
+    def _swept(self, epochs: int, lr: float) -> str:
         best = [p for p in self.finetuned if p.accuracy is not None]
         tail = "" if not best else (f": {best[-1].accuracy:.1%} at "
                                     f"{best[-1].actual_sparsity:.0%} after fine-tuning")
-        return f"fine-tuned sweep done ({self.host.who()}){tail}"
+        return (f"fine-tuned sweep done ({self.host.who()}){tail} ({epochs} epoch"
+                f"{'s' if epochs > 1 else ''} per level at lr {lr:g}, as Fine-tune settings)")
 
     def show_quality(self, snap: Snapshot) -> None:
         if self.fig_quality is None:
