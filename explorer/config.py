@@ -328,7 +328,7 @@ TEMPERATURE_MAX = 100.0
 DEFAULT_TEMPERATURE = 4.0  # Hinton et al.: 2.5-4 worked best for small MNIST students
 DEFAULT_ALPHA = 0.7  # the weight of the soft (teacher) term
 # Distillation regime (issue 25), chosen by measurement on validation (seeds 0-4) and
-# confirmed on test (seeds 5-9): scripts/choose_distill_default.py, README "Distillation".
+# confirmed on test (seeds 5-9): scripts/choose_distill_default.py, docs/distillation.md.
 LABELLED_MIN = 0.001  # the smallest fraction of labelled images a regime may ask for
 DEFAULT_LABELLED = 0.1  # the student sees labels for this fraction of the training images
 DEFAULT_STUDENT_WIDTH = 0.25  # of the teacher's hidden widths (digits: 64-64-32-10)

@@ -172,3 +172,46 @@ def in_view(page, selector: str, top_px: float | None = None) -> bool:
     bottom = box["y"] + (box["height"] if top_px is None else min(top_px, box["height"]))
     return box["y"] >= 0 and bottom <= size["height"] and box["x"] >= 0 and \
         box["x"] + box["width"] <= size["width"] + 1
+
+
+# Elements that scroll inside the page (the page itself should be the only scroller).
+INNER_SCROLLERS_JS = """
+() => Array.from(document.querySelectorAll('body *')).filter((e) => {
+  const s = getComputedStyle(e);
+  return e.scrollHeight > e.clientHeight + 2 && ['auto', 'scroll'].includes(s.overflowY)
+    && e.clientHeight > 200; }).map((e) => e.tagName + '.' + String(e.className).slice(0, 60))
+"""
+
+
+def job_bar_out_of_view(page, talk: bool = False) -> list[str]:
+    """Which of Train, Stop, the progress and the status line are not in the window, and
+    any box that scrolls inside the page (none should: the page scrolls as a whole)."""
+    names = ["stop", "progress", "status"] + ([] if talk else ["train"])
+    out = [n for n in names if not in_view(page, f".cx-{n}")]
+    return out + page.evaluate(INNER_SCROLLERS_JS)
+
+
+# Control labels (and a select's chosen option) that do not fit: "Tempera...", a select
+# that shows "nc" of "none". A select's text width is measured with its own font.
+CUT_LABELS_JS = """
+() => {
+  const shown = (e) => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+  const labels = Array.from(document.querySelectorAll('.cx-app .widget-label'))
+    .filter(shown).filter((l) => l.scrollWidth > l.clientWidth + 1)
+    .map((l) => `label ${l.textContent.trim()} (${l.scrollWidth} > ${l.clientWidth})`);
+  const ctx = document.createElement('canvas').getContext('2d');
+  const selects = Array.from(document.querySelectorAll('.cx-app select')).filter(shown)
+    .filter((s) => s.selectedIndex >= 0).filter((s) => {
+      const st = getComputedStyle(s);
+      ctx.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;
+      const text = ctx.measureText(s.options[s.selectedIndex].text).width;
+      return text + 20 > s.clientWidth; })  // about 20 px go to the arrow and padding
+    .map((s) => `select ${s.options[s.selectedIndex].text} (${s.clientWidth} px)`);
+  return labels.concat(selects);
+}
+"""
+
+
+def cut_labels(page) -> list[str]:
+    """Visible control labels and selects whose text does not fit."""
+    return page.evaluate(CUT_LABELS_JS)

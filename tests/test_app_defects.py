@@ -67,9 +67,11 @@ def test_3_status_reports_the_model_that_was_trained(app):
     assert f"teacher {teacher:.1%}" in status(app)
     app.compare.open()
     app.compare.with_ft.value = True
+    app.c.finetune_epochs.value, app.c.lr.value = 2, 0.002  # the sweep follows them
     assert app.compare.run_sweep()
     settle(app)
     assert "fine-tuned sweep done (teacher)" in status(app)
+    assert "(2 epochs per level at lr 0.002, as Fine-tune settings)" in status(app)
     assert f"val accuracy {teacher:.1%}" not in status(app)
 
 
@@ -101,6 +103,7 @@ def test_5_students_and_studies_never_draw_on_the_teachers_curves(app):
     assert [list(trace(app.fig, n).x) for n in ("train loss (step)", "val loss")] == teacher
     app.compare.open()
     app.compare.with_ft.value = True
+    app.c.finetune_epochs.value = 1
     assert app.compare.run_sweep()  # a study: fine-tunes at five levels
     settle(app)
     assert [list(trace(app.fig, n).x) for n in ("train loss (step)", "val loss")] == teacher

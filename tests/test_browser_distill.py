@@ -15,6 +15,7 @@ from browser_util import (
     MAIN_FIG,
     UPDATE_TIMEOUT_MS,
     assert_clean,
+    job_bar_out_of_view,
     set_readout,
     status_text,
     wait_for_status,
@@ -134,6 +135,7 @@ def test_sweep_t_with_two_seeds_selects_the_sliders_row(page):
     assert readout(page) == selected_t(page) == best
     assert page.locator(".cx-sweep-table tr.cx-sweep-row").count() == 5
     assert "[" in page.locator(SELECTED_ROW).inner_text()  # 2 seeds: a 95% interval
+    assert not job_bar_out_of_view(page), job_bar_out_of_view(page)  # after a Distill run
     students = page.locator(".cx-students").inner_text()
     assert f"distilled student (T = {best:g})" in students, students
     page.screenshot(path=str(artifact_path("distill_sweep_1280x720.png")))

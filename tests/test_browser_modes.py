@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_util import LOAD_TIMEOUT_MS, MAIN_FIG, cut_buttons, in_view, our_console_errors
+from browser_util import (
+    LOAD_TIMEOUT_MS,
+    MAIN_FIG,
+    cut_buttons,
+    cut_labels,
+    in_view,
+    our_console_errors,
+)
 from conftest import dashboard_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -63,4 +70,11 @@ def test_talk_mode_and_dark_theme_render(talk_dark_url, browser_page, artifacts_
     text = page.locator(".cx-sparsity-label").evaluate("(el) => getComputedStyle(el).color")
     assert luminance(app_bg) < 0.2 and luminance(text) > 0.7, (app_bg, text)
     page.screenshot(path=str(artifacts_dir / "talk_dark.png"), full_page=True)
+    # The Distill tab's labels in talk type: no "Tempera...", no "nc" for "none" (issue 28).
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.locator(".cx-tabs .lm-TabBar-tab", has_text="Distill").click()
+    page.locator(".cx-temperature").wait_for()
+    page.wait_for_timeout(300)  # a tab switch is one layout pass; nothing to wait on
+    assert not cut_labels(page), cut_labels(page)
+    page.screenshot(path=str(artifacts_dir / "talk_dark_distill.png"))
     assert not our_console_errors(page), our_console_errors(page)

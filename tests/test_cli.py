@@ -147,7 +147,6 @@ def test_voila_command_options():
         "--ExplorerVoila.allowed_hosts=['demo.example']",
         "--theme=dark",
         "--preheat_kernel=True",
-        "--VoilaConfiguration.file_allowlist=[]",
         "--VoilaConfiguration.show_tracebacks=False",
         "--MappingKernelManager.cull_idle_timeout=600",
         "--MappingKernelManager.cull_interval=60",

@@ -45,6 +45,14 @@ def test_a_repeated_pin_draws_its_mean_and_the_stats_interval(app):
     table = re.sub(r"<[^>]+>", " ", app.compare.table.value)
     low, high = 100 * expected["ci95_low"], 100 * expected["ci95_high"]
     assert f"{100 * expected['mean']:.1f} [{low:.1f}, {high:.1f}]% (3 seeds)" in table
+    # The table's accuracy column shows the value the figure plots (it showed the pinned
+    # state's one-shot accuracy beside a point drawn at the seeds' mean), and the axis is
+    # zoomed so that the interval is a visible share of it, not hidden under the marker.
+    cells = re.findall(r"<td>([^<]*)</td>", app.compare.table.value)
+    assert cells[1] == f"{100 * expected['mean']:.1f} [{low:.1f}, {high:.1f}]%*", cells
+    y_range = app.compare.fig.layout.yaxis2.range
+    assert y_range[0] <= expected["ci95_low"] and expected["ci95_high"] <= y_range[1]
+    assert (expected["ci95_high"] - expected["ci95_low"]) / (y_range[1] - y_range[0]) > 0.05
     assert "repeated 80% + ft over 3 seeds (teacher)" in status(app)
     assert all(held for _, held in records), records  # one writer: under the UI lock
 
@@ -55,6 +63,11 @@ def test_a_single_seed_pin_has_no_interval_and_the_session_is_untouched(app):
     row = app.compare.pin_now()
     assert row["repeat"] is None and not app.jobs.busy
     assert app.compare.fig.data[3].error_y.visible is False
+    # Two pins of one state: their labels go to opposite sides, never one over the other.
+    app.compare.pin_now()
+    assert set(app.compare.fig.data[3].textposition) == {"top center", "bottom center"}
+    assert app.compare.table.value.index("<th>accuracy") < app.compare.table.value.index(
+        "<th>bytes dense")  # the columns that decide first, in the 360 px column
     app.compare.seeds.value = 2
     app.compare.pin_now()
     settle(app)

@@ -68,7 +68,7 @@ def surfaced(monkeypatch):
 
 
 def expected_masks(session: Session, kwargs: dict) -> dict[str, torch.Tensor]:
-    """From the base, then the re-pruning rule after a job (README: re-pruning)."""
+    """From the base, then the re-pruning rule after a job (docs/api.md: re-pruning)."""
     config = PruneConfig(**kwargs)
     index = MagnitudeIndex({n: session.base[n] for n in session.prunable})
     result = compute_masks(index, config)

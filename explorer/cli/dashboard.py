@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         # kernel and websocket request.
         config.ExplorerVoila.token = token
     config.VoilaConfiguration.template = TEMPLATE
+    # /voila/files/ would serve images (and more) from the notebook's folder: serve none
+    # (set here: "--VoilaConfiguration.file_allowlist=[]" on the command line is deprecated).
+    config.VoilaConfiguration.file_allowlist = []
     config.VoilaConfiguration.extension_allowlist = list(EXTENSIONS)
     config.VoilaConfiguration.kernel_spec_manager_class = RoomKernelSpecManager
     ExplorerVoila.launch_instance(argv=args, config=config)

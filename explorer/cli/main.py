@@ -101,8 +101,6 @@ def voila_command(
         "--Voila.port_retries=0",
         # Voila's own page theme (JupyterLab light/dark), so the page matches the app.
         f"--theme={theme}",
-        # /voila/files/ would serve images (and more) from the notebook's folder: serve none.
-        "--VoilaConfiguration.file_allowlist=[]",
     ]
     if preheat > 0:
         # Kernels run the notebook before anyone asks, so visitors wait less.

@@ -56,6 +56,7 @@ from ..compat import CompatError, run_canaries
 from ..compat.anywidget import wait_script
 from ..compat.voila import bound_pool, replace_handlers
 from ..config import PLOTLY_MODULE_ENV, PLOTLY_VALIDATORS_ENV
+from .quiet_start import quiet
 from .room_hosts import LOG_SETTING, WILDCARD_HOSTS, HostCheckedApplication
 from .room_log import log_request, note_refusal, plain_error, refuse
 from .room_pages import (
@@ -333,6 +334,7 @@ class ExplorerVoila(Voila):
                        self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
         settings[LOG_SETTING] = self.log
+        quiet(self.log, self.notebook_path, settings)  # no expected warnings on a start
         settings["log_function"] = log_request  # the token scrubbed from request lines
         self.app = HostCheckedApplication(**settings)
         self.app.settings.update(self.tornado_settings)

@@ -9,12 +9,14 @@ through :class:`RoomKernelSpecManager`, which starts this module in place of
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 LAUNCHER = "ipykernel_launcher"
 NO_HISTORY = "--HistoryManager.enabled=False"
+PLAIN_TCP = "Kernel is running over TCP without encryption"
 
 
 def lean_argv(argv: list[str]) -> list[str]:
@@ -35,8 +37,18 @@ class RoomKernelSpecManager(KernelSpecManager):
         return spec
 
 
+class LoopbackPlainTcp(logging.Filter):
+    """Drops ipykernel's "Kernel is running over TCP without encryption" warning, printed
+    once per kernel on every start: a room's kernels listen on loopback only (jupyter_client
+    refuses any other interface), where the warning is expected, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(PLAIN_TCP)
+
+
 def main() -> None:
     sys.modules["debugpy"] = None  # type: ignore[assignment]  # ipykernel: no debugger
+    logging.getLogger("IPKernelApp").addFilter(LoopbackPlainTcp())  # the app's own logger
     from ipykernel.kernelapp import launch_new_instance
 
     launch_new_instance()

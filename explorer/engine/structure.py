@@ -149,7 +149,7 @@ def stacked_masks(weights: dict[str, torch.Tensor], previous: dict[str, torch.Te
 def within_committed(result: MaskResult, committed: tuple | None, config: PruneConfig,
                      index: MagnitudeIndex, base: dict[str, torch.Tensor],
                      groups: list[GraphGroup] | None = None) -> MaskResult:
-    """The re-pruning rule after a job (issue 16, item 7; README "Re-pruning after a job").
+    """The re-pruning rule after a job (issue 16, item 7; docs/api.md, "Re-pruning after a job").
 
     `committed` is (masks M, their config) of the last job that trained a pruned model, or
     None. A request that, from the base, would prune at least as many prunable weights as M

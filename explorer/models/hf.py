@@ -2,7 +2,7 @@
 
 ``from_pretrained(PATH, local_files_only=True)`` with the hub switched off: nothing is
 downloaded. transformers is imported here only, when an ``hf:`` model is asked for (it adds
-about a second and tens of MB to a kernel; README "Your own model"). The model is wrapped
+about a second and tens of MB to a kernel; docs/own-model.md). The model is wrapped
 once in `HFModel`, whose forward takes a tensor and returns the logits tensor, so metrics,
 distillation and the app treat it like any module. Two conversions make the engine's view
 honest: GPT-2's ``Conv1D`` layers (a Linear with a transposed weight) become ``nn.Linear``

@@ -207,7 +207,7 @@ class SessionCore(JobsMixin):
             else:
                 result = compute_masks(self.slot.index, config)
             # at or above the sparsity of the masks the last job trained with, prune only
-            # their survivors (engine.structure.within_committed; README, re-pruning)
+            # their survivors (engine.structure.within_committed; docs/api.md, re-pruning)
             result = within_committed(result, self.slot.committed, config, self.slot.index,
                                       self.base, groups)
             self.slot.install_masks(result, config)

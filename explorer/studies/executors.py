@@ -27,7 +27,7 @@ RAY_HINT = ("executor='ray' needs Ray, which is not installed: pip install "
             "'compression-explorer[ray]' (or pip install 'ray>=2.40')")
 RAY_EXPOSURE_WARNING = (
     "warning: starting a local Ray instance; Ray listens on all network interfaces and "
-    "can run code for anyone who reaches it: see README.md, 'Ray and the network' "
+    "can run code for anyone who reaches it: see docs/ray.md, 'Ray and the network' "
     "(pass --address to use a cluster you manage)")
 RAY_CANCEL_WAIT_S = 30.0  # how long a stop waits for Ray to confirm its cancellations
 POLL_S = 0.2  # how often a waiting executor looks at the stop flag

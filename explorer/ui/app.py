@@ -30,6 +30,7 @@ from .curves import CurveBook
 from .display import Display
 from .distill_panel import DistillPanel
 from .guard import KernelErrors, UiLock, guarded
+from .guide import Guide
 from .headline import Metric
 from .jobs import JobController
 from .layout import build_layout
@@ -45,6 +46,17 @@ from .theme import get_theme
 
 REPR_CURVE_WAIT_S = 10.0
 LINKED = ("mode", "value", "scope", "structured", "norm", "layer", "log_y", "page", "curves")
+
+
+def busy_tooltip(widget: W.Widget, why: str | None) -> None:
+    """Show `why` as the widget's tooltip while it is disabled (None: its own again)."""
+    if why is not None:
+        if not hasattr(widget, "_cx_tooltip"):
+            widget._cx_tooltip = widget.tooltip
+        widget.tooltip = why
+    elif hasattr(widget, "_cx_tooltip"):
+        widget.tooltip = widget._cx_tooltip
+        del widget._cx_tooltip
 
 
 def env_flag(name: str) -> bool:
@@ -93,6 +105,7 @@ class ExplorerApp(W.VBox):
         self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
         self.refiner = Refiner(self)  # a big model's subset answer, then the full set
         self.resizer = Resizer()
+        self.guide = Guide(self.talk)
         for fig in self.figures():
             make_responsive(fig)
         self.quant = QuantControls(self.apply_quant)  # the bits control (issue 31)
@@ -196,6 +209,7 @@ class ExplorerApp(W.VBox):
             self.after_model_change(snap, "teacher")
             self.distill.adopt()
             self.compare.adopt()
+            self.model_panel.adopt(session)
 
     def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None:
         """Another model or base is shown: layers, controls, figures start over."""
@@ -218,7 +232,9 @@ class ExplorerApp(W.VBox):
         self._apply_rules()
 
     def _configure_slider(self, mode: str) -> None:
-        self.sync.slider_mode(mode)
+        # to target sparsity: the slider starts at the sparsity in force, not at 0
+        keep = self.snap.sparsity if mode == "sparsity" and self.snap is not None else None
+        self.sync.slider_mode(mode, keep)
 
     @property
     def _reconfiguring(self) -> bool:
@@ -253,6 +269,7 @@ class ExplorerApp(W.VBox):
     def set_status(self, text: str, error: bool = False) -> None:
         klass = "cx-status-error" if error else "cx-status-ok"
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
+        self.guide.refresh(self)  # every action ends here: the next step may have changed
 
     def session_selected(self) -> str:
         return self.session.selected
@@ -336,10 +353,12 @@ class ExplorerApp(W.VBox):
     # ----- jobs (run by self.jobs) and the panels' hooks -----------------------------
     def set_busy(self, busy: bool) -> None:
         """Disable the controls that change the model while a job runs (Stop: the reverse)."""
+        why = f"{self.jobs.name or 'a job'} is running: Stop it or wait"
         for widget in (*model_changing(self.c), *self.quant.widgets(),
                        *self.model_panel.controls(),
                        *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy
+            busy_tooltip(widget, why if busy else None)  # a disabled control says why
         self.c.stop.disabled = not busy
         self.c.stop.button_style = "warning" if busy else ""
         if not busy:

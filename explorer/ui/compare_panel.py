@@ -36,20 +36,25 @@ from .figures import (
     update_tradeoff,
 )
 from .host import Host
-from .plots import short_name
+from .plots import short_names
 
 FINETUNE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
 SENSITIVITY_LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)  # issue 9: one layer at a time
-COLUMNS = [("label", "run"), ("model_slot", "model"), ("accuracy", "accuracy"),
-           ("sparsity", "sparsity"), ("nonzero", "nonzero"), ("bytes_dense", "bytes dense"),
-           ("bytes_sparse", "bytes sparse"), ("bytes_shrunk", "bytes shrunk"),
-           ("flops_effective", "FLOPs (nonzero)"), ("latency_ms_b1", "ms b1"),
-           ("latency_ms_b256", "ms b256"), ("repeat", "over seeds: mean [95% CI]")]
+# The table's columns, the ones that decide first: the control column is about 360 px
+# wide, so cells never wrap and the rest of the columns scroll sideways within the table.
+COLUMNS = [("label", "run"), ("accuracy", "accuracy"), ("sparsity", "sparsity"),
+           ("nonzero", "nonzero"), ("bytes_sparse", "bytes sparse"),
+           ("latency_ms_b1", "ms b1"), ("model_slot", "model"),
+           ("bytes_shrunk", "bytes shrunk"), ("bytes_dense", "bytes dense"),
+           ("flops_effective", "FLOPs (nonzero)"), ("latency_ms_b256", "ms b256")]
+MEASURED = ("bytes_dense", "bytes_sparse", "bytes_shrunk", "flops_effective",
+            "latency_ms_b1", "latency_ms_b256")
 
 
-def _cell(key: str, value) -> str:
-    if key == "repeat":
-        return _repeat_cell(value)
+def _cell(key: str, row: dict) -> str:
+    value = row.get(key)
+    if key == "accuracy" and row.get("repeat") is not None:
+        return _repeat_cell(row["repeat"], short=True) + "*"
     if value is None:
         return "n/a"
     if key.startswith("bytes"):
@@ -63,8 +68,17 @@ def _cell(key: str, value) -> str:
     return html.escape(str(value))
 
 
-def _repeat_cell(repeat: dict | None) -> str:
-    """'93.1 [92.0, 94.2] (3 seeds)', 'running...' while the job runs, '-' for one seed."""
+def _footnote(row: dict) -> str:
+    """What a starred accuracy is: the repeated recipe, and the pinned state's own value."""
+    rep, state = row["repeat"], row.get("accuracy")
+    own = "n/a" if state is None else f"{state:.1%}"
+    return (f"* {html.escape(row['label'])}: the Prune tab's prune and fine-tune repeated "
+            f"per seed, {_repeat_cell(rep)}; plotted there. The pinned state itself: {own}.")
+
+
+def _repeat_cell(repeat: dict | None, short: bool = False) -> str:
+    """'93.1 [92.0, 94.2]% (3 seeds)' (short: without the seeds), 'running...' while the
+    job runs, '-' for one seed."""
     if repeat is None:
         return "-"
     if repeat.get("running"):
@@ -75,7 +89,8 @@ def _repeat_cell(repeat: dict | None) -> str:
         return "stopped before a seed finished"
     scale, digits = (100.0, 1) if repeat["metric"] == "accuracy" else (1.0, 4)
     unit = "%" if repeat["metric"] == "accuracy" else " MSE"
-    return f"{fmt(repeat, scale=scale, digits=digits)}{unit} ({repeat['n']} seeds)"
+    text = f"{fmt(repeat, scale=scale, digits=digits)}{unit}"
+    return text if short else f"{text} ({repeat['n']} seeds)"
 
 
 def error_bars(pinned: list[dict]) -> dict:
@@ -88,7 +103,7 @@ def error_bars(pinned: list[dict]) -> dict:
         up.append(float(rep["ci95_high"] - rep["mean"]) if ok else 0.0)
         down.append(float(rep["mean"] - rep["ci95_low"]) if ok else 0.0)
     return {"type": "data", "symmetric": False, "array": up, "arrayminus": down,
-            "visible": any(up) or any(down), "thickness": 1.5, "width": 6}
+            "visible": any(up) or any(down), "thickness": 2, "width": 8}
 
 
 def drawn_rows(pinned: list[dict]) -> list[dict]:
@@ -99,6 +114,24 @@ def drawn_rows(pinned: list[dict]) -> list[dict]:
         repeated = rep.get("metric") == "accuracy" and rep.get("mean") is not None
         out.append({**pin, "accuracy": rep["mean"]} if repeated else pin)
     return out
+
+
+def pinned_view(rows: list[dict], bars: dict) -> dict:
+    """The pinned panel's y range and label positions: the range spans the points and
+    their error bars with some room (on a 0-100% axis a 3-point interval hid under its
+    marker), and each label goes above or below its point, alternating in accuracy order,
+    so that two pins at the same sparsity do not print one label over the other."""
+    ys = [r["accuracy"] for r in rows]
+    known = [i for i, y in enumerate(ys) if y is not None]
+    if not known:
+        return {"range": [0.0, 1.02], "textposition": ["top center"] * len(rows)}
+    lo = min(ys[i] - bars["arrayminus"][i] for i in known)
+    hi = max(ys[i] + bars["array"][i] for i in known)
+    pad = max(0.03, 0.3 * (hi - lo))
+    where = ["top center"] * len(rows)
+    for rank, i in enumerate(sorted(known, key=lambda i: ys[i])):
+        where[i] = "bottom center" if rank % 2 == 0 and len(known) > 1 else "top center"
+    return {"range": [max(0.0, lo - pad), min(1.02, hi + pad)], "textposition": where}
 
 
 class ComparePanel:
@@ -164,7 +197,10 @@ class ComparePanel:
         with self.fig.batch_update():  # one message: the points and their error bars
             update_tradeoff(self.fig, self.oneshot, self.finetuned,
                             (snap.sparsity, snap.accuracy), drawn_rows(self.pinned))
-            self.fig.data[3].error_y = error_bars(self.pinned)
+            rows, bars = drawn_rows(self.pinned), error_bars(self.pinned)
+            view = pinned_view(rows, bars)
+            self.fig.data[3].update(error_y=bars, textposition=view["textposition"])
+            self.fig.layout.yaxis2.update(range=view["range"], dtick=None, tickformat=".0%")
         self.draw_sensitivity()
 
     def pin_now(self) -> dict | None:
@@ -185,7 +221,7 @@ class ComparePanel:
         row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
                "model_slot": self.host.who(), "accuracy": snap.accuracy,
                "sparsity": snap.sparsity, "nonzero": snap.nonzero,
-               **{k: measured.get(k) for k, _ in COLUMNS[5:-1]}, "repeat": None}
+               **{k: measured.get(k) for k in MEASURED}, "repeat": None}
         self.pinned.append(row)
         self.label.value = ""
         self.redraw()
@@ -199,9 +235,12 @@ class ComparePanel:
             self.table.value = "<i>No pinned runs yet.</i>"
             return
         head = "".join(f"<th>{title}</th>" for _, title in COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{_cell(k, r.get(k))}</td>" for k, _ in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(k, r)}</td>" for k, _ in COLUMNS)
                        + "</tr>" for r in self.pinned)
-        self.table.value = f'<table class="cx-table"><tr>{head}</tr>{body}</table>'
+        notes = "".join(f'<div class="cx-note">{_footnote(r)}</div>' for r in self.pinned
+                        if r.get("repeat") is not None)
+        self.table.value = (f'<div class="cx-table-scroll"><table class="cx-table cx-pins">'
+                            f'<tr>{head}</tr>{body}</table></div>{notes}')
 
     def repeat(self, row: dict, n: int, target: float, settings: dict) -> bool:
         """Prune to `target` and fine-tune once per seed (background job); the row gets
@@ -251,21 +290,26 @@ class ComparePanel:
             host.set_status(f"swept {len(self.oneshot)} sparsity levels one-shot "
                             f"({host.who()})")
             return True
-        lr = host.c.lr.value / 10
+        # the Prune tab's Fine-tune settings (it was 1 epoch at lr/10 whatever they said,
+        # which made fine-tuning look as if it did not help)
+        epochs = max(int(host.c.finetune_epochs.value), 1)
+        lr = host.c.lr.value * C.FINETUNE_LR_FACTOR
 
         def work(stop, ev):
-            self.finetuned = analysis.finetuned_sweep(host.session, FINETUNE_LEVELS, epochs=1,
-                                                      lr=lr, stop=stop, on_event=ev)
+            self.finetuned = analysis.finetuned_sweep(host.session, FINETUNE_LEVELS,
+                                                      epochs=epochs, lr=lr, stop=stop,
+                                                      on_event=ev)
             return self.finetuned
 
-        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS),
-                               on_done=lambda _: self.redraw() or self._swept())
+        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS) * epochs,
+                               on_done=lambda _: self.redraw() or self._swept(epochs, lr))
 
-    def _swept(self) -> str:
+    def _swept(self, epochs: int, lr: float) -> str:
         best = [p for p in self.finetuned if p.accuracy is not None]
         tail = "" if not best else (f": {best[-1].accuracy:.1%} at "
                                     f"{best[-1].actual_sparsity:.0%} after fine-tuning")
-        return f"fine-tuned sweep done ({self.host.who()}){tail}"
+        return (f"fine-tuned sweep done ({self.host.who()}){tail} ({epochs} epoch"
+                f"{'s' if epochs > 1 else ''} per level at lr {lr:g}, as Fine-tune settings)")
 
     def show_quality(self, snap: Snapshot) -> None:
         if self.fig_quality is None:
@@ -302,4 +346,6 @@ class ComparePanel:
     def draw_sensitivity(self) -> None:
         if self.fig is None or self.sensitivity is None:
             return
-        update_sensitivity(self.fig, self.sensitivity, short_name)
+        names = list(self.sensitivity["layers"])  # unique short names, as the bars show them
+        short = dict(zip(names, short_names(names)))
+        update_sensitivity(self.fig, self.sensitivity, short.__getitem__)

@@ -110,7 +110,8 @@ def update_soft(fig: go.FigureWidget, view: dict, theme: Theme) -> None:
 
 
 def update_sweep(fig: go.FigureWidget, theme: Theme, rows: list[dict],
-                 alone: dict | None, selected: float | None, scale_label: str) -> None:
+                 alone: dict | None, selected: float | None, scale_label: str,
+                 hint: str = "press Sweep T") -> None:
     """Each swept T's mean with its 95% interval; the alone mean; the selected T."""
     temps = [r["temperature"] for r in rows]
     means = [r["summary"]["mean"] for r in rows]
@@ -138,7 +139,7 @@ def update_sweep(fig: go.FigureWidget, theme: Theme, rows: list[dict],
         fig.layout.yaxis2.autorange = None if accuracy else True
         head = (f"{swatch(theme.accent, 'distilled', '&#9472;')} "
                 f"{swatch(theme.line, 'alone', '&#9476;')}")
-        detail = ("press Sweep T" if not rows else
+        detail = (hint if not rows else
                   f"mean of {n} seed{'s' if n > 1 else ''}"
                   + (", 95% interval" if n > 1 else "")
                   + ("" if chosen is None else f"; T = {chosen['temperature']:g} &#9733;"))

@@ -118,7 +118,9 @@ class DistillViews:
         self._sweep_drawn = key
         update_sweep(self.fig, self.host.theme, [] if sweep is None else sweep.rows,
                      None if sweep is None else sweep.alone, self.panel.selected_t(),
-                     f"val {metric}")
+                     f"val {metric}",
+                     # talk mode has no Sweep T button: do not point at it
+                     hint="no temperature sweep yet" if self.host.talk else "press Sweep T")
 
     # ----- per student ------------------------------------------------------------------
     def draw_students(self) -> None:

@@ -39,7 +39,7 @@ def tradeoff_figure(theme: Theme) -> go.FigureWidget:
     fig.add_scatter(name="current", x=[], y=[], mode="markers", cliponaxis=False,
                     marker={"size": 14, "color": theme.pruned, "symbol": "star"}, row=1, col=1)
     fig.add_scatter(name="pinned", x=[], y=[], mode="markers+text", text=[], cliponaxis=False,
-                    textposition="top center", marker={"size": 11, "color": theme.line},
+                    textposition="top center", marker={"size": 8, "color": theme.line},
                     row=1, col=2)
     for i in range(SENSITIVITY_TRACES):
         fig.add_scatter(name=f"sensitivity {i}", x=[], y=[], mode="lines+markers",

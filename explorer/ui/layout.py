@@ -3,7 +3,7 @@
 At 1280x720 (Voila) the headline, the sparsity slider and the per-layer plot are all in
 view without scrolling; in a narrower box (a 900 px JupyterLab cell) the figure column
 wraps below the controls, and rows of buttons wrap rather than cut a label. Talk mode
-keeps only the story's controls and shows the story's steps under the headline.
+keeps only the story's controls. Under the headline, in both, the next step (guide.py).
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ from typing import Protocol
 import ipywidgets as W
 
 from .controls import Controls, tagged
-from .panels import prune_box, train_box
+from .panels import prune_box, train_rows
 from .quant_panel import QuantControls
 from .theme import Theme, css
 
 SIDE_WIDTH = {False: "400px", True: "400px"}
 FIGURE_MIN = "540px"
-STORY = ('<div class="cx-story"><b>1</b> baseline &rarr; <b>2</b> prune (drag the slider) '
-         '&rarr; <b>3</b> fine-tune (<i>Prune and fine-tune</i>) &rarr; <b>4</b> distil '
-         '(<i>Distill</i> tab)</div>')
 
 
 class Panel(Protocol):
@@ -44,20 +41,21 @@ class LayoutHost(Protocol):
     quant: QuantControls
     resizer: W.DOMWidget
     errors: object
+    guide: object  # guide.Guide: the next-step line
 
 
 def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
     """The app's tabs and its children, top to bottom."""
     c, talk = app.c, app.talk
     title = W.HTML(css(app.theme) + '<div class="cx-title">Compression Explorer</div>')
-    head = [title, c.summary] + ([W.HTML(STORY)] if talk else [])
+    head = [title, c.summary, app.guide.widget]
     tabs = [("Prune", prune_box(c, talk, app.quant.box)), ("Distill", app.distill.box)]
     if not talk:  # the story in order, fewer knobs
         tabs += [("Compare", app.compare.box), ("Data & model", app.model_panel.box)]
     tab = tagged(W.Tab(children=[box for _, box in tabs]), "tabs")
     for i, (name, _) in enumerate(tabs):
         tab.set_title(i, name)
-    side = tagged(W.VBox([tab, train_box(c, talk), app.sample],
+    side = tagged(W.VBox([tab, *train_rows(c, talk), app.sample],
                          layout=W.Layout(flex=f"0 1 {SIDE_WIDTH[talk]}", min_width="280px",
                                          max_width="100%")), "side")
     for panel in (app.distill, app.compare):

@@ -75,6 +75,17 @@ class ModelPanel:
     def controls(self) -> list[W.Widget]:
         return [self.dataset, self.model, self.width, self.init, self.device, self.new]
 
+    def adopt(self, session: Session) -> None:
+        """Name what is open now (after Load or New session: the selects kept the last
+        choice), and drop a download link of the session that was open before."""
+        cfg = session.config
+        model_options, model = choices(MODELS, cfg.get("model"), "mlp")
+        data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
+        self.model.options, self.model.value = model_options, model  # may pick a data set,
+        self.dataset.options, self.dataset.value = data_options, data  # so this goes last
+        self.files.link.value = ""
+        self._disarm()
+
     def optimizer(self) -> str:
         return self.opt.value
 

@@ -158,9 +158,9 @@ class MainView:
         ex, vloss = P.downsample(ex, vloss)
         accuracy = metric.name == "accuracy" or metric.name == "perplexity"
         t = self.theme
-        words = [P.swatch(t.step, "train loss", "&#9472;"),
-                 P.swatch(t.line, "val MSE" if metric.name == "MSE" else "val loss",
-                          "&#9472;")]
+        # the legend names only the lines drawn (the shipped checkpoint has no step losses)
+        words = ([P.swatch(t.step, "train loss", "&#9472;")] if len(sx) else []) + [
+            P.swatch(t.line, "val MSE" if metric.name == "MSE" else "val loss", "&#9472;")]
         if accuracy:
             # a language model's accuracy line is next-character accuracy, not its headline
             label = "val next-char accuracy" if metric.name == "perplexity" else "val accuracy"

@@ -11,7 +11,7 @@ import ipywidgets as W
 
 from .. import config as C
 from ..session.jobs import JobResult
-from .controls import Controls, rewind_value, row
+from .controls import Controls, rewind_value, row, tagged
 from .host import Host
 from .layer_search import layer_search
 from .state import slot_label
@@ -31,12 +31,15 @@ def prune_box(c: Controls, talk: bool, bits: W.Widget | None = None) -> W.VBox:
                    row(c.layer, layer_search(c.layer, c.page), c.log_y), c.page])
 
 
-def train_box(c: Controls, talk: bool) -> W.VBox:
-    """Train, Stop, Undo and Reset with the training budget, the progress and the status."""
-    if talk:
-        return W.VBox([row(c.stop, c.undo, c.reset), c.progress, c.status])
-    return W.VBox([row(c.epochs, c.lr), row(c.train, c.stop, c.undo, c.reset),
-                   c.progress, c.status, c.curves])
+def train_rows(c: Controls, talk: bool) -> list[W.Widget]:
+    """The training budget, then the job bar (Train, Stop, Undo, Reset, the progress and
+    the status), then the curves' model. The job bar is its own child of the control
+    column so that it can stick to the window's bottom edge while the column is taller
+    than the window (Fine-tune settings open, Distill tables): what a job says, and its
+    Stop, never fall below the fold (theme.css: .cx-jobbar)."""
+    buttons = row(c.stop, c.undo, c.reset) if talk else row(c.train, c.stop, c.undo, c.reset)
+    bar = tagged(W.VBox([buttons, c.progress, c.status]), "jobbar")
+    return [bar] if talk else [row(c.epochs, c.lr), bar, c.curves]
 
 
 class Starters:

@@ -167,13 +167,13 @@ def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
 
 def main_figure(theme: Theme) -> go.FigureWidget:
     """Row 1: bars, histogram, accuracy vs sparsity. Row 2: connections, curves."""
-    grid = make_subplots(
-        rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.1,
+    large = theme.font_size >= LARGE_TYPE
+    grid = make_subplots(  # talk type: more room between panels for the axis titles
+        rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.13 if large else 0.1,
         specs=[[{}, {}, {}], [{}, {"colspan": 2, "secondary_y": True}, None]],
         subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
                         "Connections", "Training curves"))
     fig = figure_widget(grid)
-    large = theme.font_size >= LARGE_TYPE
     fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
     fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
                       barmode="overlay", bargap=0.25, clickmode="event", hovermode="closest")

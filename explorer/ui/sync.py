@@ -65,14 +65,21 @@ class ControlSync:
             c.curves.value = value
             c.curves.layout.display = "" if len(present) > 1 else "none"
 
-    def slider_mode(self, mode: str) -> None:
-        """The slider's range, step, format and label for a pruning mode (value: its min)."""
+    def slider_mode(self, mode: str, keep: float | None = None) -> None:
+        """The slider's range, step, format and label for a pruning mode; its value `keep`
+        (the sparsity in force, when switching to target sparsity) or else its min. The x
+        std rule is per layer, so the scope toggle, disabled then, shows per layer too (it
+        showed "global" beside a per-layer prune)."""
         lo, hi, step, fmt = SLIDER_RANGES[mode]
         with self.quiet():
             s = self.c.slider
             s.value = lo
             s.min, s.max, s.step, s.readout_format = lo, hi, step, fmt
             s.description = mode
+            if keep is not None:
+                s.value = min(max(round(keep / step) * step, lo), hi)
+            if mode == "std":
+                self.c.scope.value = "layer"
 
     def pruning(self, snap: Snapshot) -> None:
         """Pruning controls as the Snapshot's pruning setting (nothing is recomputed)."""

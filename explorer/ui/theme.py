@@ -50,7 +50,12 @@ def css(theme: Theme) -> str:
     """Scoped CSS: the app's own box gets the theme's colours, nothing else.
 
     Talk mode (class cx-talk) enlarges the type of the controls as well as the plots,
-    through the widget CSS variables, for a projector at the back of a room."""
+    through the widget CSS variables, for a projector at the back of a room.
+
+    The job bar (.cx-jobbar) sticks to the window's bottom edge; sticky needs every box
+    between it and the page to leave overflow visible, so the app's boxes do, and in Voila
+    (body[data-voila]) the lab shell's fixed-height panels become plain blocks: the page
+    itself scrolls, not an inner box."""
     t, app = theme, f".cx-app.cx-theme-{theme.name}"
     return f"""
 <style>
@@ -87,8 +92,28 @@ def css(theme: Theme) -> str:
 .cx-app .cx-card td {{ padding: 1px 10px 1px 0; line-height: 1.35; }}
 .cx-app .cx-note {{ opacity: 0.8; font-size: 0.92em; line-height: 1.35; }}
 .cx-app .cx-table td, .cx-app .cx-table th {{ padding: 2px 8px; text-align: right; }}
+.cx-app .cx-table-scroll {{ overflow-x: auto; max-width: 100%; }}
+.cx-app .cx-pins td, .cx-app .cx-pins th {{ white-space: nowrap; }}
+.cx-app .cx-pinned-table .cx-note {{ white-space: normal; margin-top: 4px; }}
+.cx-app .cx-pins td:first-child, .cx-app .cx-pins th:first-child {{ text-align: left; }}
+.cx-app a.cx-download {{ display: inline-block; background: {t.kept}; color: #ffffff;
+  padding: 4px 12px; border-radius: 4px; text-decoration: none; font-weight: 600;
+  margin: 4px 0; }}
+.cx-app a.cx-download::before {{ content: "\\2193  "; }}
 .cx-app .cx-story {{ font-size: 1.05em; margin: 2px 0 4px 0; }}
+.cx-app .cx-guide .widget-html-content {{ white-space: normal; line-height: 1.5; }}
+.cx-app .cx-guide .cx-now {{ background: {t.accent}; color: {t.background}; padding: 1px 7px;
+  border-radius: 4px; }}
+.cx-app .cx-guide .cx-later {{ opacity: 0.6; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
+.cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
+.cx-app .cx-jobbar {{ position: sticky; bottom: 0; z-index: 4; background: {t.background};
+  padding: 4px 0 2px 0; overflow: visible; }}
+body[data-voila] .jp-OutputArea, body[data-voila] .jp-OutputArea-child,
+body[data-voila] .jp-OutputArea-output {{ overflow: visible; }}
+body[data-voila] #main, body[data-voila] #jp-main-content-panel,
+body[data-voila] #rendered_cells {{ position: static !important; height: auto !important;
+  overflow: visible !important; contain: none !important; }}
 .cx-app.cx-talk {{ font-size: {t.font_size + 5}px; --jp-widgets-font-size: 18px;
   --jp-widgets-inline-height: 34px; --jp-widgets-inline-label-width: 120px;
   --jp-ui-font-size1: 18px; }}
@@ -97,4 +122,9 @@ def css(theme: Theme) -> str:
 .cx-app.cx-talk .widget-label, .cx-app.cx-talk .widget-readout,
 .cx-app.cx-talk select, .cx-app.cx-talk input {{ font-size: 18px; }}
 .cx-app.cx-talk .cx-big {{ font-size: 2.4em; }}
+.cx-app.cx-talk .widget-inline-hbox > .widget-label {{ width: auto !important;
+  max-width: none !important; min-width: 8.5em !important; flex: 0 0 auto;
+  text-overflow: clip; overflow: visible; padding-right: 6px; }}
+.cx-app.cx-talk .cx-leave-out {{ width: auto !important; }}
+.cx-app.cx-talk .cx-leave-out select {{ min-width: 96px; }}
 </style>"""
