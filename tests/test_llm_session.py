@@ -49,13 +49,24 @@ def test_wanda_slider_masks_from_cached_dense_norms(session: Session) -> None:
                for n in session.prunable)
 
 
-def test_nm_magnitude_every_group(session: Session) -> None:
-    """2:4 magnitude keeps exactly 2 of every 4 consecutive inputs of every row."""
+def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
+                                                             tmp_path) -> None:
+    """2:4 magnitude keeps exactly 2 of every 4 consecutive inputs of every row; the
+    semi_structured export lists those weights, and refuses a model that is not 2:4."""
     snap = session.prune(criterion="magnitude", pattern="2:4")
     assert snap.sparsity == pytest.approx(0.5)
     for name in session.prunable:
         groups = session.masks[name].reshape(session.masks[name].shape[0], -1, 4)
         assert bool((groups.sum(-1) == 2).all())
+    payload = session.export(tmp_path / "s.pt", kind="semi_structured")
+    assert payload["semi_structured"] == session.prunable
+    back = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert all(torch.equal(back["state_dict"][n], session.model.get_parameter(n))
+               for n in session.prunable)
+    session.prune(sparsity=0.5)  # unstructured: some group keeps 3 or 4
+    with pytest.raises(ValueError, match="not 2:4 sparse"):
+        session.export(tmp_path / "u.pt", kind="semi_structured")
+    assert not (tmp_path / "u.pt").exists()
 
 
 def test_sparsegpt_commits_one_undo_away(session: Session) -> None:
