@@ -10,7 +10,7 @@ tokenizers differ (a token covers several characters).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -64,6 +64,5 @@ def tokenize_corpus(corpus: TextCorpus, tokenizer: Any, context: int | None = No
         if len(streams[split]) <= (context or corpus.context) + 1:
             raise ValueError(f"{corpus.name}: the {split} split is {len(streams[split])} "
                              f"tokens, too short for a context of {context or corpus.context}")
-    base = replace(corpus, vocab=vocab, context=context or corpus.context, **streams)
-    return TokenizedCorpus(**{f: getattr(base, f) for f in TextCorpus.__dataclass_fields__},
-                           characters=chars)
+    return TokenizedCorpus(corpus.name, vocab, context or corpus.context, streams["train"],
+                           streams["val"], streams["test"], corpus.topics, characters=chars)
