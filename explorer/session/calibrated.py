@@ -53,6 +53,7 @@ class Request:
     pattern: str
     sparsity: float
     calibration: int
+    seed: int | None = None  # of the calibration draw; None: the session's
 
 
 def check_request(sparsity: float | None, criterion: object, pattern: object,
@@ -105,16 +106,18 @@ class CalibratedPruning:
         rows = x[idx]
         return list(torch.split(rows, CALIBRATION_BATCH))
 
-    def norms(self, session: Any, calibration: int) -> dict[str, torch.Tensor]:
+    def norms(self, session: Any, calibration: int, seed: int | None = None
+              ) -> dict[str, torch.Tensor]:
         """Dense input-feature norms, cached per (base, calibration size, seed)."""
         slot = session.slot
-        key = (id(slot), id(slot.base), calibration, session.seed)
+        seed = session.seed if seed is None else seed
+        key = (id(slot), id(slot.base), calibration, seed)
         if key != self._key or self._base_ref is not slot.base:
             masks, config = slot.masks, slot.prune_config
             slot.clear_masks()  # the dense model's inputs
             try:
                 self._norms = dense_norms(slot.model, self.targets(session),
-                                          self.batches(session, calibration))
+                                          self.batches(session, calibration, seed))
             finally:
                 slot.reapply(masks, config)
             self._key, self._base_ref = key, slot.base
@@ -126,7 +129,8 @@ class CalibratedPruning:
             session.check_idle("pruning")
             names = self.targets(session) if req.criterion == "wanda" else list(
                 session.prunable)
-            norms = self.norms(session, req.calibration) if req.criterion == "wanda" else {}
+            norms = self.norms(session, req.calibration, req.seed) \
+                if req.criterion == "wanda" else {}
             masks = {n: criterion_mask(req.criterion, session.base[n], req.sparsity,
                                        req.pattern, norms.get(n)) for n in names}
             session.slot.install_masks(MaskResult(masks, {}), PerLayerConfig(
