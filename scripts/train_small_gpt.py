@@ -5,7 +5,7 @@ byte-level BPE tokenizer trained here on the training split of pydoc-text, train
 AdamW for a wall-clock budget, saved with save_pretrained (model and tokenizer) so that
 ``hf:OUT`` opens both. Nothing is downloaded. Seeded (seed 0, fixed thread count).
 
-    nice -n 10 python scripts/train_small_gpt.py --out build/llm-gpt --minutes 8
+    nice -n 10 python scripts/train_small_gpt.py --out build/llm-gpt --minutes 9
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("build/llm-gpt"))
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--vocab", type=int, default=1024)
-    p.add_argument("--width", type=int, default=192)
+    p.add_argument("--width", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16)
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -62,7 +63,7 @@ def main() -> None:
         for group in opt.param_groups:  # linear warm-up, cosine decay over the budget
             group["lr"] = 3e-3 * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(
                 math.pi * frac))
-        starts = torch.randint(len(ids) - CONTEXT - 1, (32,), generator=gen)
+        starts = torch.randint(len(ids) - CONTEXT - 1, (args.batch,), generator=gen)
         x = torch.stack([ids[s:s + CONTEXT] for s in starts])
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad()
@@ -70,7 +71,7 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        if step % 100 == 0:
+        if step % 25 == 0:
             print(f"step {step} loss {loss.item():.3f} "
                   f"({time.monotonic() - start:.0f} s)", flush=True)
     model.eval()

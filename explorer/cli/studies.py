@@ -44,7 +44,7 @@ from .args import (
 from .dashboard_args import absolute_spec
 from .run import DATASETS, MODELS, own
 
-EXPERIMENTS = ("han", "hinton", "lottery")
+EXPERIMENTS = ("han", "hinton", "lottery", "llm-pruning")
 SEEDS_MAX = 100
 
 
