@@ -33,6 +33,7 @@ CRITERIA = ("magnitude", "wanda", "wanda-seq", "sparsegpt")
 PATTERNS = ("unstructured", "4:8", "2:4")
 CURVE = (0.6, 0.7, 0.8)
 CALIBRATION = {True: 16, False: 64}  # windows of 64 tokens
+EVAL_WINDOWS = {True: 96, False: None}  # test windows (None: all 256), the same every run
 
 
 def model_path(model: str | None) -> str:
@@ -74,7 +75,7 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     calibration = CALIBRATION[quick]
 
     def measure(**row) -> dict:
-        extra = s.snapshot("test").extra
+        extra = s.snapshot("test", subset=EVAL_WINDOWS[quick]).extra
         return {**row, "perplexity": extra["perplexity"],
                 "bits_per_char": extra.get("bits_per_char")}
 
@@ -89,7 +90,8 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
         log(f"llm-pruning seed {seed}: {criterion} {pattern} {sparsity:.0%} "
             f"perplexity {rows[-1]['perplexity']:.2f}")
     return {"settings": {"dataset": "pydoc-text", "model": path, "calibration": calibration,
-                         "context": 64}, "rows": rows}
+                         "context": 64, "test_windows": EVAL_WINDOWS[quick] or 256},
+            "rows": rows}
 
 
 def _key(row: dict) -> tuple:
