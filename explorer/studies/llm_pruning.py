@@ -25,7 +25,7 @@ PAPER = {"source": "Sun et al. 2023 (Wanda), LLaMA-2-7B, WikiText perplexity",
                    ("sparsegpt", "4:8"): 8.12, ("wanda", "4:8"): 7.97,
                    ("magnitude", "2:4"): 54.59, ("sparsegpt", "2:4"): 10.17,
                    ("wanda", "2:4"): 11.02}}
-DATA_NOTE = ("Ours: a 2M-parameter GPT-2-architecture model with a 1,024-token BPE trained "
+DATA_NOTE = ("Ours: a 0.93M-parameter GPT-2-architecture model with a 1,024-token BPE trained "
              "here on pydoc-text (CPython's help text), test-split perplexity per token; "
              "theirs: a 7B model on WikiText. Compare rankings, not values.")
 DEFAULT_MODEL = "build/llm-gpt"
