@@ -68,6 +68,10 @@ def test_own_tokenizer_perplexity_and_bits_per_char(folders, kind: str) -> None:
         for name in s.prunable:
             groups = s.model.get_parameter(name).reshape(-1, 4)
             assert bool(((groups != 0).sum(-1) <= 2).all())
+        # a saved session reopens with the folder's tokenizer: the same numbers
+        snap = s.snapshot()
+        back = Session.load(s.to_bytes()).snapshot()
+        assert back.extra == pytest.approx(snap.extra)
 
 
 def test_hf_name_from_the_local_cache_only(folders, tmp_path, monkeypatch) -> None:

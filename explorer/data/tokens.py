@@ -42,6 +42,7 @@ class TokenizedCorpus(TextCorpus):
     """A TextCorpus of token ids, with how many characters each split's tokens cover."""
 
     characters: dict[str, int] = field(default_factory=dict)
+    char_vocab: Vocab | None = None  # the character corpus's (what a saved session keeps)
 
     def chars_per_token(self, split: str) -> float:
         return self.characters[split] / max(len(self.split(split)), 1)
@@ -65,4 +66,5 @@ def tokenize_corpus(corpus: TextCorpus, tokenizer: Any, context: int | None = No
             raise ValueError(f"{corpus.name}: the {split} split is {len(streams[split])} "
                              f"tokens, too short for a context of {context or corpus.context}")
     return TokenizedCorpus(corpus.name, vocab, context or corpus.context, streams["train"],
-                           streams["val"], streams["test"], corpus.topics, characters=chars)
+                           streams["val"], streams["test"], corpus.topics, characters=chars,
+                           char_vocab=corpus.vocab)
