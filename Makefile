@@ -20,7 +20,7 @@ MYPY_PATHS ?= explorer/config.py explorer/validate.py explorer/data explorer/mod
               explorer/session
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast test-deps chromium lint lab checkpoint clean distclean
+.PHONY: help venv demo test test-fast test-deps chromium lint lab checkpoint llm-gpt clean distclean
 
 help:
 	@echo "make demo        serve the dashboard (Voila) at http://127.0.0.1:8866/"
@@ -92,6 +92,10 @@ lab: venv
 
 checkpoint: venv
 	$(PYTHON) assets/make_checkpoint.py
+
+# the small BPE GPT of `explorer reproduce llm-pruning` (docs/llm-pruning.md): <= 10 minutes
+llm-gpt: venv
+	nice -n 10 $(PYTHON) scripts/train_small_gpt.py --out build/llm-gpt --minutes 9
 
 clean:
 	rm -rf build dist *.egg-info test-artifacts .pytest_cache .ruff_cache .mypy_cache \

@@ -34,7 +34,8 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "dashboard_ready_preheat_s", "trivial_ready_preheat_s", "dashboard_ready_preheat_ratio",
         "gpu_epoch_speedup", "peer_slider_ratio",
         "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
-        "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS)
+        "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS,
+        "llm_wanda_slider_ms", "llm_sparsegpt_s")
 PEER_SIZES = (1e6, 1e7)
 
 
@@ -295,6 +296,12 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     _step(results, notes, "_structured", lambda: structured_figures(tiny, quick))
     _step(results, notes, "_byo", lambda: byo_figures(tiny, quick))  # issue 18 (bench/byo)
     _step(results, notes, "_quant", lambda: quant_figures(tiny, quick))  # issue 31
+    from .llm import llm_figures  # issue 30: Wanda slider, SparseGPT job
+
+    if tiny:  # the suite's tiny bench test stays as fast as it was
+        notes["llm"] = "skipped (tiny run)"
+    else:
+        _step(results, notes, "_llm", lambda: llm_figures(False, 9))
     from .gpu import bench_gpu_epoch  # imports torch: not at the CLI's start
 
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
@@ -344,7 +351,8 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "kernel_rss_mib": "<= 350", "visitors_ready_s_p95": "<= 20 (8 visitors)",
            "visitors_slider_p95_ms": "<= 1500",
            "distill_temperature_p50_ms": "soft targets + dark knowledge, ms", **BYO_TARGETS,
-           **QUANT_TARGETS}
+           **QUANT_TARGETS,
+           "llm_wanda_slider_ms": "<= 300 (10M LM)", "llm_sparsegpt_s": "job, s"}
 
 
 def format_table(results: dict) -> str:

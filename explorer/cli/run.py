@@ -246,9 +246,11 @@ def check_combination(args: argparse.Namespace) -> str | None:
 def _check_lm(args: argparse.Namespace) -> str | None:
     """Rules of the language-model track (pydoc-text with gpt-tiny)."""
     lm = args.model in C.GPT_MODELS
-    if lm != (args.dataset in C.TEXT_DATASETS):
+    text = args.dataset in C.TEXT_DATASETS
+    # an hf: causal LM takes text too (with its own tokenizer when its folder has one)
+    if (lm and not text) or (text and not lm and not str(args.model).startswith("hf:")):
         return (f"argument --model: {args.model!r} does not go with --dataset "
-                f"{args.dataset!r} (gpt-tiny takes pydoc-text, and only it)")
+                f"{args.dataset!r} (pydoc-text takes gpt-tiny or an hf: causal LM)")
     lm_only = [("--layers", args.layers), ("--heads", args.heads), ("--context", args.context),
                ("--train-windows", args.train_windows),
                ("--student-layers", args.student_layers),

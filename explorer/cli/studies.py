@@ -44,7 +44,7 @@ from .args import (
 from .dashboard_args import absolute_spec
 from .run import DATASETS, MODELS, own
 
-EXPERIMENTS = ("han", "hinton", "lottery", "deep-compression")
+EXPERIMENTS = ("han", "hinton", "lottery", "deep-compression", "llm-pruning")
 SEEDS_MAX = 100
 
 
@@ -142,6 +142,8 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
                         "0: one after another in this process)")
     p.add_argument("--rewind", type=rewind_point, default="init", metavar="init|K",
                    help="lottery: reset survivors to init (default) or to epoch K")
+    p.add_argument("--model", default=None, metavar="hf:PATH",
+                   help="llm-pruning: the small GPT (default build/llm-gpt: make llm-gpt)")
     _common(p)
     p.set_defaults(handler=lambda args, _parser: reproduce_command(args))
     return p
@@ -159,7 +161,13 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from ..studies.reproduce import format_result, reproduce
     from ..studies.stats import stderr_log
 
-    options = {"rewind": args.rewind} if args.experiment == "lottery" else {}
+    options: dict = {"rewind": args.rewind} if args.experiment == "lottery" else {}
+    if args.experiment == "llm-pruning":
+        options["model"] = args.model
+    elif args.model is not None:
+        sys.stderr.write("explorer reproduce: error: argument --model: applies to "
+                         f"llm-pruning only, not {args.experiment!r}\n")
+        return 2
     start = time.perf_counter()
     result = reproduce(args.experiment, quick=args.quick, seed=args.seed, seeds=args.seeds,
                        threads=args.threads, workers=args.workers, log=stderr_log, **options)

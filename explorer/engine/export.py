@@ -5,7 +5,11 @@ lists, ints and strings; never pickled code):
 - masked: `<name>_orig` and `<name>_mask` exactly as torch.nn.utils.prune writes them
   (made by prune.custom_from_mask on a copy, so the keys and dtypes are torch's own);
 - zeros: plain weights with the pruned entries set to zero;
-- shrunk: the physically smaller model's state plus its architecture description.
+- shrunk: the physically smaller model's state plus its architecture description;
+- semi_structured: zeros, checked 2:4 (at most 2 nonzeros in every 4 consecutive inputs of
+  every row) for each masked Linear, listed under "semi_structured": the weights that
+  `torch.sparse.to_sparse_semi_structured` accepts (a CUDA GPU of capability 8.0 or
+  newer, fp16/bf16: see `to_semi_structured`; on CPU there is nothing to accelerate).
 """
 
 from __future__ import annotations
@@ -52,15 +56,44 @@ def export_model(path: str | Path, model: nn.Module, kind: str,
     if kind == "shrunk":
         small = shrink_model(model)  # raises ValueError naming the layer when unsafe
         state, arch = small.state_dict(), model_arch(small)
+    elif kind == "semi_structured":
+        state = model.state_dict()
+        names = [n for n in (masks or {}) if state[n].ndim == 2]
+        for name in names:
+            check_two_four(name, state[name])
     elif kind == "masked" and masks:
         state = masked_state(model, base if base is not None else model.state_dict(), masks)
     else:
         state = model.state_dict()
     payload = {"format": EXPORT_FORMAT, "kind": kind, "arch": arch,
                "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()}}
+    if kind == "semi_structured":
+        payload["semi_structured"] = names
     with atomic_file(path) as handle:  # a failed write leaves the old file as it was
         torch.save(payload, handle)
     return payload
+
+
+def check_two_four(name: str, weight: torch.Tensor) -> None:
+    """ValueError naming the layer unless every 4 consecutive inputs of a row hold at most
+    2 nonzeros (prune with pattern="2:4" first)."""
+    rows, cols = weight.shape
+    if cols % 4:
+        raise ValueError(f"{name}: {cols} inputs are not a multiple of 4 (2:4 needs groups)")
+    per_group = (weight.reshape(rows, cols // 4, 4) != 0).sum(-1)
+    if bool((per_group > 2).any()):
+        raise ValueError(f"{name}: not 2:4 sparse ({int((per_group > 2).sum())} groups of 4 "
+                         "hold more than 2 nonzeros); prune with pattern='2:4' first")
+
+
+def to_semi_structured(weight: torch.Tensor) -> torch.Tensor:
+    """A 2:4 weight as torch's semi-structured sparse tensor (fp16, on a CUDA GPU)."""
+    if not torch.cuda.is_available():
+        raise ValueError("to_sparse_semi_structured needs a CUDA GPU of compute capability "
+                         "8.0 or newer; on CPU there is no 2:4 speedup to measure")
+    from torch.sparse import to_sparse_semi_structured
+
+    return to_sparse_semi_structured(weight.detach().to("cuda", torch.float16))
 
 
 def load_exported(path: str | Path, model: nn.Module | None = None,

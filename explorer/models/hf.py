@@ -152,6 +152,48 @@ def count_on_meta(auto: Any, config: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json",
+                   "tokenizer.model")
+
+
+def resolve(spec: str | Path) -> Path:
+    """The folder ``hf:PATH`` names; else ``hf:NAME`` (org/name) already in the local
+    Hugging Face cache, looked up with the hub off (an existing path always wins).
+    ValueError naming the spec when it is neither: nothing is ever downloaded."""
+    text = str(spec)
+    name = text[len(PREFIX):] if text.startswith(PREFIX) else text
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ValueError(f"hf: {path} is not a folder")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as err:  # not a repo id, not cached: say so plainly, one line
+        raise ValueError(f"hf: {name} is not a folder, nor a model in the local Hugging "
+                         f"Face cache (the explorer never downloads; "
+                         f"{type(err).__name__})") from None
+
+
+def load_tokenizer(spec: str | Path) -> Any | None:
+    """The folder's own tokenizer (AutoTokenizer, local files only, no remote code), or
+    None when the folder holds none."""
+    path = resolve(spec)
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    try:
+        return transformers.AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False)
+    except Exception as err:
+        raise read_error(f"hf: cannot load the tokenizer in {path}", err) from None
+
+
 def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None,
             max_params: int | None = None) -> HFModel:
     """Open ``hf:PATH`` (a folder written by ``save_pretrained``); ValueError naming PATH.
@@ -163,10 +205,7 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None,
     read from the memory-mapped file into the meta-built model (transformers' own loader),
     so the load holds about one copy of them.
     """
-    text = str(spec)
-    path = Path(text[len(PREFIX):] if text.startswith(PREFIX) else text).expanduser()
-    if not path.is_dir():
-        raise ValueError(f"hf: {path} is not a folder")
+    path = resolve(spec)
     if not (path / "config.json").is_file():
         raise ValueError(f"hf: {path} holds no config.json, so it is not a Hugging Face model "
                          "folder (write one with model.save_pretrained(PATH))")

@@ -118,12 +118,16 @@ def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.devic
     """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
     (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
     and its positions the context; said plainly otherwise."""
-    from ..models.hf import load_hf
+    from ..data.tokens import tokenize_corpus
+    from ..models.hf import load_hf, load_tokenizer
     from .tasks import OwnLanguageModelling
 
     if net is None:  # given: rebuilt from a session file (its size and values checked there)
         net = load_hf(spec, max_params=max_params)
         check_weights(spec, net.state_dict(), dict(net.named_parameters()))
+    tokenizer = load_tokenizer(spec)
+    if tokenizer is not None:  # the model's own tokens (data.tokens): ids mean its tokens
+        corpus = tokenize_corpus(corpus, tokenizer)
     if net.kind != "causal-lm":
         raise ValueError(f"{spec}: a {net.kind} model; text data needs a causal language "
                          "model (GPT-2-like, *ForCausalLM / *LMHeadModel)")

@@ -39,7 +39,8 @@ def lm_extra(session: Any, keep: str) -> dict:
         raise ValueError(f"Session.save does not save a language-model session on your own "
                          f"text ({corpus.name!r}): the session keeps the file's name, not its "
                          f"path or text; none of it is written. {keep}")
-    extra: dict = {LM_KEY: {"vocab": corpus.vocab.chars,
+    chars = getattr(corpus, "char_vocab", None) or corpus.vocab  # a tokenizer's: its chars
+    extra: dict = {LM_KEY: {"vocab": chars.chars,
                             "train_windows": int(session.data.train.x.shape[0])}}
     if str(config["model"]).startswith(OWN_MODEL):
         from ..models.hf import describe
@@ -90,7 +91,8 @@ def reopen_lm(cls: type, config: dict, device: str | None) -> Any:
                       init=config["init"], seed=seed, device=device, layers=config["layers"],
                       heads=config["heads"], context=config["context"],
                       max_train_windows=lm["train_windows"])
-    vocab = session.objective.corpus.vocab.chars
+    corpus = session.objective.corpus
+    vocab = (getattr(corpus, "char_vocab", None) or corpus.vocab).chars
     if vocab != lm["vocab"]:
         raise ValueError(f"the corpus {config['dataset']!r} now has a vocabulary of "
                          f"{len(vocab)} characters; the file's model was trained on "

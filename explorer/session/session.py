@@ -45,7 +45,7 @@ from ..validate import (
     check_seed,
     check_width,
 )
-from . import language, persist, quant, students, workflows
+from . import calibrated, language, persist, quant, students, workflows
 from .atomic import all_or_nothing
 from .core import SessionCore, pick_device
 from .iterative import run_iterative, step_plan
@@ -149,15 +149,21 @@ class Session(StudentAPI, SessionCore):
     # ----- pruning: a language model's structured unit is the attention head --------
     def prune(self, threshold: float | None = None, sparsity: float | None = None,
               std: float | None = None, scope: str = "layer", structured: bool = False,
-              norm: str = "l1") -> Snapshot:
+              norm: str = "l1", *, criterion: str = "magnitude",
+              pattern: str = "unstructured", calibration: int | None = None) -> Snapshot:
         """Magnitude-prune from the dense base with exactly one mode; return a Snapshot.
 
+        `criterion` "wanda" or "sparsegpt" and `pattern` "2:4" / "4:8" (N:M) go through
+        explorer.session.calibrated (`calibration` training windows; SparseGPT is a job).
         `structured=True` removes whole neurons/filters (and their biases and BatchNorm
         entries), ranked by `norm`; `sparsity` is then the fraction of channels removed per
         layer, and Snapshot.extra["param_fraction_removed"] the parameter fraction. For a
         language model it removes that fraction of the attention heads instead.
         Bad arguments raise ValueError before anything changes.
         """
+        if criterion != "magnitude" or pattern != "unstructured" or calibration is not None:
+            return calibrated.prune(self, threshold, sparsity, std, scope, structured,
+                                    criterion, pattern, calibration)
         if not (structured and self.is_lm):
             return super().prune(threshold, sparsity, std, scope, structured, norm)
         if sparsity is None or threshold is not None or std is not None:
@@ -167,6 +173,14 @@ class Session(StudentAPI, SessionCore):
             self.check_idle("pruning")
             self.slot.clear_masks()
             return self.remove_heads(sparsity, norm, scope)
+
+    def prune_one_shot(self, criterion: str = "sparsegpt", sparsity: float | None = 0.5,
+                       pattern: str = "unstructured", calibration: int | None = None,
+                       **options: object) -> Snapshot:
+        """SparseGPT (commits, one Undo away) or sequential Wanda as a blocking job;
+        options: blocksize, damp, seed, stop, on_event (explorer.session.calibrated)."""
+        return calibrated.prune_one_shot(self, criterion, sparsity, pattern, calibration,
+                                         **options)  # type: ignore[arg-type]
 
     def remove_heads(self, fraction: float, rank: str = "l1",
                      scope: str = "global") -> Snapshot:

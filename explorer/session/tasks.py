@@ -104,7 +104,11 @@ class OwnLanguageModelling(Task):
         self.corpus = corpus
 
     def snapshot_extra(self, session: Any, snap: Snapshot, evaluated: bool) -> dict:
-        return {"perplexity": perplexity(snap.loss) if evaluated else float("nan")}
+        out = {"perplexity": perplexity(snap.loss) if evaluated else float("nan")}
+        bpc = getattr(self.corpus, "bits_per_char", None)  # a model's own tokenizer
+        if bpc is not None:
+            out["bits_per_char"] = bpc(snap.loss, snap.split) if evaluated else float("nan")
+        return out
 
     def epoch_record(self, record: dict) -> dict:
         return {**record, "val_perplexity": perplexity(record["val_loss"])}

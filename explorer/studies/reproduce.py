@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from . import deep_compression, han, hinton, lottery
+from . import deep_compression, han, hinton, llm_pruning, lottery
 from .common import DATA_NOTE, DATASET, Log, quiet, test_accuracy
 from .stats import COULD_NOT_MEASURE, NOT_SHOWN, ONE_SEED, holm, map_seeds, seed_list
 
 EXPERIMENTS: dict[str, ModuleType] = {"han": han, "hinton": hinton, "lottery": lottery,
-                                      "deep-compression": deep_compression}
+                                      "deep-compression": deep_compression,
+                                      "llm-pruning": llm_pruning}
 RUNS: dict[str, Callable[..., dict]] = {n: m.run for n, m in EXPERIMENTS.items()}
 PAPERS = {n: m.PAPER for n, m in EXPERIMENTS.items()}
 
@@ -48,7 +49,8 @@ def reproduce(name: str, quick: bool = False, seed: int = 0, seeds: int = 1,
                          **options)
     result = {"experiment": name, "paper": module.PAPER,
               "dataset": per_seed[0]["settings"]["dataset"],
-              "data_note": DATA_NOTE, "quick": quick, "seeds": seeds_run,
+              "data_note": getattr(module, "DATA_NOTE", DATA_NOTE), "quick": quick,
+              "seeds": seeds_run,
               "threads": threads, "settings": per_seed[0]["settings"],
               "per_seed": per_seed, **module.combine(per_seed)}
     # The study corrects its own claims; again here over the whole list (Holm reads only
@@ -90,4 +92,4 @@ def format_result(name: str, result: dict) -> str:
     head = (f"{module.PAPER['source']} -- ours in {mode} mode, test split, {len(seeds)} "
             f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})")
     return (f"{head}\n{module.format_result(result)}\nclaims on this data:\n"
-            f"{format_claims(result['claims'])}\n{DATA_NOTE}")
+            f"{format_claims(result['claims'])}\n{getattr(module, 'DATA_NOTE', DATA_NOTE)}")

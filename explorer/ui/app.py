@@ -158,6 +158,9 @@ class ExplorerApp(W.VBox):
         c.reset.on_click(g(lambda _: self.reset()))
         c.train.on_click(g(lambda _: self.start_training()))
         c.stop.on_click(lambda _: self.jobs.stop())  # signals at once, then takes the lock
+        for widget in (c.criteria.criterion, c.criteria.pattern, c.criteria.calibration):
+            widget.observe(g(lambda _: self._on_compute()), names="value")
+        c.criteria.sparsegpt.on_click(g(lambda _: self.start_sparsegpt()))
         self.fig.data[plots.KEPT].on_click(g(self._on_bar_click))
         self.fig.data[plots.PRUNED].on_click(g(self._on_bar_click))
         self.tabs.observe(g(self._on_tab), names="selected_index")
@@ -246,6 +249,7 @@ class ExplorerApp(W.VBox):
 
     def _apply_rules(self) -> None:
         apply_rules(self.c, self.jobs.busy, self.session.is_lm)
+        self.c.criteria.show(self.metric().name == "perplexity" or self.session.is_lm)
 
     def metric(self) -> Metric:
         # an hf: causal LM is not on gpt-tiny's track (is_lm) but its headline is perplexity
@@ -282,7 +286,8 @@ class ExplorerApp(W.VBox):
         kwargs = self.state.prune_kwargs()
         if self.c.mode.value == "std":
             kwargs["scope"] = "layer"
-        return kwargs
+        extra = self.c.criteria.kwargs(kwargs.get("sparsity"))  # Wanda, N:M (ui.criteria)
+        return {"sparsity": None, **extra} if extra else kwargs
 
     def _on_compute(self) -> None:
         self._apply_rules()
@@ -334,6 +339,25 @@ class ExplorerApp(W.VBox):
     def start_training(self) -> bool:
         return self.starters.start_training()
 
+    def start_sparsegpt(self) -> bool:
+        """SparseGPT at the slider's sparsity (or the pattern's) as a job; it commits."""
+        session, slot, cc = self.session, self.session.selected, self.c.criteria
+        fixed = cc.pattern.value != "unstructured"
+        sparsity, pattern = None if fixed else float(self.state.value), cc.pattern.value
+        calibration = int(cc.calibration.value)
+
+        def work(stop, on_event):
+            return session.prune_one_shot(
+                "sparsegpt", sparsity, pattern, calibration, stop=stop,
+                on_event=lambda p: on_event({"stage": f"block {p.done}/{p.total}"}))
+
+        def done(result) -> str:
+            snap = result.value
+            return ("SparseGPT done: " + ("" if snap is None else
+                    f"{snap.sparsity:.0%} sparsity, one Undo away"))
+        return self.jobs.start("SparseGPT", work, 1, on_done=done, slot=slot,
+                               checkpoint=self.starters._before())
+
     def start_prune_finetune(self) -> bool:
         return self.starters.start_prune_finetune()
 
@@ -354,7 +378,7 @@ class ExplorerApp(W.VBox):
     def set_busy(self, busy: bool) -> None:
         """Disable the controls that change the model while a job runs (Stop: the reverse)."""
         why = f"{self.jobs.name or 'a job'} is running: Stop it or wait"
-        for widget in (*model_changing(self.c), *self.quant.widgets(),
+        for widget in (*model_changing(self.c), *self.quant.widgets(), *self.c.criteria.widgets(),
                        *self.model_panel.controls(),
                        *self.distill.controls(), *self.compare.controls()):
             widget.disabled = busy

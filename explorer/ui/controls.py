@@ -6,11 +6,12 @@ Every widget a test or a user may need to find carries a `cx-...` CSS class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ipywidgets as W
 
 from .. import config as C
+from .criteria import CriteriaControls, build_criteria
 
 SLIDER_RANGES = {  # mode -> (min, max, step, readout format)
     "sparsity": (C.SPARSITY_MIN, C.SPARSITY_MAX, 0.01, ".2f"),
@@ -96,6 +97,7 @@ class Controls:
     progress: W.IntProgress
     status: W.HTML
     summary: W.HTML
+    criteria: CriteriaControls = field(default_factory=build_criteria)  # language models
 
 
 def build_controls(layers: list[str]) -> Controls:

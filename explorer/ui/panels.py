@@ -26,8 +26,8 @@ def prune_box(c: Controls, talk: bool, bits: W.Widget | None = None) -> W.VBox:
     settings = W.Accordion(children=[W.VBox([row(c.schedule, c.steps, c.finetune_epochs),
                                              c.rewind])], titles=("Fine-tune settings",))
     settings.selected_index = None
-    return W.VBox([c.mode, c.slider, *quant, row(c.scope, c.structured, c.norm), c.why_not,
-                   row(c.prune_finetune, c.reset_pruning), settings,
+    return W.VBox([c.mode, c.slider, c.criteria.box, *quant, row(c.scope, c.structured, c.norm),
+                   c.why_not, row(c.prune_finetune, c.reset_pruning), settings,
                    row(c.layer, layer_search(c.layer, c.page), c.log_y), c.page])
 
 

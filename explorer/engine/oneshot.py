@@ -1,0 +1,62 @@
+"""One-shot calibration pruning of a model's Linears: Wanda or SparseGPT, block by block.
+
+`one_shot` is a generator (the caller drives it, as Torch-Pruning's interactive step): it
+yields progress after each block, so a job can publish progress and check Stop between
+blocks. Weights are changed in place; the caller keeps the dense copy for Undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .calibrate import InputStats, module_of, prune_sequentially
+from .criteria import check_groups, criterion_mask, parse_pattern
+from .sparsegpt import DEFAULT_BLOCKSIZE, DEFAULT_DAMP, sparsegpt_prune
+
+
+@dataclass(frozen=True)
+class OneShotProgress:
+    """After block `done` of `total`: the masks of every Linear pruned so far."""
+
+    done: int
+    total: int
+    masks: dict[str, torch.Tensor]
+
+
+def linear_names(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """The weights in `names` that belong to an nn.Linear (calibration criteria's reach)."""
+    modules = dict(model.named_modules())
+    return [n for n in names if isinstance(modules.get(module_of(n)), nn.Linear)]
+
+
+def one_shot(model: nn.Module, names: Sequence[str], batches: Sequence[torch.Tensor],
+             criterion: str, sparsity: float, pattern: str = "unstructured",
+             blocksize: int = DEFAULT_BLOCKSIZE, damp: float = DEFAULT_DAMP,
+             forward: Callable[[torch.Tensor], object] | None = None,
+             ) -> Iterator[OneShotProgress]:
+    """Sequential Wanda (mask only) or SparseGPT (mask and update) of `names`' Linears."""
+    n, m = parse_pattern(pattern)
+    modules = dict(model.named_modules())
+    targets = linear_names(model, names)
+    for wname in targets:
+        check_groups(wname, modules[module_of(wname)].weight.shape[1], m)
+
+    def wanda(_: str, w: torch.Tensor, st: InputStats) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = criterion_mask("wanda", w, sparsity, pattern, st.norms())
+        return w * mask, mask
+
+    def sparsegpt(_: str, w: torch.Tensor, st: InputStats
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        return sparsegpt_prune(w, st.gram(), sparsity, n, m, blocksize, damp)
+
+    if criterion not in ("wanda", "sparsegpt"):
+        raise ValueError(f"one-shot criterion must be wanda or sparsegpt; got {criterion!r}")
+    fn = wanda if criterion == "wanda" else sparsegpt
+    for done, total, masks in prune_sequentially(model, targets, batches, fn,
+                                                 hessian=criterion == "sparsegpt",
+                                                 forward=forward):
+        yield OneShotProgress(done, total, dict(masks))

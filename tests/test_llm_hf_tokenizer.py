@@ -1,0 +1,90 @@
+"""`hf:PATH` causal LMs with their own BPE tokenizer (trained here), and `hf:NAME` from
+the local Hugging Face cache with the hub off."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+import torch  # noqa: E402
+
+from explorer import Session  # noqa: E402
+from explorer.data.text import load_pydoc_text  # noqa: E402
+from explorer.models.bpe import train_bpe  # noqa: E402
+
+
+def family(kind: str, vocab: int):
+    import transformers as T
+
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        return T.GPT2LMHeadModel(T.GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2,
+                                              n_head=4, n_positions=64))
+    small = dict(vocab_size=vocab, hidden_size=16, intermediate_size=32,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 max_position_embeddings=64)
+    if kind == "llama":
+        return T.LlamaForCausalLM(T.LlamaConfig(**small))
+    return T.Qwen2ForCausalLM(T.Qwen2Config(**small))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    corpus = load_pydoc_text(context=32)
+    text = corpus.vocab.decode(corpus.train[:60_000])
+    tok = train_bpe([text[i:i + 4000] for i in range(0, len(text), 4000)], 300)
+    out = {}
+    for kind in ("gpt2", "llama", "qwen2"):
+        path = tmp_path_factory.mktemp(kind)
+        family(kind, len(tok)).save_pretrained(path)
+        tok.save_pretrained(path)
+        out[kind] = path
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "qwen2"])
+def test_own_tokenizer_perplexity_and_bits_per_char(folders, kind: str) -> None:
+    """The corpus is the folder's tokens (decoding the val stream gives back the val
+    text); perplexity is exp(loss) per token and bits per character is
+    loss / ln 2 / (characters per token)."""
+    s = Session("pydoc-text", f"hf:{folders[kind]}", context=32, max_train_windows=32)
+    corpus = s.objective.corpus
+    chars = load_pydoc_text(context=32)
+    assert corpus.vocab.decode(corpus.val) == chars.vocab.decode(chars.val)
+    assert corpus.chars_per_token("val") > 1.2  # BPE tokens span several characters
+    snap = s.snapshot()
+    assert snap.extra["perplexity"] == pytest.approx(math.exp(snap.loss))
+    assert snap.extra["bits_per_char"] == pytest.approx(
+        snap.loss / math.log(2) / corpus.chars_per_token("val"))
+    assert snap.extra["perplexity"] > 100  # untrained, over ~300 tokens
+    if kind == "llama":  # gate/up/down and q/k/v/o: every Linear pruned 2:4 by Wanda
+        s.prune(criterion="wanda", pattern="2:4", calibration=8)
+        assert len(s.prunable) == 15
+        for name in s.prunable:
+            groups = s.model.get_parameter(name).reshape(-1, 4)
+            assert bool(((groups != 0).sum(-1) <= 2).all())
+        # a saved session reopens with the folder's tokenizer: the same numbers
+        snap = s.snapshot()
+        back = Session.load(s.to_bytes()).snapshot()
+        assert back.extra == pytest.approx(snap.extra)
+
+
+def test_hf_name_from_the_local_cache_only(folders, tmp_path, monkeypatch) -> None:
+    """hf:org/name opens a model already in the local HF cache; a name not there says so
+    (never a download)."""
+    import huggingface_hub.constants as C
+
+    snap = tmp_path / "models--acme--tiny-gpt2" / "snapshots" / "abc123"
+    shutil.copytree(folders["gpt2"], snap)
+    (tmp_path / "models--acme--tiny-gpt2" / "refs").mkdir()
+    (tmp_path / "models--acme--tiny-gpt2" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(C, "HF_HUB_CACHE", str(tmp_path))
+    s = Session("pydoc-text", "hf:acme/tiny-gpt2", context=32, max_train_windows=16)
+    assert "bits_per_char" in s.snapshot(evaluate_model=False).extra
+    with pytest.raises(ValueError, match="acme/absent.*local Hugging Face cache"):
+        Session("pydoc-text", "hf:acme/absent", context=32)
