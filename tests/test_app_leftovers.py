@@ -101,7 +101,7 @@ def test_uploading_a_session_of_another_architecture_shows_it(app, model, prune)
     assert app.model_panel.files.load_bytes(saved.to_bytes(), f"{model}.pt"), status(app)
     settle(app)
     assert f"loaded {model}.pt: {model} on digits" in status(app), status(app)
-    assert app.session.config["model"] == model
+    assert app.session.slot.config["model"] == model
     assert list(app.c.layer.options) == list(snap.prunable)
     assert app.c.layer.value == snap.prunable[0]
     assert app.c.mode.value == snap.prune["mode"] and app.c.slider.value == snap.prune["value"]
@@ -117,7 +117,7 @@ def test_adopting_a_language_model_session_from_the_api(app):
     lm = Session("pydoc-text", "gpt-tiny", device="cpu")
     app.adopt_session(lm)
     settle(app)
-    assert list(app.c.layer.options) == lm.prunable and not app.errors.errors
+    assert list(app.c.layer.options) == lm.slot.prunable and not app.errors.errors
     assert "perplexity" in headline(app)
 
 
@@ -137,7 +137,7 @@ def test_gpt_slider_move_generates_no_sample_and_the_line_follows(monkeypatch):
             assert "sample" not in lm.snap.extra and not inline
             assert f"perplexity {lm.snap.extra['perplexity']:.2f}" in lm.sample.value
         assert lm.display.wait_sample(120)
-        assert html.escape(lm.session.sample()) in lm.sample.value
+        assert html.escape(lm.session.lm.sample()) in lm.sample.value
         assert "updating" not in lm.sample.value and lm.display.samples.generated >= 1
     finally:
         lm.close()

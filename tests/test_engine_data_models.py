@@ -61,7 +61,7 @@ def test_bring_your_own_tensors_and_loaders_agree() -> None:
                  test=loader)
     assert torch.equal(s1.data.train.x, s2.data.train.x)
     assert torch.equal(s1.data.train.y, s2.data.train.y)
-    assert s1.data.n_outputs == 3 and s1.prunable == ["0.weight", "2.weight"]
+    assert s1.data.n_outputs == 3 and s1.slot.prunable == ["0.weight", "2.weight"]
     assert s1.prune(sparsity=0.5).sparsity == pytest.approx(0.5, abs=0.02)
     reg = Session(model=nn.Linear(5, 2), train=(x, x[:, :2]), val=(x, x[:, :2]),
                   task="regression")

@@ -57,10 +57,10 @@ def test_export_round_trip_gives_same_outputs(session: Session, kind: str, tmp_p
     with torch.no_grad():
         assert torch.allclose(model(x), session.model(x), atol=1e-6)
     if kind == "shrunk":
-        pruned_channels = session.prune_config.structured
+        pruned_channels = session.slot.prune_config.structured
         assert (count_params(model) < count_params(session.model)) == pruned_channels
     else:
-        assert _sparsity(model, session.prunable) == pytest.approx(
+        assert _sparsity(model, session.slot.prunable) == pytest.approx(
             session.snapshot(evaluate_model=False).sparsity)
 
 

@@ -53,7 +53,7 @@ def test_training_reports_progress_within_the_first_epoch(often):
 def test_distillation_reports_progress_within_an_epoch(often):
     s = Session("digits", "mlp", device="cpu")
     events: list = []
-    s.distill(0.5, epochs=1, batch_size=32, on_event=events.append)
+    s.students.distill(0.5, epochs=1, batch_size=32, on_event=events.append)
     assert len(reports(events)) >= 5
 
 

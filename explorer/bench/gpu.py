@@ -13,8 +13,12 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 
 def _stage(results: list[tuple[str, str, str]], name: str, fn: Callable[[], str]) -> None:
@@ -30,17 +34,17 @@ def _stage(results: list[tuple[str, str, str]], name: str, fn: Callable[[], str]
     print(f"{status:4} {name:28} {seconds:6.1f} s  {detail}", flush=True)
 
 
-def _on_device(session, device: torch.device) -> None:
+def _on_device(session: Session, device: torch.device) -> None:
     for name, p in session.model.named_parameters():
         if p.device.type != device.type:
             raise AssertionError(f"{name} is on {p.device}, not {device}")
 
 
-def _zeros_kept(session) -> str:
+def _zeros_kept(session: Session) -> str:
     """Every pruned weight is exactly zero on the device; returns a count."""
     named = dict(session.model.named_parameters())
     pruned = 0
-    for name, mask in session.masks.items():
+    for name, mask in session.slot.masks.items():
         bad = int((named[name].detach()[~mask] != 0).sum())
         if bad:
             raise AssertionError(f"{name}: {bad} pruned weights are nonzero after fine-tuning")
@@ -69,7 +73,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         s = Session(dataset, model, device=device, pretrained=False)
         _on_device(s, device)
         snap = s.train(epochs=2)
-        s.adopt_as_original()
+        s.pruning.adopt_as_original()
         state["s"] = s
         return f"val accuracy {snap.accuracy:.3f}"
 
@@ -99,7 +103,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         s = state["s"]
         if not hasattr(s, "distill"):
             return "skipped: Session.distill does not exist in this build"
-        snap = s.distill(student=0.5, temperature=4.0, alpha=0.5, epochs=1)
+        snap = s.students.distill(student=0.5, temperature=4.0, alpha=0.5, epochs=1)
         return f"student val accuracy {getattr(snap, 'accuracy', float('nan')):.3f}"
 
     def export_reload() -> str:

@@ -20,9 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..files import write_text
 from .byo import BYO_KEYS, BYO_TARGETS, byo_figures
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 SLIDER_VALUES = (0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.8, 0.4, 0.6, 0.95)
 SIZES_FULL = (1e5, 1e6, 1e7, 2.5e7)
@@ -102,7 +106,7 @@ def slider_moves(app, moves: int, warmup: int = 3, offset: int = 0
     return times, sizes
 
 
-def make_app(session):
+def make_app(session: Session):
     from ..ui import ExplorerApp
 
     return ExplorerApp(session)
@@ -128,7 +132,7 @@ def bench_temperature(moves: int) -> dict:
 
     with counting_comms():
         app = make_app(Session.default(device="cpu"))
-        app.session.distill(epochs=1)
+        app.session.students.distill(epochs=1)
         app.tabs.selected_index = 1  # the tab's figure is built when it opens
         times, sizes = [], []
         for i in range(3 + moves):
@@ -216,14 +220,14 @@ def app_epochs(app, epochs: int) -> float:
     return elapsed
 
 
-def bench_train_overhead(session, epochs: int, pairs: int) -> float:
+def bench_train_overhead(session: Session, epochs: int, pairs: int) -> float:
     """Median over pairs of (app job time / bare masked loop time) on the same model."""
     from .models import bare_epochs
 
     with counting_comms():
         app = make_app(session)
         app.c.slider.value = 0.5  # masks active
-        masks = {n: m.clone() for n, m in session.masks.items()}
+        masks = {n: m.clone() for n, m in session.slot.masks.items()}
         bare_model = copy.deepcopy(session.model)
         lr = app.c.lr.value
         app_epochs(app, 1)  # warm-up both sides

@@ -69,7 +69,7 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     if best is None:  # nothing within budget: the dense model is the answer
         best = {"step": 0, "quality": None, "val_accuracy": dense_val,
                 "test_accuracy": dense_test, "compression": 1.0,
-                "kept_per_layer": dict.fromkeys(s.prunable, 1.0)}
+                "kept_per_layer": dict.fromkeys(s.slot.prunable, 1.0)}
     return {"seed": seed, "compression": best["compression"],
             "chosen_quality": best["quality"], "chosen_step": best["step"],
             "kept_per_layer": best["kept_per_layer"],

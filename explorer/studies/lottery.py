@@ -66,7 +66,7 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     def on_event(event) -> None:  # the end of each round's training: the trained ticket
         if isinstance(event, EpochEvent) and event.epoch == event.epochs:
             r = len(rounds)
-            tickets[r] = {n: m.clone() for n, m in s.masks.items()}
+            tickets[r] = {n: m.clone() for n, m in s.slot.masks.items()}
             rounds.append({"round": r, "ticket_val_accuracy": event.val_accuracy,
                            "ticket_test_accuracy": test_accuracy(s)})
 
@@ -76,11 +76,11 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     steps = [h for h in s.history if h["kind"] == "prune_step"]
     for row, step in zip(rounds[1:], steps):
         row["remaining"] = sum(step["remaining"].values()) / \
-            sum(s.base[n].numel() for n in step["remaining"])
+            sum(s.slot.base[n].numel() for n in step["remaining"])
         row["per_round_fraction"] = {
             n: (step["remaining_before"][n] - step["remaining"][n]) /
             max(step["remaining_before"][n], 1) for n in step["remaining"]}
-        row["remaining_per_layer"] = {n: step["remaining"][n] / s.base[n].numel()
+        row["remaining_per_layer"] = {n: step["remaining"][n] / s.slot.base[n].numel()
                                       for n in step["remaining"]}
         log(f"lottery seed {seed}: round {row['round']} {row['remaining']:.1%} remaining, "
             f"ticket test {row['ticket_test_accuracy']:.4f}")

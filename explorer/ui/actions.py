@@ -74,7 +74,7 @@ class Actions:
         host = self.host
         slot = host.session.selected
         s = host.session
-        if not self.confirm_reset.go(bool(s.undo_stack or s.masks is not None),
+        if not self.confirm_reset.go(bool(s.slot.undo_stack or s.slot.masks is not None),
                                      lambda: host.set_status(
                                          f"Reset drops the {host.who()}'s pruning and every "
                                          "job, and cannot be undone: click again to confirm",

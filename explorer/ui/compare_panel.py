@@ -215,7 +215,7 @@ class ComparePanel:
             def on_seed(done: dict) -> None:  # the job's status line names the seed
                 ev({"done": done["done"], "total": done["total"],
                     "layer": f"seed {done['seed']}", "sparsity": done["sparsity"],
-                    "accuracy": done["value"] if host.session.task == "classification"
+                    "accuracy": done["value"] if host.session.data.task == "classification"
                     else None})
             try:
                 return repeat_finetune(host.session, target, seeds, stop=stop,
@@ -279,7 +279,7 @@ class ComparePanel:
             update_quality(self.fig_quality, extra.get("confusion"), None,
                            f"Confusion matrix ({self.host.who()}, validation)")
         else:
-            true, pred = self.host.session.predictions("val", limit=2000)
+            true, pred = self.host.session.students.predictions("val", limit=2000)
             update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
                            "Predicted vs true (validation)")
 
@@ -287,7 +287,7 @@ class ComparePanel:
     def run_sensitivity(self) -> bool:
         """Prune one layer at a time (background job); curves join the trade-off plot."""
         host = self.host
-        total = len(host.session.prunable) * len(SENSITIVITY_LEVELS)
+        total = len(host.session.slot.prunable) * len(SENSITIVITY_LEVELS)
 
         def work(stop, ev):  # points arrive as dicts; the job's pump shows them
             self.sensitivity = sensitivity(host.session, SENSITIVITY_LEVELS, stop=stop,

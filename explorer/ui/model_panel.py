@@ -39,7 +39,7 @@ class ModelPanel:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        cfg = host.session.config
+        cfg = host.session.slot.config
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
         self.dataset = tagged(W.Dropdown(options=data_options, value=data,
                                          description="Data set", style=STYLE, layout=full()),
@@ -98,7 +98,7 @@ class ModelPanel:
 
     def _has_work(self) -> bool:
         s = self.host.session
-        return bool(s.undo_stack or s.masks is not None or len(getattr(s, "models", ())) > 1)
+        return bool(s.slot.undo_stack or s.slot.masks is not None or len(s.slots) > 1)
 
     def new_session(self) -> bool:
         """Build the chosen session; asks once before throwing work away."""
