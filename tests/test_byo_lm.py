@@ -61,7 +61,7 @@ def test_training_lowers_the_perplexity(session):
 
 def test_gpt_tiny_only_operations_refuse_it(session):
     """Head plans, GPT students, distillation and the text sample are gpt-tiny's."""
-    for call in (session.sample, lambda: session.lm.remove_heads(0.5), session.students.make,
+    for call in (session.lm.sample, lambda: session.lm.remove_heads(0.5), session.students.make,
                  lambda: session.students.distill(epochs=1)):
         with pytest.raises(ValueError, match="gpt-tiny|cannot build"):
             call()

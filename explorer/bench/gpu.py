@@ -44,7 +44,7 @@ def _zeros_kept(session: Session) -> str:
     """Every pruned weight is exactly zero on the device; returns a count."""
     named = dict(session.model.named_parameters())
     pruned = 0
-    for name, mask in session.slot.masks.items():
+    for name, mask in (session.slot.masks or {}).items():
         bad = int((named[name].detach()[~mask] != 0).sum())
         if bad:
             raise AssertionError(f"{name}: {bad} pruned weights are nonzero after fine-tuning")
@@ -63,15 +63,15 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         return 1
     from ..session.session import Session
 
-    device = torch.device(device or "cuda")
-    where = torch.cuda.get_device_name(0) if device.type == "cuda" else str(device)
+    where_to = torch.device(device or "cuda")
+    where = torch.cuda.get_device_name(0) if where_to.type == "cuda" else str(where_to)
     print(f"GPU check on {where} (torch {torch.__version__})")
     results: list[tuple[str, str, str]] = []
     state: dict = {}
 
     def train() -> str:
-        s = Session(dataset, model, device=device, pretrained=False)
-        _on_device(s, device)
+        s = Session(dataset, model, device=where_to, pretrained=False)
+        _on_device(s, where_to)
         snap = s.train(epochs=2)
         s.pruning.adopt_as_original()
         state["s"] = s
@@ -84,7 +84,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
     def finetune() -> str:
         s = state["s"]
         s.train(epochs=1, optimizer="adam", weight_decay=1e-4)
-        _on_device(s, device)
+        _on_device(s, where_to)
         return _zeros_kept(s)
 
     def prune_structured() -> str:
@@ -119,7 +119,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
             for kind in ("masked", "zeros", "shrunk"):
                 path = Path(tmp) / f"{kind}.pt"
                 s.export(path, kind)
-                model = load_exported(path).to(device)
+                model = load_exported(path).to(where_to)
                 with torch.no_grad():
                     diff = float((model.eval()(x) - want).abs().max())
                 if diff > 1e-4:
@@ -128,7 +128,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         return ", ".join(lines)
 
     def speedup() -> str:
-        if device.type != "cuda":
+        if where_to.type != "cuda":
             return "skipped: not on CUDA"
         value = bench_gpu_epoch(tiny=False)
         return f"lenet5 mnist-5k epoch: GPU {value:.2f}x faster than CPU"

@@ -227,7 +227,7 @@ def bench_train_overhead(session: Session, epochs: int, pairs: int) -> float:
     with counting_comms():
         app = make_app(session)
         app.c.slider.value = 0.5  # masks active
-        masks = {n: m.clone() for n, m in session.slot.masks.items()}
+        masks = {n: m.clone() for n, m in (session.slot.masks or {}).items()}
         bare_model = copy.deepcopy(session.model)
         lr = app.c.lr.value
         app_epochs(app, 1)  # warm-up both sides

@@ -112,7 +112,7 @@ def _common(parser: argparse.ArgumentParser, threads: int = 1) -> None:
     parser.add_argument("--threads", type=number(1, THREADS_MAX, integer=True),
                         default=threads, help="torch threads (fixed, for repeatable numbers)")
     parser.add_argument("--json", type=output_path, default=None, metavar="PATH")
-    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    one_line_error(parser)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:

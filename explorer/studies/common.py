@@ -35,7 +35,10 @@ def seeded(seed: int, threads: int) -> None:
 
 def split_accuracy(model: torch.nn.Module, data, split: str, task: str) -> float:
     with torch.no_grad():
-        return float(evaluate(model, data.split(split), task)[1])
+        accuracy = evaluate(model, data.split(split), task)[1]
+    if accuracy is None:
+        raise ValueError(f"accuracy needs a classification task; got {task!r}")
+    return float(accuracy)
 
 
 def test_accuracy(session: Session) -> float:

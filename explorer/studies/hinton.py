@@ -105,6 +105,8 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     dataset = dataset or common.DATASET  # read now, so tests can point it elsewhere
     seeded(seed, threads)
     data = load_dataset(dataset, seed=seed)  # the split every session of this seed gets
+    if data.image_shape is None:
+        raise ValueError(f"the Hinton study needs an image data set; {dataset!r} is not one")
     teacher = RegularisedMLP(data.image_shape, TEACHER_HIDDEN, data.n_outputs)
     s = make_session(seed, model=teacher, dataset=dataset)
     s.train(epochs=cfg["teacher_epochs"], lr=LR, batch_size=BATCH)

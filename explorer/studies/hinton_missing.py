@@ -54,8 +54,9 @@ def run_seed(session: Session, student: Any, seed: int, temperature: float, alph
 def combine(per_seed: list[dict]) -> dict | None:
     """Over seeds: every error rate's mean and interval, the bias values, and the paired
     gain of distillation on the left-out class (alone minus distilled error)."""
-    runs = [p.get("left_out_class") for p in per_seed]
-    if any(r is None for r in runs):
+    found = [p.get("left_out_class") for p in per_seed]
+    runs = [r for r in found if r is not None]
+    if len(runs) < len(found) or not runs:
         return None
     out: dict = {"class": runs[0]["class"], "temperature": runs[0]["temperature"],
                  "paper": PAPER}

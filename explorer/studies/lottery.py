@@ -60,13 +60,14 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     dense = {"round": 0, "remaining": 1.0, "per_round_fraction": None,
              "ticket_val_accuracy": s.snapshot("val").accuracy,
              "ticket_test_accuracy": test_accuracy(s)}
-    rounds, tickets = [dense], {0: None}
+    rounds = [dense]
+    tickets: dict[int, dict[str, torch.Tensor] | None] = {0: None}
     log(f"lottery seed {seed}: dense test {dense['ticket_test_accuracy']:.4f}")
 
     def on_event(event) -> None:  # the end of each round's training: the trained ticket
         if isinstance(event, EpochEvent) and event.epoch == event.epochs:
             r = len(rounds)
-            tickets[r] = {n: m.clone() for n, m in s.slot.masks.items()}
+            tickets[r] = {n: m.clone() for n, m in (s.slot.masks or {}).items()}
             rounds.append({"round": r, "ticket_val_accuracy": event.val_accuracy,
                            "ticket_test_accuracy": test_accuracy(s)})
 

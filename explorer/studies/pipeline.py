@@ -237,7 +237,7 @@ def _human(value: float | None, unit: str = "") -> str:
 
 def table(stages: dict[str, Snapshot]) -> str:
     """The end-of-run table, one row per stage that ran, in pipeline order."""
-    regression = any(s.data.task != "classification" for s in stages.values())
+    regression = any(s.task != "classification" for s in stages.values())
     quality = "test mse" if regression else "test acc"
     lm = any("perplexity" in s.extra for s in stages.values())
     head = (quality, *(("test ppl",) if lm else ()), "agreement", "params", "nonzero",
@@ -277,15 +277,17 @@ def report(args: argparse.Namespace, session: Session, stages: dict[str, Snapsho
 
 def make_session(args: argparse.Namespace):
     """The untrained session `explorer run` starts from, seeded by --seed."""
+    from ..data.text import DEFAULT_CONTEXT
     from ..session.session import Session
 
     torch.manual_seed(args.seed)
-    lm = {k: getattr(args, k, None) for k in ("layers", "heads", "context")}
-    lm["max_train_windows"] = getattr(args, "train_windows", None)
-    lm = {k: v for k, v in lm.items() if v is not None}
+    context = getattr(args, "context", None)
     return Session(args.dataset, args.model, width=args.width, init=args.init,
                    seed=args.seed, device=args.device, pretrained=False,
-                   max_params=getattr(args, "max_params", None), **lm)
+                   max_params=getattr(args, "max_params", None),
+                   layers=getattr(args, "layers", None), heads=getattr(args, "heads", None),
+                   context=DEFAULT_CONTEXT if context is None else int(context),
+                   max_train_windows=getattr(args, "train_windows", None))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

@@ -162,7 +162,7 @@ class ExplorerApp(W.VBox):
             self._on_compute()
         elif name == "curves":
             self.draw_curves()
-        elif name in VIEW:
+        elif name in VIEW and self.snap is not None:
             self.show(self.snap, evaluated=False)
 
     def _on_tab(self, change: dict) -> None:

@@ -258,8 +258,11 @@ class ComparePanel:
                                                       lr=lr, stop=stop, on_event=ev)
             return self.finetuned
 
-        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS),
-                               on_done=lambda _: self.redraw() or self._swept())
+        def done(_result: object) -> str:
+            self.redraw()
+            return self._swept()
+
+        return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS), on_done=done)
 
     def _swept(self) -> str:
         best = [p for p in self.finetuned if p.accuracy is not None]
@@ -294,10 +297,12 @@ class ComparePanel:
                                            on_event=ev)
             return self.sensitivity
 
-        return host.jobs.start("layer sensitivity", work, total,
-                               on_done=lambda _: self.draw_sensitivity() or
-                               f"layer sensitivity done ({host.who()}): "
-                               f"{len(self.sensitivity['layers'])} layers")
+        def done(_result: object) -> str:
+            self.draw_sensitivity()
+            layers = len(self.sensitivity["layers"]) if self.sensitivity else 0
+            return f"layer sensitivity done ({host.who()}): {layers} layers"
+
+        return host.jobs.start("layer sensitivity", work, total, on_done=done)
 
     def draw_sensitivity(self) -> None:
         if self.fig is None or self.sensitivity is None:

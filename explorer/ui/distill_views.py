@@ -133,7 +133,7 @@ class DistillViews:
         if not session.is_lm:
             for index, slot in PER_CLASS_SLOTS.items():
                 series[index] = (self._safe("per class", partial(
-                    session.per_class_accuracy, slot, split))
+                    session.students.per_class_accuracy, slot, split))
                                  if slot in session.slots.names else None)
             self.bias = self._safe("per class", self._bias) if split == "test" else None
             if self.bias is not None:

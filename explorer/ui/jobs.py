@@ -277,7 +277,7 @@ class JobController:
         failed = result is None or result.error is not None
         if failed and self.slot is not None:
             view.book.undo(self.slot)  # the session put the pre-job state back
-        if failed:
+        if result is None or result.error is not None:
             view.job_finished(self.slot, failed)
             view.set_status(f"error: {self.name} ({self.who}): "
                             f"{None if result is None else result.error}", error=True)
