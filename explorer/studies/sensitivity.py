@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..config import EPOCHS_MAX, check_number, check_targets
-from ..engine.prune import n_to_prune
 
 if TYPE_CHECKING:
     from ..session.session import Session
@@ -93,9 +92,3 @@ def sensitivity_table(result: Mapping) -> str:
             for n, accs in result["layers"].items()]
     return "\n".join([head, "-" * len(head), *rows])
 
-
-def total_sparsity(session: Session, targets: Mapping[str, float]) -> float:
-    """Overall pruned fraction of prunable weights that `targets` would give."""
-    sizes = {n: session.slot.base[n].numel() for n in session.slot.prunable}
-    pruned = sum(n_to_prune(targets.get(n, 0.0), k) for n, k in sizes.items())
-    return pruned / max(sum(sizes.values()), 1)

@@ -38,7 +38,6 @@ class AppState(HasTraits):
     layer = Unicode("")  # the selected layer (histogram, weight grid)
     log_y = Bool(False)
     page = Int(0)  # which page of per-layer bars (models with many layers)
-    slot = Unicode("teacher")  # the model pruned and shown
     curves = Unicode("teacher")  # whose training curves are drawn
     base_version = Int(0)  # bumped whenever the selected model's dense base changes
 
