@@ -77,7 +77,7 @@ def test_explorer_run_fills_unset_iterative_options_from_config(argv, monkeypatc
     session = Session("toy-regression", "mlp", device="cpu")
     calls: list[dict] = []
     monkeypatch.setattr(session, "train", lambda **kw: None)
-    monkeypatch.setattr(session, "measure_slot", lambda *a, **kw: None)
+    monkeypatch.setattr(session, "measure", lambda *a, **kw: None)
     monkeypatch.setattr(session, "prune_iteratively",
                         lambda target, **kw: calls.append(kw))
     pipeline.run_stages(session, args, pipeline.Progress(stream=io.StringIO()))

@@ -238,7 +238,7 @@ def test_choose_bias_picks_the_best_validation_offset():
 def test_regimes_refused_outside_classification():
     lm = Session("toy-regression", "mlp", pretrained=False)
     with pytest.raises(ValueError, match="labelled"):
-        lm.distill(0.5, steps=2, labelled=0.5)
+        lm.students.distill(0.5, steps=2, labelled=0.5)
     with pytest.raises(ValueError, match="leave_out"):
         Session("digits").distill(0.25, steps=2, leave_out=10)
 

@@ -67,7 +67,7 @@ def test_sweep_rows_follow_the_slider_and_name_the_student_shown(app):
     best = result.best()["temperature"]
     assert app.distill.temperature.value == best
     for moved, expect in ((3.0, 4.0), (14.0, 16.0), (1.2, 1.0)):
-        with mock.patch.object(app.session, "distill") as distill, \
+        with mock.patch.object(app.session.students, "distill") as distill, \
                 mock.patch.object(app.session, "train") as train:
             app.distill.temperature.value = moved
         distill.assert_not_called()
@@ -94,7 +94,7 @@ def test_a_failing_sweep_leaves_the_students_as_they_were(app):
             raise RuntimeError("boom at the second temperature")
         return real(*args, **kwargs)
 
-    with mock.patch.object(app.session, "distill", side_effect=flaky):
+    with mock.patch.object(app.session.students, "distill", side_effect=flaky):
         sweep(app, seeds=1)
     assert "error: temperature sweep" in status(app) and "boom" in status(app)
     assert set(app.session.slots.names) == before
@@ -113,7 +113,7 @@ def test_stop_ends_the_sweep_and_keeps_only_whole_temperatures(app):
             reached.set()
         return real(*args, **kwargs)
 
-    with mock.patch.object(app.session, "distill", side_effect=second):
+    with mock.patch.object(app.session.students, "distill", side_effect=second):
         assert app.distill.start("sweep")
         assert reached.wait(300)
         app.c.stop.click()
@@ -179,7 +179,7 @@ def test_dark_knowledge_follows_the_temperature_without_training(app):
     n_traces = len(fig.data)
     diagonals = []
     for t in (1.0, 4.0, 16.0):
-        with mock.patch.object(app.session, "distill") as distill, \
+        with mock.patch.object(app.session.students, "distill") as distill, \
                 mock.patch.object(app.session, "train") as train:
             app.distill.temperature.value = t
         distill.assert_not_called()

@@ -154,4 +154,4 @@ def test_positional_session_and_hidden_still_work() -> None:
     other = Session("digits", "mlp", seed=3, pretrained=False)
     assert torch.equal(other.data.val.x, load_dataset("digits", seed=3).val.x)
     small = Session("digits", "mlp", hidden=(16,), pretrained=False)
-    assert small.model.hidden == (16,) and small.config["hidden"] == [16]
+    assert small.model.hidden == (16,) and small.slot.config["hidden"] == [16]

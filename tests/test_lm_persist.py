@@ -42,7 +42,7 @@ def assert_same_session(s: Session, r: Session) -> None:
         assert sorted(a.rewind_states) == sorted(b.rewind_states)
         assert all(same_state(a.rewind_states[k], b.rewind_states[k]) for k in a.rewind_states)
     assert [h["kind"] for h in r.history] == [h["kind"] for h in s.history]
-    assert r.total_steps == s.jobs.total_steps
+    assert r.jobs.total_steps == s.jobs.total_steps
     assert r.snapshot().loss == s.snapshot().loss
 
 
@@ -61,11 +61,11 @@ def tiny() -> Session:
 def test_gpt_tiny_round_trips_bit_for_bit_and_continues(tiny):
     r = Session.load(tiny.to_bytes())
     assert_same_session(tiny, r)
-    assert r.corpus.vocab == tiny.lm.corpus.vocab and r.is_lm
-    assert r.sample("def ", 20) == tiny.lm.sample("def ", 20)
+    assert r.lm.corpus.vocab == tiny.lm.corpus.vocab and r.is_lm
+    assert r.lm.sample("def ", 20) == tiny.lm.sample("def ", 20)
     assert r.model.heads_per_layer() == tiny.model.heads_per_layer()
     r.train(epochs=1, steps=1)  # and it trains on
-    assert len(r.undo_stack) == len(tiny.slot.undo_stack) + 1
+    assert len(r.slot.undo_stack) == len(tiny.slot.undo_stack) + 1
 
 
 def test_a_file_whose_vocabulary_differs_from_the_corpus_is_refused(tiny):

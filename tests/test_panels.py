@@ -36,7 +36,7 @@ def test_temperature_move_updates_probabilities_without_retraining(app):
     """The temperature slider re-softens stored logits: no training call at all."""
     app.tabs.selected_index = 1
     before = np.asarray(trace(app.distill.fig, "teacher").y).copy()
-    with mock.patch.object(app.session, "distill") as distill, \
+    with mock.patch.object(app.session.students, "distill") as distill, \
             mock.patch.object(app.session, "train") as train:
         app.distill.temperature.value = 12.0
     distill.assert_not_called()

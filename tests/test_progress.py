@@ -148,7 +148,7 @@ class _View:
         import threading
         from types import SimpleNamespace
 
-        self.session = SimpleNamespace(selected="m", kept_note="")
+        self.session = SimpleNamespace(selected="m", slot=SimpleNamespace(kept_note=""))
         self.c = SimpleNamespace(progress=SimpleNamespace(value=0, max=1000),
                                  status=SimpleNamespace(value=""))
         self.ui_lock = threading.RLock()

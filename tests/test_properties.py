@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from state_util import fingerprint, same, unchanged
 
 from explorer import Session
-from explorer.session import core, persist, slots
+from explorer.session import persist, slots
+from explorer.session import session as session_module
 from explorer.session.bounded import BoundedList
 from explorer.session.persist import session_payload
 
@@ -101,13 +102,14 @@ def check_invariants(s: Session) -> None:
 
 @pytest.fixture(scope="module")
 def lowered_caps():
-    saved = slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX
-    slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX = UNDO_CAP, HISTORY_CAP, HISTORY_CAP
+    saved = slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX
+    slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX = \
+        UNDO_CAP, HISTORY_CAP, HISTORY_CAP
     yield
-    slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX = saved
+    slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX = saved
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(calls=st.lists(CALLS, min_size=1, max_size=9))

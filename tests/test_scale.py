@@ -80,8 +80,8 @@ def test_without_undo_the_file_says_what_it_leaves_out(big):
     assert left == storage_bytes([t for e in s.slot.undo_stack for t in e.base.values()] +
                                  [t for v in s.slot.rewind_states.values() for t in v.values()])
     r = Session.load(s.to_bytes(undo=False))
-    assert len(r.undo_stack) == 0 and r.rewind_states == {}
-    assert same(r.base, s.slot.base) and same(r.model.state_dict(), s.model.state_dict())
+    assert len(r.slot.undo_stack) == 0 and r.slot.rewind_states == {}
+    assert same(r.slot.base, s.slot.base) and same(r.model.state_dict(), s.model.state_dict())
 
 
 def test_the_app_offers_the_file_without_undo_and_says_so(big, monkeypatch):

@@ -24,7 +24,7 @@ from ..engine.lm import build_gpt
 from ..models.gpt import GPT, GPTConfig
 from ..models.zoo import build_from_arch
 from .persist_own import HF_KEY, OWN_MODEL, hf_description, hf_on_meta
-from .tasks import require_lm
+from .tasks import text_corpus
 
 if TYPE_CHECKING:
     from .session import Session
@@ -38,7 +38,7 @@ def lm_extra(session: Session, keep: str) -> dict:
     """The keys a language-model session's file config adds, or a ValueError saying
     plainly what is not saved (`keep`: what can be kept instead)."""
     config = session.slots["teacher"].config
-    corpus = require_lm(session, "saving").corpus
+    corpus = text_corpus(session, "saving")
     if corpus.name not in TEXT_DATASETS:
         raise ValueError(f"Session.save does not save a language-model session on your own "
                          f"text ({corpus.name!r}): the session keeps the file's name, not its "

@@ -114,13 +114,25 @@ class OwnLanguageModelling(Task):
         return {**record, "val_perplexity": perplexity(record["val_loss"])}
 
 
+def _not_text(session: Session, what: str) -> ValueError:
+    config = session.slot.config
+    return ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
+                      f"session holds {config['model']!r} on {config['dataset']!r}")
+
+
 def require_lm(session: Session, what: str) -> LanguageModelling:
     """The session's language-modelling task; ValueError when it holds another model."""
     if not isinstance(session.objective, LanguageModelling):
-        config = session.slot.config
-        raise ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
-                         f"session holds {config['model']!r} on {config['dataset']!r}")
+        raise _not_text(session, what)
     return session.objective
+
+
+def text_corpus(session: Session, what: str) -> TextCorpus:
+    """The corpus of a session on text (gpt-tiny or an hf: causal LM); ValueError else."""
+    objective = session.objective
+    if isinstance(objective, (LanguageModelling, OwnLanguageModelling)):
+        return objective.corpus
+    raise _not_text(session, what)
 
 
 def as_gpt(model: nn.Module) -> GPT:

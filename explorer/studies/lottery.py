@@ -106,9 +106,9 @@ def _random_reinit(ticket, masks: dict[str, torch.Tensor] | None, seed: int, epo
                         seed=seed + RANDOM_INIT_OFFSET)
     r = make_session(seed, model=fresh, dataset=dataset)
     if masks is not None:
-        r.install_masks({n: m.clone() for n, m in masks.items()})
+        r.pruning.install_masks({n: m.clone() for n, m in masks.items()})
     r.train(epochs=epochs, lr=LR, batch_size=BATCH)
-    return split_accuracy(r.model, r.data, "test", r.task)
+    return split_accuracy(r.model, r.data, "test", r.data.task)
 
 
 def combine(per_seed: list[dict]) -> dict:
