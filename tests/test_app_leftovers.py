@@ -4,7 +4,6 @@ architecture, the language model's lazy text sample, one set of fine-tune defaul
 from __future__ import annotations
 
 import html
-import inspect
 import io
 import re
 import threading
@@ -51,10 +50,13 @@ def test_regression_card_shows_mse():
 def test_iterative_pruning_defaults_are_the_configs():
     """Session.prune_iteratively, `explorer run` and the app's controls share config's
     FINETUNE_* (prune_iteratively fine-tuned 1 epoch per step, the app 5)."""
-    params = inspect.signature(Session.prune_iteratively).parameters
-    assert (params["steps"].default, params["schedule"].default,
-            params["finetune_epochs"].default) == (C.FINETUNE_STEPS, C.FINETUNE_SCHEDULE,
-                                                   C.FINETUNE_EPOCHS)
+    session = Session("toy-regression", "mlp", device="cpu", pretrained=False)
+    session.prune_iteratively(target=0.5)  # every other option left to its default
+    steps = [h for h in session.history if h["kind"] == "prune_step"]
+    epochs = [h for h in session.history if h["kind"] != "prune_step"]
+    assert len(steps) == C.FINETUNE_STEPS
+    assert len(epochs) == C.FINETUNE_STEPS * C.FINETUNE_EPOCHS
+    assert [h["schedule"] for h in steps] == [C.FINETUNE_SCHEDULE] * C.FINETUNE_STEPS
     app = ExplorerApp(Session("toy-regression", "mlp", device="cpu"))
     try:
         c = app.c
