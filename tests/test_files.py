@@ -176,10 +176,10 @@ elif case == "export":
     session.prune(sparsity=0.5)
     write = lambda: session.export(target, kind="masked")  # masked: about twice the size
 elif case == "checkpoint":
-    session.export(target, kind=\"checkpoint\")
+    session.export(target, kind='checkpoint')
     good = target.read_bytes()
     session.train(epochs=1)  # one more history record and new weights
-    write = lambda: session.export(target, kind=\"checkpoint\")
+    write = lambda: session.export(target, kind='checkpoint')
 else:
     write_bytes(target, b"g" * 1000)
     good = target.read_bytes()
