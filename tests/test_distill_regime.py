@@ -240,7 +240,7 @@ def test_regimes_refused_outside_classification():
     with pytest.raises(ValueError, match="labelled"):
         lm.students.distill(0.5, steps=2, labelled=0.5)
     with pytest.raises(ValueError, match="leave_out"):
-        Session("digits").distill(0.25, steps=2, leave_out=10)
+        Session("digits").students.distill(0.25, steps=2, leave_out=10)
 
 
 def test_hard_student_and_regime_survive_save_and_load(tmp_path):
