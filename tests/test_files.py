@@ -196,7 +196,7 @@ except Exception as exc:
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 loads = None
 if case == "session":
-    loads = Session.load(target).config == session.slot.config
+    loads = Session.load(target).slot.config == session.slot.config
 print(json.dumps({"error": error, "same": target.read_bytes() == good, "loads": loads,
                   "files": sorted(p.name for p in folder.iterdir())}))
 """

@@ -90,7 +90,7 @@ def test_the_app_offers_the_file_without_undo_and_says_so(big, monkeypatch):
     s, _ = big
     monkeypatch.setattr(files_panel, "DOWNLOAD_MAX_BYTES", 150 * 2**20)
     data, note = files_panel.session_download(s)
-    assert len(data) <= 150 * 2**20 and len(Session.load(data).undo_stack) == 0
+    assert len(data) <= 150 * 2**20 and len(Session.load(data).slot.undo_stack) == 0
     left = persist.left_out_bytes(s) / 2**20
     assert note.startswith(f"undo history and rewind points not saved ({left:.1f} MiB"), note
 
