@@ -15,18 +15,19 @@ PYTHON := $(BIN)/python
 STAMP_RUN := $(VENV)/.stamp-install
 STAMP_TEST := $(VENV)/.stamp-test
 CHROMIUM := /usr/bin/chromium
-# What `make lint` type-checks: the core floors (plain mypy, not strict).
-MYPY_PATHS ?= explorer/config.py explorer/validate.py explorer/data explorer/models explorer/engine \
-              explorer/session
+# What `make lint` type-checks: every floor of the package (plain mypy, not strict).
+MYPY_PATHS ?= explorer
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast test-deps chromium lint lab checkpoint llm-gpt clean distclean
+.PHONY: help venv demo test test-fast test-under-load test-deps chromium lint lab checkpoint llm-gpt \
+	clean distclean
 
 help:
 	@echo "make demo        serve the dashboard (Voila) at http://127.0.0.1:8866/"
 	@echo "make test        lint and run every test (installs test deps and Chromium if needed;"
 	@echo "                 the Ray tests run in a private network namespace: needs root)"
 	@echo "make test-fast   lint and run the tests not marked browser, slow or ray"
+	@echo "make test-under-load  the browser tests beside two busy processes (a busy machine)"
 	@echo "make lint        ruff, import-linter contracts (lint-imports), mypy on MYPY_PATHS"
 	@echo "make lab         JupyterLab on notebooks/"
 	@echo "make checkpoint  retrain the shipped checkpoint (assets/make_checkpoint.py)"
@@ -85,6 +86,17 @@ test: test-deps lint
 
 test-fast: lint
 	$(PYTHON) -m pytest -m "not browser and not slow and not ray"
+
+# The browser tests beside two processes that keep a core each busy (issue 27: the suite
+# must pass on a loaded machine; tests wait for states, never for fixed times). Not part
+# of .ci/run. The busy processes end with the run, whatever its outcome.
+test-under-load: test-deps
+	@$(PYTHON) -c "while True: pass" & one=$$!; \
+	$(PYTHON) -c "while True: pass" & two=$$!; \
+	trap 'kill $$one $$two 2>/dev/null' EXIT INT TERM; \
+	start=$$(date +%s); \
+	$(PYTHON) -m pytest -m browser $(PYTEST_ARGS); status=$$?; \
+	echo "test-under-load: exit $$status after $$(( $$(date +%s) - start )) s"; exit $$status
 
 # Jupyter refuses to run as root without --allow-root (root is the norm in containers and CI).
 lab: venv

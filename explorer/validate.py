@@ -180,11 +180,6 @@ def check_data(name: str, x: torch.Tensor, y: torch.Tensor, task: str) -> None:
                          "outputs is not what you meant")
 
 
-def check_finite_data(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
-    """NaN or infinite inputs (or regression targets) would make every loss NaN."""
-    check_data(name, x, y, "regression")
-
-
 def check_model(model: nn.Module, name: str) -> None:
     """A user's module the explorer can own: real data (not on `meta`), float32 weights,
     no weight shared between two layers (each layer is pruned on its own), and values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import subprocess
@@ -33,6 +34,28 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1800}  # tall enough for the whole app
 SERVER_START_TIMEOUT_S = 120.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis searches at random, from a seed chosen here unless --hypothesis-seed gives
+    one; the header and the summary print it, so a failure in CI reruns exactly with
+    `pytest --hypothesis-seed=N` (set before Hypothesis' own plugin reads the option)."""
+    if config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = str(random.SystemRandom().randrange(2**32))
+
+
+def _hypothesis_seed_line(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    return f"hypothesis seed {seed} (rerun this search: pytest --hypothesis-seed={seed})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _hypothesis_seed_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_line(_hypothesis_seed_line(config))
 
 
 @pytest.hookimpl(wrapper=True)

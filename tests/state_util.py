@@ -28,7 +28,7 @@ def fingerprint(s: Session) -> dict:
                                       getattr(e, "prune_config", None), getattr(e, "job", None))
                                      for e in slot.undo_stack],
                             "config": slot.prune_config, "epochs": slot.epochs_trained})
-    return {"slots": slots, "history": plain(list(s.history)), "steps": s.total_steps,
+    return {"slots": slots, "history": plain(list(s.history)), "steps": s.jobs.total_steps,
             "selected": s.selected}
 
 

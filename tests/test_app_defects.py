@@ -45,9 +45,9 @@ def test_1_every_zoo_model_can_be_switched_to_from_the_panel(app, monkeypatch):
                            ("mlp", "digits")]:
         new_session(app, model, dataset)
         assert f"new session: {model} on {dataset}" in status(app), status(app)
-        assert list(app.c.layer.options) == app.session.prunable
-        assert [r[2] for r in bar_counts(app)] == app.session.prunable[:P.MAX_BARS]
-        assert app.session.config["model"] == model and pruned_fraction(app) == 0
+        assert list(app.c.layer.options) == app.session.slot.prunable
+        assert [r[2] for r in bar_counts(app)] == app.session.slot.prunable[:P.MAX_BARS]
+        assert app.session.slot.config["model"] == model and pruned_fraction(app) == 0
         rows = app.session.slot.params()[app.c.layer.value].shape[0]
         # this model's layer
         assert len(trace(app.fig, "connections").z) == min(rows, C.WEIGHT_GRID_CELLS)
@@ -60,8 +60,8 @@ def test_3_status_reports_the_model_that_was_trained(app):
     app.distill.width.value = 0.05
     assert app.distill.start("alone")
     settle(app)
-    alone = app.session.measure_slot("student_alone", full=False).accuracy
-    teacher = app.session.measure_slot("teacher", full=False).accuracy
+    alone = app.session.measure(slot="student_alone", full=False).accuracy
+    teacher = app.session.measure(slot="teacher", full=False).accuracy
     assert alone != pytest.approx(teacher, abs=0.005)
     assert f"student alone done (student alone): val accuracy {alone:.1%}" in status(app)
     assert f"teacher {teacher:.1%}" in status(app)
@@ -147,7 +147,7 @@ def test_8_controls_that_do_not_apply_say_why(app):
     assert app.c.scope.disabled and "per-layer rule" in app.c.why_not.value
     app.c.scope.value = "global"  # even if set, x std prunes per layer (no API words)
     app.c.slider.value = 1.0
-    assert "error" not in status(app) and app.session.prune_config.scope == "layer"
+    assert "error" not in status(app) and app.session.slot.prune_config.scope == "layer"
     app.c.mode.value = "threshold"
     app.c.slider.value = 0.05  # Prune and fine-tune from threshold mode: the sparsity it gives
     given = app.snap.sparsity

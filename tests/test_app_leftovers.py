@@ -4,7 +4,6 @@ architecture, the language model's lazy text sample, one set of fine-tune defaul
 from __future__ import annotations
 
 import html
-import inspect
 import io
 import re
 import threading
@@ -51,10 +50,13 @@ def test_regression_card_shows_mse():
 def test_iterative_pruning_defaults_are_the_configs():
     """Session.prune_iteratively, `explorer run` and the app's controls share config's
     FINETUNE_* (prune_iteratively fine-tuned 1 epoch per step, the app 5)."""
-    params = inspect.signature(Session.prune_iteratively).parameters
-    assert (params["steps"].default, params["schedule"].default,
-            params["finetune_epochs"].default) == (C.FINETUNE_STEPS, C.FINETUNE_SCHEDULE,
-                                                   C.FINETUNE_EPOCHS)
+    session = Session("toy-regression", "mlp", device="cpu", pretrained=False)
+    session.prune_iteratively(target=0.5)  # every other option left to its default
+    steps = [h for h in session.history if h["kind"] == "prune_step"]
+    epochs = [h for h in session.history if h["kind"] != "prune_step"]
+    assert len(steps) == C.FINETUNE_STEPS
+    assert len(epochs) == C.FINETUNE_STEPS * C.FINETUNE_EPOCHS
+    assert [h["schedule"] for h in steps] == [C.FINETUNE_SCHEDULE] * C.FINETUNE_STEPS
     app = ExplorerApp(Session("toy-regression", "mlp", device="cpu"))
     try:
         c = app.c
@@ -77,7 +79,7 @@ def test_explorer_run_fills_unset_iterative_options_from_config(argv, monkeypatc
     session = Session("toy-regression", "mlp", device="cpu")
     calls: list[dict] = []
     monkeypatch.setattr(session, "train", lambda **kw: None)
-    monkeypatch.setattr(session, "measure_slot", lambda *a, **kw: None)
+    monkeypatch.setattr(session, "measure", lambda *a, **kw: None)
     monkeypatch.setattr(session, "prune_iteratively",
                         lambda target, **kw: calls.append(kw))
     pipeline.run_stages(session, args, pipeline.Progress(stream=io.StringIO()))
@@ -101,7 +103,7 @@ def test_uploading_a_session_of_another_architecture_shows_it(app, model, prune)
     assert app.model_panel.files.load_bytes(saved.to_bytes(), f"{model}.pt"), status(app)
     settle(app)
     assert f"loaded {model}.pt: {model} on digits" in status(app), status(app)
-    assert app.session.config["model"] == model
+    assert app.session.slot.config["model"] == model
     assert list(app.c.layer.options) == list(snap.prunable)
     assert app.c.layer.value == snap.prunable[0]
     assert app.c.mode.value == snap.prune["mode"] and app.c.slider.value == snap.prune["value"]
@@ -117,7 +119,7 @@ def test_adopting_a_language_model_session_from_the_api(app):
     lm = Session("pydoc-text", "gpt-tiny", device="cpu")
     app.adopt_session(lm)
     settle(app)
-    assert list(app.c.layer.options) == lm.prunable and not app.errors.errors
+    assert list(app.c.layer.options) == lm.slot.prunable and not app.errors.errors
     assert "perplexity" in headline(app)
 
 
@@ -137,7 +139,7 @@ def test_gpt_slider_move_generates_no_sample_and_the_line_follows(monkeypatch):
             assert "sample" not in lm.snap.extra and not inline
             assert f"perplexity {lm.snap.extra['perplexity']:.2f}" in lm.sample.value
         assert lm.display.wait_sample(120)
-        assert html.escape(lm.session.sample()) in lm.sample.value
+        assert html.escape(lm.session.lm.sample()) in lm.sample.value
         assert "updating" not in lm.sample.value and lm.display.samples.generated >= 1
     finally:
         lm.close()

@@ -33,8 +33,8 @@ def test_unstructured_then_heads_through_the_graph(session):
     """Magnitude 50% zeroes half of the prunable weights; structured 50% removes half of
     every layer's heads, and the shrunk model gives the masked model's logits."""
     snap = session.prune(sparsity=0.5)
-    zeros = sum(int((session.model.get_parameter(n) == 0).sum()) for n in session.prunable)
-    total = sum(session.model.get_parameter(n).numel() for n in session.prunable)
+    zeros = sum(int((session.model.get_parameter(n) == 0).sum()) for n in session.slot.prunable)
+    total = sum(session.model.get_parameter(n).numel() for n in session.slot.prunable)
     assert zeros / total == pytest.approx(0.5, abs=0.01)
     assert snap.extra["perplexity"] == pytest.approx(math.exp(snap.loss))
     snap = session.prune(sparsity=0.5, structured=True)
@@ -61,8 +61,8 @@ def test_training_lowers_the_perplexity(session):
 
 def test_gpt_tiny_only_operations_refuse_it(session):
     """Head plans, GPT students, distillation and the text sample are gpt-tiny's."""
-    for call in (session.sample, lambda: session.remove_heads(0.5), session.make_student,
-                 lambda: session.distill(epochs=1)):
+    for call in (session.lm.sample, lambda: session.lm.remove_heads(0.5), session.students.make,
+                 lambda: session.students.distill(epochs=1)):
         with pytest.raises(ValueError, match="gpt-tiny|cannot build"):
             call()
 

@@ -33,13 +33,14 @@ def test_round_trip_without_the_model_folder(trained, tmp_path):
     s.save(tmp_path / "s.pt")
     shutil.rmtree(model)
     back = Session.load(tmp_path / "s.pt")
-    assert back.config == s.config and back.config["model"] == f"hf:{model}"
+    assert back.slot.config == s.slot.config and back.slot.config["model"] == f"hf:{model}"
     for (k, v), (k2, v2) in zip(s.model.state_dict().items(),
                                 back.model.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2), k
-    assert back.masks is not None and all(torch.equal(back.masks[k], m)
-                                          for k, m in s.masks.items())
-    assert len(back.undo_stack) == len(s.undo_stack) and len(back.history) == len(s.history)
+    assert back.slot.masks is not None and all(torch.equal(back.slot.masks[k], m)
+                                          for k, m in s.slot.masks.items())
+    assert len(back.slot.undo_stack) == len(s.slot.undo_stack)
+    assert len(back.history) == len(s.history)
     a, b = s.snapshot(), back.snapshot()
     assert (a.accuracy, a.loss) == (b.accuracy, b.loss)
     small = back.shrink()  # the graph traces on the rebuilt model too
@@ -48,7 +49,7 @@ def test_round_trip_without_the_model_folder(trained, tmp_path):
         torch.testing.assert_close(small.eval()(x), back.model.eval()(x), atol=1e-4,
                                    rtol=1e-4)
     back.undo()  # the pruned fine-tune's undo entry came back with the file
-    assert back.masks is None
+    assert back.slot.masks is None
 
 
 def test_split_folder_tagged_test_is_val_round_trips(tmp_path):
@@ -57,10 +58,10 @@ def test_split_folder_tagged_test_is_val_round_trips(tmp_path):
     digits_folder(tmp_path / "d" / "train", per_class=4, classes=3)
     digits_folder(tmp_path / "d" / "val", per_class=2, classes=3)
     s = Session(f"imagefolder:{tmp_path / 'd'}", f"hf:{saved('resnet', tmp_path, 3)}")
-    assert s.config["dataset"] == f"imagefolder:{tmp_path / 'd'} (test = val)"
+    assert s.slot.config["dataset"] == f"imagefolder:{tmp_path / 'd'} (test = val)"
     s.save(tmp_path / "s.pt")
     back = Session.load(tmp_path / "s.pt")
-    assert back.config["dataset"] == s.config["dataset"]
+    assert back.slot.config["dataset"] == s.slot.config["dataset"]
     assert torch.equal(back.data.test.x, s.data.val.x)
     shutil.rmtree(tmp_path / "d")
     with pytest.raises(ValueError, match=f"data folder {tmp_path / 'd'} is gone: the"):

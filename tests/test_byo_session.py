@@ -62,7 +62,7 @@ def test_hf_resnet_trains_prunes_and_shrinks(byo):
 
 
 def fingerprint(s: Session) -> tuple:
-    return (s.config["model"], s.config["dataset"],
+    return (s.slot.config["model"], s.slot.config["dataset"],
             {k: v.clone() for k, v in s.model.state_dict().items()})
 
 
@@ -114,13 +114,13 @@ def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
 
     folder, model = byo
     s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
-    assert s.quick_subset() is None  # 6k parameters: always the full set
+    assert core.quick_subset(s) is None  # 6k parameters: always the full set
     monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
     monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
     first = s.prune(sparsity=0.3, structured=True)
     assert (first.extra["eval_samples"], first.extra["eval_total"]) == (50, 80)
-    rows = s.subset_split("val", 50)
-    assert rows.x.shape[0] == 50 and torch.equal(rows.x, s.subset_split("val", 50).x)
+    rows = core.subset_split(s, "val", 50)
+    assert rows.x.shape[0] == 50 and torch.equal(rows.x, core.subset_split(s, "val", 50).x)
     _, acc, _ = evaluate(s.model, rows, "classification")
     assert first.accuracy == pytest.approx(acc)
     full = s.refine()

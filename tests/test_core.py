@@ -101,7 +101,7 @@ def test_session_prune_masks_equal_torch_in_both_scopes(trained, shipped_mlp):
         snap = session.prune(sparsity=amount, scope=scope)
         assert not snap.warnings
         for name, mask in torch_masks(shipped_mlp, amount, scope).items():
-            assert torch.equal(session.masks[name], mask), (amount, scope, name)
+            assert torch.equal(session.slot.masks[name], mask), (amount, scope, name)
 
 
 def test_odd_sizes_prune_exactly_round_s_n():
@@ -127,9 +127,9 @@ def test_masked_weights_stay_exactly_zero_through_training(trained, optimizer):
     """50+ steps with weight decay: pruned weights stay exactly 0."""
     session = fresh(trained)
     session.prune(sparsity=0.7, scope="layer")
-    masks = {k: v.clone() for k, v in session.masks.items()}
+    masks = {k: v.clone() for k, v in session.slot.masks.items()}
     session.train(epochs=3, lr=1e-2, optimizer=optimizer, batch_size=32, weight_decay=1e-2)
-    assert session.total_steps >= 50
+    assert session.jobs.total_steps >= 50
     params = dict(session.model.named_parameters())
     for name, mask in masks.items():
         assert torch.all(params[name][~mask] == 0)
@@ -139,16 +139,16 @@ def test_masked_weights_stay_exactly_zero_through_training(trained, optimizer):
 def test_training_commits_survivors_and_keeps_pruned_base_values(trained):
     """After training a pruned model, pruned entries keep their old base; undo restores."""
     session = fresh(trained)
-    old_base = {k: v.clone() for k, v in session.base.items()}
+    old_base = {k: v.clone() for k, v in session.slot.base.items()}
     session.prune(sparsity=0.5)
-    mask = session.masks["layers.1.weight"].clone()
+    mask = session.slot.masks["layers.1.weight"].clone()
     session.train(epochs=1)
-    new_base = session.base["layers.1.weight"]
+    new_base = session.slot.base["layers.1.weight"]
     assert torch.equal(new_base[~mask], old_base["layers.1.weight"][~mask])
     assert not torch.equal(new_base[mask], old_base["layers.1.weight"][mask])
     assert session.snapshot().sparsity == pytest.approx(0.5, abs=1e-3)
     session.undo()
-    assert states_equal(session.base, old_base)
+    assert states_equal(session.slot.base, old_base)
     session.train(epochs=1)
     session.reset()
     assert states_equal(session.model.state_dict(), old_base)
@@ -181,12 +181,12 @@ def test_bad_prune_arguments_raise_and_leave_state(trained, kwargs, named):
     session = fresh(trained)
     session.prune(sparsity=0.3)
     weights = {k: v.clone() for k, v in session.model.state_dict().items()}
-    masks = {k: v.clone() for k, v in session.masks.items()}
+    masks = {k: v.clone() for k, v in session.slot.masks.items()}
     with pytest.raises(ValueError, match=named):
         session.prune(**kwargs)
     assert states_equal(weights, session.model.state_dict())
-    assert states_equal(masks, session.masks)
-    assert session.prune_config.sparsity == 0.3
+    assert states_equal(masks, session.slot.masks)
+    assert session.slot.prune_config.sparsity == 0.3
 
 
 @pytest.mark.parametrize(
@@ -200,10 +200,10 @@ def test_bad_prune_arguments_raise_and_leave_state(trained, kwargs, named):
 )
 def test_bad_training_arguments_raise_before_training(trained, kwargs, named):
     session = fresh(trained)
-    base = {k: v.clone() for k, v in session.base.items()}
+    base = {k: v.clone() for k, v in session.slot.base.items()}
     with pytest.raises(ValueError, match=named):
         session.train(**kwargs)
-    assert states_equal(base, session.base) and not session.undo_stack
+    assert states_equal(base, session.slot.base) and not session.slot.undo_stack
 
 
 def test_snapshot_counts_and_json(trained):

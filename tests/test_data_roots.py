@@ -157,7 +157,7 @@ def test_the_load_handler_refuses_folders_outside_the_roots_alike(folders):
         (message,) = messages
         assert OUTSIDE.split("(")[0].strip() in message and "private" not in message
         assert files.load_bytes(saved, "mine.pt"), app.c.status.value
-        assert app.session.config["dataset"] == f"imagefolder:{data}"
+        assert app.session.slot.config["dataset"] == f"imagefolder:{data}"
     finally:
         app.jobs.stop()
         app.jobs.wait(60)
@@ -169,4 +169,4 @@ def test_session_load_from_python_reads_any_folder_it_names(folders):
 
     _, _, outside, saved = folders
     loaded = Session.load(with_dataset(saved, str(outside)), device="cpu")
-    assert loaded.config["dataset"] == f"imagefolder:{outside}"
+    assert loaded.slot.config["dataset"] == f"imagefolder:{outside}"

@@ -107,16 +107,16 @@ def test_cache_is_keyed_by_sample_index_and_teacher_state():
 def test_teacher_cache_invalidated_when_the_session_teacher_is_pruned():
     """Pruning the teacher changes its fingerprint, so the next distill recomputes."""
     session = Session("digits")
-    session.distill(0.25, epochs=1)
-    first = session.teacher_cache.computations
-    session.distill(0.25, epochs=1)
-    assert session.teacher_cache.computations == first  # same teacher: reused
+    session.students.distill(0.25, epochs=1)
+    first = session.students.teacher_cache.computations
+    session.students.distill(0.25, epochs=1)
+    assert session.students.teacher_cache.computations == first  # same teacher: reused
     session.prune(sparsity=0.9)
-    session.distill(0.25, epochs=1)
-    assert session.teacher_cache.computations == 2 * first  # train and val splits again
+    session.students.distill(0.25, epochs=1)
+    assert session.students.teacher_cache.computations == 2 * first  # train and val splits again
     with torch.no_grad():
         want = session.model.eval()(session.data.train.x[:5])
-    got = session.teacher_cache.lookup(session.model, "train", session.data.train.x,
+    got = session.students.teacher_cache.lookup(session.model, "train", session.data.train.x,
                                   torch.arange(5))
     assert torch.allclose(got, want)
 
@@ -126,11 +126,11 @@ def test_mismatched_student_is_refused_and_state_unchanged():
     session = Session("digits")
     before = session.snapshot()
     with pytest.raises(ValueError, match="5 outputs.*teacher has 10"):
-        session.distill(MLP(64, (16,), 5), epochs=1)
-    assert session.models == ("teacher",)
+        session.students.distill(MLP(64, (16,), 5), epochs=1)
+    assert session.slots.names == ("teacher",)
     assert session.snapshot().accuracy == before.accuracy
     with pytest.raises(ValueError, match="temperature"):
-        session.distill(0.5, temperature=0.5)
+        session.students.distill(0.5, temperature=0.5)
 
 
 def test_student_from_scales_the_teacher_and_copies_modules():
@@ -147,7 +147,7 @@ def test_student_from_scales_the_teacher_and_copies_modules():
 def test_select_switches_what_prune_acts_on():
     """Teacher and student side by side: pruning the selected one leaves the other."""
     session = Session("digits")
-    session.distill(0.5, epochs=1)
+    session.students.distill(0.5, epochs=1)
     teacher_weight = session.model.layers[0].weight.detach().clone()
     snap = session.select("student")
     assert snap.params < 50826 and session.selected == "student"
@@ -157,7 +157,7 @@ def test_select_switches_what_prune_acts_on():
     assert session.snapshot().sparsity == 0.0
     session.select("student")
     assert session.snapshot().sparsity == pytest.approx(0.5, abs=1e-3)
-    assert session.undo_stack == [] and session.masks is not None
+    assert session.slot.undo_stack == [] and session.slot.masks is not None
     with pytest.raises(ValueError, match="model slot"):
         session.select("nobody")
 
@@ -166,16 +166,16 @@ def test_soft_targets_are_distributions_with_their_kl():
     """Both softened distributions sum to 1; KL >= 0; higher T flattens the teacher."""
     session = Session("digits")
     with pytest.raises(ValueError, match="no student"):
-        session.soft_targets(0, 4.0)
-    session.distill(0.25, epochs=2)
-    cold, hot = session.soft_targets(7, 1.0), session.soft_targets(7, 10.0)
+        session.students.soft_targets(0, 4.0)
+    session.students.distill(0.25, epochs=2)
+    cold, hot = session.students.soft_targets(7, 1.0), session.students.soft_targets(7, 10.0)
     for view in (cold, hot):
         assert sum(view["teacher"]) == pytest.approx(1.0, abs=1e-5)
         assert sum(view["student"]) == pytest.approx(1.0, abs=1e-5)
         assert view["kl"] >= 0.0
     assert max(hot["teacher"]) < max(cold["teacher"])
     with pytest.raises(ValueError, match="index"):
-        session.soft_targets(10_000, 4.0)
+        session.students.soft_targets(10_000, 4.0)
 
 
 def test_regression_distils_by_mse_without_temperature():
@@ -183,8 +183,8 @@ def test_regression_distils_by_mse_without_temperature():
     session = Session("toy-regression", pretrained=False)
     session.train(epochs=2)
     with pytest.raises(ValueError, match="does not apply to regression"):
-        session.distill(0.5, temperature=4.0)
-    snap = session.distill(0.5, epochs=2)
+        session.students.distill(0.5, temperature=4.0)
+    snap = session.students.distill(0.5, epochs=2)
     assert snap.extra["mse"] is not None and snap.extra["teacher_agreement"] is None
     assert session.select("student").task == "regression"
 
@@ -198,11 +198,11 @@ def test_distilled_quarter_student_agrees_with_teacher_more_than_alone():
         teacher_out = session.model.eval()(x)
     wins = 0
     for seed in (1, 2):
-        session.train_student_alone(0.25, epochs=80, seed=seed)
-        session.distill(0.25, temperature=4.0, epochs=80, seed=seed)
+        session.students.train_alone(0.25, epochs=80, seed=seed)
+        session.students.distill(0.25, temperature=4.0, epochs=80, seed=seed)
         with torch.no_grad():
-            alone = agreement(session.slot_model("student_alone").eval()(x), teacher_out)
-            taught = agreement(session.slot_model("student").eval()(x), teacher_out)
+            alone = agreement(session.slots.model("student_alone").eval()(x), teacher_out)
+            taught = agreement(session.slots.model("student").eval()(x), teacher_out)
         wins += taught > alone
     assert wins == 2
 
@@ -211,10 +211,10 @@ def test_same_student_init_for_alone_and_distilled():
     """train_student_alone and distill start from identical weights (fair comparison)."""
     session = Session("digits")
     module = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
-    session.train_student_alone(module, epochs=1, labelled=1.0)  # all labels: same rows
-    session.distill(module, epochs=1, alpha=0.0, labelled=1.0)  # alpha 0: labels only
-    a = session.slot_model("student_alone").state_dict()
-    b = session.slot_model("student").state_dict()
+    session.students.train_alone(module, epochs=1, labelled=1.0)  # all labels: same rows
+    session.students.distill(module, epochs=1, alpha=0.0, labelled=1.0)  # alpha 0: labels only
+    a = session.slots.model("student_alone").state_dict()
+    b = session.slots.model("student").state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)
 
 

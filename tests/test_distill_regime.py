@@ -22,7 +22,7 @@ from explorer.engine.regime import (
     partial_kd_loss,
     select_rows,
 )
-from explorer.session import jobs_mixin
+from explorer.session import session_jobs
 
 torch.set_num_threads(1)
 STEPS = 12  # short budgets: these tests check rows and formulas, not accuracy
@@ -36,7 +36,7 @@ def session() -> Session:
 def _spy(monkeypatch) -> list[torch.Tensor]:
     """Record the original training rows behind every batch the student's loss sees."""
     seen: list[torch.Tensor] = []
-    real = jobs_mixin.train_steps
+    real = session_jobs.train_steps
 
     def spying(model, train, val, task, config, **kw):
         loss_fn = kw.get("loss_fn")
@@ -50,7 +50,7 @@ def _spy(monkeypatch) -> list[torch.Tensor]:
         kw["loss_fn"] = watched
         return real(model, train, val, task, config, **kw)
 
-    monkeypatch.setattr(jobs_mixin, "train_steps", spying)
+    monkeypatch.setattr(session_jobs, "train_steps", spying)
     return seen
 
 
@@ -115,16 +115,16 @@ def test_each_student_sees_only_its_rows(session, monkeypatch):
     regime = Regime(0.2, 3, seed=session.seed + 1)
     rows = select_rows(regime, session.data.train.y, 10)
     y = session.data.train.y.cpu()
-    for train, expect in ((session.train_student_alone, rows.labelled),
-                          (session.train_student_hard, rows.transfer),
-                          (session.distill, rows.transfer)):
+    for train, expect in ((session.students.train_alone, rows.labelled),
+                          (session.students.train_hard, rows.transfer),
+                          (session.students.distill, rows.transfer)):
         seen.clear()
         train(0.25, steps=400, labelled=0.2, leave_out=3)
         union = torch.unique(torch.cat(seen))
         assert set(union.tolist()) <= set(expect.tolist())
         assert len(union) >= 0.9 * len(expect)  # the budget covers (nearly) all of them
         assert not bool((y[union] == 3).any())
-    assert session.regime("student") == regime
+    assert session.students.regime("student") == regime
     masked = masked_targets(session.data.train.y, rows.labelled).cpu()
     assert int((masked != NO_LABEL).sum()) == len(rows.labelled)
 
@@ -132,10 +132,11 @@ def test_each_student_sees_only_its_rows(session, monkeypatch):
 def test_every_student_gets_the_same_budget(session):
     """Alone trains as many optimizer steps as distilled (it cycles its labelled rows)."""
     counts = []
-    for train in (session.train_student_alone, session.train_student_hard, session.distill):
-        before = session.total_steps
+    students = session.students
+    for train in (students.train_alone, students.train_hard, students.distill):
+        before = session.jobs.total_steps
         train(0.25, epochs=1, labelled=0.1)
-        counts.append(session.total_steps - before)
+        counts.append(session.jobs.total_steps - before)
     transfer = len(session.data.train)
     assert counts == [math.ceil(transfer / 64)] * 3
 
@@ -143,17 +144,17 @@ def test_every_student_gets_the_same_budget(session):
 def test_hard_student_gets_teacher_argmax_where_unlabelled(session, monkeypatch):
     """The third student's targets: labels where labelled, the teacher's argmax elsewhere."""
     targets: list[torch.Tensor] = []
-    real = jobs_mixin.train_steps
+    real = session_jobs.train_steps
 
     def spying(model, train, val, task, config, **kw):
         targets.append(train.y.cpu())
         targets.append(train.rows.cpu())
         return real(model, train, val, task, config, **kw)
 
-    monkeypatch.setattr(jobs_mixin, "train_steps", spying)
-    session.train_student_hard(0.25, steps=2, labelled=0.1)
+    monkeypatch.setattr(session_jobs, "train_steps", spying)
+    session.students.train_hard(0.25, steps=2, labelled=0.1)
     y, rows = targets
-    teacher = session.teacher_cache.outputs(session.slot_model("teacher"), "train",
+    teacher = session.students.teacher_cache.outputs(session.slots.model("teacher"), "train",
                                             session.data.train.x).argmax(-1).cpu()
     labelled = select_rows(Regime(0.1, seed=session.seed + 1), session.data.train.y, 10).labelled
     is_lab = torch.isin(rows, labelled)
@@ -164,17 +165,17 @@ def test_hard_student_gets_teacher_argmax_where_unlabelled(session, monkeypatch)
 def test_full_regime_is_the_plain_path(session, monkeypatch):
     """labelled=1 and nothing left out trains on the whole training split, as before."""
     seen = _spy(monkeypatch)
-    session.distill(0.25, steps=30, labelled=1.0)
+    session.students.distill(0.25, steps=30, labelled=1.0)
     assert len(torch.unique(torch.cat(seen))) > 0.9 * min(30 * 64, len(session.data.train))
-    assert session.regime("student") == Regime(1.0, None, session.seed + 1)
+    assert session.students.regime("student") == Regime(1.0, None, session.seed + 1)
 
 
 def test_dark_knowledge_matrix_by_hand(session):
     """Row c = mean over class-c validation examples of softmax(teacher logits / T)."""
-    logits = session.slot_model("teacher")(session.data.val.x).detach()
+    logits = session.slots.model("teacher")(session.data.val.x).detach()
     y = session.data.val.y
     for T in (1.0, 4.0):
-        got = torch.tensor(session.dark_knowledge(T)["matrix"])
+        got = torch.tensor(session.students.dark_knowledge(T)["matrix"])
         for c in (0, 3, 9):
             rows = [torch.softmax(logits[i] / T, 0) for i in range(len(y)) if y[i] == c]
             assert torch.allclose(got[c], torch.stack(rows).mean(0), atol=1e-5)
@@ -196,32 +197,32 @@ def test_ece_by_hand():
 
 
 def test_calibration_and_per_class(session):
-    session.distill(0.25, steps=20)
-    cal = session.calibration("student")
+    session.students.distill(0.25, steps=20)
+    cal = session.students.calibration("student")
     assert 0 <= cal["ece"] <= 1 and 0 <= cal["teacher_agreement"] <= 1
-    per = session.per_class_accuracy("student", "val")
-    logits = session.slot_model("student")(session.data.val.x).detach()
+    per = session.students.per_class_accuracy("student", "val")
+    logits = session.slots.model("student")(session.data.val.x).detach()
     y = session.data.val.y
     assert per[3] == pytest.approx(float((logits[y == 3].argmax(-1) == 3).float().mean()))
     with pytest.raises(ValueError, match="bias"):
-        session.per_class_accuracy("student", bias={11: 1.0})
+        session.students.per_class_accuracy("student", bias={11: 1.0})
     with pytest.raises(ValueError, match="slot"):
-        session.calibration("nobody")
+        session.students.calibration("nobody")
 
 
 def test_bias_is_chosen_on_validation_only(session, monkeypatch):
     """Perturbing the test split changes the test readouts, never the chosen bias."""
-    session.distill(0.25, steps=200, labelled=0.5, leave_out=3)
-    first = session.bias_correction()
+    session.students.distill(0.25, steps=200, labelled=0.5, leave_out=3)
+    first = session.students.bias_correction()
     assert first["class"] == 3
     data = session.data
     noisy = Split(data.test.x + torch.randn_like(data.test.x) * 5, data.test.y.flip(0))
     monkeypatch.setattr(session, "data", replace(data, test=noisy))
-    second = session.bias_correction()
+    second = session.students.bias_correction()
     assert second["bias"] == first["bias"]
     assert second["val_accuracy_after"] == first["val_accuracy_after"]
     assert second["per_class_before"] != first["per_class_before"]
-    val_logits = session.slot_model("student")(data.val.x).detach()
+    val_logits = session.slots.model("student")(data.val.x).detach()
     assert first["bias"] == dark.choose_bias(val_logits, data.val.y, 3)
 
 
@@ -237,16 +238,16 @@ def test_choose_bias_picks_the_best_validation_offset():
 def test_regimes_refused_outside_classification():
     lm = Session("toy-regression", "mlp", pretrained=False)
     with pytest.raises(ValueError, match="labelled"):
-        lm.distill(0.5, steps=2, labelled=0.5)
+        lm.students.distill(0.5, steps=2, labelled=0.5)
     with pytest.raises(ValueError, match="leave_out"):
-        Session("digits").distill(0.25, steps=2, leave_out=10)
+        Session("digits").students.distill(0.25, steps=2, leave_out=10)
 
 
 def test_hard_student_and_regime_survive_save_and_load(tmp_path):
     """The third slot and the regime it trained under come back from a saved session."""
     s = Session("digits")
-    s.train_student_hard(steps=5, labelled=0.5, leave_out=3)
+    s.students.train_hard(steps=5, labelled=0.5, leave_out=3)
     s.save(tmp_path / "s.pt")
     back = Session.load(tmp_path / "s.pt")
-    assert back.regime("student_hard") == Regime(0.5, 3, s.seed + 1)
-    assert back.regime("teacher") is None and back.regime("student") is None
+    assert back.students.regime("student_hard") == Regime(0.5, 3, s.seed + 1)
+    assert back.students.regime("teacher") is None and back.students.regime("student") is None

@@ -67,7 +67,7 @@ def test_sweep_rows_follow_the_slider_and_name_the_student_shown(app):
     best = result.best()["temperature"]
     assert app.distill.temperature.value == best
     for moved, expect in ((3.0, 4.0), (14.0, 16.0), (1.2, 1.0)):
-        with mock.patch.object(app.session, "distill") as distill, \
+        with mock.patch.object(app.session.students, "distill") as distill, \
                 mock.patch.object(app.session, "train") as train:
             app.distill.temperature.value = moved
         distill.assert_not_called()
@@ -76,7 +76,7 @@ def test_sweep_rows_follow_the_slider_and_name_the_student_shown(app):
         assert selected_rows(app) == [f"{expect:g}"]
         assert distilled_row(app) == f"{expect:g}"
         assert list(app.distill.fig.data[SELECTED].x) == [expect]
-        shown = app.session.measure_slot("student", full=False).accuracy
+        shown = app.session.measure(slot="student", full=False).accuracy
         assert shown == pytest.approx(result.row(expect)["values"][0], abs=1e-9)
     assert "error" not in status(app)
 
@@ -84,8 +84,8 @@ def test_sweep_rows_follow_the_slider_and_name_the_student_shown(app):
 def test_a_failing_sweep_leaves_the_students_as_they_were(app):
     """An exception in the third run: the status says so, the student slots hold what
     they held before (no student at all here), no sweep table appears."""
-    before = set(app.session.models)
-    real = app.session.distill
+    before = set(app.session.slots.names)
+    real = app.session.students.distill
     calls = []
 
     def flaky(*args, **kwargs):
@@ -94,10 +94,10 @@ def test_a_failing_sweep_leaves_the_students_as_they_were(app):
             raise RuntimeError("boom at the second temperature")
         return real(*args, **kwargs)
 
-    with mock.patch.object(app.session, "distill", side_effect=flaky):
+    with mock.patch.object(app.session.students, "distill", side_effect=flaky):
         sweep(app, seeds=1)
     assert "error: temperature sweep" in status(app) and "boom" in status(app)
-    assert set(app.session.models) == before
+    assert set(app.session.slots.names) == before
     assert app.distill.sweep_result is None and app.distill.sweep_box.value == ""
     assert not app.jobs.busy and not app.distill.sweep.disabled
 
@@ -106,14 +106,14 @@ def test_stop_ends_the_sweep_and_keeps_only_whole_temperatures(app):
     app.distill.epochs.value = 200
     app.distill.seeds.value = 1
     reached = threading.Event()
-    real = app.session.distill
+    real = app.session.students.distill
 
     def second(*args, **kwargs):  # stop once the second temperature's run is under way
         if kwargs.get("temperature") == SWEEP_TEMPERATURES[1]:
             reached.set()
         return real(*args, **kwargs)
 
-    with mock.patch.object(app.session, "distill", side_effect=second):
+    with mock.patch.object(app.session.students, "distill", side_effect=second):
         assert app.distill.start("sweep")
         assert reached.wait(300)
         app.c.stop.click()
@@ -158,11 +158,11 @@ def test_regime_controls_name_the_regime_and_reach_every_student(app):
         settle(app)
         assert "error" not in status(app), status(app)
     for slot in ("student", "student_alone", "student_hard"):
-        regime = app.session.regime(slot)
+        regime = app.session.students.regime(slot)
         assert (regime.labelled, regime.leave_out) == (C.DEFAULT_LABELLED, 3)
     assert words in html_text(p.table.value)
     assert "student on teacher's labels" in html_text(p.table.value)
-    bias = app.session.bias_correction("student", 3)
+    bias = app.session.students.bias_correction("student", 3)
     assert list(p.fig.data[PC_CORRECTED].y) == pytest.approx(
         [None if v != v else round(v, 4) for v in bias["per_class_after"]])
     assert "class 3 left out" in p.fig.layout.annotations[T_PER_CLASS].text
@@ -179,13 +179,13 @@ def test_dark_knowledge_follows_the_temperature_without_training(app):
     n_traces = len(fig.data)
     diagonals = []
     for t in (1.0, 4.0, 16.0):
-        with mock.patch.object(app.session, "distill") as distill, \
+        with mock.patch.object(app.session.students, "distill") as distill, \
                 mock.patch.object(app.session, "train") as train:
             app.distill.temperature.value = t
         distill.assert_not_called()
         train.assert_not_called()
         z = [list(r) for r in fig.data[DARK].z]
-        oracle = app.session.dark_knowledge(t)["matrix"]
+        oracle = app.session.students.dark_knowledge(t)["matrix"]
         assert [v for r in z for v in r] == pytest.approx(
             [float(v) for r in oracle for v in r], abs=1e-4)
         assert all(sum(r) == pytest.approx(1.0, abs=1e-3) for r in z)

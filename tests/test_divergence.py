@@ -28,11 +28,11 @@ def clone(state):
 
 def fingerprint(s: Session) -> dict:
     """What a failed job must leave exactly as it was."""
-    return {"model": clone(s.model.state_dict()), "base": clone(s.base),
-            "masks": None if s.masks is None else clone(s.masks),
-            "undo": len(s.undo_stack), "history": [dict(h) for h in s.history],
-            "steps": s.total_steps, "epochs": s.epochs_trained,
-            "rewind": sorted(s.rewind_states), "config": s.prune_config}
+    return {"model": clone(s.model.state_dict()), "base": clone(s.slot.base),
+            "masks": None if s.slot.masks is None else clone(s.slot.masks),
+            "undo": len(s.slot.undo_stack), "history": [dict(h) for h in s.history],
+            "steps": s.jobs.total_steps, "epochs": s.slot.epochs_trained,
+            "rewind": sorted(s.slot.rewind_states), "config": s.slot.prune_config}
 
 
 def assert_unchanged(before: dict, after: dict) -> None:
@@ -115,8 +115,8 @@ def test_stop_keeps_what_was_trained_one_undo_away():
             stop.set()
 
     s.train(epochs=3, stop=stop, on_event=stop_at_5)
-    assert len(s.undo_stack) == 1
-    assert not all(torch.equal(s.base[k], before["base"][k]) for k in before["base"])
+    assert len(s.slot.undo_stack) == 1
+    assert not all(torch.equal(s.slot.base[k], before["base"][k]) for k in before["base"])
     s.undo()
     after = fingerprint(s)
     after["steps"] = before["steps"]  # the curves' step axis keeps counting after Undo
@@ -143,7 +143,7 @@ def test_one_job_at_a_time_in_the_api():
     finally:
         release.set()
         worker.join(120)
-    assert s.masks is None and len(s.undo_stack) == 1
+    assert s.slot.masks is None and len(s.slot.undo_stack) == 1
 
 
 def test_iterative_pruning_stops_when_a_fine_tune_diverges():

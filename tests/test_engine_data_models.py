@@ -61,7 +61,7 @@ def test_bring_your_own_tensors_and_loaders_agree() -> None:
                  test=loader)
     assert torch.equal(s1.data.train.x, s2.data.train.x)
     assert torch.equal(s1.data.train.y, s2.data.train.y)
-    assert s1.data.n_outputs == 3 and s1.prunable == ["0.weight", "2.weight"]
+    assert s1.data.n_outputs == 3 and s1.slot.prunable == ["0.weight", "2.weight"]
     assert s1.prune(sparsity=0.5).sparsity == pytest.approx(0.5, abs=0.02)
     reg = Session(model=nn.Linear(5, 2), train=(x, x[:, :2]), val=(x, x[:, :2]),
                   task="regression")
@@ -154,4 +154,4 @@ def test_positional_session_and_hidden_still_work() -> None:
     other = Session("digits", "mlp", seed=3, pretrained=False)
     assert torch.equal(other.data.val.x, load_dataset("digits", seed=3).val.x)
     small = Session("digits", "mlp", hidden=(16,), pretrained=False)
-    assert small.model.hidden == (16,) and small.config["hidden"] == [16]
+    assert small.model.hidden == (16,) and small.slot.config["hidden"] == [16]

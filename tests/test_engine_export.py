@@ -57,10 +57,10 @@ def test_export_round_trip_gives_same_outputs(session: Session, kind: str, tmp_p
     with torch.no_grad():
         assert torch.allclose(model(x), session.model(x), atol=1e-6)
     if kind == "shrunk":
-        pruned_channels = session.prune_config.structured
+        pruned_channels = session.slot.prune_config.structured
         assert (count_params(model) < count_params(session.model)) == pruned_channels
     else:
-        assert _sparsity(model, session.prunable) == pytest.approx(
+        assert _sparsity(model, session.slot.prunable) == pytest.approx(
             session.snapshot(evaluate_model=False).sparsity)
 
 
@@ -70,7 +70,7 @@ def test_masked_export_is_what_torch_prune_writes(pruned: Session, tmp_path) -> 
     pruned.export(path, kind="masked")
     state = torch.load(path, weights_only=True)["state_dict"]
     reference = copy.deepcopy(pruned.model)
-    for name, mask in pruned.masks.items():
+    for name, mask in pruned.slot.masks.items():
         tprune.custom_from_mask(reference.get_submodule(name.rpartition(".")[0]),
                                 name.rpartition(".")[2], mask)
     ref_state = reference.state_dict()
@@ -92,7 +92,7 @@ def test_masked_export_is_what_torch_prune_writes(pruned: Session, tmp_path) -> 
         assert torch.allclose(fresh(x), pruned.model(x), atol=1e-6)
     for key in state:  # _orig holds the dense base, as torch keeps the unpruned values
         if key.endswith("_orig"):
-            assert torch.equal(state[key], pruned.base[key[: -len("_orig")]])
+            assert torch.equal(state[key], pruned.slot.base[key[: -len("_orig")]])
 
 
 def test_zeros_export_loads_into_a_plain_model(tmp_path) -> None:

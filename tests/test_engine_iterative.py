@@ -40,8 +40,8 @@ def _masks_per_step(session: Session, **kwargs) -> list[dict[str, torch.Tensor]]
     seen: list[dict[str, torch.Tensor]] = []
 
     def on_event(event: object) -> None:
-        if isinstance(event, StepEvent) and (not seen or seen[-1] is not session.masks):
-            seen.append(session.masks)
+        if isinstance(event, StepEvent) and (not seen or seen[-1] is not session.slot.masks):
+            seen.append(session.slot.masks)
 
     session.prune_iteratively(on_event=on_event, **kwargs)
     return seen
@@ -69,8 +69,8 @@ def test_masks_never_unprune_across_steps(kwargs: dict) -> None:
             for layer in h["snapshot"].layers:
                 assert layer.numel - layer.nonzero == round(s_k * layer.numel)
     for name, tensor in session.model.named_parameters():
-        if name in session.masks:  # pruned weights stayed exactly zero through fine-tuning
-            assert not tensor[~session.masks[name]].any(), name
+        if name in session.slot.masks:  # pruned weights stayed exactly zero through fine-tuning
+            assert not tensor[~session.slot.masks[name]].any(), name
 
 
 def test_rewind_init_restores_exact_initial_values_of_survivors() -> None:
@@ -80,7 +80,7 @@ def test_rewind_init_restores_exact_initial_values_of_survivors() -> None:
     session.train(epochs=2)
     session.prune_iteratively(0.75, steps=2, schedule="linear", finetune_epochs=0,
                               rewind="init")
-    masks = session.masks
+    masks = session.slot.masks
     for name, tensor in session.model.state_dict().items():
         if name in masks:
             assert torch.equal(tensor[masks[name]], initial[name][masks[name]]), name
@@ -93,33 +93,33 @@ def test_rewind_to_epoch_k_and_bad_rewind_changes_nothing() -> None:
     """rewind=k uses the weights after k epochs; an unknown k raises before any change."""
     session = Session("digits", "mlp", pretrained=False, seed=1)
     session.train(epochs=3)
-    assert sorted(session.rewind_states) == [1, 2, 3]
-    after_2 = session.rewind_states[2]
-    assert not torch.equal(after_2["layers.0.weight"], session.initial["layers.0.weight"])
+    assert sorted(session.slot.rewind_states) == [1, 2, 3]
+    after_2 = session.slot.rewind_states[2]
+    assert not torch.equal(after_2["layers.0.weight"], session.slot.initial["layers.0.weight"])
     before = _clone(session.model.state_dict())
     with pytest.raises(ValueError, match="rewind"):
         session.prune_iteratively(0.5, steps=2, rewind=9)
     for name, tensor in session.model.state_dict().items():
         assert torch.equal(tensor, before[name])
     session.prune_iteratively(0.5, steps=1, finetune_epochs=0, rewind=2)
-    mask = session.masks["layers.1.weight"]
+    mask = session.slot.masks["layers.1.weight"]
     assert torch.equal(session.model.layers[1].weight[mask], after_2["layers.1.weight"][mask])
     session.reset()  # reset returns to the original model, dense
-    assert session.masks is None and not session.undo_stack
+    assert session.slot.masks is None and not session.slot.undo_stack
 
 
 def test_slider_after_iterative_still_rebuilds_from_the_base() -> None:
     """After an iterative run the slider rebuilds masks from the base; undo works."""
     session = Session("digits", "mlp")
     session.prune_iteratively(0.8, steps=2, schedule="agp", finetune_epochs=1)
-    assert len(session.undo_stack) == 2
+    assert len(session.slot.undo_stack) == 2
     snap = session.prune(sparsity=0.1)
     assert snap.sparsity == pytest.approx(0.1, abs=1e-4)
     session.undo()
     session.undo()  # the dense base before the first fine-tune, with step 1's masks
-    assert session.prune_config.sparsity < 0.8
-    original = session.original
-    for name, tensor in session.base.items():
+    assert session.slot.prune_config.sparsity < 0.8
+    original = session.slot.original
+    for name, tensor in session.slot.base.items():
         assert torch.equal(tensor, original[name])
     session.reset_pruning()
     for name, tensor in session.model.state_dict().items():

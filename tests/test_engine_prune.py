@@ -62,7 +62,7 @@ def test_session_global_prune_matches_torch_on_a_user_model() -> None:
     reference = copy.deepcopy(model)
     session.prune(sparsity=0.63, scope="global")
     tprune.global_unstructured(_torch_modules(reference), tprune.L1Unstructured, amount=0.63)
-    for name in session.prunable:
+    for name in session.slot.prunable:
         assert torch.equal(session.model.get_parameter(name),
                            reference.get_submodule(name.rpartition(".")[0]).weight)
 
@@ -71,8 +71,8 @@ def test_layer_emptied_guard_fires_and_warns() -> None:
     """Global pruning that would empty a layer keeps 1% of it and says so in the Snapshot."""
     session = Session("digits", "mlp")
     with torch.no_grad():  # make the last layer tiny so a global cut would take it all
-        session.base["layers.2.weight"].mul_(1e-4)
-    session.slot.set_base(session.base)
+        session.slot.base["layers.2.weight"].mul_(1e-4)
+    session.slot.set_base(session.slot.base)
     snap = session.prune(sparsity=0.95, scope="global")
     last = snap.layer("layers.2.weight")
     assert last.nonzero == 13  # ceil(0.01 * 1280)
@@ -83,7 +83,7 @@ def test_layer_emptied_guard_fires_and_warns() -> None:
 def test_unstructured_modes_never_touch_non_prunable_tensors() -> None:
     """Biases, BatchNorm parameters and buffers stay bit-identical under every mode."""
     session = Session("digits", "resnet-small")
-    prunable = set(session.prunable)
+    prunable = set(session.slot.prunable)
     before = copy.deepcopy(session.model.state_dict())
     for kwargs in ({"sparsity": 0.8}, {"sparsity": 0.8, "scope": "global"},
                    {"threshold": 0.1}, {"std": 1.0}):

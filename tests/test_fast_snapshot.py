@@ -19,8 +19,9 @@ def session() -> Session:
 
 def slow_layers(s: Session) -> dict:
     named = dict(s.model.named_parameters())
-    return {n: layer_stats(n, named[n], s.slot.base_counts[n], s.slot.edges[n], s.cuts.get(n, 0.0))
-            for n in s.prunable}
+    slot = s.slot
+    return {n: layer_stats(n, named[n], slot.base_counts[n], slot.edges[n], slot.cuts.get(n, 0.0))
+            for n in slot.prunable}
 
 
 @pytest.mark.parametrize("kwargs", [{"sparsity": 0.0}, {"sparsity": 0.5},
@@ -92,7 +93,7 @@ def test_tie_masks_equal_the_scatter_of_the_k_smallest(scope, sparsity):
 def test_fast_snapshot_with_ties_equals_passes_over_weights(kwargs):
     """Counts and histograms stay exact when equal magnitudes straddle the cut."""
     s = Session("digits", "mlp", device="cpu")
-    state = {n: (quantized(tuple(t.shape), i) if n in s.prunable else t)
+    state = {n: (quantized(tuple(t.shape), i) if n in s.slot.prunable else t)
              for i, (n, t) in enumerate(s.model.state_dict().items())}
     s.slot.set_base(state)
     snap = s.prune(**kwargs)

@@ -176,10 +176,10 @@ elif case == "export":
     session.prune(sparsity=0.5)
     write = lambda: session.export(target, kind="masked")  # masked: about twice the size
 elif case == "checkpoint":
-    session.save_checkpoint(target)
+    session.export(target, kind='checkpoint')
     good = target.read_bytes()
     session.train(epochs=1)  # one more history record and new weights
-    write = lambda: session.save_checkpoint(target)
+    write = lambda: session.export(target, kind='checkpoint')
 else:
     write_bytes(target, b"g" * 1000)
     good = target.read_bytes()
@@ -196,7 +196,7 @@ except Exception as exc:
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 loads = None
 if case == "session":
-    loads = Session.load(target).config == session.config
+    loads = Session.load(target).slot.config == session.slot.config
 print(json.dumps({"error": error, "same": target.read_bytes() == good, "loads": loads,
                   "files": sorted(p.name for p in folder.iterdir())}))
 """

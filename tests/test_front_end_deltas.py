@@ -123,7 +123,7 @@ def test_slider_moves_survive_the_front_ends_answers(digits_app):
             assert not fig._trace_edit_in_process and not fig._layout_edit_in_process
             assert not fig._waiting_edit_callbacks
         assert app.snap.sparsity == pytest.approx(value, abs=1e-3)
-    app.c.layer.value = app.session.prunable[1]
+    app.c.layer.value = app.session.slot.prunable[1]
     send_front_end_deltas(app.fig)
     with mock.patch.object(app.fig, "_send_update_msg") as sent:
         app.c.slider.value = 0.2  # the figure still sends its updates (it froze before)

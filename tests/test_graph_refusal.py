@@ -54,14 +54,14 @@ def session_of(model: nn.Module) -> Session:
 
 def state_of(session: Session) -> tuple:
     return ({k: v.clone() for k, v in session.model.state_dict().items()},
-            session.masks, session.prune_config)
+            session.slot.masks, session.slot.prune_config)
 
 
 def assert_unchanged(session: Session, before: tuple) -> None:
     state, masks, config = before
     for name, tensor in session.model.state_dict().items():
         assert torch.equal(tensor, state[name]), name
-    assert session.masks is masks and session.prune_config == config
+    assert session.slot.masks is masks and session.slot.prune_config == config
 
 
 def test_a_custom_op_is_refused_at_the_structured_prune_by_layer():

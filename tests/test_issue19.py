@@ -128,7 +128,8 @@ API = [
     (7, "batch 10**400", lambda s, c: s.train(batch_size=BIG), "401 digits"),
     (7, "sparsity 10**400", lambda s, c: s.prune(sparsity=BIG), "401 digits"),
     (7, "threshold 10**400", lambda s, c: s.prune(threshold=BIG), "401 digits"),
-    (7, "soft index 10**400", lambda s, c: s.soft_targets(BIG, student=None), "401 digits"),
+    (7, "soft index 10**400", lambda s, c: s.students.soft_targets(BIG, student=None),
+     "401 digits"),
     (7, "hidden=10", lambda s, c: Session("digits", hidden=10), "got 10"),
     (7, "hidden 10**400", lambda s, c: Session("digits", hidden=(BIG,)), "401 digits"),
     (7, "tied weights", lambda s, c: Session("digits", Tied()), "a.weight and b.weight"),
@@ -144,9 +145,10 @@ API = [
      "complex64"),
     (7, "complex targets", lambda s, c: Session(train=(torch.randn(40, 6), torch.ones(
         40, dtype=torch.cfloat)), val=xy(), task="regression"), "complex64"),
-    (7, "float masks", lambda s, c: s.install_masks(
-        {s.prunable[0]: torch.ones_like(s.base[s.prunable[0]])}), "torch.float32"),
-    (7, "scalar masks", lambda s, c: s.install_masks({s.prunable[0]: torch.tensor(True)}),
+    (7, "float masks", lambda s, c: s.pruning.install_masks(
+        {s.slot.prunable[0]: torch.ones_like(s.slot.base[s.slot.prunable[0]])}), "torch.float32"),
+    (7, "scalar masks",
+     lambda s, c: s.pruning.install_masks({s.slot.prunable[0]: torch.tensor(True)}),
      r"shape \(\)"),
     (7, "numpy bool sparsity", lambda s, c: s.prune(sparsity=np.bool_(True)), "True"),
     (8, "save under /proc", lambda s, c: s.save("/proc/x.pt"), "/proc/x.pt"),
@@ -190,12 +192,12 @@ def test_7_numpy_scalars_count_like_python_numbers() -> None:
     a, b = small_session(), small_session()
     snap_a = a.prune(sparsity=np.float32(0.5), std=None)
     snap_b = b.prune(sparsity=0.5)
-    assert snap_a.sparsity == snap_b.sparsity and a.prune_config == b.prune_config
-    assert type(a.prune_config.sparsity) is float
+    assert snap_a.sparsity == snap_b.sparsity and a.slot.prune_config == b.slot.prune_config
+    assert type(a.slot.prune_config.sparsity) is float
     a.train(steps=np.int64(2), batch_size=np.int32(32), lr=np.float32(1e-3))
     b.train(steps=2, batch_size=32, lr=float(np.float32(1e-3)))
-    assert same(a.base, b.base)
-    assert a.soft_targets(np.int64(3), student=None)["index"] == 3
+    assert same(a.slot.base, b.slot.base)
+    assert a.students.soft_targets(np.int64(3), student=None)["index"] == 3
 
 
 # ----- item 4: jobs that fail leave nothing behind ------------------------------------
@@ -219,7 +221,7 @@ def test_4_an_exception_inside_a_job_leaves_no_trace(job) -> None:
         elif job == "prune_iteratively":  # fails in the second step's fine-tune
             s.prune_iteratively(0.6, steps=3, finetune_epochs=1, on_event=fail_at_step(25))
         else:
-            s.distill(0.25, steps=5, on_event=fail_at_step(3))
+            s.students.distill(0.25, steps=5, on_event=fail_at_step(3))
     unchanged(before, s)
     assert "student" not in getattr(s, "slots", {})
 
@@ -227,18 +229,18 @@ def test_4_an_exception_inside_a_job_leaves_no_trace(job) -> None:
 # ----- item 5: one job at a time, for every public mutating method ----------------------
 GUARDED = [
     ("prune", lambda s: s.prune(sparsity=0.9)),
-    ("prune_per_layer", lambda s: s.prune_per_layer({s.prunable[0]: 0.5})),
-    ("install_masks", lambda s: s.install_masks(
-        {s.prunable[0]: torch.ones_like(s.base[s.prunable[0]], dtype=torch.bool)})),
-    ("rewind_to", lambda s: s.rewind_to("init")),
-    ("adopt_as_original", lambda s: s.adopt_as_original()),
+    ("prune_per_layer", lambda s: s.pruning.per_layer({s.slot.prunable[0]: 0.5})),
+    ("install_masks", lambda s: s.pruning.install_masks(
+        {s.slot.prunable[0]: torch.ones_like(s.slot.base[s.slot.prunable[0]], dtype=torch.bool)})),
+    ("rewind_to", lambda s: s.pruning.rewind_to("init")),
+    ("adopt_as_original", lambda s: s.pruning.adopt_as_original()),
     ("undo", lambda s: s.undo()), ("reset", lambda s: s.reset()),
     ("reset_pruning", lambda s: s.reset_pruning()),
     ("select", lambda s: s.select("student")),
     ("train", lambda s: s.train(steps=1)),
     ("prune_iteratively", lambda s: s.prune_iteratively(0.5, steps=1, finetune_epochs=0)),
-    ("distill", lambda s: s.distill(0.25, steps=1)),
-    ("train_student_alone", lambda s: s.train_student_alone(0.25, steps=1)),
+    ("distill", lambda s: s.students.distill(0.25, steps=1)),
+    ("train_student_alone", lambda s: s.students.train_alone(0.25, steps=1)),
     ("trial", lambda s: s.trial().__enter__()),
 ]
 
@@ -247,7 +249,7 @@ GUARDED = [
 def held() -> tuple[Session, threading.Event]:
     """A session with a student whose training job is held at its first step."""
     s = small_session()
-    s.distill(0.25, epochs=1)
+    s.students.distill(0.25, epochs=1)
     started, release = threading.Event(), threading.Event()
 
     def hold(event):
@@ -283,11 +285,11 @@ def test_6_divergence_restores_the_state_before_the_job(session) -> None:
 def test_9_a_student_larger_than_the_teacher_is_warned_about(session) -> None:
     s = small_session()
     with pytest.warns(UserWarning, match=r"\d+\.\dx the teacher's parameters"):
-        snap = s.distill(4.0, steps=1)
+        snap = s.students.distill(4.0, steps=1)
     assert any("the teacher's parameters" in w for w in snap.warnings)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        s.distill(0.5, steps=1)  # a smaller student: not a word
+        s.students.distill(0.5, steps=1)  # a smaller student: not a word
 
 
 # ----- CLI rows: exit 2, the value named, nothing run ------------------------------------

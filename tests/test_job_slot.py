@@ -15,7 +15,7 @@ from explorer.engine.train import StepEvent
 
 
 def weights(session: Session, slot: str) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in session.slot_model(slot).state_dict().items()}
+    return {k: v.clone() for k, v in session.slots.model(slot).state_dict().items()}
 
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -26,7 +26,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def two_models() -> Session:
     torch.manual_seed(0)
     s = Session("digits", "mlp", device="cpu")
-    s.distill(0.25, epochs=1)
+    s.students.distill(0.25, epochs=1)
     s.select("teacher")
     s.prune(sparsity=0.5)
     return s
@@ -39,7 +39,7 @@ def test_failing_job_restores_the_slot_it_started_on(two_models, how, monkeypatc
     teacher, student = weights(s, "teacher"), weights(s, "student")
     teacher_undo, student_undo = len(s.slots["teacher"].undo_stack), \
         len(s.slots["student"].undo_stack)
-    steps, history = s.total_steps, list(s.history)
+    steps, history = s.jobs.total_steps, list(s.history)
 
     def on_event(event) -> None:
         if isinstance(event, StepEvent) and event.step == 2:
@@ -61,5 +61,5 @@ def test_failing_job_restores_the_slot_it_started_on(two_models, how, monkeypatc
     assert same(weights(s, "student"), student), "the selected slot was overwritten"
     assert len(s.slots["teacher"].undo_stack) == teacher_undo
     assert len(s.slots["student"].undo_stack) == student_undo
-    assert s.total_steps == steps and s.history == history
+    assert s.jobs.total_steps == steps and s.history == history
     assert s.selected == "student"  # the user's choice stays

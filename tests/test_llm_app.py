@@ -33,13 +33,13 @@ def test_criteria_follow_the_controls_and_sparsegpt_is_a_job(app) -> None:
     assert app.snap.extra["criterion"] == "wanda" and not app.errors.errors
     cc.pattern.value = "2:4"
     assert app.snap.extra["pattern"] == "2:4"
-    for name in app.session.prunable:
-        groups = app.session.masks[name].reshape(-1, 4)
+    for name in app.session.slot.prunable:
+        groups = app.session.slot.masks[name].reshape(-1, 4)
         assert bool((groups.sum(-1) == 2).all())
-    depth = len(app.session.undo_stack)
+    depth = len(app.session.slot.undo_stack)
     assert app.start_sparsegpt()
     assert app.jobs.wait(120)
-    assert len(app.session.undo_stack) == depth + 1 and not app.errors.errors
+    assert len(app.session.slot.undo_stack) == depth + 1 and not app.errors.errors
     assert "SparseGPT done" in app.c.status.value
 
 

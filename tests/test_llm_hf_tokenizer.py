@@ -64,8 +64,8 @@ def test_own_tokenizer_perplexity_and_bits_per_char(folders, kind: str) -> None:
     assert snap.extra["perplexity"] > 100  # untrained, over ~300 tokens
     if kind == "llama":  # gate/up/down and q/k/v/o: every Linear pruned 2:4 by Wanda
         s.prune(criterion="wanda", pattern="2:4", calibration=8)
-        assert len(s.prunable) == 15
-        for name in s.prunable:
+        assert len(s.slot.prunable) == 15
+        for name in s.slot.prunable:
             groups = s.model.get_parameter(name).reshape(-1, 4)
             assert bool(((groups != 0).sum(-1) <= 2).all())
         # a saved session reopens with the folder's tokenizer: the same numbers

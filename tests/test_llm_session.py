@@ -38,19 +38,19 @@ def test_wanda_slider_masks_from_cached_dense_norms(session: Session) -> None:
     norms = helper(session)._norms
     batches = helper(session).batches(session, 16)
     dense = copy.deepcopy(session.model)
-    dense.load_state_dict(session.base)
-    expect = dense_norms(dense, session.prunable, batches)
-    for name in session.prunable:
+    dense.load_state_dict(session.slot.base)
+    expect = dense_norms(dense, session.slot.prunable, batches)
+    for name in session.slot.prunable:
         assert torch.allclose(norms[name], expect[name])
-        mask = criterion_mask("wanda", session.base[name], 0.5, "unstructured", expect[name])
-        assert torch.equal(session.masks[name], mask)
+        mask = criterion_mask("wanda", session.slot.base[name], 0.5, "unstructured", expect[name])
+        assert torch.equal(session.slot.masks[name], mask)
         w = session.model.get_parameter(name)
-        assert torch.equal(w == 0, ~mask | (session.base[name] == 0))
+        assert torch.equal(w == 0, ~mask | (session.slot.base[name] == 0))
     assert snap.extra["criterion"] == "wanda" and math.isfinite(snap.extra["perplexity"])
     session.prune(sparsity=0.0, criterion="wanda", calibration=16)
     assert helper(session)._norms is norms  # a move is a ranking: no new forward pass
-    assert all(torch.equal(session.model.get_parameter(n), session.base[n])
-               for n in session.prunable)
+    assert all(torch.equal(session.model.get_parameter(n), session.slot.base[n])
+               for n in session.slot.prunable)
 
 
 def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
@@ -59,14 +59,14 @@ def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
     semi_structured export lists those weights, and refuses a model that is not 2:4."""
     snap = session.prune(criterion="magnitude", pattern="2:4")
     assert snap.sparsity == pytest.approx(0.5)
-    for name in session.prunable:
-        groups = session.masks[name].reshape(session.masks[name].shape[0], -1, 4)
+    for name in session.slot.prunable:
+        groups = session.slot.masks[name].reshape(session.slot.masks[name].shape[0], -1, 4)
         assert bool((groups.sum(-1) == 2).all())
     payload = session.export(tmp_path / "s.pt", kind="semi_structured")
-    assert payload["semi_structured"] == session.prunable
+    assert payload["semi_structured"] == session.slot.prunable
     back = torch.load(tmp_path / "s.pt", weights_only=True)
     assert all(torch.equal(back["state_dict"][n], session.model.get_parameter(n))
-               for n in session.prunable)
+               for n in session.slot.prunable)
     session.prune(sparsity=0.5)  # unstructured: some group keeps 3 or 4
     with pytest.raises(ValueError, match="not 2:4 sparse"):
         session.export(tmp_path / "u.pt", kind="semi_structured")
@@ -76,21 +76,21 @@ def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
 def test_sparsegpt_commits_one_undo_away(session: Session) -> None:
     """SparseGPT 4:8 updates survivors (the new base), zeros the pruned exactly, and one
     Undo brings the previous base back bit for bit."""
-    before, base = state(session), {k: v.clone() for k, v in session.base.items()}
-    depth = len(session.undo_stack)
+    before, base = state(session), {k: v.clone() for k, v in session.slot.base.items()}
+    depth = len(session.slot.undo_stack)
     seen: list[int] = []
-    snap = session.prune_one_shot("sparsegpt", None, "4:8", 16,
+    snap = session.pruning.one_shot("sparsegpt", None, "4:8", 16,
                                   on_event=lambda p: seen.append(p.done))
     assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 2
-    assert len(session.undo_stack) == depth + 1
+    assert len(session.slot.undo_stack) == depth + 1
     changed = False
-    for name in session.prunable:
-        w, mask = session.model.get_parameter(name), session.masks[name]
+    for name in session.slot.prunable:
+        w, mask = session.model.get_parameter(name), session.slot.masks[name]
         assert bool((w[~mask] == 0).all())
         assert bool((mask.reshape(len(mask), -1, 8).sum(-1) == 4).all())
         changed |= not torch.equal(w[mask], base[name][mask])
         # pruned entries keep their old base values (lowering the slider revives them)
-        assert torch.equal(session.base[name][~mask], base[name][~mask])
+        assert torch.equal(session.slot.base[name][~mask], base[name][~mask])
     assert changed and snap.extra["criterion"] == "sparsegpt"
     session.undo()
     after = state(session)
@@ -100,13 +100,13 @@ def test_sparsegpt_commits_one_undo_away(session: Session) -> None:
 def test_stop_puts_everything_back(session: Session) -> None:
     """Stop after the first block: the model, base, masks and undo stack are as before."""
     session.prune(sparsity=0.2)
-    before, masks, depth = state(session), dict(session.masks), len(session.undo_stack)
+    before, masks, depth = state(session), dict(session.slot.masks), len(session.slot.undo_stack)
     stop = threading.Event()
-    session.prune_one_shot("sparsegpt", 0.5, calibration=8, stop=stop,
+    session.pruning.one_shot("sparsegpt", 0.5, calibration=8, stop=stop,
                            on_event=lambda p: stop.set())
     assert all(torch.equal(v, before[k]) for k, v in state(session).items())
-    assert all(torch.equal(session.masks[k], masks[k]) for k in masks)
-    assert len(session.undo_stack) == depth
+    assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)
+    assert len(session.slot.undo_stack) == depth
 
 
 BAD = [(dict(sparsity=0.5, criterion="obs"), "'obs'"),
@@ -120,9 +120,9 @@ def test_bad_values_name_themselves_and_change_nothing(session: Session) -> None
     """A bad criterion, pattern, sparsity or calibration size raises ValueError naming
     it; the model and masks stay as they were."""
     session.prune(sparsity=0.4)
-    before, masks = state(session), dict(session.masks)
+    before, masks = state(session), dict(session.slot.masks)
     for kwargs, named in BAD:
         with pytest.raises(ValueError, match=named):
             session.prune(**kwargs)
         assert all(torch.equal(v, before[k]) for k, v in state(session).items())
-        assert all(torch.equal(session.masks[k], masks[k]) for k in masks)
+        assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)

@@ -29,7 +29,7 @@ def same_state(a: dict | None, b: dict | None) -> bool:
 
 def assert_same_session(s: Session, r: Session) -> None:
     assert type(r.model) is type(s.model) and r.selected == s.selected
-    assert r.config == s.config and set(r.slots) == set(s.slots)
+    assert r.slot.config == s.slot.config and set(r.slots) == set(s.slots)
     for name, a in s.slots.items():
         b = r.slots[name]
         assert same_state(a.model.state_dict(), b.model.state_dict()), name
@@ -42,7 +42,7 @@ def assert_same_session(s: Session, r: Session) -> None:
         assert sorted(a.rewind_states) == sorted(b.rewind_states)
         assert all(same_state(a.rewind_states[k], b.rewind_states[k]) for k in a.rewind_states)
     assert [h["kind"] for h in r.history] == [h["kind"] for h in s.history]
-    assert r.total_steps == s.total_steps
+    assert r.jobs.total_steps == s.jobs.total_steps
     assert r.snapshot().loss == s.snapshot().loss
 
 
@@ -51,9 +51,9 @@ def tiny() -> Session:
     torch.set_num_threads(2)
     s = Session("pydoc-text", "gpt-tiny", **TINY)
     s.train(epochs=1, steps=3, lr=3e-3)
-    s.remove_heads(0.25)  # masks without a pruning setting
+    s.lm.remove_heads(0.25)  # masks without a pruning setting
     s.train(epochs=1, steps=2, lr=3e-3)  # an undo step that holds them
-    s.distill(0.5, layers=1, steps=2)  # a GPT student slot
+    s.students.distill(0.5, layers=1, steps=2)  # a GPT student slot
     s.select("teacher")
     return s
 
@@ -61,11 +61,11 @@ def tiny() -> Session:
 def test_gpt_tiny_round_trips_bit_for_bit_and_continues(tiny):
     r = Session.load(tiny.to_bytes())
     assert_same_session(tiny, r)
-    assert r.corpus.vocab == tiny.corpus.vocab and r.is_lm
-    assert r.sample("def ", 20) == tiny.sample("def ", 20)
+    assert r.lm.corpus.vocab == tiny.lm.corpus.vocab and r.is_lm
+    assert r.lm.sample("def ", 20) == tiny.lm.sample("def ", 20)
     assert r.model.heads_per_layer() == tiny.model.heads_per_layer()
     r.train(epochs=1, steps=1)  # and it trains on
-    assert len(r.undo_stack) == len(tiny.undo_stack) + 1
+    assert len(r.slot.undo_stack) == len(tiny.slot.undo_stack) + 1
 
 
 def test_a_file_whose_vocabulary_differs_from_the_corpus_is_refused(tiny):

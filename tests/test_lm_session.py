@@ -44,7 +44,7 @@ def test_text_request_builds_an_lm_session_with_a_small_gpt(session):
     assert count_params(session.model)[0] <= 500_000
     assert session.model.heads_per_layer() == [4, 4]
     # prunable = every Linear weight: q, k, v, out, fc, proj per block, no embeddings
-    assert len(session.prunable) == 12 and not any("emb" in n for n in session.prunable)
+    assert len(session.slot.prunable) == 12 and not any("emb" in n for n in session.slot.prunable)
     assert type(Session("digits", "mlp", pretrained=False)) is Session
 
 
@@ -56,7 +56,7 @@ def test_snapshot_has_perplexity_sample_and_heads(session):
     assert isinstance(extra["sample"], str) and len(extra["sample"]) == 60
     assert extra["heads"] == [[0.0] * 4, [0.0] * 4]
     # training lowered validation perplexity well below a uniform guess over the vocab
-    assert extra["perplexity"] < 0.5 * len(session.corpus.vocab)
+    assert extra["perplexity"] < 0.5 * len(session.lm.corpus.vocab)
     epochs = [h for h in session.history if h.get("kind") == "epoch"]
     assert epochs and all("val_perplexity" in h for h in epochs)
 
@@ -74,7 +74,7 @@ def test_prune_then_reset_is_bit_for_bit(session):
 def test_removed_heads_equal_masked_heads_through_the_session(session):
     before = _state(session)
     for rank in ("l1", "l2", "loss"):
-        snap = session.remove_heads(0.25, rank=rank)
+        snap = session.lm.remove_heads(0.25, rank=rank)
         grid = snap.extra["heads"]
         assert sum(v == 1.0 for row in grid for v in row) == 2  # 25% of 8 heads
         small = session.shrink()
@@ -83,7 +83,7 @@ def test_removed_heads_equal_masked_heads_through_the_session(session):
         with torch.no_grad():
             assert torch.allclose(small(x), session.model(x), atol=1e-5)
         session.reset_pruning()
-    session.remove_neurons(0.5)
+    session.lm.remove_neurons(0.5)
     small = session.shrink()
     assert [b.mlp.fc.out_features for b in small.blocks] == [64, 64]
     with torch.no_grad():
@@ -93,7 +93,7 @@ def test_removed_heads_equal_masked_heads_through_the_session(session):
 
 
 def test_training_keeps_removed_heads_removed(session):
-    session.remove_heads(0.25)
+    session.lm.remove_heads(0.25)
     snap = session.train(epochs=1, lr=1e-3)
     assert sum(v == 1.0 for row in snap.extra["heads"] for v in row) == 2
     session.undo()
@@ -101,13 +101,13 @@ def test_training_keeps_removed_heads_removed(session):
 
 
 def test_distilled_student_from_every_other_teacher_layer(session):
-    snap = session.distill(student=1.0, layers=1, student_init="teacher", epochs=1,
+    snap = session.students.distill(student=1.0, layers=1, student_init="teacher", epochs=1,
                            lr=3e-3)
-    student = session.slot_model("student")
+    student = session.slots.model("student")
     assert student.config.n_layers == 1
     assert snap.extra["teacher_agreement"] is not None and math.isfinite(snap.loss)
-    view = session.soft_targets(0, 2.0)
-    assert len(view["teacher"]) == len(session.corpus.vocab) == len(view["classes"])
+    view = session.students.soft_targets(0, 2.0)
+    assert len(view["teacher"]) == len(session.lm.corpus.vocab) == len(view["classes"])
     assert math.isclose(sum(view["student"]), 1.0, rel_tol=1e-4) and view["kl"] >= 0
 
 
@@ -153,7 +153,7 @@ def test_app_shows_heads_view_and_sample(session):
     assert "The for statement is used to " in app.sample.value
     assert app.model_panel.dataset.value == "pydoc-text"
     assert "gpt-tiny" in app.model_panel.model.options
-    session.remove_heads(0.25)
+    session.lm.remove_heads(0.25)
     app.tabs.selected_index = 2  # Compare: its quality slot shows the heads grid
     app.compare.open()
     app.cards.measure_now(latency=False)

@@ -56,12 +56,12 @@ def test_aliased_undo_loads_as_separate_bounded_copies(base, folder) -> None:
     case = next(c for c in CASES if c.id == "aliased undo within the cap")
     path = build(case, base, folder)
     loaded = Session.load(path)
-    undo = loaded.undo_stack
+    undo = loaded.slot.undo_stack
     assert isinstance(undo, BoundedList) and undo.limit == UNDO_MAX and len(undo) == 20
     assert isinstance(loaded.history, BoundedList) and loaded.history.limit == HISTORY_MAX
     pointers = {e.base[next(iter(e.base))].data_ptr() for e in undo}
     assert len(pointers) == 20  # nothing shared after the load
-    state_bytes = sum(t.numel() * t.element_size() for t in loaded.base.values())
+    state_bytes = sum(t.numel() * t.element_size() for t in loaded.slot.base.values())
     assert len(loaded.to_bytes()) < 30 * state_bytes  # 20 undo copies + a few states
 
 

@@ -126,9 +126,9 @@ def test_measure_reports_every_metric_and_the_plain_note():
 def test_student_measure_has_teacher_agreement():
     """A student's agreement is the top-1 match rate with the teacher's outputs."""
     session = Session("digits")
-    session.distill(0.25, epochs=3)
-    d = session.measure_slot("student", "test").to_dict()
-    student = session.slot_model("student").eval()
+    session.students.distill(0.25, epochs=3)
+    d = session.measure("test", slot="student").to_dict()
+    student = session.slots.model("student").eval()
     with torch.no_grad():
         same = (student(session.data.test.x).argmax(1)
                 == session.model.eval()(session.data.test.x).argmax(1))

@@ -1,5 +1,5 @@
 """One training loop: images, regression, students and the language model all train
-through engine.train.train_steps (via SessionCore.run_training, session.jobs_mixin), and
+through engine.train.train_steps (via SessionCore.run_training, session.session_jobs), and
 the one divergence rule holds on each: a blow-up stops the job and nothing of it stays."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from explorer import Session
 from explorer.engine import train as train_module
 from explorer.engine.train import DIVERGED, StopEvent
-from explorer.session import jobs_mixin
+from explorer.session import session_jobs
 
 TINY_LM = dict(layers=1, heads=2, width=0.25, context=16, max_train_windows=64)
 BLOW_UP = dict(lr=10.0, optimizer="sgd", batch_size=8)
@@ -26,7 +26,7 @@ def calls(monkeypatch):
         seen.append(task)
         return real(model, train, val, task, config, **kwargs)
 
-    monkeypatch.setattr(jobs_mixin, "train_steps", counting)
+    monkeypatch.setattr(session_jobs, "train_steps", counting)
     return seen
 
 
@@ -41,9 +41,9 @@ def sessions() -> dict:
 def test_teacher_and_student_train_through_the_one_loop(calls, kind):
     s = sessions()[kind]
     s.train(steps=3)
-    s.train_student_alone(epochs=1, steps=2)
-    s.distill(epochs=1, steps=2)
-    assert len(calls) == 3 and s.models == ("teacher", "student", "student_alone")
+    s.students.train_alone(epochs=1, steps=2)
+    s.students.distill(epochs=1, steps=2)
+    assert len(calls) == 3 and s.slots.names == ("teacher", "student", "student_alone")
 
 
 @pytest.mark.parametrize("kind", ["classification", "regression", "language model"])
@@ -56,10 +56,10 @@ def test_the_divergence_rule_holds_for_every_task(kind):
     stops = [e for e in events if isinstance(e, StopEvent)]
     assert stops and stops[-1].reason.startswith(DIVERGED), events[-3:]
     assert all(torch.equal(before[k], v) for k, v in s.model.state_dict().items())
-    assert s.history == history and not s.undo_stack
+    assert s.history == history and not s.slot.undo_stack
     events.clear()
     hot = {} if kind == "regression" else {"temperature": 20.0}
-    s.distill(epochs=3, on_event=events.append, **{**BLOW_UP, "optimizer": "momentum"},
+    s.students.distill(epochs=3, on_event=events.append, **{**BLOW_UP, "optimizer": "momentum"},
               **hot)  # a student that blows up
     assert [e for e in events if isinstance(e, StopEvent)][-1].reason.startswith(DIVERGED)
-    assert s.models == ("teacher",) and s.history == history
+    assert s.slots.names == ("teacher",) and s.history == history

@@ -39,7 +39,7 @@ def test_every_figure_write_during_a_job_holds_the_ui_lock(digits_app):
     records = spy_on_figure_writes(app)
     app.c.epochs.value = 4
     assert app.start_training()
-    layers, moves = app.session.prunable, 0
+    layers, moves = app.session.slot.prunable, 0
     while app.jobs.runner.running and moves < 400:  # the user keeps changing views meanwhile
         app.c.layer.value = layers[moves % len(layers)]
         app.c.log_y.value = not app.c.log_y.value

@@ -27,8 +27,8 @@ def test_mask_on_a_bias_is_refused_by_name():
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
     bias = "layers.0.bias"
     with pytest.raises(ValueError, match=r"'layers\.0\.bias' is refused: biases are not pruned"):
-        s.install_masks({bias: torch.zeros_like(s.base[bias], dtype=torch.bool)})
-    assert s.masks is None
+        s.pruning.install_masks({bias: torch.zeros_like(s.slot.base[bias], dtype=torch.bool)})
+    assert s.slot.masks is None
     assert all(torch.equal(v, before[k]) for k, v in s.model.state_dict().items())
 
 
@@ -37,16 +37,16 @@ def test_session_file_with_a_bias_mask_is_refused(tmp_path):
     masks (which cover biases of removed neurons) still round-trip."""
     s = Session("digits", "mlp", device="cpu")
     s.prune(sparsity=0.5)
-    s.slot.masks["layers.1.bias"] = torch.ones_like(s.base["layers.1.bias"], dtype=torch.bool)
+    s.slot.masks["layers.1.bias"] = torch.ones_like(s.slot.base["layers.1.bias"], dtype=torch.bool)
     s.save(tmp_path / "bias.pt")
     with pytest.raises(ValueError, match=r"bias\.pt.*'layers\.1\.bias' is refused: biases"):
         Session.load(tmp_path / "bias.pt")
     s = Session("digits", "mlp", device="cpu")
     s.prune(sparsity=0.5, structured=True)
-    assert any(n.endswith("bias") for n in s.masks)
+    assert any(n.endswith("bias") for n in s.slot.masks)
     s.save(tmp_path / "structured.pt")
     loaded = Session.load(tmp_path / "structured.pt")
-    assert set(loaded.masks) == set(s.masks)
+    assert set(loaded.slot.masks) == set(s.slot.masks)
 
 
 def test_negative_batchnorm_variance_is_refused_naming_the_layer():

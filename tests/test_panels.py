@@ -36,7 +36,7 @@ def test_temperature_move_updates_probabilities_without_retraining(app):
     """The temperature slider re-softens stored logits: no training call at all."""
     app.tabs.selected_index = 1
     before = np.asarray(trace(app.distill.fig, "teacher").y).copy()
-    with mock.patch.object(app.session, "distill") as distill, \
+    with mock.patch.object(app.session.students, "distill") as distill, \
             mock.patch.object(app.session, "train") as train:
         app.distill.temperature.value = 12.0
     distill.assert_not_called()
@@ -55,7 +55,7 @@ def test_distill_job_adds_a_student_with_its_own_curves_and_results(app):
     assert app.distill.start("distill")
     assert app.c.curves.value == "student"  # the curves follow the job's model
     settle(app)
-    student = app.session.measure_slot("student", full=False).accuracy
+    student = app.session.measure(slot="student", full=False).accuracy
     assert f"distilling done (distilled student): val accuracy {student:.1%}" in status(app)
     assert len(trace(app.fig, "val accuracy").y) == 2  # the student's own two epochs
     app.c.curves.value = "teacher"
@@ -113,7 +113,7 @@ def test_new_session_asks_before_discarding_work(app):
     assert "confirm" in status(app)
     assert app.model_panel.new_session() is True  # second click on the same button
     settle(app)
-    assert app.session.task == "regression"
+    assert app.session.data.task == "regression"
     assert app.distill.temperature.layout.display == "none"
     # Hiding the temperature hides nothing else (one Layout was shared by many controls).
     for kept in (app.c.slider, app.c.mode, app.distill.width, app.distill.alpha,
@@ -133,19 +133,19 @@ def test_reset_asks_before_discarding_pruning_and_jobs(app):
     app.c.epochs.value = 1
     assert app.start_training()
     settle(app)
-    trained = {k: v.clone() for k, v in app.session.base.items()}
+    trained = {k: v.clone() for k, v in app.session.slot.base.items()}
     app.c.reset.click()  # first click: asks
     assert "click again to confirm" in status(app)
     assert app.c.reset.description == "Confirm: reset"
-    assert app.session.masks is not None and len(app.session.undo_stack) == 1
-    assert all(torch.equal(app.session.base[k], trained[k]) for k in trained)
+    assert app.session.slot.masks is not None and len(app.session.slot.undo_stack) == 1
+    assert all(torch.equal(app.session.slot.base[k], trained[k]) for k in trained)
     app.c.reset.click()  # second click on the same button
     settle(app)
     assert "back to the original model" in status(app)
     assert app.c.reset.description == "Reset to original"
     state = app.session.model.state_dict()
     assert all(torch.equal(state[k], original[k]) for k in original)
-    assert app.session.masks is None and not app.session.undo_stack
+    assert app.session.slot.masks is None and not app.session.slot.undo_stack
     app.c.reset.click()  # nothing left to lose: no question
     assert "click again" not in status(app)
 

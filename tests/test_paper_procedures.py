@@ -27,9 +27,9 @@ def _masks_after_each_step(session: Session, **kwargs) -> tuple[list[dict], list
 
     def on_event(event: object) -> None:
         if isinstance(event, EpochEvent) and event.epoch == event.epochs:
-            masks.append({n: m.clone() for n, m in session.masks.items()})
+            masks.append({n: m.clone() for n, m in session.slot.masks.items()})
             params = dict(session.model.named_parameters())
-            weights.append({n: params[n].detach().clone() for n in session.prunable})
+            weights.append({n: params[n].detach().clone() for n in session.slot.prunable})
 
     session.prune_iteratively(on_event=on_event, **kwargs)
     return masks, weights
@@ -41,11 +41,11 @@ def test_lottery_rounds_remove_a_fifth_of_the_remaining_weights_per_layer():
     from explorer.engine.schedule import remaining_after  # new in issue 16
 
     session = Session("digits", "mlp", seed=3)
-    names = session.prunable
+    names = session.slot.prunable
     masks, _ = _masks_after_each_step(session, round_fraction=0.2, output_fraction=0.1,
                                       steps=5, finetune_epochs=1, rewind="init")
     assert len(masks) == 5
-    remaining = {n: session.base[n].numel() for n in names}
+    remaining = {n: session.slot.base[n].numel() for n in names}
     for k, step in enumerate(masks, start=1):
         for i, name in enumerate(names):
             rate = 0.1 if i == len(names) - 1 else 0.2
@@ -54,7 +54,7 @@ def test_lottery_rounds_remove_a_fifth_of_the_remaining_weights_per_layer():
             if k > 1:  # one chain: each level's mask lies inside the previous one
                 assert not (step[name] & ~masks[k - 2][name]).any()
             remaining[name] = kept
-    numel = session.base[names[0]].numel()
+    numel = session.slot.base[names[0]].numel()
     assert [int(m[names[0]].sum()) for m in masks] == remaining_after(numel, 0.2, 5)
 
 
@@ -79,7 +79,7 @@ def test_han_thresholds_are_quality_times_std_of_the_current_weights():
     stand (after the previous retraining, pruned zeros included), and the new mask keeps
     exactly the previous survivors with |w| >= that threshold."""
     session = Session("digits", "mlp", seed=2)
-    dense = {n: session.base[n].clone() for n in session.prunable}
+    dense = {n: session.slot.base[n].clone() for n in session.slot.prunable}
     qualities = [0.5, 1.0, 1.5]
     masks, weights = _masks_after_each_step(session, std=qualities, finetune_epochs=1,
                                             lr=1e-4)
@@ -88,7 +88,7 @@ def test_han_thresholds_are_quality_times_std_of_the_current_weights():
     before = [dense, *weights[:-1]]
     previous = [None, *masks[:-1]]
     for k, q in enumerate(qualities):
-        for name in session.prunable:
+        for name in session.slot.prunable:
             current = before[k][name]
             threshold = q * float(current.std())
             assert steps[k]["cuts"][name] == pytest.approx(threshold, rel=1e-6), (k, name)
@@ -109,7 +109,7 @@ def test_prune_iteratively_takes_exactly_one_rule():
                          ({"round_fraction": 1.5}, "round_fraction")):
         with pytest.raises(ValueError, match=word):
             session.prune_iteratively(**kwargs)
-    assert session.masks is None
+    assert session.slot.masks is None
 
 
 def test_quality_schedule_and_linear_initial():

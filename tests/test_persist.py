@@ -27,8 +27,8 @@ def worked() -> Session:
     s.prune(sparsity=0.5)
     s.train(epochs=1)
     s.prune_iteratively(0.7, steps=2, finetune_epochs=1)
-    s.distill(0.25, epochs=1)
-    s.train_student_alone(0.25, epochs=1)
+    s.students.distill(0.25, epochs=1)
+    s.students.train_alone(0.25, epochs=1)
     s.select("student")
     s.prune(sparsity=0.4, scope="global")
     return s
@@ -38,22 +38,22 @@ def check_slot(a: Session, b: Session, slot: str) -> None:
     a.select(slot)
     b.select(slot)
     assert same_state(a.model.state_dict(), b.model.state_dict())
-    assert same_state(a.base, b.base) and same_state(a.original, b.original)
-    assert same_state(a.initial, b.initial)
-    assert len(a.undo_stack) == len(b.undo_stack)
-    for x, y in zip(a.undo_stack, b.undo_stack):  # each Undo brings back base and masks
+    assert same_state(a.slot.base, b.slot.base) and same_state(a.slot.original, b.slot.original)
+    assert same_state(a.slot.initial, b.slot.initial)
+    assert len(a.slot.undo_stack) == len(b.slot.undo_stack)
+    for x, y in zip(a.slot.undo_stack, b.slot.undo_stack):  # each Undo: base and masks
         assert same_state(x.base, y.base) and x.prune_config == y.prune_config
         assert (x.masks is None) == (y.masks is None) and x.job == y.job
         assert x.masks is None or same_state(x.masks, y.masks)
-    assert (a.masks is None) == (b.masks is None)
-    if a.masks is not None:
-        assert same_state(a.masks, b.masks)
-    assert a.prune_config == b.prune_config and a.config == b.config
-    assert sorted(a.rewind_states) == sorted(b.rewind_states)
+    assert (a.slot.masks is None) == (b.slot.masks is None)
+    if a.slot.masks is not None:
+        assert same_state(a.slot.masks, b.slot.masks)
+    assert a.slot.prune_config == b.slot.prune_config and a.slot.config == b.slot.config
+    assert sorted(a.slot.rewind_states) == sorted(b.slot.rewind_states)
     x = a.data.val.x
     with torch.no_grad():
         assert torch.equal(a.model(x), b.model(x))
-    assert a.engine_snapshot().to_dict() == b.engine_snapshot().to_dict()
+    assert a.refine().to_dict() == b.refine().to_dict()
 
 
 def test_round_trip_keeps_everything(worked, tmp_path):
@@ -61,8 +61,8 @@ def test_round_trip_keeps_everything(worked, tmp_path):
     worked.save(path)
     loaded = Session.load(path)
     assert loaded.selected == worked.selected == "student"
-    assert set(loaded.models) == set(worked.models)
-    assert loaded.total_steps == worked.total_steps
+    assert set(loaded.slots.names) == set(worked.slots.names)
+    assert loaded.jobs.total_steps == worked.jobs.total_steps
     assert plain(list(loaded.history)) == plain(list(worked.history))
     marks = [h for h in loaded.history if h["kind"] == "prune_step"]
     assert marks and all(h["snapshot"].to_dict() == w["snapshot"].to_dict()
@@ -74,19 +74,20 @@ def test_round_trip_keeps_everything(worked, tmp_path):
     # The loaded copy goes on working the same way: undo, reset.
     loaded.select("teacher")
     worked.select("teacher")
-    expected = worked.undo_stack[-1]
+    expected = worked.slot.undo_stack[-1]
     loaded.undo()
-    assert same_state(loaded.base, expected.base)
-    assert loaded.prune_config == expected.prune_config
+    assert same_state(loaded.slot.base, expected.base)
+    assert loaded.slot.prune_config == expected.prune_config
     worked.select("student")
 
 
 def test_bytes_round_trip_and_per_layer_pruning():
     s = Session("digits", "mlp", device="cpu")
-    s.prune_per_layer({s.prunable[0]: 0.8, s.prunable[1]: 0.3})
+    s.pruning.per_layer({s.slot.prunable[0]: 0.8, s.slot.prunable[1]: 0.3})
     again = Session.load(s.to_bytes())
     assert same_state(again.model.state_dict(), s.model.state_dict())
-    assert again.prune_config == s.prune_config and same_state(again.masks, s.masks)
+    assert again.slot.prune_config == s.slot.prune_config
+    assert same_state(again.slot.masks, s.slot.masks)
 
 
 class Boom:
@@ -161,7 +162,7 @@ def test_app_save_load_export_use_downloads_and_uploads(tmp_path):
     app.c.slider.value = 0.0
     assert "sparsity: 0.0%" in re.sub(r"<[^>]+>", "", app.c.summary.value)
     assert files.load_bytes(data, "explorer-session.pt")
-    assert app.session.masks is not None and "60.0%" in app.c.summary.value
+    assert app.session.slot.masks is not None and "60.0%" in app.c.summary.value
     assert not files.load_bytes(data[:1000], "cut.pt")
     assert "error:" in app.c.status.value and "cut.pt" in app.c.status.value
     for kind in ("masked", "zeros", "shrunk"):
@@ -183,6 +184,6 @@ def test_files_from_the_flat_layout_still_load(tmp_path):
     path = tmp_path / "old.pt"
     torch.save(payload, path)
     loaded = Session.load(path)
-    assert same_state(loaded.base, s.base) and same_state(loaded.masks, s.masks)
+    assert same_state(loaded.slot.base, s.slot.base) and same_state(loaded.slot.masks, s.slot.masks)
     loaded.undo()  # the old entry brings back its base, with no masks to restore
-    assert same_state(loaded.base, s.undo_stack[-1].base) and loaded.masks is None
+    assert same_state(loaded.slot.base, s.slot.undo_stack[-1].base) and loaded.slot.masks is None

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from ui_util import settle, status
 
 from explorer import Session, config
 from explorer.engine.train import EpochEvent, ProgressEvent, StepEvent
@@ -53,7 +52,7 @@ def test_training_reports_progress_within_the_first_epoch(often):
 def test_distillation_reports_progress_within_an_epoch(often):
     s = Session("digits", "mlp", device="cpu")
     events: list = []
-    s.distill(0.5, epochs=1, batch_size=32, on_event=events.append)
+    s.students.distill(0.5, epochs=1, batch_size=32, on_event=events.append)
     assert len(reports(events)) >= 5
 
 
@@ -65,24 +64,17 @@ def test_no_report_when_steps_come_faster_than_the_interval(monkeypatch):
     assert reports(events) == []
 
 
-def test_the_status_line_shows_the_running_loss(often, digits_app):
-    app = digits_app
-    app.c.epochs.value = 1
-    assert app.start_training()
-    settle(app)
-    report = app.jobs._progress  # the worker kept the last report for the status line
-    assert isinstance(report, ProgressEvent) and report.epoch == 1
-    jobs = app.jobs
-    jobs._epochs, jobs._done_epochs, jobs._run_place = 1, 0, 0.0
-    jobs._progress = ProgressEvent(epoch=1, epochs=1, step=40, steps_per_epoch=100, done=40,
-                                   running_loss=0.52341)
-    jobs._on_progress(StepEvent(epoch=1, step=41, steps_per_epoch=100, loss=1.0,
-                                accuracy=None))
-    assert "epoch 1, step 41 (41% of the epoch), running loss 0.5234" in status(app)
-    assert app.c.progress.value == 410
-    jobs._on_progress(ProgressEvent(epoch=1, epochs=1, step=50, steps_per_epoch=100,
-                                    done=50, running_loss=0.5))
-    assert app.c.progress.value == 500
+def test_the_status_line_shows_the_running_loss(monkeypatch):
+    """A report's running loss reaches the status line, the steps after it move the place
+    on (keeping the report's loss), and the bar follows: through the job's own pump."""
+    fed = [ProgressEvent(epoch=1, epochs=1, step=40, steps_per_epoch=100, done=40,
+                         running_loss=0.52341),
+           StepEvent(epoch=1, step=41, steps_per_epoch=100, loss=1.0, accuracy=None),
+           ProgressEvent(epoch=1, epochs=1, step=50, steps_per_epoch=100, done=50,
+                         running_loss=0.5)]
+    shown = _shown_while_fed(monkeypatch, fed, 1)
+    assert "epoch 1, step 41 (41% of the epoch), running loss 0.5234" in shown[1][0]
+    assert [value for _, value in shown] == [400, 410, 500]
 
 
 def test_on_an_accelerator_step_losses_stay_on_the_device(often, monkeypatch):
@@ -148,7 +140,7 @@ class _View:
         import threading
         from types import SimpleNamespace
 
-        self.session = SimpleNamespace(selected="m", kept_note="")
+        self.session = SimpleNamespace(selected="m", slot=SimpleNamespace(kept_note=""))
         self.c = SimpleNamespace(progress=SimpleNamespace(value=0, max=1000),
                                  status=SimpleNamespace(value=""))
         self.ui_lock = threading.RLock()
@@ -185,8 +177,13 @@ def _run_events(epochs: int, per_epoch: int) -> list:
 
 
 def _bar_while_fed(monkeypatch, fed: list, epochs_hint: float) -> list[int]:
+    """The bar's value after each event of `fed` (see _shown_while_fed)."""
+    return [value for _, value in _shown_while_fed(monkeypatch, fed, epochs_hint)]
+
+
+def _shown_while_fed(monkeypatch, fed: list, epochs_hint: float) -> list[tuple[str, int]]:
     """Run a job that publishes only `fed`, each once the pump has shown the one before
-    (no clock: it waits for the status line); the bar's value after each."""
+    (no clock: it waits for the status line); the status line and the bar after each."""
     import functools
 
     from explorer.ui import jobs as J
@@ -204,7 +201,7 @@ def _bar_while_fed(monkeypatch, fed: list, epochs_hint: float) -> list[int]:
 
     assert jobs.start("training", work, epochs_hint=epochs_hint, who="m")
     assert jobs.wait(60)
-    during = [value for text, value in view.lines if ": epoch " in text]
+    during = [(text, value) for text, value in view.lines if ": epoch " in text]
     assert len(during) == len(fed)
     return during
 

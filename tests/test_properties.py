@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from state_util import fingerprint, same, unchanged
 
 from explorer import Session
-from explorer.session import core, persist, slots
+from explorer.session import persist, slots
+from explorer.session import session as session_module
 from explorer.session.bounded import BoundedList
 from explorer.session.persist import session_payload
 
@@ -55,7 +56,7 @@ def apply(s: Session, call: str, value: object) -> Session:
     elif call == "prune_std":
         s.prune(std=value)
     elif call == "prune_per_layer":
-        s.prune_per_layer({s.prunable[0]: value})
+        s.pruning.per_layer({s.slot.prunable[0]: value})
     elif call == "train":
         s.train(steps=value, lr=1e-3)
     elif call == "undo":
@@ -65,7 +66,7 @@ def apply(s: Session, call: str, value: object) -> Session:
     elif call == "reset_pruning":
         s.reset_pruning()
     elif call == "rewind":
-        s.rewind_to(value)
+        s.pruning.rewind_to(value)
     elif call == "round_trip":
         loaded = Session.load(s.to_bytes())
         assert same(session_payload(loaded), session_payload(s)), "loaded != saved"
@@ -79,15 +80,15 @@ def apply(s: Session, call: str, value: object) -> Session:
 
 
 def refusal_expected(s: Session, call: str, value: object) -> bool:
-    return call in ("bad_prune", "bad_train") or (call == "undo" and not s.undo_stack) \
-        or (call == "rewind" and value not in ("init", *s.rewind_states))
+    return call in ("bad_prune", "bad_train") or (call == "undo" and not s.slot.undo_stack) \
+        or (call == "rewind" and value not in ("init", *s.slot.rewind_states))
 
 
 def check_invariants(s: Session) -> None:
     params = dict(s.model.named_parameters())
     state = s.model.state_dict()
-    masks = s.masks or {}
-    for name, base in s.base.items():
+    masks = s.slot.masks or {}
+    for name, base in s.slot.base.items():
         if name in masks:  # pruned entries exactly zero, survivors the base's values
             assert torch.equal(state[name][~masks[name]], torch.zeros_like(base[~masks[name]]))
             assert torch.equal(state[name][masks[name]], base[masks[name]])
@@ -95,19 +96,20 @@ def check_invariants(s: Session) -> None:
             assert torch.equal(state[name], base), name
     assert set(masks) <= set(params)
     assert all(m.dtype == torch.bool for m in masks.values())
-    assert isinstance(s.undo_stack, BoundedList) and len(s.undo_stack) <= UNDO_CAP
+    assert isinstance(s.slot.undo_stack, BoundedList) and len(s.slot.undo_stack) <= UNDO_CAP
     assert isinstance(s.history, BoundedList) and len(s.history) <= HISTORY_CAP
 
 
 @pytest.fixture(scope="module")
 def lowered_caps():
-    saved = slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX
-    slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX = UNDO_CAP, HISTORY_CAP, HISTORY_CAP
+    saved = slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX
+    slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX = \
+        UNDO_CAP, HISTORY_CAP, HISTORY_CAP
     yield
-    slots.UNDO_MAX, core.HISTORY_MAX, persist.HISTORY_MAX = saved
+    slots.UNDO_MAX, session_module.HISTORY_MAX, persist.HISTORY_MAX = saved
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(calls=st.lists(CALLS, min_size=1, max_size=9))
@@ -124,4 +126,4 @@ def test_random_call_sequences_keep_the_invariants(lowered_caps, calls) -> None:
             s = apply(s, call, value)
         check_invariants(s)
     s.reset_pruning()  # the base comes back bit for bit
-    assert same(s.model.state_dict(), s.base)
+    assert same(s.model.state_dict(), s.slot.base)

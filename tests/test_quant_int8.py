@@ -34,7 +34,7 @@ def test_int8_kernel_runs_and_accuracy_matches_uniform_8bit(session):
     s.quantize(bits=32)
     int8 = int8_dynamic(s.model)
     assert INT8_OP in kernels_run(int8, s.data.val.x[:8])
-    _, accuracy, _ = evaluate(int8, s.data.val, s.task)
+    _, accuracy, _ = evaluate(int8, s.data.val, s.data.task)
     assert abs(accuracy - app_8bit) <= TOLERANCE
     assert all(torch.equal(fp32[n], p) for n, p in s.model.named_parameters())
 

@@ -23,8 +23,8 @@ def distinct_nonzero(s: Session) -> dict[str, int]:
 def check_quantized(s: Session, bits: int) -> None:
     """Masked weights exactly zero; at most 2^bits - 1 distinct nonzero values a layer."""
     for name, p in s.slot.params().items():
-        if s.masks is not None and name in s.masks:
-            assert torch.all(p[~s.masks[name]] == 0)
+        if s.slot.masks is not None and name in s.slot.masks:
+            assert torch.all(p[~s.slot.masks[name]] == 0)
     assert all(n <= 2 ** bits - 1 for n in distinct_nonzero(s).values())
 
 
@@ -41,9 +41,9 @@ def test_quantize_composes_with_pruning_and_bits32_removes(session):
     check_quantized(s, 3)
     assert s.snapshot().sparsity == pytest.approx(0.8, abs=1e-3)
     s.quantize(bits=32)
-    assert s.quant_setting is None and "quant" not in s.snapshot().extra
+    assert s.slot.quant is None and "quant" not in s.snapshot().extra
     for name, p in s.slot.params().items():
-        assert torch.equal(p.detach(), s.base[name] * s.masks[name])
+        assert torch.equal(p.detach(), s.slot.base[name] * s.slot.masks[name])
     s.reset_pruning()
 
 
@@ -77,7 +77,7 @@ def test_bad_values_refused_state_unchanged(session):
             s.quantize(**call)
         assert shown in str(caught.value), (call, str(caught.value))
     unchanged(before, s)
-    assert s.quant_setting.bits == 5
+    assert s.slot.quant.bits == 5
     s.quantize(bits=32)
 
 
@@ -101,10 +101,10 @@ def test_finetune_codebook_commits_and_undoes(session):
     s.prune(sparsity=0.7)
     s.quantize(bits=4)
     before = {n: p.detach().clone() for n, p in s.slot.params().items()}
-    depth = len(s.undo_stack)
+    depth = len(s.slot.undo_stack)
     events = []
-    s.finetune_codebook(steps=4, lr=1e-3, on_event=events.append)
-    assert events and len(s.undo_stack) == depth + 1
+    s.jobs.finetune_codebook(steps=4, lr=1e-3, on_event=events.append)
+    assert events and len(s.slot.undo_stack) == depth + 1
     check_quantized(s, 4)
     after = {n: p.detach() for n, p in s.slot.params().items()}
     assert any(not torch.equal(before[n], after[n]) for n in before)
@@ -121,7 +121,7 @@ def test_finetune_codebook_commits_and_undoes(session):
 def test_finetune_needs_kmeans(session):
     """No k-means quantization in force: ValueError saying so."""
     with pytest.raises(ValueError, match="k-means"):
-        session.finetune_codebook(steps=1)
+        session.jobs.finetune_codebook(steps=1)
 
 
 def test_train_on_quantized_says_so_and_keeps_it(session):
@@ -144,7 +144,7 @@ def test_save_load_keeps_quantization(session, tmp_path):
     path = tmp_path / "q.pt"
     s.save(path)
     loaded = Session.load(path)
-    assert loaded.quant_setting == s.quant_setting
+    assert loaded.quant_setting == s.slot.quant
     for (n, p), q in zip(s.slot.params().items(), loaded.slot.params().values(), strict=True):
         assert torch.equal(p.detach(), q.detach()), n
     loaded.prune(sparsity=0.7)

@@ -28,9 +28,9 @@ def session() -> Session:
 
 
 def _state(s: Session) -> dict:
-    return {"model": copy.deepcopy(s.model.state_dict()), "base": copy.deepcopy(s.base),
-            "masks": copy.deepcopy(s.masks), "depth": len(s.undo_stack),
-            "history": len(s.history), "steps": s.total_steps, "config": s.prune_config}
+    return {"model": copy.deepcopy(s.model.state_dict()), "base": copy.deepcopy(s.slot.base),
+            "masks": copy.deepcopy(s.slot.masks), "depth": len(s.slot.undo_stack),
+            "history": len(s.history), "steps": s.jobs.total_steps, "config": s.slot.prune_config}
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -55,7 +55,7 @@ def test_sensitivity_matches_torch_pruning_oracle(session):
     levels = [0.0, 0.5, 0.95]
     result = sensitivity(session, levels)
     assert result["dense_accuracy"] == session.snapshot().accuracy
-    for name in session.prunable:
+    for name in session.slot.prunable:
         module_name = name.rsplit(".", 1)[0]
         for level, acc in zip(levels, result["layers"][name]):
             model = copy.deepcopy(session.model)
@@ -77,7 +77,7 @@ def test_derive_budget_takes_highest_level_within_budget():
 
 def test_prune_per_layer_exact_counts_and_bad_input(session):
     """Each layer loses exactly round(s*n) weights; bad targets change nothing."""
-    snap = session.prune_per_layer({"layers.0.weight": 0.7, "layers.2.weight": 0.25})
+    snap = session.pruning.per_layer({"layers.0.weight": 0.7, "layers.2.weight": 0.25})
     params = dict(session.model.named_parameters())
     for name, s in (("layers.0.weight", 0.7), ("layers.1.weight", 0.0),
                     ("layers.2.weight", 0.25)):
@@ -87,7 +87,7 @@ def test_prune_per_layer_exact_counts_and_bad_input(session):
     before = _state(session)
     for bad, word in (({"nope": 0.5}, "nope"), ({"layers.0.weight": 1.5}, "1.5")):
         with pytest.raises(ValueError, match=word):
-            session.prune_per_layer(bad)
+            session.pruning.per_layer(bad)
     assert _same(before, _state(session))
 
 
@@ -182,14 +182,14 @@ def test_app_runs_sensitivity_as_a_job_and_plots_it():
         app.compare.open()
         figures = len(app.figures())
         app.session.prune(sparsity=0.4)
-        masks = {n: m.clone() for n, m in app.session.masks.items()}
+        masks = {n: m.clone() for n, m in app.session.slot.masks.items()}
         app.compare.sens_button.click()
         assert app.jobs.wait(120)
         traces = [t for t in app.compare.fig.data if t.name.startswith("only ")]
-        assert len(traces) == len(app.session.prunable)
+        assert len(traces) == len(app.session.slot.prunable)
         assert all(len(t.y) == 7 for t in traces)
         assert len({t.line.color for t in traces}) == len(traces)
-        assert all(torch.equal(masks[n], app.session.masks[n]) for n in masks)
+        assert all(torch.equal(masks[n], app.session.slot.masks[n]) for n in masks)
         assert len(app.figures()) == figures
     finally:
         app.jobs.stop()

@@ -70,32 +70,32 @@ def surfaced(monkeypatch):
 def expected_masks(session: Session, kwargs: dict) -> dict[str, torch.Tensor]:
     """From the base, then the re-pruning rule after a job (docs/api.md: re-pruning)."""
     config = PruneConfig(**kwargs)
-    index = MagnitudeIndex({n: session.base[n] for n in session.prunable})
+    index = MagnitudeIndex({n: session.slot.base[n] for n in session.slot.prunable})
     result = compute_masks(index, config)
     return within_committed(result, session.slot.committed, config, index,
-                            session.base).masks
+                            session.slot.base).masks
 
 
 def check_masks(app: ExplorerApp) -> None:
     """Unstructured setting in force: masks equal a fresh computation from the base (and
     the last job's masks, by the re-pruning rule)."""
     kwargs = app.prune_kwargs()
-    if kwargs.get("structured") or app.session.masks is None:
+    if kwargs.get("structured") or app.session.slot.masks is None:
         return
     want = expected_masks(app.session, kwargs)
-    assert all(torch.equal(app.session.masks[n], want[n]) for n in want), kwargs
+    assert all(torch.equal(app.session.slot.masks[n], want[n]) for n in want), kwargs
 
 
 def check_zeros(session: Session) -> None:
     params = dict(session.model.named_parameters())
-    for name, mask in (session.masks or {}).items():
+    for name, mask in (session.slot.masks or {}).items():
         assert not params[name][~mask].any(), name
 
 
 def test_thousand_random_events(surfaced):
     rng = random.Random(SEED)
     session = Session("digits", "mlp", device="cpu")
-    original = {k: v.clone() for k, v in session.original.items()}
+    original = {k: v.clone() for k, v in session.slot.original.items()}
     app = ExplorerApp(session)
     app.distill.open()
     c = app.c
@@ -150,8 +150,8 @@ def test_thousand_random_events(surfaced):
     check_zeros(app.session)
     app.actions.confirm_reset.disarm()
     c.reset.click()  # asks (the masks would be lost)
-    assert app.session.masks is not None and "click again to confirm" in statuses[-1]
+    assert app.session.slot.masks is not None and "click again to confirm" in statuses[-1]
     c.reset.click()
     state = app.session.model.state_dict()
     assert all(torch.equal(state[k], original[k]) for k in original)
-    assert app.session.masks is None and not app.session.undo_stack
+    assert app.session.slot.masks is None and not app.session.slot.undo_stack

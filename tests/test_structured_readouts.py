@@ -55,15 +55,15 @@ def resnet() -> Session:
 def test_bn_recalibration_raises_accuracy_after_structured_pruning(resnet):
     """resnet-small with a quarter of its channels removed: re-estimated BatchNorm
     statistics give a higher validation accuracy than the stale ones, and the switch
-    (Session.bn_recalibration) turns it off."""
+    (Session.settings.bn_recalibration) turns it off."""
     session = resnet
     try:
-        session.bn_recalibration = False
+        session.settings.bn_recalibration = False
         stale = session.prune(sparsity=0.25, structured=True)
-        session.bn_recalibration = True
+        session.settings.bn_recalibration = True
         fresh = session.prune(sparsity=0.25, structured=True)
     finally:
-        session.bn_recalibration = True
+        session.settings.bn_recalibration = True
     assert fresh.accuracy > stale.accuracy, (stale.accuracy, fresh.accuracy)
     assert fresh.extra["bn_recalibrated"] and not stale.extra["bn_recalibrated"]
 
@@ -73,14 +73,14 @@ def test_bn_statistics_return_to_the_base_when_pruning_is_undone(resnet):
     base's running statistics back bit for bit; recalibration takes no gradient step."""
     session = resnet
     session.prune(sparsity=0.5, structured=True)
-    stem_mean = session.base["stem_bn.running_mean"]
+    stem_mean = session.slot.base["stem_bn.running_mean"]
     assert not torch.equal(session.model.stem_bn.running_mean, stem_mean)
     session.reset_pruning()
     for name, tensor in session.model.state_dict().items():
-        assert torch.equal(tensor, session.base[name]), name
+        assert torch.equal(tensor, session.slot.base[name]), name
     session.prune(sparsity=0.5, structured=True)
     session.prune(sparsity=0.3)
-    assert torch.equal(session.model.stem_bn.running_var, session.base["stem_bn.running_var"])
+    assert torch.equal(session.model.stem_bn.running_var, session.slot.base["stem_bn.running_var"])
     from explorer.engine.structure import recalibrate_bn  # new in issue 16
 
     model = copy.deepcopy(session.model).train()
@@ -92,7 +92,7 @@ def test_bn_statistics_return_to_the_base_when_pruning_is_undone(resnet):
 
 
 def _masks(session: Session) -> dict[str, torch.Tensor]:
-    return {n: m.clone() for n, m in session.masks.items()}
+    return {n: m.clone() for n, m in session.slot.masks.items()}
 
 
 @pytest.mark.parametrize("kwargs", [{"sparsity": 0.9}, {"sparsity": 0.9, "scope": "global"},
@@ -104,22 +104,22 @@ def test_repruning_after_fine_tuning_is_idempotent(kwargs):
     session = Session("digits", "mlp", device="cpu")
     session.prune(**kwargs)
     committed = _masks(session)
-    old_base = {n: t.clone() for n, t in session.base.items()}
+    old_base = {n: t.clone() for n, t in session.slot.base.items()}
     session.train(epochs=3, lr=1e-3)
     again = session.prune(**kwargs)
     for name, mask in committed.items():
-        assert torch.equal(session.masks[name], mask), name
+        assert torch.equal(session.slot.masks[name], mask), name
     assert again.sparsity == pytest.approx(session.snapshot().sparsity)
     higher = {**kwargs, "sparsity": min(kwargs["sparsity"] + 0.05, 0.99)}
     session.prune(**higher)
     for name, mask in committed.items():
-        assert not (session.masks[name] & ~mask).any(), name  # nothing pruned comes back
+        assert not (session.slot.masks[name] & ~mask).any(), name  # nothing pruned comes back
     lower = {**kwargs, "sparsity": kwargs["sparsity"] / 2}
     session.prune(**lower)
     params = dict(session.model.named_parameters())
     revived = 0
     for name, mask in committed.items():
-        back = session.masks[name] & ~mask  # pruned by the job, kept now
+        back = session.slot.masks[name] & ~mask  # pruned by the job, kept now
         assert torch.equal(params[name][back], old_base[name][back]), name
         revived += int(back.sum())
     assert revived > 0

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from explorer import Session
-from explorer.session.trial import _SESSION_SKIP
+from explorer.session.trial import SESSION_SKIP, Checkpoint
 from explorer.studies.sensitivity import sensitivity
 from explorer.studies.sweep import sweep
 from explorer.studies.tradeoff import finetuned_sweep, sparsity_sweep
@@ -53,11 +53,17 @@ def walk(value, path: str, out: dict) -> None:
 def state(session: Session) -> dict:
     out: dict = {}
     for key, value in vars(session).items():
-        if key not in _SESSION_SKIP:
+        if key not in SESSION_SKIP:
             walk(value, key, out)
     out["slots.keys"] = list(session.slots)
+    out["selected"] = session.selected
+    out["jobs"] = (session.jobs.started, session.jobs.total_steps, session.jobs.running)
+    walk(vars(session.students.teacher_cache), "teacher_cache", out)
     for name, slot in session.slots.items():
-        walk({k: v for k, v in vars(slot).items() if k not in SKIP_SLOT}, name, out)
+        fields = {k: v for k, v in vars(slot).items() if k not in SKIP_SLOT}
+        # the magnitude index by its weights: its lazy caches of the same base may fill
+        fields["index"] = slot.index.weights
+        walk(fields, name, out)
         walk(slot.model, name + ".model", out)
         out[name + ".exact"] = slot.is_exact()
     out["rng"] = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(),
@@ -85,7 +91,7 @@ def worked() -> Session:
     s = Session("digits", "mlp", device="cpu")
     s.prune(sparsity=0.5)
     s.train(epochs=1)
-    s.distill(0.25, epochs=1)
+    s.students.distill(0.25, epochs=1)
     s.prune(sparsity=0.6)
     return s
 
@@ -94,7 +100,7 @@ STUDIES = {
     "sparsity sweep": lambda s: sparsity_sweep(s, (0.3, 0.9)),
     "fine-tuned sweep": lambda s: finetuned_sweep(s, (0.5, 0.9), epochs=1),
     "sensitivity": lambda s: sensitivity(s, [0.5], finetune_epochs=1,
-                                         layers=[s.prunable[0]]),
+                                         layers=[s.slot.prunable[0]]),
     "sweep (in process)": lambda s: sweep(s, {"sparsity": [0.5]}, workers=0),
 }
 
@@ -119,19 +125,67 @@ def test_trial_restores_after_an_exception_and_a_stop(worked):
     stop.set()
     with worked.trial():
         worked.train(epochs=1, stop=stop)  # stopped at once: still committed, then undone
-        worked.train_student_alone(0.25, epochs=1)
+        worked.students.train_alone(0.25, epochs=1)
     assert_same(before, state(worked))
 
 
 def test_the_comparison_can_fail(worked):
     """The walk sees a change it was not told about (a mask entry, a new attribute)."""
     before = state(worked)
-    name = worked.prunable[0]
-    worked.masks[name][0, 0] = ~worked.masks[name][0, 0]
+    name = worked.slot.prunable[0]
+    worked.slot.masks[name][0, 0] = ~worked.slot.masks[name][0, 0]
     with pytest.raises(AssertionError):
         assert_same(before, state(worked))
-    worked.masks[name][0, 0] = ~worked.masks[name][0, 0]
+    worked.slot.masks[name][0, 0] = ~worked.slot.masks[name][0, 0]
     worked.some_new_attribute = 1
     with pytest.raises(AssertionError):
         assert_same(before, state(worked))
     del worked.some_new_attribute
+
+
+def _storages(value, out: dict, seen: set) -> None:
+    """{storage pointer: bytes} of every tensor reachable from `value`."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        out[storage.data_ptr()] = storage.nbytes()
+    elif isinstance(value, torch.nn.Module):
+        _storages(value.state_dict(), out, seen)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _storages(v, out, seen)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            _storages(v, out, seen)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _storages(getattr(value, f.name), out, seen)
+    elif hasattr(value, "__dict__") and not callable(value):
+        _storages(vars(value), out, seen)
+
+
+def test_a_restore_point_costs_at_most_twice_the_state_and_keeps_aliasing(worked):
+    """The point shares what the session never changes in place; it copies each model's
+    live weights only (issue 27: the deep copies cost 11.7x the state bytes)."""
+    with worked.lock:
+        live: dict = {}
+        for slot in worked.slots.values():
+            _storages(vars(slot), live, set())
+        _storages(worked.history, live, set())
+        _storages(vars(worked.students.teacher_cache), live, set())
+        held: dict = {}
+        point = Checkpoint.take(worked)
+        _storages(point, held, set())
+    copied = sum(n for ptr, n in held.items() if ptr not in live)
+    state = sum(t.untyped_storage().nbytes() for slot in worked.slots.values()
+                for t in slot.model.state_dict().values())
+    assert len(worked.slots) >= 2 and state > 0
+    assert copied <= 2 * state, (copied, state)
+    with worked.trial():
+        worked.train(epochs=1)
+        worked.prune(sparsity=0.9)
+    for slot in worked.slots.values():  # the index still reads the base, not a copy
+        for name in slot.prunable:
+            assert slot.index.weights[name].data_ptr() == slot.base[name].data_ptr(), name

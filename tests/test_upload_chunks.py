@@ -119,4 +119,4 @@ def test_a_session_uploaded_in_chunks_replaces_the_apps_session():
                        [memoryview(data)[offset:offset + upload.chunk_bytes]])
     upload._on_msg(upload, {"kind": "end", "id": "a", "name": "mine.pt", "size": len(data)}, [])
     assert "loaded mine.pt" in app.c.status.value, app.c.status.value
-    assert app.session is not None and app.session.masks is not None
+    assert app.session is not None and app.session.slot.masks is not None

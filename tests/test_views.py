@@ -20,13 +20,13 @@ def test_oneshot_curve_leaves_the_session_exactly_as_it_was(session):
     """The curve is computed on a copy: weights, masks and settings are untouched."""
     session.prune(sparsity=0.5)
     state = {k: v.clone() for k, v in session.model.state_dict().items()}
-    masks = {k: v.clone() for k, v in session.masks.items()}
+    masks = {k: v.clone() for k, v in session.slot.masks.items()}
     points = oneshot_curve(session, levels=(0.0, 0.5, 0.9))
     assert [round(p.sparsity, 2) for p in points] == [0.0, 0.5, 0.9]
     assert points[0].accuracy > points[-1].accuracy
     assert all(torch.equal(v, session.model.state_dict()[k]) for k, v in state.items())
-    assert all(torch.equal(v, session.masks[k]) for k, v in masks.items())
-    assert session.prune_config.sparsity == 0.5
+    assert all(torch.equal(v, session.slot.masks[k]) for k, v in masks.items())
+    assert session.slot.prune_config.sparsity == 0.5
     at_half = session.snapshot().accuracy  # the same one-shot setting, on the session
     assert points[1].accuracy == pytest.approx(at_half, abs=1e-6)
 
@@ -47,7 +47,7 @@ def test_weight_grid_is_bounded_and_pruned_blocks_vanish():
 
 def test_layer_grid_follows_the_masks(session):
     session.reset_pruning()
-    layer = session.prunable[0]
+    layer = session.slot.prunable[0]
     dense = layer_grid(session, layer)
     session.prune(sparsity=0.9)
     pruned = layer_grid(session, layer)

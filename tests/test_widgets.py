@@ -47,7 +47,7 @@ def test_histogram_shows_survivors_ghost_and_threshold(app):
     cut = [v for v in trace(app.fig, "threshold").x if v is not None]
     assert max(cut) > 0
     with mock.patch.object(app.session, "prune") as prune:
-        app.c.layer.value = app.session.prunable[1]  # view tier: replot, no recompute
+        app.c.layer.value = app.session.slot.prunable[1]  # view tier: replot, no recompute
         app.c.log_y.value = True
     prune.assert_not_called()
     assert app.fig.layout.annotations[1].text.startswith("layers.1")
@@ -62,7 +62,7 @@ def test_weight_matrix_loses_connections_as_the_slider_moves(app):
     app.c.slider.value = 0.95
     pruned = np.asarray(trace(app.fig, "connections").z, dtype=float)
     assert pruned.sum() < 0.5 * z.sum()
-    app.c.layer.value = app.session.prunable[2]  # 10 x 128: fewer rows than cells
+    app.c.layer.value = app.session.slot.prunable[2]  # 10 x 128: fewer rows than cells
     assert np.asarray(trace(app.fig, "connections").z, dtype=float).shape == (10, CELLS)
 
 
@@ -86,11 +86,11 @@ def test_accuracy_vs_sparsity_curve_is_computed_once_per_base_off_the_session(ap
 def test_mode_and_scope_switch(app):
     app.c.scope.value = "global"
     app.c.slider.value = 0.8
-    assert app.session.prune_config.scope == "global"
+    assert app.session.slot.prune_config.scope == "global"
     app.c.mode.value = "threshold"
     assert app.c.slider.value == 0.0 and app.c.slider.description == "threshold"
     app.c.slider.value = 0.05
-    assert app.session.prune_config.threshold == pytest.approx(0.05)
+    assert app.session.slot.prune_config.threshold == pytest.approx(0.05)
 
 
 def test_one_message_per_figure_per_slider_move(app):
@@ -167,11 +167,11 @@ def test_stop_ends_a_running_job(app):
 
 def test_training_keeps_pruned_weights_zero_in_the_app(app):
     app.c.slider.value = 0.8
-    masks = {k: v.clone() for k, v in app.session.masks.items()}
+    masks = {k: v.clone() for k, v in app.session.slot.masks.items()}
     app.c.epochs.value = 1
     app.c.train.click()
     settle(app, 60)
     params = dict(app.session.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
     assert pruned_fraction(app) == pytest.approx(0.8, abs=1e-3)
-    assert [r[2] for r in bar_counts(app)] == app.session.prunable
+    assert [r[2] for r in bar_counts(app)] == app.session.slot.prunable

@@ -22,7 +22,7 @@ ALLOWED = {
     ("session/persist.py", "save_session", "torch.save"):
         "writes to the caller's own open handle (a download's buffer); a path goes "
         "through atomic_file in the branch above",
-    ("session/session.py", "save_checkpoint", "ckpt.save"):
+    ("session/session.py", "export", "ckpt.save"):
         "engine.checkpoint.save, which writes through atomic_file",
     ("bench/browser.py", "__init__", "open"):
         "a live log stream a child process writes into while it runs, not a document",

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ..files import write_text
 
@@ -136,7 +137,7 @@ class Dashboard:
 
 
 def _ready_seconds(browser, url: str, ready_js: str = READY_JS
-                   ) -> tuple[float, object, object]:
+                   ) -> tuple[float, Any, Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     start = time.perf_counter()
@@ -199,7 +200,7 @@ def browser_figures(quick: bool, notes: dict) -> dict:
         raise RuntimeError(f"{CHROMIUM} is missing")
     from playwright.sync_api import sync_playwright
 
-    out = {}
+    out: dict[str, float | None] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -226,7 +227,9 @@ def browser_figures(quick: bool, notes: dict) -> dict:
                     server.stop()
             trivial = trivial_preheat_seconds(browser)
             out["trivial_ready_preheat_s"] = trivial
-            out["dashboard_ready_preheat_ratio"] = out["dashboard_ready_preheat_s"] / trivial
+            preheat_s = out["dashboard_ready_preheat_s"]
+            out["dashboard_ready_preheat_ratio"] = None if preheat_s is None \
+                else preheat_s / trivial
         finally:
             browser.close()
     return out

@@ -39,7 +39,8 @@ def resnet_folder(root: Path, tiny: bool) -> Path:
     torch.manual_seed(0)
     sizes, depths = ([8, 16], [1, 1]) if tiny else ([64, 128, 256, 512], [2, 2, 2, 2])
     cfg = T.ResNetConfig(embedding_size=sizes[0], hidden_sizes=sizes, depths=depths,
-                         layer_type="basic", num_labels=10)
+                         layer_type="basic")
+    cfg.num_labels = 10  # a PretrainedConfig setting (its id2label follows)
     T.ResNetForImageClassification(cfg).save_pretrained(root / "resnet")
     return root / "resnet"
 
@@ -58,7 +59,7 @@ def digits_folder(root: Path, per_class: int | None) -> Path:
         for i in np.flatnonzero(y == c)[:per_class]:
             img = Image.fromarray((x[i].reshape(8, 8) * 16).clip(0, 255).astype(np.uint8))
             with atomic_file(root / "digits" / str(c) / f"{i}.png") as handle:
-                img.resize((32, 32), Image.BILINEAR).save(handle, format="PNG")
+                img.resize((32, 32), Image.Resampling.BILINEAR).save(handle, format="PNG")
     return root / "digits"
 
 

@@ -13,8 +13,12 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 
 def _stage(results: list[tuple[str, str, str]], name: str, fn: Callable[[], str]) -> None:
@@ -30,17 +34,17 @@ def _stage(results: list[tuple[str, str, str]], name: str, fn: Callable[[], str]
     print(f"{status:4} {name:28} {seconds:6.1f} s  {detail}", flush=True)
 
 
-def _on_device(session, device: torch.device) -> None:
+def _on_device(session: Session, device: torch.device) -> None:
     for name, p in session.model.named_parameters():
         if p.device.type != device.type:
             raise AssertionError(f"{name} is on {p.device}, not {device}")
 
 
-def _zeros_kept(session) -> str:
+def _zeros_kept(session: Session) -> str:
     """Every pruned weight is exactly zero on the device; returns a count."""
     named = dict(session.model.named_parameters())
     pruned = 0
-    for name, mask in session.masks.items():
+    for name, mask in (session.slot.masks or {}).items():
         bad = int((named[name].detach()[~mask] != 0).sum())
         if bad:
             raise AssertionError(f"{name}: {bad} pruned weights are nonzero after fine-tuning")
@@ -59,17 +63,17 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         return 1
     from ..session.session import Session
 
-    device = torch.device(device or "cuda")
-    where = torch.cuda.get_device_name(0) if device.type == "cuda" else str(device)
+    where_to = torch.device(device or "cuda")
+    where = torch.cuda.get_device_name(0) if where_to.type == "cuda" else str(where_to)
     print(f"GPU check on {where} (torch {torch.__version__})")
     results: list[tuple[str, str, str]] = []
     state: dict = {}
 
     def train() -> str:
-        s = Session(dataset, model, device=device, pretrained=False)
-        _on_device(s, device)
+        s = Session(dataset, model, device=where_to, pretrained=False)
+        _on_device(s, where_to)
         snap = s.train(epochs=2)
-        s.adopt_as_original()
+        s.pruning.adopt_as_original()
         state["s"] = s
         return f"val accuracy {snap.accuracy:.3f}"
 
@@ -80,7 +84,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
     def finetune() -> str:
         s = state["s"]
         s.train(epochs=1, optimizer="adam", weight_decay=1e-4)
-        _on_device(s, device)
+        _on_device(s, where_to)
         return _zeros_kept(s)
 
     def prune_structured() -> str:
@@ -97,9 +101,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
 
     def distil() -> str:
         s = state["s"]
-        if not hasattr(s, "distill"):
-            return "skipped: Session.distill does not exist in this build"
-        snap = s.distill(student=0.5, temperature=4.0, alpha=0.5, epochs=1)
+        snap = s.students.distill(student=0.5, temperature=4.0, alpha=0.5, epochs=1)
         return f"student val accuracy {getattr(snap, 'accuracy', float('nan')):.3f}"
 
     def export_reload() -> str:
@@ -115,7 +117,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
             for kind in ("masked", "zeros", "shrunk"):
                 path = Path(tmp) / f"{kind}.pt"
                 s.export(path, kind)
-                model = load_exported(path).to(device)
+                model = load_exported(path).to(where_to)
                 with torch.no_grad():
                     diff = float((model.eval()(x) - want).abs().max())
                 if diff > 1e-4:
@@ -124,7 +126,7 @@ def gpu_check(device: str | None = None, dataset: str = "mnist-5k",
         return ", ".join(lines)
 
     def speedup() -> str:
-        if device.type != "cuda":
+        if where_to.type != "cuda":
             return "skipped: not on CUDA"
         value = bench_gpu_epoch(tiny=False)
         return f"lenet5 mnist-5k epoch: GPU {value:.2f}x faster than CPU"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from typing import Any
 
 
 def llm_figures(tiny: bool, moves: int) -> dict:
     from ..session.session import Session
 
-    size = dict(layers=2, width=0.25) if tiny else dict(layers=4, width=3.5)
+    size: dict[str, Any] = dict(layers=2, width=0.25) if tiny else dict(layers=4, width=3.5)
     s = Session("pydoc-text", "gpt-tiny", context=64, max_train_windows=256, **size)
     params = sum(p.numel() for p in s.model.parameters())
     s.prune(sparsity=0.5, criterion="wanda", calibration=32)  # norms measured, cached
@@ -27,7 +28,7 @@ def llm_figures(tiny: bool, moves: int) -> dict:
         s.prune(sparsity=0.3 + 0.4 * (i % 2), criterion="wanda", calibration=32)
         times.append(time.perf_counter() - start)
     stamps = [time.perf_counter()]
-    s.prune_one_shot("sparsegpt", 0.5, calibration=32,
+    s.pruning.one_shot("sparsegpt", 0.5, calibration=32,
                      on_event=lambda _p: stamps.append(time.perf_counter()))
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     return {"llm_wanda_slider_ms": 1e3 * statistics.median(times),

@@ -7,12 +7,16 @@ import math
 import statistics
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.datasets import Split
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 
 def mlp_session(n_params: float):
@@ -36,11 +40,11 @@ class FloorPrune:
     the validation split under inference_mode.
     """
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: Session) -> None:
         self.model = copy.deepcopy(session.model).eval()
         named = dict(self.model.named_parameters())
-        self.base = {n: session.base[n] for n in session.prunable}
-        self.params = {n: named[n] for n in session.prunable}
+        self.base = {n: session.slot.base[n] for n in session.slot.prunable}
+        self.params = {n: named[n] for n in session.slot.prunable}
         self.sorted = {n: torch.sort(w.abs().flatten())[0] for n, w in self.base.items()}
         self.x = session.data.val.x
 

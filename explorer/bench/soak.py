@@ -50,11 +50,11 @@ def kept_lengths(app) -> dict[str, int]:
     """How many items each growing structure holds now."""
     session = app.session
     curves = max((len(t.x) for t in app.fig.data if t.x is not None), default=0)
-    return {"session.history": len(session.history), "undo_stack": len(session.undo_stack),
-            "rewind_states": len(session.rewind_states), "app.jobs.steps": len(app.jobs.steps),
+    return {"session.history": len(session.history), "undo_stack": len(session.slot.undo_stack),
+            "rewind_states": len(session.slot.rewind_states), "app.jobs.steps": len(app.jobs.steps),
             "app.jobs.step_losses": len(app.jobs.step_losses),
             "figure points (largest trace)": curves,
-            "teacher cache splits": len(session.teacher_cache._outputs)}
+            "teacher cache splits": len(session.students.teacher_cache._outputs)}
 
 
 def _move(app, rng: random.Random, i: int) -> None:

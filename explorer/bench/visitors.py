@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from .browser import ARM_JS, CHROMIUM, CHROMIUM_ARGS, FRACTION_JS, READOUT, READY_JS, SPARSITY_FIG
 from .browser import Dashboard as _Dashboard
@@ -40,7 +41,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def _open(browser, url: str) -> tuple[object, object, float]:
+async def _open(browser, url: str) -> tuple[Any, Any, float]:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     start = time.perf_counter()

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ..config import REWIND_EPOCHS_KEPT, check_number
 from ..validate import check_output_path, check_seed_range  # torch-free: no torch
@@ -94,14 +95,16 @@ def same_output_error(args: argparse.Namespace, options: Sequence[str]) -> str |
     return None
 
 
-def one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], None]:
+def one_line_error(parser: argparse.ArgumentParser) -> None:
     """Replace argparse's usage dump with the one line the issue asks for."""
 
-    def error(message: str) -> None:
+    def error(message: str) -> NoReturn:
         sys.stderr.write(f"{parser.prog}: error: {message}\n")
         raise SystemExit(2)
 
-    return error
+    # argparse has no hook for its error output; its docs say to override error(), and
+    # the parsers here are built by argparse itself (subparsers), so the instance's is set
+    parser.error = error  # type: ignore[method-assign,assignment]
 
 
 def parse_port(text: str) -> int:

@@ -308,7 +308,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     from .args import one_line_error
     from .run import add_run_parser, run_command  # no torch here
 
-    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    one_line_error(parser)
 
     run = add_run_parser(sub)
     run.set_defaults(handler=lambda args, _parser: run_command(args))

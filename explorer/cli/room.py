@@ -257,7 +257,8 @@ class RefusedHandler(tornado.web.RequestHandler):
         raise tornado.web.HTTPError(403)
 
 
-ROOM_HANDLERS = {  # upstream handler class -> the room's (swapped by explorer.compat.voila)
+# upstream handler class -> the room's (swapped by explorer.compat.voila)
+ROOM_HANDLERS: dict[type, type] = {
     TornadoVoilaHandler: RoomPageHandler,
     VoilaKernelWebsocketHandler: OwnedKernelWebsocketHandler,
     KernelHandler: OwnedKernelHandler,

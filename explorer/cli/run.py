@@ -151,7 +151,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--json", type=output_path, default=None, metavar="PATH")
     add("--export", type=output_path, default=None, metavar="PATH",
         help="write the pruned (teacher) model; shrunk when --structured")
-    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    one_line_error(parser)
     return parser
 
 
@@ -290,7 +290,7 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry: ``python -m explorer.cli.run run [options]``."""
     parser = argparse.ArgumentParser(prog="explorer")
-    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    one_line_error(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     args = parser.parse_args(argv)

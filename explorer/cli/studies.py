@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import (
     CPUS_PER_POINT_MAX,
@@ -43,6 +43,9 @@ from .args import (
 )
 from .dashboard_args import absolute_spec
 from .run import DATASETS, MODELS, own
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 EXPERIMENTS = ("han", "hinton", "lottery", "deep-compression", "llm-pruning")
 SEEDS_MAX = 100
@@ -109,7 +112,7 @@ def _common(parser: argparse.ArgumentParser, threads: int = 1) -> None:
     parser.add_argument("--threads", type=number(1, THREADS_MAX, integer=True),
                         default=threads, help="torch threads (fixed, for repeatable numbers)")
     parser.add_argument("--json", type=output_path, default=None, metavar="PATH")
-    parser.error = one_line_error(parser)  # type: ignore[method-assign]
+    one_line_error(parser)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -218,7 +221,7 @@ def _baseline(args: argparse.Namespace, check: Callable[[Any], None] | None = No
         check(session)
     if not session.pretrained:
         session.train(epochs=args.epochs or 10)
-        session.adopt_as_original()
+        session.pruning.adopt_as_original()
     return session
 
 
@@ -232,9 +235,9 @@ def sensitivity_command(args: argparse.Namespace) -> int:
 
     layers = None if args.layers is None else [n.strip() for n in args.layers.split(",")]
 
-    def known_layers(session) -> None:
+    def known_layers(session: Session) -> None:
         if layers is not None:
-            check_targets(dict.fromkeys(layers, 0.0), session.prunable)
+            check_targets(dict.fromkeys(layers, 0.0), session.slot.prunable)
 
     session = _baseline(args, known_layers)  # a layer name that is not there: exit 2 now
     try:
@@ -247,7 +250,7 @@ def sensitivity_command(args: argparse.Namespace) -> int:
     print(sensitivity_table(result))
     if args.max_drop is not None:
         targets = derive_budget(result, args.max_drop)
-        snap = session.prune_per_layer(targets)
+        snap = session.pruning.per_layer(targets)
         test = session.snapshot("test")
         result["budget"] = {"max_drop": args.max_drop, "targets": targets,
                             "sparsity": snap.sparsity, "val_accuracy": snap.accuracy,

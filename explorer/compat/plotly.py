@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from . import Canary, missing
 
@@ -37,7 +37,7 @@ DIST, WRITTEN_FOR = "plotly", "7.1.0"
 NBFORMAT, PIL = "nbformat", "PIL"
 
 
-def _fail(piece: str, detail: str = "") -> None:
+def _fail(piece: str, detail: str = "") -> NoReturn:
     missing(DIST, WRITTEN_FOR, piece, detail)
 
 
@@ -45,7 +45,7 @@ def _module_source(name: str) -> str:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
         _fail(f"module {name}")
-    return Path(spec.origin).read_text(encoding="utf-8")  # type: ignore[union-attr]
+    return Path(spec.origin).read_text(encoding="utf-8")
 
 
 def _module_names(name: str) -> set[str]:

@@ -19,7 +19,6 @@ from ..data.datasets import Split
 from ..data.text import RandomWindows, TextCorpus, Vocab
 from ..models.gpt import GPT, GPTConfig
 from .distill import kd_loss
-from .heads import head_sparsity, layer_sparsity
 from .train import EpochEvent, LossFn, ProgressEvent, StepEvent, StopEvent, train_steps
 
 # Sized to train in about a minute on 2 CPU cores (see lm_report for the measurement);
@@ -206,15 +205,3 @@ def next_char_distribution(model: GPT, vocab: Vocab, prompt: str, temperature: f
 
 SAMPLE_PROMPT = "The for statement is used to "
 
-
-def lm_snapshot_extra(model: GPT, corpus: TextCorpus, split: str = "val",
-                      prompt: str = SAMPLE_PROMPT, n_chars: int = 60,
-                      max_windows: int | None = 256) -> dict:
-    """What a Snapshot's `extra` needs for a language model: perplexity beside loss,
-    next-character accuracy, a greedy sample, and per-layer / per-head sparsity."""
-    metrics = evaluate_lm(model, corpus, split, max_windows)
-    return {"loss": metrics["loss"], "perplexity": metrics["perplexity"],
-            "accuracy": metrics["accuracy"], "prompt": prompt,
-            "sample": generate(model, corpus.vocab, prompt, n_chars),
-            "heads_per_layer": model.heads_per_layer(),
-            "head_sparsity": head_sparsity(model), "layer_sparsity": layer_sparsity(model)}

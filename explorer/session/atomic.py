@@ -1,6 +1,6 @@
 """Restore points for multi-step jobs (iterative pruning): all of it, or none of it.
 
-A single train() rolls itself back (SessionCore.train); a workflow made of several steps
+A single train() rolls itself back (Session.train); a workflow made of several steps
 (prune, rewind, fine-tune, repeat) takes one restore point here before its first step,
 and an exception in any step puts the selected slot, the history and the counters back
 exactly as they were. The point is cheap: one copy of the dense base; the undo stack,
@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .core import SessionCore
 from .slots import ModelSlot, State, UndoEntry
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,15 @@ class RestorePoint:
     training: bool
 
 
-def restore_point(session: SessionCore) -> RestorePoint:
+def restore_point(session: Session) -> RestorePoint:
     """What `put_back` returns the session to (take it under the lock)."""
     slot = session.slot
     return RestorePoint(slot, session.selected, slot.undo_entry(), list(slot.undo_stack),
                         slot.epochs_trained, dict(slot.rewind_states), list(session.history),
-                        session.total_steps, slot.model.training)
+                        session.jobs.total_steps, slot.model.training)
 
 
-def put_back(session: SessionCore, point: RestorePoint) -> None:
+def put_back(session: Session, point: RestorePoint) -> None:
     """Return the slot of `point`, the history and the step counter to `point`.
 
     jobs_started is not rewound: job ids stay unique, so a record can never be mistaken
@@ -50,12 +53,12 @@ def put_back(session: SessionCore, point: RestorePoint) -> None:
     slot.epochs_trained, slot.rewind_states = point.epochs_trained, dict(point.rewind_states)
     slot.model.train(point.training)
     session.history[:] = point.history
-    session.total_steps = point.total_steps
-    session.selected = point.selected
+    session.jobs.total_steps = point.total_steps
+    session.slots.selected = point.selected
 
 
 @contextmanager
-def all_or_nothing(session: SessionCore) -> Iterator[None]:
+def all_or_nothing(session: Session) -> Iterator[None]:
     """Run the body; when it raises, put the session back as it was, then re-raise."""
     with session.lock:
         point = restore_point(session)

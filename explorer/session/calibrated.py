@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,7 +38,11 @@ from ..engine.metrics import Snapshot
 from ..engine.oneshot import OneShotProgress, linear_names, one_shot
 from ..engine.prune import MaskResult
 from ..engine.sparsegpt import DEFAULT_BLOCKSIZE, DEFAULT_DAMP
+from . import core
 from .slots import clone_state
+
+if TYPE_CHECKING:
+    from .session import Session
 
 DEFAULT_CALIBRATION = 32  # windows (the papers use 128 of 2048 tokens; ours are small)
 MAX_CALIBRATION = 4096
@@ -87,8 +91,8 @@ class CalibratedPruning:
 
     # ----- what the criteria reach -----------------------------------------------------
     @staticmethod
-    def targets(session: Any) -> list[str]:
-        names = list(session.prunable)
+    def targets(session: Session) -> list[str]:
+        names = list(session.slot.prunable)
         linear = linear_names(session.model, names)
         others = [n for n in names if n not in linear]
         if others:
@@ -97,7 +101,7 @@ class CalibratedPruning:
         return linear
 
     @staticmethod
-    def batches(session: Any, calibration: int, seed: int | None = None
+    def batches(session: Session, calibration: int, seed: int | None = None
                 ) -> list[torch.Tensor]:
         """`calibration` training rows drawn with the seed, in batches."""
         x = session.data.train.x
@@ -106,7 +110,7 @@ class CalibratedPruning:
         rows = x[idx]
         return list(torch.split(rows, CALIBRATION_BATCH))
 
-    def norms(self, session: Any, calibration: int, seed: int | None = None
+    def norms(self, session: Session, calibration: int, seed: int | None = None
               ) -> dict[str, torch.Tensor]:
         """Dense input-feature norms, cached per (base, calibration size, seed)."""
         slot = session.slot
@@ -124,21 +128,21 @@ class CalibratedPruning:
         return self._norms
 
     # ----- a slider move: magnitude N:M, or Wanda from cached norms ---------------------
-    def prune(self, session: Any, req: Request) -> Snapshot:
+    def prune(self, session: Session, req: Request) -> Snapshot:
         with session.lock:
-            session.check_idle("pruning")
+            session.jobs.check_idle("pruning")
             names = self.targets(session) if req.criterion == "wanda" else list(
-                session.prunable)
+                session.slot.prunable)
             norms = self.norms(session, req.calibration, req.seed) \
                 if req.criterion == "wanda" else {}
-            masks = {n: criterion_mask(req.criterion, session.base[n], req.sparsity,
+            masks = {n: criterion_mask(req.criterion, session.slot.base[n], req.sparsity,
                                        req.pattern, norms.get(n)) for n in names}
             session.slot.install_masks(MaskResult(masks, {}), PerLayerConfig(
                 sparsity=req.sparsity, scope="layer"))
-            return labelled(session.engine_snapshot(), req)
+            return labelled(core.engine_snapshot(session), req)
 
     # ----- a job: SparseGPT (or sequential Wanda) block by block -----------------------
-    def run(self, session: Any, req: Request, *, blocksize: int = DEFAULT_BLOCKSIZE,
+    def run(self, session: Session, req: Request, *, blocksize: int = DEFAULT_BLOCKSIZE,
             damp: float = DEFAULT_DAMP, seed: int | None = None,
             stop: threading.Event | None = None,
             on_event: Callable[[OneShotProgress], None] | None = None) -> Snapshot:
@@ -149,11 +153,11 @@ class CalibratedPruning:
         if m and blocksize % m:
             raise ValueError(f"blocksize {blocksize} must be a multiple of M = {m}")
         names = self.targets(session)
-        with session.job(req.criterion):
+        with session.jobs.job(req.criterion):
             with session.lock:
                 slot = session.slot
-                session.jobs_started += 1
-                before = slot.undo_entry(session.jobs_started)
+                session.jobs.started += 1
+                before = slot.undo_entry(session.jobs.started)
                 slot.clear_masks()
                 steps = one_shot(slot.model, names, self.batches(session, req.calibration,
                                                                  seed),
@@ -180,7 +184,7 @@ class CalibratedPruning:
             with session.lock:
                 land(slot, before, final.masks, commit=req.criterion == "sparsegpt",
                      sparsity=req.sparsity)
-                return labelled(session.engine_snapshot(), req)
+                return labelled(core.engine_snapshot(session), req)
 
 
 def land(slot: Any, before: Any, masks: dict[str, torch.Tensor], commit: bool,
@@ -207,7 +211,7 @@ def labelled(snap: Snapshot, req: Request) -> Snapshot:
     return replace(snap, extra={**snap.extra, **extra})
 
 
-def helper(session: Any) -> CalibratedPruning:
+def helper(session: Session) -> CalibratedPruning:
     """The session's collaborator, made on first use (sessions built by load() too)."""
     found = session.__dict__.get("_calibrated")
     if found is None:
@@ -215,7 +219,7 @@ def helper(session: Any) -> CalibratedPruning:
     return found
 
 
-def prune(session: Any, threshold: float | None, sparsity: float | None, std: float | None,
+def prune(session: Session, threshold: float | None, sparsity: float | None, std: float | None,
           scope: str, structured: bool, criterion: object, pattern: object,
           calibration: object) -> Snapshot:
     """Session.prune with a criterion other than magnitude or an N:M pattern."""
@@ -228,7 +232,7 @@ def prune(session: Any, threshold: float | None, sparsity: float | None, std: fl
     return helper(session).prune(session, req)
 
 
-def prune_one_shot(session: Any, criterion: object = "sparsegpt",
+def prune_one_shot(session: Session, criterion: object = "sparsegpt",
                    sparsity: float | None = 0.5, pattern: object = "unstructured",
                    calibration: object = None, *, blocksize: int = DEFAULT_BLOCKSIZE,
                    damp: float = DEFAULT_DAMP, seed: int | None = None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config import (
     BN_RECALIBRATION_SAMPLES,
@@ -31,8 +32,9 @@ from ..engine.metrics import Snapshot
 from ..engine.prune import MagnitudeIndex, prune_remaining
 from ..engine.schedule import STEPS_MAX, quality_schedule, round_rates, step_sparsities
 from ..engine.structure import model_groups, recalibrate_bn, stacked_masks
-from .core import SessionCore
-from .workflows import rewind_state, rewind_to
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["Step", "run_iterative", "stacked_masks", "step_plan"]
 
@@ -84,14 +86,14 @@ def step_plan(prunable: Sequence[str], target: float | None, steps: int, schedul
     return [Step(rates=rates) for _ in range(steps)]
 
 
-def run_iterative(session: SessionCore, plan: list[Step], schedule: str,
+def run_iterative(session: Session, plan: list[Step], schedule: str,
                   finetune_epochs: int, rewind: str | int | None, train: TrainConfig,
                   stop: threading.Event | None, on_event: Callable | None) -> Snapshot:
     """Session.prune_iteratively's loop; arguments are validated before anything changes."""
     finetune_epochs = int(check_number("finetune_epochs", finetune_epochs, 0, EPOCHS_MAX,
                                        integer=True))
     if rewind is not None:
-        rewind_state(session, rewind)  # raises ValueError for an unknown rewind point
+        session.pruning.rewind_state(rewind)  # raises ValueError for an unknown rewind point
     structured = any(s.config is not None and s.config.structured for s in plan)
     groups = model_groups(session.model)[0] if structured else []  # may refuse, by layer
     with session.lock:
@@ -100,29 +102,29 @@ def run_iterative(session: SessionCore, plan: list[Step], schedule: str,
     for k, step in enumerate(plan, start=1):
         config = step.config
         with session.lock:
-            base = {n: session.base[n] for n in session.prunable}
+            base = {n: session.slot.base[n] for n in session.slot.prunable}
             if step.rates is not None:
-                result = prune_remaining(MagnitudeIndex(base), session.masks, step.rates)
+                result = prune_remaining(MagnitudeIndex(base), session.slot.masks, step.rates)
                 pruned = sum(int((~m).sum()) for m in result.masks.values())
                 config = PruneConfig(sparsity=pruned / max(sum(m.numel() for m in
                                                                result.masks.values()), 1))
             else:
                 assert config is not None
-                result = stacked_masks(session.base if config.structured else base,
-                                       session.masks, config, groups)
-            previous = {n: int(m.sum()) for n, m in (session.masks or {}).items()}
+                result = stacked_masks(session.slot.base if config.structured else base,
+                                       session.slot.masks, config, groups)
+            previous = {n: int(m.sum()) for n, m in (session.slot.masks or {}).items()}
             session.slot.install_masks(result, config)
-            pruned_at = session.total_steps  # where the curves mark this pruning event
+            pruned_at = session.jobs.total_steps  # where the curves mark this pruning event
         if rewind is not None:
-            rewind_to(session, rewind)
-        if config.structured and getattr(session, "bn_recalibration", True):
+            session.pruning.rewind_to(rewind)
+        if config.structured and session.settings.bn_recalibration:
             with session.lock:  # removed channels shift what later BatchNorms see
                 recalibrate_bn(session.model, session.data.train.x, BN_RECALIBRATION_SAMPLES,
                                session.seed)
         if finetune_epochs and not (stop is not None and stop.is_set()):
             session.train(epochs=finetune_epochs, lr=train.lr, optimizer=train.optimizer,
                           batch_size=train.batch_size, stop=stop, on_event=on_event)
-        snap = session.engine_snapshot()
+        snap = session.refine()
         record = {"kind": "prune_step", "k": k, "steps": len(plan), "step": pruned_at,
                   "schedule": schedule, **step.record(),
                   "sparsity": config.value if config.mode == "sparsity" else snap.sparsity,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,10 +29,12 @@ from ..engine.prune import apply_masks
 from ..files import atomic_file
 from ..models.gpt import GPT, MAX_HEADS, MAX_LAYERS
 from ..validate import check_weights
-from .core import SessionCore
 from .slots import ModelSlot, clone_state
 from .students import slot_outputs
-from .tasks import Task, as_gpt, corpus_dataset, objective_for
+from .tasks import Task, as_gpt, corpus_dataset, objective_for, require_lm
+
+if TYPE_CHECKING:
+    from .session import Session
 
 Masks = dict[str, torch.Tensor]
 
@@ -159,7 +161,7 @@ def check_not_text_options(layers: object, heads: object, context: object,
 
 
 # ----- heads and neurons ------------------------------------------------------------
-def remove_heads(session: SessionCore, fraction: float, rank: str = "l1",
+def remove_heads(session: Session, fraction: float, rank: str = "l1",
                  scope: str = "global") -> None:
     """Mask the lowest-ranked `fraction` of attention heads (their q, k, v rows and
     output-projection columns: v = 0 makes a head's output exactly zero)."""
@@ -180,20 +182,21 @@ def remove_heads(session: SessionCore, fraction: float, rank: str = "l1",
             attn.out.weight).clone()
     add_masks(session, masks)
     session.history.append({"kind": "remove_heads", "fraction": fraction, "rank": rank,
-                            "step": session.total_steps,
+                            "step": session.jobs.total_steps,
                             "heads": {i: h for i, h in plan.items() if h}})
 
 
-def remove_neurons(session: SessionCore, fraction: float, norm: str = "l1") -> None:
+def remove_neurons(session: Session, fraction: float, norm: str = "l1") -> None:
     """Mask the lowest-norm `fraction` of MLP neurons of every block (fc rows and biases,
     proj columns); GELU(0) = 0 makes them silent."""
     check_number("neuron fraction", fraction, 0.0, 1.0)
     check_choice("norm", norm, ("l1", "l2"))
     masks: Masks = {}
-    for i, s in enumerate(neuron_scores(session.model, 1 if norm == "l1" else 2)):
+    model = as_gpt(session.model)
+    for i, s in enumerate(neuron_scores(model, 1 if norm == "l1" else 2)):
         keep = torch.ones(s.numel(), dtype=torch.bool, device=session.device)
         keep[torch.argsort(s, stable=True)[:round(fraction * s.numel())]] = False
-        mlp = session.model.blocks[i].mlp
+        mlp = model.blocks[i].mlp
         masks[f"blocks.{i}.mlp.fc.weight"] = keep[:, None].expand_as(mlp.fc.weight).clone()
         masks[f"blocks.{i}.mlp.fc.bias"] = keep.clone()
         masks[f"blocks.{i}.mlp.proj.weight"] = keep[None, :].expand_as(
@@ -201,7 +204,7 @@ def remove_neurons(session: SessionCore, fraction: float, norm: str = "l1") -> N
     add_masks(session, masks)
 
 
-def add_masks(session: SessionCore, new: Masks) -> None:
+def add_masks(session: Session, new: Masks) -> None:
     """AND `new` into the current masks and show base * mask."""
     slot = session.slot
     masks = dict(slot.masks or {})
@@ -250,11 +253,11 @@ def export_shrunk(small: GPT, path: str | Path) -> dict:
 
 
 # ----- students ---------------------------------------------------------------------
-def make_student(session: SessionCore, width: float = 1.0, layers: int | None = None,
+def make_student(session: Session, width: float = 1.0, layers: int | None = None,
                  init: str = "random", seed: int | None = None) -> GPT:
     """A GPT student of the teacher slot's model: `layers` blocks (default the
     teacher's), width x its d_model; init='teacher' copies every other teacher block."""
-    teacher = as_gpt(session.slot_model("teacher"))
+    teacher = as_gpt(session.slots.model("teacher"))
     tc = teacher.config
     n_layers = tc.n_layers if layers is None else layers
     d_model = max(1, round(tc.d_model * check_number("student width", width, 0.01, 16.0)
@@ -264,7 +267,7 @@ def make_student(session: SessionCore, width: float = 1.0, layers: int | None = 
         session.device)
 
 
-def build_student(session: SessionCore, student: float | nn.Module,
+def build_student(session: Session, student: float | nn.Module,
                   seed: int) -> tuple[nn.Module, dict]:
     """The student model (a module is copied) and its config."""
     model = as_gpt(copy.deepcopy(student) if isinstance(student, nn.Module)
@@ -275,12 +278,12 @@ def build_student(session: SessionCore, student: float | nn.Module,
     return model.to(session.device), config
 
 
-def soft_targets(session: Any, temperature: float, student: str | None,
+def soft_targets(session: Session, temperature: float, student: str | None,
                  prompt: str = SAMPLE_PROMPT) -> dict:
     """Teacher's (and student's) softened next-character distribution after `prompt`."""
     if student is not None:
         check_choice("student", student, ("student", "student_alone"))
-    corpus = session.objective.corpus
+    corpus = require_lm(session, "soft_targets").corpus
     slots = ("teacher",) if student is None else ("teacher", student)
     with session.lock:
         ids = corpus.vocab.encode(prompt, session.device)[None, -corpus.context:]

@@ -1,8 +1,8 @@
-"""The answer to one structured slider move, after its masks are installed (SessionCore).
+"""Settling one structured slider move after its masks are installed (core.prune).
 
 BatchNorm statistics are re-estimated (the switch on) on training rows drawn with the
 session's seed (engine.structure.calibration_rows), then the snapshot is taken. A big
-model's first answer (Session.quick_subset) takes FAST_BN_RECALIBRATION_SAMPLES and runs
+model's first answer (core.quick_subset) takes FAST_BN_RECALIBRATION_SAMPLES and runs
 on the compact twin when there is one (engine.compact: only the channels that are not
 dead, the same function); the full-set answer that follows (refine) re-estimates on
 BN_RECALIBRATION_SAMPLES and measures the masked model itself.
@@ -12,50 +12,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..config import BN_RECALIBRATION_SAMPLES, FAST_BN_RECALIBRATION_SAMPLES
 from ..engine.compact import Twin
-from ..engine.metrics import LayerStats, Snapshot, layer_stats
+from ..engine.metrics import LayerStats, layer_stats
 from ..engine.structure import has_batchnorm, recalibrate_bn
 
-
-def answer(session: Any, structured: bool, subset: int | None,
-           twin: Twin | None) -> Snapshot:
-    """Statistics settled, then `session.engine_snapshot` (on `subset` rows when given);
-    the twin's tensors are dropped afterwards whatever happens. Call under the lock."""
-    try:
-        if twin is not None:
-            twin.load(session.model)
-        settle_structured(session, structured, subset, twin)
-        return session.engine_snapshot(subset=subset, model=twin.module if twin else None)
-    finally:
-        if twin is not None:
-            twin.release()
+if TYPE_CHECKING:
+    from .session import Session
+    from .slots import ModelSlot
 
 
-def settle_structured(session: Any, structured: bool, subset: int | None,
+def settle_structured(session: Session, structured: bool, subset: int | None,
                       twin: Twin | None) -> None:
     """Re-estimate BatchNorm statistics after a structured prune and record on how many
-    samples (session.bn_samples; 0: the base's statistics stand)."""
-    session.bn_samples = 0
+    samples (session.slot.bn_samples; 0: the base's statistics stand)."""
+    session.slot.bn_samples = 0
     model = session.model
-    if not (structured and session.bn_recalibration and has_batchnorm(model)):
+    if not (structured and session.settings.bn_recalibration and has_batchnorm(model)):
         return
-    session.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
+    session.slot.bn_samples = FAST_BN_RECALIBRATION_SAMPLES if subset else \
         BN_RECALIBRATION_SAMPLES
     x, seed = session.data.train.x, session.seed  # seeded rows: the same on every move
     if twin is None:
-        recalibrate_bn(model, x, session.bn_samples, seed)
+        recalibrate_bn(model, x, session.slot.bn_samples, seed)
     else:
-        recalibrate_bn(twin.module, x, session.bn_samples, seed)
+        recalibrate_bn(twin.module, x, session.slot.bn_samples, seed)
         twin.norms_back(model)
 
 
-def twin_layer_stats(slot: Any, params: Mapping[str, torch.Tensor],
+def twin_layer_stats(slot: ModelSlot, params: Mapping[str, torch.Tensor],
                      twin: nn.Module) -> tuple[LayerStats, ...]:
     """Each prunable weight's LayerStats read from its slice in the twin: the same nonzero
     entries (only all-zero rows and columns are gone), so the same counts and histogram

@@ -29,7 +29,7 @@ import pickle
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,7 +39,6 @@ from ..engine.metrics import Snapshot
 from ..files import atomic_file
 from ..validate import check_weights
 from .bounded import BoundedList
-from .core import SessionCore
 from .loadcheck import FORMAT, VERSION, check_file, check_header
 from .loadshape import check_prune_config, param_count
 from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
@@ -49,6 +48,9 @@ from .plaindata import snapshot_from_dict, unplain
 from .quant import setting_from, setting_payload
 from .roots import Roots
 from .slots import ModelSlot, State, UndoEntry
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["FORMAT", "VERSION", "left_out_bytes", "load_session", "plain", "read_payload",
            "save_session",
@@ -101,7 +103,7 @@ def _undo_payload(entry: UndoEntry, share: SharedTensors) -> dict:
             "job": entry.job}
 
 
-def left_out_bytes(session: SessionCore) -> int:
+def left_out_bytes(session: Session) -> int:
     """Bytes of the undo steps and rewind points of every slot (what undo=False omits)."""
     with session.lock:
         seen: set[int] = set()
@@ -116,7 +118,7 @@ def _arch(model: torch.nn.Module) -> Any:
     return plain(arch()) if callable(arch) else arch_of(model)  # a GPT student: its sizes
 
 
-def check_saveable(session: SessionCore, max_params: int | None = None) -> None:
+def check_saveable(session: Session, max_params: int | None = None) -> None:
     """Refuse, before anything is written, a session whose models Session.load would
     refuse: the same parameter cap (config.check_params), counted the same way."""
     for name, slot in session.slots.items():
@@ -128,7 +130,7 @@ def check_saveable(session: SessionCore, max_params: int | None = None) -> None:
                              "none of it is written") from None
 
 
-def session_payload(session: SessionCore, undo: bool = True,
+def session_payload(session: Session, undo: bool = True,
                     max_params: int | None = None) -> dict:
     """Everything save() writes, as plain data (under the session's lock); without the
     undo steps and rewind points when not `undo` (the app's download when they are big).
@@ -145,11 +147,11 @@ def session_payload(session: SessionCore, undo: bool = True,
         return {"format": FORMAT, "version": VERSION, "config": plain(teacher_config),
                 "selected": session.selected, "slots": slots,
                 "history": plain(list(session.history)),
-                "total_steps": int(session.total_steps),
+                "total_steps": int(session.jobs.total_steps),
                 "pretrained": bool(session.pretrained)}
 
 
-def save_session(session: SessionCore, target: str | Path | IO[bytes],
+def save_session(session: Session, target: str | Path | IO[bytes],
                  undo: bool = True, max_params: int | None = None) -> None:
     """Write `session` to a path or a binary file object (see session_payload)."""
     if not isinstance(target, (str, Path)):
@@ -163,7 +165,7 @@ def save_session(session: SessionCore, target: str | Path | IO[bytes],
         torch.save(payload, handle)
 
 
-def session_bytes(session: SessionCore, undo: bool = True,
+def session_bytes(session: Session, undo: bool = True,
                   max_params: int | None = None) -> bytes:
     buffer = io.BytesIO()
     save_session(session, buffer, undo, max_params)
@@ -311,8 +313,8 @@ def load_session(source: str | Path | IO[bytes] | bytes, *, cls: type,
         session.history = BoundedList(unplain(payload["history"]), HISTORY_MAX)
         jobs = [h.get("job") for h in session.history] + \
             [e.job for slot in session.slots.values() for e in slot.undo_stack]
-        session.jobs_started = max((j for j in jobs if j is not None), default=0)
-        session.total_steps = int(payload["total_steps"])
+        session.jobs.started = max((j for j in jobs if j is not None), default=0)
+        session.jobs.total_steps = int(payload["total_steps"])
         session.pretrained = bool(payload["pretrained"])
         session.select(payload["selected"])
     except (KeyError, TypeError, AttributeError, RuntimeError, IndexError) as err:

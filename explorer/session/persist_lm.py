@@ -14,7 +14,7 @@ their GPT sizes as their "arch".
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,18 +23,22 @@ from ..config import GPT_MODELS, TEXT_DATASETS
 from ..engine.lm import build_gpt
 from ..models.gpt import GPT, GPTConfig
 from ..models.zoo import build_from_arch
-from .persist_own import HF_KEY, OWN_MODEL, hf_on_meta
+from .persist_own import HF_KEY, OWN_MODEL, hf_description, hf_on_meta
+from .tasks import text_corpus
+
+if TYPE_CHECKING:
+    from .session import Session
 
 LM_KEY = "lm"
 LM_CONFIG_KEYS = ("layers", "heads", "d_model", "context", LM_KEY)
 GPT_ARCH = ("vocab_size", "context", "n_layers", "n_heads", "d_model", "mlp_ratio")
 
 
-def lm_extra(session: Any, keep: str) -> dict:
+def lm_extra(session: Session, keep: str) -> dict:
     """The keys a language-model session's file config adds, or a ValueError saying
     plainly what is not saved (`keep`: what can be kept instead)."""
     config = session.slots["teacher"].config
-    corpus = session.objective.corpus
+    corpus = text_corpus(session, "saving")
     if corpus.name not in TEXT_DATASETS:
         raise ValueError(f"Session.save does not save a language-model session on your own "
                          f"text ({corpus.name!r}): the session keeps the file's name, not its "
@@ -43,9 +47,7 @@ def lm_extra(session: Any, keep: str) -> dict:
     extra: dict = {LM_KEY: {"vocab": chars.chars,
                             "train_windows": int(session.data.train.x.shape[0])}}
     if str(config["model"]).startswith(OWN_MODEL):
-        from ..models.hf import describe
-
-        extra[HF_KEY] = describe(session.slots["teacher"].model)
+        extra[HF_KEY] = hf_description(session.slots["teacher"].model)
     return extra
 
 
@@ -104,7 +106,7 @@ def _reopen_hf(cls: Any, config: dict, device: str | None) -> Any:
     from ..models.hf import from_description
     from ..validate import check_device_available
     from . import language
-    from .core import SessionCore, pick_device
+    from .core import pick_device
 
     torch_device = check_device_available(pick_device(device))
     corpus = language.load_corpus(config["dataset"], config["context"], config["seed"],
@@ -115,8 +117,7 @@ def _reopen_hf(cls: Any, config: dict, device: str | None) -> Any:
         config["model"], corpus, config["seed"], torch_device,
         config[LM_KEY]["train_windows"], net=net)
     session = cls.__new__(cls)
-    SessionCore.__init__(session, data, slot, objective, seed=config["seed"],
-                         device=torch_device)
+    session._setup(data, slot, objective, seed=config["seed"], device=torch_device)
     return session
 
 

@@ -12,13 +12,16 @@ is gone. Data given as tensors is still refused; a language model on text: persi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..config import DATASETS, MODELS
 from ..data.images import folder_of
+
+if TYPE_CHECKING:
+    from .session import Session
 
 OWN_DATA, OWN_MODEL, HF_KEY = "imagefolder:", "hf:", "hf"
 SPEC_MAX = 4096  # characters of a saved path spec
@@ -28,7 +31,17 @@ KEEP = ("What can be kept: the model, with export(path, 'masked' | 'zeros' | 'sh
         "the curves, with session.history")
 
 
-def save_extra(session: Any) -> dict:
+def hf_description(model: torch.nn.Module) -> dict:
+    """explorer.models.hf.describe of an hf: teacher (ValueError for any other model)."""
+    from ..models.hf import HFModel, describe
+
+    if not isinstance(model, HFModel):
+        raise ValueError(f"an hf: session's teacher must be an HFModel; got "
+                         f"{type(model).__name__}")
+    return describe(model)
+
+
+def save_extra(session: Session) -> dict:
     """The keys the file's teacher config adds ({} for the zoo), or a ValueError saying
     plainly what is not saved and what can be kept instead."""
     config = session.slots["teacher"].config
@@ -46,9 +59,7 @@ def save_extra(session: Any) -> dict:
             raise ValueError(f"Session.save does not save a zoo model on data read from a "
                              f"folder ({dataset!r}): none of it is written. {keep}")
         return {}
-    from ..models.hf import describe
-
-    return {HF_KEY: describe(session.slots["teacher"].model)}
+    return {HF_KEY: hf_description(session.slots["teacher"].model)}
 
 
 def check_own_config(config: dict) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +31,7 @@ from ..engine.train import DIVERGED, Event, evaluate
 from ..validate import check_job_hooks, check_trainable
 
 if TYPE_CHECKING:
+    from .session import Session
     from .slots import ModelSlot
 
 OFF = 32
@@ -116,12 +117,12 @@ def write(slot: ModelSlot, layers: dict[str, LayerQuant]) -> None:
     slot.quant_layers = layers
 
 
-def quantize(session: Any, bits: object, scheme: object = "kmeans",
+def quantize(session: Session, bits: object, scheme: object = "kmeans",
              group_size: object = None) -> Snapshot:
     """Session.quantize: set (or with bits=32 remove) the selected slot's quantization."""
     setting = check_setting(bits, scheme, group_size)
     with session.lock:
-        session.check_idle("quantizing")
+        session.jobs.check_idle("quantizing")
         slot = session.slot
         if setting is None:
             slot.quant = None
@@ -150,11 +151,6 @@ def snapshot_extra(slot: ModelSlot) -> dict:
     totals.pop("quant_label", None)
     return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
             **totals}
-
-
-def with_extra(slot: ModelSlot, snap: Snapshot) -> Snapshot:
-    extra = snapshot_extra(slot)
-    return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
 
 def sizes(slot: ModelSlot) -> dict:
@@ -191,7 +187,7 @@ def train_note(slot: ModelSlot) -> str | None:
     return None if setting is None else TRAIN_NOTE.format(label=setting.label())
 
 
-def finetune_codebook(session: Any, epochs: int = 1, lr: float = 1e-4,
+def finetune_codebook(session: Session, epochs: int = 1, lr: float = 1e-4,
                       optimizer: str = "adam", batch_size: int = 64,
                       stop: threading.Event | None = None,
                       on_event: Callable[[Event], None] | None = None,
@@ -206,30 +202,30 @@ def finetune_codebook(session: Any, epochs: int = 1, lr: float = 1e-4,
         raise ValueError("finetune_codebook needs k-means quantization in force "
                          f"(now: {setting.label() if setting else 'none'}); call "
                          "quantize(bits=..., scheme='kmeans') first")
-    check_trainable(session.model, session.model_name)
-    with session.job("codebook fine-tuning"):
+    check_trainable(session.model, session.slot.model_name)
+    with session.jobs.job("codebook fine-tuning"):
         with session.lock:
             slot = session.slot
-            session.jobs_started += 1
-            before = slot.undo_entry(session.jobs_started)
-            saved = (session.total_steps, slot.epochs_trained, dict(slot.rewind_states))
-            start = evaluate(slot.model, session.data.val, session.task)[1]
+            session.jobs.started += 1
+            before = slot.undo_entry(session.jobs.started)
+            saved = (session.jobs.total_steps, slot.epochs_trained, dict(slot.rewind_states))
+            start = evaluate(slot.model, session.data.val, session.data.task)[1]
             layers = slot.quant_layers
             indices = {n: lq.indices for n, lq in layers.items()}
             sizes_k = {n: lq.n_symbols - 1 for n, lq in layers.items()}
         try:
             with shared_gradients(slot.params(), indices, sizes_k):
-                ended = session.run_training(
+                ended = session.jobs.run_training(
                     slot.model, config, kind="codebook", masks=before.masks,
                     seed=session.seed + len(slot.undo_stack), stop=stop,
                     on_event=on_event, start_accuracy=start)
         except BaseException:
             with session.lock:
-                session._roll_back(slot, before, saved)
+                session.jobs.roll_back(slot, before, saved)
             raise
         with session.lock:
             if ended is not None and ended.reason.startswith(DIVERGED):
-                session._roll_back(slot, before, saved)
+                session.jobs.roll_back(slot, before, saved)
             else:
                 slot.commit(before)
             return session.snapshot()

@@ -1,18 +1,21 @@
 """Session: the one owner of data, model slots, dense base weights, masks and history.
 
-The state and the slider's operations live in SessionCore (explorer.session.core); this
-class builds a session from names or objects and adds the multi-step workflows as thin
-delegates to the functions that implement them (students, iterative, workflows, persist).
+The Session holds its collaborators, each with one role (explorer.session.*), and keeps
+the operations of the slider and the buttons as short methods; the work is done by
+core (prune, snapshot), session_jobs (jobs, training), student_api (students),
+lm_api (language models), workflows (pruning beyond the slider), iterative, trial and
+persist. Names that moved in issue 27 still work for one release with a
+DeprecationWarning naming the new spelling (explorer.session.moved).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,16 +25,17 @@ from ..config import (
     FINETUNE_SCHEDULE,
     FINETUNE_STEPS,
     GPT_MODELS,
+    HISTORY_MAX,
+    PruneConfig,
     TrainConfig,
+    check_choice,
 )
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
 from ..engine.attention import give_example
-from ..engine.lm import SAMPLE_PROMPT, generate
-from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
-from ..engine.structure import shrink_model
+from ..engine.structure import settle_norms, shrink_model
 from ..engine.train import Event
 from ..models.hf import is_hf
 from ..models.zoo import build_model, check_fits
@@ -42,28 +46,62 @@ from ..validate import (
     check_job_hooks,
     check_model,
     check_output_path,
+    check_prunable,
     check_seed,
     check_width,
 )
-from . import calibrated, language, persist, quant, students, workflows
+from . import calibrated, core, language, moved, persist, quant, students, workflows
 from .atomic import all_or_nothing
-from .core import SessionCore, pick_device
+from .bounded import BoundedList
 from .iterative import run_iterative, step_plan
-from .memory import kept_note
-from .slots import ModelSlot, State, clone_state
-from .student_api import StudentAPI
-from .tasks import (
-    SAMPLE_CHARS,
-    check_pairing,
-    is_text_request,
-    objective_for,
-)
+from .lm_api import Language
+from .memory import nothing_to_undo
+from .session_jobs import Jobs
+from .slots import SLOT_NAMES, ModelSlot, Slots, clone_state
+from .student_api import Students
+from .tasks import Task, check_pairing, is_text_request, objective_for
 from .trial import trial
+from .workflows import Pruning
 
 
-class Session(StudentAPI, SessionCore):
+class Session:
     """Owns the model under study and every change made to it: images, regression, and a
-    character language model on text (`Session("pydoc-text", "gpt-tiny")`)."""
+    character language model on text (`Session("pydoc-text", "gpt-tiny")`).
+
+    Its public names, all of them (tests/test_session_surface.py keeps this table true):
+
+    ===================== ==========================================================
+    name                  what it is
+    ===================== ==========================================================
+    data                  the Dataset (train / val / test splits; ``data.task``)
+    device, seed          where it computes; the seed of inits, batches and subsets
+    objective             what differs between tasks (explorer.session.tasks)
+    history               epoch records and pruning events, in order (the curves)
+    pretrained            whether the teacher came from a shipped checkpoint
+    lock                  one optimizer step or one slider move at a time
+    settings              switches: bn_recalibration, sample_in_snapshots
+    slots                 the model slots by name; ``slots.names``, ``slots.model(n)``
+    selected, select()    the selected slot's name; select another
+    slot, model           the selected ModelSlot (base, masks, undo_stack, ...); its model
+    is_lm                 whether this is a language model on text
+    jobs                  the running job, ids, step counter, training, finetune_codebook
+    students              distill, train_alone, train_hard, soft_targets, the views
+    lm                    remove_heads, remove_neurons, sample, corpus (text only)
+    pruning               per_layer, install_masks, one_shot, rewind_to, ...
+    prune()               pruning from the dense base (one mode; magnitude, Wanda, SparseGPT)
+    quantize()            bits per weight on top of the mask (k-means or uniform)
+    reset_pruning()       drop the masks: the dense base again, bit for bit
+    train()               train the selected model; the result becomes its base
+    undo(), reset()       the base before the last job; the original model
+    prune_iteratively()   prune in steps with fine-tuning (Han; Frankle & Carbin)
+    snapshot(), refine()  a frozen Snapshot; the full-set one after a subset answer
+    measure()             snapshot() plus costlier metrics, for any slot
+    shrink(), export()    a physically smaller copy; write the model or a checkpoint
+    trial()               a context that leaves no trace (studies)
+    save(), to_bytes()    the whole session to a file or bytes
+    load(), default()     a session from save()'s file; the trained digits MLP
+    ===================== ==========================================================
+    """
 
     def __init__(self, dataset: str | Path | Dataset | TextCorpus | None = None,
                  model: str | nn.Module | None = None, *, width: float = 1.0,
@@ -77,7 +115,7 @@ class Session(StudentAPI, SessionCore):
                  max_params: int | None = None) -> None:
         # max_params: an hf: model's parameter cap, checked on `meta` before its weights
         # are read (None: config.MODEL_PARAMS_MAX; explorer.models.hf.load_hf)
-        device = check_device_available(pick_device(device))
+        device = check_device_available(core.pick_device(device))
         seed = check_seed("seed", seed)
         check_bool("pretrained", pretrained)
         if model is None:  # the zoo's default for the data: gpt-tiny on text, else the MLP
@@ -91,13 +129,13 @@ class Session(StudentAPI, SessionCore):
             data, slot, objective = language.text_parts(
                 dataset, model, width, init, seed, device, layers, heads, context,
                 max_train_windows, max_params=max_params)
-            super().__init__(data, slot, objective, seed=seed, device=device)
+            self._setup(data, slot, objective, seed=seed, device=device)
             return
         language.check_not_text_options(layers, heads, context, max_train_windows)
         width, hidden = check_width(width), check_hidden(hidden)  # before any data loads
         if isinstance(model, nn.Module):
             check_model(model, type(model).__name__)
-        data = self.load_data(dataset, train, val, test, task, seed, device).to(device)
+        data = core.load_data(dataset, train, val, test, task, seed, device).to(device)
         if isinstance(model, nn.Module):  # structured pruning traces it on this data
             net, name = model, type(model).__name__
             give_example(net, data.train.x)
@@ -116,20 +154,34 @@ class Session(StudentAPI, SessionCore):
             config["hidden"] = list(hidden)
         initial = clone_state(net.state_dict())  # lottery-ticket rewind "init"
         shipped = ckpt.load_matching(net, config) if pretrained else None
-        super().__init__(data, ModelSlot(net, name, config, initial), objective_for(data),
-                         seed=seed, device=device, history=shipped,
-                         pretrained=shipped is not None)
+        self._setup(data, ModelSlot(net, name, config, initial), objective_for(data),
+                    seed=seed, device=device, history=shipped, pretrained=shipped is not None)
 
-    @property
-    def kept_note(self) -> str:
-        """What the selected model's memory budget left out of Undo and rewind, in one
-        sentence ("" when nothing; explorer.session.memory)."""
-        return kept_note(self.slot)
+    def _setup(self, data: Dataset, slot: ModelSlot, objective: Task, *, seed: int,
+               device: torch.device, history: list[dict] | None = None,
+               pretrained: bool = False) -> None:
+        """The state every constructor ends with (persist_lm rebuilds sessions with it)."""
+        self.device, self.seed, self.data = device, seed, data
+        self.lock = threading.RLock()  # one optimizer step or one slider move at a time
+        self.slots = Slots(slot)
+        self.pretrained = pretrained
+        self.objective = objective  # what differs between tasks (explorer.session.tasks)
+        self.settings = core.Settings()
+        # epoch records and pruning events, in order; a shipped model brings its own
+        self.history: list[dict] = BoundedList(history or [], HISTORY_MAX)
+        self.jobs = Jobs(self, max((h.get("step", 0) for h in self.history), default=0))
+        self.students = Students(self)
+        self.lm = Language(self)
+        self.pruning = Pruning(self)
+        check_prunable(slot.model, slot.model_name, slot.prunable)
 
-    @property
-    def corpus(self) -> TextCorpus:
-        """The text corpus of a language-model session."""
-        return self._language("corpus").corpus
+    if not TYPE_CHECKING:  # hidden from mypy: the old names are not part of the API
+        def __getattr__(self, name: str) -> Any:
+            return moved.get(self, name)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if not moved.set(self, name, value):
+                object.__setattr__(self, name, value)
 
     @classmethod
     def default(cls, device: str | torch.device | None = None) -> Session:
@@ -137,24 +189,54 @@ class Session(StudentAPI, SessionCore):
         session = cls("digits", "mlp", device=device)
         if not session.pretrained:
             session.train(epochs=ckpt.DEFAULT_EPOCHS)
-            session.adopt_as_original()
+            session.pruning.adopt_as_original()
         return session
 
-    def save_checkpoint(self, path: str | Path) -> None:
-        """Write the dense base as a shippable checkpoint (weights_only loadable)."""
-        path = check_output_path("path", path)  # before anything is built
-        plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
-        ckpt.save(path, self.base, self.config, plain)
+    # ----- the selected slot ----------------------------------------------------------
+    @property
+    def selected(self) -> str:
+        """Which slot prune(), train() and snapshot() act on."""
+        return self.slots.selected
+
+    @property
+    def slot(self) -> ModelSlot:
+        """The selected model's slot (its base, masks, undo stack, rewind points)."""
+        return self.slots.current
+
+    @property
+    def model(self) -> nn.Module:
+        """The selected slot's model."""
+        return self.slots.current.model
+
+    @property
+    def is_lm(self) -> bool:
+        """Whether this is a language model on text (gpt-tiny, an hf: causal LM)."""
+        return self.objective.is_lm
+
+    def select(self, name: str) -> Snapshot:
+        """Make `name` the model that pruning, training and snapshots act on.
+
+        Not while a job runs in another thread (the UI disables the selector during
+        jobs); a job commits or rolls back the slot it started on, whatever is selected.
+        """
+        check_choice("model slot", name, SLOT_NAMES)
+        with self.lock:
+            if name != self.selected:
+                self.jobs.check_idle("selecting another model")
+            self.slots.model(name)  # raises when that slot is empty
+            self.slots.selected = name
+            return core.snapshot(self)
 
     # ----- pruning: a language model's structured unit is the attention head --------
     def prune(self, threshold: float | None = None, sparsity: float | None = None,
               std: float | None = None, scope: str = "layer", structured: bool = False,
               norm: str = "l1", *, criterion: str = "magnitude",
               pattern: str = "unstructured", calibration: int | None = None) -> Snapshot:
-        """Magnitude-prune from the dense base with exactly one mode; return a Snapshot.
+        """Prune from the dense base with exactly one mode; return a Snapshot.
 
         `criterion` "wanda" or "sparsegpt" and `pattern` "2:4" / "4:8" (N:M) go through
-        explorer.session.calibrated (`calibration` training windows; SparseGPT is a job).
+        explorer.session.calibrated (`calibration` training windows; SparseGPT is a job:
+        session.pruning.one_shot runs it with progress and Stop).
         `structured=True` removes whole neurons/filters (and their biases and BatchNorm
         entries), ranked by `norm`; `sparsity` is then the fraction of channels removed per
         layer, and Snapshot.extra["param_fraction_removed"] the parameter fraction. For a
@@ -164,145 +246,82 @@ class Session(StudentAPI, SessionCore):
         if criterion != "magnitude" or pattern != "unstructured" or calibration is not None:
             return calibrated.prune(self, threshold, sparsity, std, scope, structured,
                                     criterion, pattern, calibration)
-        if not (structured and self.is_lm):
-            return super().prune(threshold, sparsity, std, scope, structured, norm)
-        if sparsity is None or threshold is not None or std is not None:
-            raise ValueError("structured pruning of gpt-tiny removes a fraction of the heads: "
-                             f"give sparsity= only (got threshold={threshold}, std={std})")
+        if structured and self.is_lm:
+            if sparsity is None or threshold is not None or std is not None:
+                raise ValueError("structured pruning of gpt-tiny removes a fraction of the "
+                                 f"heads: give sparsity= only (got threshold={threshold}, "
+                                 f"std={std})")
+            with self.lock:
+                self.jobs.check_idle("pruning")
+                self.slot.clear_masks()
+                return self.lm.remove_heads(sparsity, norm, scope)
+        config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
+                             structured=structured, norm=norm)
         with self.lock:
-            self.check_idle("pruning")
-            self.slot.clear_masks()
-            return self.remove_heads(sparsity, norm, scope)
+            self.jobs.check_idle("pruning")
+            return core.prune(self, config)
 
-    def prune_one_shot(self, criterion: str = "sparsegpt", sparsity: float | None = 0.5,
-                       pattern: str = "unstructured", calibration: int | None = None,
-                       **options: object) -> Snapshot:
-        """SparseGPT (commits, one Undo away) or sequential Wanda as a blocking job;
-        options: blocksize, damp, seed, stop, on_event (explorer.session.calibrated)."""
-        return calibrated.prune_one_shot(self, criterion, sparsity, pattern, calibration,
-                                         **options)  # type: ignore[arg-type]
-
-    def remove_heads(self, fraction: float, rank: str = "l1",
-                     scope: str = "global") -> Snapshot:
-        """Remove the lowest-ranked `fraction` of attention heads (l1/l2 norm of their
-        output-projection slice, or the loss rise when masked), on top of current masks;
-        reset_pruning() brings them back, shrink() drops them physically."""
-        self._language("remove_heads")
+    def reset_pruning(self) -> Snapshot:
+        """Drop the masks: the model holds the dense base again, bit for bit."""
         with self.lock:
-            self.check_idle("pruning")
-            language.remove_heads(self, fraction, rank, scope)
-            return self.snapshot()
+            self.jobs.check_idle("resetting the pruning")
+            slot = self.slot
+            slot.clear_masks()
+            settle_norms(slot.model, slot.base, self.data.train.x, recalibrate=False)
+            slot.bn_samples = 0
+            return core.snapshot(self)
 
-    def remove_neurons(self, fraction: float, norm: str = "l1") -> Snapshot:
-        """Remove the lowest-norm `fraction` of every block's MLP neurons (language model)."""
-        self._language("remove_neurons")
-        with self.lock:
-            self.check_idle("pruning")
-            language.remove_neurons(self, fraction, norm)
-            return self.snapshot()
-
-    def sample(self, prompt: str = SAMPLE_PROMPT, n_chars: int = SAMPLE_CHARS) -> str:
-        """A greedy continuation of `prompt` by the selected language model."""
-        corpus = self._language("sample").corpus
-        with self.lock:
-            return generate(self.model, corpus.vocab, prompt, n_chars)
-
-    # ----- measuring (students: explorer.session.student_api) ----------------------
-    @torch.no_grad()
-    def predictions(self, split: str = "val", limit: int = 2000) -> tuple:
-        """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
-        return students.predictions(self, split, limit)
-
-    def measure(self, split: str = "val", *, full: bool = True, latency: bool = False,
-                reference: torch.Tensor | None = None) -> Snapshot:
-        """snapshot() plus the metrics that cost more (see explorer.engine.measure).
-
-        full=False adds only the cheap ones (bytes, teacher agreement, mse); full=True adds
-        precision/recall/F1/confusion, FLOPs and the speedup note; latency=True adds
-        latency_ms_b1/_b256 (median of repeated runs). `reference`: outputs to measure
-        teacher_agreement against (default: the teacher slot, for students).
-        """
-        return self.measure_slot(self.selected, split, full=full, latency=latency,
-                                 reference=reference)
-
-    def measure_slot(self, slot: str, split: str = "val", *, full: bool = True,
-                     latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
-        """measure() for any slot; the selection is restored afterwards. Adds the
-        quantized sizes (bytes_quantized, bytes_huffman: explorer.session.quant.sizes)."""
-        snap = students.measure_slot(self, slot, split, full=full, latency=latency,
-                                     reference=reference)
-        with self.lock:
-            sizes = quant.sizes(self.slots[slot])
-        return replace(snap, extra={**snap.extra, **sizes})
-
-    # ----- quantization (explorer.session.quant) ------------------------------------
     def quantize(self, bits: int = 32, scheme: str = "kmeans",
                  group_size: int | None = None) -> Snapshot:
         """Quantize the selected model's prunable weights on top of its pruning mask:
         k-means weight sharing per layer (Deep Compression) or uniform symmetric per
         output channel (per `group_size` inputs); bits=32 removes it. Kept across pruning
-        moves, Undo, training and save/load. Bad values raise ValueError, nothing changes."""
+        moves, Undo, training and save/load (``slot.quant``); session.jobs.finetune_codebook
+        trains the centroids. Bad values raise ValueError, nothing changes."""
         return quant.quantize(self, bits, scheme, group_size)
 
-    def finetune_codebook(self, epochs: int = 1, lr: float = 1e-4, optimizer: str = "adam",
-                          batch_size: int = 64, stop: threading.Event | None = None,
-                          on_event: Callable[[Event], None] | None = None, *,
-                          steps: int | None = None) -> Snapshot:
-        """Fine-tune the k-means centroids (each moves by the sum of its weights'
-        gradients); pruned weights stay zero; commits like training (one Undo away)."""
-        return quant.finetune_codebook(self, epochs, lr, optimizer, batch_size, stop,
-                                       on_event, steps)
-
-    @property
-    def quant_setting(self) -> quant.QuantSetting | None:
-        """The selected model's quantization setting (None: fp32)."""
-        return self.slot.quant
-
-    def snapshot(self, split: str = "val", evaluate_model: bool = True,
-                 subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
-        """SessionCore.snapshot plus the quantization readouts (setting, codebooks)."""
-        with self.lock:
-            snap = super().snapshot(split, evaluate_model, subset, model)
-            return quant.with_extra(self.slot, snap)
-
+    # ----- training and its undo ------------------------------------------------------
     def train(self, epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam",
               batch_size: int = 64, weight_decay: float = 0.0,
               stop: threading.Event | None = None,
               on_event: Callable[[Event], None] | None = None, *,
               steps: int | None = None) -> Snapshot:
-        """SessionCore's train(); on a quantized model it trains in float from the
-        quantized weights and re-quantizes with the same setting, and says so in the
-        Snapshot's warnings (finetune_codebook() trains the centroids instead)."""
+        """Train (blocking) with the masks applied, then commit the result as the base.
+
+        Atomic: an exception or a divergence (see engine.train) puts back the state from
+        before the job exactly; Stop keeps what was trained so far (one Undo away).
+        `steps` gives a budget of optimizer steps instead of epochs (short runs, tests).
+        On a quantized model it trains in float from the quantized weights, re-quantizes
+        with the same setting and says so in the Snapshot's warnings.
+        """
+        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                             weight_decay=weight_decay, steps=steps)
         note = quant.train_note(self.slot)
-        snap = super().train(epochs, lr, optimizer, batch_size, weight_decay, stop,
-                             on_event, steps=steps)
-        if note is None:
-            return snap
-        return replace(snap, warnings=(*snap.warnings, note))
+        snap = self.jobs.train_selected(config, stop, on_event)
+        return snap if note is None else replace(snap, warnings=(*snap.warnings, note))
 
-    def bytes_shrunk(self) -> int | None:
-        """fp32 bytes of the physically shrunk model, when structured pruning is in force."""
-        if self.is_lm:
-            small = language.as_gpt(self.shrink())
-            differs = language.shrunk_differs(small, language.as_gpt(self.model))
-            return bytes_dense(small) if differs else None
-        if not getattr(self.prune_config, "structured", False):
-            return None
-        return bytes_dense(self.shrink())
+    def undo(self) -> Snapshot:
+        """Return to the base, masks and curves before the last committed job."""
+        with self.lock:
+            self.jobs.check_idle("undo")
+            slot = self.slot
+            if not slot.undo_stack:
+                raise ValueError(nothing_to_undo(slot.undo_stack))
+            entry = slot.undo_stack.pop()
+            slot.restore(entry)
+            if entry.job is not None:
+                self.jobs.forget(entry.job)
+            return core.snapshot(self)
 
-    # ----- multi-step compression (explorer.session.workflows, .iterative) ----------
-    def rewind_state(self, rewind: str | int) -> State:
-        """The weights `rewind` names: "init", or those after `rewind` training epochs."""
-        return workflows.rewind_state(self, rewind)
+    def reset(self) -> Snapshot:
+        """Back to the original trained model: no masks, empty undo stack."""
+        with self.lock:
+            self.jobs.check_idle("reset")
+            self.slot.undo_stack.clear()
+            self.slot.set_base(self.slot.original)
+            return core.snapshot(self)
 
-    def rewind_to(self, rewind: str | int) -> None:
-        """Reset survivors to the rewind weights; pruned entries keep their base values."""
-        workflows.rewind_to(self, rewind)
-
-    def adopt_as_original(self) -> None:
-        """Make the current dense base what reset() returns to (e.g. after first training)."""
-        workflows.adopt_as_original(self)
-
+    # ----- multi-step compression (explorer.session.iterative) -----------------------
     def prune_iteratively(self, target: float | None = None, steps: int = FINETUNE_STEPS,
                           schedule: str = FINETUNE_SCHEDULE,
                           finetune_epochs: int = FINETUNE_EPOCHS,
@@ -326,23 +345,47 @@ class Session(StudentAPI, SessionCore):
         Starts from the dense base. Each step's Snapshot goes to history as "prune_step".
         """
         stop = threading.Event() if stop is None else stop  # set when a fine-tune diverges
-        plan = step_plan(self.prunable, target, steps, schedule, scope, structured, norm,
+        plan = step_plan(self.slot.prunable, target, steps, schedule, scope, structured, norm,
                          std=std, round_fraction=round_fraction,
                          output_fraction=output_fraction)
         check_job_hooks(stop, on_event)
-        with self.job("iterative pruning"), all_or_nothing(self):  # an exception: no trace
+        with self.jobs.job("iterative pruning"), all_or_nothing(self):  # an exception: no trace
             return run_iterative(self, plan, schedule, finetune_epochs, rewind,
                                  TrainConfig(epochs=max(finetune_epochs, 1), lr=lr,
                                              optimizer=optimizer, batch_size=batch_size),
                                  stop, on_event)
 
-    def prune_per_layer(self, targets: Mapping[str, float]) -> Snapshot:
-        """Prune each named layer of the dense base to its own sparsity; others stay dense."""
-        return workflows.prune_per_layer(self, targets)
+    # ----- measuring ---------------------------------------------------------------
+    def snapshot(self, split: str = "val", evaluate_model: bool = True,
+                 subset: int | None = None) -> Snapshot:
+        """Freeze the current state: metrics on `split` (on `subset` seeded rows of it when
+        given: Snapshot.extra then holds eval_samples and eval_total), per-layer sparsity,
+        histograms."""
+        with self.lock:
+            return core.snapshot(self, split, evaluate_model, subset)
 
-    def install_masks(self, masks: dict[str, torch.Tensor]) -> Snapshot:
-        """Apply given boolean masks to the dense base (e.g. a lottery ticket's)."""
-        return workflows.install_masks(self, masks)
+    def refine(self, split: str = "val") -> Snapshot:
+        """The full-set snapshot that follows a subset answer (run it in the background),
+        with which sparsity a structured number means."""
+        with self.lock:
+            return core.engine_snapshot(self, split)  # redoes fast BN statistics
+
+    def measure(self, split: str = "val", *, slot: str | None = None, full: bool = True,
+                latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
+        """snapshot() plus the metrics that cost more (see explorer.engine.measure), of the
+        selected model or of `slot` (the selection is restored afterwards).
+
+        full=False adds only the cheap ones (bytes, teacher agreement, mse); full=True adds
+        precision/recall/F1/confusion, FLOPs and the speedup note; latency=True adds
+        latency_ms_b1/_b256 (median of repeated runs). `reference`: outputs to measure
+        teacher_agreement against (default: the teacher slot, for students).
+        """
+        name = self.selected if slot is None else slot
+        snap = students.measure_slot(self, name, split, full=full, latency=latency,
+                                     reference=reference)
+        with self.lock:  # the quantized sizes (bytes_quantized, bytes_huffman: quant.sizes)
+            sizes = quant.sizes(self.slots[name])
+        return replace(snap, extra={**snap.extra, **sizes})
 
     def shrink(self) -> nn.Module:
         """A new, physically smaller copy of the pruned model (the session is unchanged).
@@ -352,17 +395,24 @@ class Session(StudentAPI, SessionCore):
         with self.lock:
             if self.is_lm:
                 return language.shrink(language.as_gpt(self.model))
-            self.full_norms()  # the copy keeps the statistics a full measurement uses
+            core.full_norms(self)  # the copy keeps the statistics a full measurement uses
             return shrink_model(self.model)
 
     def export(self, path: str | Path, kind: str = "masked") -> dict:
-        """Write the model as masked | zeros | shrunk (see explorer.engine.export); a
-        language model's shrunk export holds its GPT config (models.gpt_from_state_dict)."""
+        """Write the model as masked | zeros | shrunk (see explorer.engine.export; a
+        language model's shrunk export holds its GPT config, models.gpt_from_state_dict),
+        or kind="checkpoint": the dense base as a shippable checkpoint (weights_only
+        loadable; returns {"path": ...})."""
+        if kind == "checkpoint":
+            path = check_output_path("path", path)  # before anything is built
+            plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
+            ckpt.save(path, self.slot.base, self.slot.config, plain)
+            return {"path": str(path), "kind": kind}
         if self.is_lm and kind == "shrunk":
             return language.export_shrunk(language.as_gpt(self.shrink()),
                                           check_output_path("path", path))
         with self.lock:
-            self.full_norms()
+            core.full_norms(self)
         return workflows.export_session(self, path, kind)
 
     def trial(self) -> AbstractContextManager[Session]:

@@ -9,6 +9,7 @@ prune(), train(), undo() and snapshot() act on that one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from ..engine.metrics import (
     threshold_layer_stats,
 )
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
-from .memory import UndoStack, rewind_fits
+from .memory import UndoStack, kept_note, rewind_fits
 from .quant import QuantSetting, apply_quant
 
 State = dict[str, torch.Tensor]
@@ -77,7 +78,14 @@ class ModelSlot:
         self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
         self.quant: QuantSetting | None = None  # explorer.session.quant: kept over moves
         self.quant_layers: dict = {}
+        self.bn_samples = 0  # samples the last move's BatchNorm statistics came from
         self.set_base(self.original)
+
+    @property
+    def kept_note(self) -> str:
+        """What the memory budget left out of Undo and rewind, in one sentence ("" when
+        nothing; explorer.session.memory)."""
+        return kept_note(self)
 
     # ----- the dense base and its caches -----------------------------------------------
     def set_base(self, base: State) -> None:
@@ -202,3 +210,51 @@ class ModelSlot:
         return threshold_layer_stats(name, self._sorted_values[name],
                                      self.base_counts[name], self.edges[name], cut,
                                      self.tie_values.get(name))
+
+
+class Slots(MutableMapping[str, ModelSlot]):
+    """Session.slots: the model slots by name (in SLOT_NAMES order) and which is selected.
+
+    Changing the selection goes through Session.select (it checks that no job runs);
+    emptying the selected slot falls back to the teacher.
+    """
+
+    def __init__(self, teacher: ModelSlot) -> None:
+        self._slots: dict[str, ModelSlot] = {"teacher": teacher}
+        self.selected = "teacher"  # which slot prune()/train()/snapshot() act on
+
+    def __getitem__(self, name: str) -> ModelSlot:
+        return self._slots[name]
+
+    def __setitem__(self, name: str, slot: ModelSlot) -> None:
+        if name not in SLOT_NAMES:
+            raise ValueError(f"model slot must be one of {SLOT_NAMES}; got {name!r}")
+        self._slots[name] = slot
+
+    def __delitem__(self, name: str) -> None:
+        del self._slots[name]
+        if self.selected == name:
+            self.selected = "teacher"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The slots that hold a model now, in SLOT_NAMES order."""
+        return tuple(s for s in SLOT_NAMES if s in self._slots)
+
+    @property
+    def current(self) -> ModelSlot:
+        """The selected slot."""
+        return self._slots[self.selected]
+
+    def model(self, name: str) -> nn.Module:
+        """The model in slot `name`; ValueError when that slot is empty."""
+        if name not in self._slots:
+            raise ValueError(f"there is no {name} model yet; run distill() or "
+                             "students.train_alone() first")
+        return self._slots[name].model

@@ -1,7 +1,8 @@
-"""Session's students: distillation, a student trained alone, soft targets.
+"""Session.students: distillation, students trained alone or on hard targets, the views
+of a distillation, and the student slots a sweep holds aside.
 
-A mixin of explorer.session.session.Session (typed against SessionCore); the work
-is done by explorer.session.students and, for language models, explorer.session.language.
+The work is done by explorer.session.students (functions over a session), by
+explorer.session.distill_views and, for language models, by explorer.session.language.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from ..config import (
@@ -19,29 +21,27 @@ from ..config import (
     TrainConfig,
     check_choice,
 )
+from ..engine.distill import TeacherCache
 from ..engine.lm import SAMPLE_PROMPT
 from ..engine.metrics import Snapshot
 from ..engine.regime import Regime
 from ..engine.train import Event
 from . import distill_views, language, students
-from .tasks import LanguageModelling
+from .tasks import require_lm
 
-if TYPE_CHECKING:  # what the methods use of the Session they are mixed into
-    from .core import SessionCore as _Base
-else:
-    _Base = object
+if TYPE_CHECKING:
+    from .session import Session
+    from .slots import ModelSlot
 
 
-class StudentAPI(_Base):
-    """distill, train_student_alone/hard, make_student, build_student, soft_targets, and
-    the views of a distillation (dark_knowledge, calibration, per-class accuracy)."""
+class Students:
+    """distill, train_alone, train_hard, make, build, soft_targets, predictions, the
+    views of a distillation (regime, dark_knowledge, calibration, per_class_accuracy,
+    bias_correction) and the teacher's cached outputs."""
 
-    def _language(self, what: str) -> LanguageModelling:
-        if not isinstance(self.objective, LanguageModelling):
-            raise ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
-                             f"session holds {self.config['model']!r} on "
-                             f"{self.config['dataset']!r}")
-        return self.objective
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.teacher_cache = TeacherCache()  # teacher outputs by sample index
 
     def distill(self, student: float | nn.Module | None = None,
                 temperature: float | None = None, alpha: float = DEFAULT_ALPHA,
@@ -68,13 +68,13 @@ class StudentAPI(_Base):
         the teacher's soft answers on all of them; `leave_out` removes a class from its
         transfer set. Every student then gets `epochs` passes over the transfer set.
         """
-        regime = students.resolve_regime(self, labelled, leave_out, seed)
+        regime = students.resolve_regime(self._session, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
-        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
-        return students.distill(self, student, temperature, alpha, config, t_squared, seed,
+        config = self._config(epochs, lr, optimizer, batch_size, steps)
+        return students.distill(self._session, student, temperature, alpha, config, t_squared, seed,
                                 stop, on_event, regime)
 
-    def train_student_alone(self, student: float | nn.Module | None = None,
+    def train_alone(self, student: float | nn.Module | None = None,
                             epochs: int | None = None, lr: float = 1e-3,
                             optimizer: str = "adam", batch_size: int = 64,
                             seed: int | None = None, stop: threading.Event | None = None,
@@ -88,7 +88,7 @@ class StudentAPI(_Base):
                                  batch_size, seed, stop, on_event, layers, student_init,
                                  steps, labelled, leave_out)
 
-    def train_student_hard(self, student: float | nn.Module | None = None,
+    def train_hard(self, student: float | nn.Module | None = None,
                            epochs: int | None = None, lr: float = 1e-3,
                            optimizer: str = "adam", batch_size: int = 64,
                            seed: int | None = None, stop: threading.Event | None = None,
@@ -110,65 +110,65 @@ class StudentAPI(_Base):
                      on_event: Callable[[Event], None] | None, layers: int | None,
                      student_init: str, steps: int | None, labelled: float | None,
                      leave_out: int | None) -> Snapshot:
-        regime = students.resolve_regime(self, labelled, leave_out, seed)
+        regime = students.resolve_regime(self._session, labelled, leave_out, seed)
         student = self._student(student, layers, student_init, seed)
-        config = self._student_config(epochs, lr, optimizer, batch_size, steps)
-        train, config, _ = students.regime_training(self, regime, kind, config)
-        return students.run_student(self, slot, student, None, config, seed, stop,
+        config = self._config(epochs, lr, optimizer, batch_size, steps)
+        train, config, _ = students.regime_training(self._session, regime, kind, config)
+        return students.run_student(self._session, slot, student, None, config, seed, stop,
                                     on_event, {"distill": None, "regime": regime.to_dict()},
                                     train)
 
     def regime(self, slot: str) -> Regime | None:
         """The regime (labelled fraction, class left out) a student slot trained under."""
-        return distill_views.regime(self, slot)
+        return distill_views.regime(self._session, slot)
 
     def dark_knowledge(self, temperature: float, split: str = "val") -> dict:
         """{"temperature", "classes", "matrix"}: row c is the teacher's mean
         softmax(logits / T) over the examples of class c (cached logits: slider-cheap)."""
-        return distill_views.dark_knowledge(self, temperature, split)
+        return distill_views.dark_knowledge(self._session, temperature, split)
 
     def calibration(self, slot: str, split: str = "val", bins: int = 15) -> dict:
         """{"ece", "accuracy", "teacher_agreement", "bins"} of `slot` (ECE at T = 1)."""
-        return distill_views.calibration(self, slot, split, bins)
+        return distill_views.calibration(self._session, slot, split, bins)
 
     def per_class_accuracy(self, slot: str, split: str = "val",
                            bias: dict | None = None) -> list[float]:
         """Accuracy per true class of `slot`; `bias` {class: logit offset} is added first."""
-        return distill_views.per_class_accuracy(self, slot, split, bias)
+        return distill_views.per_class_accuracy(self._session, slot, split, bias)
 
     def bias_correction(self, slot: str = "student", cls: int | None = None) -> dict:
         """Hinton's bias correction for class `cls` (default: the class the slot's regime
         left out), the offset chosen on validation only; before/after on val and test."""
-        return distill_views.bias_correction(self, slot, cls)
+        return distill_views.bias_correction(self._session, slot, cls)
 
-    def _student_config(self, epochs: int | None, lr: float, optimizer: str,
+    def _config(self, epochs: int | None, lr: float, optimizer: str,
                         batch_size: int, steps: int | None) -> TrainConfig:
-        epochs = self.objective.default_distill_epochs if epochs is None else epochs
+        epochs = self._session.objective.default_distill_epochs if epochs is None else epochs
         return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
                            steps=steps)
 
     def _student(self, student: float | nn.Module | None, layers: int | None,
                  student_init: str, seed: int | None) -> float | nn.Module:
         """The width (or module) of the student; a shaped GPT student when asked for."""
-        student = self.objective.default_student if student is None else student
+        student = self._session.objective.default_student if student is None else student
         if layers is None and student_init == "random":
             return student
-        self._language("layers= and student_init=")
+        require_lm(self._session, "layers= and student_init=")
         check_choice("student_init", student_init, STUDENT_INITS)
         width = 1.0 if isinstance(student, nn.Module) else float(student)
-        return language.make_student(self, width, layers, student_init, seed)
+        return language.make_student(self._session, width, layers, student_init, seed)
 
-    def make_student(self, width: float = 1.0, layers: int | None = None,
+    def make(self, width: float = 1.0, layers: int | None = None,
                      init: str = "random", seed: int | None = None) -> nn.Module:
         """An untrained GPT student of the teacher (see explorer.session.language)."""
-        self._language("make_student")
-        return language.make_student(self, width, layers, init, seed)
+        require_lm(self._session, "make_student")
+        return language.make_student(self._session, width, layers, init, seed)
 
-    def build_student(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
+    def build(self, student: float | nn.Module, seed: int) -> tuple[nn.Module, dict]:
         """The untrained student model and its config (see distill)."""
-        if self.is_lm:
-            return language.build_student(self, student, seed)
-        return students.build_student(self, student, seed)
+        if self._session.is_lm:
+            return language.build_student(self._session, student, seed)
+        return students.build_student(self._session, student, seed)
 
     def soft_targets(self, index: int = 0, temperature: float | None = None,
                      student: str | None = "student", prompt: str | None = None) -> dict:
@@ -179,9 +179,34 @@ class StudentAPI(_Base):
         temperature slider can call this on every move. `student=None` shows the teacher
         alone (before any student exists); then "student" and "kl" are None.
         """
-        temperature = (self.objective.default_temperature or DEFAULT_TEMPERATURE) \
+        temperature = (self._session.objective.default_temperature or DEFAULT_TEMPERATURE) \
             if temperature is None else temperature
-        if self.is_lm:
+        if self._session.is_lm:
             return {"index": index, **language.soft_targets(
-                self, temperature, student, SAMPLE_PROMPT if prompt is None else prompt)}
-        return students.soft_targets(self, index, temperature, student)
+                self._session, temperature, student, SAMPLE_PROMPT if prompt is None else prompt)}
+        return students.soft_targets(self._session, index, temperature, student)
+
+    def predictions(self, split: str = "val", limit: int = 2000) -> tuple:
+        """(targets, outputs) of the selected model on `split` as NumPy, at most `limit`
+        rows."""
+        with torch.no_grad():
+            return students.predictions(self._session, split, limit)
+
+    # ----- a sweep's students, held aside and put back (explorer.ui.distill_sweep) -----
+    def take(self, slot: str) -> ModelSlot | None:
+        """The slot's current holder (None when empty), to put back later."""
+        with self._session.lock:
+            return self._session.slots.get(slot)
+
+    def put(self, slot: str, held: ModelSlot | None, select: str | None = None) -> None:
+        """Put a held slot back (None: empty it; the selection then falls back to the
+        teacher), then select `select` when it names a slot that holds a model."""
+        session = self._session
+        with session.lock:
+            session.jobs.check_idle("putting a student back")
+            if held is None:
+                session.slots.pop(slot, None)
+            else:
+                session.slots[slot] = held
+            if select is not None and select in session.slots:
+                session.slots.selected = select

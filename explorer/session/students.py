@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -52,15 +52,18 @@ from ..validate import (
     check_seed,
     check_trainable,
 )
-from .core import SessionCore
+from . import core
 from .slots import ModelSlot, clone_state
 from .tasks import as_gpt
 
+if TYPE_CHECKING:
+    from .session import Session
 
-def build_student(session: SessionCore, student: float | nn.Module,
+
+def build_student(session: Session, student: float | nn.Module,
                   seed: int) -> tuple[nn.Module, dict]:
     """A student of the teacher's architecture at width `student`, or a copy of a module."""
-    teacher = session.slot_model("teacher")
+    teacher = session.slots.model("teacher")
     tconf = session.slots["teacher"].config
     data = session.data
     if isinstance(student, nn.Module):
@@ -78,7 +81,7 @@ def build_student(session: SessionCore, student: float | nn.Module,
     return model, config
 
 
-def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
+def resolve_regime(session: Session, labelled: float | None, leave_out: int | None,
                    seed: int | None = None) -> Regime:
     """The regime a student trains under (None: the defaults, explorer.config).
 
@@ -89,7 +92,7 @@ def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
     """
     # One label per example: a text session (gpt-tiny, or an hf: causal LM whose targets
     # are token windows) has none to hold back.
-    classification = (session.task == "classification" and not session.is_lm
+    classification = (session.data.task == "classification" and not session.is_lm
                       and session.data.train.y.dim() == 1)
     if labelled is None:
         labelled = DEFAULT_LABELLED if classification else 1.0
@@ -105,7 +108,7 @@ def resolve_regime(session: Any, labelled: float | None, leave_out: int | None,
     return regime
 
 
-def regime_training(session: Any, regime: Regime, kind: str, config: TrainConfig,
+def regime_training(session: Session, regime: Regime, kind: str, config: TrainConfig,
                     kd: tuple[float, float, bool] | None = None
                     ) -> tuple[SubsetSplit | None, TrainConfig, LossFn | None]:
     """(training rows, budget, loss) of a student of `kind` ("alone", "hard", "distill")
@@ -123,9 +126,9 @@ def regime_training(session: Any, regime: Regime, kind: str, config: TrainConfig
     config = replace(config, steps=steps)
     if kind == "alone":
         return subset(train, rows.labelled), config, None
-    teacher = session.slot_model("teacher")
+    teacher = session.slots.model("teacher")
     with session.lock:
-        logits = session.teacher_cache.outputs(teacher, "train", train.x)
+        logits = session.students.teacher_cache.outputs(teacher, "train", train.x)
     if kind == "hard":
         return subset(train, rows.transfer, hard_targets(train.y, rows.labelled, logits)), \
             config, None
@@ -135,45 +138,45 @@ def regime_training(session: Any, regime: Regime, kind: str, config: TrainConfig
     return rows_split, config, regime_kd_loss(rows_split, logits, targets, *kd)
 
 
-def run_student(session: Any, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
+def run_student(session: Session, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
                 train_config: TrainConfig, seed: int | None,
                 stop: threading.Event | None, on_event: Callable[[Event], None] | None,
                 record: dict, train: SubsetSplit | None = None) -> Snapshot:
     """Train a new student with `loss_fn` (None: labels only) and install it in `slot`.
 
-    The same job loop as Session.train (SessionCore.run_training). Atomic: after an
+    The same job loop as Session.train (Session.jobs.run_training). Atomic: after an
     exception or a divergence no student is installed and its curves are removed.
     `session` is a Session (whose build_student knows the language model's students).
     `train` replaces the training split (see regime_training).
     """
     seed = session.seed + 1 if seed is None else check_seed("seed", seed)
     check_job_hooks(stop, on_event)
-    with session.job(f"training the {slot.replace('_', ' ')}"):
-        model, config = session.build_student(student, seed=seed)
+    with session.jobs.job(f"training the {slot.replace('_', ' ')}"):
+        model, config = session.students.build(student, seed=seed)
         check_trainable(model, "student")
         check_batches(model, len(session.data.train), train_config.batch_size)
-        size_note = student_size_warning(model, session.slot_model("teacher"))
+        size_note = student_size_warning(model, session.slots.model("teacher"))
         init = clone_state(model.state_dict())
         with session.lock:
-            session.jobs_started += 1
-            job_id, steps_before = session.jobs_started, session.total_steps
+            session.jobs.started += 1
+            job_id, steps_before = session.jobs.started, session.jobs.total_steps
         try:
-            ended = session.run_training(model, train_config, kind=slot, masks=None,
+            ended = session.jobs.run_training(model, train_config, kind=slot, masks=None,
                                          seed=seed, stop=stop, on_event=on_event,
                                          loss_fn=loss_fn, train=train)
         except BaseException:
             with session.lock:
-                session.forget_job(job_id)
-                session.total_steps = steps_before
+                session.jobs.forget(job_id)
+                session.jobs.total_steps = steps_before
             raise
         with session.lock:
             if ended is not None and ended.reason.startswith(DIVERGED):
-                session.forget_job(job_id)
-                session.total_steps = steps_before
+                session.jobs.forget(job_id)
+                session.jobs.total_steps = steps_before
                 return session.snapshot()
             session.slots[slot] = ModelSlot(model, config["model"], {**config, **record},
                                             init)
-    snap = session.measure_slot(slot, "val", full=False)
+    snap = session.measure("val", slot=slot, full=False)
     return snap if size_note is None else replace(snap, warnings=(*snap.warnings, size_note))
 
 
@@ -191,7 +194,7 @@ def student_size_warning(student: nn.Module, teacher: nn.Module) -> str | None:
     return note
 
 
-def distill(session: Any, student: float | nn.Module, temperature: float | None,
+def distill(session: Session, student: float | nn.Module, temperature: float | None,
             alpha: float, train_config: TrainConfig, t_squared: bool, seed: int | None,
             stop: threading.Event | None,
             on_event: Callable[[Event], None] | None,
@@ -209,7 +212,7 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
     if temperature is not None:
         temperature, alpha = check_distill_args(temperature, alpha)
     check_bool("t_squared", t_squared)
-    teacher = session.slot_model("teacher")
+    teacher = session.slots.model("teacher")
     record: dict = {"temperature": temperature, "alpha": alpha, "t_squared": t_squared,
                     "epochs": train_config.epochs}
     regime = Regime() if regime is None else regime
@@ -219,13 +222,13 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
         train, config, regime_loss = regime_training(
             session, regime, "distill", train_config, (temperature, alpha, t_squared))
         assert regime_loss is not None
-        record["teacher"] = session.teacher_cache.key
+        record["teacher"] = session.students.teacher_cache.key
         return run_student(session, "student", student, regime_loss, config, seed, stop,
                            on_event, {"distill": record, "regime": regime.to_dict()}, train)
     if objective.is_lm and temperature is not None:
         loss_fn = teacher_kd_loss(as_gpt(teacher), temperature, alpha, t_squared)
     else:
-        cache = session.teacher_cache
+        cache = session.students.teacher_cache
         with session.lock:
             targets = cache.outputs(teacher, "train", session.data.train.x)
         record["teacher"] = cache.key
@@ -240,12 +243,12 @@ def distill(session: Any, student: float | nn.Module, temperature: float | None,
                        on_event, {"distill": record, "regime": regime.to_dict()})
 
 
-def slot_outputs(session: SessionCore, slots: tuple[str, ...],
+def slot_outputs(session: Session, slots: tuple[str, ...],
                  x: torch.Tensor) -> list[torch.Tensor]:
     """Each slot's outputs on `x` in eval mode; every model's mode is restored."""
     outs = []
     for slot in slots:
-        model = session.slot_model(slot)
+        model = session.slots.model(slot)
         was_training = model.training
         model.eval()
         with torch.inference_mode():
@@ -254,10 +257,10 @@ def slot_outputs(session: SessionCore, slots: tuple[str, ...],
     return outs
 
 
-def soft_targets(session: SessionCore, index: int, temperature: float = 4.0,
+def soft_targets(session: Session, index: int, temperature: float = 4.0,
                  student: str | None = "student") -> dict:
     """Teacher's and student's softened probabilities for validation example `index`."""
-    if session.task != "classification":
+    if session.data.task != "classification":
         raise ValueError(REGRESSION_NO_TEMPERATURE)
     if student is not None:
         check_choice("student", student, ("student", "student_alone"))
@@ -274,7 +277,7 @@ def soft_targets(session: SessionCore, index: int, temperature: float = 4.0,
             "student_slot": student, **view}
 
 
-def measure_slot(session: Any, slot: str, split: str = "val", *, full: bool = True,
+def measure_slot(session: Session, slot: str, split: str = "val", *, full: bool = True,
                  latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
     """Session.measure() for any slot; the selection is restored afterwards."""
     with session.lock:
@@ -282,26 +285,26 @@ def measure_slot(session: Any, slot: str, split: str = "val", *, full: bool = Tr
         if slot != home:
             session.select(slot)
         try:
-            snap = session.engine_snapshot(split)
+            snap = core.engine_snapshot(session, split)
             data = session.data.split(split)
             model = session.model
-            _, _, outputs = evaluate(model, data, session.task)
+            _, _, outputs = evaluate(model, data, session.data.task)
             if reference is None and slot != "teacher":
-                reference = session.teacher_cache.outputs(session.slot_model("teacher"),
+                reference = session.students.teacher_cache.outputs(session.slots.model("teacher"),
                                                           split, data.x)
             extra: dict = {"model_slot": slot, "teacher_agreement": None,
-                           "bytes_shrunk": session.bytes_shrunk()}
-            if reference is not None and session.task == "classification":
+                           "bytes_shrunk": session.pruning.bytes_shrunk()}
+            if reference is not None and session.data.task == "classification":
                 extra["teacher_agreement"] = agreement(outputs, reference)
             if full:
-                extra.update(m.model_metrics(model, data.x, data.y, session.task,
+                extra.update(m.model_metrics(model, data.x, data.y, session.data.task,
                                              session.data.n_outputs, outputs, snap.sparsity,
                                              latency=latency,
                                              shrunk=extra["bytes_shrunk"] is not None))
             else:
                 extra.update({"bytes_dense": m.bytes_dense(model),
                               "bytes_sparse": m.bytes_sparse(model),
-                              "mse": None if session.task == "classification"
+                              "mse": None if session.data.task == "classification"
                               else snap.loss})
             return replace(snap, extra={**snap.extra, **extra})
         finally:
@@ -310,9 +313,9 @@ def measure_slot(session: Any, slot: str, split: str = "val", *, full: bool = Tr
 
 
 @torch.no_grad()
-def predictions(session: SessionCore, split: str, limit: int) -> tuple:
+def predictions(session: Session, split: str, limit: int) -> tuple:
     """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
     with session.lock:
         data = session.data.split(split)
-        _, _, outputs = evaluate(session.model, data, session.task)
+        _, _, outputs = evaluate(session.model, data, session.data.task)
         return (data.y[:limit].cpu().numpy(), outputs[:limit].cpu().numpy())

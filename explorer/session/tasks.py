@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -29,6 +29,9 @@ from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.metrics import Snapshot
 from ..models.gpt import GPT
 
+if TYPE_CHECKING:
+    from .session import Session
+
 EVAL_WINDOWS = 256  # validation / test windows of a corpus, evenly spread over the split
 LM_TEMPERATURE = 2.0  # default KD temperature for next-character distributions
 SAMPLE_CHARS = 60
@@ -44,7 +47,7 @@ class Task:
     default_student: float = DEFAULT_STUDENT_WIDTH  # width multiplier (chosen: config)
     default_distill_epochs = DEFAULT_DISTILL_EPOCHS
 
-    def snapshot_extra(self, session: Any, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
         """Extra readouts for a Snapshot of the selected model (none for images)."""
         return {}
 
@@ -74,13 +77,14 @@ class LanguageModelling(Task):
     def __init__(self, corpus: TextCorpus) -> None:
         self.corpus = corpus
 
-    def snapshot_extra(self, session: Any, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
+        model = as_gpt(session.model)
         extra = {"perplexity": perplexity(snap.loss) if evaluated else float("nan"),
-                 "heads": head_sparsity(session.model),
-                 "heads_per_layer": session.model.heads_per_layer(), "lm": True}
-        if evaluated and getattr(session, "sample_in_snapshots", True):
+                 "heads": head_sparsity(model), "heads_per_layer": model.heads_per_layer(),
+                 "lm": True}
+        if evaluated and session.settings.sample_in_snapshots:
             extra.update(prompt=SAMPLE_PROMPT,
-                         sample=generate(session.model, self.corpus.vocab, SAMPLE_PROMPT,
+                         sample=generate(model, self.corpus.vocab, SAMPLE_PROMPT,
                                          SAMPLE_CHARS))
         return extra
 
@@ -103,7 +107,7 @@ class OwnLanguageModelling(Task):
     def __init__(self, corpus: TextCorpus) -> None:
         self.corpus = corpus
 
-    def snapshot_extra(self, session: Any, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
         out = {"perplexity": perplexity(snap.loss) if evaluated else float("nan")}
         bpc = getattr(self.corpus, "bits_per_char", None)  # a model's own tokenizer
         if bpc is not None:
@@ -112,6 +116,27 @@ class OwnLanguageModelling(Task):
 
     def epoch_record(self, record: dict) -> dict:
         return {**record, "val_perplexity": perplexity(record["val_loss"])}
+
+
+def _not_text(session: Session, what: str) -> ValueError:
+    config = session.slot.config
+    return ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
+                      f"session holds {config['model']!r} on {config['dataset']!r}")
+
+
+def require_lm(session: Session, what: str) -> LanguageModelling:
+    """The session's language-modelling task; ValueError when it holds another model."""
+    if not isinstance(session.objective, LanguageModelling):
+        raise _not_text(session, what)
+    return session.objective
+
+
+def text_corpus(session: Session, what: str) -> TextCorpus:
+    """The corpus of a session on text (gpt-tiny or an hf: causal LM); ValueError else."""
+    objective = session.objective
+    if isinstance(objective, (LanguageModelling, OwnLanguageModelling)):
+        return objective.corpus
+    raise _not_text(session, what)
 
 
 def as_gpt(model: nn.Module) -> GPT:

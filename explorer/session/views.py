@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,8 +23,10 @@ from ..engine.metrics import weight_grid
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
 from ..engine.train import evaluate
-from .core import SessionCore
-from .tasks import SAMPLE_CHARS
+from .tasks import SAMPLE_CHARS, as_gpt, require_lm
+
+if TYPE_CHECKING:
+    from .session import Session
 
 CURVE_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
 
@@ -37,7 +40,7 @@ class CurvePoint:
     loss: float
 
 
-def layer_grid(session: SessionCore, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
+def layer_grid(session: Session, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
     """The selected model's `layer` as mean |w| per block (at most cells x cells), with the
     dense base's largest block value (a fixed colour scale) and the layer's shape."""
     with session.lock:
@@ -46,20 +49,20 @@ def layer_grid(session: SessionCore, layer: str, cells: int = WEIGHT_GRID_CELLS)
             raise ValueError(f"unknown layer {layer!r}; prunable layers: "
                              f"{', '.join(params)}")
         grid = weight_grid(params[layer], cells)
-        dense = weight_grid(session.base[layer], cells)
+        dense = weight_grid(session.slot.base[layer], cells)
         return {"grid": grid, "dense_max": float(dense.max(initial=0.0)),
                 "shape": tuple(params[layer].shape)}
 
 
-def oneshot_curve(session: SessionCore, levels: tuple[float, ...] = CURVE_LEVELS,
+def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
                   scope: str = "layer", structured: bool = False, norm: str = "l1",
                   stop: threading.Event | None = None) -> list[CurvePoint]:
     """Validation accuracy and loss of the selected model's dense base pruned one-shot to
     each level, computed on a copy (see the module note). A set `stop` ends it early."""
     with session.lock:
         model = copy.deepcopy(session.model)
-        base = {name: value.detach().clone() for name, value in session.base.items()}
-        prunable, val, task = list(session.prunable), session.data.val, session.task
+        base = {name: value.detach().clone() for name, value in session.slot.base.items()}
+        prunable, val, task = list(session.slot.prunable), session.data.val, session.data.task
     model.load_state_dict(base)
     params = dict(model.named_parameters())
     index = MagnitudeIndex({name: base[name] for name in prunable})
@@ -82,14 +85,11 @@ def oneshot_curve(session: SessionCore, levels: tuple[float, ...] = CURVE_LEVELS
     return points
 
 
-def text_sample(session: SessionCore, prompt: str = SAMPLE_PROMPT,
+def text_sample(session: Session, prompt: str = SAMPLE_PROMPT,
                 n_chars: int = SAMPLE_CHARS) -> str:
-    """Session.sample() on a copy: the lock is held only while the model is copied, so a
-    slider move never waits behind the 60 forward passes of a sample."""
-    corpus = getattr(session.objective, "corpus", None)  # the language model's task only
-    if corpus is None:
-        raise ValueError("a text sample needs a language-model session")
-    vocab = corpus.vocab
+    """Session.lm.sample() on a copy: the lock is held only while the model is copied, so
+    a slider move never waits behind the 60 forward passes of a sample."""
+    vocab = require_lm(session, "a text sample").corpus.vocab
     with session.lock:
-        model = copy.deepcopy(session.model)
+        model = as_gpt(copy.deepcopy(session.model))
     return generate(model, vocab, prompt, n_chars)

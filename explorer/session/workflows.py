@@ -1,8 +1,9 @@
-"""Multi-step compression on top of a session: rewind, per-layer targets, export.
+"""Session.pruning: masks beyond the slider, lottery-ticket rewinds, the original base.
 
-Functions over the session's public state (its lock and selected ModelSlot); Session
-exposes them as rewind_state(), rewind_to(), prune_per_layer(), adopt_as_original()
-and export(). Iterative pruning lives in explorer.session.iterative.
+Per-layer targets, given masks, rewinding survivors to early weights, adopting the base
+as the original, and the bytes of the shrunk model. Every change acts on the selected
+ModelSlot under the session's lock and refuses while a job runs in another thread.
+Iterative pruning lives in explorer.session.iterative (Session.prune_iteratively).
 """
 
 from __future__ import annotations
@@ -10,85 +11,124 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_targets
 from ..engine.export import export_model
+from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.prune import MaskResult, layer_masks
 from ..validate import check_masks, check_output_path
-from .core import SessionCore
+from . import calibrated, core, language
 from .slots import State, clone_state
 
-
-def rewind_state(session: SessionCore, rewind: str | int) -> State:
-    """The weights `rewind` names: "init", or those after `rewind` training epochs."""
-    if rewind == "init":
-        return session.initial
-    if isinstance(rewind, numbers.Integral) and not isinstance(rewind, bool) and \
-            int(rewind) in session.rewind_states:
-        return session.rewind_states[int(rewind)]
-    raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
-                     f"{sorted(session.rewind_states)}; got {rewind!r}")
+if TYPE_CHECKING:
+    from .session import Session
 
 
-def rewind_to(session: SessionCore, rewind: str | int) -> None:
-    """Reset survivors to the rewind weights; pruned entries keep their base values."""
-    with session.lock:
-        session.check_idle("rewinding")
-        slot = session.slot
-        target = rewind_state(session, rewind)
-        new_base = clone_state(target)
-        for name, mask in (slot.masks or {}).items():
-            new_base[name] = torch.where(mask, target[name], slot.base[name])
-        before = slot.undo_entry()
-        slot.undo_stack.append(before)
-        slot.set_base(new_base)
-        slot.reapply(before.masks, before.prune_config)
+class Pruning:
+    """per_layer, install_masks, one_shot, rewind_state, rewind_to, adopt_as_original,
+    bytes_shrunk."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def one_shot(self, criterion: str = "sparsegpt", sparsity: float | None = 0.5,
+                 pattern: str = "unstructured", calibration: int | None = None,
+                 **options: Any) -> Snapshot:
+        """SparseGPT (updates weights: commits, one Undo away) or the papers' sequential
+        Wanda, block by block as a blocking job; options: blocksize, damp, seed, stop,
+        on_event (explorer.session.calibrated)."""
+        return calibrated.prune_one_shot(self._session, criterion, sparsity, pattern,
+                                         calibration, **options)
+
+    def rewind_state(self, rewind: str | int) -> State:
+        """The weights `rewind` names: "init", or those after `rewind` training epochs."""
+        slot = self._session.slot
+        if rewind == "init":
+            return slot.initial
+        if isinstance(rewind, numbers.Integral) and not isinstance(rewind, bool) and \
+                int(rewind) in slot.rewind_states:
+            return slot.rewind_states[int(rewind)]
+        raise ValueError(f"rewind must be None, 'init' or a recorded epoch "
+                         f"{sorted(slot.rewind_states)}; got {rewind!r}")
+
+    def rewind_to(self, rewind: str | int) -> None:
+        """Reset survivors to the rewind weights; pruned entries keep their base values."""
+        session = self._session
+        with session.lock:
+            session.jobs.check_idle("rewinding")
+            slot = session.slot
+            target = self.rewind_state(rewind)
+            new_base = clone_state(target)
+            for name, mask in (slot.masks or {}).items():
+                new_base[name] = torch.where(mask, target[name], slot.base[name])
+            before = slot.undo_entry()
+            slot.undo_stack.append(before)
+            slot.set_base(new_base)
+            slot.reapply(before.masks, before.prune_config)
+
+    def adopt_as_original(self) -> None:
+        """Make the current dense base what reset() returns to (e.g. after first training)."""
+        session = self._session
+        with session.lock:
+            session.jobs.check_idle("adopting the base as the original")
+            session.slot.original = clone_state(session.slot.base)
+            session.slot.undo_stack.clear()
+
+    def install_masks(self, masks: dict[str, torch.Tensor],
+                      config: PerLayerConfig | None = None) -> Snapshot:
+        """Apply given boolean masks (one per prunable weight, or fewer) to the dense base
+        (e.g. a lottery ticket's)."""
+        session = self._session
+        with session.lock:
+            session.jobs.check_idle("installing masks")
+            slot = session.slot
+            masks = check_masks(masks, slot.base, slot.params_for())
+            if config is None:
+                pruned = sum(int((~m).sum()) for m in masks.values())
+                total = sum(m.numel() for m in masks.values())
+                config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer")
+            slot.install_masks(MaskResult(masks, {}), config)
+            return core.engine_snapshot(session)
+
+    def per_layer(self, targets: Mapping[str, float]) -> Snapshot:
+        """Prune each named layer of the dense base to its own sparsity; others stay
+        dense."""
+        session = self._session
+        targets = check_targets(targets, list(session.slot.prunable))
+        with session.lock:
+            session.jobs.check_idle("pruning")
+            slot = session.slot
+            result = layer_masks(slot.index, targets)
+            pruned = sum(int((~m).sum()) for m in result.masks.values())
+            total = sum(m.numel() for m in result.masks.values())
+            config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer",
+                                    targets=tuple(sorted(targets.items())))
+            slot.install_masks(result, config)
+            return core.engine_snapshot(session)
+
+    def bytes_shrunk(self) -> int | None:
+        """fp32 bytes of the physically shrunk model, when structured pruning is in
+        force."""
+        session = self._session
+        if session.is_lm:
+            small = language.as_gpt(session.shrink())
+            differs = language.shrunk_differs(small, language.as_gpt(session.model))
+            return bytes_dense(small) if differs else None
+        if not getattr(session.slot.prune_config, "structured", False):
+            return None
+        return bytes_dense(session.shrink())
 
 
-def adopt_as_original(session: SessionCore) -> None:
-    """Make the current dense base what reset() returns to (e.g. after first training)."""
-    with session.lock:
-        session.check_idle("adopting the base as the original")
-        session.slot.original = clone_state(session.base)
-        session.slot.undo_stack.clear()
-
-
-def install_masks(session: SessionCore, masks: dict[str, torch.Tensor],
-                  config: PerLayerConfig | None = None) -> Snapshot:
-    """Apply the given masks (one per prunable weight, or fewer) to the dense base."""
-    with session.lock:
-        session.check_idle("installing masks")
-        masks = check_masks(masks, session.base, session.slot.params_for())
-        if config is None:
-            pruned = sum(int((~m).sum()) for m in masks.values())
-            total = sum(m.numel() for m in masks.values())
-            config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer")
-        session.slot.install_masks(MaskResult(masks, {}), config)
-        return session.engine_snapshot()
-
-
-def prune_per_layer(session: SessionCore, targets: Mapping[str, float]) -> Snapshot:
-    """Prune each named layer of the dense base to its own sparsity (others dense)."""
-    targets = check_targets(targets, session.prunable)
-    with session.lock:
-        session.check_idle("pruning")
-        result = layer_masks(session.slot.index, targets)
-        pruned = sum(int((~m).sum()) for m in result.masks.values())
-        total = sum(m.numel() for m in result.masks.values())
-        config = PerLayerConfig(sparsity=pruned / max(total, 1), scope="layer",
-                                targets=tuple(sorted(targets.items())))
-        session.slot.install_masks(result, config)
-        return session.engine_snapshot()
-
-
-def export_session(session: SessionCore, path: str | Path, kind: str = "masked") -> dict:
+def export_session(session: Session, path: str | Path, kind: str = "masked") -> dict:
     """Write the selected model as masked | zeros | shrunk (see explorer.engine.export)."""
     check_choice("kind", kind, EXPORT_KINDS)
     path = check_output_path("path", path)
     with session.lock:
-        masks = session.masks or {n: torch.ones_like(session.base[n], dtype=torch.bool)
-                                  for n in session.prunable}
-        return export_model(path, session.model, kind, base=session.base, masks=masks)
+        slot = session.slot
+        masks = slot.masks or {n: torch.ones_like(slot.base[n], dtype=torch.bool)
+                               for n in slot.prunable}
+        return export_model(path, slot.model, kind, base=slot.base, masks=masks)

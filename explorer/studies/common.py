@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..engine.train import evaluate
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 DATASET = "mnist-5k"
 DATA_NOTE = ("Our data set is mnist-5k: a 5,000-image subset of MNIST (3,000 train / "
@@ -31,12 +35,15 @@ def seeded(seed: int, threads: int) -> None:
 
 def split_accuracy(model: torch.nn.Module, data, split: str, task: str) -> float:
     with torch.no_grad():
-        return float(evaluate(model, data.split(split), task)[1])
+        accuracy = evaluate(model, data.split(split), task)[1]
+    if accuracy is None:
+        raise ValueError(f"accuracy needs a classification task; got {task!r}")
+    return float(accuracy)
 
 
-def test_accuracy(session) -> float:
+def test_accuracy(session: Session) -> float:
     """Accuracy of the selected model on the test split."""
-    return split_accuracy(session.model, session.data, "test", session.task)
+    return split_accuracy(session.model, session.data, "test", session.data.task)
 
 
 def make_session(seed: int, hidden: tuple[int, ...] | None = None, model=None,
@@ -48,13 +55,13 @@ def make_session(seed: int, hidden: tuple[int, ...] | None = None, model=None,
                    pretrained=False, hidden=hidden, device="cpu")
 
 
-def kept_per_layer(session) -> dict[str, float]:
+def kept_per_layer(session: Session) -> dict[str, float]:
     params = dict(session.model.named_parameters())
     return {n: float(torch.count_nonzero(params[n])) / params[n].numel()
-            for n in session.prunable}
+            for n in session.slot.prunable}
 
 
-def compression(session) -> float:
+def compression(session: Session) -> float:
     """All parameters over nonzero parameters (biases included), as Han et al. count."""
     params = list(session.model.parameters())
     total = sum(p.numel() for p in params)

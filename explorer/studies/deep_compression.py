@@ -16,17 +16,20 @@ dense-index and sparse layouts after Huffman coding (explorer.engine.qbytes).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..engine.train import EpochEvent
 from . import common, han
 from .common import Log, compression, make_session, quiet, seeded, test_accuracy
 from .stats import claim, fmt, holm, paired, summarize
 
 MODELS = ("lenet300", "lenet5")
-PAPER = {"source": "Han, Mao & Dally 2016 (Deep Compression), Tables 1-3, full MNIST",
-         "lenet300": {"kb_before": 1070, "kb_after": 27, "ratio": 40.0,
-                      "error_before": 0.0164, "error_after": 0.0158},
-         "lenet5": {"kb_before": 1720, "kb_after": 44, "ratio": 39.0,
-                    "error_before": 0.0080, "error_after": 0.0074}}
+PAPER: dict[str, Any] = {
+    "source": "Han, Mao & Dally 2016 (Deep Compression), Tables 1-3, full MNIST",
+    "lenet300": {"kb_before": 1070, "kb_after": 27, "ratio": 40.0,
+                 "error_before": 0.0164, "error_after": 0.0158},
+    "lenet5": {"kb_before": 1720, "kb_after": 44, "ratio": 39.0,
+               "error_before": 0.0080, "error_after": 0.0074}}
 BITS = {"lenet300": 6, "lenet5": 5}
 SETTINGS = {True: dict(dense_epochs=6, steps=4, quality_step=0.5, finetune_epochs=1,
                        codebook_epochs=1),
@@ -46,7 +49,7 @@ def _prune_as_han(s, cfg: dict, log: Log, tag: str) -> dict:
             steps.append({"val_accuracy": event.val_accuracy, "compression": compression(s),
                           "state": {k: v.detach().clone()
                                     for k, v in s.model.state_dict().items()},
-                          "masks": {k: v.clone() for k, v in (s.masks or {}).items()}})
+                          "masks": {k: v.clone() for k, v in (s.slot.masks or {}).items()}})
 
     s.prune_iteratively(std=qualities, finetune_epochs=cfg["finetune_epochs"], lr=han.FT_LR,
                         batch_size=han.BATCH, on_event=on_event)
@@ -57,7 +60,7 @@ def _prune_as_han(s, cfg: dict, log: Log, tag: str) -> dict:
         s.reset_pruning()
         return {"step": 0, "compression": 1.0}
     s.slot.set_base(best["state"])  # the chosen step's weights and masks, exactly
-    s.install_masks(best["masks"])
+    s.pruning.install_masks(best["masks"])
     return {"step": steps.index(best) + 1, "compression": best["compression"]}
 
 
@@ -71,7 +74,7 @@ def run_model(model: str, quick: bool, seed: int, dataset: str, cfg: dict, log: 
     pruned_test = test_accuracy(s)
     s.quantize(bits=BITS[model], scheme="kmeans")
     quantized_test = test_accuracy(s)
-    s.finetune_codebook(epochs=cfg["codebook_epochs"], lr=han.FT_LR, batch_size=han.BATCH)
+    s.jobs.finetune_codebook(epochs=cfg["codebook_epochs"], lr=han.FT_LR, batch_size=han.BATCH)
     final = s.measure("test", full=False)
     log(f"{tag}: errors dense {1 - dense_test:.4f} pruned {1 - pruned_test:.4f} "
         f"quantized {1 - quantized_test:.4f} fine-tuned {1 - final.accuracy:.4f}; "

@@ -156,7 +156,7 @@ def _run_pool(fn, jobs, workers: int, stop, tracker: _Tracker) -> list[Any]:
         pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         while pending and not _stopped(stop):
             done, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=pending.get):
+            for future in sorted(done, key=lambda f: pending[f]):
                 tracker.finish(pending.pop(future), future.result())
         clean = not pending
     finally:

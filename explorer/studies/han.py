@@ -11,6 +11,8 @@ stays within half a point of the dense net's. Test figures are read at that step
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import HAN_RETRAIN_LR_FACTOR
 from ..engine.train import EpochEvent
 from . import common
@@ -25,9 +27,9 @@ from .common import (
 )
 from .stats import claim, holm, paired, summarize
 
-PAPER = {"source": "Han et al. 2015, LeNet-300-100 on MNIST", "compression": 12.0,
-         "error_before": 0.0164, "error_after": 0.0159,
-         "kept_per_layer": [0.08, 0.09, 0.26]}
+PAPER: dict[str, Any] = {"source": "Han et al. 2015, LeNet-300-100 on MNIST",
+                         "compression": 12.0, "error_before": 0.0164, "error_after": 0.0159,
+                         "kept_per_layer": [0.08, 0.09, 0.26]}
 # (quick, full): quality factors q_k = quality_step * k for k = 1..steps.
 SETTINGS = {True: dict(dense_epochs=10, steps=6, quality_step=0.5, finetune_epochs=2),
             False: dict(dense_epochs=40, steps=20, quality_step=0.25, finetune_epochs=10)}
@@ -69,7 +71,7 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     if best is None:  # nothing within budget: the dense model is the answer
         best = {"step": 0, "quality": None, "val_accuracy": dense_val,
                 "test_accuracy": dense_test, "compression": 1.0,
-                "kept_per_layer": dict.fromkeys(s.prunable, 1.0)}
+                "kept_per_layer": dict.fromkeys(s.slot.prunable, 1.0)}
     return {"seed": seed, "compression": best["compression"],
             "chosen_quality": best["quality"], "chosen_step": best["step"],
             "kept_per_layer": best["kept_per_layer"],
@@ -84,8 +86,8 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
 def combine(per_seed: list[dict]) -> dict:
     """Means, intervals, the pruned-vs-dense comparison and the claims."""
     layers = list(per_seed[0]["kept_per_layer"])
-    out = {key: summarize([p[key] for p in per_seed])
-           for key in ("compression", "dense_test_error", "pruned_test_error")}
+    out: dict[str, Any] = {key: summarize([p[key] for p in per_seed])
+                           for key in ("compression", "dense_test_error", "pruned_test_error")}
     out["kept_per_layer"] = {n: summarize([p["kept_per_layer"][n] for p in per_seed])
                              for n in layers}
     out["chosen_quality"] = [p["chosen_quality"] for p in per_seed]

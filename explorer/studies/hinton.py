@@ -13,6 +13,8 @@ teacher) over all seeds, with Fieller's interval.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,9 @@ from ..models.zoo import build_model
 from . import common, hinton_missing
 from .common import Log, make_session, quiet, seeded, split_accuracy, test_accuracy
 from .stats import COULD_NOT_MEASURE, claim, fmt, holm, paired, ratio_of_means, summarize
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 PAPER = {"source": "Hinton, Vinyals & Dean 2015, MNIST (10,000 test images)",
          "teacher_errors": 67, "student_errors": 146, "distilled_errors": 74,
@@ -100,6 +105,8 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     dataset = dataset or common.DATASET  # read now, so tests can point it elsewhere
     seeded(seed, threads)
     data = load_dataset(dataset, seed=seed)  # the split every session of this seed gets
+    if data.image_shape is None:
+        raise ValueError(f"the Hinton study needs an image data set; {dataset!r} is not one")
     teacher = RegularisedMLP(data.image_shape, TEACHER_HIDDEN, data.n_outputs)
     s = make_session(seed, model=teacher, dataset=dataset)
     s.train(epochs=cfg["teacher_epochs"], lr=LR, batch_size=BATCH)
@@ -112,12 +119,12 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
         name = student_name(hidden)
         student = build_model("lenet300", data.input_shape, data.n_outputs, seed=seed + 1,
                               hidden=hidden)  # copied by the session: same init each time
-        s.train_student_alone(student, seed=seed + 1, labelled=1.0, **budget)
+        s.students.train_alone(student, seed=seed + 1, labelled=1.0, **budget)
         alone = 1 - _slot_accuracy(s, "student_alone", "test")
         log(f"hinton seed {seed}: student {name} alone test error {alone:.4f}")
         sweep = []
         for temperature in temperatures:
-            s.distill(student, temperature=temperature, alpha=ALPHA, seed=seed + 1,
+            s.students.distill(student, temperature=temperature, alpha=ALPHA, seed=seed + 1,
                       labelled=1.0, **budget)
             sweep.append({"temperature": temperature,
                           "val_accuracy": _slot_accuracy(s, "student", "val"),
@@ -145,8 +152,8 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
                          "quick": quick, "threads": threads, "dataset": dataset}}
 
 
-def _slot_accuracy(session, slot: str, split: str) -> float:
-    return split_accuracy(session.slot_model(slot), session.data, split, session.task)
+def _slot_accuracy(session: Session, slot: str, split: str) -> float:
+    return split_accuracy(session.slots.model(slot), session.data, split, session.data.task)
 
 
 def gap_closed(alone: list[float], distilled: list[float], teacher: list[float]) -> dict:

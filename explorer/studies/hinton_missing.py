@@ -11,10 +11,13 @@ other digits taught the distilled student about the 3s it never saw.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_LEAVE_OUT_CLASS
 from .stats import fmt, paired, summarize
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 PAPER = {"class": 3, "test_images": 10_000, "class_images": 1010,
          "errors_before": 206, "class_errors_before": 133, "bias": 3.5,
@@ -24,10 +27,10 @@ PAPER = {"class": 3, "test_images": 10_000, "class_images": 1010,
 SLOTS = (("alone", "student_alone"), ("distilled", "student"))
 
 
-def readout(session: Any, slot: str, cls: int) -> dict:
+def readout(session: Session, slot: str, cls: int) -> dict:
     """One student's test per-class accuracy before and after the bias chosen on
     validation (Session.bias_correction), and the error rates they imply."""
-    fix = session.bias_correction(slot, cls)
+    fix = session.students.bias_correction(slot, cls)
     return {"bias": fix["bias"],
             "per_class_before": fix["per_class_before"],
             "per_class_after": fix["per_class_after"],
@@ -37,13 +40,13 @@ def readout(session: Any, slot: str, cls: int) -> dict:
             "class_error_after": 1 - fix["per_class_after"][cls]}
 
 
-def run_seed(session: Any, student: Any, seed: int, temperature: float, alpha: float,
+def run_seed(session: Session, student: Any, seed: int, temperature: float, alpha: float,
              budget: dict, cls: int = DEFAULT_LEAVE_OUT_CLASS) -> dict:
     """Alone and distilled students with class `cls` out of their transfer set (all
     other labels kept), each read out before and after its bias correction."""
     common = {"seed": seed, "labelled": 1.0, "leave_out": cls, **budget}
-    session.train_student_alone(student, **common)
-    session.distill(student, temperature=temperature, alpha=alpha, **common)
+    session.students.train_alone(student, **common)
+    session.students.distill(student, temperature=temperature, alpha=alpha, **common)
     return {"class": cls, "temperature": temperature,
             **{name: readout(session, slot, cls) for name, slot in SLOTS}}
 
@@ -51,8 +54,9 @@ def run_seed(session: Any, student: Any, seed: int, temperature: float, alpha: f
 def combine(per_seed: list[dict]) -> dict | None:
     """Over seeds: every error rate's mean and interval, the bias values, and the paired
     gain of distillation on the left-out class (alone minus distilled error)."""
-    runs = [p.get("left_out_class") for p in per_seed]
-    if any(r is None for r in runs):
+    found = [p.get("left_out_class") for p in per_seed]
+    runs = [r for r in found if r is not None]
+    if len(runs) < len(found) or not runs:
         return None
     out: dict = {"class": runs[0]["class"], "temperature": runs[0]["temperature"],
                  "paper": PAPER}

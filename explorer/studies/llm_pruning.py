@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .common import Log, quiet, seeded
 from .stats import holm, paired, summarize
 
-PAPER = {"source": "Sun et al. 2023 (Wanda), LLaMA-2-7B, WikiText perplexity",
+PAPER: dict[str, Any] = {"source": "Sun et al. 2023 (Wanda), LLaMA-2-7B, WikiText perplexity",
          "dense": 5.12,
          "table": {("magnitude", "unstructured"): 14.89, ("sparsegpt", "unstructured"): 6.51,
                    ("wanda", "unstructured"): 6.42, ("magnitude", "4:8"): 16.48,
@@ -59,7 +60,7 @@ def _prune(s, criterion: str, sparsity: float, pattern: str, calibration: int,
                             pattern, calibration)
         helper(s).prune(s, replace(req, seed=seed))
     else:
-        s.prune_one_shot("wanda" if criterion == "wanda-seq" else "sparsegpt",
+        s.pruning.one_shot("wanda" if criterion == "wanda-seq" else "sparsegpt",
                          sparsity if pattern == "unstructured" else None, pattern,
                          calibration, seed=seed)
 

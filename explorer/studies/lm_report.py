@@ -16,6 +16,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -39,13 +40,25 @@ SAMPLE_CHARS = 60
 # quick: a smoke run; full: the default gpt-tiny teacher. The teacher gets twice the
 # students' budget: a teacher is trained well before anyone distils it (with equal
 # budgets the 2-layer student out-trained the 4-layer teacher at 500 steps).
+@dataclass(frozen=True)
+class Size:
+    """One report's sizes: (n_layers, n_heads, d_model) of teacher and student, steps."""
+
+    context: int
+    teacher: tuple[int, int, int]
+    student: tuple[int, int, int]
+    steps: int
+    teacher_steps: int
+    finetune: int
+    eval_windows: int | None
+    repeats: int
+
+
 SIZES = {
-    True: dict(context=32, teacher=(2, 4, 64), student=(1, 4, 64), steps=150,
-               teacher_steps=300, finetune=30,
-               eval_windows=256, repeats=1),
-    False: dict(context=64, teacher=(4, 4, 128), student=(2, 4, 128), steps=500,
-                teacher_steps=1000, finetune=100,
-                eval_windows=None, repeats=3),
+    True: Size(context=32, teacher=(2, 4, 64), student=(1, 4, 64), steps=150,
+               teacher_steps=300, finetune=30, eval_windows=256, repeats=1),
+    False: Size(context=64, teacher=(4, 4, 128), student=(2, 4, 128), steps=500,
+                teacher_steps=1000, finetune=100, eval_windows=None, repeats=3),
 }
 KD_TEMPERATURE = 2.0
 KD_ALPHA = 0.5
@@ -76,10 +89,10 @@ def _timed(log: Callable[[str], None], label: str, fn: Callable[[], GPT]) -> GPT
     return model
 
 
-def build_rows(corpus: TextCorpus, size: dict, seed: int,
+def build_rows(corpus: TextCorpus, size: Size, seed: int,
                log: Callable[[str], None]) -> list[tuple[str, GPT]]:
     """Train the teacher, derive the pruned teachers, train the three students."""
-    steps, vocab, ctx = size["steps"], len(corpus.vocab), size["context"]
+    steps, vocab, ctx = size.steps, len(corpus.vocab), size.context
 
     def train(model: GPT, **kw) -> GPT:
         n = kw.pop("steps", steps)
@@ -88,9 +101,9 @@ def build_rows(corpus: TextCorpus, size: dict, seed: int,
                 log(f"  step {event.step}/{n} loss {event.loss:.3f}")
         return model
 
-    teacher = _timed(log, "teacher", lambda: train(build_gpt(vocab, ctx, *size["teacher"],
+    teacher = _timed(log, "teacher", lambda: train(build_gpt(vocab, ctx, *size.teacher,
                                                               seed=seed),
-                                                    steps=size["teacher_steps"]))
+                                                    steps=size.teacher_steps))
     rows = [("teacher", teacher)]
     for sparsity in (0.5, 0.8):
         pruned = copy.deepcopy(teacher)
@@ -99,15 +112,15 @@ def build_rows(corpus: TextCorpus, size: dict, seed: int,
                      pruned))
     tuned = copy.deepcopy(teacher)
     masks = magnitude_prune(tuned, PruneConfig(sparsity=0.8, scope="layer")).masks
-    _timed(log, "fine-tune", lambda: train(tuned, masks=masks, steps=size["finetune"],
+    _timed(log, "fine-tune", lambda: train(tuned, masks=masks, steps=size.finetune,
                                            lr=1e-3))
-    rows.append((f"teacher, 80% unstructured + {size['finetune']} fine-tune steps", tuned))
+    rows.append((f"teacher, 80% unstructured + {size.finetune} fine-tune steps", tuned))
     batch = corpus.windows("val", 32)  # loss ranking uses validation, never test
     for ranking in ("l1", "loss"):
         shrunk = copy.deepcopy(teacher)
         remove_heads(shrunk, plan_head_removal(head_scores(shrunk, ranking, batch), 0.25))
         rows.append((f"teacher, 25% of heads removed ({ranking} ranking)", shrunk))
-    n_layers, n_heads, d_model = size["student"]
+    n_layers, n_heads, d_model = size.student
 
     def student(init: str) -> GPT:
         return build_student(teacher, n_layers, d_model, n_heads, init=init, seed=seed + 1)
@@ -142,24 +155,24 @@ def gpt_report(quick: bool = False, seed: int = 0, device: str = "cpu", threads:
     a fifth).
     """
     torch.set_num_threads(threads)
-    size = dict(SIZES[quick])
+    size = SIZES[quick]
     if steps is not None:
-        size.update(steps=steps, teacher_steps=2 * steps, finetune=max(1, steps // 5))
-    corpus = load_pydoc_text(context=size["context"], seed=seed, device=device)
+        size = replace(size, steps=steps, teacher_steps=2 * steps, finetune=max(1, steps // 5))
+    corpus = load_pydoc_text(context=size.context, seed=seed, device=device)
     start = time.perf_counter()
     rows = []
     for label, model in build_rows(corpus, size, seed, log):
         rows.append({"model": label,
-                     **measure(model, corpus, size["repeats"], size["eval_windows"])})
+                     **measure(model, corpus, size.repeats, size.eval_windows)})
         log(f"measured {label}")
     return {
         "dataset": "pydoc-text", "model": "gpt-tiny", "quick": quick, "seed": seed,
-        "device": device, "threads": threads, "context": size["context"],
-        "teacher": dict(zip(("n_layers", "n_heads", "d_model"), size["teacher"])),
-        "student": dict(zip(("n_layers", "n_heads", "d_model"), size["student"])),
-        "steps": size["steps"], "teacher_steps": size["teacher_steps"], "batch_size": 32,
+        "device": device, "threads": threads, "context": size.context,
+        "teacher": dict(zip(("n_layers", "n_heads", "d_model"), size.teacher)),
+        "student": dict(zip(("n_layers", "n_heads", "d_model"), size.student)),
+        "steps": size.steps, "teacher_steps": size.teacher_steps, "batch_size": 32,
         "kd_temperature": KD_TEMPERATURE,
-        "kd_alpha": KD_ALPHA, "finetune_steps": size["finetune"], "prompt": PROMPT,
+        "kd_alpha": KD_ALPHA, "finetune_steps": size.finetune, "prompt": PROMPT,
         "unigram_val_perplexity": unigram_perplexity(corpus, "val"),
         "seconds": time.perf_counter() - start, "rows": rows,
         "markdown": markdown_table(rows),

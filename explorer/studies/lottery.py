@@ -60,13 +60,14 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     dense = {"round": 0, "remaining": 1.0, "per_round_fraction": None,
              "ticket_val_accuracy": s.snapshot("val").accuracy,
              "ticket_test_accuracy": test_accuracy(s)}
-    rounds, tickets = [dense], {0: None}
+    rounds = [dense]
+    tickets: dict[int, dict[str, torch.Tensor] | None] = {0: None}
     log(f"lottery seed {seed}: dense test {dense['ticket_test_accuracy']:.4f}")
 
     def on_event(event) -> None:  # the end of each round's training: the trained ticket
         if isinstance(event, EpochEvent) and event.epoch == event.epochs:
             r = len(rounds)
-            tickets[r] = {n: m.clone() for n, m in s.masks.items()}
+            tickets[r] = {n: m.clone() for n, m in (s.slot.masks or {}).items()}
             rounds.append({"round": r, "ticket_val_accuracy": event.val_accuracy,
                            "ticket_test_accuracy": test_accuracy(s)})
 
@@ -76,11 +77,11 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
     steps = [h for h in s.history if h["kind"] == "prune_step"]
     for row, step in zip(rounds[1:], steps):
         row["remaining"] = sum(step["remaining"].values()) / \
-            sum(s.base[n].numel() for n in step["remaining"])
+            sum(s.slot.base[n].numel() for n in step["remaining"])
         row["per_round_fraction"] = {
             n: (step["remaining_before"][n] - step["remaining"][n]) /
             max(step["remaining_before"][n], 1) for n in step["remaining"]}
-        row["remaining_per_layer"] = {n: step["remaining"][n] / s.base[n].numel()
+        row["remaining_per_layer"] = {n: step["remaining"][n] / s.slot.base[n].numel()
                                       for n in step["remaining"]}
         log(f"lottery seed {seed}: round {row['round']} {row['remaining']:.1%} remaining, "
             f"ticket test {row['ticket_test_accuracy']:.4f}")
@@ -105,9 +106,9 @@ def _random_reinit(ticket, masks: dict[str, torch.Tensor] | None, seed: int, epo
                         seed=seed + RANDOM_INIT_OFFSET)
     r = make_session(seed, model=fresh, dataset=dataset)
     if masks is not None:
-        r.install_masks({n: m.clone() for n, m in masks.items()})
+        r.pruning.install_masks({n: m.clone() for n, m in masks.items()})
     r.train(epochs=epochs, lr=LR, batch_size=BATCH)
-    return split_accuracy(r.model, r.data, "test", r.task)
+    return split_accuracy(r.model, r.data, "test", r.data.task)
 
 
 def combine(per_seed: list[dict]) -> dict:

@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,9 @@ from ..engine.metrics import Snapshot
 from ..engine.train import DIVERGED, EpochEvent, StepEvent, StopEvent, evaluate
 from ..files import write_text
 from .jsonsafe import json_safe
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 STAGES = ("baseline", "pruned", "finetuned", "quantized", "student_alone", "student_hard",
           "distilled")
@@ -81,7 +85,7 @@ class Progress:
             self.stream.write("\n")
 
 
-def _steps(session, epochs: int, batch_size: int) -> int:
+def _steps(session: Session, epochs: int, batch_size: int) -> int:
     return epochs * math.ceil(len(session.data.train) / batch_size)
 
 
@@ -93,7 +97,7 @@ def _prune_kwargs(args: argparse.Namespace) -> dict:
     return kwargs
 
 
-def _needs_engine(session, args: argparse.Namespace) -> str | None:
+def _needs_engine(session: Session, args: argparse.Namespace) -> str | None:
     """Options that need the pruning engine (issue 3), when this build lacks it."""
     iterative = args.schedule is not None or args.steps is not None or args.rewind is not None
     wants = [("--structured", args.structured, "shrink"),
@@ -105,44 +109,45 @@ def _needs_engine(session, args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[str, Snapshot]:
+def run_stages(session: Session, args: argparse.Namespace,
+               progress: Progress) -> dict[str, Snapshot]:
     """Run every requested stage; returns {stage: Snapshot on the test split}."""
     budget = {"lr": args.lr, "optimizer": args.optimizer, "batch_size": args.batch_size}
     stages: dict[str, Snapshot] = {}
     session.train(epochs=args.epochs, **budget,
                   on_event=progress.callback("baseline", _steps(session, args.epochs,
                                                                 args.batch_size)))
-    _, _, reference = evaluate(session.model, session.data.test, session.task)
-    stages["baseline"] = session.measure_slot("teacher", "test", reference=reference)
+    _, _, reference = evaluate(session.model, session.data.test, session.data.task)
+    stages["baseline"] = session.measure("test", slot="teacher", reference=reference)
     if args.student is not None or getattr(args, "student_layers", None) is not None:
         total = _steps(session, args.epochs, args.batch_size)
         student = args.student
         if session.is_lm:  # one GPT student, copied by both runs (same init)
-            student = session.make_student(args.student or 1.0, args.student_layers,
+            student = session.students.make(args.student or 1.0, args.student_layers,
                                            args.student_init or "random")
         regime = student_regime(session, args)
-        session.train_student_alone(student, epochs=args.epochs, **budget, **regime,
+        session.students.train_alone(student, epochs=args.epochs, **budget, **regime,
                                     on_event=progress.callback("student_alone", total))
-        stages["student_alone"] = session.measure_slot("student_alone", "test")
+        stages["student_alone"] = session.measure("test", slot="student_alone")
         if regime:  # classification: the third student, on the teacher's hard labels
-            session.train_student_hard(student, epochs=args.epochs, **budget, **regime,
+            session.students.train_hard(student, epochs=args.epochs, **budget, **regime,
                                        on_event=progress.callback("student_hard", total))
-            stages["student_hard"] = session.measure_slot("student_hard", "test")
+            stages["student_hard"] = session.measure("test", slot="student_hard")
         kd = {"alpha": DEFAULT_ALPHA if args.alpha is None else args.alpha,
               "t_squared": not args.no_t_squared, "epochs": args.epochs, **budget, **regime}
         for temperature in getattr(args, "temperatures", None) or ():
-            session.distill(student, temperature=temperature, **kd,
+            session.students.distill(student, temperature=temperature, **kd,
                             on_event=progress.callback(f"distilled T={temperature:g}", total))
-            stages[f"{CURVE}{temperature:g}"] = session.measure_slot("student", "val",
+            stages[f"{CURVE}{temperature:g}"] = session.measure("val", slot="student",
                                                                      full=False)
-            stages[f"{CURVE_TEST}{temperature:g}"] = session.measure_slot("student", "test",
+            stages[f"{CURVE_TEST}{temperature:g}"] = session.measure("test", slot="student",
                                                                           full=False)
-        session.distill(student, temperature=args.temperature, **kd,
+        session.students.distill(student, temperature=args.temperature, **kd,
                         on_event=progress.callback("distilled", total))
-        stages["distilled"] = session.measure_slot("student", "test")
+        stages["distilled"] = session.measure("test", slot="student")
     if args.prune_threshold is None and args.prune_sparsity is None and args.prune_std is None:
         return stages
-    session.bn_recalibration = not getattr(args, "no_bn_recalibration", False)
+    session.settings.bn_recalibration = not getattr(args, "no_bn_recalibration", False)
     ft_epochs = args.finetune_epochs
     ft_budget = {**budget, "lr": max(args.lr * FINETUNE_LR_FACTOR, 1e-6)}
     if args.schedule is not None or args.steps is not None or args.rewind is not None:
@@ -158,17 +163,17 @@ def run_stages(session, args: argparse.Namespace, progress: Progress) -> dict[st
                                   scope=args.scope, structured=args.structured,
                                   norm=args.norm or "l1", **ft_budget,
                                   on_event=progress.callback("finetuned", total))
-        stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
+        stages["finetuned"] = session.measure("test", slot="teacher", reference=reference)
         return stages
     if session.is_lm and args.structured:  # whole attention heads, ranked by --norm
-        session.remove_heads(args.prune_sparsity, rank=args.norm or "l1", scope=args.scope)
+        session.lm.remove_heads(args.prune_sparsity, rank=args.norm or "l1", scope=args.scope)
     else:
         session.prune(**_prune_kwargs(args))
-    stages["pruned"] = session.measure_slot("teacher", "test", reference=reference)
+    stages["pruned"] = session.measure("test", slot="teacher", reference=reference)
     if ft_epochs is not None:
         session.train(epochs=ft_epochs, **ft_budget, on_event=progress.callback(
             "finetuned", _steps(session, ft_epochs, args.batch_size)))
-        stages["finetuned"] = session.measure_slot("teacher", "test", reference=reference)
+        stages["finetuned"] = session.measure("test", slot="teacher", reference=reference)
     return stages
 
 
@@ -182,7 +187,7 @@ def quantize_stage(session, args: argparse.Namespace) -> dict[str, Snapshot]:
         return {}
     session.select("teacher")
     session.quantize(bits=bits, scheme=getattr(args, "quant_scheme", None) or "kmeans")
-    return {"quantized": session.measure_slot("teacher", "test")}
+    return {"quantized": session.measure("test", slot="teacher")}
 
 
 def quantized_line(snap: Snapshot) -> str:
@@ -198,20 +203,20 @@ def quantized_line(snap: Snapshot) -> str:
 CURVE, CURVE_TEST = "distilled_val_T=", "distilled_test_T="  # the --temperatures stages
 
 
-def student_regime(session, args: argparse.Namespace) -> dict:
+def student_regime(session: Session, args: argparse.Namespace) -> dict:
     """distill()'s labelled= and leave_out= for a classifier (the session's defaults for
     what is unset); {} for regression and language models, which keep every label."""
-    if session.is_lm or session.task != "classification":
+    if session.is_lm or session.data.task != "classification":
         return {}
     return {"labelled": DEFAULT_LABELLED if getattr(args, "labelled", None) is None
             else args.labelled, "leave_out": getattr(args, "leave_out", None)}
 
 
-def regime_text(session) -> str | None:
+def regime_text(session: Session) -> str | None:
     """The distilled student's regime in words, from what the session recorded."""
-    if session.is_lm or session.task != "classification":
+    if session.is_lm or session.data.task != "classification":
         return None  # no labels to hold back, no class to leave out
-    regime = session.regime("student") if "student" in session.slots else None
+    regime = session.students.regime("student") if "student" in session.slots else None
     return None if regime is None else regime.describe()
 
 
@@ -281,7 +286,7 @@ def table(stages: dict[str, Snapshot]) -> str:
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> dict:
+def report(args: argparse.Namespace, session: Session, stages: dict[str, Snapshot]) -> dict:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
               if k not in ("func", "command") and not callable(v)}
     config["finetune_lr"] = args.lr * FINETUNE_LR_FACTOR
@@ -296,15 +301,17 @@ def report(args: argparse.Namespace, session, stages: dict[str, Snapshot]) -> di
 
 def make_session(args: argparse.Namespace):
     """The untrained session `explorer run` starts from, seeded by --seed."""
+    from ..data.text import DEFAULT_CONTEXT
     from ..session.session import Session
 
     torch.manual_seed(args.seed)
-    lm = {k: getattr(args, k, None) for k in ("layers", "heads", "context")}
-    lm["max_train_windows"] = getattr(args, "train_windows", None)
-    lm = {k: v for k, v in lm.items() if v is not None}
+    context = getattr(args, "context", None)
     return Session(args.dataset, args.model, width=args.width, init=args.init,
                    seed=args.seed, device=args.device, pretrained=False,
-                   max_params=getattr(args, "max_params", None), **lm)
+                   max_params=getattr(args, "max_params", None),
+                   layers=getattr(args, "layers", None), heads=getattr(args, "heads", None),
+                   context=DEFAULT_CONTEXT if context is None else int(context),
+                   max_train_windows=getattr(args, "train_windows", None))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

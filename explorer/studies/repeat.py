@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..files import write_text
 from .jsonsafe import json_safe
@@ -33,6 +33,9 @@ from .stats import (
     seed_list,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 NUMBERS = ("accuracy", "loss", "mse", "f1", "teacher_agreement", "sparsity", "nonzero",
            "flops_effective", "perplexity")
@@ -188,7 +191,7 @@ def run_repeated(args: argparse.Namespace) -> int:
     return 0
 
 
-def repeat_finetune(session: Any, target: float, seeds: Sequence[int],
+def repeat_finetune(session: Session, target: float, seeds: Sequence[int],
                     stop: threading.Event | None = None, on_event: Callable | None = None,
                     on_seed: Callable[[dict], None] | None = None, **settings: Any) -> dict:
     """Prune the selected model's dense base to `target` and fine-tune
@@ -200,9 +203,9 @@ def repeat_finetune(session: Any, target: float, seeds: Sequence[int],
     validation accuracy (MSE for regression) of each finished seed and their 95%
     t-interval (stats.summarize). A Stop keeps the seeds finished before it.
     """
-    key = "accuracy" if session.task == "classification" else "loss"
+    key = "accuracy" if session.data.task == "classification" else "loss"
     done, values = [], []
-    with session.job("repeated run"), session.trial():
+    with session.jobs.job("repeated run"), session.trial():
         for seed in seeds:
             if stop is not None and stop.is_set():
                 break

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..config import EPOCHS_MAX, check_number, check_targets
-from ..engine.prune import n_to_prune
 
 if TYPE_CHECKING:
     from ..session.session import Session
@@ -38,14 +37,14 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
     levels = [check_number("sparsity", s, 0.0, 1.0) for s in sparsities]
     finetune_epochs = int(check_number("finetune_epochs", finetune_epochs, 0, EPOCHS_MAX,
                                        integer=True))
-    names = list(session.prunable if layers is None else layers)
-    check_targets(dict.fromkeys(names, 0.0), session.prunable)
+    names = list(session.slot.prunable if layers is None else layers)
+    check_targets(dict.fromkeys(names, 0.0), session.slot.prunable)
     out: dict = {"sparsities": levels, "layers": {n: [] for n in names},
                  "finetune_epochs": finetune_epochs, "split": "val"}
     total, done = len(names) * len(levels), 0
     # The lock is taken per step, not for the whole run, so a UI can read snapshots
     # between points; the job mark keeps other threads from pruning meanwhile.
-    with session.job("layer sensitivity"), session.trial():
+    with session.jobs.job("layer sensitivity"), session.trial():
         session.reset_pruning()
         out["dense_accuracy"] = session.snapshot("val").accuracy
         for name in names:
@@ -53,7 +52,7 @@ def sensitivity(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITI
                 if stop is not None and stop.is_set():
                     return out
                 with session.trial():  # each point starts from the dense base
-                    session.prune_per_layer({name: level})
+                    session.pruning.per_layer({name: level})
                     if finetune_epochs:
                         session.train(epochs=finetune_epochs, lr=lr, stop=stop,
                                       on_event=on_event)
@@ -93,9 +92,3 @@ def sensitivity_table(result: Mapping) -> str:
             for n, accs in result["layers"].items()]
     return "\n".join([head, "-" * len(head), *rows])
 
-
-def total_sparsity(session: Session, targets: Mapping[str, float]) -> float:
-    """Overall pruned fraction of prunable weights that `targets` would give."""
-    sizes = {n: session.base[n].numel() for n in session.prunable}
-    pruned = sum(n_to_prune(targets.get(n, 0.0), k) for n, k in sizes.items())
-    return pruned / max(sum(sizes.values()), 1)

@@ -80,8 +80,8 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     out = {"values": vals, "n": n, "mean": mean, "sd": sd, "ci95_low": None,
            "ci95_high": None}
     reason = no_interval_reason(n, mean, sd)
-    if reason is not None:
-        return {**out, "note": reason}
+    if reason is not None or sd is None:  # no reason means a finite spread
+        return {**out, "note": reason or NO_SPREAD}
     half = t_quantile(n - 1, confidence) * sd / math.sqrt(n)
     return {**out, "ci95_low": mean - half, "ci95_high": mean + half}
 
@@ -145,7 +145,8 @@ def claim(text: str, comparison: dict, want: str, margin: float | None = None,
            "mean_diff": mean, "ci95_low": comparison["ci95_low"],
            "ci95_high": comparison["ci95_high"], "n": n, "sd": sd}
     reason = no_interval_reason(n, mean, sd)
-    if reason is not None:
+    if reason is not None or sd is None:  # no reason means a finite spread
+        reason = reason or NO_SPREAD
         return {**out, "p_value": None, "p_holm": None, "family": 0,
                 "verdict_unadjusted": reason, "verdict": reason, "holds": None}
     p = _claim_p(want, mean, sd / math.sqrt(n), n - 1, margin or 0.0)
@@ -317,8 +318,9 @@ def seed_groups(rows: list[dict], keys: Sequence[str]) -> list[dict]:
                  "seeds": [m.get("seed") for m in members]}
         for name in SWEEP_NUMBERS:
             values = [m.get(name) for m in members]
-            if all(isinstance(v, (int, float)) for v in values):
-                entry[name] = summarize(values)
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            if len(numbers) == len(values):
+                entry[name] = summarize(numbers)
         out.append(entry)
     return out
 

@@ -187,7 +187,7 @@ class SweepTable:
 def make_jobs(session: Session, points: list[dict], threads: int) -> list[dict]:
     """Self-contained, picklable jobs: where the data and model come from, the base, a point."""
     with session.lock:
-        conf = session.config
+        conf = session.slot.config
         name = session.data.name
         job = {"dataset": name if name in BUILTIN_DATASETS else session.data.to("cpu"),
                "model": conf["model"] if conf["model"] in BUILTIN_MODELS else None,
@@ -195,8 +195,8 @@ def make_jobs(session: Session, points: list[dict], threads: int) -> list[dict]:
                "init": conf.get("init", "default"), "hidden": conf.get("hidden"),
                "data_seed": conf.get("seed", session.seed), "device": str(session.device),
                "threads": threads,
-               "state": {k: v.detach().cpu().clone() for k, v in session.base.items()},
-               "initial": {k: v.detach().cpu().clone() for k, v in session.initial.items()}}
+               "state": {k: v.detach().cpu().clone() for k, v in session.slot.base.items()},
+               "initial": {k: v.detach().cpu().clone() for k, v in session.slot.initial.items()}}
         if job["model"] is None:
             import copy
 
@@ -223,19 +223,19 @@ def run_point(job: dict) -> dict:
                     init=job["init"], seed=job["data_seed"], pretrained=False, hidden=hidden,
                     device=device)
         with s.lock:
-            s.initial = {k: v.to(s.device) for k, v in job["initial"].items()}
+            s.slot.initial = {k: v.to(s.device) for k, v in job["initial"].items()}
             s.slot.set_base({k: v.to(s.device) for k, v in job["state"].items()})
-            s.adopt_as_original()
+            s.pruning.adopt_as_original()
         p = {**DEFAULTS, **job["point"]}
         s.seed = p.get("seed", s.seed)  # batch order and student init; not the data split
         torch.manual_seed(s.seed)
         row: dict = dict(job["point"])
         if "student" in p:
-            s.distill(p["student"], temperature=p["temperature"], alpha=p["alpha"],
+            s.students.distill(p["student"], temperature=p["temperature"], alpha=p["alpha"],
                       epochs=p["epochs"], lr=p["student_lr"], t_squared=p["t_squared"],
                       batch_size=p["batch_size"], optimizer=p["optimizer"], seed=s.seed + 1)
             s.select("student")
-            row["student_test_accuracy"] = evaluate(s.model, s.data.test, s.task)[1]
+            row["student_test_accuracy"] = evaluate(s.model, s.data.test, s.data.task)[1]
             s.select("teacher")
         _prune(s, p)
         snap = s.snapshot("test")
@@ -314,7 +314,7 @@ def sweep(session: Session, grid, executor: str = "local", address: str | None =
     meta = {"executor": executor, "workers": _workers_used(executor, workers, len(jobs), cpus),
             "threads": threads, "points": len(points), "done": len(done),
             "stopped": len(done) < len(points),
-            "seconds": round(time.perf_counter() - start, 3), "model": session.config}
+            "seconds": round(time.perf_counter() - start, 3), "model": session.slot.config}
     if executor == "ray":
         meta.update(address=address, cpus_per_point=cpus, gpus_per_point=gpus)
     return SweepTable(done, meta)

@@ -76,7 +76,7 @@ def finetuned_sweep(session: Session, levels: tuple[float, ...], epochs: int = 1
                                              finetune_epochs=epochs, lr=lr, stop=stop,
                                              on_event=on_event)
 
-    with session.job("fine-tuned sweep"), session.trial():
+    with session.jobs.job("fine-tuned sweep"), session.trial():
         return _measure_levels(levels, measure, stop, on_point)
 
 
@@ -94,7 +94,7 @@ def temperature_sweep(session: Session, temperatures: tuple[float, ...], student
     for temperature in temperatures:
         if stop is not None and stop.is_set():
             break
-        snap = session.distill(student=student, temperature=temperature, alpha=alpha,
+        snap = session.students.distill(student=student, temperature=temperature, alpha=alpha,
                                epochs=epochs, lr=lr, t_squared=t_squared, stop=stop,
                                on_event=on_event)
         rows.append({"temperature": float(temperature), "accuracy": snap.accuracy,

@@ -74,7 +74,7 @@ class Actions:
         host = self.host
         slot = host.session.selected
         s = host.session
-        if not self.confirm_reset.go(bool(s.undo_stack or s.masks is not None),
+        if not self.confirm_reset.go(bool(s.slot.undo_stack or s.slot.masks is not None),
                                      lambda: host.set_status(
                                          f"Reset drops the {host.who()}'s pruning and every "
                                          "job, and cannot be undone: click again to confirm",
@@ -90,7 +90,12 @@ class Actions:
 
     def _base_action(self, action: Callable[[], Snapshot], done: str) -> bool:
         holder: list[Snapshot] = []
-        if not self.host.run(lambda: holder.append(action()) or holder[-1], done):
+
+        def act() -> Snapshot:
+            holder.append(action())
+            return holder[-1]
+
+        if not self.host.run(act, done):
             return False
         self.host.state.base_version += 1
         self.host.after_model_change(holder[-1])
@@ -98,10 +103,15 @@ class Actions:
 
     def select_slot(self, slot: str) -> bool:
         """Prune and show another model (teacher, distilled student, student alone)."""
-        host, holder = self.host, []
+        host = self.host
+        holder: list[Snapshot] = []
         self.confirm_reset.disarm()
-        if not host.run(lambda: holder.append(host.session.select(slot)) or holder[-1],
-                        f"showing the {slot_label(slot)}"):
+
+        def act() -> Snapshot:
+            holder.append(host.session.select(slot))
+            return holder[-1]
+
+        if not host.run(act, f"showing the {slot_label(slot)}"):
             return False
         host.after_model_change(holder[-1], slot)
         host.compare.adopt()  # type: ignore[attr-defined]

@@ -78,7 +78,7 @@ class ExplorerApp(W.VBox):
         env_roots = roots_from_env()
         self.data_roots: Roots = (allowed_roots(data_roots) if data_roots is not None else
                                   env_roots if env_roots is not None else
-                                  own_folders(session.config))
+                                  own_folders(session.slot.config))
         self.talk = env_flag("EXPLORER_TALK") if talk is None else talk
         self.theme = get_theme(theme)
         if self.talk:  # a projector at the back of a room: larger type on the plots too
@@ -88,7 +88,7 @@ class ExplorerApp(W.VBox):
         self.guard = guarded(self.ui_lock, self._report)
         self.state, self.book = AppState(), CurveBook()
         self.jobs = JobController(self)
-        self.c = build_controls(session.prunable)
+        self.c = build_controls(session.slot.prunable)
         self.fig = tagged(plots.main_figure(self.theme), "fig-main")
         for name in ("fig-sparsity", "fig-hist", "fig-curves"):
             self.fig.add_class(f"cx-{name}")
@@ -180,7 +180,7 @@ class ExplorerApp(W.VBox):
             self._on_compute()
         elif name == "curves":
             self.draw_curves()
-        elif name in VIEW:
+        elif name in VIEW and self.snap is not None:
             self.show(self.snap, evaluated=False)
 
     def _on_tab(self, change: dict) -> None:
@@ -201,7 +201,7 @@ class ExplorerApp(W.VBox):
         """Show a (new) session: layer list, figures, curves, cards, panels."""
         with self.ui_lock:
             self.display.cancel_background()
-            session.sample_in_snapshots = False  # Display samples off the slider's path
+            session.settings.sample_in_snapshots = False  # Display samples off the slider's path
             self.session = session
             self.book = CurveBook()
             self.book.start("teacher", list(session.history))
@@ -226,7 +226,7 @@ class ExplorerApp(W.VBox):
 
     def show_curves_of(self, prefer: str | None = None) -> None:
         """Draw the training curves of `prefer` (else the current choice), listing it."""
-        self.sync.curves(list(self.session.models), self.session.selected, prefer)
+        self.sync.curves(list(self.session.slots.names), self.session.selected, prefer)
         self.draw_curves()
 
     def sync_controls(self, snap: Snapshot) -> None:
@@ -254,7 +254,7 @@ class ExplorerApp(W.VBox):
     def metric(self) -> Metric:
         # an hf: causal LM is not on gpt-tiny's track (is_lm) but its headline is perplexity
         lm = self.session.is_lm or self.session.objective.headline == "perplexity"
-        return Metric.for_session(self.session.task, lm)
+        return Metric.for_session(self.session.data.task, lm)
 
     def dense_value(self, slot: str | None = None) -> float | None:
         return self.book.dense(slot or self.session.selected)
@@ -347,7 +347,7 @@ class ExplorerApp(W.VBox):
         calibration = int(cc.calibration.value)
 
         def work(stop, on_event):
-            return session.prune_one_shot(
+            return session.pruning.one_shot(
                 "sparsegpt", sparsity, pattern, calibration, stop=stop,
                 on_event=lambda p: on_event({"stage": f"block {p.done}/{p.total}"}))
 
@@ -398,7 +398,7 @@ class ExplorerApp(W.VBox):
 
     def job_finished(self, slot: str | None, failed: bool) -> None:
         self.forget_measures()
-        snap = self.session.engine_snapshot()
+        snap = self.session.refine()
         if slot is not None and slot == self.session.selected:
             self.state.base_version += 1
             if not failed and snap.sparsity == 0:

@@ -52,7 +52,7 @@ class CurveWorker:
         exit_join.start(thread, stop)
         return None
 
-    def _run(self, key, session, levels, scope, structured, norm, stop) -> None:
+    def _run(self, key, session: Session, levels, scope, structured, norm, stop) -> None:
         try:
             points = oneshot_curve(session, levels, scope=scope, structured=structured,
                                    norm=norm, stop=stop)

@@ -254,7 +254,7 @@ class ComparePanel:
             def on_seed(done: dict) -> None:  # the job's status line names the seed
                 ev({"done": done["done"], "total": done["total"],
                     "layer": f"seed {done['seed']}", "sparsity": done["sparsity"],
-                    "accuracy": done["value"] if host.session.task == "classification"
+                    "accuracy": done["value"] if host.session.data.task == "classification"
                     else None})
             try:
                 return repeat_finetune(host.session, target, seeds, stop=stop,
@@ -301,8 +301,12 @@ class ComparePanel:
                                                       on_event=ev)
             return self.finetuned
 
+        def done(_result: object) -> str:
+            self.redraw()
+            return self._swept(epochs, lr)
+
         return host.jobs.start("fine-tuned sweep", work, len(FINETUNE_LEVELS) * epochs,
-                               on_done=lambda _: self.redraw() or self._swept(epochs, lr))
+                               on_done=done)
 
     def _swept(self, epochs: int, lr: float) -> str:
         best = [p for p in self.finetuned if p.accuracy is not None]
@@ -323,7 +327,7 @@ class ComparePanel:
             update_quality(self.fig_quality, extra.get("confusion"), None,
                            f"Confusion matrix ({self.host.who()}, validation)")
         else:
-            true, pred = self.host.session.predictions("val", limit=2000)
+            true, pred = self.host.session.students.predictions("val", limit=2000)
             update_quality(self.fig_quality, None, (np.ravel(true), np.ravel(pred)),
                            "Predicted vs true (validation)")
 
@@ -331,17 +335,19 @@ class ComparePanel:
     def run_sensitivity(self) -> bool:
         """Prune one layer at a time (background job); curves join the trade-off plot."""
         host = self.host
-        total = len(host.session.prunable) * len(SENSITIVITY_LEVELS)
+        total = len(host.session.slot.prunable) * len(SENSITIVITY_LEVELS)
 
         def work(stop, ev):  # points arrive as dicts; the job's pump shows them
             self.sensitivity = sensitivity(host.session, SENSITIVITY_LEVELS, stop=stop,
                                            on_event=ev)
             return self.sensitivity
 
-        return host.jobs.start("layer sensitivity", work, total,
-                               on_done=lambda _: self.draw_sensitivity() or
-                               f"layer sensitivity done ({host.who()}): "
-                               f"{len(self.sensitivity['layers'])} layers")
+        def done(_result: object) -> str:
+            self.draw_sensitivity()
+            layers = len(self.sensitivity["layers"]) if self.sensitivity else 0
+            return f"layer sensitivity done ({host.who()}): {layers} layers"
+
+        return host.jobs.start("layer sensitivity", work, total, on_done=done)
 
     def draw_sensitivity(self) -> None:
         if self.fig is None or self.sensitivity is None:

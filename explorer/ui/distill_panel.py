@@ -18,7 +18,7 @@ from .. import config as C
 from ..compat.plotly import make_responsive
 from .controls import STYLE, button, full, int_box, row, tagged
 from .distill_figures import distill_figure
-from .distill_sweep import SWEEP_TEMPERATURES, Sweep, put_slot, run_sweep
+from .distill_sweep import SWEEP_TEMPERATURES, Sweep, run_sweep
 from .distill_tables import sweep_table
 from .distill_views import DistillViews, regime_text
 from .host import Host
@@ -135,7 +135,7 @@ class DistillPanel:
                 self.all_labels]
 
     def _regression(self) -> bool:
-        return self.host.session.task != "classification"
+        return self.host.session.data.task != "classification"
 
     def _images(self) -> bool:
         return not self._regression() and not self.host.session.is_lm
@@ -203,7 +203,7 @@ class DistillPanel:
     def refresh(self) -> None:
         """Slot choices, the students' table and the sweep table, as the session is now."""
         session = self.host.session
-        present = list(session.models)
+        present = list(session.slots.names)
         self._syncing = True
         try:
             self.slot.options = [(slot_label(s), s) for s in SLOTS if s in present]
@@ -242,7 +242,7 @@ class DistillPanel:
 
     def _show_swept_student(self, sweep: Sweep, temperature: float) -> None:
         """That temperature's kept student into the student slot (no training)."""
-        put_slot(self.host.session, "student", sweep.students[temperature])
+        self.host.session.students.put("student", sweep.students[temperature])
         self.student_t = temperature
         if self.host.session_selected() == "student":
             self.host.select_slot("student")
@@ -266,15 +266,15 @@ class DistillPanel:
         if kind == "distill":
             def work(stop, ev):
                 extra = {} if temperature is None else {"temperature": temperature}
-                return session.distill(student=width, stop=stop, on_event=ev, **common,
+                return session.students.distill(student=width, stop=stop, on_event=ev, **common,
                                        **soft, **extra, **regime)
         elif kind == "alone":
             def work(stop, ev):
-                return session.train_student_alone(student=width, stop=stop, on_event=ev,
+                return session.students.train_alone(student=width, stop=stop, on_event=ev,
                                                    **common, **regime)
         elif kind == "hard":
             def work(stop, ev):
-                return session.train_student_hard(student=width, stop=stop, on_event=ev,
+                return session.students.train_hard(student=width, stop=stop, on_event=ev,
                                                   **common, **regime)
         else:
             metric, seeds = host.metric(), int(self.seeds.value)
@@ -318,8 +318,8 @@ class DistillPanel:
             return self._sweep_message()
         slot = JOBS[kind][1]
         others = [f"{slot_label(s)} "
-                  f"{metric.text(metric.value(host.session.measure_slot(s, full=False)))}"
-                  for s in SLOTS if s != slot and s in host.session.models]
+                  f"{metric.text(metric.value(host.session.measure(slot=s, full=False)))}"
+                  for s in SLOTS if s != slot and s in host.session.slots.names]
         return (f"{JOBS[kind][0]} done ({slot_label(slot)}): val {metric.name} "
                 f"{metric.text(metric.value(result.value))}"
                 + (f" ({', '.join(others)})" if others else ""))

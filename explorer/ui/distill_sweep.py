@@ -8,9 +8,8 @@ distilled at each temperature. A temperature's row holds its seeds' values, thei
 more from seed to seed, so only the interval says whether distillation helped.
 
 Each temperature's first-seed student is kept, so moving the temperature slider after a
-sweep shows that temperature's student (no retraining). Session has no public call to
-hold a slot aside and put it back; `take_slot`/`put_slot` do it here under the session's
-lock until it has (asked of distill-core in issue 25).
+sweep shows that temperature's student (no retraining): Session.students.take holds a
+slot aside and Session.students.put puts it back.
 """
 
 from __future__ import annotations
@@ -19,9 +18,13 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..studies.stats import paired, seed_list, summarize
+
+if TYPE_CHECKING:
+    from ..session.session import Session
+    from ..session.slots import ModelSlot
 
 SWEEP_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
 SWEEP_SLOTS = ("student", "student_alone")
@@ -37,7 +40,7 @@ class Sweep:
     alone: dict | None = None  # summarize() of the alone student's values over seeds
     alone_values: list[float] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)  # complete temperatures only, in order
-    students: dict[float, Any] = field(default_factory=dict)  # T -> its first-seed slot
+    students: dict[float, ModelSlot | None] = field(default_factory=dict)  # T -> its slot
     live: bool = True  # the kept students still stand for the rows (no newer distil)
     regime: str = ""  # the students' regime in words (Regime.describe)
 
@@ -60,23 +63,6 @@ class Sweep:
         return next((r for r in self.rows if r["temperature"] == temperature), None)
 
 
-def take_slot(session: Any, slot: str) -> Any:
-    """The slot's current holder (None when empty), to put back later."""
-    with session.lock:
-        return session.slots.get(slot)
-
-
-def put_slot(session: Any, slot: str, held: Any) -> None:
-    """Put a held slot back (None: empty it; the selection falls back to the teacher)."""
-    with session.lock:
-        if held is None:
-            session.slots.pop(slot, None)
-            if session.selected == slot:
-                session.selected = "teacher"
-        else:
-            session.slots[slot] = held
-
-
 def _value(snap: Any, metric: str) -> float:
     if metric == "accuracy":
         value = snap.accuracy
@@ -96,7 +82,7 @@ def _row(temperature: float, values: list[float], agree: list[float],
     return row
 
 
-def run_sweep(session: Any, temperatures: tuple[float, ...], n_seeds: int, metric: str,
+def run_sweep(session: Session, temperatures: tuple[float, ...], n_seeds: int, metric: str,
               higher_is_better: bool, student: float, train: dict, soft: dict,
               regime: dict | None = None, stop: threading.Event | None = None,
               on_event: Callable | None = None) -> Sweep:
@@ -111,7 +97,7 @@ def run_sweep(session: Any, temperatures: tuple[float, ...], n_seeds: int, metri
     seeds = seed_list(session.seed + 1, n_seeds)
     regime = regime or {}
     sweep = Sweep(metric, higher_is_better, seeds)
-    before = {slot: take_slot(session, slot) for slot in SWEEP_SLOTS}
+    before = {slot: session.students.take(slot) for slot in SWEEP_SLOTS}
     selected = session.selected
     emit = on_event or (lambda _event: None)
     total = len(temperatures)
@@ -123,13 +109,13 @@ def run_sweep(session: Any, temperatures: tuple[float, ...], n_seeds: int, metri
         alone_first = None
         for i, seed in enumerate(seeds):
             emit({"stage": f"student alone, seed {i + 1} of {len(seeds)}"})
-            snap = session.train_student_alone(student=student, seed=seed, stop=stop,
+            snap = session.students.train_alone(student=student, seed=seed, stop=stop,
                                                on_event=on_event, **train, **regime)
             if stopped():
                 break
             sweep.alone_values.append(_value(snap, metric))
             if i == 0:
-                alone_first = take_slot(session, "student_alone")
+                alone_first = session.students.take("student_alone")
         if sweep.alone_values:
             sweep.alone = summarize(sweep.alone_values)
         for k, temperature in enumerate(temperatures):
@@ -139,7 +125,7 @@ def run_sweep(session: Any, temperatures: tuple[float, ...], n_seeds: int, metri
                     break
                 emit({"stage": f"T = {temperature:g}, {k + 1} of {total}"
                       + (f", seed {i + 1} of {len(seeds)}" if len(seeds) > 1 else "")})
-                snap = session.distill(student=student, temperature=temperature, seed=seed,
+                snap = session.students.distill(student=student, temperature=temperature, seed=seed,
                                        stop=stop, on_event=on_event, **train, **soft,
                                        **regime)
                 if stopped():
@@ -148,23 +134,19 @@ def run_sweep(session: Any, temperatures: tuple[float, ...], n_seeds: int, metri
                 if snap.extra.get("teacher_agreement") is not None:
                     agree.append(float(snap.extra["teacher_agreement"]))
                 if i == 0:
-                    first = take_slot(session, "student")
+                    first = session.students.take("student")
             if len(values) < len(seeds):
                 break  # stopped inside this temperature: its row would be partial
             sweep.rows.append(_row(float(temperature), values, agree, sweep.alone_values))
             sweep.students[float(temperature)] = first
     except BaseException:
         for slot, held in before.items():
-            put_slot(session, slot, held)
-        if selected in session.models:
-            session.selected = selected
+            session.students.put(slot, held, select=selected)
         raise
     # the slots show the first seed's students (what the table's selected row names)
-    put_slot(session, "student_alone",
-             alone_first if len(sweep.alone_values) == len(seeds) else before["student_alone"])
+    session.students.put("student_alone", alone_first if len(sweep.alone_values) == len(seeds)
+                         else before["student_alone"])
     best = sweep.best()
-    put_slot(session, "student",
-             before["student"] if best is None else sweep.students[best["temperature"]])
-    if selected in session.models:
-        session.selected = selected
+    session.students.put("student", before["student"] if best is None
+                         else sweep.students[best["temperature"]], select=selected)
     return sweep

@@ -63,7 +63,7 @@ class DistillViews:
             return None
 
     def _can_soften(self) -> bool:
-        return self.fig is not None and self.host.session.task == "classification"
+        return self.fig is not None and self.host.session.data.task == "classification"
 
     def draw_all(self) -> None:
         if not self._can_soften():
@@ -87,9 +87,9 @@ class DistillViews:
         session = self.host.session
         if not self._can_soften():
             return
-        student = "student" if "student" in session.models else None
+        student = "student" if "student" in session.slots.names else None
         try:
-            view = session.soft_targets(self.panel.example.value,
+            view = session.students.soft_targets(self.panel.example.value,
                                         self.panel.temperature.value, student=student)
         except ValueError as err:
             self.host.set_status(f"error: {err}", error=True)
@@ -102,7 +102,7 @@ class DistillViews:
             update_dark(self.fig, self.host.theme, None, NO_DARK)
             return
         self.missing.pop("dark", None)
-        view = self._safe("dark", lambda: session.dark_knowledge(
+        view = self._safe("dark", lambda: session.students.dark_knowledge(
             float(self.panel.temperature.value)))
         update_dark(self.fig, self.host.theme, view, self.missing.get("dark", "")[:60])
 
@@ -135,8 +135,8 @@ class DistillViews:
         if not session.is_lm:
             for index, slot in PER_CLASS_SLOTS.items():
                 series[index] = (self._safe("per class", partial(
-                    session.per_class_accuracy, slot, split))
-                                 if slot in session.models else None)
+                    session.students.per_class_accuracy, slot, split))
+                                 if slot in session.slots.names else None)
             self.bias = self._safe("per class", self._bias) if split == "test" else None
             if self.bias is not None:
                 series[PC_CORRECTED] = list(self.bias["per_class_after"])
@@ -148,10 +148,10 @@ class DistillViews:
 
     def _bias(self) -> dict | None:
         session = self.host.session
-        regime = session.regime("student") if "student" in session.models else None
+        regime = session.students.regime("student") if "student" in session.slots.names else None
         if regime is None or regime.leave_out is None:
             return None
-        return session.bias_correction("student", regime.leave_out)
+        return session.students.bias_correction("student", regime.leave_out)
 
     def _per_class_detail(self, split: str) -> str:
         if self.host.session.is_lm:
@@ -171,7 +171,7 @@ class DistillViews:
         for slot in STUDENT_ROWS:
             if slot not in present:
                 continue
-            snap = session.measure_slot(slot, "val", full=False)
+            snap = session.measure("val", slot=slot, full=False)
             rows.append({"label": self._label(slot),
                          "value": metric.text(metric.value(snap)),
                          "agreement": None if slot == "teacher"
@@ -188,11 +188,11 @@ class DistillViews:
 
     def _ece(self, slot: str) -> float | None:
         session = self.host.session
-        if session.task != "classification" or session.is_lm:
+        if session.data.task != "classification" or session.is_lm:
             return None
-        found = self._safe("ece", lambda: session.calibration(slot))
+        found = self._safe("ece", lambda: session.students.calibration(slot))
         return None if found is None else found["ece"]
 
     def _regime(self, slot: str) -> str:
-        found = None if slot == "teacher" else self.host.session.regime(slot)
+        found = None if slot == "teacher" else self.host.session.students.regime(slot)
         return "all labels" if found is None else found.describe()

@@ -357,6 +357,7 @@ class FilesPanel:
                                  error=True)
             return False
         self.link.value = ""
-        self.host.set_status(f"loaded {name}: {session.config.get('model')} on "
-                             f"{session.config.get('dataset')}, showing the {session.selected}")
+        config = session.slot.config
+        self.host.set_status(f"loaded {name}: {config.get('model')} on "
+                             f"{config.get('dataset')}, showing the {session.selected}")
         return True

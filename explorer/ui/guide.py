@@ -57,7 +57,7 @@ class Guide:
             self.seen.add("finetune")
         if getattr(app.compare, "pinned", None):
             self.seen.add("compare")
-        if len(session.models) > 1:  # a student was trained
+        if len(session.slots.names) > 1:  # a student was trained
             self.seen.add("distill")
         if self.seen != before:  # a later step done first gets its tick too
             self._draw()

@@ -126,7 +126,7 @@ class JobController:
         self.who = who or slot_label(view.session.selected if slot is None else slot)
         self._epochs, self._done_epochs = max(epochs_hint, 1e-9), 0
         self._run_place, self._run_epochs = 0.0, None
-        self._note = str(getattr(view.session, "kept_note", ""))
+        self._note = view.session.slot.kept_note
         self._progress, self._device_losses, self._stage = None, False, ""
         if slot is not None and checkpoint is not False:
             view.book.checkpoint(slot, checkpoint)  # type: ignore[arg-type]
@@ -277,7 +277,7 @@ class JobController:
         failed = result is None or result.error is not None
         if failed and self.slot is not None:
             view.book.undo(self.slot)  # the session put the pre-job state back
-        if failed:
+        if result is None or result.error is not None:
             view.job_finished(self.slot, failed)
             view.set_status(f"error: {self.name} ({self.who}): "
                             f"{None if result is None else result.error}", error=True)
@@ -297,7 +297,7 @@ class JobController:
             return
         view.c.progress.value = view.c.progress.max
         # what the memory budget dropped from Undo / rewind, when the job changed it
-        note = str(getattr(view.session, "kept_note", ""))
+        note = view.session.slot.kept_note
         view.set_status((message or f"{self.name} done ({self.who})") +
                         (f"; {note}" if note and note != self._note else ""))
 

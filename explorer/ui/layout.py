@@ -13,6 +13,7 @@ from typing import Protocol
 import ipywidgets as W
 
 from .controls import Controls, tagged
+from .guide import Guide
 from .panels import prune_box, train_rows
 from .quant_panel import QuantControls
 from .theme import Theme, css
@@ -41,7 +42,7 @@ class LayoutHost(Protocol):
     quant: QuantControls
     resizer: W.DOMWidget
     errors: object
-    guide: object  # guide.Guide: the next-step line
+    guide: Guide  # the next-step line
 
 
 def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:

@@ -39,7 +39,7 @@ class ModelPanel:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        cfg = host.session.config
+        cfg = host.session.slot.config
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
         self.dataset = tagged(W.Dropdown(options=data_options, value=data,
                                          description="Data set", style=STYLE, layout=full()),
@@ -78,7 +78,7 @@ class ModelPanel:
     def adopt(self, session: Session) -> None:
         """Name what is open now (after Load or New session: the selects kept the last
         choice), and drop a download link of the session that was open before."""
-        cfg = session.config
+        cfg = session.slot.config
         model_options, model = choices(MODELS, cfg.get("model"), "mlp")
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
         self.model.options, self.model.value = model_options, model  # may pick a data set,
@@ -109,7 +109,7 @@ class ModelPanel:
 
     def _has_work(self) -> bool:
         s = self.host.session
-        return bool(s.undo_stack or s.masks is not None or len(getattr(s, "models", ())) > 1)
+        return bool(s.slot.undo_stack or s.slot.masks is not None or len(s.slots) > 1)
 
     def new_session(self) -> bool:
         """Build the chosen session; asks once before throwing work away."""

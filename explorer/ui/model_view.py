@@ -27,10 +27,6 @@ def bar_page(names: list[str], page: int) -> tuple[int, int]:
     return page * P.MAX_BARS, min(len(names), (page + 1) * P.MAX_BARS)
 
 
-def page_count(n_layers: int) -> int:
-    return max(1, math.ceil(n_layers / P.MAX_BARS))
-
-
 class MainView:
     """Writes Snapshots, weight grids, the one-shot curve and training curves to the figure."""
 

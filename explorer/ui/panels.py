@@ -112,7 +112,7 @@ class Starters:
         pruned = metric.value(snap) if snap.sparsity > 0 else None
         dense = host.dense_value(slot)
         marks_from = len(session.history)
-        x0, first = host.book.step_count(slot), session.total_steps
+        x0, first = host.book.step_count(slot), session.jobs.total_steps
 
         def done(result: JobResult) -> str:
             for h in list(session.history)[marks_from:]:  # pruning events on the curves

@@ -8,7 +8,12 @@ only redraws the last Snapshot.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from traitlets import Bool, Float, HasTraits, Int, Unicode
+
+if TYPE_CHECKING:
+    from ipywidgets import ValueWidget
 
 COMPUTE = ("mode", "value", "scope", "structured", "norm")
 VIEW = ("layer", "log_y", "page", "curves")
@@ -33,7 +38,6 @@ class AppState(HasTraits):
     layer = Unicode("")  # the selected layer (histogram, weight grid)
     log_y = Bool(False)
     page = Int(0)  # which page of per-layer bars (models with many layers)
-    slot = Unicode("teacher")  # the model pruned and shown
     curves = Unicode("teacher")  # whose training curves are drawn
     base_version = Int(0)  # bumped whenever the selected model's dense base changes
 
@@ -46,7 +50,7 @@ class AppState(HasTraits):
 
 
 
-def bind(widget: HasTraits, state: HasTraits, name: str) -> None:
+def bind(widget: ValueWidget, state: HasTraits, name: str) -> None:
     """Keep `widget.value` and `state.<name>` equal, both ways (unlike traitlets.link, a
     NaN typed into a box is passed on to be refused with a message, not a TraitError)."""
     busy = [False]
