@@ -144,7 +144,7 @@ def test_save_load_keeps_quantization(session, tmp_path):
     path = tmp_path / "q.pt"
     s.save(path)
     loaded = Session.load(path)
-    assert loaded.quant_setting == s.slot.quant
+    assert loaded.slot.quant == s.slot.quant
     for (n, p), q in zip(s.slot.params().items(), loaded.slot.params().values(), strict=True):
         assert torch.equal(p.detach(), q.detach()), n
     loaded.prune(sparsity=0.7)

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 QUANT_KEYS = ("quant_slider_ms", "quant_over_prune_move", "quant_slider_ms_10m",
               "quant_over_prune_move_10m", "int8_speedup_b1", "int8_speedup_b64",
@@ -25,7 +29,7 @@ QUANT_TARGETS = {"quant_slider_ms": "<= 15", "quant_slider_ms_10m": "<= 300",
 BITS_MOVES = (8, 4, 6, 3, 5, 2, 4, 8)
 
 
-def quant_moves(session, moves: int) -> tuple[float, float]:
+def quant_moves(session: Session, moves: int) -> tuple[float, float]:
     """Median ms of `moves` bits moves (k-means), after one warm-up move, and its ratio
     to the median of as many sparsity moves of the same session (a busy machine slows
     both alike)."""

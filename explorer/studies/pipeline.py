@@ -177,7 +177,7 @@ def run_stages(session: Session, args: argparse.Namespace,
     return stages
 
 
-def quantize_stage(session, args: argparse.Namespace) -> dict[str, Snapshot]:
+def quantize_stage(session: Session, args: argparse.Namespace) -> dict[str, Snapshot]:
     """--bits B --quant-scheme S: quantize the teacher as the stages left it (pruned,
     fine-tuned), measured on test; {} when --bits is 32 or unset."""
     bits = getattr(args, "bits", None)
