@@ -87,6 +87,14 @@ def break_widget_fields(mp, tmp_path):
     return "plotly", "FigureWidget trait _widget_data"
 
 
+def break_widget_module(mp, tmp_path):
+    bundle = tmp_path / "widgetbundle.js"  # a bundle whose module's default is an object
+    bundle.write_text(c_plotly.widget_bundle().read_text()[:-4000] +
+                      "var j=1;export{j as default};")
+    mp.setattr(c_plotly, "widget_bundle", lambda: bundle)
+    return "plotly", "the widget module's default export"
+
+
 BREAKERS = {
     c_voila.check_handlers: break_handlers,
     c_voila.check_start: break_start,
@@ -96,6 +104,7 @@ BREAKERS = {
     c_plotly.check_validators: break_validators,
     c_plotly.check_restyle: break_restyle,
     c_plotly.check_widget_fields: break_widget_fields,
+    c_plotly.check_widget_module: break_widget_module,
 }
 
 

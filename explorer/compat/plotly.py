@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -219,6 +220,41 @@ def seed_view_state(fig: Any) -> None:
     fig._widget_data = copy.deepcopy(fig._data)
 
 
+# plotly's widget module, as explorer.ui.served wraps it: the default export makes
+# {initialize, render}; `initialize` attaches the model's delta listeners synchronously,
+# `render({el})` draws from `_widget_data`/`_widget_layout` and returns the view's cleanup.
+WIDGET_EXPORT = re.compile(
+    r"=\(\)=>\{let (\w+);return\{initialize\((\w+)\)\{\1=new \w+\(\2\.model,\w+\),"
+    r"\1\.initialize\(\)\},render\(\{el:(\w+)\}\)\{let (\w+)=new \w+\(\1,\3\);"
+    r"return \4\.perform_render\(\),\(\)=>\4\.remove\(\)\}\}\};"
+    r"export\{[^}]*\bas default\}")
+
+
+def widget_bundle() -> Path:
+    """plotly's widget module (package_data/widgetbundle.js), found without importing it."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        _fail("the plotly package")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "widgetbundle.js"  # type: ignore[union-attr]
+
+
+def check_widget_module(text: str | None = None) -> None:
+    """The wrapped module's shape: its default export, `initialize`, `render` (read from the
+    end of the bundle, where esbuild puts the module's own code)."""
+    if text is None:
+        path = widget_bundle()
+        if not path.is_file():
+            _fail("plotly/package_data/widgetbundle.js")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    tail = text[-200_000:]
+    if not WIDGET_EXPORT.search(tail):
+        _fail("the widget module's default export () => {initialize(ctx), render({el})}",
+              "explorer.ui.served's state request wraps it")
+    if 'this.model.on("change:_py2js_restyle"' not in tail or \
+            'this.model.get("_widget_data")' not in tail:
+        _fail("FigureModel listening to change:_py2js_restyle and drawing _widget_data")
+
+
 def _canary(piece: str, patch: str, check: Callable[[], None]) -> Canary:
     return Canary(DIST, WRITTEN_FOR, piece, patch, required=False, check=check)
 
@@ -233,4 +269,6 @@ CANARIES = [
             check_restyle),
     _canary("FigureWidget _config/_widget_layout/_widget_data, _layout_obj._props, _data",
             "responsive figures; figures in boxes drawn from their state", check_widget_fields),
+    _canary("widgetbundle.js default export {initialize, render}", "a page asks for its "
+            "figures' whole state once it listens (no figure left blank)", check_widget_module),
 ]

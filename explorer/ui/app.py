@@ -38,6 +38,7 @@ from .model_view import MainView, bar_page
 from .panels import Starters
 from .refine import Refiner
 from .resizer import Resizer
+from .served import share_lock
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
 from .sync import ControlSync
 from .theme import get_theme
@@ -94,6 +95,7 @@ class ExplorerApp(W.VBox):
         self.resizer = Resizer()
         for fig in self.figures():
             make_responsive(fig)
+            share_lock(fig, self.ui_lock)
         self.tabs, children = build_layout(self)
         super().__init__(children)
         self.add_class("cx-app")

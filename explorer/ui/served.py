@@ -9,6 +9,16 @@ and tells its kernels so through PLOTLY_MODULE_ENV; figures made there carry a t
 module that imports the bundle from that path: the browser fetches it once per page (and
 caches it), and the kernel never reads the file. Anywhere else (JupyterLab, plain Voila)
 figures are plotly's own.
+
+The module also asks the kernel for the figure's whole state once its listeners exist
+(issue 29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the
+state a view starts from (`_widget_data`/`_widget_layout`, copied only when the figure is
+displayed). A delta sent before the page's model listened (the page not yet connected, or
+its 5 MB module still compiling) was applied to nothing, and the page drew the stale
+start: a blank figure that never recovered. Now the page's model, once plotly's listeners
+are attached, sends ``{"cx": "state?"}``; the kernel copies the figure's current traces
+and layout into the start state, sends them and bumps ``_cx_synced``; the page waits for
+that before drawing (and redraws, should the answer come after it drew).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from functools import cache
 from pathlib import Path
 
@@ -28,17 +39,79 @@ log = logging.getLogger(__name__)
 BASE_URL_ENV = "VOILA_BASE_URL"  # Voila gives its kernels the base URL the page uses
 
 
+STATE_ASK = {"cx": "state?"}
+
+# plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
+# page asks for the whole state and waits for it (at most WAIT: a minute where the room
+# widened anywidget's 2 s ready timer, explorer.compat.anywidget, else 1 s); `render` draws
+# from that state. An answer after the wait redraws the views already drawn (their old
+# listeners stay: plotly's view has no way to drop them; they repeat the same edits).
+# A blob module has no base URL of its own: the bundle's path resolves against the page's.
+STUB = """const bundle = await import(new URL(URL_PATH, document.baseURI).href);
+const WAIT_MS = window.__cxWidgetWaitMs ? 60000 : 1000;
+export default () => {
+  const inner = bundle.default();
+  const views = new Set();
+  return {
+    async initialize(ctx) {
+      inner.initialize(ctx);
+      const model = ctx.model;
+      let answered;
+      const synced = new Promise((resolve) => { answered = resolve; });
+      model.on("change:_cx_synced", () => {
+        answered(true);
+        for (const view of views) view.redraw();
+      });
+      model.send(ASK);
+      await Promise.race([synced, new Promise((r) => setTimeout(r, WAIT_MS))]);
+    },
+    render(ctx) {
+      const view = {
+        cleanup: inner.render(ctx),
+        redraw() { this.cleanup(); this.cleanup = inner.render(ctx); },
+      };
+      views.add(view);
+      return () => { views.delete(view); view.cleanup(); };
+    },
+  };
+};
+"""
+
+
 def _stub(url_path: str) -> str:
-    # A blob module has no base URL of its own: resolve the path against the page's.
-    return (f"const bundle = await import(new URL({url_path!r}, document.baseURI).href);\n"
-            "export default bundle.default;\n")
+    return STUB.replace("URL_PATH", json.dumps(url_path)).replace("ASK", json.dumps(STATE_ASK))
+
+
+def answer_state(fig, content, _buffers=None) -> None:
+    """The kernel's side of the page's state request: copy the figure's current traces and
+    layout into the state a view starts from, send it whole, then bump `_cx_synced` (its
+    change reaches the page after the state, in order)."""
+    if content != STATE_ASK:
+        return
+    with getattr(fig, "_cx_state_lock", None) or nullcontext():
+        compat_plotly.seed_view_state(fig)
+        fig.send_state(["_widget_data", "_widget_layout"])
+        fig._cx_synced += 1
+
+
+def share_lock(fig, lock) -> None:
+    """Copy `fig`'s traces for a page's state request under `lock` (the app's UI lock,
+    held by every figure write: a copy never sees half an edit)."""
+    fig._cx_state_lock = lock  # plotly refuses unknown public attributes on a figure
 
 
 @cache
 def _served_class(url_path: str) -> type:
     import plotly.graph_objects as go
+    import traitlets
 
-    return type("ServedFigureWidget", (go.FigureWidget,), {"_esm": _stub(url_path)})
+    def __init__(self, *args, **kwargs) -> None:
+        go.FigureWidget.__init__(self, *args, **kwargs)
+        self.on_msg(answer_state)
+
+    return type("ServedFigureWidget", (go.FigureWidget,), {
+        "_esm": _stub(url_path), "__init__": __init__,
+        "_cx_synced": traitlets.Int(0).tag(sync=True)})
 
 
 def figure_widget(*args, **kwargs):
