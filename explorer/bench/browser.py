@@ -227,6 +227,9 @@ def browser_figures(quick: bool, notes: dict) -> dict:
             trivial = trivial_preheat_seconds(browser)
             out["trivial_ready_preheat_s"] = trivial
             out["dashboard_ready_preheat_ratio"] = out["dashboard_ready_preheat_s"] / trivial
+            from .pages import page_figures  # page cost and fresh pages (issue 29)
+
+            out.update(page_figures(browser, quick, notes))
         finally:
             browser.close()
     return out
