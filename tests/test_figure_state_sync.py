@@ -31,7 +31,8 @@ def _sent(fig, monkeypatch) -> list:
         if "_cx_synced" in keys:
             sent.append(("synced", fig._cx_synced))
         if "_widget_data" in keys:
-            sent.append(("state", keys, json.loads(json.dumps(fig._widget_data, default=lambda v: v.tolist()))))
+            data = json.dumps(fig._widget_data, default=lambda v: v.tolist())
+            sent.append(("state", keys, json.loads(data)))
 
     monkeypatch.setattr(fig, "send_state", send_state)
     return sent
