@@ -82,13 +82,13 @@ def _stub(url_path: str) -> str:
     return STUB.replace("URL_PATH", json.dumps(url_path)).replace("ASK", json.dumps(STATE_ASK))
 
 
-def answer_state(fig, content, _buffers=None) -> None:
+def answer_state(fig, content, buffers=None) -> None:
     """The kernel's side of the page's state request: copy the figure's current traces and
     layout into the state a view starts from, send it whole, then bump `_cx_synced` (its
     change reaches the page after the state, in order)."""
     if content != STATE_ASK:
         return
-    with getattr(fig, "_cx_state_lock", None) or nullcontext():
+    with getattr(fig, "_cx_state_lock", None) or nullcontext():  # ours (share_lock)
         compat_plotly.seed_view_state(fig)
         fig.send_state(["_widget_data", "_widget_layout"])
         fig._cx_synced += 1
@@ -105,13 +105,16 @@ def _served_class(url_path: str) -> type:
     import plotly.graph_objects as go
     import traitlets
 
-    def __init__(self, *args, **kwargs) -> None:
-        go.FigureWidget.__init__(self, *args, **kwargs)
-        self.on_msg(answer_state)
+    class ServedFigureWidget(go.FigureWidget):
+        _esm = _stub(url_path)
+        _cx_synced = traitlets.Int(0).tag(sync=True)  # bumped after each state answer
+        _cx_state_lock = None  # share_lock's
 
-    return type("ServedFigureWidget", (go.FigureWidget,), {
-        "_esm": _stub(url_path), "__init__": __init__,
-        "_cx_synced": traitlets.Int(0).tag(sync=True)})
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_msg(answer_state)
+
+    return ServedFigureWidget
 
 
 def figure_widget(*args, **kwargs):
