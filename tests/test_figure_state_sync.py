@@ -73,3 +73,4 @@ def test_the_page_module_asks_once_listening_and_draws_after():
     stub = served._stub("/explorer/static/plotly-x/widgetbundle.js")
     assert json.dumps(served.STATE_ASK) in stub and "URL_PATH" not in stub
     assert stub.index("inner.initialize(ctx)") < stub.index("model.send(")
+    assert "Plotly.react" in stub  # a view drawn before the answer takes it

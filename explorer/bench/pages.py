@@ -101,7 +101,7 @@ def page_cost(browser, url: str, ready_js: str = DRAWN_JS) -> dict:
         cdp.send("Performance.enable")
         start = time.perf_counter()
         page.goto(url, wait_until="commit", timeout=120_000)
-        page.wait_for_function(ready_js, timeout=120_000, polling=100)
+        page.wait_for_function(ready_js, timeout=300_000, polling=100)
         ready = time.perf_counter() - start
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         return {"page_script_s": metrics["ScriptDuration"], "page_task_s": metrics["TaskDuration"],

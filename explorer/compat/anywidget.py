@@ -55,7 +55,6 @@ def wait_script(ms: int = WAIT_MS) -> str:
     return f"""<script>
 (function () {{
   var timeout = AbortSignal.timeout.bind(AbortSignal);
-  window.__cxWidgetWaitMs = {ms};  // explorer.ui.served: a module may wait this long
   AbortSignal.timeout = function (ms) {{ return timeout(ms === {READY_MS} ? {ms} : ms); }};
 }})();
 </script>"""

@@ -17,8 +17,8 @@ displayed). A delta sent before the page's model listened (the page not yet conn
 its 5 MB module still compiling) was applied to nothing, and the page drew the stale
 start: a blank figure that never recovered. Now the page's model, once plotly's listeners
 are attached, sends ``{"cx": "state?"}``; the kernel copies the figure's current traces
-and layout into the start state, sends them and bumps ``_cx_synced``; the page waits for
-that before drawing (and redraws, should the answer come after it drew).
+and layout into the start state, sends them and bumps ``_cx_synced``; views drawn before
+the answer take it with Plotly.react.
 """
 
 from __future__ import annotations
@@ -42,36 +42,32 @@ BASE_URL_ENV = "VOILA_BASE_URL"  # Voila gives its kernels the base URL the page
 STATE_ASK = {"cx": "state?"}
 
 # plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
-# page asks for the whole state and waits for it (at most WAIT: a minute where the room
-# widened anywidget's 2 s ready timer, explorer.compat.anywidget, else 1 s); `render` draws
-# from that state. An answer after the wait redraws the views already drawn (their old
-# listeners stay: plotly's view has no way to drop them; they repeat the same edits).
+# page asks for the whole state. anywidget holds a model's incoming updates until its
+# `initialize` has returned, so the answer is not awaited there: it arrives after, replaces
+# `_widget_data`/`_widget_layout`, and each view already drawn takes it with Plotly.react
+# (plotly.js's global, set by both bundles; a view keeps its listeners, no edit repeats).
 # A blob module has no base URL of its own: the bundle's path resolves against the page's.
 STUB = """const bundle = await import(new URL(URL_PATH, document.baseURI).href);
-const WAIT_MS = window.__cxWidgetWaitMs ? 60000 : 1000;
 export default () => {
   const inner = bundle.default();
   const views = new Set();
   return {
-    async initialize(ctx) {
+    initialize(ctx) {
       inner.initialize(ctx);
       const model = ctx.model;
-      let answered;
-      const synced = new Promise((resolve) => { answered = resolve; });
       model.on("change:_cx_synced", () => {
-        answered(true);
-        for (const view of views) view.redraw();
+        const data = structuredClone(model.get("_widget_data"));
+        const layout = structuredClone(model.get("_widget_layout"));
+        for (const el of views) {
+          if (el.data && window.Plotly) window.Plotly.react(el, data, {...el.layout, ...layout});
+        }
       });
       model.send(ASK);
-      await Promise.race([synced, new Promise((r) => setTimeout(r, WAIT_MS))]);
     },
     render(ctx) {
-      const view = {
-        cleanup: inner.render(ctx),
-        redraw() { this.cleanup(); this.cleanup = inner.render(ctx); },
-      };
-      views.add(view);
-      return () => { views.delete(view); view.cleanup(); };
+      const cleanup = inner.render(ctx);
+      views.add(ctx.el);
+      return () => { views.delete(ctx.el); cleanup(); };
     },
   };
 };
