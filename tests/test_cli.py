@@ -83,12 +83,6 @@ def test_voila_command_serves_packaged_notebook_on_exact_port():
     assert "--Voila.port_retries=0" in cmd
     assert "--no-browser" in cmd
     assert "--debug" not in cmd
-    # our notebooks draw plotly as FigureWidgets only: no 4.7 MB mime renderer per page
-    deny = "--VoilaConfiguration.extension_denylist=['jupyterlab-plotly']"
-    assert deny in cmd
-    own = cli.voila_command(notebook.with_name("x") / "yours.ipynb", host="127.0.0.1",
-                            port=8866, open_browser=False, debug=False)
-    assert deny not in own  # a notebook of yours may show() plotly figures
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "example.org"])

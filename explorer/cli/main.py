@@ -104,10 +104,6 @@ def voila_command(
         # /voila/files/ would serve images (and more) from the notebook's folder: serve none.
         "--VoilaConfiguration.file_allowlist=[]",
     ]
-    if notebook.resolve().parent == resource_path("").resolve():
-        # Our notebooks draw plotly only as FigureWidgets: plotly's mime renderer (a 4.7 MB
-        # JupyterLab extension every page would load) is left out (issue 29).
-        cmd.append("--VoilaConfiguration.extension_denylist=['jupyterlab-plotly']")
     if preheat > 0:
         # Kernels run the notebook before anyone asks, so visitors wait less.
         cmd += ["--preheat_kernel=True", f"--pool_size={int(preheat)}"]
