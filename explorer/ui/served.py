@@ -13,12 +13,12 @@ figures are plotly's own.
 The module also asks the kernel for the figure's whole state once its listeners exist
 (issue 29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the
 state a view starts from (`_widget_data`/`_widget_layout`, copied only when the figure is
-displayed). A delta sent before the page's model listened (the page not yet connected, or
-its 5 MB module still compiling) was applied to nothing, and the page drew the stale
-start: a blank figure that never recovered. Now the page's model, once plotly's listeners
-are attached, sends ``{"cx": "state?"}``; the kernel copies the figure's current traces
-and layout into the start state, sends them and bumps ``_cx_synced``; views drawn before
-the answer take it with Plotly.react.
+displayed). An edit made after the display and before the page fetched the widgets' states
+(a late background curve; any edit of a preheated kernel) reached no page, and the page drew
+the stale start. Now the page's model, once plotly's listeners are attached, sends
+``{"cx": "state?"}``; the kernel copies the figure's current traces and layout into the
+start state, sends them and bumps ``_cx_synced``; views drawn before the answer take it
+with Plotly.react.
 """
 
 from __future__ import annotations
