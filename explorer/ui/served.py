@@ -58,8 +58,12 @@ export default () => {
       model.on("change:_cx_synced", () => {
         const data = structuredClone(model.get("_widget_data"));
         const layout = structuredClone(model.get("_widget_layout"));
+        // the view's own config (responsive: fits its box), as plotly's view draws with
+        const config = {...model.get("_config"), editSelection: false};
         for (const el of views) {
-          if (el.data && window.Plotly) window.Plotly.react(el, data, {...el.layout, ...layout});
+          if (el.data && window.Plotly) {
+            window.Plotly.react(el, data, {...el.layout, ...layout}, config);
+          }
         }
       });
       model.send(ASK);
