@@ -62,7 +62,9 @@ export default () => {
         const config = {...model.get("_config"), editSelection: false};
         for (const el of views) {
           if (el.data && window.Plotly) {
-            window.Plotly.react(el, data, {...el.layout, ...layout}, config);
+            const size = el._fullLayout || {};  // as drawn: the resizer keeps it fitted
+            window.Plotly.react(el, data, {...el.layout, ...layout, width: size.width,
+                                           height: size.height}, config);
           }
         }
       });
