@@ -95,6 +95,26 @@ def break_int8(mp, tmp_path):
     return "torch", "torch.ao.quantization.quantize_dynamic"
 
 
+def break_widget_module(mp, tmp_path):
+    bundle = tmp_path / "widgetbundle.js"  # a bundle whose module's default is an object
+    bundle.write_text(c_plotly.widget_bundle().read_text()[:-4000] +
+                      "var j=1;export{j as default};")
+    mp.setattr(c_plotly, "widget_bundle", lambda: bundle)
+    return "plotly", "the widget module's default export"
+
+
+def break_cartesian_bundle(mp, tmp_path):
+    (tmp_path / "manifest.json").write_text('{"plotly": "6.0.0"}')  # built from another
+    mp.setattr(c_plotly, "cartesian_dir", lambda: tmp_path)
+    return "plotly", "the plotly version the cartesian bundle was built from (6.0.0)"
+
+
+def test_the_room_serves_the_cartesian_bundle_only_to_its_own_plotly(monkeypatch, tmp_path):
+    assert c_plotly.served_widget_bundle().name == "widgetbundle-cartesian.js"
+    break_cartesian_bundle(monkeypatch, tmp_path)
+    assert c_plotly.served_widget_bundle() == c_plotly.widget_bundle()
+
+
 BREAKERS = {
     c_voila.check_handlers: break_handlers,
     c_voila.check_start: break_start,
@@ -105,6 +125,8 @@ BREAKERS = {
     c_plotly.check_restyle: break_restyle,
     c_plotly.check_widget_fields: break_widget_fields,
     c_torch_ao.check_dynamic: break_int8,
+    c_plotly.check_widget_module: break_widget_module,
+    c_plotly.check_cartesian_bundle: break_cartesian_bundle,
 }
 
 

@@ -230,6 +230,9 @@ def browser_figures(quick: bool, notes: dict) -> dict:
             preheat_s = out["dashboard_ready_preheat_s"]
             out["dashboard_ready_preheat_ratio"] = None if preheat_s is None \
                 else preheat_s / trivial
+            from .pages import page_figures  # page cost and fresh pages (issue 29)
+
+            out.update(page_figures(browser, quick, notes))
         finally:
             browser.close()
     return out

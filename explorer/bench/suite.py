@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     pass
 
 SIZES_FULL = (1e5, 1e6, 1e7, 2.5e7)
+# issue 29: a page's own cost in Chromium, beside a one-widget and a one-FigureWidget page
+PAGE_KEYS = ("fresh_pages_drawn", "page_script_s", "page_task_s", "page_js_bytes",
+             "page_widget_models", "page_ready_s", "trivial_script_s", "trivial_task_s",
+             "trivial_js_bytes", "trivial_widget_models", "onefig_ready_preheat_s",
+             "onefig_script_s", "onefig_task_s", "onefig_js_bytes", "onefig_widget_models")
+BROWSER_KEYS = ("browser_roundtrip_p50_ms", "dashboard_ready_s", "dashboard_ready_preheat_s",
+                "trivial_ready_preheat_s", "dashboard_ready_preheat_ratio", "kernel_rss_mib",
+                *PAGE_KEYS)
 KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_ratio",
         "train_overhead_ratio_lenet300", "update_bytes_small", "update_bytes_large",
         "slider_ms_by_params", "structured_speedup_b256", "structured_speedup_b1",
@@ -43,7 +51,7 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "gpu_epoch_speedup", "peer_slider_ratio",
         "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
         "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS,
-        "llm_wanda_slider_ms", "llm_sparsegpt_s")
+        "llm_wanda_slider_ms", "llm_sparsegpt_s", *PAGE_KEYS)
 
 
 def _step(results: dict, notes: dict, key: str, fn: Callable[[], object]) -> None:
@@ -130,6 +138,20 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     return results
 
 
+def unmeasured(results: dict) -> list[str]:
+    """Figures this run should have measured and did not (null): the exit status says so.
+    Browser figures count only when the browser ran; figures a machine cannot give (a
+    GPU's, the room's) are never required."""
+    meta = results.get("meta", {})
+    notes = meta.get("notes", {})
+    optional = {"gpu_epoch_speedup", "visitors_ready_s_p95", "visitors_slider_p95_ms",
+                "peer_slider_ms", "slider_ms_by_params"}
+    if "browser" in notes:  # skipped on purpose (quick or tiny)
+        optional |= set(BROWSER_KEYS)
+    return [k for k in KEYS if results.get(k) is None and k not in optional
+            and not (meta.get("tiny") and k.startswith(("byo_", "llm_")))]
+
+
 def _default_session():
     from ..session.session import Session
 
@@ -160,10 +182,24 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "visitors_slider_p95_ms": "<= 1500",
            "distill_temperature_p50_ms": "soft targets + dark knowledge, ms", **BYO_TARGETS,
            **QUANT_TARGETS,
-           "llm_wanda_slider_ms": "<= 300 (10M LM)", "llm_sparsegpt_s": "job, s"}
+           "llm_wanda_slider_ms": "<= 300 (10M LM)", "llm_sparsegpt_s": "job, s",
+           "fresh_pages_drawn": "all (k of n)", "page_script_s": "<= 1.2 (CDP ScriptDuration)",
+           "page_js_bytes": "<= 5e6"}
+
+
+def _note_for(key: str, notes: dict) -> str:
+    """The note that says why `key` is null: its own, or its group's (``_browser``...)."""
+    if key in notes:
+        return str(notes[key])
+    if key in BROWSER_KEYS and "_browser" in notes:
+        return str(notes["_browser"])
+    failed = [k.lstrip("_") for k, v in notes.items()
+              if k.startswith("_") and str(v).startswith("failed")]
+    return f"see meta.notes: {', '.join(failed)} failed" if failed else ""
 
 
 def format_table(results: dict) -> str:
+    notes = results.get("meta", {}).get("notes", {})
     lines = [f"{'figure':34} {'value':>14}  target", "-" * 62]
     for key in KEYS:
         value = results.get(key)
@@ -171,7 +207,13 @@ def format_table(results: dict) -> str:
             lines.append(f"{key:34} {'':>14}  {TARGETS.get(key, 'linear in params')}")
             lines.extend(f"  {k:32} {v:14.2f}" for k, v in value.items())
             continue
-        text = "null" if value is None else f"{value:14.3f}" if value < 100 else f"{value:14.0f}"
+        if value is None:  # a failed figure says why, here and not only in the JSON
+            why = _note_for(key, notes)
+            lines.append(f"{key:34} {'null':>14}  {TARGETS.get(key, '')}"
+                         + (f"  [{why[:160]}]" if why else ""))
+            continue
+        text = value if isinstance(value, str) else \
+            f"{value:14.3f}" if value < 100 else f"{value:14.0f}"
         lines.append(f"{key:34} {text:>14}  {TARGETS.get(key, '')}")
     return "\n".join(lines)
 
@@ -213,6 +255,10 @@ def bench_command(args: argparse.Namespace) -> int:
     results = run_bench(quick=args.quick, json_path=args.json, gpu_check=args.gpu_check)
     if args.gpu_check:
         return int(results["gpu_check_exit"])
+    missed = unmeasured(results)
+    if missed:
+        print(f"explorer bench: not measured: {', '.join(missed)}", flush=True)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+from functools import cache
 from pathlib import Path
 
 import tornado.web
@@ -86,10 +87,19 @@ BANNER_JS = """
 """
 
 
+@cache
+def served_bundle() -> Path:
+    """The widget module served: plotly's, or our build with plotly.js's cartesian bundle
+    when it was built from this plotly (explorer.compat.plotly; decided once per server)."""
+    from ..compat.plotly import served_widget_bundle
+
+    return served_widget_bundle()
+
+
 def plotly_module_path() -> str:
     """Where we serve plotly's widget bundle, below the base URL; plotly's version in the path
     lets browsers cache it for good."""
-    return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/widgetbundle.js"
+    return f"explorer/static/plotly-{importlib.metadata.version('plotly')}/{served_bundle().name}"
 
 
 def plotly_dir() -> Path:
@@ -101,7 +111,7 @@ def plotly_dir() -> Path:
 
 
 def plotly_bundle_dir() -> Path:
-    return plotly_dir() / "package_data"
+    return served_bundle().parent
 
 
 class PlotlyModuleHandler(tornado.web.StaticFileHandler):

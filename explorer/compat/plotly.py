@@ -25,13 +25,14 @@ import importlib
 import importlib.util
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from . import Canary, missing
+from . import Canary, CompatError, missing
 
 DIST, WRITTEN_FOR = "plotly", "7.1.0"
 NBFORMAT, PIL = "nbformat", "PIL"
@@ -219,6 +220,87 @@ def seed_view_state(fig: Any) -> None:
     fig._widget_data = copy.deepcopy(fig._data)
 
 
+# plotly's widget module, as explorer.ui.served wraps it: the default export makes
+# {initialize, render}; `initialize` attaches the model's delta listeners synchronously,
+# `render({el})` draws from `_widget_data`/`_widget_layout` and returns the view's cleanup.
+WIDGET_EXPORT = re.compile(
+    r"=\(\)=>\{let (\w+);return\{initialize\((\w+)\)\{\1=new \w+\(\2\.model,\w+\),"
+    r"\1\.initialize\(\)\},render\(\{el:(\w+)\}\)\{let (\w+)=new \w+\(\1,\3\);"
+    r"return \4\.perform_render\(\),\(\)=>\4\.remove\(\)\}\}\};"
+    r"export\{[^}]*\bas default\}")
+
+
+def widget_bundle() -> Path:
+    """plotly's widget module (package_data/widgetbundle.js), found without importing it."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        _fail("the plotly package")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "widgetbundle.js"  # type: ignore[union-attr]
+
+
+def check_widget_module(text: str | None = None) -> None:
+    """The wrapped module's shape: its default export, `initialize`, `render` (read from the
+    end of the bundle, where esbuild puts the module's own code)."""
+    if text is None:
+        path = widget_bundle()
+        if not path.is_file():
+            _fail("plotly/package_data/widgetbundle.js")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    tail = text[-200_000:]
+    if not WIDGET_EXPORT.search(tail):
+        _fail("the widget module's default export () => {initialize(ctx), render({el})}",
+              "explorer.ui.served's state request wraps it")
+    if 'this.model.on("change:_py2js_restyle"' not in tail or \
+            'this.model.get("_widget_data")' not in tail:
+        _fail("FigureModel listening to change:_py2js_restyle and drawing _widget_data")
+
+
+# ----- plotly.js trimmed to the cartesian traces ------------------------------------------
+def cartesian_dir() -> Path:
+    """Our build of plotly's widget module with plotly.js's cartesian dist bundle
+    (scripts/plotly_cartesian/build.sh), shipped as package data."""
+    return Path(__file__).resolve().parents[1] / "resources" / "plotly"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_cartesian_bundle() -> None:
+    """The trimmed module was built from the installed plotly's own widget module (same
+    plotly version, same widgetbundle.js bytes) and is intact; else plotly's full one is
+    served (a widget module from another plotly would not speak to its FigureWidget)."""
+    folder = cartesian_dir()
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        _fail("explorer/resources/plotly/manifest.json (the cartesian bundle's build record)")
+    from . import installed
+
+    if manifest.get("plotly") != installed(DIST):
+        _fail(f"the plotly version the cartesian bundle was built from ({manifest.get('plotly')})",
+              "rebuild it with scripts/plotly_cartesian/build.sh")
+    if not widget_bundle().is_file() or _sha256(widget_bundle()) != manifest.get("source_sha256"):
+        _fail("widgetbundle.js as the cartesian bundle's build read it (sha256 differs)",
+              "rebuild it with scripts/plotly_cartesian/build.sh")
+    built = folder / "widgetbundle-cartesian.js"
+    if not built.is_file() or _sha256(built) != manifest.get("sha256"):
+        _fail("explorer/resources/plotly/widgetbundle-cartesian.js as built (sha256 differs)")
+    check_widget_module(built.read_text(encoding="utf-8", errors="replace"))
+
+
+def served_widget_bundle() -> Path:
+    """The widget module the room serves: the cartesian build when its canary passes,
+    plotly's own otherwise."""
+    try:
+        check_cartesian_bundle()
+    except CompatError:
+        return widget_bundle()
+    return cartesian_dir() / "widgetbundle-cartesian.js"
+
+
 def _canary(piece: str, patch: str, check: Callable[[], None]) -> Canary:
     return Canary(DIST, WRITTEN_FOR, piece, patch, required=False, check=check)
 
@@ -233,4 +315,9 @@ CANARIES = [
             check_restyle),
     _canary("FigureWidget _config/_widget_layout/_widget_data, _layout_obj._props, _data",
             "responsive figures; figures in boxes drawn from their state", check_widget_fields),
+    _canary("explorer/resources/plotly built from this plotly's widgetbundle.js",
+            "a third of the JavaScript per page (plotly.js's cartesian bundle)",
+            check_cartesian_bundle),
+    _canary("widgetbundle.js default export {initialize, render}", "a page asks for its "
+            "figures' whole state once it listens (no figure left blank)", check_widget_module),
 ]

@@ -40,6 +40,7 @@ from .panels import Starters
 from .quant_panel import QuantControls
 from .refine import Refiner
 from .resizer import Resizer
+from .served import share_lock
 from .state import COMPUTE, VIEW, AppState, bind, slot_label
 from .sync import ControlSync
 from .theme import get_theme
@@ -108,6 +109,7 @@ class ExplorerApp(W.VBox):
         self.guide = Guide(self.talk)
         for fig in self.figures():
             make_responsive(fig)
+            share_lock(fig, self.ui_lock)
         self.quant = QuantControls(self.apply_quant)  # the bits control (issue 31)
         self.tabs, children = build_layout(self)
         super().__init__(children)

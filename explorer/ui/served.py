@@ -9,6 +9,16 @@ and tells its kernels so through PLOTLY_MODULE_ENV; figures made there carry a t
 module that imports the bundle from that path: the browser fetches it once per page (and
 caches it), and the kernel never reads the file. Anywhere else (JupyterLab, plain Voila)
 figures are plotly's own.
+
+The module also asks the kernel for the figure's whole state once its listeners exist
+(issue 29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the
+state a view starts from (`_widget_data`/`_widget_layout`, copied only when the figure is
+displayed). An edit made after the display and before the page fetched the widgets' states
+(a late background curve; any edit of a preheated kernel) reached no page, and the page drew
+the stale start. Now the page's model, once plotly's listeners are attached, sends
+``{"cx": "state?"}``; the kernel copies the figure's current traces and layout into the
+start state, sends them and bumps ``_cx_synced``; views drawn before the answer take it
+with Plotly.react.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from functools import cache
 from pathlib import Path
 
@@ -28,17 +39,84 @@ log = logging.getLogger(__name__)
 BASE_URL_ENV = "VOILA_BASE_URL"  # Voila gives its kernels the base URL the page uses
 
 
+STATE_ASK = {"cx": "state?"}
+
+# plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
+# page asks for the whole state. anywidget holds a model's incoming updates until its
+# `initialize` has returned, so the answer is not awaited there: it arrives after, replaces
+# `_widget_data`/`_widget_layout`, and each view already drawn takes it with Plotly.react
+# (plotly.js's global, set by both bundles; a view keeps its listeners, no edit repeats).
+# A blob module has no base URL of its own: the bundle's path resolves against the page's.
+STUB = """const bundle = await import(new URL(URL_PATH, document.baseURI).href);
+export default () => {
+  const inner = bundle.default();
+  const views = new Set();
+  return {
+    initialize(ctx) {
+      inner.initialize(ctx);
+      const model = ctx.model;
+      model.on("change:_cx_synced", () => {
+        const data = structuredClone(model.get("_widget_data"));
+        const layout = structuredClone(model.get("_widget_layout"));
+        // the view's own config (responsive: fits its box), as plotly's view draws with
+        const config = {...model.get("_config"), editSelection: false};
+        for (const el of views) {
+          if (el.data && window.Plotly) {
+            const size = el._fullLayout || {};  // as drawn: the resizer keeps it fitted
+            window.Plotly.react(el, data, {...el.layout, ...layout, width: size.width,
+                                           height: size.height}, config);
+          }
+        }
+      });
+      model.send(ASK);
+    },
+    render(ctx) {
+      const cleanup = inner.render(ctx);
+      views.add(ctx.el);
+      return () => { views.delete(ctx.el); cleanup(); };
+    },
+  };
+};
+"""
+
+
 def _stub(url_path: str) -> str:
-    # A blob module has no base URL of its own: resolve the path against the page's.
-    return (f"const bundle = await import(new URL({url_path!r}, document.baseURI).href);\n"
-            "export default bundle.default;\n")
+    return STUB.replace("URL_PATH", json.dumps(url_path)).replace("ASK", json.dumps(STATE_ASK))
+
+
+def answer_state(fig, content, buffers=None) -> None:
+    """The kernel's side of the page's state request: copy the figure's current traces and
+    layout into the state a view starts from, send it whole, then bump `_cx_synced` (its
+    change reaches the page after the state, in order)."""
+    if content != STATE_ASK:
+        return
+    with getattr(fig, "_cx_state_lock", None) or nullcontext():  # ours (share_lock)
+        compat_plotly.seed_view_state(fig)
+        fig.send_state(["_widget_data", "_widget_layout"])
+        fig._cx_synced += 1
+
+
+def share_lock(fig, lock) -> None:
+    """Copy `fig`'s traces for a page's state request under `lock` (the app's UI lock,
+    held by every figure write: a copy never sees half an edit)."""
+    fig._cx_state_lock = lock  # plotly refuses unknown public attributes on a figure
 
 
 @cache
 def _served_class(url_path: str) -> type:
     import plotly.graph_objects as go
+    import traitlets
 
-    return type("ServedFigureWidget", (go.FigureWidget,), {"_esm": _stub(url_path)})
+    class ServedFigureWidget(go.FigureWidget):
+        _esm = _stub(url_path)
+        _cx_synced = traitlets.Int(0).tag(sync=True)  # bumped after each state answer
+        _cx_state_lock = None  # share_lock's
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_msg(answer_state)
+
+    return ServedFigureWidget
 
 
 def figure_widget(*args, **kwargs):
