@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import weakref
 from collections.abc import Callable
 
 import ipywidgets as W
@@ -49,15 +50,18 @@ REPR_CURVE_WAIT_S = 10.0
 LINKED = ("mode", "value", "scope", "structured", "norm", "layer", "log_y", "page", "curves")
 
 
+# A disabled control's own tooltip while a job's reason shows (kept beside the widget, not
+# on it: ipywidgets' objects get no attributes of ours).
+_OWN_TOOLTIPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def busy_tooltip(widget: W.Widget, why: str | None) -> None:
     """Show `why` as the widget's tooltip while it is disabled (None: its own again)."""
     if why is not None:
-        if not hasattr(widget, "_cx_tooltip"):
-            widget._cx_tooltip = widget.tooltip
+        _OWN_TOOLTIPS.setdefault(widget, widget.tooltip)
         widget.tooltip = why
-    elif hasattr(widget, "_cx_tooltip"):
-        widget.tooltip = widget._cx_tooltip
-        del widget._cx_tooltip
+    elif widget in _OWN_TOOLTIPS:
+        widget.tooltip = _OWN_TOOLTIPS.pop(widget)
 
 
 def env_flag(name: str) -> bool:
