@@ -75,13 +75,13 @@ class Students:
                                 stop, on_event, regime)
 
     def train_alone(self, student: float | nn.Module | None = None,
-                            epochs: int | None = None, lr: float = 1e-3,
-                            optimizer: str = "adam", batch_size: int = 64,
-                            seed: int | None = None, stop: threading.Event | None = None,
-                            on_event: Callable[[Event], None] | None = None, *,
-                            layers: int | None = None, student_init: str = "random",
-                            steps: int | None = None, labelled: float | None = None,
-                            leave_out: int | None = None) -> Snapshot:
+                    epochs: int | None = None, lr: float = 1e-3,
+                    optimizer: str = "adam", batch_size: int = 64,
+                    seed: int | None = None, stop: threading.Event | None = None,
+                    on_event: Callable[[Event], None] | None = None, *,
+                    layers: int | None = None, student_init: str = "random",
+                    steps: int | None = None, labelled: float | None = None,
+                    leave_out: int | None = None) -> Snapshot:
         """The same student as distill() (same init, seed and number of optimizer steps),
         trained on the labelled images of its regime only (slot "student_alone")."""
         return self._labels_only("student_alone", "alone", student, epochs, lr, optimizer,
@@ -89,13 +89,13 @@ class Students:
                                  steps, labelled, leave_out)
 
     def train_hard(self, student: float | nn.Module | None = None,
-                           epochs: int | None = None, lr: float = 1e-3,
-                           optimizer: str = "adam", batch_size: int = 64,
-                           seed: int | None = None, stop: threading.Event | None = None,
-                           on_event: Callable[[Event], None] | None = None, *,
-                           layers: int | None = None, student_init: str = "random",
-                           steps: int | None = None, labelled: float | None = None,
-                           leave_out: int | None = None) -> Snapshot:
+                   epochs: int | None = None, lr: float = 1e-3,
+                   optimizer: str = "adam", batch_size: int = 64,
+                   seed: int | None = None, stop: threading.Event | None = None,
+                   on_event: Callable[[Event], None] | None = None, *,
+                   layers: int | None = None, student_init: str = "random",
+                   steps: int | None = None, labelled: float | None = None,
+                   leave_out: int | None = None) -> Snapshot:
         """The same student on the whole transfer set with hard targets (slot
         "student_hard"): the label where the regime gives it, the teacher's argmax
         elsewhere. Against distill() it separates the gain from soft targets from the gain
