@@ -15,9 +15,9 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only for annotations: `explorer --help` never imports it
+    import torch
 
-if TYPE_CHECKING:
     from ..session.session import Session
 
 QUANT_KEYS = ("quant_slider_ms", "quant_over_prune_move", "quant_slider_ms_10m",

@@ -116,10 +116,12 @@ def hf_model(spec: str, data: Dataset, max_params: int | None = None) -> nn.Modu
 
 def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.device,
                    max_train_windows: int | None, net: Any = None,
-                   max_params: int | None = None) -> tuple[Dataset, ModelSlot, Task]:
-    """``hf:PATH``, a causal LM, on a corpus. The corpus's character ids are its token ids
-    (no tokenizer: the corpus is character-level), so the model's vocabulary must hold them
-    and its positions the context; said plainly otherwise."""
+                   max_params: int | None = None, own_tokenizer: bool | None = None
+                   ) -> tuple[Dataset, ModelSlot, Task]:
+    """``hf:PATH``, a causal LM, on a corpus: re-tokenised with the folder's own tokenizer
+    when it has one (data.tokens), else read character by character (the character ids are
+    the token ids), so the model's vocabulary must hold them and its positions the context;
+    said plainly otherwise."""
     from ..data.tokens import tokenize_corpus
     from ..models.hf import load_hf, load_tokenizer
     from .tasks import OwnLanguageModelling
@@ -127,7 +129,9 @@ def own_text_parts(spec: str, corpus: TextCorpus, seed: int, device: torch.devic
     if net is None:  # given: rebuilt from a session file (its size and values checked there)
         net = load_hf(spec, max_params=max_params)
         check_weights(spec, net.state_dict(), dict(net.named_parameters()))
-    tokenizer = load_tokenizer(spec)
+    # own_tokenizer (a session file says): False, character-level, so no folder is needed;
+    # None: the folder's own tokenizer when it has one
+    tokenizer = None if own_tokenizer is False else load_tokenizer(spec)
     if tokenizer is not None:  # the model's own tokens (data.tokens): ids mean its tokens
         corpus = tokenize_corpus(corpus, tokenizer)
     if net.kind != "causal-lm":

@@ -45,7 +45,9 @@ def lm_extra(session: Session, keep: str) -> dict:
                          f"path or text; none of it is written. {keep}")
     chars = getattr(corpus, "char_vocab", None) or corpus.vocab  # a tokenizer's: its chars
     extra: dict = {LM_KEY: {"vocab": chars.chars,
-                            "train_windows": int(session.data.train.x.shape[0])}}
+                            "train_windows": int(session.data.train.x.shape[0]),
+                            # read with the folder's own tokenizer: reopening needs it
+                            "tokenizer": getattr(corpus, "char_vocab", None) is not None}}
     if str(config["model"]).startswith(OWN_MODEL):
         extra[HF_KEY] = hf_description(session.slots["teacher"].model)
     return extra
@@ -115,7 +117,8 @@ def _reopen_hf(cls: Any, config: dict, device: str | None) -> Any:
         net = from_description(config[HF_KEY])
     data, slot, objective = language.own_text_parts(
         config["model"], corpus, config["seed"], torch_device,
-        config[LM_KEY]["train_windows"], net=net)
+        config[LM_KEY]["train_windows"], net=net,
+        own_tokenizer=bool(config[LM_KEY].get("tokenizer", False)))
     session = cls.__new__(cls)
     session._setup(data, slot, objective, seed=config["seed"], device=torch_device)
     return session

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import ipywidgets as W
 
-from ..engine.criteria import pattern_sparsity
-from ..session.calibrated import DEFAULT_CALIBRATION, MAX_CALIBRATION
+from ..session.calibrated import (
+    DEFAULT_CALIBRATION,
+    MAX_CALIBRATION,
+    pattern_sparsity,  # the UI reaches the core through session
+)
 
 CRITERION_OPTIONS = [("magnitude", "magnitude"), ("Wanda (|w| x input norm)", "wanda")]
 PATTERN_OPTIONS = [("unstructured", "unstructured"), ("2:4 (GPU sparse)", "2:4"),
