@@ -62,9 +62,9 @@ export default () => {
         const config = {...model.get("_config"), editSelection: false};
         for (const el of views) {
           if (el.data && window.Plotly) {
-            const size = el._fullLayout || {};  // as drawn: the resizer keeps it fitted
-            window.Plotly.react(el, data, {...el.layout, ...layout, width: size.width,
-                                           height: size.height}, config);
+            // no explicit width/height: with both given, plotly.js never autosizes the
+            // view again and it stops following its box (the resizer's resize events)
+            window.Plotly.react(el, data, {...el.layout, ...layout}, config);
           }
         }
       });
