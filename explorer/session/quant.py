@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .slots import ModelSlot
 
 OFF = 32
+QUANT_UNKNOWN = "unknown"  # an undo entry saved without its setting: Undo keeps today's
 
 
 @dataclass(frozen=True)
