@@ -30,9 +30,9 @@ from ..engine.qbytes import layer_bytes
 from ..engine.quantize import LayerQuant, quantize_layer
 from ..engine.train import DIVERGED, Event, evaluate
 from ..validate import check_job_hooks, check_trainable
-from .quant_cache import QuantCache
 
 if TYPE_CHECKING:
+    from .quant_cache import QuantCache
     from .session import Session
     from .slots import ModelSlot
 
@@ -87,11 +87,8 @@ def setting_payload(slot: ModelSlot) -> dict | None:
 
 
 def cache_of(slot: ModelSlot) -> QuantCache:
-    """The slot's per-layer results (explorer.session.quant_cache), made on first use."""
-    cache = getattr(slot, "quant_cache", None)
-    if cache is None:
-        cache = slot.quant_cache = QuantCache()
-    return cache
+    """The slot's per-layer results (explorer.session.quant_cache)."""
+    return slot.quant_cache
 
 
 def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:

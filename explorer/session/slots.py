@@ -26,6 +26,7 @@ from ..engine.metrics import (
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
 from .memory import UndoStack, kept_note, rewind_fits
 from .quant import QUANT_UNKNOWN, QuantSetting, apply_quant
+from .quant_cache import QuantCache
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -81,6 +82,7 @@ class ModelSlot:
         self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
         self.quant: QuantSetting | None = None  # explorer.session.quant: kept over moves
         self.quant_layers: dict = {}
+        self.quant_cache = QuantCache()  # per-layer results across bits moves
         self.bn_samples = 0  # samples the last move's BatchNorm statistics came from
         self.set_base(self.original)
 
