@@ -108,10 +108,13 @@ def nearest_codes(values: np.ndarray, mids: np.ndarray, bins: int = ASSIGN_BINS
     width = (hi - lo) / bins
     if mids.size < 16 or values.size < 1 << 16 or not width > 1e-6 * max(abs(lo), abs(hi)):
         return np.searchsorted(mids, values, side="left")
-    start = np.searchsorted(mids, lo + np.arange(-1, bins) * width, side="left")
-    j = ((values - lo) * (1 / width)).astype(np.int64)
-    np.clip(j, 0, bins - 1, out=j)
-    codes = start[j]  # start[j] counts the midpoints below bin j - 1: a lower bound
+    start = np.searchsorted(mids, lo + np.arange(-1, bins) * width,
+                            side="left").astype(np.int32)
+    scaled = np.subtract(values, lo, dtype=np.float32)  # in place from here: few passes
+    np.multiply(scaled, 1 / width, out=scaled)
+    np.clip(scaled, 0, bins - 1, out=scaled)
+    # start[j] counts the midpoints below bin j - 1: a lower bound, safe against rounding
+    codes = start[scaled.astype(np.int32)].astype(np.int64)
     ext = np.append(mids, np.inf)
     more = ext[codes] < values
     codes += more
