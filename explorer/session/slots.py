@@ -111,6 +111,7 @@ class ModelSlot:
         self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
         self.tie_values: dict[str, torch.Tensor] = {}  # base values kept at |w| == cut
         self.mark_exact()  # the model shows the base: survivors are its nonzeros
+        self.quant_cache.clear()  # keyed by the old base's tensors: none can match again
         apply_quant(self)
 
     def params(self) -> dict[str, nn.Parameter]:
