@@ -163,11 +163,13 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
         if not used.all():  # linear init leaves centroids in the pruned gap: no weight
             centroids = centroids[used]  # chose them, so they would cost bytes, no accuracy
             codes = (np.cumsum(used) - 1)[codes]
-        if every:
-            indices, values = codes + 1, centroids[codes].astype(w.dtype)
+        codes += 1  # index 0 is zero (pruned)
+        table = np.concatenate([[0.0], centroids]).astype(w.dtype)
+        if every:  # np.take: a third of fancy indexing's time on 10M weights
+            indices, values = codes, np.take(table, codes)
         else:
-            indices[keep] = codes + 1
-            values[keep] = centroids[codes]
+            indices[keep] = codes
+            values[keep] = np.take(table, codes)
     device = weight.device
     return LayerQuant(torch.from_numpy(values).view(weight.shape).to(device),
                       torch.from_numpy(indices).view(weight.shape).to(device),
