@@ -192,3 +192,16 @@ def test_talk_mode_and_dark_theme_from_environment(monkeypatch):
         assert app.c.slider in shown and app.c.mode not in shown  # only the story's controls
     finally:
         app.close()
+
+
+def test_compare_pin_records_its_quantization(app):
+    """A pin made under the bits control records and shows its setting and its
+    Huffman-coded bytes; one made at 32 bits says fp32."""
+    app.tabs.selected_index = 2
+    assert app.apply_quant(4, "kmeans")
+    row = app.compare.pin_now()
+    assert row["quant"] == "kmeans 4-bit" and row["bytes_huffman"] > 0
+    assert "kmeans 4-bit" in app.compare.table.value
+    assert app.apply_quant(32, "kmeans")
+    row = app.compare.pin_now()
+    assert row["quant"] == "fp32" and row["bytes_huffman"] is None

@@ -4,17 +4,16 @@ prune -> share -> tune centroids -> Huffman, and reports intervals and verdicts.
 from __future__ import annotations
 
 import pytest
+from tiny_studies import shrink_studies
 
-from explorer.studies import common, deep_compression, reproduce
+from explorer.studies import reproduce
 
 
 @pytest.mark.slow
 def test_deep_compression_reports_sizes_errors_and_claims(monkeypatch):
     """Two seeds of LeNet-300-100 on digits with one-epoch budgets: every figure has an
     interval, sizes shrink, and each claim carries a verdict from the shared rules."""
-    monkeypatch.setattr(common, "DATASET", "digits")
-    monkeypatch.setitem(deep_compression.SETTINGS, True, dict(
-        dense_epochs=1, steps=1, quality_step=0.5, finetune_epochs=1, codebook_epochs=1))
+    shrink_studies(monkeypatch.setattr, monkeypatch.setitem)  # digits, one-epoch budgets
     result = reproduce.reproduce("deep-compression", quick=True, seeds=2, workers=0,
                                  models=("lenet300",))
     for one in result["per_seed"]:

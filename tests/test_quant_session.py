@@ -162,3 +162,25 @@ def test_run_cli_refuses_a_scheme_without_bits(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--bits", "7"])
     assert "invalid choice: 7" in capsys.readouterr().err
+
+
+def test_undo_restores_the_quantization_before_the_job(session, tmp_path):
+    """Quantize (3-bit), train, then change the setting: Undo brings back the 3-bit
+    setting with the base, as it brings back the masks; a saved undo stack keeps it."""
+    s = session
+    s.prune(sparsity=0.5)
+    s.quantize(bits=3)
+    expected = {n: p.detach().clone() for n, p in s.slot.params().items()}
+    s.train(steps=2, lr=1e-4)
+    s.quantize(bits=6, scheme="uniform")
+    path = tmp_path / "u.pt"
+    s.save(path)
+    for who in (s, Session.load(path)):
+        who.undo()
+        assert who.slot.quant is not None and (who.slot.quant.bits, who.slot.quant.scheme) \
+            == (3, "kmeans")
+        check_quantized(who, 3)
+        for n, p in who.slot.params().items():
+            assert torch.equal(expected[n], p.detach()), n
+    s.quantize(bits=32)
+    s.reset_pruning()

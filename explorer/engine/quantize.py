@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 KMEANS_FIT_MAX = 1 << 15  # weights used to fit one layer's centroids (then assign all)
+ASSIGN_BINS = 4096  # bins of explorer.engine.quantize.nearest_codes' lookup table
 KMEANS_ITERS = 100  # Lloyd iterations at most (1-d k-means converges in tens)
 SCHEMES = ("kmeans", "uniform")
 
@@ -94,6 +95,36 @@ def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(codes).view(x.shape).to(x.device)
 
 
+def nearest_codes(values: np.ndarray, mids: np.ndarray, bins: int = ASSIGN_BINS
+                  ) -> np.ndarray:
+    """np.searchsorted(mids, values, side="left") (mids sorted), faster for many mids.
+
+    A binary search per weight among 255 midpoints costs about 90 ns on this CPU; here a
+    table over `bins` equal bins gives each value a lower bound (the midpoints below the
+    bin before its own, safe against rounding), then a few vectorised steps move it past
+    the midpoints still below the value: the exact answer, in about a third of the time.
+    """
+    lo, hi = (float(mids[0]), float(mids[-1])) if mids.size else (0.0, 0.0)
+    width = (hi - lo) / bins
+    if mids.size < 16 or values.size < 1 << 16 or not width > 1e-6 * max(abs(lo), abs(hi)):
+        return np.searchsorted(mids, values, side="left")
+    start = np.searchsorted(mids, lo + np.arange(-1, bins) * width,
+                            side="left").astype(np.int32)
+    scaled = np.subtract(values, lo, dtype=np.float32)  # in place from here: few passes
+    np.multiply(scaled, 1 / width, out=scaled)
+    np.clip(scaled, 0, bins - 1, out=scaled)
+    # start[j] counts the midpoints below bin j - 1: a lower bound, safe against rounding
+    codes = start[scaled.astype(np.int32)].astype(np.int64)
+    ext = np.append(mids, np.inf)
+    more = ext[codes] < values
+    codes += more
+    idx = np.flatnonzero(more)
+    while idx.size:
+        idx = idx[ext[codes[idx]] < values[idx]]
+        codes[idx] += 1
+    return codes
+
+
 def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = None,
                  seed: int = 0, fit_max: int = KMEANS_FIT_MAX) -> LayerQuant:
     """Share the surviving (nonzero, unmasked) weights among 2^bits - 1 centroids.
@@ -107,12 +138,13 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
     keep = w != 0
     if mask is not None:
         keep &= mask.detach().cpu().numpy().ravel().astype(bool)
-    survivors = w[keep].astype(np.float64)
+    every = bool(keep.all())  # nothing pruned: no boolean gathers and scatters
+    survivors = w if every else w[keep]  # compared exactly with float64 midpoints
     indices = np.zeros(w.size, dtype=np.int64)
     values = np.zeros(w.size, dtype=w.dtype)
     centroids = np.zeros(0)
     if survivors.size:
-        fit = survivors
+        fit = survivors.astype(np.float64)
         if fit.size > fit_max:  # fit on a seeded subsample, then assign all
             fit = fit[np.random.default_rng(seed).choice(fit.size, fit_max, replace=False)]
         xs = np.sort(fit)
@@ -122,17 +154,22 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
         if distinct.size <= k:  # already few values: they are the codebook, no error
             centroids = distinct
         else:
-            init = np.linspace(survivors.min(), survivors.max(), k)
+            init = np.linspace(float(survivors.min()), float(survivors.max()), k)
             centroids = lloyd(torch.from_numpy(xs), torch.from_numpy(init),
                               presorted=True).numpy()
         mids = (centroids[1:] + centroids[:-1]) / 2
-        codes = np.searchsorted(mids, survivors, side="left")  # ties go to the lower
+        codes = nearest_codes(survivors, mids)  # ties go to the lower
         used = np.bincount(codes, minlength=centroids.size) > 0
         if not used.all():  # linear init leaves centroids in the pruned gap: no weight
             centroids = centroids[used]  # chose them, so they would cost bytes, no accuracy
             codes = (np.cumsum(used) - 1)[codes]
-        indices[keep] = codes + 1
-        values[keep] = centroids[codes]
+        codes += 1  # index 0 is zero (pruned)
+        table = np.concatenate([[0.0], centroids]).astype(w.dtype)
+        if every:  # np.take: a third of fancy indexing's time on 10M weights
+            indices, values = codes, np.take(table, codes)
+        else:
+            indices[keep] = codes
+            values[keep] = np.take(table, codes)
     device = weight.device
     return LayerQuant(torch.from_numpy(values).view(weight.shape).to(device),
                       torch.from_numpy(indices).view(weight.shape).to(device),

@@ -45,7 +45,7 @@ from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, lm_extra, reopen_lm
 from .persist_own import HF_KEY, KEEP, reopen, save_extra, without_extra
 from .plaindata import snapshot_from_dict, unplain
-from .quant import setting_from, setting_payload
+from .quant import QUANT_UNKNOWN, setting_from, setting_payload
 from .roots import Roots
 from .slots import ModelSlot, State, UndoEntry
 
@@ -100,7 +100,9 @@ def _undo_payload(entry: UndoEntry, share: SharedTensors) -> dict:
             "masks": None if entry.masks is None else share.state(entry.masks),
             "prune_config": None if entry.prune_config is None else asdict(entry.prune_config),
             "cuts": dict(entry.cuts or {}), "warnings": list(entry.warnings),
-            "job": entry.job}
+            "job": entry.job,
+            **({} if isinstance(entry.quant, str) else
+               {"quant": None if entry.quant is None else asdict(entry.quant)})}
 
 
 def left_out_bytes(session: Session) -> int:
@@ -257,7 +259,8 @@ def _undo_entry(saved: dict, device: torch.device) -> UndoEntry:
     return UndoEntry(_copy(saved["base"], device) or {}, _copy(saved.get("masks"), device),
                      None if config is None else check_prune_config("undo", config),
                      dict(saved.get("cuts") or {}), tuple(saved.get("warnings") or ()),
-                     saved.get("job"))
+                     saved.get("job"),
+                     setting_from(saved["quant"]) if "quant" in saved else QUANT_UNKNOWN)
 
 
 def _restore_slot(data: dict, model: torch.nn.Module, device: torch.device) -> ModelSlot:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -31,10 +32,12 @@ from ..engine.train import DIVERGED, Event, evaluate
 from ..validate import check_job_hooks, check_trainable
 
 if TYPE_CHECKING:
+    from .quant_cache import QuantCache
     from .session import Session
     from .slots import ModelSlot
 
 OFF = 32
+QUANT_UNKNOWN = "unknown"  # an undo entry saved without its setting: Undo keeps today's
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,25 @@ def setting_payload(slot: ModelSlot) -> dict | None:
     return None if setting is None else asdict(setting)
 
 
-def _float_weights(slot: ModelSlot) -> dict[str, torch.Tensor]:
-    """Each prunable weight as the pruning alone leaves it: base * mask."""
-    masks = slot.masks or {}
-    return {n: slot.base[n] * masks[n] if n in masks else slot.base[n]
-            for n in slot.prunable}
+def cache_of(slot: ModelSlot) -> QuantCache:
+    """The slot's per-layer results (explorer.session.quant_cache)."""
+    return slot.quant_cache
 
 
 def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
-    """Every prunable weight quantized by `setting` (nothing written yet)."""
+    """Every prunable weight quantized by `setting` (nothing written yet); a layer whose
+    base and mask are unchanged since it was last quantized this way is a lookup."""
     masks = slot.masks or {}
-    return {n: quantize_layer(w, setting.bits, setting.scheme, masks.get(n),
-                              setting.group_size)
-            for n, w in _float_weights(slot).items()}
+    cache = cache_of(slot)
+
+    def make(name: str) -> Callable[[], LayerQuant]:
+        base, mask = slot.base[name], masks.get(name)
+        weight = base if mask is None else base * mask  # what the pruning alone leaves
+        return lambda: quantize_layer(weight, setting.bits, setting.scheme, mask,
+                                      setting.group_size)
+
+    return {n: cache.layer(n, setting, slot.base[n], masks.get(n), make(n))
+            for n in slot.prunable}
 
 
 @torch.no_grad()
@@ -132,7 +141,11 @@ def quantize(session: Session, bits: object, scheme: object = "kmeans",
             layers = compute(slot, setting)  # raises before anything changes
             slot.quant = setting
             write(slot, layers)
-        return session.snapshot()
+        from .core import quick_subset  # core imports this module
+
+        # a big model's first answer on a seeded subset, as a sparsity move (the app
+        # refines it in the background)
+        return session.snapshot(subset=quick_subset(session))
 
 
 def snapshot_extra(slot: ModelSlot) -> dict:
@@ -168,7 +181,8 @@ def sizes(slot: ModelSlot) -> dict:
     per = {}
     for name, lq in layers.items():
         zero = 0 if setting.scheme == "kmeans" else (1 << (setting.bits - 1)) - 1
-        per[name] = layer_bytes(params[name], lq, setting.bits, zero)
+        per[name] = cache_of(slot).layer_bytes(
+            name, setting, lq, partial(layer_bytes, params[name], lq, setting.bits, zero))
     dense = rest + sum(p["dense_fp32"] for p in per.values())
     huff = rest + sum(p["huffman"] for p in per.values())
     return {"bytes_quantized": rest + sum(p["quantized"] for p in per.values()),

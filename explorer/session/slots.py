@@ -25,7 +25,8 @@ from ..engine.metrics import (
 )
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
 from .memory import UndoStack, kept_note, rewind_fits
-from .quant import QuantSetting, apply_quant
+from .quant import QUANT_UNKNOWN, QuantSetting, apply_quant
+from .quant_cache import QuantCache
 
 State = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -55,6 +56,9 @@ class UndoEntry:
     cuts: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
     job: int | None = None
+    # the quantization in force before the job (explorer.session.quant); QUANT_UNKNOWN
+    # (an entry saved before the setting was recorded) keeps the current one
+    quant: QuantSetting | None | str = QUANT_UNKNOWN
 
 
 class ModelSlot:
@@ -78,6 +82,7 @@ class ModelSlot:
         self.rewind_skipped: list[int] = []  # epochs whose rewind point did not fit
         self.quant: QuantSetting | None = None  # explorer.session.quant: kept over moves
         self.quant_layers: dict = {}
+        self.quant_cache = QuantCache()  # per-layer results across bits moves
         self.bn_samples = 0  # samples the last move's BatchNorm statistics came from
         self.set_base(self.original)
 
@@ -106,6 +111,7 @@ class ModelSlot:
         self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
         self.tie_values: dict[str, torch.Tensor] = {}  # base values kept at |w| == cut
         self.mark_exact()  # the model shows the base: survivors are its nonzeros
+        self.quant_cache.clear()  # keyed by the old base's tensors: none can match again
         apply_quant(self)
 
     def params(self) -> dict[str, nn.Parameter]:
@@ -151,10 +157,12 @@ class ModelSlot:
     def undo_entry(self, job: int | None = None) -> UndoEntry:
         """The state Undo returns to, taken now (before a job changes the base)."""
         return UndoEntry(clone_state(self.base), self.masks, self.prune_config,
-                         dict(self.cuts), self.warnings, job)
+                         dict(self.cuts), self.warnings, job, self.quant)
 
     def restore(self, entry: UndoEntry) -> None:
-        """Back to `entry`: its base, with its pruning applied again."""
+        """Back to `entry`: its base, with its pruning and quantization applied again."""
+        if not isinstance(entry.quant, str):
+            self.quant = entry.quant  # set_base and reapply quantize by it
         self.set_base(entry.base)
         self.reapply(entry.masks, entry.prune_config)
         self.cuts, self.warnings = dict(entry.cuts or {}), entry.warnings

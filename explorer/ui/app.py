@@ -338,6 +338,7 @@ class ExplorerApp(W.VBox):
         """A bits or scheme move: Session.quantize once (32 bits: off)."""
         done = self.run(lambda: self.session.quantize(bits=bits, scheme=scheme),
                         f"quantized ({self.who()})" if bits != 32 else f"fp32 ({self.who()})")
+        self.refiner.after(self.snap if done else None)  # a big model's full-set answer
         if not done:
             self.quant.follow(self.snap.extra if self.snap is not None else {})
         return done

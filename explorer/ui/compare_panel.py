@@ -43,12 +43,19 @@ SENSITIVITY_LEVELS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)  # issue 9: one layer
 # The table's columns, the ones that decide first: the control column is about 360 px
 # wide, so cells never wrap and the rest of the columns scroll sideways within the table.
 COLUMNS = [("label", "run"), ("accuracy", "accuracy"), ("sparsity", "sparsity"),
-           ("nonzero", "nonzero"), ("bytes_sparse", "bytes sparse"),
+           ("quant", "weights"), ("nonzero", "nonzero"), ("bytes_sparse", "bytes sparse"),
+           ("bytes_huffman", "bytes Huffman"),
            ("latency_ms_b1", "ms b1"), ("model_slot", "model"),
            ("bytes_shrunk", "bytes shrunk"), ("bytes_dense", "bytes dense"),
            ("flops_effective", "FLOPs (nonzero)"), ("latency_ms_b256", "ms b256")]
 MEASURED = ("bytes_dense", "bytes_sparse", "bytes_shrunk", "flops_effective",
-            "latency_ms_b1", "latency_ms_b256")
+            "latency_ms_b1", "latency_ms_b256", "bytes_huffman")
+
+
+def quant_label(extra: dict) -> str:
+    """A pin's weights as the Prune tab's bits control left them ("fp32": off)."""
+    quant = extra.get("quant")
+    return "fp32" if not quant else str(quant["label"])
 
 
 def _cell(key: str, row: dict) -> str:
@@ -221,6 +228,7 @@ class ComparePanel:
         row = {"label": self.label.value or f"run {len(self.pinned) + 1}",
                "model_slot": self.host.who(), "accuracy": snap.accuracy,
                "sparsity": snap.sparsity, "nonzero": snap.nonzero,
+               "quant": quant_label(snap.extra),
                **{k: measured.get(k) for k in MEASURED}, "repeat": None}
         self.pinned.append(row)
         self.label.value = ""
