@@ -96,7 +96,7 @@ READ_MAIN_JS = """
     steps: (by("train loss (step)").x || []).length,
     epochs: (by("val loss").x || []).length,
     curve: (by("one-shot curve").x || []).length,
-    grid: (by("connections").z || []).length,
+    grid: (by("neurons").x || []).length,
   };
 }
 """
