@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer.engine.network import network_picture, network_state
+from explorer.engine.network import SAMPLE, network_picture, network_state
 from explorer.ui import plots as P
 from explorer.ui.model_view import link_levels
 
@@ -39,7 +39,7 @@ def test_pruned_links_are_exactly_those_the_mask_removes():
     pic = network_picture(base, ["a", "b", "c"], k=3)
     torch.manual_seed(1)
     masks = {n: torch.rand_like(w) > 0.5 for n, w in base.items()}
-    state = network_state(pic, base, masks)
+    state = network_state(pic, masks)
     opacity = state.opacity(pic)
     for i, name in enumerate(pic.layers):
         sel = pic.link_layer == i
@@ -57,7 +57,7 @@ def test_structurally_removed_neurons_vanish_and_lose_their_links():
     pic = network_picture(base, ["a", "b", "c"], k=3)
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in base.items()}
     masks["a"][[1, 3]] = False  # neurons 1 and 3 of layer a removed
-    state = network_state(pic, base, masks)
+    state = network_state(pic, masks)
     column = pic.node_x == 1
     assert state.alive[column].tolist() == [True, False, True, False, True]
     assert state.alive[~column].all()
@@ -76,8 +76,17 @@ def test_a_big_layer_is_binned_and_the_picture_stays_small():
              "fc": torch.zeros(300, 1000, dtype=torch.bool)}
     assert pic.row_starts[1][:3].tolist() == [0, 18, 37]  # near-equal bins of 300 rows
     masks["fc"][:18] = True  # only the first bin keeps weights
-    state = network_state(pic, base, masks)
+    state = network_state(pic, masks)
     assert state.alive[pic.node_x == 2].tolist() == [True] + [False] * 15
+    # magnitude pruning: a big block is drawn gone exactly when all of it is pruned
+    fc = base["fc"].abs()
+    masks["fc"] = fc >= fc.flatten().kthvalue(fc.numel() - 300).values
+    state = network_state(pic, masks)
+    sel = pic.link_layer == 1
+    blocks = np.add.reduceat(np.add.reduceat(masks["fc"].numpy().astype(int),
+                                             pic.row_starts[1], 0), pic.col_starts[1], 1)
+    left = blocks[pic.link_row[sel], pic.link_col[sel]]
+    assert ((state.kept[sel] == 0) == (left == 0)).all() and (left == 0).any()
     assert "neurons 0-17 of 300" in pic.node_text[int(np.flatnonzero(pic.node_x == 2)[0])]
 
 
@@ -86,7 +95,7 @@ def test_bad_input_names_the_bad_value():
         network_picture(small_mlp(), ["a"], max_nodes=0)
     pic = network_picture(small_mlp(), ["a"])
     with pytest.raises(ValueError, match=r"\(2, 2\)"):
-        network_state(pic, small_mlp(), {"a": torch.ones(2, 2, dtype=torch.bool)})
+        network_state(pic, {"a": torch.ones(2, 2, dtype=torch.bool)})
 
 
 @settings(max_examples=30, deadline=None)
@@ -102,15 +111,20 @@ def test_any_chain_link_count_bounds_and_kept_share(sizes, max_nodes, k, p, seed
     pic = network_picture(base, list(base), k=k, max_nodes=max_nodes)
     assert np.bincount(pic.node_x).max() <= max_nodes
     assert np.bincount(pic.link_dst).max() <= k
-    state = network_state(pic, base, masks)
+    state = network_state(pic, masks)
     assert ((state.kept >= 0) & (state.kept <= 1)).all()
     for i, name in enumerate(pic.layers):
         sel = np.flatnonzero(pic.link_layer == i)
         rows, cols = pic.row_starts[i], pic.col_starts[i]
         m = masks[name].numpy().astype(int)
-        blocks = np.add.reduceat(np.add.reduceat(m, rows, 0), cols, 1)
-        assert ((state.kept[sel] == 0) == (blocks[pic.link_row[sel], pic.link_col[sel]] == 0)
-                ).all()
+        kept = np.add.reduceat(np.add.reduceat(m, rows, 0), cols, 1)[
+            pic.link_row[sel], pic.link_col[sel]]
+        size = np.add.reduceat(np.add.reduceat(np.ones_like(m), rows, 0), cols, 1)[
+            pic.link_row[sel], pic.link_col[sel]]
+        gone = state.kept[sel] == 0
+        assert gone[kept == 0].all()  # nothing kept: always drawn as gone
+        small = size <= SAMPLE  # every weight of the block read: exact
+        assert (gone[small] == (kept[small] == 0)).all()
 
 
 def _panel(app) -> tuple[list[int], int, list]:
@@ -134,8 +148,7 @@ def test_the_network_panel_follows_the_snapshot(digits_app):
     app.display.settle()
     pic = app.display._picture[1]
     params = app.session.slot.params()
-    truth = state_of(pic, app.session.slot.base,
-                     {n: params[n] != 0 for n in pic.layers})
+    truth = state_of(pic, {n: params[n] != 0 for n in pic.layers})
     counts, _, _ = _panel(app)
     assert counts[-1] == int((truth.kept == 0).sum()) > 0
     assert sum(counts) == sum(dense)  # the link set is fixed for a base
@@ -148,6 +161,6 @@ def test_the_network_panel_follows_the_snapshot(digits_app):
     app.display.settle()
     _, hidden, opacity = _panel(app)
     params = app.session.slot.params()
-    truth = state_of(pic, app.session.slot.base, {n: params[n] != 0 for n in pic.layers})
+    truth = state_of(pic, {n: params[n] != 0 for n in pic.layers})
     assert hidden > 0 and [o == 0 for o in opacity] == (~truth.alive).tolist()
     app.c.structured.value = False

@@ -8,6 +8,14 @@ positions. A neuron is an output row of a layer (a channel of a convolution, its
 summed); a big layer's neurons are binned into at most `max_nodes` groups and a link is
 the block of weights between two groups. Each output group keeps its `k` strongest
 incoming links in the dense base (fewer when the whole picture would pass `max_links`).
+
+A slider move must cost little on a 10M-parameter model (issue 28: under 50 ms), so a
+move never walks the weights: each link keeps the flat indices of its block's `SAMPLE`
+largest dense weights, each neuron those of its row's `ROW_SAMPLE` largest, and a move
+gathers only those. Exact for blocks (rows) no larger than that; otherwise a link is
+drawn as gone when its strongest dense weights all are, which is exact under magnitude
+pruning (a block's largest weight is the last of it to go) and for structured pruning
+(whole rows go).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import torch
 MAX_NODES = 16  # neurons (or groups of neurons) per column
 TOP_K = 3  # incoming links kept per neuron
 MAX_LINKS = 600  # links in the whole picture (about 20 bytes each when redrawn)
+SAMPLE = 64  # dense weights per link read on each move (its block's largest)
+ROW_SAMPLE = 16  # dense weights per neuron read on each move (its row's largest)
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,19 @@ class NetworkPicture:
     link_src: np.ndarray  # int, node index the link starts at
     link_dst: np.ndarray  # int, node index the link ends at
     strength: np.ndarray  # float in [0.2, 1]: the dense block's |w| within its layer's range
-    dense_block: np.ndarray  # float, the dense block's sum of |w| (the kept share's divisor)
+    dense_block: np.ndarray  # float, the dense block's sum of |w|
     first_node: np.ndarray  # int, index of each column's first node (columns + 1 entries)
+    link_index: tuple[torch.Tensor, ...]  # per layer (links, SAMPLE): flat weight indices
+    link_weight: tuple[torch.Tensor, ...]  # per layer (links, SAMPLE): their dense |w|
+    row_index: tuple[torch.Tensor, ...]  # per layer (rows, ROW_SAMPLE): flat indices
+    shapes: tuple[tuple[int, ...], ...]  # per layer: the weight's shape
 
 
 @dataclass(frozen=True)
 class NetworkState:
     """What survives now: a share per link, a flag per node."""
 
-    kept: np.ndarray  # float in [0, 1], per link: kept |w| over the dense block's |w|
+    kept: np.ndarray  # float in [0, 1], per link: kept share of its sampled dense |w|
     alive: np.ndarray  # bool, per node: some weight of its rows is kept
 
     def opacity(self, picture: NetworkPicture) -> np.ndarray:
@@ -108,7 +122,7 @@ def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Seque
                  for s, e in zip(starts, ends)]
     outputs = sum(len(c) for c in columns[1:])
     k = max(1, min(k, max_links // max(outputs, 1)))
-    rows_all, cols_all = [], []
+    rows_all, cols_all, index_all, weight_all, row_all = [], [], [], [], []
     parts: dict[str, list] = {key: [] for key in ("layer", "row", "col", "src", "dst",
                                                   "strength", "dense")}
     for i, mat in enumerate(mats):
@@ -135,39 +149,68 @@ def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Seque
         parts["dense"].append(dense)
         rows_all.append(rows)
         cols_all.append(cols)
+        w = torch.as_tensor(base[names[i]]).detach()
+        index, weight = _link_samples(w, rows, cols, r, col)
+        index_all.append(index)
+        weight_all.append(weight)
+        flat = w.abs().reshape(w.shape[0], -1)
+        row_all.append(flat.topk(min(ROW_SAMPLE, flat.shape[1]), dim=1).indices
+                       + flat.shape[1] * torch.arange(w.shape[0], device=w.device)[:, None])
     cat = {key: np.concatenate(v) for key, v in parts.items()}
     return NetworkPicture(tuple(names), np.concatenate(xs), np.concatenate(ys), tuple(text),
                           tuple(rows_all), tuple(cols_all), cat["layer"], cat["row"],
                           cat["col"], cat["src"], cat["dst"], cat["strength"],
-                          cat["dense"], first)
+                          cat["dense"], first, tuple(index_all), tuple(weight_all),
+                          tuple(row_all), tuple(tuple(base[n].shape) for n in names))
 
 
-def network_state(picture: NetworkPicture, base: Mapping[str, torch.Tensor | np.ndarray],
-                  masks: Mapping[str, torch.Tensor | np.ndarray]) -> NetworkState:
-    """Each link's kept share of its dense |w| and each node's survival under `masks`
-    (True: kept; a layer without a mask is whole)."""
-    kept = np.ones(len(picture.link_layer))
+def _link_samples(w: torch.Tensor, rows: np.ndarray, cols: np.ndarray, r: np.ndarray,
+                  col: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices and dense |w| of each link's block's SAMPLE largest weights (padded
+    with weight 0 where a block is smaller)."""
+    out, inp = w.shape[0], w.shape[1]
+    inner = w[0, 0].numel()
+    w3 = w.abs().reshape(out, inp, inner)
+    row_end = np.append(rows[1:], out)
+    col_end = np.append(cols[1:], inp)
+    index = torch.zeros(len(r), SAMPLE, dtype=torch.int64, device=w.device)
+    weight = torch.zeros(len(r), SAMPLE, dtype=w3.dtype, device=w.device)
+    for n, (g, h) in enumerate(zip(r.tolist(), col.tolist())):
+        r0, r1, c0, c1 = int(rows[g]), int(row_end[g]), int(cols[h]), int(col_end[h])
+        block = w3[r0:r1, c0:c1].reshape(-1)
+        top = block.topk(min(SAMPLE, block.numel()))
+        width = (c1 - c0) * inner
+        i, rest = top.indices // width, top.indices % width
+        j, kk = rest // inner, rest % inner
+        m = top.indices.numel()
+        index[n, :m] = ((i + r0) * inp + (j + c0)) * inner + kk
+        weight[n, :m] = top.values
+    return index, weight
+
+
+def network_state(picture: NetworkPicture,
+                  kept: Mapping[str, torch.Tensor | np.ndarray]) -> NetworkState:
+    """Each link's kept share and each node's survival under `kept` (per layer, a tensor
+    of the weight's shape whose nonzero entries are kept: a bool mask or the masked
+    weights themselves; a layer left out is whole). Reads only the sampled entries."""
+    share = np.ones(len(picture.link_layer))
     alive = np.ones(len(picture.node_x), dtype=bool)
     for i, name in enumerate(picture.layers):
-        mask = masks.get(name)
-        if mask is None:
+        now = kept.get(name)
+        if now is None:
             continue
-        w = torch.as_tensor(base[name]).detach()
-        m = torch.as_tensor(mask).detach().to(w.device)
-        if tuple(m.shape) != tuple(w.shape):
-            raise ValueError(f"mask of {name!r} has shape {tuple(m.shape)}, its weight "
-                             f"{tuple(w.shape)}")
-        now = connection_matrix(w * m)
-        rows, cols = picture.row_starts[i], picture.col_starts[i]
-        blocks = block_sums(now, rows, cols)
-        sel = picture.link_layer == i
-        dense = picture.dense_block[sel]
-        share = blocks[picture.link_row[sel], picture.link_col[sel]] / np.where(
-            dense > 0, dense, 1.0)
-        kept[sel] = np.clip(share, 0.0, 1.0)
-        # a group vanishes when every weight of its rows is pruned (structural removal)
-        has = m.reshape(m.shape[0], -1).any(dim=1).cpu().numpy().astype(np.int64)
-        alive_rows = np.add.reduceat(has, rows) > 0
+        now = torch.as_tensor(now).detach()
+        if tuple(now.shape) != picture.shapes[i]:
+            raise ValueError(f"mask of {name!r} has shape {tuple(now.shape)}, its weight "
+                             f"{picture.shapes[i]}")
+        flat = now.reshape(-1)
+        index, weight = picture.link_index[i], picture.link_weight[i]
+        rows = picture.row_starts[i]
+        on = (flat[index.to(flat.device)] != 0).to(weight.dtype).cpu()
+        total = weight.sum(1)
+        part = ((on * weight).sum(1) / torch.where(total > 0, total, 1.0)).double().numpy()
+        share[picture.link_layer == i] = np.clip(part, 0.0, 1.0)
+        row_on = (flat[picture.row_index[i].to(flat.device)] != 0).any(1).cpu().numpy()
         start = picture.first_node[i + 1]
-        alive[start:start + len(rows)] = alive_rows
-    return NetworkState(kept, alive)
+        alive[start:start + len(rows)] = np.add.reduceat(row_on.astype(np.int64), rows) > 0
+    return NetworkState(share, alive)

@@ -61,11 +61,11 @@ def network_view(session: Session, picture: NetworkPicture | None = None
     base, computed here when None) and what its masks keep now (a weight at zero is
     pruned)."""
     with session.lock:
-        base, params = session.slot.base, session.slot.params()
+        params = session.slot.params()
         if picture is None:
-            picture = network_picture(base, list(session.slot.prunable))
-        masks = {name: params[name].detach() != 0 for name in picture.layers}
-        return picture, network_state(picture, base, masks)
+            picture = network_picture(session.slot.base, list(session.slot.prunable))
+        # a pruned weight is zero: the weights are their own masks (no pass over them)
+        return picture, network_state(picture, {n: params[n] for n in picture.layers})
 
 
 def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
