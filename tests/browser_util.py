@@ -97,6 +97,8 @@ READ_MAIN_JS = """
     epochs: (by("val loss").x || []).length,
     curve: (by("one-shot curve").x || []).length,
     grid: (by("neurons").x || []).length,
+    pruned_links: (by("pruned links").x || []).length / 3,
+    hidden: Array.from(((by("neurons").marker || {}).opacity) || []).filter((o) => o === 0).length,
   };
 }
 """
