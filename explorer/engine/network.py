@@ -28,6 +28,7 @@ import torch
 
 MAX_NODES = 16  # neurons (or groups of neurons) per column
 TOP_K = 3  # incoming links kept per neuron
+MAX_TOTAL_NODES = 240  # a deep model gets fewer groups per column (at least 4)
 MAX_LINKS = 600  # links in the whole picture (about 20 bytes each when redrawn)
 SAMPLE = 64  # dense weights per link read on each move (its block's largest)
 ROW_SAMPLE = 16  # dense weights per neuron read on each move (its row's largest)
@@ -108,6 +109,7 @@ def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Seque
     if not names:
         raise ValueError(f"no layer of 2 or more dimensions among {list(layers)}")
     mats = [connection_matrix(base[n]) for n in names]
+    max_nodes = min(max_nodes, max(4, MAX_TOTAL_NODES // (len(names) + 1)))
     columns = [_column_nodes(mats[0].shape[1], max_nodes)]
     columns += [_column_nodes(m.shape[0], max_nodes) for m in mats]
     sizes = [mats[0].shape[1]] + [m.shape[0] for m in mats]
