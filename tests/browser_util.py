@@ -96,7 +96,9 @@ READ_MAIN_JS = """
     steps: (by("train loss (step)").x || []).length,
     epochs: (by("val loss").x || []).length,
     curve: (by("one-shot curve").x || []).length,
-    grid: (by("connections").z || []).length,
+    grid: (by("neurons").x || []).length,
+    pruned_links: (by("pruned links").x || []).length / 3,
+    hidden: Array.from(((by("neurons").marker || {}).opacity) || []).filter((o) => o === 0).length,
   };
 }
 """

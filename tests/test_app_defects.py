@@ -48,9 +48,8 @@ def test_1_every_zoo_model_can_be_switched_to_from_the_panel(app, monkeypatch):
         assert list(app.c.layer.options) == app.session.slot.prunable
         assert [r[2] for r in bar_counts(app)] == app.session.slot.prunable[:P.MAX_BARS]
         assert app.session.slot.config["model"] == model and pruned_fraction(app) == 0
-        rows = app.session.slot.params()[app.c.layer.value].shape[0]
-        # this model's layer
-        assert len(trace(app.fig, "connections").z) == min(rows, C.WEIGHT_GRID_CELLS)
+        # this model's network: its first layer's inputs and a column per layer
+        assert len(set(trace(app.fig, "neurons").x)) == 1 + len(app.display._picture[1].layers)
         assert not app.errors.errors
 
 

@@ -137,7 +137,7 @@ def test_model_journey(page, shot, model, dataset):
     page.screenshot(path=str(artifact_path(f"journey_{model}.png")))
     view = main_view(page)
     assert pruned_share(view) == pytest.approx(0.0, abs=1e-6), view["bars"]
-    assert view["grid"] > 0, "the connections view is empty"
+    assert view["grid"] > 0, "the network view is empty"
 
     after, seconds = move_slider(page, 0.5)
     TIMES.append(f"{model}: slider to 0.50 -> bars and histogram drawn {seconds:.2f} s "

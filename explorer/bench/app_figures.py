@@ -221,3 +221,47 @@ def bench_train_overhead(session: Session, epochs: int, pairs: int) -> float:
             t_bare = bare_epochs(bare_model, session.data.train, masks, epochs, lr)
             ratios.append(t_app / t_bare)
     return statistics.median(ratios)
+
+
+# ----- the network panel (issue 28) --------------------------------------------------
+def network_moves(app, moves: int) -> tuple[list[float], list[int]]:
+    """Kernel seconds and bytes of the network panel's part of each slider move: the rest
+    of the move is drawn first (the network left out), then the session is read for the
+    masks and the panel updated, timed and counted alone."""
+    from unittest import mock
+
+    times, sizes = [], []
+    settle(app)
+    app.display.network()  # the link set of this base, once
+    slider = app.c.slider
+    for i in range(moves + 1):
+        value = SLIDER_VALUES[i % len(SLIDER_VALUES)]
+        with mock.patch.object(app.display, "network", return_value=None):
+            slider.value = value
+        app.display.settle()
+        _Counter.bytes = 0
+        start = time.perf_counter()
+        network = app.display.network()
+        with app.fig.batch_update():
+            app.view.show_network(*network, app.c.layer.value)
+        if i:  # the first move warms up
+            times.append(time.perf_counter() - start)
+            sizes.append(_Counter.bytes)
+        settle(app)
+    return times, sizes
+
+
+def bench_network(moves: int, tiny: bool, large: float) -> dict:
+    """network_update_bytes / network_update_ms: the worse median of the default model and
+    an MLP of `large` parameters (two 3,000-wide layers at 1e7: binned to 16 per column)."""
+    from ..session.session import Session
+    from .models import mlp_session
+
+    medians = []
+    for session in (mlp_session(2e4) if tiny else Session.default(device="cpu"),
+                    mlp_session(large)):
+        with counting_comms():
+            times, sizes = network_moves(make_app(session), moves)
+        medians.append((1e3 * statistics.median(times), statistics.median(sizes)))
+    return {"network_update_ms": max(m[0] for m in medians),
+            "network_update_bytes": max(m[1] for m in medians)}

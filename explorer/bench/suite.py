@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..files import write_text
 from .app_figures import (
     PEER_SIZES,
+    bench_network,
     bench_peer,
     bench_slider_by_params,
     bench_slider_default,
@@ -51,7 +52,8 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "gpu_epoch_speedup", "peer_slider_ratio",
         "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
         "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS,
-        "llm_wanda_slider_ms", "llm_sparsegpt_s", *PAGE_KEYS)
+        "llm_wanda_slider_ms", "llm_sparsegpt_s", "network_update_bytes",
+        "network_update_ms", *PAGE_KEYS)
 
 
 def _step(results: dict, notes: dict, key: str, fn: Callable[[], object]) -> None:
@@ -93,6 +95,7 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
           f"torch threads {torch.get_num_threads()}; load {_load()})", flush=True)
     _step(results, notes, "_slider_default", lambda: bench_slider_default(moves, tiny))
     _step(results, notes, "_distill_temperature", lambda: bench_temperature(moves))
+    _step(results, notes, "_network", lambda: bench_network(moves, tiny, 2e5 if tiny else 1e7))
     big: dict = {}
     _step(results, notes, "slider_floor_ratio",
           lambda: big.update(bench_slider_large(large, pairs)) or big["ratio"])
@@ -184,7 +187,8 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            **QUANT_TARGETS,
            "llm_wanda_slider_ms": "<= 300 (10M LM)", "llm_sparsegpt_s": "job, s",
            "fresh_pages_drawn": "all (k of n)", "page_script_s": "<= 1.2 (CDP ScriptDuration)",
-           "page_js_bytes": "<= 5e6"}
+           "page_js_bytes": "<= 5e6", "network_update_bytes": "<= 30000 (network panel)",
+           "network_update_ms": "<= 50 (network panel, kernel)"}
 
 
 def _note_for(key: str, notes: dict) -> str:

@@ -20,6 +20,7 @@ import torch
 from ..config import WEIGHT_GRID_CELLS, PruneConfig
 from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.metrics import weight_grid
+from ..engine.network import NetworkPicture, NetworkState, network_picture, network_state
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
 from ..engine.train import evaluate
@@ -52,6 +53,19 @@ def layer_grid(session: Session, layer: str, cells: int = WEIGHT_GRID_CELLS) -> 
         dense = weight_grid(session.slot.base[layer], cells)
         return {"grid": grid, "dense_max": float(dense.max(initial=0.0)),
                 "shape": tuple(params[layer].shape)}
+
+
+def network_view(session: Session, picture: NetworkPicture | None = None
+                 ) -> tuple[NetworkPicture, NetworkState]:
+    """The selected model as a network picture: `picture` (the fixed link set of its dense
+    base, computed here when None) and what its masks keep now (a weight at zero is
+    pruned)."""
+    with session.lock:
+        params = session.slot.params()
+        if picture is None:
+            picture = network_picture(session.slot.base, list(session.slot.prunable))
+        # a pruned weight is zero: the weights are their own masks (no pass over them)
+        return picture, network_state(picture, {n: params[n] for n in picture.layers})
 
 
 def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,

@@ -266,7 +266,7 @@ class ExplorerApp(W.VBox):
         return self.book.dense(slot or self.session.selected)
 
     def show(self, snap: Snapshot, evaluated: bool = True) -> None:
-        """Bars, weights, connections and the current point; headline and cards too."""
+        """Bars, weights, the network and the current point; headline and cards too."""
         self.quant.follow(snap.extra)
         self.display.show(snap, evaluated)
 
@@ -398,7 +398,7 @@ class ExplorerApp(W.VBox):
 
     def job_progress(self) -> None:
         snap = self.session.snapshot(evaluate_model=False)  # the session lock, not the UI's
-        grid = self.display.grid(self.c.layer.value, during_job=True)
+        grid = self.display.network(during_job=True)
         with self.ui_lock:
             self.display.show(snap, evaluated=False, grid=grid)
             self.draw_curves()

@@ -12,8 +12,9 @@ from typing import Protocol
 import ipywidgets as W
 
 from ..engine.metrics import Snapshot
+from ..engine.network import NetworkPicture, NetworkState
 from ..session.session import Session
-from ..session.views import layer_grid
+from ..session.views import network_view
 from .background import CurveWorker
 from .cards import Cards
 from .controls import Controls
@@ -60,6 +61,7 @@ class Display:
         self.curve_key: Hashable = None
         self._curve_drawn: tuple | None = None  # (key, measured?) of the curve on screen
         self._grid_at = 0.0
+        self._picture: tuple[Hashable, NetworkPicture] | None = None
         self._drawn_at = 0.0
         self._pending: tuple | None = None
         self._timer: threading.Timer | None = None
@@ -69,25 +71,32 @@ class Display:
         self._sample_text: str | None = None
         self._sample_head = ""
 
-    def grid(self, layer: str, during_job: bool = False) -> dict | None:
-        """The layer's connections now (reads the session: never while holding the UI lock
-        during a job, when the worker holds the session between steps). During a job, at
-        most once a second: 4,096 cells are the largest part of a progress update."""
+    def network(self, during_job: bool = False
+                ) -> tuple[NetworkPicture, NetworkState] | None:
+        """The network picture now (reads the session: never while holding the UI lock
+        during a job, when the worker holds the session between steps). Its link set is
+        kept per base (model, slot, base_version); during a job, at most once a second."""
         now = time.monotonic()
         if during_job and now - self._grid_at < GRID_INTERVAL_S:
             return None
         self._grid_at = now
+        host = self.host
+        key = (id(host.session), host.session.selected, host.state.base_version)
+        picture = self._picture[1] if self._picture and self._picture[0] == key else None
         try:
-            return layer_grid(self.host.session, layer)
+            picture, state = network_view(host.session, picture)
         except ValueError:
             return None
+        self._picture = (key, picture)
+        return picture, state
 
-    def show(self, snap: Snapshot, evaluated: bool = True, grid: dict | None = None) -> None:
-        """Bars, weights, connections and the current point; headline and cards too.
+    def show(self, snap: Snapshot, evaluated: bool = True,
+             grid: tuple[NetworkPicture, NetworkState] | None = None) -> None:
+        """Bars, weights, the network and the current point; headline and cards too.
 
         A job's snapshots are not evaluated: the headline keeps the last measured value
         while the sparsity and counts follow the job. During a job a view change (another
-        layer) reads nothing from the session: the connections follow at the next update."""
+        layer) reads nothing from the session: the network follows at the next update."""
         host = self.host
         host.snap = snap
         layer = host.c.layer.value
@@ -95,7 +104,7 @@ class Display:
             host.sync.layers(list(snap.prunable))
             layer = host.c.layer.value
         if grid is None and not host.jobs.runner.running:  # a worker holds the session
-            grid = self.grid(layer)
+            grid = self.network()
         metric = host.metric()
         self._draw(snap, layer, metric, grid)
         value = metric.value(snap) if math.isfinite(snap.loss) else None
@@ -107,7 +116,7 @@ class Display:
             self.show_sample(snap)
             host.cards.show(snap)
 
-    def _draw(self, snap: Snapshot, layer: str, metric: Metric, grid: dict | None) -> None:
+    def _draw(self, snap: Snapshot, layer: str, metric: Metric, grid: tuple | None) -> None:
         """Draw now, or, while a page is drawing the app and drew less than
         FIGURE_MIN_INTERVAL_S ago, once that interval is over: a browser redraws every panel
         on each update, so during a drag the newest state replaces one still waiting

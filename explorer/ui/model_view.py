@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..engine.metrics import Snapshot
+from ..engine.network import NetworkPicture, NetworkState
 from . import plots as P
 from .curves import Curves
 from .headline import Metric
@@ -27,6 +28,26 @@ def bar_page(names: list[str], page: int) -> tuple[int, int]:
     return page * P.MAX_BARS, min(len(names), (page + 1) * P.MAX_BARS)
 
 
+def link_levels(picture: NetworkPicture, state: NetworkState) -> list[tuple[list, list]]:
+    """x and y of each link trace (P.LINKS order): kept links by opacity level, the
+    pruned ones (nothing kept) last; segments separated by None."""
+    opacity = state.opacity(picture)
+    level = np.where(state.kept > 0,
+                     np.clip(np.ceil(opacity * P.LINK_LEVELS) - 1, 0, P.LINK_LEVELS - 1),
+                     P.LINK_LEVELS).astype(np.int64)
+    x0, x1 = picture.node_x[picture.link_src], picture.node_x[picture.link_dst]
+    y0, y1 = picture.node_y[picture.link_src], picture.node_y[picture.link_dst]
+    out = []
+    for value in range(P.LINK_LEVELS + 1):
+        sel = level == value
+        xs = np.stack([x0[sel], x1[sel], np.zeros(int(sel.sum()), dtype=np.int64)], 1)
+        ys = np.stack([y0[sel], y1[sel], np.zeros(int(sel.sum()), dtype=np.int64)], 1)
+        xs_l, ys_l = xs.tolist(), ys.tolist()
+        out.append(([v if j % 3 != 2 else None for row in xs_l for j, v in enumerate(row)],
+                    [v if j % 3 != 2 else None for row in ys_l for j, v in enumerate(row)]))
+    return out
+
+
 class MainView:
     """Writes Snapshots, weight grids, the one-shot curve and training curves to the figure."""
 
@@ -35,7 +56,7 @@ class MainView:
         self._static: tuple | None = None
         self._ghost: np.ndarray | None = None
         self._last: dict[str, tuple] = {}  # what the browser already has
-        self._grid_max: dict[str, float] = {}
+        self._picture: NetworkPicture | None = None
         titles = P.titles(theme)
         with fig.batch_update():
             for index, text in titles.items():
@@ -44,6 +65,7 @@ class MainView:
     def forget(self) -> None:
         """A new model or base: resend everything next time."""
         self._static, self._ghost, self._last = None, None, {}
+        self._picture = None
 
     def _changed(self, key: str, *values) -> bool:
         last = self._last.get(key)
@@ -55,7 +77,7 @@ class MainView:
 
     # ----- bars, histogram, connections, the current point ------------------------------
     def show(self, snap: Snapshot, layer: str, log_y: bool, page: int, metric: Metric,
-             grid: dict | None = None) -> None:
+             network: tuple[NetworkPicture, NetworkState] | None = None) -> None:
         """Everything a slider move changes, as one message."""
         fig = self.fig
         names = [entry.name for entry in snap.layers]
@@ -110,19 +132,32 @@ class MainView:
             value = metric.value(snap)
             if value is not None:
                 fig.data[P.CURRENT].x, fig.data[P.CURRENT].y = [snap.sparsity], [value]
-            if grid is not None:
-                self._show_grid(grid, layer)
+            if network is not None:
+                self.show_network(*network, layer)
 
-    def _show_grid(self, grid: dict, layer: str) -> None:
-        z = np.asarray(grid["grid"], dtype=np.float64)
-        rows, cols = grid["shape"][0], int(np.prod(grid["shape"][1:]))
-        scale = float(grid.get("dense_max") or z.max(initial=0.0) or 1.0)
-        # whole percent of the dense layer's largest cell: the eye tells no finer shade, and
-        # 4,096 small ints are about half the bytes of 3-decimal floats (update_bytes_small)
-        levels = np.rint(np.clip(z / scale, 0.0, 1.0) * 100).astype(int)
-        P.set_unchecked(self.fig, P.GRID, "z", levels.tolist())
-        self.fig.data[P.GRID].zmax = 100
-        self.fig.layout.annotations[P.T_GRID].text = f"{rows}\u00d7{cols} connections"
+    def show_network(self, picture: NetworkPicture, state: NetworkState, layer: str) -> None:
+        """Neurons and links: positions when the picture (the base) changes, otherwise only
+        which opacity level each link is in and which neurons are gone."""
+        fig = self.fig
+        if picture is not self._picture:
+            self._picture = picture
+            self._last = {k: v for k, v in self._last.items() if not k.startswith("net")}
+            fig.data[P.GRID].update(x=P.plain_ints(picture.node_x),
+                                    y=P.plain_ints(picture.node_y),
+                                    text=list(picture.node_text))
+            fig.layout.annotations[P.T_GRID].text = (
+                f"Network: {len(picture.layers)} layers, strongest links")
+        column = picture.layers.index(layer) + 1 if layer in picture.layers else -1
+        selected = (picture.node_x == column) | (picture.node_x == column - 1)
+        if self._changed("net_sel", selected):
+            fig.data[P.GRID].marker.color = [self.theme.accent if s else self.theme.kept
+                                             for s in selected.tolist()]
+        if self._changed("net_alive", state.alive):
+            fig.data[P.GRID].marker.opacity = [1.0 if a else 0.0 for a in state.alive.tolist()]
+        for index, (xs, ys) in zip(P.LINKS, link_levels(picture, state)):
+            if self._changed(f"net{index}", xs):
+                P.set_unchecked(fig, index, "x", xs)
+                P.set_unchecked(fig, index, "y", ys)
 
     # ----- accuracy vs sparsity ----------------------------------------------------------
     def show_curve(self, points: list | None, metric: Metric, note: str = "") -> None:

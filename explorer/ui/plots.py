@@ -1,4 +1,4 @@
-"""The main live figure: per-layer sparsity, the selected layer's weights and connections,
+"""The main live figure: per-layer sparsity, the selected layer's weights, the network,
 accuracy vs sparsity, and the training curves.
 
 One FigureWidget holds all five panels (each FigureWidget ships its own copy of the
@@ -34,6 +34,11 @@ LABEL_CHARS = 16  # layer names are shortened to about this many characters
  MARKS, CODEBOOK) = range(13)
 # Subplot title annotations, in make_subplots order.
 T_BARS, T_HIST, T_CURVE, T_GRID, T_CURVES = range(5)
+# The network panel's links, one trace per opacity level (LINK_LEVELS kept levels, then
+# the pruned links, faded): a slider move only moves links between these traces.
+LINK_LEVELS = 5
+LINKS = tuple(range(CODEBOOK + 1, CODEBOOK + 2 + LINK_LEVELS))
+PRUNED_LINK_OPACITY = 0.07
 MAIN_HEIGHT = 640
 LARGE_TYPE = 16  # a theme font at least this large (talk mode) gets fewer, larger ticks
 
@@ -52,8 +57,8 @@ def set_unchecked(fig: go.FigureWidget, index: int, prop: str, value: list) -> N
     """Set trace ``index``'s ``prop`` to ``value`` without plotly's per-element validation.
 
     Inside ``fig.batch_update()`` the edit joins the batch's one update message as a validated
-    one would; plotly would otherwise walk every element (2,304 cells for the connections
-    view: about a third of a slider move on the default model). Only for values built here
+    one would; plotly would otherwise walk every element (hundreds of link
+    coordinates for the network view). Only for values built here
     as plain lists of numbers (see test_front_end_deltas); outside a batch, it validates.
     """
     restyle_unchecked(fig, index, prop, value)  # plotly's internals: explorer.compat
@@ -166,13 +171,13 @@ def layout_for(theme: Theme, title: str, height: int = 300) -> dict:
 
 
 def main_figure(theme: Theme) -> go.FigureWidget:
-    """Row 1: bars, histogram, accuracy vs sparsity. Row 2: connections, curves."""
+    """Row 1: bars, histogram, accuracy vs sparsity. Row 2: the network, curves."""
     large = theme.font_size >= LARGE_TYPE
     grid = make_subplots(  # talk type: more room between panels for the axis titles
         rows=2, cols=3, vertical_spacing=0.2, horizontal_spacing=0.13 if large else 0.1,
         specs=[[{}, {}, {}], [{}, {"colspan": 2, "secondary_y": True}, None]],
         subplot_titles=("Sparsity per layer", "Weights", "Accuracy vs sparsity",
-                        "Connections", "Training curves"))
+                        "Network", "Training curves"))
     fig = figure_widget(grid)
     fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
     fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
@@ -195,10 +200,9 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                 row=1, col=2)
     fig.add_scatter(name="threshold", x=[], y=[], mode="lines", row=1, col=2,
                     line={"color": theme.line, "dash": "dash", "width": 2})
-    fig.add_heatmap(name="connections", z=[[0]], zmin=0, zmax=100, showscale=False,
-                    colorscale=[[0.0, theme.background], [1.0, theme.kept]],
-                    hovertemplate="mean |w|: %{z}% of the dense layer's largest"
-                                  "<extra></extra>", row=2, col=1)
+    fig.add_scatter(name="neurons", x=[], y=[], mode="markers", text=[], row=2, col=1,
+                    hovertemplate="%{text}<extra></extra>", cliponaxis=False,
+                    marker={"size": 7, "color": theme.kept, "line": {"width": 0}})
     fig.add_scatter(name="one-shot curve", x=[], y=[], mode="lines+markers", row=1, col=3,
                     line={"color": theme.accent, "width": 2}, marker={"size": 5})
     fig.add_scatter(name="current", x=[], y=[], mode="markers", row=1, col=3,
@@ -216,15 +220,21 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                     marker={"symbol": "triangle-down", "size": 12, "color": theme.pruned})
     fig.add_scatter(name="codebook", x=[], y=[], mode="lines", row=1, col=2,  # quantized
                     line={"color": theme.accent, "dash": "dot", "width": 1})
+    for level in range(LINK_LEVELS + 1):  # trace order fixed: indices P.LINKS
+        pruned = level == LINK_LEVELS
+        fig.add_scatter(name="pruned links" if pruned else f"links {level + 1}", x=[], y=[],
+                        mode="lines", hoverinfo="skip", row=2, col=1,
+                        opacity=PRUNED_LINK_OPACITY if pruned else (level + 1) / LINK_LEVELS,
+                        line={"color": theme.pruned if pruned else theme.kept, "width": 1})
     fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
     fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
                      tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)
     fig.update_xaxes(title_text="weight value", nticks=4 if large else 6, row=1, col=2)
     fig.update_xaxes(title_text="sparsity", range=[-0.03, 1.03], tickformat=".0%",
                      tickvals=fractions, row=1, col=3)
-    fig.update_xaxes(title_text="inputs", showticklabels=False, row=2, col=1)
-    fig.update_yaxes(title_text="outputs", showticklabels=False, autorange="reversed",
-                     row=2, col=1)
+    bare = {"showticklabels": False, "showgrid": False, "zeroline": False}
+    fig.update_xaxes(title_text="inputs \u2192 outputs", row=2, col=1, **bare)
+    fig.update_yaxes(row=2, col=1, **bare)
     fig.update_xaxes(title_text="optimizer step (this model)", rangemode="tozero",
                      row=2, col=2)
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=2, col=2, secondary_y=False)
