@@ -22,6 +22,7 @@ def llm_figures(tiny: bool, moves: int) -> dict:
 
     size: dict[str, Any] = dict(layers=2, width=0.25) if tiny else dict(layers=4, width=3.5)
     s = Session("pydoc-text", "gpt-tiny", context=64, max_train_windows=256, **size)
+    s.settings.sample_in_snapshots = False  # as in the app: the sample is drawn off the path
     params = sum(p.numel() for p in s.model.parameters())
     s.prune(sparsity=0.5, criterion="wanda", calibration=32)  # norms measured, cached
     times, full = [], []
