@@ -24,6 +24,7 @@ MIN_LAYER_DENSITY = 0.01  # global scope never leaves a layer with fewer survivo
 # headline says so); the full set follows (Session.refine). Small models always use all.
 FAST_EVAL_SAMPLES = 256
 FAST_EVAL_MIN_PARAMS = 2_000_000
+LM_FAST_EVAL_WINDOWS = 16  # a big language model's first answer: perplexity on these
 BN_RECALIBRATION_SAMPLES = 512  # training samples that re-estimate BatchNorm statistics
 # ...and on a subset answer (above): a quarter of a 11M ResNet's forward pass instead of a
 # whole one; Session.refine() (and shrink/export) re-estimate on all 512 before measuring.

@@ -91,3 +91,23 @@ def gpt2(folder, vocab: int = 128, positions: int = 64):
     path = folder / f"gpt2-{vocab}-{positions}"
     T.GPT2LMHeadModel(cfg).save_pretrained(path)
     return path
+
+
+def gpt2_bpe(folder, vocab: int = 300, positions: int = 64):
+    """A tiny GPT-2 with a byte-level BPE trained here on the pydoc-text training split,
+    saved beside it (so hf:FOLDER reads the corpus with its own tokenizer)."""
+    import transformers as T
+
+    from explorer.data.text import load_pydoc_text
+    from explorer.models.bpe import train_bpe
+
+    corpus = load_pydoc_text(context=32)
+    text = corpus.vocab.decode(corpus.train[:60_000])
+    tok = train_bpe([text[i:i + 4000] for i in range(0, len(text), 4000)], vocab)
+    torch.manual_seed(0)
+    cfg = T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4,
+                       n_positions=positions, bos_token_id=0, eos_token_id=0)
+    path = folder / f"gpt2-bpe-{vocab}"
+    T.GPT2LMHeadModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

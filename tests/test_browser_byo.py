@@ -29,7 +29,7 @@ from browser_util import (  # noqa: E402
     wait_for_text,
 )
 from conftest import TEST_MODE_ENV, artifact_path, checkout_env, dashboard_server  # noqa: E402
-from hf_util import digits_folder, gpt2  # noqa: E402
+from hf_util import digits_folder, gpt2, gpt2_bpe  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -187,6 +187,45 @@ def test_own_gpt2_on_text_in_the_page(_chromium, tmp_path):
             wait_headline(page, r"perplexity[\s\S]*vs dense")
             page.screenshot(path=str(artifact_path("byo_gpt2_pruned.png")))
             assert_clean(page, "gpt2 slider")
+            assert not page.page_errors, page.page_errors
+        finally:
+            context.close()
+
+
+def wait_changed(page, selector: str, old: str) -> str:
+    """`selector`'s text once it is not `old` and not a placeholder (the sample's)."""
+    page.wait_for_function(
+        "([sel, old]) => { const e = document.querySelector(sel);"
+        " const t = e ? e.innerText : ''; return t && t !== old"
+        " && !/generating|updating/.test(t); }",
+        arg=[selector, old], timeout=UPDATE_TIMEOUT_MS, polling=100)
+    return page.locator(selector).inner_text()
+
+
+def test_wanda_2_4_on_a_bpe_gpt2_in_the_page(_chromium, tmp_path):
+    """A tokenizer-backed hf: GPT-2: Criterion=Wanda and a slider move, then Pattern=2:4;
+    each time the perplexity headline, the per-layer bars and the text sample change."""
+    env = checkout_env(**TEST_MODE_ENV, HF_HUB_OFFLINE="1")
+    with dashboard_server("--preheat", "0", "--dataset", "pydoc-text",
+                          "--model", f"hf:{gpt2_bpe(tmp_path)}", env=env) as url:
+        context, page = open_page(_chromium, url)
+        try:
+            text = wait_headline(page, "perplexity")
+            sample = page.locator(".cx-sample").inner_text()  # may be empty at open
+            view = main_view(page)
+            page.locator(".cx-criterion select").select_option(label="Wanda (|w| x input norm)")
+            set_readout(page, PRUNE_READOUT, "0.30")
+            for share in (0.3, 0.5):
+                if share == 0.5:
+                    page.locator(".cx-pattern select").select_option(label="2:4 (GPU sparse)")
+                now = wait_pruned(page, share)
+                assert now["bars"] != view["bars"]
+                text = wait_changed(page, HEADLINE, text)
+                assert "validation perplexity" in text, text
+                sample = wait_changed(page, ".cx-sample", sample)
+                view = now
+            page.screenshot(path=str(artifact_path("byo_gpt2_wanda_2_4.png")))
+            assert_clean(page, "wanda 2:4")
             assert not page.page_errors, page.page_errors
         finally:
             context.close()

@@ -88,3 +88,22 @@ def test_hf_name_from_the_local_cache_only(folders, tmp_path, monkeypatch) -> No
     assert "bits_per_char" in s.snapshot(evaluate_model=False).extra
     with pytest.raises(ValueError, match="acme/absent.*local Hugging Face cache"):
         Session("pydoc-text", "hf:acme/absent", context=32)
+
+
+def test_pruned_lm_exports_as_a_save_pretrained_folder(folders, tmp_path) -> None:
+    """kind="hf" writes the pruned GPT-2 (Conv1D layout) with its tokenizer; hf:FOLDER
+    opens it with the same tokens, the same zeros and the same perplexity."""
+    s = Session("pydoc-text", f"hf:{folders['gpt2']}", context=32, max_train_windows=32)
+    snap = s.prune(criterion="wanda", pattern="2:4", calibration=8)
+    out = s.export(tmp_path / "pruned", kind="hf")
+    assert out["tokenizer"] and (tmp_path / "pruned" / "tokenizer.json").is_file()
+    back = Session("pydoc-text", f"hf:{tmp_path / 'pruned'}", context=32,
+                   max_train_windows=32)
+    assert torch.equal(back.objective.corpus.val, s.objective.corpus.val)
+    for name in s.slot.prunable:
+        pruned = s.model.get_parameter(name)
+        assert int((pruned == 0).sum()) * 2 >= pruned.numel()  # 2:4: half are zeros
+        assert torch.equal(back.model.get_parameter(name), pruned)
+    assert back.snapshot().extra["perplexity"] == pytest.approx(snap.extra["perplexity"])
+    with pytest.raises(ValueError, match="is a file"):
+        s.export(tmp_path / "pruned" / "config.json", kind="hf")

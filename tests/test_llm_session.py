@@ -78,10 +78,21 @@ def test_sparsegpt_commits_one_undo_away(session: Session) -> None:
     Undo brings the previous base back bit for bit."""
     before, base = state(session), {k: v.clone() for k, v in session.slot.base.items()}
     depth = len(session.slot.undo_stack)
-    seen: list[int] = []
-    snap = session.pruning.one_shot("sparsegpt", None, "4:8", 16,
-                                  on_event=lambda p: seen.append(p.done))
+    events: list = []
+    snap = session.pruning.one_shot("sparsegpt", None, "4:8", 16, blocksize=8,
+                                  on_event=events.append)
+    seen = [p.done for p in events if not p.layer]
     assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 2
+    # progress within each layer too: one event per column block of 8, in column order
+    # (so a wide layer never goes quiet for its whole Cholesky-and-update pass)
+    within: dict[str, list[int]] = {}
+    for p in events:
+        if p.layer:
+            within.setdefault(p.layer, []).append(p.column)
+    assert set(within) == set(session.slot.prunable)
+    for name, columns in within.items():
+        cols = session.model.get_parameter(name).reshape(len(base[name]), -1).shape[1]
+        assert columns == [min(c, cols) for c in range(8, cols + 8, 8)], name
     assert len(session.slot.undo_stack) == depth + 1
     changed = False
     for name in session.slot.prunable:
@@ -126,3 +137,22 @@ def test_bad_values_name_themselves_and_change_nothing(session: Session) -> None
             session.prune(**kwargs)
         assert all(torch.equal(v, before[k]) for k, v in state(session).items())
         assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)
+
+
+def test_big_lm_wanda_move_answers_on_a_window_subset_first(session: Session,
+                                                            monkeypatch) -> None:
+    """Over the size line a Wanda move's perplexity is on LM_FAST_EVAL_WINDOWS fixed
+    validation windows (said in the snapshot); refine() gives the full answer, equal to
+    a plain snapshot's."""
+    from explorer.config import LM_FAST_EVAL_WINDOWS
+    from explorer.session import core
+
+    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 0)  # this tiny model counts as big
+    first = session.prune(sparsity=0.4, criterion="wanda", calibration=8)
+    again = session.prune(sparsity=0.4, criterion="wanda", calibration=8)
+    assert first.extra["eval_samples"] == LM_FAST_EVAL_WINDOWS < first.extra["eval_total"]
+    assert again.loss == first.loss  # the same windows every move
+    full = session.refine()
+    assert "eval_samples" not in full.extra
+    assert full.loss == pytest.approx(session.snapshot().loss)
+    session.reset_pruning()

@@ -52,7 +52,7 @@ KEYS = ("slider_p50_ms", "slider_p95_ms", "slider_floor_ratio", "train_overhead_
         "gpu_epoch_speedup", "peer_slider_ratio",
         "peer_slider_ms", "kernel_rss_mib", "visitors_ready_s_p95", "visitors_slider_p95_ms",
         "distill_temperature_p50_ms", "distill_temperature_bytes", *BYO_KEYS, *QUANT_KEYS,
-        "llm_wanda_slider_ms", "llm_sparsegpt_s", "network_update_bytes",
+        "llm_wanda_slider_ms", "llm_wanda_full_ms", "llm_sparsegpt_s", "network_update_bytes",
         "network_update_ms", *PAGE_KEYS)
 
 
@@ -185,7 +185,8 @@ TARGETS = {"slider_p50_ms": "<= 10", "slider_floor_ratio": "<= 1.3",
            "visitors_slider_p95_ms": "<= 1500",
            "distill_temperature_p50_ms": "soft targets + dark knowledge, ms", **BYO_TARGETS,
            **QUANT_TARGETS,
-           "llm_wanda_slider_ms": "<= 300 (10M LM)", "llm_sparsegpt_s": "job, s",
+           "llm_wanda_slider_ms": "<= 300 first answer (10M LM)",
+           "llm_wanda_full_ms": "background, ms", "llm_sparsegpt_s": "job, s",
            "fresh_pages_drawn": "all (k of n)", "page_script_s": "<= 1.2 (CDP ScriptDuration)",
            "page_js_bytes": "<= 5e6", "network_update_bytes": "<= 30000 (network panel)",
            "network_update_ms": "<= 50 (network panel, kernel)"}

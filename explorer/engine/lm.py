@@ -164,9 +164,12 @@ def train_lm(model: GPT, corpus: TextCorpus, steps: int, **kwargs: Any) -> list[
             if isinstance(e, StepEvent)]
 
 
-def generate(model: GPT, vocab: Vocab, prompt: str, n_chars: int,
-             temperature: float = 0.0, seed: int = 0) -> str:
-    """Continue `prompt` by n_chars characters; temperature 0 is greedy (deterministic)."""
+@torch.no_grad()
+def generate(model: torch.nn.Module, vocab: Vocab, prompt: str, n_chars: int,
+             temperature: float = 0.0, seed: int = 0, context: int | None = None) -> str:
+    """Continue `prompt` by n_chars tokens (characters for gpt-tiny); temperature 0 is
+    greedy (deterministic). `model(ids)` gives (N, T, vocab) logits; `context` (the window
+    it sees) defaults to a GPT's own."""
     check_number("n_chars", n_chars, 0, 100_000, integer=True)
     check_number("temperature", temperature, 0.0, 100.0)
     if not prompt:
@@ -176,7 +179,8 @@ def generate(model: GPT, vocab: Vocab, prompt: str, n_chars: int,
     device = next(model.parameters()).device
     ids = vocab.encode(prompt, device)[None, :]
     generator = torch.Generator().manual_seed(seed)
-    context = model.config.context
+    if context is None:
+        context = int(as_gpt_config(model).context)
     for _ in range(n_chars):
         logits = model(ids[:, -context:])[0, -1]
         if temperature == 0.0:
@@ -187,6 +191,12 @@ def generate(model: GPT, vocab: Vocab, prompt: str, n_chars: int,
         ids = torch.cat([ids, nxt], dim=1)
     model.train(was_training)
     return vocab.decode(ids[0, -n_chars:]) if n_chars else ""
+
+
+def as_gpt_config(model: torch.nn.Module) -> GPTConfig:
+    if not isinstance(model, GPT):
+        raise ValueError(f"generate() needs context= for a {type(model).__name__}")
+    return model.config
 
 
 @torch.no_grad()

@@ -13,18 +13,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .calibrate import InputStats, module_of, prune_sequentially
+from .calibrate import InputStats, linear_groups, module_of, prune_sequentially
 from .criteria import check_groups, criterion_mask, parse_pattern
 from .sparsegpt import DEFAULT_BLOCKSIZE, DEFAULT_DAMP, sparsegpt_prune
 
 
 @dataclass(frozen=True)
 class OneShotProgress:
-    """After block `done` of `total`: the masks of every Linear pruned so far."""
+    """After block `done` of `total`: the masks of every Linear pruned so far. An event
+    from within a layer (SparseGPT, per column block) names `layer` and its `column` of
+    `columns` done, and carries no masks (`done` blocks are finished before it)."""
 
     done: int
     total: int
     masks: dict[str, torch.Tensor]
+    layer: str = ""
+    column: int = 0
+    columns: int = 0
 
 
 def linear_names(model: nn.Module, names: Sequence[str]) -> list[str]:
@@ -37,8 +42,11 @@ def one_shot(model: nn.Module, names: Sequence[str], batches: Sequence[torch.Ten
              criterion: str, sparsity: float, pattern: str = "unstructured",
              blocksize: int = DEFAULT_BLOCKSIZE, damp: float = DEFAULT_DAMP,
              forward: Callable[[torch.Tensor], object] | None = None,
+             on_columns: Callable[[OneShotProgress], None] | None = None,
              ) -> Iterator[OneShotProgress]:
-    """Sequential Wanda (mask only) or SparseGPT (mask and update) of `names`' Linears."""
+    """Sequential Wanda (mask only) or SparseGPT (mask and update) of `names`' Linears.
+
+    `on_columns` gets SparseGPT's within-layer events (after each column block)."""
     n, m = parse_pattern(pattern)
     modules = dict(model.named_modules())
     targets = linear_names(model, names)
@@ -49,14 +57,21 @@ def one_shot(model: nn.Module, names: Sequence[str], batches: Sequence[torch.Ten
         mask = criterion_mask("wanda", w, sparsity, pattern, st.norms())
         return w * mask, mask
 
-    def sparsegpt(_: str, w: torch.Tensor, st: InputStats
+    total = len(linear_groups(model, targets))
+    finished = [0]  # blocks done, for the within-layer events
+
+    def sparsegpt(name: str, w: torch.Tensor, st: InputStats
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        return sparsegpt_prune(w, st.gram(), sparsity, n, m, blocksize, damp)
+        def report(column: int, columns: int) -> None:
+            if on_columns is not None:
+                on_columns(OneShotProgress(finished[0], total, {}, name, column, columns))
+        return sparsegpt_prune(w, st.gram(), sparsity, n, m, blocksize, damp, report)
 
     if criterion not in ("wanda", "sparsegpt"):
         raise ValueError(f"one-shot criterion must be wanda or sparsegpt; got {criterion!r}")
     fn = wanda if criterion == "wanda" else sparsegpt
-    for done, total, masks in prune_sequentially(model, targets, batches, fn,
+    for done, _, masks in prune_sequentially(model, targets, batches, fn,
                                                  hessian=criterion == "sparsegpt",
                                                  forward=forward):
+        finished[0] = done
         yield OneShotProgress(done, total, dict(masks))

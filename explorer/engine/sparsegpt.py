@@ -21,6 +21,8 @@ zero: never active in the calibration set) gets H_jj = 1 and its weights zeroed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 DEFAULT_BLOCKSIZE = 128
@@ -57,10 +59,14 @@ def _block_mask(W1: torch.Tensor, d: torch.Tensor, sparsity: float) -> torch.Ten
 
 def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float = 0.5,
                     n: int = 0, m: int = 0, blocksize: int = DEFAULT_BLOCKSIZE,
-                    damp: float = DEFAULT_DAMP) -> tuple[torch.Tensor, torch.Tensor]:
+                    damp: float = DEFAULT_DAMP,
+                    on_block: Callable[[int, int], None] | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(updated weight, kept mask) for a (rows x cols) weight and its (cols x cols) H.
 
     n, m > 0 asks for N:M (sparsity is then 1 - n/m and `sparsity` is ignored).
+    `on_block(columns done, cols)` after each column block (a job's progress within a
+    layer: a wide layer alone can take seconds).
     Computed in float64, returned in the weight's dtype; pruned entries are exactly zero.
     """
     if blocksize < 1:
@@ -94,6 +100,8 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
         W[:, i1:i2] = W1
         pruned[:, i1:i2] = P1
         W[:, i2:] -= Err1 @ U[i1:i2, i2:]  # the lazy update of every later column
+        if on_block is not None:
+            on_block(i2, cols)
     W[pruned] = 0.0
     return W.to(weight.dtype).reshape(weight.shape), ~pruned.reshape(weight.shape)
 

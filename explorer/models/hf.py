@@ -251,6 +251,30 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None,
     return HFModel(inner, kind, image_shape)
 
 
+def save_hf(model: HFModel, path: Path, tokenizer: Any | None = None) -> None:
+    """Write `model` (its weights as they are: pruned entries zero) as a `save_pretrained`
+    folder, with `tokenizer` beside it, that transformers and ``hf:PATH`` open.
+
+    The loaded model had GPT-2's Conv1D swapped for nn.Linear and its embeddings untied
+    (load_hf); the folder is written from a model of the config's own classes (Conv1D
+    weights transposed back), and the config says the embeddings are untied."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+    from transformers.pytorch_utils import Conv1D
+
+    auto = {"image": transformers.AutoModelForImageClassification,
+            "sequence": transformers.AutoModelForSequenceClassification,
+            "causal-lm": transformers.AutoModelForCausalLM}[model.kind]
+    fresh = auto.from_config(model.inner.config, trust_remote_code=False)
+    conv = {f"{n}.weight" for n, m in fresh.named_modules() if isinstance(m, Conv1D)}
+    state = {k: (v.t() if k in conv else v).detach().clone().contiguous()
+             for k, v in model.inner.state_dict().items()}
+    fresh.load_state_dict(state)
+    fresh.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+
+
 def describe(model: HFModel) -> dict:
     """What rebuilds `model` without its folder (a saved session holds it): the kind, the
     image shape and the transformers config as plain data."""

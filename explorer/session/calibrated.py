@@ -139,7 +139,10 @@ class CalibratedPruning:
                                        req.pattern, norms.get(n)) for n in names}
             session.slot.install_masks(MaskResult(masks, {}), PerLayerConfig(
                 sparsity=req.sparsity, scope="layer"))
-            return labelled(core.engine_snapshot(session), req)
+            # a big model: perplexity on a fixed subset of windows first (the app's
+            # Refiner then shows session.refine(), the full answer, in the background)
+            subset = core.quick_subset(session)
+            return labelled(core.engine_snapshot(session, subset=subset), req)
 
     # ----- a job: SparseGPT (or sequential Wanda) block by block -----------------------
     def run(self, session: Session, req: Request, *, blocksize: int = DEFAULT_BLOCKSIZE,
@@ -161,7 +164,8 @@ class CalibratedPruning:
                 slot.clear_masks()
                 steps = one_shot(slot.model, names, self.batches(session, req.calibration,
                                                                  seed),
-                                 req.criterion, req.sparsity, req.pattern, blocksize, damp)
+                                 req.criterion, req.sparsity, req.pattern, blocksize, damp,
+                                 on_columns=on_event)  # within a layer, per column block
             last: OneShotProgress | None = None
             final = OneShotProgress(0, 0, {})
             try:

@@ -21,6 +21,7 @@ from ..config import (
     BN_RECALIBRATION_SAMPLES,
     FAST_EVAL_MIN_PARAMS,
     FAST_EVAL_SAMPLES,
+    LM_FAST_EVAL_WINDOWS,
     PruneConfig,
 )
 from ..data.datasets import Dataset, Split, from_tensors, load_dataset
@@ -146,8 +147,10 @@ def quick_subset(session: Session, split: str = "val") -> int | None:
     larger than that (a slider move's first answer), else None (evaluate everything)."""
     n = sum(p.numel() for p in session.model.parameters())
     size = len(session.data.split(split))
-    big = n >= FAST_EVAL_MIN_PARAMS and size > FAST_EVAL_SAMPLES
-    return FAST_EVAL_SAMPLES if big and not session.is_lm else None
+    # a language model's rows are windows of many tokens: far fewer make a first answer
+    lm = session.is_lm or session.objective.headline == "perplexity"
+    rows = LM_FAST_EVAL_WINDOWS if lm else FAST_EVAL_SAMPLES
+    return rows if n >= FAST_EVAL_MIN_PARAMS and size > rows else None
 
 
 def subset_split(session: Session, split: str, n: int) -> Split:

@@ -402,7 +402,10 @@ class Session:
         """Write the model as masked | zeros | shrunk (see explorer.engine.export; a
         language model's shrunk export holds its GPT config, models.gpt_from_state_dict),
         or kind="checkpoint": the dense base as a shippable checkpoint (weights_only
-        loadable; returns {"path": ...})."""
+        loadable; returns {"path": ...}), or kind="hf": an hf: model as a save_pretrained
+        folder with its tokenizer (workflows.export_hf)."""
+        if kind == "hf":
+            return workflows.export_hf(self, path)
         if kind == "checkpoint":
             path = check_output_path("path", path)  # before anything is built
             plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]

@@ -24,7 +24,7 @@ from ..engine.network import NetworkPicture, NetworkState, network_picture, netw
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
 from ..engine.train import evaluate
-from .tasks import SAMPLE_CHARS, as_gpt, require_lm
+from .tasks import SAMPLE_CHARS, as_gpt, require_lm, text_corpus
 
 if TYPE_CHECKING:
     from .session import Session
@@ -103,6 +103,11 @@ def text_sample(session: Session, prompt: str = SAMPLE_PROMPT,
                 n_chars: int = SAMPLE_CHARS) -> str:
     """Session.lm.sample() on a copy: the lock is held only while the model is copied, so
     a slider move never waits behind the 60 forward passes of a sample."""
+    if not session.is_lm:  # an hf: causal LM with its own tokenizer: n_chars tokens
+        corpus = text_corpus(session, "a text sample")
+        with session.lock:
+            own = copy.deepcopy(session.model)
+        return generate(own, corpus.vocab, prompt, n_chars, context=corpus.context)
     vocab = require_lm(session, "a text sample").corpus.vocab
     with session.lock:
         model = as_gpt(copy.deepcopy(session.model))

@@ -132,3 +132,24 @@ def export_session(session: Session, path: str | Path, kind: str = "masked") -> 
         masks = slot.masks or {n: torch.ones_like(slot.base[n], dtype=torch.bool)
                                for n in slot.prunable}
         return export_model(path, slot.model, kind, base=slot.base, masks=masks)
+
+
+def export_hf(session: Session, path: str | Path) -> dict:
+    """kind="hf": the selected `hf:` model, pruned weights as they are (pruned entries
+    zero), as a `save_pretrained` folder with the corpus tokenizer beside it when the
+    model reads text with its own (so ``Session(data, "hf:FOLDER")`` opens it again)."""
+    from ..models.hf import HFModel, save_hf
+
+    if not isinstance(session.model, HFModel):
+        raise ValueError(f"kind='hf' exports an hf: model; this session holds "
+                         f"{session.slot.config['model']!r}")
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"kind='hf' writes a folder; {str(path)!r} is a file")
+    if not target.parent.is_dir():
+        raise ValueError(f"kind='hf': the folder {str(target.parent)!r} does not exist")
+    corpus = getattr(session.objective, "corpus", None)
+    tokenizer = getattr(getattr(corpus, "vocab", None), "tokenizer", None)
+    with session.lock:
+        save_hf(session.model, target, tokenizer)
+    return {"path": str(target), "kind": "hf", "tokenizer": tokenizer is not None}

@@ -356,7 +356,8 @@ class ExplorerApp(W.VBox):
         def work(stop, on_event):
             return session.pruning.one_shot(
                 "sparsegpt", sparsity, pattern, calibration, stop=stop,
-                on_event=lambda p: on_event({"stage": f"block {p.done}/{p.total}"}))
+                on_event=lambda p: on_event({"stage": f"block {p.done}/{p.total}" + (
+                    f", {p.layer} column {p.column}/{p.columns}" if p.layer else "")}))
 
         def done(result) -> str:
             snap = result.value

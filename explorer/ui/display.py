@@ -152,7 +152,7 @@ class Display:
         """Language model only: the perplexity now, the text when the background has it
         (the previous text, marked as updating, until then)."""
         host = self.host
-        if not host.session.is_lm:
+        if not (host.session.is_lm or host.session.objective.headline == "perplexity"):
             host.sample.value = ""
             return
         perplexity = snap.extra.get("perplexity")
