@@ -17,8 +17,8 @@ displayed). An edit made after the display and before the page fetched the widge
 (a late background curve; any edit of a preheated kernel) reached no page, and the page drew
 the stale start. Now the page's model, once plotly's listeners are attached, sends
 ``{"cx": "state?"}``; the kernel copies the figure's current traces and layout into the
-start state, sends them and bumps ``_cx_synced``; views drawn before the answer take it
-with Plotly.react.
+start state, sends them and bumps ``_cx_synced``; views drawn from a stale start are drawn
+again from it.
 """
 
 from __future__ import annotations
@@ -44,36 +44,42 @@ STATE_ASK = {"cx": "state?"}
 # plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
 # page asks for the whole state. anywidget holds a model's incoming updates until its
 # `initialize` has returned, so the answer is not awaited there: it arrives after, replaces
-# `_widget_data`/`_widget_layout`, and each view already drawn takes it with Plotly.react
-# (plotly.js's global, set by both bundles; a view keeps its listeners, no edit repeats).
+# `_widget_data`/`_widget_layout`, and when that differs from what the views started from,
+# each view is drawn again by plotly's own view code (no edit repeats: deltas after the
+# answer apply to the new start).
 # A blob module has no base URL of its own: the bundle's path resolves against the page's.
 STUB = """const bundle = await import(new URL(URL_PATH, document.baseURI).href);
 export default () => {
   const inner = bundle.default();
-  const views = new Set();
+  const views = new Map();  // el -> {ctx, cleanup}
+  const draw = (view) => {
+    const done = inner.render(view.ctx);
+    view.cleanup = typeof done === "function" ? done : () => {};
+  };
   return {
     initialize(ctx) {
       inner.initialize(ctx);
       const model = ctx.model;
+      const state = () => JSON.stringify([model.get("_widget_data"), model.get("_widget_layout")]);
+      const drawnFrom = state();  // what this page's views start from
       model.on("change:_cx_synced", () => {
-        const data = structuredClone(model.get("_widget_data"));
-        const layout = structuredClone(model.get("_widget_layout"));
-        // the view's own config (responsive: fits its box), as plotly's view draws with
-        const config = {...model.get("_config"), editSelection: false};
-        for (const el of views) {
-          if (el.data && window.Plotly) {
-            // no explicit width/height: with both given, plotly.js never autosizes the
-            // view again and it stops following its box (the resizer's resize events)
-            window.Plotly.react(el, data, {...el.layout, ...layout}, config);
-          }
+        // nothing edited before the page read the state (the common case): nothing to do;
+        // else each view is drawn anew by plotly's own view code from the current state
+        // (a Plotly.react beside plotly's view upset its sizing: a box of height 0)
+        if (state() === drawnFrom) return;
+        for (const view of views.values()) {
+          view.cleanup();
+          view.ctx.el.replaceChildren();
+          draw(view);
         }
       });
       model.send(ASK);
     },
     render(ctx) {
-      const cleanup = inner.render(ctx);
-      views.add(ctx.el);
-      return () => { views.delete(ctx.el); cleanup(); };
+      const view = {ctx, cleanup: () => {}};
+      views.set(ctx.el, view);
+      draw(view);
+      return () => { views.delete(ctx.el); view.cleanup(); };
     },
   };
 };
