@@ -2,10 +2,11 @@
 
 The Session holds its collaborators, each with one role (explorer.session.*), and keeps
 the operations of the slider and the buttons as short methods; the work is done by
-core (prune, snapshot), session_jobs (jobs, training), student_api (students),
-lm_api (language models), workflows (pruning beyond the slider), iterative, trial and
-persist. Names that moved in issue 27 still work for one release with a
-DeprecationWarning naming the new spelling (explorer.session.moved).
+build (construction), core (prune, snapshot), rollback (undo, reset), session_jobs
+(jobs, training), student_api (students), lm_api (language models), workflows (pruning
+beyond the slider, export), iterative, trial and persist. Names that moved in issue 27
+still work for one release with a DeprecationWarning naming the new spelling
+(explorer.session.moved).
 """
 
 from __future__ import annotations
