@@ -127,3 +127,45 @@ def test_the_app_is_what_its_panels_and_jobs_expect(digits_app):
                 want = list(inspect.signature(method).parameters)
                 got = ["self", *inspect.signature(getattr(digits_app, name)).parameters]
                 assert got == want, (proto.__name__, name, got)
+
+
+# The controls AppState names (controls.Controls attribute names); "value" is the slider.
+STATE_CONTROLS = {"mode", "slider", "scope", "structured", "norm", "layer", "log_y", "page",
+                  "curves"}
+
+
+def control_value_reads(source: str) -> list[int]:
+    """Lines that read `<x>.<control>.value` for a control AppState names (writes and
+    other attributes pass)."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and node.attr == "value"
+            and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Attribute)
+            and node.value.attr in STATE_CONTROLS]
+
+
+def test_the_ui_reads_the_settings_from_app_state_not_from_widgets():
+    """AppState is the source of truth: outside state.py (which links the widgets to it)
+    no ui module reads a linked control's value."""
+    reads = {path.name: lines for path in UI.glob("*.py") if path.name != "state.py"
+             if (lines := control_value_reads(path.read_text()))}
+    assert reads == {}, reads
+    # the scan itself can fail
+    assert control_value_reads("x = c.layer.value\nc.layer.value = 1\nc.lr.value") == [1]
+
+
+def test_one_host_protocol():
+    """The panels, Display, Actions and the layout share one Host protocol; JobView, what
+    a JobController uses (host.py imports jobs.py), is a part of it, member for member."""
+    hosts = [(path.name, node.name) for path in UI.glob("*.py")
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ClassDef) and "Host" in node.name
+             and any(getattr(b, "id", None) == "Protocol" for b in node.bases)]
+    assert hosts == [("host.py", "Host")], hosts
+    host, view = protocol_members(Host), protocol_members(JobView)
+    assert set(view) <= set(host), set(view) - set(host)
+    for name in view:
+        if name in JobView.__annotations__:
+            assert JobView.__annotations__[name] == Host.__annotations__[name], name
+        else:
+            assert (list(inspect.signature(view[name]).parameters)  # type: ignore[arg-type]
+                    == list(inspect.signature(host[name]).parameters)), name  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """Session.lm: what applies to a language model on text only (gpt-tiny, an hf: model).
 
 Head and neuron removal, a greedy sample and the corpus; the work is done by
-explorer.session.language. Session.prune(structured=True) routes here for a language
-model. Every method raises ValueError naming the session's model when it is not one.
+explorer.session.language. Session.prune(structured=True) routes here (prune_heads) for
+a language model. Every method raises ValueError naming the session's model when it is not one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ from .tasks import SAMPLE_CHARS, as_gpt, require_lm
 
 if TYPE_CHECKING:
     from .session import Session
+
+
+def prune_heads(session: Session, threshold: float | None, sparsity: float | None,
+                std: float | None, norm: str, scope: str) -> Snapshot:
+    """Session.prune(structured=True) of a language model: a `sparsity` fraction of the
+    attention heads removed from the dense base."""
+    if sparsity is None or threshold is not None or std is not None:
+        raise ValueError("structured pruning of gpt-tiny removes a fraction of the "
+                         f"heads: give sparsity= only (got threshold={threshold}, "
+                         f"std={std})")
+    with session.lock:
+        session.jobs.check_idle("pruning")
+        session.slot.clear_masks()
+        return session.lm.remove_heads(sparsity, norm, scope)
 
 
 class Language:

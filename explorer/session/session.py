@@ -2,10 +2,11 @@
 
 The Session holds its collaborators, each with one role (explorer.session.*), and keeps
 the operations of the slider and the buttons as short methods; the work is done by
-core (prune, snapshot), session_jobs (jobs, training), student_api (students),
-lm_api (language models), workflows (pruning beyond the slider), iterative, trial and
-persist. Names that moved in issue 27 still work for one release with a
-DeprecationWarning naming the new spelling (explorer.session.moved).
+build (construction), core (prune, snapshot), rollback (undo, reset), session_jobs
+(jobs, training), student_api (students), lm_api (language models), workflows (pruning
+beyond the slider, export), iterative, trial and persist. Names that moved in issue 27
+still work for one release with a DeprecationWarning naming the new spelling
+(explorer.session.moved).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from ..config import (
     FINETUNE_EPOCHS,
     FINETUNE_SCHEDULE,
     FINETUNE_STEPS,
-    GPT_MODELS,
     HISTORY_MAX,
     PruneConfig,
     TrainConfig,
@@ -33,33 +33,37 @@ from ..config import (
 from ..data.datasets import Dataset
 from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
-from ..engine.attention import give_example
 from ..engine.metrics import Snapshot
-from ..engine.structure import settle_norms, shrink_model
+from ..engine.structure import shrink_model
 from ..engine.train import Event
-from ..models.hf import is_hf
-from ..models.zoo import build_model, check_fits
 from ..validate import (
     check_bool,
     check_device_available,
-    check_hidden,
     check_job_hooks,
-    check_model,
-    check_output_path,
     check_prunable,
     check_seed,
-    check_width,
 )
-from . import calibrated, core, language, moved, persist, quant, students, workflows
+from . import (
+    build,
+    calibrated,
+    core,
+    language,
+    lm_api,
+    moved,
+    persist,
+    quant,
+    rollback,
+    students,
+    workflows,
+)
 from .atomic import all_or_nothing
 from .bounded import BoundedList
 from .iterative import run_iterative, step_plan
 from .lm_api import Language
-from .memory import nothing_to_undo
 from .session_jobs import Jobs
-from .slots import SLOT_NAMES, ModelSlot, Slots, clone_state
+from .slots import SLOT_NAMES, ModelSlot, Slots
 from .student_api import Students
-from .tasks import Task, check_pairing, is_text_request, objective_for
+from .tasks import Task
 from .trial import trial
 from .workflows import Pruning
 
@@ -118,44 +122,13 @@ class Session:
         device = check_device_available(core.pick_device(device))
         seed = check_seed("seed", seed)
         check_bool("pretrained", pretrained)
-        if model is None:  # the zoo's default for the data: gpt-tiny on text, else the MLP
-            model = GPT_MODELS[0] if is_text_request(dataset, None) else "mlp"
-        check_pairing(dataset, model)
-        if is_text_request(dataset, model):
-            for name, value in (("hidden", hidden), ("train", train), ("val", val),
-                                ("test", test)):
-                if value is not None:
-                    raise ValueError(f"{name}= does not apply to a language model on text")
-            data, slot, objective = language.text_parts(
-                dataset, model, width, init, seed, device, layers, heads, context,
-                max_train_windows, max_params=max_params)
-            self._setup(data, slot, objective, seed=seed, device=device)
-            return
-        language.check_not_text_options(layers, heads, context, max_train_windows)
-        width, hidden = check_width(width), check_hidden(hidden)  # before any data loads
-        if isinstance(model, nn.Module):
-            check_model(model, type(model).__name__)
-        data = core.load_data(dataset, train, val, test, task, seed, device).to(device)
-        if isinstance(model, nn.Module):  # structured pruning traces it on this data
-            net, name = model, type(model).__name__
-            give_example(net, data.train.x)
-        elif is_hf(model):
-            net, name = language.hf_model(str(model), data, max_params), str(model)
-        else:
-            net = build_model(model, data.input_shape, data.n_outputs, width=width,
-                              init=init, seed=seed, hidden=hidden,
-                              image_shape=data.image_shape)
-            name = model
-        net.to(device)
-        check_fits(net, name, data)
-        config: dict = {"dataset": data.name, "model": name, "width": width, "init": init,
-                        "seed": seed}
-        if hidden is not None:
-            config["hidden"] = list(hidden)
-        initial = clone_state(net.state_dict())  # lottery-ticket rewind "init"
-        shipped = ckpt.load_matching(net, config) if pretrained else None
-        self._setup(data, ModelSlot(net, name, config, initial), objective_for(data),
-                    seed=seed, device=device, history=shipped, pretrained=shipped is not None)
+        data, slot, objective, shipped = build.session_parts(
+            dataset, model, width=width, init=init, seed=seed, device=device,
+            pretrained=pretrained, hidden=hidden, train=train, val=val, test=test, task=task,
+            layers=layers, heads=heads, context=context, max_train_windows=max_train_windows,
+            max_params=max_params)
+        self._setup(data, slot, objective, seed=seed, device=device, history=shipped,
+                    pretrained=shipped is not None)
 
     def _setup(self, data: Dataset, slot: ModelSlot, objective: Task, *, seed: int,
                device: torch.device, history: list[dict] | None = None,
@@ -247,14 +220,7 @@ class Session:
             return calibrated.prune(self, threshold, sparsity, std, scope, structured,
                                     criterion, pattern, calibration)
         if structured and self.is_lm:
-            if sparsity is None or threshold is not None or std is not None:
-                raise ValueError("structured pruning of gpt-tiny removes a fraction of the "
-                                 f"heads: give sparsity= only (got threshold={threshold}, "
-                                 f"std={std})")
-            with self.lock:
-                self.jobs.check_idle("pruning")
-                self.slot.clear_masks()
-                return self.lm.remove_heads(sparsity, norm, scope)
+            return lm_api.prune_heads(self, threshold, sparsity, std, norm, scope)
         config = PruneConfig(threshold=threshold, sparsity=sparsity, std=std, scope=scope,
                              structured=structured, norm=norm)
         with self.lock:
@@ -263,13 +229,7 @@ class Session:
 
     def reset_pruning(self) -> Snapshot:
         """Drop the masks: the model holds the dense base again, bit for bit."""
-        with self.lock:
-            self.jobs.check_idle("resetting the pruning")
-            slot = self.slot
-            slot.clear_masks()
-            settle_norms(slot.model, slot.base, self.data.train.x, recalibrate=False)
-            slot.bn_samples = 0
-            return core.snapshot(self)
+        return rollback.reset_pruning(self)
 
     def quantize(self, bits: int = 32, scheme: str = "kmeans",
                  group_size: int | None = None) -> Snapshot:
@@ -302,24 +262,11 @@ class Session:
 
     def undo(self) -> Snapshot:
         """Return to the base, masks and curves before the last committed job."""
-        with self.lock:
-            self.jobs.check_idle("undo")
-            slot = self.slot
-            if not slot.undo_stack:
-                raise ValueError(nothing_to_undo(slot.undo_stack))
-            entry = slot.undo_stack.pop()
-            slot.restore(entry)
-            if entry.job is not None:
-                self.jobs.forget(entry.job)
-            return core.snapshot(self)
+        return rollback.undo(self)
 
     def reset(self) -> Snapshot:
         """Back to the original trained model: no masks, empty undo stack."""
-        with self.lock:
-            self.jobs.check_idle("reset")
-            self.slot.undo_stack.clear()
-            self.slot.set_base(self.slot.original)
-            return core.snapshot(self)
+        return rollback.reset(self)
 
     # ----- multi-step compression (explorer.session.iterative) -----------------------
     def prune_iteratively(self, target: float | None = None, steps: int = FINETUNE_STEPS,
@@ -404,18 +351,6 @@ class Session:
         or kind="checkpoint": the dense base as a shippable checkpoint (weights_only
         loadable; returns {"path": ...}), or kind="hf": an hf: model as a save_pretrained
         folder with its tokenizer (workflows.export_hf)."""
-        if kind == "hf":
-            return workflows.export_hf(self, path)
-        if kind == "checkpoint":
-            path = check_output_path("path", path)  # before anything is built
-            plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in self.history]
-            ckpt.save(path, self.slot.base, self.slot.config, plain)
-            return {"path": str(path), "kind": kind}
-        if self.is_lm and kind == "shrunk":
-            return language.export_shrunk(language.as_gpt(self.shrink()),
-                                          check_output_path("path", path))
-        with self.lock:
-            core.full_norms(self)
         return workflows.export_session(self, path, kind)
 
     def trial(self) -> AbstractContextManager[Session]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_targets
+from ..engine import checkpoint as ckpt
 from ..engine.export import export_model
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
@@ -124,8 +125,22 @@ class Pruning:
 
 
 def export_session(session: Session, path: str | Path, kind: str = "masked") -> dict:
-    """Write the selected model as masked | zeros | shrunk (see explorer.engine.export)."""
-    check_choice("kind", kind, EXPORT_KINDS)
+    """Session.export: the selected model as masked | zeros | shrunk (explorer.engine.export;
+    a language model's shrunk export holds its GPT config), or the dense base as a
+    checkpoint, or (kind="hf") an hf: model as a save_pretrained folder (export_hf)."""
+    if kind == "hf":
+        return export_hf(session, path)
+    if kind == "checkpoint":
+        path = check_output_path("path", path)  # before anything is built
+        plain = [{k: v for k, v in h.items() if k != "snapshot"} for h in session.history]
+        ckpt.save(path, session.slot.base, session.slot.config, plain)
+        return {"path": str(path), "kind": kind}
+    if session.is_lm and kind == "shrunk":
+        return language.export_shrunk(language.as_gpt(session.shrink()),
+                                      check_output_path("path", path))
+    check_choice("kind", kind, EXPORT_KINDS)  # a bad kind changes nothing
+    with session.lock:
+        core.full_norms(session)
     path = check_output_path("path", path)
     with session.lock:
         slot = session.slot

@@ -4,39 +4,15 @@ follows (weights, masks, the slider, the curves and the one-shot curve together)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from ..engine.metrics import Snapshot
-from ..session.session import Session
 from .confirm import Confirm
-from .controls import Controls
-from .curves import CurveBook
-from .state import AppState, slot_label
-from .sync import ControlSync
-
-
-class ActionHost(Protocol):
-    session: Session
-    c: Controls
-    book: CurveBook
-    state: AppState
-    sync: ControlSync
-    compare: object
-
-    def run(self, action: Callable[[], Snapshot], done: str = "ready",
-            during_job: bool = False) -> bool: ...
-
-    def who(self, slot: str | None = None) -> str: ...
-
-    def set_status(self, text: str, error: bool = False) -> None: ...
-
-    def request_curve(self) -> None: ...
-
-    def after_model_change(self, snap: Snapshot, prefer: str | None = None) -> None: ...
+from .host import Host
+from .state import slot_label
 
 
 class Actions:
-    def __init__(self, host: ActionHost) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
         # Reset cannot be undone (it empties the undo stack): the first click asks
         self.confirm_reset = Confirm(host.c.reset, "Confirm: reset")

@@ -99,13 +99,13 @@ class ExplorerApp(W.VBox):
             self.fig.add_class(f"cx-{name}")
         self.view = MainView(self.fig, self.theme)
         self.snap: Snapshot | None = None
-        self.sync = ControlSync(self.c)
+        self.sync = ControlSync(self.c, self.state)
         self.sample = tagged(W.HTML(""), "sample")
         self.cards = Cards(self, on_measured=lambda snap: self.compare.show_quality(snap))
         self.model_panel, self.distill = ModelPanel(self), DistillPanel(self)
         self.compare = ComparePanel(self, lambda: self.starters.finetune_settings())
         self.starters = Starters(self, self.model_panel.optimizer, self.model_panel.batch_size)
-        self.display = Display(self)
+        self.display = Display(self, self.cards)
         self.actions = Actions(self)
         self.curve = CurveWorker(self.display.curve_ready, self.display.curve_failed)
         self.refiner = Refiner(self)  # a big model's subset answer, then the full set
@@ -199,8 +199,8 @@ class ExplorerApp(W.VBox):
 
     def _on_bar_click(self, _trace, points, _state) -> None:
         if points.point_inds and self.snap is not None:
-            start, _ = bar_page(list(self.snap.prunable), self.c.page.value)
-            self.c.layer.value = self.snap.prunable[start + points.point_inds[0]]
+            start, _ = bar_page(list(self.snap.prunable), self.state.page)
+            self.state.layer = self.snap.prunable[start + points.point_inds[0]]
 
     # ----- what is shown -------------------------------------------------------------
     def adopt_session(self, session: Session) -> None:
@@ -254,7 +254,7 @@ class ExplorerApp(W.VBox):
         self.sync.active = value
 
     def _apply_rules(self) -> None:
-        apply_rules(self.c, self.jobs.busy, self.session.is_lm)
+        apply_rules(self.c, self.state, self.jobs.busy, self.session.is_lm)
         self.c.criteria.show(self.metric().name == "perplexity" or self.session.is_lm)
 
     def metric(self) -> Metric:
@@ -279,7 +279,8 @@ class ExplorerApp(W.VBox):
     def set_status(self, text: str, error: bool = False) -> None:
         klass = "cx-status-error" if error else "cx-status-ok"
         self.c.status.value = f'<span class="{klass}">{html.escape(text)}</span>'
-        self.guide.refresh(self)  # every action ends here: the next step may have changed
+        # every action ends here: the next step may have changed
+        self.guide.refresh(self.snap, self.session, bool(self.compare.pinned))
 
     def session_selected(self) -> str:
         return self.session.selected
@@ -290,7 +291,7 @@ class ExplorerApp(W.VBox):
     # ----- compute tier and actions --------------------------------------------------
     def prune_kwargs(self) -> dict:
         kwargs = self.state.prune_kwargs()
-        if self.c.mode.value == "std":
+        if self.state.mode == "std":
             kwargs["scope"] = "layer"
         extra = self.c.criteria.kwargs(kwargs.get("sparsity"))  # Wanda, N:M (ui.criteria)
         return {"sparsity": None, **extra} if extra else kwargs

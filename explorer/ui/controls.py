@@ -12,6 +12,7 @@ import ipywidgets as W
 
 from .. import config as C
 from .criteria import CriteriaControls, build_criteria
+from .state import AppState
 
 SLIDER_RANGES = {  # mode -> (min, max, step, readout format)
     "sparsity": (C.SPARSITY_MIN, C.SPARSITY_MAX, 0.01, ".2f"),
@@ -172,21 +173,22 @@ def model_changing(c: Controls) -> list[W.Widget]:
             c.reset_pruning, c.undo, c.train, c.reset, c.curves]
 
 
-def apply_rules(c: Controls, busy: bool, is_lm: bool) -> None:
+def apply_rules(c: Controls, state: AppState, busy: bool, is_lm: bool) -> None:
     """Disable what does not apply now and say why in one line (never while a job runs:
-    then every model-changing control is disabled anyway)."""
-    show = "" if c.structured.value else "none"
+    then every model-changing control is disabled anyway); the settings are read from
+    `state`, which the controls are linked to."""
+    show = "" if state.structured else "none"
     if c.norm.layout.display != show:
         c.norm.layout.display = show
     reasons = []
     if busy:
         return
-    std = c.mode.value == "std"
-    c.scope.disabled = std or (c.structured.value and not is_lm)
+    std = state.mode == "std"
+    c.scope.disabled = std or (state.structured and not is_lm)
     if std:
         reasons.append(STD_IS_PER_LAYER)
-    can_structure = c.mode.value == "sparsity" and (c.scope.value == "layer" or is_lm)
-    c.structured.disabled = not can_structure and not c.structured.value
+    can_structure = state.mode == "sparsity" and (state.scope == "layer" or is_lm)
+    c.structured.disabled = not can_structure and not state.structured
     if not can_structure:
         reasons.append(STRUCTURED_NEEDS)
     c.prune_finetune.disabled = is_lm

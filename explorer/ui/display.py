@@ -7,56 +7,23 @@ import math
 import threading
 import time
 from collections.abc import Hashable
-from typing import Protocol
-
-import ipywidgets as W
 
 from ..engine.metrics import Snapshot
 from ..engine.network import NetworkPicture, NetworkState
-from ..session.session import Session
 from ..session.views import network_view
-from .background import CurveWorker
 from .cards import Cards
-from .controls import Controls
-from .curves import CurveBook
-from .guard import UiLock
 from .headline import Metric, headline_html
-from .jobs import JobController
-from .model_view import MainView
-from .resizer import Resizer
+from .host import Host
 from .sample import SampleWorker, sample_html
-from .state import AppState, slot_label
-from .sync import ControlSync
+from .state import slot_label
 
 GRID_INTERVAL_S = 1.0
 FIGURE_MIN_INTERVAL_S = 0.15  # slider moves faster than this are drawn as the newest one
 
 
-class DisplayHost(Protocol):
-    session: Session
-    snap: Snapshot | None
-    c: Controls
-    view: MainView
-    book: CurveBook
-    cards: Cards
-    sample: W.HTML
-    state: AppState
-    sync: ControlSync
-    ui_lock: UiLock
-    curve: CurveWorker
-    jobs: JobController
-    resizer: Resizer  # its `fired` count tells that a page is drawing the app
-
-    def metric(self) -> Metric: ...
-
-    def dense_value(self, slot: str | None = None) -> float | None: ...
-
-    def who(self, slot: str | None = None) -> str: ...
-
-
 class Display:
-    def __init__(self, host: DisplayHost) -> None:
-        self.host = host
+    def __init__(self, host: Host, cards: Cards) -> None:
+        self.host, self.cards = host, cards
         self.value: float | None = None  # the headline's last measured value
         self.curve_key: Hashable = None
         self._curve_drawn: tuple | None = None  # (key, measured?) of the curve on screen
@@ -99,10 +66,10 @@ class Display:
         layer) reads nothing from the session: the network follows at the next update."""
         host = self.host
         host.snap = snap
-        layer = host.c.layer.value
+        layer = host.state.layer
         if layer not in snap.prunable:
             host.sync.layers(list(snap.prunable))
-            layer = host.c.layer.value
+            layer = host.state.layer
         if grid is None and not host.jobs.runner.running:  # a worker holds the session
             grid = self.network()
         metric = host.metric()
@@ -114,7 +81,7 @@ class Display:
                                              self.value)
         if evaluated:
             self.show_sample(snap)
-            host.cards.show(snap)
+            self.cards.show(snap)
 
     def _draw(self, snap: Snapshot, layer: str, metric: Metric, grid: tuple | None) -> None:
         """Draw now, or, while a page is drawing the app and drew less than
@@ -133,7 +100,7 @@ class Display:
             return
         self._pending = None
         self._drawn_at = time.monotonic()
-        self.host.view.show(snap, layer, self.host.c.log_y.value, self.host.c.page.value,
+        self.host.view.show(snap, layer, self.host.state.log_y, self.host.state.page,
                             metric, grid)
 
     def settle(self, timeout: float = 10.0) -> None:
@@ -192,18 +159,18 @@ class Display:
 
     def draw_curves(self) -> None:
         host = self.host
-        slot = host.c.curves.value or host.session.selected
+        slot = host.state.curves or host.session.selected
         host.view.show_curves(host.book.read(slot), host.metric(), slot_label(slot))
 
     def request_curve(self) -> None:
         """The one-shot curve for the shown model, base and scope (cached, background)."""
         host = self.host
-        c, session = host.c, host.session
-        scope = "layer" if c.mode.value == "std" else c.scope.value
-        structured = c.structured.value and c.mode.value == "sparsity" and not session.is_lm
+        state, session = host.state, host.session
+        scope = "layer" if state.mode == "std" else state.scope
+        structured = state.structured and state.mode == "sparsity" and not session.is_lm
         key = (id(session), session.selected, host.state.base_version, scope, structured)
         self.curve_key = key
-        points = host.curve.request(key, session, scope, structured, c.norm.value)
+        points = host.curve.request(key, session, scope, structured, state.norm)
         if self._curve_drawn == (key, points is not None):
             return  # a slider move within one base: the curve on screen is this one
         self._curve_drawn = (key, points is not None)

@@ -9,8 +9,6 @@ from status texts, and a step once done stays done (an Undo does not send the li
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import ipywidgets as W
 
 from ..engine.metrics import Snapshot
@@ -27,12 +25,6 @@ DONE = ("All steps done: try <i>Structured</i> pruning, or another model in "
         "<i>Data &amp; model</i>")
 
 
-class GuideHost(Protocol):
-    session: Session
-    snap: Snapshot | None
-    compare: object  # its .pinned list
-
-
 class Guide:
     """The next-step line (an HTML widget, class cx-guide, and cx-story as talk mode's)."""
 
@@ -47,15 +39,15 @@ class Guide:
         """The key of the step to do next (None: all done)."""
         return next((k for k, _ in self.steps if k not in self.seen), None)
 
-    def refresh(self, app: GuideHost) -> None:
-        """Mark what the app now shows as done and redraw the line if that changed."""
+    def refresh(self, snap: Snapshot | None, session: Session, pinned: bool) -> None:
+        """Mark what the app now shows (`pinned`: the Compare tab holds a result) as done
+        and redraw the line if that changed."""
         before = set(self.seen)
-        snap, session = app.snap, app.session
         if snap is not None and snap.sparsity >= DRAG_TO - 0.05:
             self.seen.add("drag")
         if any(h.get("kind") == "prune_step" for h in list(session.history)[-200:]):
             self.seen.add("finetune")
-        if getattr(app.compare, "pinned", None):
+        if pinned:
             self.seen.add("compare")
         if len(session.slots.names) > 1:  # a student was trained
             self.seen.add("distill")

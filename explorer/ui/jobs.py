@@ -14,7 +14,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Protocol
 
 import torch
@@ -25,8 +24,9 @@ from ..session.jobs import JobResult, JobRunner
 from ..session.session import Session
 from .controls import Controls
 from .curves import MAX_STEP_POINTS, CurveBook
+from .guard import UiLock
 from .pump import Pump
-from .state import slot_label
+from .state import AppState, slot_label
 
 __all__ = ["MAX_STEP_POINTS", "JobController", "JobView"]
 # The figure follows a job at most this often (status and progress bar: every pump tick,
@@ -37,13 +37,15 @@ FIGURE_INTERVAL_S = 1.0
 
 
 class JobView(Protocol):
-    """What a JobController uses of the app it runs jobs for."""
+    """What a JobController uses of the app it runs jobs for: a part of host.Host, member
+    for member (host.py imports this module, so the Host cannot be named here)."""
 
     session: Session
     snap: Snapshot
     c: Controls
+    state: AppState  # what is asked for and shown
     book: CurveBook
-    ui_lock: AbstractContextManager
+    ui_lock: UiLock
 
     def set_status(self, text: str, error: bool = False) -> None: ...
 
@@ -99,11 +101,11 @@ class JobController:
     # compatibility for scripts that read the step losses of the shown model
     @property
     def steps(self) -> list[float]:
-        return self.view.book.read(self.view.c.curves.value).steps
+        return self.view.book.read(self.view.state.curves).steps
 
     @property
     def step_losses(self) -> list[float]:
-        return self.view.book.read(self.view.c.curves.value).losses
+        return self.view.book.read(self.view.state.curves).losses
 
     def start(self, name: str, work: Callable, epochs_hint: float = 1,
               on_done: Callable[[JobResult], str] | None = None, *,

@@ -8,44 +8,18 @@ keeps only the story's controls. Under the headline, in both, the next step (gui
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import ipywidgets as W
 
-from .controls import Controls, tagged
-from .guide import Guide
+from .controls import tagged
+from .host import Host
 from .panels import prune_box, train_rows
-from .quant_panel import QuantControls
-from .theme import Theme, css
+from .theme import css
 
 SIDE_WIDTH = {False: "400px", True: "400px"}
 FIGURE_MIN = "540px"
 
 
-class Panel(Protocol):
-    box: W.Widget
-    figure_box: W.Box
-
-
-class LayoutHost(Protocol):
-    """What the layout reads of the app."""
-
-    c: Controls
-    theme: Theme
-    talk: bool
-    fig: W.DOMWidget
-    sample: W.HTML
-    distill: Panel
-    compare: Panel
-    model_panel: Panel
-    cards: Panel
-    quant: QuantControls
-    resizer: W.DOMWidget
-    errors: object
-    guide: Guide  # the next-step line
-
-
-def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
+def build_layout(app: Host) -> tuple[W.Tab, list[W.Widget]]:
     """The app's tabs and its children, top to bottom."""
     c, talk = app.c, app.talk
     title = W.HTML(css(app.theme) + '<div class="cx-title">Compression Explorer</div>')
@@ -67,4 +41,4 @@ def build_layout(app: LayoutHost) -> tuple[W.Tab, list[W.Widget]]:
                      "figures")
     main = tagged(W.HBox([side, figures], layout=W.Layout(flex_flow="row wrap",
                                                           width="100%")), "main")
-    return tab, [*head, main, app.resizer, app.errors.widget]  # type: ignore[attr-defined]
+    return tab, [*head, main, app.resizer, app.errors.widget]

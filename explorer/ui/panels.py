@@ -86,7 +86,8 @@ class Starters:
         if host.session.is_lm:
             raise ValueError("Prune and fine-tune is not available for gpt-tiny yet: "
                              "prune with the slider, then press Train")
-        target = c.slider.value if c.mode.value == "sparsity" else round(host.snap.sparsity, 4)
+        state = host.state  # the pruning settings (the Prune tab's controls are linked to it)
+        target = state.value if state.mode == "sparsity" else round(host.snap.sparsity, 4)
         if target <= 0:
             raise ValueError("Prune and fine-tune needs a sparsity above 0: move the slider "
                              "first")
@@ -95,8 +96,8 @@ class Starters:
                             rewind=rewind_value(c.rewind.value),
                             lr=c.lr.value * C.FINETUNE_LR_FACTOR, optimizer=self.optimizer(),
                             batch_size=self.batch_size(),
-                            scope=c.scope.value if c.mode.value != "std" else "layer",
-                            structured=c.structured.value, norm=c.norm.value)
+                            scope=state.scope if state.mode != "std" else "layer",
+                            structured=state.structured, norm=state.norm)
 
     def start_prune_finetune(self) -> bool:
         """Reach the slider's sparsity in steps, fine-tuning after each."""

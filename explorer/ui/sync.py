@@ -14,14 +14,18 @@ from contextlib import contextmanager
 from ..engine.metrics import Snapshot
 from . import plots
 from .controls import SLIDER_RANGES, Controls
-from .state import slot_label
+from .state import AppState, slot_label
 
 
 class ControlSync:
-    """Quietly sets controls; `active` tells the app's observers to stand still."""
+    """Quietly sets controls; `active` tells the app's observers to stand still.
 
-    def __init__(self, c: Controls) -> None:
-        self.c = c
+    It reads the settings from `state` like the rest of the app, and writes the widgets
+    (not the state): a value must fit the options and range set beside it, and the
+    widget's link carries the value it accepted into the state."""
+
+    def __init__(self, c: Controls, state: AppState) -> None:
+        self.c, self.state = c, state
         self.active = False
 
     @contextmanager
@@ -38,7 +42,7 @@ class ControlSync:
         with self.quiet():
             if list(c.layer.options) != layers:
                 c.layer.options = layers
-            if c.layer.value not in layers:
+            if self.state.layer not in layers:
                 c.layer.value = layers[0]
             n, per = len(layers), plots.MAX_BARS
             pages = max(1, -(-n // per))
@@ -56,7 +60,7 @@ class ControlSync:
         c = self.c
         if prefer is not None and prefer not in present:
             present = [*present, prefer]
-        current = c.curves.value
+        current = self.state.curves
         value = prefer or (current if current in present else selected)
         with self.quiet():
             options = [(slot_label(s), s) for s in present]
@@ -88,7 +92,7 @@ class ControlSync:
             if prune is None:
                 c.slider.value = c.slider.min
                 return
-            if c.mode.value != prune["mode"]:
+            if self.state.mode != prune["mode"]:
                 c.mode.value = prune["mode"]
                 self.slider_mode(prune["mode"])
             c.scope.value = prune["scope"]
