@@ -9,8 +9,11 @@ import time
 from collections.abc import Hashable
 
 from ..engine.metrics import Snapshot
-from ..engine.network import NetworkPicture, NetworkState
-from ..session.views import network_view
+from ..session.views import (  # value types, through session
+    NetworkPicture,
+    NetworkState,
+    network_view,
+)
 from .cards import Cards
 from .headline import Metric, headline_html
 from .host import Host

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..engine.metrics import Snapshot
-from ..engine.network import NetworkPicture, NetworkState
+from ..session.views import NetworkPicture, NetworkState  # value types, through session
 from . import plots as P
 from .curves import Curves
 from .headline import Metric
