@@ -168,6 +168,42 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", encoding: str = "utf-
     _fsync_folder(target.parent)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary folder beside `path` to write a whole folder into (a
+    ``save_pretrained`` export); when the body finishes it takes `path`'s place, and an
+    older folder there is removed only after that. Any I/O failure: WriteError naming
+    `path`, the old folder untouched, no temporary folder left behind. (Two renames, not
+    one: a crash between them leaves the old folder under a ``.old`` name beside it.)"""
+    import shutil
+    import tempfile
+
+    target = _target(path)
+    if target.exists() and not target.is_dir():
+        raise WriteError(path, "it exists and is not a folder")
+    try:
+        temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
+                                     dir=target.parent))
+    except OSError as exc:
+        raise WriteError(path, _os_reason(exc), exc.errno) from None
+    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    try:
+        yield temp
+        if target.exists():
+            os.replace(target, old)
+        os.replace(temp, target)
+    except BaseException as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        if old.exists() and not target.exists():  # put the old folder back
+            os.replace(old, target)
+        error = write_error(path, exc) if isinstance(exc, Exception) else None
+        if error is None:
+            raise
+        raise error from None
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(target.parent)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Replace `path` with `data`, atomically (see atomic_file); returns the path."""
     with atomic_file(path, "wb") as handle:

@@ -251,3 +251,25 @@ def test_run_json_over_an_existing_report_fails_whole(tmp_path):
     assert str(report) in lines[-1] and "EFBIG" in lines[-1], lines[-1]
     assert report.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_folder_export_that_fails_half_way_keeps_the_previous_folder(tmp_path):
+    """atomic_folder (Session.export(kind="hf")): the old folder stays whole when the
+    writer fails, no temporary folder is left, and a finished write replaces it."""
+    import errno
+
+    from explorer.files import atomic_folder
+
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "model.safetensors").write_text("old")
+    with pytest.raises(ValueError, match="disk is full"):
+        with atomic_folder(target) as folder:
+            (folder / "model.safetensors").write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert (target / "model.safetensors").read_text() == "old"
+    with atomic_folder(target) as folder:
+        (folder / "config.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == ["config.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]

@@ -27,6 +27,7 @@ _MODULE_SLOTS = "torch.nn.Module's registries: the compact twin shares the maske
 ALLOWED = {
     ("engine/plan.py", "_version"): _VERSION,
     ("session/slots.py", "_version"): _VERSION,
+    ("session/quant_cache.py", "_version"): _VERSION,
     ("cli/dashboard_args.py", "_SubParsersAction"): _SUBPARSERS,
     ("cli/run.py", "_SubParsersAction"): _SUBPARSERS,
     ("cli/studies.py", "_SubParsersAction"): _SUBPARSERS,

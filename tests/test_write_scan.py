@@ -22,8 +22,11 @@ ALLOWED = {
     ("session/persist.py", "save_session", "torch.save"):
         "writes to the caller's own open handle (a download's buffer); a path goes "
         "through atomic_file in the branch above",
-    ("session/session.py", "export", "ckpt.save"):
+    ("session/workflows.py", "export_session", "ckpt.save"):
         "engine.checkpoint.save, which writes through atomic_file",
+    ("models/hf.py", "save_hf", "save_pretrained"):
+        "transformers writes a whole folder; Session.export(kind='hf') hands it the "
+        "temporary folder of explorer.files.atomic_folder",
     ("bench/browser.py", "__init__", "open"):
         "a live log stream a child process writes into while it runs, not a document",
     ("cli/room_sizing.py", "token_pipe", "os.fdopen"):

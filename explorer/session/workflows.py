@@ -21,6 +21,7 @@ from ..engine.export import export_model
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
 from ..engine.prune import MaskResult, layer_masks
+from ..files import atomic_folder
 from ..validate import check_masks, check_output_path
 from . import calibrated, core, language
 from .slots import State, clone_state
@@ -165,6 +166,6 @@ def export_hf(session: Session, path: str | Path) -> dict:
         raise ValueError(f"kind='hf': the folder {str(target.parent)!r} does not exist")
     corpus = getattr(session.objective, "corpus", None)
     tokenizer = getattr(getattr(corpus, "vocab", None), "tokenizer", None)
-    with session.lock:
-        save_hf(session.model, target, tokenizer)
+    with session.lock, atomic_folder(target) as folder:  # the old export stays until done
+        save_hf(session.model, folder, tokenizer)
     return {"path": str(target), "kind": "hf", "tokenizer": tokenizer is not None}
