@@ -160,7 +160,8 @@ def test_model_journey(page, shot, model, dataset):
     epochs.press("Enter")
     page.locator(".cx-train").click()
     wait_for_status(page, r"training done \(teacher\)")
-    trained = main_view(page)
+    # the curves are redrawn after the status says done: wait for the new steps to show
+    trained = wait_view(page, "v.steps > arg", after["steps"])
     assert trained["steps"] > after["steps"], "the step losses did not grow"
     assert pruned_share(trained) == pytest.approx(0.5, abs=0.02)  # masks stayed on
     assert_clean(page, f"{model}: train")

@@ -93,6 +93,12 @@ class JobController:
         return self._active or self.runner.running
 
     @property
+    def stage(self) -> str:
+        """The multi-run job's latest run ("T = 8, 3 of 5, seed 2 of 2"; kept after it ends).
+        The status line shows it when the pump comes round, so a fast job may skip it."""
+        return self._stage
+
+    @property
     def pruning_pending(self) -> bool:
         """A pruning change arrived during the job (applied when it ends)."""
         with self._lock:
