@@ -98,6 +98,7 @@ def test_mode_and_scope_switch(app):
 def test_one_message_per_figure_per_slider_move(app):
     """A slider move sends exactly one update message for the main figure (batched)."""
     fig = app.fig
+    settle(app)  # the background curve of an earlier change sends its own update: not this move's
     patches = {}
     for method in ("_send_update_msg", "_send_restyle_msg", "_send_relayout_msg"):
         patches[method] = mock.patch.object(fig, method).start()
