@@ -119,3 +119,21 @@ def test_no_function_takes_an_untyped_session():
                     if arg.arg == "session":
                         note = None if arg.annotation is None else ast.unparse(arg.annotation)
                         assert note not in (None, "Any", "object"), (str(path), node.name)
+
+
+def test_no_module_outside_session_reads_an_underscore_name_of_a_session():
+    """Only explorer/session/ may touch a session's private state (`session._x`, also
+    through `self.session` / `host.session`): the rest goes through the public table."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if "session" in path.relative_to(PACKAGE).parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__"):
+                owner = node.value
+                name = owner.id if isinstance(owner, ast.Name) else \
+                    owner.attr if isinstance(owner, ast.Attribute) else ""
+                if name in ("session", "sess"):
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} .{node.attr}")
+    assert not found, found
