@@ -40,7 +40,7 @@ from ..engine.structure import (
     within_committed,
 )
 from ..engine.train import evaluate
-from . import moves, quant
+from . import moves
 
 if TYPE_CHECKING:
     from .session import Session
@@ -197,7 +197,7 @@ def snapshot(session: Session, split: str = "val", evaluate_model: bool = True,
     if partial and evaluate_model:
         extra = {**extra, "eval_samples": len(rows),
                  "eval_total": len(session.data.split(split))}
-    extra = {**extra, **quant.snapshot_extra(slot)}  # the bits setting and its codebooks
+    extra = {**extra, **slot.quant_extra()}  # the bits setting and its codebooks
     return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
 

@@ -25,7 +25,7 @@ from ..engine.metrics import (
 )
 from ..engine.prune import MagnitudeIndex, MaskResult, apply_masks, prunable_names
 from .memory import UndoStack, kept_note, rewind_fits
-from .quant import QUANT_UNKNOWN, QuantSetting, apply_quant
+from .quant import QUANT_UNKNOWN, QuantSetting, apply_quant, snapshot_extra
 from .quant_cache import QuantCache
 
 State = dict[str, torch.Tensor]
@@ -207,6 +207,11 @@ class ModelSlot:
     def is_exact(self) -> bool:
         """Whether every prunable weight still is base * (|base| >= cut) (see mark_exact)."""
         return all(self._exact.get(n) == (id(p), p._version) for n, p in self.params().items())
+
+    def quant_extra(self) -> dict:
+        """The quantization a Snapshot shows: the setting and the k-means codebooks
+        (explorer.session.quant.snapshot_extra; empty when not quantized)."""
+        return snapshot_extra(self)
 
     def layer_stats(self, name: str, param: torch.Tensor) -> LayerStats:
         """Per-layer counts and histogram; from sorted base values when exact."""
