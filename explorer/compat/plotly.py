@@ -212,12 +212,23 @@ def make_responsive(fig: Any) -> None:
     fig._config = {**fig._config, "responsive": True}
 
 
+# the synced traits a FigureWidget view starts from (check_widget_fields watches them)
+VIEW_STATE_FIELDS = ("_widget_data", "_widget_layout")
+
+
 def seed_view_state(fig: Any) -> None:
     """Copy the figure into the state a new view starts from: a FigureWidget in a box is
     never displayed itself, so plotly never does, and an update sent before the page draws
     the figure would be lost."""
     fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
     fig._widget_data = copy.deepcopy(fig._data)
+
+
+def send_view_state(fig: Any) -> None:
+    """seed_view_state, then send that start state to the pages whole (a page that asks
+    for it: explorer.ui.served)."""
+    seed_view_state(fig)
+    fig.send_state(list(VIEW_STATE_FIELDS))
 
 
 # plotly's widget module, as explorer.ui.served wraps it: the default export makes

@@ -60,7 +60,7 @@ export default () => {
     initialize(ctx) {
       inner.initialize(ctx);
       const model = ctx.model;
-      const state = () => JSON.stringify([model.get("_widget_data"), model.get("_widget_layout")]);
+      const state = () => JSON.stringify(FIELDS.map((name) => model.get(name)));
       const drawnFrom = state();  // what this page's views start from
       model.on("change:_cx_synced", () => {
         // nothing edited before the page read the state (the common case): nothing to do;
@@ -87,7 +87,8 @@ export default () => {
 
 
 def _stub(url_path: str) -> str:
-    return STUB.replace("URL_PATH", json.dumps(url_path)).replace("ASK", json.dumps(STATE_ASK))
+    return (STUB.replace("URL_PATH", json.dumps(url_path)).replace("ASK", json.dumps(STATE_ASK))
+            .replace("FIELDS", json.dumps(list(compat_plotly.VIEW_STATE_FIELDS))))
 
 
 def answer_state(fig, content, buffers=None) -> None:
@@ -97,8 +98,7 @@ def answer_state(fig, content, buffers=None) -> None:
     if content != STATE_ASK:
         return
     with getattr(fig, "_cx_state_lock", None) or nullcontext():  # ours (share_lock)
-        compat_plotly.seed_view_state(fig)
-        fig.send_state(["_widget_data", "_widget_layout"])
+        compat_plotly.send_view_state(fig)
         fig._cx_synced += 1
 
 
