@@ -121,7 +121,9 @@ def page(_chromium, dashboard_url):
 
 def test_sweep_t_with_two_seeds_selects_the_sliders_row(page):
     open_distill(page)
-    fill(page, ".cx-distill-epochs input", "1")
+    # 6 epochs: a run of 1 epoch took about 30 ms, so the pump (4 ticks a second) could
+    # show no temperature at all (CI saw only "starting", the alone runs and "done")
+    fill(page, ".cx-distill-epochs input", "6")
     fill(page, ".cx-distill-seeds input", "2")
     page.evaluate(RECORD_STATUS_JS)
     page.locator(".cx-sweep-t").click()
