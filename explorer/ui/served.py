@@ -12,8 +12,8 @@ figures are plotly's own.
 
 The module also asks the kernel for the figure's whole state once its listeners exist
 (issue 29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the
-state a view starts from (`_widget_data`/`_widget_layout`, copied only when the figure is
-displayed). An edit made after the display and before the page fetched the widgets' states
+state a view starts from (its view-state traits, compat.plotly.VIEW_STATE_FIELDS, copied only
+when the figure is displayed). An edit made after the display and before the page fetched the widgets' states
 (a late background curve; any edit of a preheated kernel) reached no page, and the page drew
 the stale start. Now the page's model, once plotly's listeners are attached, sends
 ``{"cx": "state?"}``; the kernel copies the figure's current traces and layout into the
@@ -44,7 +44,7 @@ STATE_ASK = {"cx": "state?"}
 # plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
 # page asks for the whole state. anywidget holds a model's incoming updates until its
 # `initialize` has returned, so the answer is not awaited there: it arrives after, replaces
-# `_widget_data`/`_widget_layout`, and when that differs from what the views started from,
+# the view-state traits (compat.plotly.VIEW_STATE_FIELDS), and when that differs from what the views started from,
 # each view is drawn again by plotly's own view code (no edit repeats: deltas after the
 # answer apply to the new start).
 # A blob module has no base URL of its own: the bundle's path resolves against the page's.
