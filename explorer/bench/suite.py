@@ -126,8 +126,9 @@ def run_bench(quick: bool = False, json_path: str | Path | None = None,
     _step(results, notes, "gpu_epoch_speedup", lambda: bench_gpu_epoch(tiny))
     if browser:
         from .browser import browser_figures
+        from .pages import page_figures  # page cost and fresh pages (issue 29)
 
-        _step(results, notes, "_browser", lambda: browser_figures(quick, notes))
+        _step(results, notes, "_browser", lambda: browser_figures(quick, notes, page_figures))
     else:
         notes["browser"] = "skipped (--quick or tiny run)"
     results["meta"] = {"quick": quick, "tiny": tiny, "torch_threads": torch.get_num_threads(),
