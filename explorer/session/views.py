@@ -27,7 +27,7 @@ from ..engine.train import evaluate
 from .tasks import SAMPLE_CHARS, as_gpt, require_lm, text_corpus
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 CURVE_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
 
@@ -41,7 +41,7 @@ class CurvePoint:
     loss: float
 
 
-def layer_grid(session: Session, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
+def layer_grid(session: Host, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
     """The selected model's `layer` as mean |w| per block (at most cells x cells), with the
     dense base's largest block value (a fixed colour scale) and the layer's shape."""
     with session.lock:
@@ -55,7 +55,7 @@ def layer_grid(session: Session, layer: str, cells: int = WEIGHT_GRID_CELLS) -> 
                 "shape": tuple(params[layer].shape)}
 
 
-def network_view(session: Session, picture: NetworkPicture | None = None
+def network_view(session: Host, picture: NetworkPicture | None = None
                  ) -> tuple[NetworkPicture, NetworkState]:
     """The selected model as a network picture: `picture` (the fixed link set of its dense
     base, computed here when None) and what its masks keep now (a weight at zero is
@@ -68,7 +68,7 @@ def network_view(session: Session, picture: NetworkPicture | None = None
         return picture, network_state(picture, {n: params[n] for n in picture.layers})
 
 
-def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
+def oneshot_curve(session: Host, levels: tuple[float, ...] = CURVE_LEVELS,
                   scope: str = "layer", structured: bool = False, norm: str = "l1",
                   stop: threading.Event | None = None) -> list[CurvePoint]:
     """Validation accuracy and loss of the selected model's dense base pruned one-shot to
@@ -99,7 +99,7 @@ def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
     return points
 
 
-def text_sample(session: Session, prompt: str = SAMPLE_PROMPT,
+def text_sample(session: Host, prompt: str = SAMPLE_PROMPT,
                 n_chars: int = SAMPLE_CHARS) -> str:
     """Session.lm.sample() on a copy: the lock is held only while the model is copied, so
     a slider move never waits behind the 60 forward passes of a sample."""
