@@ -27,7 +27,7 @@ from .memory import UndoStack, kept_note, rewind_fits
 from .quant import apply_quant, snapshot_extra
 from .quant_cache import QuantCache
 from .quant_setting import QuantSetting
-from .state import Masks, State, UndoEntry, clone_state, same_state
+from .state import Masks, State, UndoEntry, clone_state, same_state  # also imported from here
 
 SLOT_NAMES = ("teacher", "student", "student_alone", "student_hard")
 

@@ -1,6 +1,6 @@
 """The plain values a model slot keeps: a state (name -> tensor), masks, and the undo
-entry one Undo brings back. Below explorer.session.slots and .quant, so the protocols
-those modules are typed against (explorer.session.quant_host) can name them."""
+entry one Undo brings back. Below explorer.session.slots and .quant, so that the
+protocols quant is typed against (explorer.session.quant_host) can name them."""
 
 from __future__ import annotations
 
