@@ -1,5 +1,5 @@
-"""Read-only views of a session for front ends: a layer's connections, the one-shot
-accuracy-vs-sparsity curve of the selected model, and a language model's text sample.
+"""Read-only views of a session for front ends: the selected model's network picture and
+its one-shot accuracy-vs-sparsity curve, and a language model's text sample.
 
 The curve and the sample are computed on a copy: the session's lock is held only while
 the model (and its dense base) is copied, so a slider (or a job) never waits for them, and
@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..config import WEIGHT_GRID_CELLS, PruneConfig
+from ..config import PruneConfig
 from ..engine.lm import SAMPLE_PROMPT, generate
-from ..engine.metrics import weight_grid
 from ..engine.network import NetworkPicture, NetworkState, network_picture, network_state
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
@@ -39,20 +38,6 @@ class CurvePoint:
     sparsity: float  # pruned fraction of the prunable weights reached
     accuracy: float | None  # None for regression
     loss: float
-
-
-def layer_grid(session: Host, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
-    """The selected model's `layer` as mean |w| per block (at most cells x cells), with the
-    dense base's largest block value (a fixed colour scale) and the layer's shape."""
-    with session.lock:
-        params = session.slot.params()
-        if layer not in params:
-            raise ValueError(f"unknown layer {layer!r}; prunable layers: "
-                             f"{', '.join(params)}")
-        grid = weight_grid(params[layer], cells)
-        dense = weight_grid(session.slot.base[layer], cells)
-        return {"grid": grid, "dense_max": float(dense.max(initial=0.0)),
-                "shape": tuple(params[layer].shape)}
 
 
 def network_view(session: Host, picture: NetworkPicture | None = None
