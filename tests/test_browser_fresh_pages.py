@@ -21,7 +21,7 @@ from conftest import TEST_MODE_ENV, checkout_env
 from test_sharing import room_server
 
 from explorer.bench.browser import READOUT
-from explorer.bench.pages import DRAWN_JS, open_pages
+from explorer.bench.pages import DRAWN_JS, THROTTLE, open_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -76,9 +76,8 @@ def late_edit_room(tmp_path_factory):
         yield url_proc
 
 
-def test_an_edit_made_before_the_page_connects_is_drawn(late_edit_room, browser_page):
-    url, _proc = late_edit_room
-    page = browser_page
+def assert_draws_the_snapshot(page, url: str) -> None:
+    """Open `url`; the sparsity bars come to hold the Snapshot's per-layer counts."""
     page.goto(url, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_function("() => !!document.querySelector('.cx-expected')",
                            timeout=LOAD_TIMEOUT_MS, polling=200)
@@ -96,3 +95,15 @@ def test_an_edit_made_before_the_page_connects_is_drawn(late_edit_room, browser_
         raise AssertionError(f"bars {main_view(page)['bars']} never became the Snapshot's "
                              f"{expected}") from None
     assert page.locator(READOUT).text_content() == "0.60"
+
+
+def test_an_edit_made_before_the_page_connects_is_drawn(late_edit_room, browser_page):
+    assert_draws_the_snapshot(browser_page, late_edit_room[0])
+
+
+def test_a_page_on_a_cpu_four_times_slower_draws_its_data(late_edit_room, browser_page):
+    """A visitor on a slow device (issue 29): Chromium's CPU throttled 4x while the page
+    loads, plotly's module compiles and the state request goes out and back."""
+    cdp = browser_page.context.new_cdp_session(browser_page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": THROTTLE})
+    assert_draws_the_snapshot(browser_page, late_edit_room[0])
