@@ -48,6 +48,31 @@ def link_levels(picture: NetworkPicture, state: NetworkState) -> list[tuple[list
     return out
 
 
+PANEL_PX = 260  # the network panel's width at 1280 px, about (labels are fitted to it)
+CHAR_PX = 5.6  # a label character at the labels' font size, about
+LABEL_CHARS = 9  # column labels are the bars' short names, shortened to about this
+LABEL_ROWS = 3  # neighbouring labels alternate between up to this many heights
+
+
+def column_labels(picture: NetworkPicture, selected: int = -1
+                  ) -> tuple[list[int], list[float], list[str], list[str]]:
+    """x, y, text and hover of one label per network column: "inputs", then each layer's
+    unique short name (P.short_names, as the bars name layers, fitted to a column), its
+    full name on hover. Above the tallest column; neighbours alternate between up to
+    LABEL_ROWS heights so they never meet, and a model too deep for that names every
+    n-th column and the `selected` one (the others keep their hover)."""
+    names = ["inputs", *P.short_names(list(picture.layers), LABEL_CHARS)]
+    columns = len(names)
+    column_px = PANEL_PX / max(columns - 1, 1)
+    widest = CHAR_PX * max(len(n) for n in names) + 6
+    rows = min(LABEL_ROWS, max(1, math.ceil(widest / column_px)))
+    stride = max(1, math.ceil(widest / (rows * column_px)))
+    top = float(picture.node_y.max(initial=0)) + 1.5
+    y = [top + 2.2 * (rows - 1 - (c // stride) % rows) for c in range(columns)]
+    text = [n if c % stride == 0 or c == selected else "" for c, n in enumerate(names)]
+    return list(range(columns)), y, text, ["inputs", *picture.layers]
+
+
 class MainView:
     """Writes Snapshots, weight grids, the one-shot curve and training curves to the figure."""
 
@@ -152,6 +177,11 @@ class MainView:
         if self._changed("net_sel", selected):
             fig.data[P.GRID].marker.color = [self.theme.accent if s else self.theme.kept
                                              for s in selected.tolist()]
+            x, y, text, hover = column_labels(picture, column)
+            fig.data[P.COLUMNS].update(x=x, y=y, text=text, hovertext=hover)
+            fig.data[P.COLUMNS].textfont.color = [
+                self.theme.accent if c == column else self.theme.text
+                for c in range(len(picture.layers) + 1)]
         if self._changed("net_alive", state.alive):
             fig.data[P.GRID].marker.opacity = [1.0 if a else 0.0 for a in state.alive.tolist()]
         for index, (xs, ys) in zip(P.LINKS, link_levels(picture, state)):
