@@ -185,14 +185,14 @@ def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Seque
         index, weight = _link_samples(w if order is None else w[torch.from_numpy(order)],
                                       rows, cols, r, col)
         flat = w.abs().reshape(w.shape[0], -1)
-        top = (flat.topk(min(ROW_SAMPLE, flat.shape[1]), dim=1).indices
-               + flat.shape[1] * torch.arange(w.shape[0], device=w.device)[:, None])
+        strongest = (flat.topk(min(ROW_SAMPLE, flat.shape[1]), dim=1).indices
+                     + flat.shape[1] * torch.arange(w.shape[0], device=w.device)[:, None])
         if order is not None:  # drawn rows back to the weight's own rows
             index = _unpermuted(index, order, int(flat.shape[1]))
-            top = top[torch.from_numpy(order).to(top.device)]
+            strongest = strongest[torch.from_numpy(order).to(strongest.device)]
         index_all.append(index)
         weight_all.append(weight)
-        row_all.append(top)
+        row_all.append(strongest)
     cat = {key: np.concatenate(v) for key, v in parts.items()}
     return NetworkPicture(tuple(names), np.concatenate(xs), np.concatenate(ys), tuple(text),
                           tuple(rows_all), tuple(cols_all), cat["layer"], cat["row"],
