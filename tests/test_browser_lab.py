@@ -152,5 +152,5 @@ def test_explore_notebook_runs_and_app_responds(lab_url, browser_page):
                            ".getBoundingClientRect().width - w) < 40", arg=900, timeout=30_000)
     app.scroll_into_view_if_needed()
     assert not cut_buttons(page), cut_buttons(page)
-    app.screenshot(path=str(artifact_path("lab_cell_900.png")))
+    app.screenshot(path=str(artifact_path("lab-900.png")))  # issue 28: looked at, fixed
     assert not our_console_errors(page), our_console_errors(page)
