@@ -260,3 +260,25 @@ def test_column_labels_are_the_bars_short_names_with_full_names_on_hover():
     assert len(text) == len(hover) == 41 and text[7] == P.short_names(list(deep), 9)[6]
     named = [t for t in text if t]
     assert 8 <= len(named) < 41 and len(set(named)) == len(named)
+
+
+def test_head_rows_of_transformers_gpt2_and_llama():
+    """hf: GPT-2's fused c_attn (made Linear by models.hf) and Llama's q/k/v projections,
+    grouped-query k and v with their own, fewer heads."""
+    transformers = pytest.importorskip("transformers")
+    from explorer.engine.attention import head_rows
+    from explorer.models.hf import _conv1d_to_linear
+
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=50, n_embd=16, n_layer=1, n_head=4, n_positions=32, bos_token_id=0,
+        eos_token_id=0))
+    _conv1d_to_linear(gpt2)
+    assert head_rows(gpt2)["transformer.h.0.attn.c_attn.weight"].tolist() == (
+        np.repeat(np.arange(4), 4).tolist() * 3)
+    llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0))
+    rows = head_rows(llama)
+    assert rows["model.layers.0.self_attn.q_proj.weight"].tolist() == np.repeat(
+        np.arange(4), 4).tolist()
+    assert rows["model.layers.0.self_attn.k_proj.weight"].tolist() == [0] * 4 + [1] * 4
