@@ -282,3 +282,23 @@ def test_head_rows_of_transformers_gpt2_and_llama():
     assert rows["model.layers.0.self_attn.q_proj.weight"].tolist() == np.repeat(
         np.arange(4), 4).tolist()
     assert rows["model.layers.0.self_attn.k_proj.weight"].tolist() == [0] * 4 + [1] * 4
+
+
+def test_gpt_tiny_heads_pruned_by_the_session_vanish_from_its_picture():
+    """Structured pruning of gpt-tiny removes half of each block's heads: exactly those
+    heads' nodes vanish from q, k and v and every link into them fades (per the masks the
+    session applied), and the other heads stay."""
+    from explorer import Session
+    from explorer.session.views import network_view
+
+    s = Session("pydoc-text", "gpt-tiny", layers=1, heads=4)
+    s.prune(sparsity=0.5, structured=True)
+    pic, state = network_view(s)
+    q, hd = s.model.blocks[0].attn.q.weight.detach(), s.model.blocks[0].attn.head_dim
+    gone = [h for h in range(4) if not q[hd * h:hd * (h + 1)].any()]
+    assert len(gone) == 2
+    for p in "qkv":
+        column = np.flatnonzero(pic.node_x == pic.layers.index(f"blocks.0.attn.{p}.weight") + 1)
+        assert (~state.alive[column]).nonzero()[0].tolist() == gone
+        into = np.isin(pic.link_dst, column[gone])
+        assert into.any() and (state.opacity(pic)[into] == 0).all()
