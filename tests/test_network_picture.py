@@ -242,24 +242,30 @@ def test_many_heads_are_binned_whole():
 
 
 def test_column_labels_are_the_bars_short_names_with_full_names_on_hover():
-    """One label per column, unique, short as the bars', the full name on hover;
-    neighbours at different heights; a deep model names every n-th column and the
-    selected one."""
-    from explorer.ui.model_view import column_labels
+    """One label slot per column, unique short names as the bars', the full name on
+    hover; labels on one line never closer than the widest label, however many columns,
+    the selected one always named; the end labels grow inwards."""
+    from explorer.ui import model_view as V
 
-    base = {f"blocks.{b}.attn.{p}.weight": torch.randn(8, 8) for b in range(2) for p in "qkv"}
+    base = {f"blocks.{b}.attn.{p}.weight": torch.randn(8, 8) for b in range(2) for p in "qk"}
     pic = network_picture(base, list(base))
-    x, y, text, hover = column_labels(pic)
-    assert x == list(range(7)) and hover == ["inputs", *base]
-    assert text == ["inputs", *P.short_names(list(base), 9)] and len(set(text)) == 7
-    assert all(len(t) <= 9 for t in text)
-    assert all(a != b for a, b in zip(y, y[1:]))  # neighbours never share a line
-    deep = {f"layers.{i}.fc.weight": torch.randn(4, 4) for i in range(40)}
-    pic = network_picture(deep, list(deep))
-    _, _, text, hover = column_labels(pic, selected=7)
-    assert len(text) == len(hover) == 41 and text[7] == P.short_names(list(deep), 9)[6]
-    named = [t for t in text if t]
-    assert 8 <= len(named) < 41 and len(set(named)) == len(named)
+    x, y, text, hover, where = V.column_labels(pic)
+    assert x == list(range(5)) and hover == ["inputs", *base]
+    assert text == ["inputs", *P.short_names(list(base), 9)] and len(set(text)) == 5
+    assert where[0] == "top right" and where[-1] == "top left"
+    for n in (3, 8, 13, 41):
+        deep = {f"layers.{i}.fc.weight": torch.randn(4, 4) for i in range(n - 1)}
+        pic = network_picture(deep, list(deep))
+        for selected in (-1, 1, n // 2, n - 1):
+            x, y, text, hover, _ = V.column_labels(pic, selected)
+            assert len(text) == len(hover) == n and (selected < 0 or text[selected])
+            named = [c for c, t in enumerate(text) if t]
+            widest = V.CHAR_PX * max(len(t) for t in text) + 6
+            for a in named:  # same line: far enough apart (columns evenly spread)
+                for b in named:
+                    if a < b and y[a] == y[b]:
+                        assert (b - a) * V.PANEL_PX / (n - 1) >= widest, (n, selected, a, b)
+            assert len(set(t for t in text if t)) == len(named)
 
 
 def test_head_rows_of_transformers_gpt2_and_llama():
