@@ -49,7 +49,7 @@ def link_levels(picture: NetworkPicture, state: NetworkState) -> list[tuple[list
 
 
 PANEL_PX = 120  # first to last network column in a 1280 px page, about (labels fit it)
-CHAR_PX = 5.6  # a label character at the labels' font size, about
+CHAR_PX = 5.6  # a label character at the labels' 9-10 px font, about (scaled with it)
 LABEL_CHARS = 9  # column labels are the bars' short names, shortened to about this
 LABEL_ROWS = 3  # neighbouring labels alternate between up to this many heights
 
@@ -66,7 +66,7 @@ def label_spacing(columns: int, widest_px: float) -> tuple[int, int]:
     return rows, stride
 
 
-def column_labels(picture: NetworkPicture, selected: int = -1
+def column_labels(picture: NetworkPicture, selected: int = -1, char_px: float = CHAR_PX
                   ) -> tuple[list[int], list[float], list[str], list[str], list[str]]:
     """x, y, text, hover and text position of one label per network column: "inputs",
     then each layer's unique short name (P.short_names, as the bars name layers, fitted
@@ -76,7 +76,7 @@ def column_labels(picture: NetworkPicture, selected: int = -1
     hover). The end labels grow inwards, so none runs into the next panel."""
     names = ["inputs", *P.short_names(list(picture.layers), LABEL_CHARS)]
     columns = len(names)
-    rows, stride = label_spacing(columns, CHAR_PX * max(len(n) for n in names) + 6)
+    rows, stride = label_spacing(columns, char_px * max(len(n) for n in names) + 6)
     top = float(picture.node_y.max(initial=0)) + 1.5
     y = [top + 2.2 * (rows - 1 - (c // stride) % rows) for c in range(columns)]
     group = selected // stride if 0 <= selected < columns else -1
@@ -194,7 +194,8 @@ class MainView:
         if self._changed("net_sel", selected):
             fig.data[P.GRID].marker.color = [self.theme.accent if s else self.theme.kept
                                              for s in selected.tolist()]
-            x, y, text, hover, where = column_labels(picture, column)
+            x, y, text, hover, where = column_labels(  # talk mode's type is larger
+                picture, column, CHAR_PX * P.label_size(self.theme) / 9.5)
             fig.data[P.COLUMNS].update(x=x, y=y, text=text, hovertext=hover,
                                        textposition=where)
             fig.data[P.COLUMNS].textfont.color = [

@@ -65,6 +65,11 @@ def set_unchecked(fig: go.FigureWidget, index: int, prop: str, value: list) -> N
     restyle_unchecked(fig, index, prop, value)  # plotly's internals: explorer.compat
 
 
+def label_size(theme: Theme) -> int:
+    """Font size of the network's column labels (px)."""
+    return max(theme.font_size - 3, 9)
+
+
 def swatch(color: str, text: str, mark: str = "&#9632;") -> str:
     """A coloured legend word for a panel title (plotly titles accept this HTML)."""
     return f"<span style='color:{color}'>{mark}</span> {text}"
@@ -230,7 +235,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
     fig.add_scatter(name="layers", x=[], y=[], mode="text", text=[], hovertext=[], row=2,
                     col=1, hovertemplate="%{hovertext}<extra></extra>", cliponaxis=False,
                     textposition="top center",
-                    textfont={"size": max(theme.font_size - 3, 9), "color": theme.text})
+                    textfont={"size": label_size(theme), "color": theme.text})
     fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
     fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
                      tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)
