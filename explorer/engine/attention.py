@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -215,3 +216,35 @@ def graph_removed_fraction(model: nn.Module) -> float:
 
     groups, _ = graph_of(model)
     return plan_for(groups).removed_fraction(dict(model.named_parameters()))
+
+
+# Projections whose output rows are heads (gpt-tiny, Llama-style, BERT-style); GPT-2's
+# fused c_attn holds q | k | v, each split into heads.
+HEAD_ROWS = ("q", "k", "v", "q_proj", "k_proj", "v_proj", "query", "key", "value")
+
+
+def head_rows(model: nn.Module) -> dict[str, np.ndarray]:
+    """For each attention projection weight whose output rows are heads: the head of each
+    row (a fused q|k|v projection's three rows of a head share it; a gpt-tiny block with
+    removed heads keeps their original numbers). Grouped-query k/v projections have fewer
+    heads than q: each is split by the head size. For pictures (engine.network)."""
+    out: dict[str, np.ndarray] = {}
+    for name, module in model.named_modules():
+        hd = getattr(module, "head_dim", getattr(module, "attention_head_size", None))
+        if not isinstance(hd, int) or isinstance(hd, bool) or hd < 1:
+            continue
+        prefix = f"{name}." if name else ""
+        ids = getattr(module, "head_ids", None)
+        for attr in (*HEAD_ROWS, "c_attn"):
+            linear = getattr(module, attr, None)
+            if not isinstance(linear, nn.Linear) or linear.out_features % hd:
+                continue
+            rows = np.arange(linear.out_features)
+            fused = attr == "c_attn"
+            if fused and linear.out_features % (3 * hd):
+                continue
+            head = (rows % (linear.out_features // 3)) // hd if fused else rows // hd
+            if isinstance(ids, torch.Tensor) and ids.numel() == head.max() + 1:
+                head = ids.cpu().numpy()[head]  # gpt-tiny: the heads' own numbers
+            out[f"{prefix}{attr}.weight"] = head
+    return out

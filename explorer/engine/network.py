@@ -5,8 +5,10 @@ Pure functions over weight tensors, testable without widgets. The link set depen
 the dense base only (`network_picture`, once per base); a slider move only changes how
 much of each link survives (`network_state`), so a front end redraws opacities, never
 positions. A neuron is an output row of a layer (a channel of a convolution, its kernel
-summed); a big layer's neurons are binned into at most `max_nodes` groups and a link is
-the block of weights between two groups. Each output group keeps its `k` strongest
+summed); an attention projection's unit is a head (`heads`: its rows grouped per head,
+a fused q|k|v projection's three parts of a head together); a big layer's units are
+binned into at most `max_nodes` groups and a link is the block of weights between two
+groups. Each output group keeps its `k` strongest
 incoming links in the dense base (fewer when the whole picture would pass `max_links`).
 
 A slider move must cost little on a 10M-parameter model (issue 28: under 50 ms), so a
@@ -56,6 +58,7 @@ class NetworkPicture:
     link_weight: tuple[torch.Tensor, ...]  # per layer (links, SAMPLE): their dense |w|
     row_index: tuple[torch.Tensor, ...]  # per layer (rows, ROW_SAMPLE): flat indices
     shapes: tuple[tuple[int, ...], ...]  # per layer: the weight's shape
+    row_order: tuple[np.ndarray | None, ...] = ()  # per layer: rows in drawn order (heads)
 
 
 @dataclass(frozen=True)
@@ -91,39 +94,63 @@ def block_sums(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.add.reduceat(np.add.reduceat(matrix, rows, axis=0), cols, axis=1)
 
 
-def _column_nodes(size: int, max_nodes: int) -> np.ndarray:
-    return group_starts(size, max_nodes)
+def _column_nodes(size: int, max_nodes: int, head: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[str, str]]]:
+    """(first drawn row of each node, the rows in drawn order or None when in place, a
+    (word, "a-b") pair per node). Heads: rows sorted by head, a node per head or per bin
+    of heads (never a head split)."""
+    if head is None:
+        starts = group_starts(size, max_nodes)
+        ends = np.append(starts[1:], size)
+        return starts, None, [("neuron" if e - s == 1 else "neurons",
+                               f"{s}" + (f"-{e - 1}" if e - s > 1 else ""))
+                              for s, e in zip(starts.tolist(), ends.tolist())]
+    if len(head) != size:
+        raise ValueError(f"heads give {len(head)} rows; the layer has {size}")
+    order = np.argsort(head, kind="stable")
+    ids, first = np.unique(head[order], return_index=True)
+    bins = group_starts(len(ids), max_nodes)
+    ends = np.append(bins[1:], len(ids))
+    words = [("head" if e - b == 1 else "heads",
+              f"{ids[b]}" + (f"-{ids[e - 1]}" if e - b > 1 else ""))
+             for b, e in zip(bins.tolist(), ends.tolist())]
+    return first[bins], order, words
 
 
 def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Sequence[str],
                     k: int = TOP_K, max_nodes: int = MAX_NODES,
-                    max_links: int = MAX_LINKS) -> NetworkPicture:
+                    max_links: int = MAX_LINKS,
+                    heads: Mapping[str, np.ndarray] | None = None) -> NetworkPicture:
     """Nodes and the top-`k` links per output group of the dense `base`, for `layers` in
     forward order (those of fewer than 2 dimensions are left out). A layer whose inputs
     do not match the previous column (a residual or attention branch) is drawn onto it
-    proportionally."""
+    proportionally. `heads` maps an attention projection's name to the head of each of
+    its output rows (`engine.attention.head_rows`): its nodes are heads."""
     if k < 1 or max_nodes < 1:
         raise ValueError(f"k and max_nodes must be at least 1, got k={k}, "
                          f"max_nodes={max_nodes}")
     names = [n for n in layers if torch.as_tensor(base[n]).dim() >= 2]
     if not names:
         raise ValueError(f"no layer of 2 or more dimensions among {list(layers)}")
+    heads = heads or {}
     mats = [connection_matrix(base[n]) for n in names]
     max_nodes = min(max_nodes, max(4, MAX_TOTAL_NODES // (len(names) + 1)))
-    columns = [_column_nodes(mats[0].shape[1], max_nodes)]
-    columns += [_column_nodes(m.shape[0], max_nodes) for m in mats]
+    nodes = [_column_nodes(mats[0].shape[1], max_nodes)]
+    nodes += [_column_nodes(m.shape[0], max_nodes, _heads_of(heads, n))
+              for n, m in zip(names, mats)]
+    columns = [starts for starts, _, _ in nodes]
+    orders = tuple(order for _, order, _ in nodes[1:])
+    mats = [m if o is None else m[o] for m, o in zip(mats, orders)]
     sizes = [mats[0].shape[1]] + [m.shape[0] for m in mats]
     first = np.cumsum([0] + [len(c) for c in columns])
     xs, ys, text = [], [], []
-    for c, starts in enumerate(columns):
+    for c, (starts, order, words) in enumerate(nodes):
         m = len(starts)
         xs.append(np.full(m, c))
         ys.append(2 * np.arange(m) - (m - 1))
-        ends = list(starts[1:]) + [sizes[c]]
         what = "inputs" if c == 0 else names[c - 1]
-        text += [f"{what}: {'neuron' if e - s == 1 else 'neurons'} {s}"
-                 + (f"-{e - 1}" if e - s > 1 else "") + f" of {sizes[c]}"
-                 for s, e in zip(starts, ends)]
+        total = sizes[c] if order is None else f"{len(np.unique(heads[what]))} heads"
+        text += [f"{what}: {word} {span} of {total}" for word, span in words]
     outputs = sum(len(c) for c in columns[1:])
     k = max(1, min(k, max_links // max(outputs, 1)))
     rows_all, cols_all, index_all, weight_all, row_all = [], [], [], [], []
@@ -154,18 +181,36 @@ def network_picture(base: Mapping[str, torch.Tensor | np.ndarray], layers: Seque
         rows_all.append(rows)
         cols_all.append(cols)
         w = torch.as_tensor(base[names[i]]).detach()
-        index, weight = _link_samples(w, rows, cols, r, col)
+        order = orders[i]
+        index, weight = _link_samples(w if order is None else w[torch.from_numpy(order)],
+                                      rows, cols, r, col)
+        flat = w.abs().reshape(w.shape[0], -1)
+        strongest = (flat.topk(min(ROW_SAMPLE, flat.shape[1]), dim=1).indices
+                     + flat.shape[1] * torch.arange(w.shape[0], device=w.device)[:, None])
+        if order is not None:  # drawn rows back to the weight's own rows
+            index = _unpermuted(index, order, int(flat.shape[1]))
+            strongest = strongest[torch.from_numpy(order).to(strongest.device)]
         index_all.append(index)
         weight_all.append(weight)
-        flat = w.abs().reshape(w.shape[0], -1)
-        row_all.append(flat.topk(min(ROW_SAMPLE, flat.shape[1]), dim=1).indices
-                       + flat.shape[1] * torch.arange(w.shape[0], device=w.device)[:, None])
+        row_all.append(strongest)
     cat = {key: np.concatenate(v) for key, v in parts.items()}
     return NetworkPicture(tuple(names), np.concatenate(xs), np.concatenate(ys), tuple(text),
                           tuple(rows_all), tuple(cols_all), cat["layer"], cat["row"],
                           cat["col"], cat["src"], cat["dst"], cat["strength"],
                           cat["dense"], first, tuple(index_all), tuple(weight_all),
-                          tuple(row_all), tuple(tuple(base[n].shape) for n in names))
+                          tuple(row_all), tuple(tuple(base[n].shape) for n in names),
+                          orders)
+
+
+def _heads_of(heads: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
+    found = heads.get(name)
+    return None if found is None else np.asarray(found, dtype=np.int64)
+
+
+def _unpermuted(index: torch.Tensor, order: np.ndarray, width: int) -> torch.Tensor:
+    """Flat indices into the rows-permuted weight, as indices into the weight itself."""
+    perm = torch.from_numpy(order)
+    return perm[index // width] * width + index % width
 
 
 def _link_samples(w: torch.Tensor, rows: np.ndarray, cols: np.ndarray, r: np.ndarray,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import PruneConfig
+from ..engine.attention import head_rows
 from ..engine.lm import SAMPLE_PROMPT, generate
 from ..engine.network import NetworkPicture, NetworkState, network_picture, network_state
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
@@ -43,12 +44,13 @@ class CurvePoint:
 def network_view(session: Host, picture: NetworkPicture | None = None
                  ) -> tuple[NetworkPicture, NetworkState]:
     """The selected model as a network picture: `picture` (the fixed link set of its dense
-    base, computed here when None) and what its masks keep now (a weight at zero is
-    pruned)."""
+    base, computed here when None; an attention projection's units are its heads) and
+    what its masks keep now (a weight at zero is pruned)."""
     with session.lock:
         params = session.slot.params()
         if picture is None:
-            picture = network_picture(session.slot.base, list(session.slot.prunable))
+            picture = network_picture(session.slot.base, list(session.slot.prunable),
+                                      heads=head_rows(session.slot.model))
         # a pruned weight is zero: the weights are their own masks (no pass over them)
         return picture, network_state(picture, {n: params[n] for n in picture.layers})
 

@@ -48,6 +48,48 @@ def link_levels(picture: NetworkPicture, state: NetworkState) -> list[tuple[list
     return out
 
 
+PANEL_PX = 120  # first to last network column in a 1280 px page, about (labels fit it)
+CHAR_PX = 5.6  # a label character at the labels' 9-10 px font, about (scaled with it)
+LABEL_CHARS = 9  # column labels are the bars' short names, shortened to about this
+LABEL_ROWS = 3  # neighbouring labels alternate between up to this many heights
+
+
+def label_spacing(columns: int, widest_px: float) -> tuple[int, int]:
+    """(heights, stride): labels alternate between `heights` lines and every `stride`-th
+    column is named, so that two labels on one line are at least `widest_px` apart even
+    when a group names its selected column instead of its first."""
+    column_px = PANEL_PX / max(columns - 1, 1)
+    rows = min(LABEL_ROWS, max(1, math.ceil(widest_px / column_px)))
+    stride = 1
+    while (rows * stride - (stride - 1)) * column_px < widest_px and stride < columns:
+        stride += 1
+    return rows, stride
+
+
+def column_labels(picture: NetworkPicture, selected: int = -1, char_px: float = CHAR_PX
+                  ) -> tuple[list[int], list[float], list[str], list[str], list[str]]:
+    """x, y, text, hover and text position of one label per network column: "inputs",
+    then each layer's unique short name (P.short_names, as the bars name layers, fitted
+    to a column), its full name on hover. Above the tallest column; neighbours alternate
+    between heights so they never meet; where even that is too tight, every n-th column
+    is named, the `selected` one in place of its group's first (the others keep their
+    hover). The end labels grow inwards, so none runs into the next panel."""
+    names = ["inputs", *P.short_names(list(picture.layers), LABEL_CHARS)]
+    columns = len(names)
+    rows, stride = label_spacing(columns, char_px * max(len(n) for n in names) + 6)
+    top = float(picture.node_y.max(initial=0)) + 1.5
+    y = [top + 2.2 * (rows - 1 - (c // stride) % rows) for c in range(columns)]
+    group = selected // stride if 0 <= selected < columns else -1
+    text = [n if (c // stride == group and c == selected)
+            or (c // stride != group and c % stride == 0) else ""
+            for c, n in enumerate(names)]
+    where = ["top center"] * columns
+    named = [c for c, t in enumerate(text) if t]
+    if len(named) > 1:
+        where[named[0]], where[named[-1]] = "top right", "top left"
+    return list(range(columns)), y, text, ["inputs", *picture.layers], where
+
+
 class MainView:
     """Writes Snapshots, weight grids, the one-shot curve and training curves to the figure."""
 
@@ -152,6 +194,13 @@ class MainView:
         if self._changed("net_sel", selected):
             fig.data[P.GRID].marker.color = [self.theme.accent if s else self.theme.kept
                                              for s in selected.tolist()]
+            x, y, text, hover, where = column_labels(  # talk mode's type is larger
+                picture, column, CHAR_PX * P.label_size(self.theme) / 9.5)
+            fig.data[P.COLUMNS].update(x=x, y=y, text=text, hovertext=hover,
+                                       textposition=where)
+            fig.data[P.COLUMNS].textfont.color = [
+                self.theme.accent if c == column else self.theme.text
+                for c in range(len(picture.layers) + 1)]
         if self._changed("net_alive", state.alive):
             fig.data[P.GRID].marker.opacity = [1.0 if a else 0.0 for a in state.alive.tolist()]
         for index, (xs, ys) in zip(P.LINKS, link_levels(picture, state)):

@@ -38,6 +38,7 @@ T_BARS, T_HIST, T_CURVE, T_GRID, T_CURVES = range(5)
 # the pruned links, faded): a slider move only moves links between these traces.
 LINK_LEVELS = 5
 LINKS = tuple(range(CODEBOOK + 1, CODEBOOK + 2 + LINK_LEVELS))
+COLUMNS = LINKS[-1] + 1  # the network's column labels (a layer's short name, full on hover)
 PRUNED_LINK_OPACITY = 0.07
 MAIN_HEIGHT = 640
 LARGE_TYPE = 16  # a theme font at least this large (talk mode) gets fewer, larger ticks
@@ -62,6 +63,11 @@ def set_unchecked(fig: go.FigureWidget, index: int, prop: str, value: list) -> N
     as plain lists of numbers (see test_front_end_deltas); outside a batch, it validates.
     """
     restyle_unchecked(fig, index, prop, value)  # plotly's internals: explorer.compat
+
+
+def label_size(theme: Theme) -> int:
+    """Font size of the network's column labels (px)."""
+    return max(theme.font_size - 3, 9)
 
 
 def swatch(color: str, text: str, mark: str = "&#9632;") -> str:
@@ -226,6 +232,10 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                         mode="lines", hoverinfo="skip", row=2, col=1,
                         opacity=PRUNED_LINK_OPACITY if pruned else (level + 1) / LINK_LEVELS,
                         line={"color": theme.pruned if pruned else theme.kept, "width": 1})
+    fig.add_scatter(name="layers", x=[], y=[], mode="text", text=[], hovertext=[], row=2,
+                    col=1, hovertemplate="%{hovertext}<extra></extra>", cliponaxis=False,
+                    textposition="top center",
+                    textfont={"size": label_size(theme), "color": theme.text})
     fig.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=fractions, row=1, col=1)
     fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array",
                      tickfont={"size": max(theme.font_size - 2, 10)}, row=1, col=1)

@@ -46,6 +46,13 @@ def get_theme(name: str | None = None) -> Theme:
     return LIGHT if name == "light" else DARK
 
 
+# Under this width of the app's main row the figures wrap below the control column
+# (layout.SIDE_WIDTH 400 + the 14 px gap + layout.FIGURE_MIN 540): the column then lays
+# the tabs and, beside them, the job rows, instead of leaving that half of the row empty
+# above the figure (seen in a 900 px JupyterLab cell, issue 28).
+NARROW_PX = 400 + 14 + 540 - 1
+
+
 def css(theme: Theme) -> str:
     """Scoped CSS: the app's own box gets the theme's colours, nothing else.
 
@@ -109,6 +116,14 @@ def css(theme: Theme) -> str:
 .cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
 .cx-app .cx-jobbar {{ position: sticky; bottom: 0; z-index: 4; background: {t.background};
   padding: 4px 0 2px 0; overflow: visible; }}
+.cx-app .cx-main {{ container-type: inline-size; }}
+@container (max-width: {NARROW_PX}px) {{
+  .cx-app .cx-side {{ flex: 1 1 100% !important; display: grid !important;
+    grid-template-columns: minmax(280px, 400px) minmax(0, 1fr);
+    grid-template-rows: repeat(4, min-content) 1fr; column-gap: 14px; }}
+  .cx-app .cx-side > .cx-tabs {{ grid-row: 1 / span 5; }}
+  .cx-app .cx-side > :not(.cx-tabs) {{ grid-column: 2; }}
+}}
 body[data-voila] .jp-OutputArea, body[data-voila] .jp-OutputArea-child,
 body[data-voila] .jp-OutputArea-output {{ overflow: visible; }}
 body[data-voila] #main, body[data-voila] #jp-main-content-panel,
