@@ -102,10 +102,11 @@ class Cards:
         rows = [
             _row("parameters", f"{snap.params:,}"),
             _row("nonzero", f"{snap.nonzero:,} ({snap.nonzero / max(snap.params, 1):.1%})"),
-            _row("bytes dense (fp32)", human_bytes(4 * snap.params)),
             _row("bytes as bitmask + values", human_bytes(bitmask_bytes(snap)),
                  "what storing only the survivors costs"),
         ]
+        if not extra:  # once measured, the table below has it beside the others
+            rows.insert(2, _row("bytes dense (fp32)", human_bytes(4 * snap.params)))
         rows += [_row(label, human_bytes(n), hint) for label, n, hint in size_rows(snap.extra)]
         measured = ""
         if extra:

@@ -112,6 +112,7 @@ def css(theme: Theme) -> str:
   border-radius: 4px; }}
 .cx-app .cx-guide .cx-later {{ opacity: 0.6; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
+.cx-app .cx-card-size .cx-card {{ max-width: 430px; }}
 .cx-app .cx-variants th {{ text-align: left; font-weight: 600; padding: 1px 10px 1px 0; }}
 .cx-app .widget-inline-hbox, .cx-app .widget-hprogress
   {{ max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }}
