@@ -56,22 +56,23 @@ class Actions:
         host = self.host
         slot = host.session.selected
         s = host.session
-        if not self.confirm_reset.go(bool(s.slot.undo_stack or s.slot.masks is not None),
-                                     lambda: host.set_status(
-                                         f"Reset drops the {host.who()}'s pruning and every "
-                                         "job (Undo brings them back): click again to "
-                                         "confirm", error=True)):
+        at_stake = bool(s.slot.undo_stack or s.slot.masks is not None)
+        if not self.confirm_reset.go(at_stake, lambda: host.set_status(
+                f"Reset drops the {host.who()}'s pruning and every job (Undo brings them "
+                "back): click again to confirm", error=True)):
             return False
         # the pruning settings Undo returns to (None: dense), as a job's checkpoint keeps
         before = None if host.snap is None or host.snap.prune is None else host.prune_kwargs()
 
         def action() -> Snapshot:
+            if not at_stake:  # the original already: no Undo step for nothing
+                return host.session.reset()
             snap = host.session.reset(keep_undo=True)
             host.book.reset(slot, before)
             return snap
 
-        return self._base_action(action, f"back to the original model ({host.who()}); "
-                                         "Undo brings back what was there")
+        return self._base_action(action, f"back to the original model ({host.who()})" +
+                                 ("; Undo brings back what was there" if at_stake else ""))
 
     def _base_action(self, action: Callable[[], Snapshot], done: str) -> bool:
         holder: list[Snapshot] = []
