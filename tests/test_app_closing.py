@@ -144,8 +144,10 @@ def test_the_tour_app_after_reset_shows_only_the_original_curves(monkeypatch):
     session.train(epochs=1)
     session.prune_iteratively(target=0.95, steps=2, finetune_epochs=1)
     session.reset()
+    assert not [h for h in session.history if h.get("kind") == "prune_step"]
     app = ExplorerApp(session)
     try:
+        assert "&#10003;" not in app.guide.widget.value  # no step ticked by thrown-away work
         assert len(trace(app.fig, "val loss").x) == epochs
         assert math.isclose(max(trace(app.fig, "val loss").x), app.book.step_count("teacher"))
     finally:
