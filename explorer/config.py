@@ -130,7 +130,6 @@ def show_value(value: object) -> str:
     if isinstance(value, numbers.Integral) and len(text) > 24:
         return f"{text[:12]}... (an integer of {len(text.lstrip('-'))} digits)"
     return text
-WEIGHT_GRID_CELLS = 48  # a layer's weight-matrix view is binned to at most this many cells a side
 # (48: 2,304 cells keep a slider move under 20 kB and plotly's per-cell checks near 5 ms)
 # Samples per training epoch for tests: when set, every TrainConfig made without an
 # explicit epoch_size trains on this many samples per epoch (a few batches), so a test

@@ -50,3 +50,33 @@ def test_bench_exits_non_zero_when_a_figure_is_null(monkeypatch, capsys):
     assert "not measured: page_js_bytes" in capsys.readouterr().out
     monkeypatch.setattr(suite, "run_bench", lambda **kw: _results())
     assert suite.bench_command(args) == 0
+
+
+class _Emitter:
+    def __init__(self, url: str = "") -> None:
+        self.url, self.handlers = url, {}
+
+    def on(self, event: str, handler) -> None:
+        self.handlers[event] = handler
+
+
+def test_the_server_side_clock_runs_from_the_kernel_socket_to_the_figure_data():
+    """visitors_server_ready_s: from the page's kernel websocket opening to the first frame
+    with the sparsity figure's data; other sockets and later frames do not move it."""
+    from explorer.bench.visitors import _watch_server
+
+    page = _Emitter()
+    marks = _watch_server(page)
+    other = _Emitter("ws://h/api/events/subscribe")
+    page.handlers["websocket"](other)
+    assert marks == {} and not other.handlers
+    kernel = _Emitter("ws://h/api/kernels/k/channels?session_id=s")
+    page.handlers["websocket"](kernel)
+    frame = kernel.handlers["framereceived"]
+    frame('{"msg_type": "status"}')
+    frame(b'{"_model_name": "ButtonModel"}')
+    assert set(marks) == {"ws"}
+    frame(b'\x00\x01{"_widget_data": [{"type": "bar", "customdata": [[1, 2, "fc"]]}]}')
+    first = dict(marks)
+    frame('{"_widget_data": [{"customdata": []}]}')
+    assert marks == first and first["fig"] >= first["ws"]

@@ -44,6 +44,8 @@ def test_a_12_mib_session_loads_from_the_browser(dashboard_url, browser_page,
     page = browser_page
     page.goto(dashboard_url, wait_until="commit", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(MAIN_FIG, timeout=LOAD_TIMEOUT_MS)
+    # the tab's controls are made when it first opens (issue 29), as a person opens it
+    page.locator(".cx-tabs .lm-TabBar-tab", has_text="Data & model").click()
     page.wait_for_selector(FILE_INPUT, state="attached", timeout=LOAD_TIMEOUT_MS)
     label = page.locator(".cx-load-session button").inner_text()
     assert "≤ 200 MiB" in label, label  # the limit is shown before any upload

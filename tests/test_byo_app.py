@@ -80,11 +80,11 @@ def test_layer_search_turns_the_bar_page_to_the_layer():
 def test_headline_says_subset_then_the_full_set_follows(app, monkeypatch):
     """A big model's move shows the 256-subset first (said in the headline); the refiner
     then shows the full validation split, and a newer move cancels a pending one."""
-    import explorer.session.core as core
+    import explorer.session.subsets as subsets
     import explorer.ui.refine as refine
 
-    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
-    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 4)
+    monkeypatch.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(subsets, "FAST_EVAL_SAMPLES", 4)
     monkeypatch.setattr(refine, "SETTLE_S", 0.0)
     app.c.structured.value = False
     app.c.slider.value = 0.3

@@ -109,14 +109,15 @@ def test_big_model_answers_first_from_a_fixed_subset(byo, monkeypatch):
     """Above FAST_EVAL_MIN_PARAMS a prune evaluates 256 seeded rows (the same each move,
     said in extra); refine() gives the full set, equal to a plain snapshot."""
     import explorer.session.core as core
+    import explorer.session.subsets as subsets
     from explorer.engine.train import evaluate
     from explorer.ui.headline import Metric, headline_html
 
     folder, model = byo
     s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
     assert core.quick_subset(s) is None  # 6k parameters: always the full set
-    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
-    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
+    monkeypatch.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(subsets, "FAST_EVAL_SAMPLES", 50)
     first = s.prune(sparsity=0.3, structured=True)
     assert (first.extra["eval_samples"], first.extra["eval_total"]) == (50, 80)
     rows = core.subset_split(s, "val", 50)
@@ -135,14 +136,15 @@ def test_subset_answer_recalibrates_on_few_then_refine_on_all(byo, monkeypatch):
     extra); refine() redoes it on BN_RECALIBRATION_SAMPLES, so its numbers and statistics
     equal those of a move that never took the fast path."""
     import explorer.session.core as core
+    import explorer.session.subsets as subsets
     from explorer.config import FAST_BN_RECALIBRATION_SAMPLES
 
     folder, model = byo
     slow = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
     oracle = slow.prune(sparsity=0.4, structured=True)
     assert oracle.extra["bn_samples"] == core.BN_RECALIBRATION_SAMPLES
-    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 1)
-    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 50)
+    monkeypatch.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 1)
+    monkeypatch.setattr(subsets, "FAST_EVAL_SAMPLES", 50)
     s = Session(f"imagefolder:{folder}", f"hf:{model}", seed=3)
     first = s.prune(sparsity=0.4, structured=True)
     assert first.extra["bn_samples"] == FAST_BN_RECALIBRATION_SAMPLES < 240  # train rows

@@ -18,7 +18,7 @@ from explorer.engine.compact import twin_of  # noqa: E402
 from explorer.engine.graph import graph_masks  # noqa: E402
 from explorer.engine.structure import NORM_TYPES, recalibrate_bn  # noqa: E402
 from explorer.models.zoo import build_model  # noqa: E402
-from explorer.session import core  # noqa: E402
+from explorer.session import core, subsets  # noqa: E402
 from explorer.session.session import Session  # noqa: E402
 
 
@@ -103,8 +103,8 @@ def test_dense_model_builds_no_twin():
 
 def answer(monkeypatch, use_twin: bool):
     """A structured slider move's subset answer with the compact path on or off."""
-    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 0)
-    monkeypatch.setattr(core, "FAST_EVAL_SAMPLES", 100)
+    monkeypatch.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 0)
+    monkeypatch.setattr(subsets, "FAST_EVAL_SAMPLES", 100)
     if not use_twin:
         monkeypatch.setattr(core, "twin_of", lambda *_: None)
     session = Session("digits", "resnet-small", seed=0)
@@ -142,8 +142,8 @@ def test_a_failing_twin_falls_back_to_the_masked_model(monkeypatch):
     with monkeypatch.context() as m:
         slow, slow_stats, _ = answer(m, False)
     with monkeypatch.context() as m:
-        m.setattr(core, "FAST_EVAL_MIN_PARAMS", 0)
-        m.setattr(core, "FAST_EVAL_SAMPLES", 100)
+        m.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 0)
+        m.setattr(subsets, "FAST_EVAL_SAMPLES", 100)
         session = Session("digits", "resnet-small", seed=0)
         session.train(epochs=1)
         session.prune(sparsity=0.4, structured=True)  # builds and checks the twin

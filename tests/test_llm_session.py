@@ -145,9 +145,9 @@ def test_big_lm_wanda_move_answers_on_a_window_subset_first(session: Session,
     validation windows (said in the snapshot); refine() gives the full answer, equal to
     a plain snapshot's."""
     from explorer.config import LM_FAST_EVAL_WINDOWS
-    from explorer.session import core
+    from explorer.session import subsets
 
-    monkeypatch.setattr(core, "FAST_EVAL_MIN_PARAMS", 0)  # this tiny model counts as big
+    monkeypatch.setattr(subsets, "FAST_EVAL_MIN_PARAMS", 0)  # this tiny model counts as big
     first = session.prune(sparsity=0.4, criterion="wanda", calibration=8)
     again = session.prune(sparsity=0.4, criterion="wanda", calibration=8)
     assert first.extra["eval_samples"] == LM_FAST_EVAL_WINDOWS < first.extra["eval_total"]

@@ -32,6 +32,31 @@ def test_tab_figures_are_built_only_when_opened(app):
     assert all(f.layout.width is None for f in app.figures())  # they fit their column
 
 
+def test_hidden_tabs_make_their_controls_on_first_open(app):
+    """A page receives every widget model of the app when it loads: the Distill, Compare
+    and Data & model tabs make their controls when first opened (issue 29), as the
+    session is then, and disabled like the others while a job runs."""
+    import threading
+
+    panels = {1: app.distill, 2: app.compare, 3: app.model_panel}
+    assert not any(p.built or p.box.children or p.controls() for p in panels.values())
+    release = threading.Event()
+    assert app.jobs.start("a slow study", lambda stop, ev: release.wait(60))
+    try:
+        app.tabs.selected_index = 3
+        assert [p.built for p in panels.values()] == [False, False, True]
+        assert app.model_panel.box.children and app.model_panel.controls()
+        assert all(w.disabled for w in app.model_panel.controls())
+    finally:
+        release.set()
+    settle(app)
+    assert not any(w.disabled for w in app.model_panel.controls())
+    app.tabs.selected_index = 1
+    assert app.distill.built and app.distill.slot.value == app.session.selected
+    assert app.distill.leave_out.options[1:]  # the session's classes, as adopt() lists them
+    assert app.model_panel.model.value == "mlp" and app.model_panel.dataset.value == "digits"
+
+
 def test_temperature_move_updates_probabilities_without_retraining(app):
     """The temperature slider re-softens stored logits: no training call at all."""
     app.tabs.selected_index = 1
@@ -173,6 +198,8 @@ def test_no_two_widgets_share_a_layout(app):
     hiding one control (layout.display) hide every control holding it."""
     import ipywidgets as W
 
+    for panel in (app.distill, app.compare, app.model_panel):
+        panel.build()  # made on first open otherwise
     holders: dict[str, list[str]] = {}
     todo: list = [app]
     while todo:  # the page's whole widget tree

@@ -7,8 +7,7 @@ import torch
 
 from explorer import Session
 from explorer.config import EPOCH_SIZE_ENV, TrainConfig
-from explorer.engine.metrics import weight_grid
-from explorer.session.views import layer_grid, oneshot_curve
+from explorer.session.views import oneshot_curve
 
 
 @pytest.fixture(scope="module")
@@ -29,32 +28,6 @@ def test_oneshot_curve_leaves_the_session_exactly_as_it_was(session):
     assert session.slot.prune_config.sparsity == 0.5
     at_half = session.snapshot().accuracy  # the same one-shot setting, on the session
     assert points[1].accuracy == pytest.approx(at_half, abs=1e-6)
-
-
-def test_weight_grid_is_bounded_and_pruned_blocks_vanish():
-    """At most CELLS x CELLS numbers; a block whose weights are all zero is exactly zero."""
-    from explorer.config import WEIGHT_GRID_CELLS as CELLS
-
-    w = torch.randn(300, 784)
-    w[:150] = 0
-    grid = weight_grid(w)
-    assert grid.shape == (CELLS, CELLS)
-    half = CELLS // 2  # the block on the boundary may mix both halves
-    assert (grid[:half - 1] == 0).all() and (grid[half + 1:] > 0).all()
-    conv = weight_grid(torch.randn(16, 1, 3, 3))
-    assert conv.shape == (16, 9)
-
-
-def test_layer_grid_follows_the_masks(session):
-    session.reset_pruning()
-    layer = session.slot.prunable[0]
-    dense = layer_grid(session, layer)
-    session.prune(sparsity=0.9)
-    pruned = layer_grid(session, layer)
-    assert pruned["grid"].sum() < dense["grid"].sum()
-    assert pruned["dense_max"] == dense["dense_max"] and dense["shape"] == (256, 64)
-    with pytest.raises(ValueError, match="unknown layer"):
-        layer_grid(session, "nope")
 
 
 def test_epoch_size_from_the_environment(monkeypatch):

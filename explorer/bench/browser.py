@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +194,12 @@ def _roundtrips(page, values: tuple[float, ...]) -> list[float]:
     return times
 
 
-def browser_figures(quick: bool, notes: dict) -> dict:
+def browser_figures(quick: bool, notes: dict,
+                    more: Callable[[Any, bool, dict], dict] | None = None) -> dict:
     """dashboard_ready_s, dashboard_ready_preheat_s (and its ratio to a trivial notebook's
-    trivial_ready_preheat_s, served the same way) and browser_roundtrip_p50_ms."""
+    trivial_ready_preheat_s, served the same way) and browser_roundtrip_p50_ms; then
+    `more(browser, quick, notes)`'s figures from the same Chromium (the suite passes
+    explorer.bench.pages.page_figures: pages imports this module, not the reverse)."""
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing")
     from playwright.sync_api import sync_playwright
@@ -230,9 +234,8 @@ def browser_figures(quick: bool, notes: dict) -> dict:
             preheat_s = out["dashboard_ready_preheat_s"]
             out["dashboard_ready_preheat_ratio"] = None if preheat_s is None \
                 else preheat_s / trivial
-            from .pages import page_figures  # page cost and fresh pages (issue 29)
-
-            out.update(page_figures(browser, quick, notes))
+            if more is not None:
+                out.update(more(browser, quick, notes))
         finally:
             browser.close()
     return out

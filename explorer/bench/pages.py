@@ -81,9 +81,10 @@ def _watch_models(page) -> dict:
     return seen
 
 
-def page_cost(browser, url: str, ready_js: str = DRAWN_JS) -> dict:
+def page_cost(browser, url: str, ready_js: str = DRAWN_JS, cpu_throttle: float = 1.0) -> dict:
     """One fresh page to `ready_js`: {page_script_s, page_task_s, page_js_bytes,
-    page_widget_models, page_ready_s}."""
+    page_widget_models, page_ready_s}. `cpu_throttle` > 1 slows the page's CPU that many
+    times (CDP Emulation.setCPUThrottlingRate: a slow phone or an old laptop)."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
@@ -99,6 +100,8 @@ def page_cost(browser, url: str, ready_js: str = DRAWN_JS) -> dict:
         models = _watch_models(page)
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
+        if cpu_throttle > 1:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
         start = time.perf_counter()
         page.goto(url, wait_until="commit", timeout=120_000)
         page.wait_for_function(ready_js, timeout=300_000, polling=100)
@@ -145,8 +148,25 @@ def _served(notebook: dict | None, preheat: int):
     return server
 
 
+THROTTLE = 4.0  # the issue's slow device
+
+
+def throttled_ready(browser, notes: dict) -> float | None:
+    """Seconds for a preheated page on a CPU 4x slower to draw its data (the bars hold the
+    Snapshot's values); None, with a note, when it never did."""
+    server = _served(None, 1)
+    try:
+        return page_cost(browser, server.url, DRAWN_JS, cpu_throttle=THROTTLE)["page_ready_s"]
+    except Exception as err:  # playwright's TimeoutError: the slow page never drew
+        notes["page_ready_throttled_s"] = f"no drawn page at {THROTTLE:g}x CPU throttling: {err}"
+        return None
+    finally:
+        server.stop()
+
+
 def page_figures(browser, quick: bool, notes: dict) -> dict:
-    """page_* for our preheated page, trivial_*/onefig_* for the two yardsticks, and
+    """page_* for our preheated page (page_ready_throttled_s: at 4x CPU throttling),
+    trivial_*/onefig_* for the two yardsticks, and
     fresh_pages_drawn (k of n, `--preheat 0` and `--preheat 2` servers; a few with quick)."""
     from .browser import TRIVIAL_NOTEBOOK, TRIVIAL_READY_JS
 
@@ -162,6 +182,7 @@ def page_figures(browser, quick: bool, notes: dict) -> dict:
         out.update({key.replace("page_", f"{prefix}_", 1): value for key, value in cost.items()})
     out["onefig_ready_preheat_s"] = out.pop("onefig_ready_s")
     out.pop("trivial_ready_s")  # trivial_ready_preheat_s is browser_figures' own
+    out["page_ready_throttled_s"] = throttled_ready(browser, notes)
     ok = total = 0
     counts = (2, 2, 1) if quick else (SERIAL, AT_ONCE, BATCHES)
     for preheat in (0, 2):

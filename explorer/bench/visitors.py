@@ -7,6 +7,11 @@ browser, one context each, loopback only) open the page at the same moment. Figu
 
 - ``visitors_ready_s_p95``: seconds from navigation to an interactive page (the sparsity
   plot holds data and the slider readout exists), p95 over the visitors;
+- ``visitors_server_ready_s_p95``: the server's side of that, p95: seconds from the page's
+  kernel websocket opening to the first frame on it that carries the sparsity figure's
+  data (plotly's ``_widget_data`` with the bars' ``customdata``), both timed as Chromium's
+  network layer reports them: the page's own script time before its websocket opens and
+  after the data arrives is left out;
 - ``visitors_slider_p95_ms``: every page then sets its slider every ``period`` seconds for
   ``duration`` seconds; the round trip (Enter -> the plot shows the new sparsity, timed in
   the page) p95 over all moves of all visitors;
@@ -41,13 +46,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def _open(browser, url: str) -> tuple[Any, Any, float]:
+def _watch_server(page) -> dict:
+    """{"ws": when the page's kernel websocket opened, "fig": when the first frame with the
+    sparsity figure's data came in on it} (time.perf_counter), filled as they happen."""
+    marks: dict[str, float] = {}
+
+    def on_socket(socket) -> None:
+        if "/channels" not in socket.url or "ws" in marks:
+            return  # the first kernel connection only (a reconnect is the page's problem)
+        marks["ws"] = time.perf_counter()
+
+        def on_frame(payload) -> None:
+            text = payload if isinstance(payload, str) else payload.decode("latin-1")
+            if "fig" not in marks and '"_widget_data"' in text and '"customdata"' in text:
+                marks["fig"] = time.perf_counter()
+        socket.on("framereceived", on_frame)
+
+    page.on("websocket", on_socket)
+    return marks
+
+
+async def _open(browser, url: str) -> tuple[Any, Any, float, float | None]:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
+    marks = _watch_server(page)
     start = time.perf_counter()
     await page.goto(url, wait_until="commit", timeout=READY_CEILING_S * 1000)
     await page.wait_for_function(READY_JS, timeout=READY_CEILING_S * 1000, polling=100)
-    return context, page, time.perf_counter() - start
+    ready = time.perf_counter() - start
+    server = marks["fig"] - marks["ws"] if {"ws", "fig"} <= marks.keys() else None
+    return context, page, ready, server
 
 
 async def _slide(page, offset: int, duration_s: float, period_s: float,
@@ -96,19 +124,22 @@ async def _room(url: str, n: int, duration_s: float, period_s: float, server) ->
             before = cpu_seconds(server.proc)
             opened = await asyncio.gather(*(_open(browser, url) for _ in range(n)))
             after = cpu_seconds(server.proc)
-            ready = [seconds for _, _, seconds in opened]
+            ready = [seconds for _, _, seconds, _ in opened]
+            server_side = [s for *_, s in opened if s is not None]
             wait_idle(server.proc, 120.0)
             rss = kernel_rss_mib(server.proc)
             failures: list[str] = []
             moves = await asyncio.gather(*(_slide(page, i, duration_s, period_s, failures)
-                                           for i, (_, page, _) in enumerate(opened)))
-            for context, _, _ in opened:
+                                           for i, (_, page, *_) in enumerate(opened)))
+            for context, *_ in opened:
                 await context.close()
         finally:
             await browser.close()
     flat = [t for per in moves for t in per]
     return {"visitors": n, "visitors_ready_s": ready,
             "visitors_ready_s_p95": pct(ready, 0.95),
+            "visitors_server_ready_s": server_side,
+            "visitors_server_ready_s_p95": pct(server_side, 0.95) if server_side else None,
             "visitors_slider_p95_ms": pct(flat, 0.95),
             "visitors_slider_p50_ms": statistics.median(flat),
             "visitors_moves": len(flat), "visitors_failed_moves": failures,

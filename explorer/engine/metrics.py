@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..config import HIST_BINS, WEIGHT_GRID_CELLS
+from ..config import HIST_BINS
 
 
 @dataclass(frozen=True)
@@ -134,18 +134,3 @@ def threshold_layer_stats(name: str, sorted_values: torch.Tensor, base_counts: n
     return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
                       counts.to(torch.int32).numpy(), base_counts,
                       edges.numpy().astype(np.float32))
-
-
-@torch.no_grad()
-def weight_grid(weight: torch.Tensor, cells: int = WEIGHT_GRID_CELLS) -> np.ndarray:
-    """Mean |w| over at most cells x cells blocks of a weight matrix (float32, rows x cols).
-
-    A conv weight (out, in, kh, kw) is read as out x (in * kh * kw). Pruned weights are
-    zero, so a block fades as its connections go and vanishes when all of them have.
-    Never more than cells**2 numbers, whatever the layer's size.
-    """
-    w = weight.detach().abs().float()
-    w = w.reshape(w.shape[0], -1) if w.dim() != 2 else w
-    rows, cols = min(w.shape[0], cells), min(w.shape[1], cells)
-    pooled = torch.nn.functional.adaptive_avg_pool2d(w[None, None], (rows, cols))[0, 0]
-    return pooled.cpu().numpy().astype(np.float32)

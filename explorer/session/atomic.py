@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .slots import ModelSlot, State, UndoEntry
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class RestorePoint:
     training: bool
 
 
-def restore_point(session: Session) -> RestorePoint:
+def restore_point(session: Host) -> RestorePoint:
     """What `put_back` returns the session to (take it under the lock)."""
     slot = session.slot
     return RestorePoint(slot, session.selected, slot.undo_entry(), list(slot.undo_stack),
@@ -41,7 +41,7 @@ def restore_point(session: Session) -> RestorePoint:
                         session.jobs.total_steps, slot.model.training)
 
 
-def put_back(session: Session, point: RestorePoint) -> None:
+def put_back(session: Host, point: RestorePoint) -> None:
     """Return the slot of `point`, the history and the step counter to `point`.
 
     jobs_started is not rewound: job ids stay unique, so a record can never be mistaken
@@ -58,7 +58,7 @@ def put_back(session: Session, point: RestorePoint) -> None:
 
 
 @contextmanager
-def all_or_nothing(session: Session) -> Iterator[None]:
+def all_or_nothing(session: Host) -> Iterator[None]:
     """Run the body; when it raises, put the session back as it was, then re-raise."""
     with session.lock:
         point = restore_point(session)

@@ -42,7 +42,7 @@ from . import core
 from .slots import clone_state
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 DEFAULT_CALIBRATION = 32  # windows (the papers use 128 of 2048 tokens; ours are small)
 MAX_CALIBRATION = 4096
@@ -91,7 +91,7 @@ class CalibratedPruning:
 
     # ----- what the criteria reach -----------------------------------------------------
     @staticmethod
-    def targets(session: Session) -> list[str]:
+    def targets(session: Host) -> list[str]:
         names = list(session.slot.prunable)
         linear = linear_names(session.model, names)
         others = [n for n in names if n not in linear]
@@ -101,7 +101,7 @@ class CalibratedPruning:
         return linear
 
     @staticmethod
-    def batches(session: Session, calibration: int, seed: int | None = None
+    def batches(session: Host, calibration: int, seed: int | None = None
                 ) -> list[torch.Tensor]:
         """`calibration` training rows drawn with the seed, in batches."""
         x = session.data.train.x
@@ -110,7 +110,7 @@ class CalibratedPruning:
         rows = x[idx]
         return list(torch.split(rows, CALIBRATION_BATCH))
 
-    def norms(self, session: Session, calibration: int, seed: int | None = None
+    def norms(self, session: Host, calibration: int, seed: int | None = None
               ) -> dict[str, torch.Tensor]:
         """Dense input-feature norms, cached per (base, calibration size, seed)."""
         slot = session.slot
@@ -128,7 +128,7 @@ class CalibratedPruning:
         return self._norms
 
     # ----- a slider move: magnitude N:M, or Wanda from cached norms ---------------------
-    def prune(self, session: Session, req: Request) -> Snapshot:
+    def prune(self, session: Host, req: Request) -> Snapshot:
         with session.lock:
             session.jobs.check_idle("pruning")
             names = self.targets(session) if req.criterion == "wanda" else list(
@@ -145,7 +145,7 @@ class CalibratedPruning:
             return labelled(core.engine_snapshot(session, subset=subset), req)
 
     # ----- a job: SparseGPT (or sequential Wanda) block by block -----------------------
-    def run(self, session: Session, req: Request, *, blocksize: int = DEFAULT_BLOCKSIZE,
+    def run(self, session: Host, req: Request, *, blocksize: int = DEFAULT_BLOCKSIZE,
             damp: float = DEFAULT_DAMP, seed: int | None = None,
             stop: threading.Event | None = None,
             on_event: Callable[[OneShotProgress], None] | None = None) -> Snapshot:
@@ -215,7 +215,7 @@ def labelled(snap: Snapshot, req: Request) -> Snapshot:
     return replace(snap, extra={**snap.extra, **extra})
 
 
-def helper(session: Session) -> CalibratedPruning:
+def helper(session: Host) -> CalibratedPruning:
     """The session's collaborator, made on first use (sessions built by load() too)."""
     found = session.__dict__.get("_calibrated")
     if found is None:
@@ -223,7 +223,7 @@ def helper(session: Session) -> CalibratedPruning:
     return found
 
 
-def prune(session: Session, threshold: float | None, sparsity: float | None, std: float | None,
+def prune(session: Host, threshold: float | None, sparsity: float | None, std: float | None,
           scope: str, structured: bool, criterion: object, pattern: object,
           calibration: object) -> Snapshot:
     """Session.prune with a criterion other than magnitude or an N:M pattern."""
@@ -236,7 +236,7 @@ def prune(session: Session, threshold: float | None, sparsity: float | None, std
     return helper(session).prune(session, req)
 
 
-def prune_one_shot(session: Session, criterion: object = "sparsegpt",
+def prune_one_shot(session: Host, criterion: object = "sparsegpt",
                    sparsity: float | None = 0.5, pattern: object = "unstructured",
                    calibration: object = None, *, blocksize: int = DEFAULT_BLOCKSIZE,
                    damp: float = DEFAULT_DAMP, seed: int | None = None,

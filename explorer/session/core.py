@@ -11,7 +11,7 @@ pruned entries keep their old base values, and the previous base goes on an undo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,12 +19,9 @@ from torch import nn
 
 from ..config import (
     BN_RECALIBRATION_SAMPLES,
-    FAST_EVAL_MIN_PARAMS,
-    FAST_EVAL_SAMPLES,
-    LM_FAST_EVAL_WINDOWS,
     PruneConfig,
 )
-from ..data.datasets import Dataset, Split, from_tensors, load_dataset
+from ..data.datasets import Dataset, from_tensors, load_dataset
 from ..data.images import is_image_folder, load_image_folder
 from ..engine.attention import example_of
 from ..engine.compact import Twin, refuse_twin, twin_of
@@ -41,23 +38,10 @@ from ..engine.structure import (
 )
 from ..engine.train import evaluate
 from . import moves
+from .subsets import quick_subset, subset_split
 
 if TYPE_CHECKING:
-    from .session import Session
-
-
-@dataclass
-class Settings:
-    """A session's switches (Session.settings)."""
-
-    # After structured pruning, re-estimate BatchNorm statistics on a few hundred training
-    # samples (no gradient step) before anything is measured; False shows the stale ones.
-    bn_recalibration: bool = True
-    # A language model's snapshots carry a generated text sample (60 forward passes, about
-    # a third of a prune's time on gpt-tiny); a front end that generates it itself, off
-    # the slider's path, sets this False (the app does: issue 15 item 3).
-    # Session.lm.sample() and explorer.session.views.text_sample always work.
-    sample_in_snapshots: bool = True
+    from .host import Host
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -91,7 +75,7 @@ def load_data(dataset: object, train: object, val: object, test: object,
     return from_tensors(train, val, test, task)
 
 
-def prune(session: Session, config: PruneConfig) -> Snapshot:
+def prune(session: Host, config: PruneConfig) -> Snapshot:
     """Masks for `config` from the selected slot's dense base, installed; the answer."""
     slot, structured = session.slot, config.structured
     groups = model_groups(slot.model)[0] if structured else None
@@ -118,7 +102,7 @@ def prune(session: Session, config: PruneConfig) -> Snapshot:
         return answer(session, structured, subset, None)
 
 
-def answer(session: Session, structured: bool, subset: int | None,
+def answer(session: Host, structured: bool, subset: int | None,
            twin: Twin | None) -> Snapshot:
     """Statistics settled, then engine_snapshot (on `subset` rows when given);
     the twin's tensors are dropped afterwards whatever happens. Call under the lock."""
@@ -132,7 +116,7 @@ def answer(session: Session, structured: bool, subset: int | None,
             twin.release()
 
 
-def full_norms(session: Session) -> None:
+def full_norms(session: Host) -> None:
     """BatchNorm statistics re-estimated on all BN_RECALIBRATION_SAMPLES when the last
     move used the fast few (call under the lock, before measuring for good)."""
     slot = session.slot
@@ -142,26 +126,7 @@ def full_norms(session: Session) -> None:
         slot.bn_samples = BN_RECALIBRATION_SAMPLES
 
 
-def quick_subset(session: Session, split: str = "val") -> int | None:
-    """FAST_EVAL_SAMPLES for a model of FAST_EVAL_MIN_PARAMS or more whose `split` is
-    larger than that (a slider move's first answer), else None (evaluate everything)."""
-    n = sum(p.numel() for p in session.model.parameters())
-    size = len(session.data.split(split))
-    # a language model's rows are windows of many tokens: far fewer make a first answer
-    lm = session.is_lm or session.objective.headline == "perplexity"
-    rows = LM_FAST_EVAL_WINDOWS if lm else FAST_EVAL_SAMPLES
-    return rows if n >= FAST_EVAL_MIN_PARAMS and size > rows else None
-
-
-def subset_split(session: Session, split: str, n: int) -> Split:
-    """The first `n` of a seeded permutation of `split`: the same rows every move."""
-    whole = session.data.split(split)
-    gen = torch.Generator().manual_seed(session.seed)
-    idx = torch.randperm(len(whole), generator=gen)[:n].sort().values.to(whole.x.device)
-    return Split(whole.x[idx], whole.y[idx])
-
-
-def snapshot(session: Session, split: str = "val", evaluate_model: bool = True,
+def snapshot(session: Host, split: str = "val", evaluate_model: bool = True,
              subset: int | None = None, model: nn.Module | None = None) -> Snapshot:
     """Session.snapshot; `model`: the slot model's compact twin (engine.compact), which
     then computes the outputs and the histograms (it holds the same nonzero weights)."""
@@ -201,7 +166,7 @@ def snapshot(session: Session, split: str = "val", evaluate_model: bool = True,
     return replace(snap, extra={**snap.extra, **extra}) if extra else snap
 
 
-def engine_snapshot(session: Session, split: str = "val", subset: int | None = None,
+def engine_snapshot(session: Host, split: str = "val", subset: int | None = None,
                     model: nn.Module | None = None) -> Snapshot:
     """snapshot() plus which sparsity a structured number means (PITFALLS). `model`:
     what computes the outputs instead of the slot's model (its compact twin)."""

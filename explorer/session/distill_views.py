@@ -26,22 +26,22 @@ from .slots import SLOT_NAMES
 from .students import slot_outputs
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 SPLITS = ("train", "val", "test")
 
 
-def _classification(session: Session, what: str) -> None:
+def _classification(session: Host, what: str) -> None:
     if session.data.task != "classification" or session.is_lm:
         raise ValueError(f"{what} applies to classification; this session's task is "
                          f"{'language modelling' if session.is_lm else session.data.task}")
 
 
-def class_names(session: Session) -> list[str]:
+def class_names(session: Host) -> list[str]:
     return [str(c) for c in range(session.data.n_outputs)]
 
 
-def outputs(session: Session, slot: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def outputs(session: Host, slot: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) of `slot` on `split`; the teacher's come from its cache."""
     check_choice("slot", slot, SLOT_NAMES)
     check_choice("split", split, SPLITS)
@@ -56,7 +56,7 @@ def outputs(session: Session, slot: str, split: str) -> tuple[torch.Tensor, torc
     return logits.detach().float().cpu(), data.y.cpu()
 
 
-def dark_knowledge(session: Session, temperature: float, split: str = "val") -> dict:
+def dark_knowledge(session: Host, temperature: float, split: str = "val") -> dict:
     """The teacher's mean softmax(logits / T) per true class (rows) over `split`."""
     _classification(session, "dark_knowledge")
     temperature = check_number("temperature", temperature, TEMPERATURE_MIN, TEMPERATURE_MAX)
@@ -65,7 +65,7 @@ def dark_knowledge(session: Session, temperature: float, split: str = "val") -> 
             "matrix": dark.dark_matrix(logits, y, session.data.n_outputs, temperature)}
 
 
-def calibration(session: Session, slot: str, split: str = "val", bins: int = 15) -> dict:
+def calibration(session: Host, slot: str, split: str = "val", bins: int = 15) -> dict:
     """ECE (T = 1, equal-width bins), accuracy and agreement with the teacher of `slot`."""
     _classification(session, "calibration")
     logits, y = outputs(session, slot, split)
@@ -74,7 +74,7 @@ def calibration(session: Session, slot: str, split: str = "val", bins: int = 15)
             "teacher_agreement": agreement(logits, teacher)}
 
 
-def check_bias(session: Session, bias: dict | None) -> dict[int, float] | None:
+def check_bias(session: Host, bias: dict | None) -> dict[int, float] | None:
     if bias is None:
         return None
     if not isinstance(bias, dict):
@@ -84,7 +84,7 @@ def check_bias(session: Session, bias: dict | None) -> dict[int, float] | None:
             check_number(f"bias of class {c}", v, -1e4, 1e4) for c, v in bias.items()}
 
 
-def per_class_accuracy(session: Session, slot: str, split: str = "val",
+def per_class_accuracy(session: Host, slot: str, split: str = "val",
                        bias: dict | None = None) -> list[float]:
     """Accuracy of `slot` on each true class of `split`, its logits offset by `bias`."""
     _classification(session, "per_class_accuracy")
@@ -93,7 +93,7 @@ def per_class_accuracy(session: Session, slot: str, split: str = "val",
     return dark.per_class_accuracy(logits, y, session.data.n_outputs, checked)
 
 
-def regime(session: Session, slot: str) -> Regime | None:
+def regime(session: Host, slot: str) -> Regime | None:
     """The regime a student slot trained under (None: an empty slot or the teacher)."""
     check_choice("slot", slot, SLOT_NAMES)
     if slot == "teacher" or slot not in session.slots:
@@ -102,7 +102,7 @@ def regime(session: Session, slot: str) -> Regime | None:
     return Regime() if saved is None else Regime(**saved)
 
 
-def bias_correction(session: Session, slot: str = "student", cls: int | None = None) -> dict:
+def bias_correction(session: Host, slot: str = "student", cls: int | None = None) -> dict:
     """Hinton et al.'s correction: raise class `cls`'s logit bias by the grid value with
     the best validation accuracy; report before and after on validation and test.
 

@@ -34,7 +34,7 @@ from ..engine.schedule import STEPS_MAX, quality_schedule, round_rates, step_spa
 from ..engine.structure import model_groups, recalibrate_bn, stacked_masks
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 __all__ = ["Step", "run_iterative", "stacked_masks", "step_plan"]
 
@@ -86,7 +86,7 @@ def step_plan(prunable: Sequence[str], target: float | None, steps: int, schedul
     return [Step(rates=rates) for _ in range(steps)]
 
 
-def run_iterative(session: Session, plan: list[Step], schedule: str,
+def run_iterative(session: Host, plan: list[Step], schedule: str,
                   finetune_epochs: int, rewind: str | int | None, train: TrainConfig,
                   stop: threading.Event | None, on_event: Callable | None) -> Snapshot:
     """Session.prune_iteratively's loop; arguments are validated before anything changes."""

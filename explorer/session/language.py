@@ -34,7 +34,7 @@ from .students import slot_outputs
 from .tasks import Task, as_gpt, corpus_dataset, objective_for, require_lm
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 Masks = dict[str, torch.Tensor]
 
@@ -165,7 +165,7 @@ def check_not_text_options(layers: object, heads: object, context: object,
 
 
 # ----- heads and neurons ------------------------------------------------------------
-def remove_heads(session: Session, fraction: float, rank: str = "l1",
+def remove_heads(session: Host, fraction: float, rank: str = "l1",
                  scope: str = "global") -> None:
     """Mask the lowest-ranked `fraction` of attention heads (their q, k, v rows and
     output-projection columns: v = 0 makes a head's output exactly zero)."""
@@ -190,7 +190,7 @@ def remove_heads(session: Session, fraction: float, rank: str = "l1",
                             "heads": {i: h for i, h in plan.items() if h}})
 
 
-def remove_neurons(session: Session, fraction: float, norm: str = "l1") -> None:
+def remove_neurons(session: Host, fraction: float, norm: str = "l1") -> None:
     """Mask the lowest-norm `fraction` of MLP neurons of every block (fc rows and biases,
     proj columns); GELU(0) = 0 makes them silent."""
     check_number("neuron fraction", fraction, 0.0, 1.0)
@@ -208,7 +208,7 @@ def remove_neurons(session: Session, fraction: float, norm: str = "l1") -> None:
     add_masks(session, masks)
 
 
-def add_masks(session: Session, new: Masks) -> None:
+def add_masks(session: Host, new: Masks) -> None:
     """AND `new` into the current masks and show base * mask."""
     slot = session.slot
     masks = dict(slot.masks or {})
@@ -257,7 +257,7 @@ def export_shrunk(small: GPT, path: str | Path) -> dict:
 
 
 # ----- students ---------------------------------------------------------------------
-def make_student(session: Session, width: float = 1.0, layers: int | None = None,
+def make_student(session: Host, width: float = 1.0, layers: int | None = None,
                  init: str = "random", seed: int | None = None) -> GPT:
     """A GPT student of the teacher slot's model: `layers` blocks (default the
     teacher's), width x its d_model; init='teacher' copies every other teacher block."""
@@ -271,7 +271,7 @@ def make_student(session: Session, width: float = 1.0, layers: int | None = None
         session.device)
 
 
-def build_student(session: Session, student: float | nn.Module,
+def build_student(session: Host, student: float | nn.Module,
                   seed: int) -> tuple[nn.Module, dict]:
     """The student model (a module is copied) and its config."""
     model = as_gpt(copy.deepcopy(student) if isinstance(student, nn.Module)
@@ -282,7 +282,7 @@ def build_student(session: Session, student: float | nn.Module,
     return model.to(session.device), config
 
 
-def soft_targets(session: Session, temperature: float, student: str | None,
+def soft_targets(session: Host, temperature: float, student: str | None,
                  prompt: str = SAMPLE_PROMPT) -> dict:
     """Teacher's (and student's) softened next-character distribution after `prompt`."""
     if student is not None:

@@ -16,10 +16,10 @@ from . import core, language
 from .tasks import SAMPLE_CHARS, as_gpt, require_lm
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 
-def prune_heads(session: Session, threshold: float | None, sparsity: float | None,
+def prune_heads(session: Host, threshold: float | None, sparsity: float | None,
                 std: float | None, norm: str, scope: str) -> Snapshot:
     """Session.prune(structured=True) of a language model: a `sparsity` fraction of the
     attention heads removed from the dense base."""
@@ -36,7 +36,7 @@ def prune_heads(session: Session, threshold: float | None, sparsity: float | Non
 class Language:
     """remove_heads, remove_neurons, sample and the corpus of a language-model session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Host) -> None:
         self._session = session
 
     @property

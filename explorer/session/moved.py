@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 _SLOT_FIELDS = ("model_name", "config", "base", "masks", "prune_config", "cuts", "warnings",
                 "original", "initial", "rewind_states", "epochs_trained", "undo_stack",
@@ -62,7 +62,7 @@ MOVED: dict[str, str] = {
 }
 
 # old names whose new spelling takes other arguments: old -> (new spelling, adapter)
-_CALLS: dict[str, tuple[str, Callable[[Session], Any]]] = {
+_CALLS: dict[str, tuple[str, Callable[[Host], Any]]] = {
     "SLOTS": ("explorer.session.slots.SLOT_NAMES", lambda s: _slot_names()),
     "measure_slot": ("session.measure(split, slot=...)",
                      lambda s: lambda slot, split="val", **kw: s.measure(split, slot=slot,
@@ -96,7 +96,7 @@ def _warn(name: str, new: str) -> None:
                   DeprecationWarning, stacklevel=3)
 
 
-def _owner(session: Session, path: str) -> tuple[Any, str]:
+def _owner(session: Host, path: str) -> tuple[Any, str]:
     *parents, last = path.split(".")
     owner: Any = session
     for part in parents:
@@ -104,7 +104,7 @@ def _owner(session: Session, path: str) -> tuple[Any, str]:
     return owner, last
 
 
-def get(session: Session, name: str) -> Any:
+def get(session: Host, name: str) -> Any:
     """Session.__getattr__: a moved name, resolved with a warning; else AttributeError."""
     if name in MOVED:
         _warn(name, f"session.{MOVED[name]}")
@@ -117,7 +117,7 @@ def get(session: Session, name: str) -> Any:
     raise AttributeError(f"'Session' object has no attribute {name!r}")
 
 
-def set(session: Session, name: str, value: Any) -> bool:  # noqa: A001 (mirrors get)
+def set(session: Host, name: str, value: Any) -> bool:  # noqa: A001 (mirrors get)
     """Session.__setattr__: write a moved name through (True), with a warning."""
     if name not in MOVED or "." not in MOVED[name] or name == "models":
         return False

@@ -23,11 +23,11 @@ from ..engine.metrics import LayerStats, layer_stats
 from ..engine.structure import has_batchnorm, recalibrate_bn
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
     from .slots import ModelSlot
 
 
-def settle_structured(session: Session, structured: bool, subset: int | None,
+def settle_structured(session: Host, structured: bool, subset: int | None,
                       twin: Twin | None) -> None:
     """Re-estimate BatchNorm statistics after a structured prune and record on how many
     samples (session.slot.bn_samples; 0: the base's statistics stand)."""

@@ -45,12 +45,13 @@ from .memory import SharedTensors, entry_tensors, live_state, storage_bytes
 from .persist_lm import LM_KEY, arch_of, build_arch, lm_extra, reopen_lm
 from .persist_own import HF_KEY, KEEP, reopen, save_extra, without_extra
 from .plaindata import snapshot_from_dict, unplain
-from .quant import QUANT_UNKNOWN, setting_from, setting_payload
+from .quant import setting_from, setting_payload
+from .quant_setting import QUANT_UNKNOWN
 from .roots import Roots
 from .slots import ModelSlot, State, UndoEntry
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 __all__ = ["FORMAT", "VERSION", "left_out_bytes", "load_session", "plain", "read_payload",
            "save_session",
@@ -105,7 +106,7 @@ def _undo_payload(entry: UndoEntry, share: SharedTensors) -> dict:
                {"quant": None if entry.quant is None else asdict(entry.quant)})}
 
 
-def left_out_bytes(session: Session) -> int:
+def left_out_bytes(session: Host) -> int:
     """Bytes of the undo steps and rewind points of every slot (what undo=False omits)."""
     with session.lock:
         seen: set[int] = set()
@@ -120,7 +121,7 @@ def _arch(model: torch.nn.Module) -> Any:
     return plain(arch()) if callable(arch) else arch_of(model)  # a GPT student: its sizes
 
 
-def check_saveable(session: Session, max_params: int | None = None) -> None:
+def check_saveable(session: Host, max_params: int | None = None) -> None:
     """Refuse, before anything is written, a session whose models Session.load would
     refuse: the same parameter cap (config.check_params), counted the same way."""
     for name, slot in session.slots.items():
@@ -132,7 +133,7 @@ def check_saveable(session: Session, max_params: int | None = None) -> None:
                              "none of it is written") from None
 
 
-def session_payload(session: Session, undo: bool = True,
+def session_payload(session: Host, undo: bool = True,
                     max_params: int | None = None) -> dict:
     """Everything save() writes, as plain data (under the session's lock); without the
     undo steps and rewind points when not `undo` (the app's download when they are big).
@@ -153,7 +154,7 @@ def session_payload(session: Session, undo: bool = True,
                 "pretrained": bool(session.pretrained)}
 
 
-def save_session(session: Session, target: str | Path | IO[bytes],
+def save_session(session: Host, target: str | Path | IO[bytes],
                  undo: bool = True, max_params: int | None = None) -> None:
     """Write `session` to a path or a binary file object (see session_payload)."""
     if not isinstance(target, (str, Path)):
@@ -167,7 +168,7 @@ def save_session(session: Session, target: str | Path | IO[bytes],
         torch.save(payload, handle)
 
 
-def session_bytes(session: Session, undo: bool = True,
+def session_bytes(session: Host, undo: bool = True,
                   max_params: int | None = None) -> bytes:
     buffer = io.BytesIO()
     save_session(session, buffer, undo, max_params)

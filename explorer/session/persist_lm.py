@@ -27,14 +27,14 @@ from .persist_own import HF_KEY, OWN_MODEL, hf_description, hf_on_meta
 from .tasks import text_corpus
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 LM_KEY = "lm"
 LM_CONFIG_KEYS = ("layers", "heads", "d_model", "context", LM_KEY)
 GPT_ARCH = ("vocab_size", "context", "n_layers", "n_heads", "d_model", "mlp_ratio")
 
 
-def lm_extra(session: Session, keep: str) -> dict:
+def lm_extra(session: Host, keep: str) -> dict:
     """The keys a language-model session's file config adds, or a ValueError saying
     plainly what is not saved (`keep`: what can be kept instead)."""
     config = session.slots["teacher"].config

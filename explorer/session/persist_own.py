@@ -21,7 +21,7 @@ from ..config import DATASETS, MODELS
 from ..data.images import folder_of
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 OWN_DATA, OWN_MODEL, HF_KEY = "imagefolder:", "hf:", "hf"
 SPEC_MAX = 4096  # characters of a saved path spec
@@ -41,7 +41,7 @@ def hf_description(model: torch.nn.Module) -> dict:
     return describe(model)
 
 
-def save_extra(session: Session) -> dict:
+def save_extra(session: Host) -> dict:
     """The keys the file's teacher config adds ({} for the zoo), or a ValueError saying
     plainly what is not saved and what can be kept instead."""
     config = session.slots["teacher"].config

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -30,27 +30,13 @@ from ..engine.qbytes import layer_bytes
 from ..engine.quantize import LayerQuant, quantize_layer
 from ..engine.train import DIVERGED, Event, evaluate
 from ..validate import check_job_hooks, check_trainable
+from .quant_setting import QuantSetting
 
 if TYPE_CHECKING:
     from .quant_cache import QuantCache
-    from .session import Session
-    from .slots import ModelSlot
+    from .quant_host import QuantHost, QuantSlot
 
 OFF = 32
-QUANT_UNKNOWN = "unknown"  # an undo entry saved without its setting: Undo keeps today's
-
-
-@dataclass(frozen=True)
-class QuantSetting:
-    """Bits per weight, scheme and (uniform only) the input group size."""
-
-    bits: int
-    scheme: str = "kmeans"
-    group_size: int | None = None
-
-    def label(self) -> str:
-        group = f", groups of {self.group_size}" if self.group_size else ""
-        return f"{self.scheme} {self.bits}-bit{group}"
 
 
 def check_setting(bits: object, scheme: object = "kmeans",
@@ -81,17 +67,17 @@ def setting_from(saved: object) -> QuantSetting | None:
     return check_setting(saved.get("bits"), saved.get("scheme"), saved.get("group_size"))
 
 
-def setting_payload(slot: ModelSlot) -> dict | None:
+def setting_payload(slot: QuantSlot) -> dict | None:
     setting = getattr(slot, "quant", None)
     return None if setting is None else asdict(setting)
 
 
-def cache_of(slot: ModelSlot) -> QuantCache:
+def cache_of(slot: QuantSlot) -> QuantCache:
     """The slot's per-layer results (explorer.session.quant_cache)."""
     return slot.quant_cache
 
 
-def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
+def compute(slot: QuantSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
     """Every prunable weight quantized by `setting` (nothing written yet); a layer whose
     base and mask are unchanged since it was last quantized this way is a lookup."""
     masks = slot.masks or {}
@@ -108,7 +94,7 @@ def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
 
 
 @torch.no_grad()
-def apply_quant(slot: ModelSlot) -> None:
+def apply_quant(slot: QuantSlot) -> None:
     """Show the quantized weights when the slot has a setting (call after the slot's
     weights were reloaded from base and masks); else forget old results."""
     setting = getattr(slot, "quant", None)
@@ -119,14 +105,14 @@ def apply_quant(slot: ModelSlot) -> None:
 
 
 @torch.no_grad()
-def write(slot: ModelSlot, layers: dict[str, LayerQuant]) -> None:
+def write(slot: QuantSlot, layers: dict[str, LayerQuant]) -> None:
     params = slot.params()
     for name, lq in layers.items():
         params[name].copy_(lq.values)
     slot.quant_layers = layers
 
 
-def quantize(session: Session, bits: object, scheme: object = "kmeans",
+def quantize(session: QuantHost, bits: object, scheme: object = "kmeans",
              group_size: object = None) -> Snapshot:
     """Session.quantize: set (or with bits=32 remove) the selected slot's quantization."""
     setting = check_setting(bits, scheme, group_size)
@@ -141,14 +127,14 @@ def quantize(session: Session, bits: object, scheme: object = "kmeans",
             layers = compute(slot, setting)  # raises before anything changes
             slot.quant = setting
             write(slot, layers)
-        from .core import quick_subset  # core imports this module
+        from .subsets import quick_subset
 
         # a big model's first answer on a seeded subset, as a sparsity move (the app
         # refines it in the background)
         return session.snapshot(subset=quick_subset(session))
 
 
-def snapshot_extra(slot: ModelSlot) -> dict:
+def snapshot_extra(slot: QuantSlot) -> dict:
     """What the app shows of the quantization: the setting and the k-means codebooks."""
     setting = getattr(slot, "quant", None)
     if setting is None:
@@ -166,7 +152,7 @@ def snapshot_extra(slot: ModelSlot) -> dict:
             **totals}
 
 
-def sizes(slot: ModelSlot) -> dict:
+def sizes(slot: QuantSlot) -> dict:
     """bytes_quantized (dense index layout), bytes_quantized_sparse (the paper's layout),
     bytes_huffman and the ratio to dense fp32, weights only; the tensors that are not
     quantized (biases, norms) count at fp32 in every total. None when not quantized."""
@@ -196,12 +182,12 @@ TRAIN_NOTE = ("trained in float from the quantized weights, then re-quantized wi
               "centroids themselves")
 
 
-def train_note(slot: ModelSlot) -> str | None:
+def train_note(slot: QuantSlot) -> str | None:
     setting = getattr(slot, "quant", None)
     return None if setting is None else TRAIN_NOTE.format(label=setting.label())
 
 
-def finetune_codebook(session: Session, epochs: int = 1, lr: float = 1e-4,
+def finetune_codebook(session: QuantHost, epochs: int = 1, lr: float = 1e-4,
                       optimizer: str = "adam", batch_size: int = 64,
                       stop: threading.Event | None = None,
                       on_event: Callable[[Event], None] | None = None,

@@ -1,4 +1,4 @@
-"""Going back: Session.reset_pruning (the dense base), undo (the base before the last
+"""Going back: Host.reset_pruning (the dense base), undo (the base before the last
 committed job) and reset (the original model). Each acts on the selected slot under the
 session's lock and refuses while a job runs in another thread; nothing changes on error.
 """
@@ -14,10 +14,10 @@ from . import core
 from .memory import nothing_to_undo
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 
-def reset_pruning(session: Session) -> Snapshot:
+def reset_pruning(session: Host) -> Snapshot:
     """Drop the masks: the model holds the dense base again, bit for bit."""
     with session.lock:
         session.jobs.check_idle("resetting the pruning")
@@ -28,7 +28,7 @@ def reset_pruning(session: Session) -> Snapshot:
         return core.snapshot(session)
 
 
-def undo(session: Session) -> Snapshot:
+def undo(session: Host) -> Snapshot:
     """Return to the base, masks and curves before the last committed job."""
     with session.lock:
         session.jobs.check_idle("undo")
@@ -46,7 +46,7 @@ def undo(session: Session) -> Snapshot:
         return core.snapshot(session)
 
 
-def reset(session: Session, keep_undo: bool = False) -> Snapshot:
+def reset(session: Host, keep_undo: bool = False) -> Snapshot:
     """Back to the original trained model: no masks, and the history records of the jobs
     it throws away (those on the undo stack) are gone, as after their Undo (the curves of
     an app opened afterwards start from the original's). The undo stack is emptied, or

@@ -61,6 +61,7 @@ from .bounded import BoundedList
 from .iterative import run_iterative, step_plan
 from .lm_api import Language
 from .session_jobs import Jobs
+from .settings import Settings
 from .slots import SLOT_NAMES, ModelSlot, Slots
 from .student_api import Students
 from .tasks import Task
@@ -139,7 +140,7 @@ class Session:
         self.slots = Slots(slot)
         self.pretrained = pretrained
         self.objective = objective  # what differs between tasks (explorer.session.tasks)
-        self.settings = core.Settings()
+        self.settings = Settings()
         # epoch records and pruning events, in order; a shipped model brings its own
         self.history: list[dict] = BoundedList(history or [], HISTORY_MAX)
         self.jobs = Jobs(self, max((h.get("step", 0) for h in self.history), default=0))

@@ -34,14 +34,15 @@ from ..validate import check_batches, check_job_hooks, check_trainable
 from . import core, quant
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .slots import ModelSlot, UndoEntry
+    from .host import Host
+    from .quant_host import QuantSlot
+    from .slots import UndoEntry
 
 
 class Jobs:
     """The running-job mark, the job and step counters, and the training loop."""
 
-    def __init__(self, session: Session, total_steps: int = 0) -> None:
+    def __init__(self, session: Host, total_steps: int = 0) -> None:
         self._session = session
         self.started = 0  # ids for jobs; their history records carry them
         self.total_steps = total_steps  # optimizer steps over all jobs, the curves' x axis
@@ -168,7 +169,7 @@ class Jobs:
                     slot.commit(before)
                 return core.snapshot(session)
 
-    def roll_back(self, slot: ModelSlot, before: UndoEntry,
+    def roll_back(self, slot: QuantSlot, before: UndoEntry,
                    saved: tuple[int, int, dict]) -> None:
         """Put back the job's slot (captured at its start: the selection may have changed
         since, from the job's own thread) and the history as they were before the job."""

@@ -30,7 +30,7 @@ from . import distill_views, language, students
 from .tasks import require_lm
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
     from .slots import ModelSlot
 
 
@@ -39,7 +39,7 @@ class Students:
     views of a distillation (regime, dark_knowledge, calibration, per_class_accuracy,
     bias_correction) and the teacher's cached outputs."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Host) -> None:
         self._session = session
         self.teacher_cache = TeacherCache()  # teacher outputs by sample index
 

@@ -58,10 +58,10 @@ from .slots import ModelSlot, clone_state
 from .tasks import as_gpt
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 
-def build_student(session: Session, student: float | nn.Module,
+def build_student(session: Host, student: float | nn.Module,
                   seed: int) -> tuple[nn.Module, dict]:
     """A student of the teacher's architecture at width `student`, or a copy of a module."""
     teacher = session.slots.model("teacher")
@@ -82,7 +82,7 @@ def build_student(session: Session, student: float | nn.Module,
     return model, config
 
 
-def resolve_regime(session: Session, labelled: float | None, leave_out: int | None,
+def resolve_regime(session: Host, labelled: float | None, leave_out: int | None,
                    seed: int | None = None) -> Regime:
     """The regime a student trains under (None: the defaults, explorer.config).
 
@@ -109,7 +109,7 @@ def resolve_regime(session: Session, labelled: float | None, leave_out: int | No
     return regime
 
 
-def regime_training(session: Session, regime: Regime, kind: str, config: TrainConfig,
+def regime_training(session: Host, regime: Regime, kind: str, config: TrainConfig,
                     kd: tuple[float, float, bool] | None = None
                     ) -> tuple[SubsetSplit | None, TrainConfig, LossFn | None]:
     """(training rows, budget, loss) of a student of `kind` ("alone", "hard", "distill")
@@ -139,7 +139,7 @@ def regime_training(session: Session, regime: Regime, kind: str, config: TrainCo
     return rows_split, config, regime_kd_loss(rows_split, logits, targets, *kd)
 
 
-def run_student(session: Session, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
+def run_student(session: Host, slot: str, student: float | nn.Module, loss_fn: LossFn | None,
                 train_config: TrainConfig, seed: int | None,
                 stop: threading.Event | None, on_event: Callable[[Event], None] | None,
                 record: dict, train: SubsetSplit | None = None) -> Snapshot:
@@ -195,7 +195,7 @@ def student_size_warning(student: nn.Module, teacher: nn.Module) -> str | None:
     return note
 
 
-def distill(session: Session, student: float | nn.Module, temperature: float | None,
+def distill(session: Host, student: float | nn.Module, temperature: float | None,
             alpha: float, train_config: TrainConfig, t_squared: bool, seed: int | None,
             stop: threading.Event | None,
             on_event: Callable[[Event], None] | None,
@@ -244,7 +244,7 @@ def distill(session: Session, student: float | nn.Module, temperature: float | N
                        on_event, {"distill": record, "regime": regime.to_dict()})
 
 
-def slot_outputs(session: Session, slots: tuple[str, ...],
+def slot_outputs(session: Host, slots: tuple[str, ...],
                  x: torch.Tensor) -> list[torch.Tensor]:
     """Each slot's outputs on `x` in eval mode; every model's mode is restored."""
     outs = []
@@ -258,7 +258,7 @@ def slot_outputs(session: Session, slots: tuple[str, ...],
     return outs
 
 
-def soft_targets(session: Session, index: int, temperature: float = 4.0,
+def soft_targets(session: Host, index: int, temperature: float = 4.0,
                  student: str | None = "student") -> dict:
     """Teacher's and student's softened probabilities for validation example `index`."""
     if session.data.task != "classification":
@@ -278,7 +278,7 @@ def soft_targets(session: Session, index: int, temperature: float = 4.0,
             "student_slot": student, **view}
 
 
-def measure_slot(session: Session, slot: str, split: str = "val", *, full: bool = True,
+def measure_slot(session: Host, slot: str, split: str = "val", *, full: bool = True,
                  latency: bool = False, reference: torch.Tensor | None = None) -> Snapshot:
     """Session.measure() for any slot; the selection is restored afterwards."""
     with session.lock:
@@ -315,7 +315,7 @@ def measure_slot(session: Session, slot: str, split: str = "val", *, full: bool 
                 session.select(home)
 
 
-def variant_latencies(session: Session, extra: dict, x: torch.Tensor) -> dict:
+def variant_latencies(session: Host, extra: dict, x: torch.Tensor) -> dict:
     """Beside the masked model's latency (in `extra`): the dense base's (the same model
     unmasked, so the page shows that masking alone buys no time) and, under structured
     pruning, the shrunk copy's (what removing neurons buys on this machine)."""
@@ -336,7 +336,7 @@ def variant_latencies(session: Session, extra: dict, x: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def predictions(session: Session, split: str, limit: int) -> tuple:
+def predictions(session: Host, split: str, limit: int) -> tuple:
     """(targets, outputs) of the selected model on `split` as NumPy, at most `limit` rows."""
     with session.lock:
         data = session.data.split(split)

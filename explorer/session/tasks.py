@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from torch import nn
 
@@ -30,11 +30,26 @@ from ..engine.metrics import Snapshot
 from ..models.gpt import GPT
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .settings import Settings
+    from .slots import ModelSlot
 
 EVAL_WINDOWS = 256  # validation / test windows of a corpus, evenly spread over the split
 LM_TEMPERATURE = 2.0  # default KD temperature for next-character distributions
 SAMPLE_CHARS = 60
+
+
+class Shown(Protocol):
+    """What a task reads of the session it serves (explorer.session.session.Session has
+    it; a protocol, since the session and its collaborators import this module)."""
+
+    @property
+    def objective(self) -> Task: ...
+    @property
+    def model(self) -> nn.Module: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def slot(self) -> ModelSlot: ...
 
 
 class Task:
@@ -47,7 +62,7 @@ class Task:
     default_student: float = DEFAULT_STUDENT_WIDTH  # width multiplier (chosen: config)
     default_distill_epochs = DEFAULT_DISTILL_EPOCHS
 
-    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Shown, snap: Snapshot, evaluated: bool) -> dict:
         """Extra readouts for a Snapshot of the selected model (none for images)."""
         return {}
 
@@ -77,7 +92,7 @@ class LanguageModelling(Task):
     def __init__(self, corpus: TextCorpus) -> None:
         self.corpus = corpus
 
-    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Shown, snap: Snapshot, evaluated: bool) -> dict:
         model = as_gpt(session.model)
         extra = {"perplexity": perplexity(snap.loss) if evaluated else float("nan"),
                  "heads": head_sparsity(model), "heads_per_layer": model.heads_per_layer(),
@@ -107,7 +122,7 @@ class OwnLanguageModelling(Task):
     def __init__(self, corpus: TextCorpus) -> None:
         self.corpus = corpus
 
-    def snapshot_extra(self, session: Session, snap: Snapshot, evaluated: bool) -> dict:
+    def snapshot_extra(self, session: Shown, snap: Snapshot, evaluated: bool) -> dict:
         out = {"perplexity": perplexity(snap.loss) if evaluated else float("nan")}
         bpc = getattr(self.corpus, "bits_per_char", None)  # a model's own tokenizer
         if bpc is not None:
@@ -118,20 +133,20 @@ class OwnLanguageModelling(Task):
         return {**record, "val_perplexity": perplexity(record["val_loss"])}
 
 
-def _not_text(session: Session, what: str) -> ValueError:
+def _not_text(session: Shown, what: str) -> ValueError:
     config = session.slot.config
     return ValueError(f"{what} applies to a language model on text (gpt-tiny); this "
                       f"session holds {config['model']!r} on {config['dataset']!r}")
 
 
-def require_lm(session: Session, what: str) -> LanguageModelling:
+def require_lm(session: Shown, what: str) -> LanguageModelling:
     """The session's language-modelling task; ValueError when it holds another model."""
     if not isinstance(session.objective, LanguageModelling):
         raise _not_text(session, what)
     return session.objective
 
 
-def text_corpus(session: Session, what: str) -> TextCorpus:
+def text_corpus(session: Shown, what: str) -> TextCorpus:
     """The corpus of a session on text (gpt-tiny or an hf: causal LM); ValueError else."""
     objective = session.objective
     if isinstance(objective, (LanguageModelling, OwnLanguageModelling)):

@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,7 +29,9 @@ import torch
 from .slots import ModelSlot, State, clone_state
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
+
+H = TypeVar("H", bound="Host")  # trial() yields the session it was given, typed as such
 
 # Session attributes restored by the code below or never changed by a study: the lock
 # (a trial runs inside the caller's job), the data, the task object, the device, and the
@@ -88,7 +90,7 @@ class Checkpoint:
     rng: dict[str, Any]
 
     @classmethod
-    def take(cls, session: Session) -> Checkpoint:
+    def take(cls, session: Host) -> Checkpoint:
         """The point (take it under the lock)."""
         slots = dict(session.slots.items())
         return cls(slots, {n: SlotPoint.take(s) for n, s in slots.items()},
@@ -97,7 +99,7 @@ class Checkpoint:
                    (session.jobs.started, session.jobs.total_steps),
                    _shallow(session.students.teacher_cache), _rng_states())
 
-    def put_back(self, session: Session) -> None:
+    def put_back(self, session: Host) -> None:
         """Return `session` to the point (under the lock)."""
         for name in [n for n in session.slots if n not in self.slots]:
             del session.slots[name]
@@ -134,7 +136,7 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 
 
 @contextmanager
-def trial(session: Session) -> Iterator[Session]:
+def trial(session: H) -> Iterator[H]:
     """Yield `session`; on exit restore it exactly as it was on entry.
 
     Not while a job runs in another thread: restoring would overwrite that job's work.

@@ -1,5 +1,5 @@
-"""Read-only views of a session for front ends: a layer's connections, the one-shot
-accuracy-vs-sparsity curve of the selected model, and a language model's text sample.
+"""Read-only views of a session for front ends: the selected model's network picture and
+its one-shot accuracy-vs-sparsity curve, and a language model's text sample.
 
 The curve and the sample are computed on a copy: the session's lock is held only while
 the model (and its dense base) is copied, so a slider (or a job) never waits for them, and
@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..config import WEIGHT_GRID_CELLS, PruneConfig
+from ..config import PruneConfig
 from ..engine.lm import SAMPLE_PROMPT, generate
-from ..engine.metrics import weight_grid
 from ..engine.network import NetworkPicture, NetworkState, network_picture, network_state
 from ..engine.prune import MagnitudeIndex, apply_masks, compute_masks
 from ..engine.structure import model_groups, structured_masks
@@ -27,7 +26,7 @@ from ..engine.train import evaluate
 from .tasks import SAMPLE_CHARS, as_gpt, require_lm, text_corpus
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 CURVE_LEVELS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.98, 15), 3))
 
@@ -41,21 +40,7 @@ class CurvePoint:
     loss: float
 
 
-def layer_grid(session: Session, layer: str, cells: int = WEIGHT_GRID_CELLS) -> dict:
-    """The selected model's `layer` as mean |w| per block (at most cells x cells), with the
-    dense base's largest block value (a fixed colour scale) and the layer's shape."""
-    with session.lock:
-        params = session.slot.params()
-        if layer not in params:
-            raise ValueError(f"unknown layer {layer!r}; prunable layers: "
-                             f"{', '.join(params)}")
-        grid = weight_grid(params[layer], cells)
-        dense = weight_grid(session.slot.base[layer], cells)
-        return {"grid": grid, "dense_max": float(dense.max(initial=0.0)),
-                "shape": tuple(params[layer].shape)}
-
-
-def network_view(session: Session, picture: NetworkPicture | None = None
+def network_view(session: Host, picture: NetworkPicture | None = None
                  ) -> tuple[NetworkPicture, NetworkState]:
     """The selected model as a network picture: `picture` (the fixed link set of its dense
     base, computed here when None) and what its masks keep now (a weight at zero is
@@ -68,7 +53,7 @@ def network_view(session: Session, picture: NetworkPicture | None = None
         return picture, network_state(picture, {n: params[n] for n in picture.layers})
 
 
-def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
+def oneshot_curve(session: Host, levels: tuple[float, ...] = CURVE_LEVELS,
                   scope: str = "layer", structured: bool = False, norm: str = "l1",
                   stop: threading.Event | None = None) -> list[CurvePoint]:
     """Validation accuracy and loss of the selected model's dense base pruned one-shot to
@@ -99,7 +84,7 @@ def oneshot_curve(session: Session, levels: tuple[float, ...] = CURVE_LEVELS,
     return points
 
 
-def text_sample(session: Session, prompt: str = SAMPLE_PROMPT,
+def text_sample(session: Host, prompt: str = SAMPLE_PROMPT,
                 n_chars: int = SAMPLE_CHARS) -> str:
     """Session.lm.sample() on a copy: the lock is held only while the model is copied, so
     a slider move never waits behind the 60 forward passes of a sample."""

@@ -28,14 +28,14 @@ from . import calibrated, core, language
 from .slots import State, clone_state
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .host import Host
 
 
 class Pruning:
     """per_layer, install_masks, one_shot, rewind_state, rewind_to, adopt_as_original,
     bytes_shrunk, value_for."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Host) -> None:
         self._session = session
 
     def one_shot(self, criterion: str = "sparsegpt", sparsity: float | None = 0.5,
@@ -136,7 +136,7 @@ class Pruning:
         return bytes_dense(session.shrink())
 
 
-def export_session(session: Session, path: str | Path, kind: str = "masked") -> dict:
+def export_session(session: Host, path: str | Path, kind: str = "masked") -> dict:
     """Session.export: the selected model as masked | zeros | shrunk (explorer.engine.export;
     a language model's shrunk export holds its GPT config), or the dense base as a
     checkpoint, or (kind="hf") an hf: model as a save_pretrained folder (export_hf)."""
@@ -161,7 +161,7 @@ def export_session(session: Session, path: str | Path, kind: str = "masked") -> 
         return export_model(path, slot.model, kind, base=slot.base, masks=masks)
 
 
-def export_hf(session: Session, path: str | Path) -> dict:
+def export_hf(session: Host, path: str | Path) -> dict:
     """kind="hf": the selected `hf:` model, pruned weights as they are (pruned entries
     zero), as a `save_pretrained` folder with the corpus tokenizer beside it when the
     model reads text with its own (so ``Session(data, "hf:FOLDER")`` opens it again)."""

@@ -191,6 +191,8 @@ class ExplorerApp(W.VBox):
 
     def _on_tab(self, change: dict) -> None:
         box = self.tabs.children[change["new"]] if change["new"] is not None else None
+        if box is self.model_panel.box:
+            self.model_panel.build()  # a hidden tab's controls are made on first open
         for panel in (self.distill, self.compare):
             shown = box is panel.box
             panel.figure_box.layout.display = "" if shown else "none"

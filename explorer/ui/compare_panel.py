@@ -141,6 +141,10 @@ def pinned_view(rows: list[dict], bars: dict) -> dict:
     return {"range": [max(0.0, lo - pad), min(1.02, hi + pad)], "textposition": where}
 
 
+# The tab's controls, made when the tab first opens (as the Distill tab's, which see).
+CONTROLS = ("label", "pin", "seeds", "sweep", "with_ft", "sens_button", "table")
+
+
 class ComparePanel:
     def __init__(self, host: Host,
                  finetune_settings: Callable[[], tuple[float, dict]] | None = None) -> None:
@@ -150,6 +154,22 @@ class ComparePanel:
         self.pinned: list[dict] = []
         self.oneshot: list = []
         self.finetuned: list = []
+        self.sensitivity: dict | None = None
+        self.built = False
+        self.figure_box = tagged(W.VBox([]), "compare-figures")
+        self.box = tagged(W.VBox([]), "compare-tab")  # the controls go in on build()
+
+    def __getattr__(self, name: str):
+        if name in CONTROLS and not self.__dict__.get("built", True):
+            self.build()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def build(self) -> None:
+        """Make the tab's controls (once)."""
+        if self.built:
+            return
+        self.built = True  # first: the controls' own set-up must not build again
         self.label = tagged(W.Text(value="", placeholder="name this run",
                                    layout=W.Layout(width="170px")), "pin-label")
         self.pin = button("Pin current state", "pin", "primary")
@@ -164,23 +184,27 @@ class ComparePanel:
                                          description="with fine-tuning (background job)"),
                               "sweep-finetune")
         self.sens_button = button("Layer sensitivity (background job)", "sensitivity")
-        self.sensitivity: dict | None = None
-        self.table = tagged(W.HTML("<i>No pinned runs yet.</i>"), "pinned-table")
-        g = host.guard
+        self.table = tagged(W.HTML(""), "pinned-table")
+        g = self.host.guard
         self.sens_button.on_click(g(lambda _: self.run_sensitivity()))
         self.pin.on_click(g(lambda _: self.pin_now()))
         self.sweep.on_click(g(lambda _: self.run_sweep()))
-        self.figure_box = tagged(W.VBox([]), "compare-figures")
-        self.box = W.VBox([row(self.label, self.seeds, self.pin), row(self.sweep, self.with_ft),
-                           row(self.sens_button), self.table])
+        self.box.children = [row(self.label, self.seeds, self.pin), row(self.sweep, self.with_ft),
+                             row(self.sens_button), self.table]
+        self.show_table()
+        if self.host.jobs.busy:  # opened during a job: its controls wait like the rest
+            self.host.set_busy(True)
 
     def figures(self) -> list:
         return [f for f in (self.fig, self.fig_quality) if f is not None]
 
     def controls(self) -> list[W.Widget]:
+        if not self.built:
+            return []
         return [self.pin, self.seeds, self.sweep, self.with_ft, self.sens_button]
 
     def open(self) -> None:
+        self.build()
         if self.fig is None:
             self.host.set_status(f"Compare: measuring the {self.host.who()}...")
             self.fig = tagged(tradeoff_figure(self.host.theme), "fig-tradeoff")
@@ -239,6 +263,8 @@ class ComparePanel:
         return row
 
     def show_table(self) -> None:
+        if not self.built:
+            return
         if not self.pinned:
             self.table.value = "<i>No pinned runs yet.</i>"
             return

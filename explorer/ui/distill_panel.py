@@ -44,12 +44,46 @@ def _labelled_options() -> list[tuple[str, float]]:
     return [(f"{v:.0%}", v) for v in values]
 
 
+# The tab's controls, made when the tab first opens (issue 29): a page receives every
+# widget model of the app when it loads, and these (about 60 with their layouts and
+# styles) cost it script time for a tab most visitors never open. Code that reaches one
+# of them first (a test, a bench) builds the tab as opening it would.
+CONTROLS = ("width", "temperature", "alpha", "t_squared", "labelled", "leave_out",
+            "all_labels", "regime", "epochs", "seeds", "example", "train", "alone", "hard",
+            "sweep", "slot", "note", "table", "sweep_box")
+
+
 class DistillPanel:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.fig: Any = None  # a FigureWidget once the tab opens
         self.sweep_result: Sweep | None = None
         self.student_t: float | None = None  # the T of the student in the slot (UI-known)
+        self.views = DistillViews(host, self)
+        self._syncing = False
+        self.built = False
+        self.figure_box = tagged(W.VBox([]), "distill-figures")
+        self.box = tagged(W.VBox([]), "distill-tab")  # the controls go in on build()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CONTROLS and not self.__dict__.get("built", True):
+            self.build()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def build(self) -> None:
+        """Make the tab's controls and show the session in them (once)."""
+        if self.built:
+            return
+        self.built = True  # first: the controls' own set-up must not build again
+        self._make_controls()
+        self._wire()
+        self.box.children = self._layout(getattr(self.host, "talk", False))
+        self._sync()
+        if self.host.jobs.busy:  # opened during a job: its controls wait like the rest
+            self.host.set_busy(True)
+
+    def _make_controls(self) -> None:
         def slider() -> dict:  # a Layout of its own per slider (see controls.full)
             return dict(continuous_update=True, style={"description_width": "100px"},
                         layout=full())
@@ -96,11 +130,6 @@ class DistillPanel:
         self.note = tagged(W.HTML(), "distill-note")
         self.table = tagged(W.HTML(""), "distill-table")
         self.sweep_box = tagged(W.HTML(""), "sweep-table")
-        self.views = DistillViews(host, self)
-        self._syncing = False
-        self._wire()
-        self.figure_box = tagged(W.VBox([]), "distill-figures")
-        self.box = self._layout(getattr(host, "talk", False))
 
     def _wire(self) -> None:
         g = self.host.guard
@@ -115,21 +144,23 @@ class DistillPanel:
         self.leave_out.observe(g(lambda _: self.show_regime()), names="value")
         self.slot.observe(g(self._on_slot), names="value")
 
-    def _layout(self, talk: bool) -> W.VBox:
+    def _layout(self, talk: bool) -> list[W.Widget]:
         regime = [self.regime, self.labelled, row(self.leave_out, self.all_labels)]
         more = [] if talk else [self.width, self.alpha, row(self.t_squared, self.epochs,
                                                              self.example),
                                 W.HTML(f'<div class="cx-note">alpha weights the soft (teacher) '
                                        f'term, 1 - alpha the labels. {T_SQUARED_NOTE}</div>')]
-        return W.VBox([*regime, self.temperature, *more,
-                       row(self.train, self.alone, *([] if talk else [self.hard])),
-                       *([] if talk else [row(self.seeds, self.sweep)]),
-                       self.slot, self.note])
+        return [*regime, self.temperature, *more,
+                row(self.train, self.alone, *([] if talk else [self.hard])),
+                *([] if talk else [row(self.seeds, self.sweep)]),
+                self.slot, self.note]
 
     def figures(self) -> list:
         return [] if self.fig is None else [self.fig]
 
     def controls(self) -> list[W.Widget]:
+        if not self.built:
+            return []
         return [self.width, self.alpha, self.t_squared, self.epochs, self.train, self.alone,
                 self.hard, self.sweep, self.seeds, self.slot, self.labelled, self.leave_out,
                 self.all_labels]
@@ -142,6 +173,7 @@ class DistillPanel:
 
     def open(self) -> None:
         """Build the figure the first time the tab is shown (not for regression)."""
+        self.build()
         tables = [self.table, self.sweep_box]  # wide: under the figure, not in the side
         if self._regression():
             self.figure_box.children = [tagged(W.HTML(f'<div class="cx-note">{NO_TEMPERATURE}'
@@ -156,6 +188,8 @@ class DistillPanel:
     def apply_rules(self) -> None:
         """Temperature and Sweep T only where there is a temperature; the regime controls
         only for images; say why not."""
+        if not self.built:
+            return
         regression, images = self._regression(), self._images()
         for widget in (self.temperature, self.sweep, self.seeds):
             widget.layout.display = "none" if regression else ""
@@ -165,9 +199,17 @@ class DistillPanel:
         self.note.value = "".join(f'<div class="cx-reason">{r}</div>' for r in reasons)
 
     def adopt(self) -> None:
+        self.sweep_result, self.student_t = None, None
+        if not self.built:
+            return
+        self._sync()
+        if self.figure_box.layout.display != "none":
+            self.open()
+
+    def _sync(self) -> None:
+        """The controls as the session is now: its classes, students and sweep."""
         session = self.host.session
         self.example.max = max(len(session.data.val) - 1, 0)
-        self.sweep_result, self.student_t = None, None
         n_classes = session.data.n_outputs if self._images() else 0
         first = [C.DEFAULT_LEAVE_OUT_CLASS] if n_classes > C.DEFAULT_LEAVE_OUT_CLASS else []
         self.leave_out.value = NO_CLASS
@@ -176,8 +218,6 @@ class DistillPanel:
         self.apply_rules()
         self.show_regime()
         self.refresh()
-        if self.figure_box.layout.display != "none":
-            self.open()
 
     # ----- the regime -----------------------------------------------------------------
     def regime_kwargs(self) -> dict:
@@ -202,6 +242,8 @@ class DistillPanel:
     # ----- what is shown ----------------------------------------------------------------
     def refresh(self) -> None:
         """Slot choices, the students' table and the sweep table, as the session is now."""
+        if not self.built:
+            return
         session = self.host.session
         present = list(session.slots.names)
         self._syncing = True

@@ -34,11 +34,32 @@ def choices(names: tuple[str, ...] | list[str], current: object,
     return list(names), str(current) if current in names else default
 
 
+OPTIMIZER, BATCH_SIZE = "adam", 64  # the choices shown before anyone changes them
+# The tab's controls, made when the tab first opens (as the Distill tab's, which see).
+CONTROLS = ("dataset", "model", "width", "init", "opt", "batch", "device", "new", "confirm",
+            "files")
+
+
 class ModelPanel:
     """Data set, model, width, init, optimizer, batch size, device; New session."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self.built = False
+        self.box = tagged(W.VBox([]), "model-tab")  # the controls go in on build()
+
+    def __getattr__(self, name: str):
+        if name in CONTROLS and not self.__dict__.get("built", True):
+            self.build()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def build(self) -> None:
+        """Make the tab's controls, naming the session open now (once)."""
+        if self.built:
+            return
+        self.built = True  # first: the controls' own set-up must not build again
+        host = self.host
         cfg = host.session.slot.config
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
         self.dataset = tagged(W.Dropdown(options=data_options, value=data,
@@ -52,10 +73,10 @@ class ModelPanel:
                                                style=STYLE), "width")
         self.init = tagged(W.Dropdown(options=C.INITS, value="default", description="Init",
                                       layout=narrow(), style=STYLE), "init")
-        self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value="adam",
+        self.opt = tagged(W.Dropdown(options=C.OPTIMIZERS, value=OPTIMIZER,
                                      description="Optimizer", layout=narrow(), style=STYLE),
                           "optimizer")
-        self.batch = int_box("Batch size", "batch-size", 64, 1, C.BATCH_SIZE_MAX)
+        self.batch = int_box("Batch size", "batch-size", BATCH_SIZE, 1, C.BATCH_SIZE_MAX)
         devices = available_devices()
         self.device = tagged(W.Dropdown(options=devices, value=devices[-1],
                                         description="Device", layout=narrow(), style=STYLE),
@@ -68,16 +89,22 @@ class ModelPanel:
                       'the digits MLP loads trained, others start untrained (press Train). '
                       f'Devices here: {", ".join(devices)}.</div>')
         self.files = FilesPanel(host)  # save, load, export without file paths
-        self.box = W.VBox([self.dataset, self.model,
-                           row(self.width, self.init, self.opt, self.batch, self.device),
-                           row(self.new), note, self.files.box])
+        self.box.children = [self.dataset, self.model,
+                             row(self.width, self.init, self.opt, self.batch, self.device),
+                             row(self.new), note, self.files.box]
+        if host.jobs.busy:  # opened during a job: its controls wait like the rest
+            host.set_busy(True)
 
     def controls(self) -> list[W.Widget]:
+        if not self.built:
+            return []
         return [self.dataset, self.model, self.width, self.init, self.device, self.new]
 
     def adopt(self, session: Session) -> None:
         """Name what is open now (after Load or New session: the selects kept the last
         choice), and drop a download link of the session that was open before."""
+        if not self.built:  # build() names the session open then
+            return
         cfg = session.slot.config
         model_options, model = choices(MODELS, cfg.get("model"), "mlp")
         data_options, data = choices(DATASETS, cfg.get("dataset"), "digits")
@@ -87,10 +114,10 @@ class ModelPanel:
         self._disarm()
 
     def optimizer(self) -> str:
-        return self.opt.value
+        return self.opt.value if self.built else OPTIMIZER
 
     def batch_size(self) -> int:
-        return self.batch.value
+        return self.batch.value if self.built else BATCH_SIZE
 
     def _on_model(self, change: dict) -> None:
         """Pick a data set the new model can read (a user may choose another that fits)."""

@@ -10,15 +10,15 @@ module that imports the bundle from that path: the browser fetches it once per p
 caches it), and the kernel never reads the file. Anywhere else (JupyterLab, plain Voila)
 figures are plotly's own.
 
-The module also asks the kernel for the figure's whole state once its listeners exist
-(issue 29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the
-state a view starts from (`_widget_data`/`_widget_layout`, copied only when the figure is
-displayed). An edit made after the display and before the page fetched the widgets' states
-(a late background curve; any edit of a preheated kernel) reached no page, and the page drew
-the stale start. Now the page's model, once plotly's listeners are attached, sends
-``{"cx": "state?"}``; the kernel copies the figure's current traces and layout into the
-start state, sends them and bumps ``_cx_synced``; views drawn from a stale start are drawn
-again from it.
+The module also asks the kernel for the figure's whole state once its listeners exist (issue
+29). plotly sends a figure's edits as deltas (`_py2js_restyle`, ...) against the state a
+view starts from (its view-state traits, compat.plotly.VIEW_STATE_FIELDS, copied only when
+the figure is displayed). An edit made after the display and before the page fetched the
+widgets' states (a late background curve; any edit of a preheated kernel) reached no page,
+and the page drew the stale start. Now the page's model, once plotly's listeners are
+attached, sends ``{"cx": "state?"}``; the kernel copies the figure's current traces and
+layout into the start state, sends them and bumps ``_cx_synced``; views drawn from a stale
+start are drawn again from it.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ STATE_ASK = {"cx": "state?"}
 # plotly's module wrapped: its `initialize` attaches the model's delta listeners, then the
 # page asks for the whole state. anywidget holds a model's incoming updates until its
 # `initialize` has returned, so the answer is not awaited there: it arrives after, replaces
-# `_widget_data`/`_widget_layout`, and when that differs from what the views started from,
-# each view is drawn again by plotly's own view code (no edit repeats: deltas after the
-# answer apply to the new start).
+# the view-state traits (compat.plotly.VIEW_STATE_FIELDS), and when that differs from what the
+# views started from, each view is drawn again by plotly's own view code (no edit repeats:
+# deltas after the answer apply to the new start).
 # A blob module has no base URL of its own: the bundle's path resolves against the page's.
 STUB = """const bundle = await import(new URL(URL_PATH, document.baseURI).href);
 export default () => {
