@@ -185,10 +185,10 @@ INNER_SCROLLERS_JS = """
 """
 
 
-def job_bar_out_of_view(page, talk: bool = False) -> list[str]:
+def job_bar_out_of_view(page) -> list[str]:
     """Which of Train, Stop, the progress and the status line are not in the window, and
     any box that scrolls inside the page (none should: the page scrolls as a whole)."""
-    names = ["stop", "progress", "status"] + ([] if talk else ["train"])
+    names = ["train", "stop", "progress", "status"]
     out = [n for n in names if not in_view(page, f".cx-{n}")]
     return out + page.evaluate(INNER_SCROLLERS_JS)
 

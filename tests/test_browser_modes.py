@@ -58,7 +58,9 @@ def test_talk_mode_and_dark_theme_render(talk_dark_url, browser_page, artifacts_
     page.evaluate("() => window.scrollTo(0, 0)")
     page.wait_for_timeout(500)  # one layout pass after the resize; nothing to wait on
     assert in_view(page, ".cx-sparsity-label") and in_view(page, ".cx-prune-slider")
-    assert in_view(page, MAIN_FIG, top_px=350)
+    # the whole figure, training curves included (they were half below the fold), and
+    # Train beside Stop (issue 28)
+    assert in_view(page, MAIN_FIG) and in_view(page, ".cx-train")
     assert not cut_buttons(page), cut_buttons(page)
     size = page.locator(".cx-stop").first.evaluate(
         "(el) => parseFloat(getComputedStyle(el).fontSize)")

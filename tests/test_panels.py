@@ -78,18 +78,21 @@ def test_distill_job_adds_a_student_with_its_own_curves_and_results(app):
     teacher_curve = len(trace(app.fig, "val accuracy").y)
     app.distill.epochs.value = 2
     assert app.distill.start("distill")
-    assert app.c.curves.value == "student"  # the curves follow the job's model
+    assert app.c.curves.value == "student"  # the curves follow the job's model live
     settle(app)
     student = app.session.measure(slot="student", full=False).accuracy
     assert f"distilling done (distilled student): val accuracy {student:.1%}" in status(app)
-    assert len(trace(app.fig, "val accuracy").y) == 2  # the student's own two epochs
-    app.c.curves.value = "teacher"
+    # then the model the page shows again, the teacher (issue 28: not the last job's)
+    assert app.c.curves.value == "teacher"
     assert len(trace(app.fig, "val accuracy").y) == teacher_curve
+    app.c.curves.value = "student"
+    assert len(trace(app.fig, "val accuracy").y) == 2  # the student's own two epochs
     assert "distilled student" in app.distill.table.value and "teacher" in app.distill.table.value
     probs = np.asarray(trace(app.distill.fig, "student").y)
     assert probs.size == 10 and probs.sum() == pytest.approx(1.0, abs=1e-4)
-    app.distill.slot.value = "student"  # pruning and the headline now follow the student
-    assert "distilled student" in headline(app)
+    app.c.curves.value = "teacher"
+    app.distill.slot.value = "student"  # pruning, headline and curves follow the student
+    assert "distilled student" in headline(app) and app.c.curves.value == "student"
     app.c.slider.value = 0.5
     assert app.session.selected == "student" and app.snap.sparsity == pytest.approx(0.5, 1e-3)
 
@@ -150,15 +153,19 @@ def test_new_session_asks_before_discarding_work(app):
     assert pruned_fraction(app) == 0 and app.c.slider.value == 0
 
 
-def test_reset_asks_before_discarding_pruning_and_jobs(app):
-    """Reset cannot be undone: one click only asks (nothing changes), a second click on
-    the same button goes back to the original model, bit for bit."""
+def test_reset_asks_before_discarding_pruning_and_jobs_and_undo_brings_them_back(app):
+    """Reset: one click only asks (nothing changes), a second click on the same button
+    goes back to the original model, bit for bit; one Undo brings back the model, its
+    masks, the slider and the curves of before the reset (issue 28), and the Undo steps
+    beneath it still work."""
     original = {k: v.clone() for k, v in app.session.slot.original.items()}
     app.c.slider.value = 0.5
     app.c.epochs.value = 1
     assert app.start_training()
     settle(app)
     trained = {k: v.clone() for k, v in app.session.slot.base.items()}
+    masks = {k: v.clone() for k, v in app.session.slot.masks.items()}
+    curves = [list(trace(app.fig, n).y) for n in ("train loss (step)", "val loss")]
     app.c.reset.click()  # first click: asks
     assert "click again to confirm" in status(app)
     assert app.c.reset.description == "Confirm: reset"
@@ -170,7 +177,18 @@ def test_reset_asks_before_discarding_pruning_and_jobs(app):
     assert app.c.reset.description == "Reset to original"
     state = app.session.model.state_dict()
     assert all(torch.equal(state[k], original[k]) for k in original)
-    assert app.session.slot.masks is None and not app.session.slot.undo_stack
+    assert app.session.slot.masks is None and app.c.slider.value == 0
+    assert [list(trace(app.fig, n).y) for n in ("train loss (step)", "val loss")] != curves
+    app.c.undo.click()  # the reset, undone
+    assert "undone (teacher)" in status(app), status(app)
+    assert all(torch.equal(app.session.slot.base[k], trained[k]) for k in trained)
+    assert all(torch.equal(app.session.slot.masks[k], masks[k]) for k in masks)
+    assert app.c.slider.value == 0.5 and app.snap.sparsity == pytest.approx(0.5, abs=1e-3)
+    assert [list(trace(app.fig, n).y) for n in ("train loss (step)", "val loss")] == curves
+    app.c.undo.click()  # and the training before it
+    assert all(torch.equal(app.session.slot.base[k], original[k]) for k in original)
+    assert app.snap.sparsity == pytest.approx(0.5, abs=1e-3)
+    app.c.reset_pruning.click()
     app.c.reset.click()  # nothing left to lose: no question
     assert "click again" not in status(app)
 

@@ -89,8 +89,11 @@ def test_mode_and_scope_switch(app):
     app.c.scope.value = "global"
     app.c.slider.value = 0.8
     assert app.session.slot.prune_config.scope == "global"
-    app.c.mode.value = "threshold"
-    assert app.c.slider.value == 0.0 and app.c.slider.description == "threshold"
+    app.c.mode.value = "threshold"  # starts where it prunes as much (issue 28), not at 0
+    assert app.c.slider.description == "threshold"
+    assert app.c.slider.value == pytest.approx(
+        app.session.pruning.value_for("threshold", 0.8, 0.001))
+    assert app.snap.sparsity == pytest.approx(0.8, abs=0.005)
     app.c.slider.value = 0.05
     assert app.session.slot.prune_config.threshold == pytest.approx(0.05)
 

@@ -204,6 +204,49 @@ def compute_masks(index: MagnitudeIndex, config: PruneConfig,
     return result
 
 
+# ----- the setting of another mode that prunes as much (the app's "Prune by" switch) -----
+def _mode_cuts(index: MagnitudeIndex, mode: str, value: float) -> dict[str, float]:
+    """Per-layer cut magnitudes of a threshold (or of `value` x each layer's std), as
+    compute_masks draws them."""
+    if mode == "threshold":
+        return {n: value for n in index.weights}
+    return {n: value * float(w.std()) for n, w in index.weights.items()}
+
+
+def pruned_share(index: MagnitudeIndex, mode: str, value: float) -> float:
+    """The share of all prunable weights that `mode` ("threshold" or "std") at `value`
+    prunes (|w| below the cut), counted on the sorted base magnitudes."""
+    below = 0
+    for name, cut in _mode_cuts(index, mode, value).items():
+        mags = index.layer(name)[0]
+        below += int(torch.searchsorted(mags, torch.tensor([cut], dtype=mags.dtype,
+                                                           device=mags.device)))
+    return below / max(sum(w.numel() for w in index.weights.values()), 1)
+
+
+@torch.no_grad()
+def value_for(index: MagnitudeIndex, mode: str, sparsity: float, step: float = 0.0) -> float:
+    """The `mode` setting ("threshold": one |w| cut; "std": a multiple of each layer's
+    std) that prunes the share of the prunable weights nearest to `sparsity`; with `step`,
+    the multiple of `step` that does (of the two around the exact value; the smaller on a
+    tie). Per-layer sparsities differ from a per-layer prune's: one rule cannot hold them."""
+    weights = list(index.weights.values())
+    if mode == "threshold":
+        keys = torch.cat([w.detach().abs().flatten() for w in weights])
+    else:  # the k-th smallest |w| / std over all layers is the multiple that prunes k
+        keys = torch.cat([w.detach().abs().flatten() / float(w.std()) for w in weights])
+    n = keys.numel()
+    k = n_to_prune(sparsity, n)
+    if n == 0:
+        return 0.0
+    exact = float(keys.kthvalue(k + 1).values) if k < n else \
+        float(keys.max()) * (1 + 1e-6) + 1e-12  # everything: just above the largest
+    if step <= 0:
+        return exact
+    grid = {round(math.floor(exact / step) * step, 9), round(math.ceil(exact / step) * step, 9)}
+    return min(sorted(grid), key=lambda v: abs(pruned_share(index, mode, v) - sparsity))
+
+
 @torch.no_grad()
 def apply_masks(params: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor],
                 masks: Mapping[str, torch.Tensor] | None) -> None:

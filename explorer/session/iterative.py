@@ -121,11 +121,14 @@ def run_iterative(session: Host, plan: list[Step], schedule: str,
             with session.lock:  # removed channels shift what later BatchNorms see
                 recalibrate_bn(session.model, session.data.train.x, BN_RECALIBRATION_SAMPLES,
                                session.seed)
+        job = None  # the fine-tune's job id: its Undo (or a reset) drops this record too
         if finetune_epochs and not (stop is not None and stop.is_set()):
             session.train(epochs=finetune_epochs, lr=train.lr, optimizer=train.optimizer,
                           batch_size=train.batch_size, stop=stop, on_event=on_event)
+            job = session.jobs.started
         snap = session.refine()
         record = {"kind": "prune_step", "k": k, "steps": len(plan), "step": pruned_at,
+                  "job": job,
                   "schedule": schedule, **step.record(),
                   "sparsity": config.value if config.mode == "sparsity" else snap.sparsity,
                   "actual_sparsity": snap.sparsity, "accuracy": snap.accuracy,

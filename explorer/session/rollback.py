@@ -5,6 +5,7 @@ session's lock and refuses while a job runs in another thread; nothing changes o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..engine.metrics import Snapshot
@@ -38,13 +39,28 @@ def undo(session: Host) -> Snapshot:
         slot.restore(entry)
         if entry.job is not None:
             session.jobs.forget(entry.job)
+        if entry.history is not None:  # a reset's: its jobs' records come back, in place
+            before = {id(h) for h in entry.history}
+            since = [h for h in session.history if id(h) not in before]  # other models'
+            session.history[:] = [*entry.history, *since]
         return core.snapshot(session)
 
 
-def reset(session: Host) -> Snapshot:
-    """Back to the original trained model: no masks, empty undo stack."""
+def reset(session: Host, keep_undo: bool = False) -> Snapshot:
+    """Back to the original trained model: no masks, and the history records of the jobs
+    it throws away (those on the undo stack) are gone, as after their Undo (the curves of
+    an app opened afterwards start from the original's). The undo stack is emptied, or
+    with `keep_undo` the state before the reset becomes one more Undo step (the app's
+    Reset: one Undo brings back the model, its pruning and those records)."""
     with session.lock:
         session.jobs.check_idle("reset")
-        session.slot.undo_stack.clear()
-        session.slot.set_base(session.slot.original)
+        slot = session.slot
+        jobs = {e.job for e in slot.undo_stack if e.job is not None}
+        history = tuple(session.history)
+        if keep_undo:
+            slot.undo_stack.append(replace(slot.undo_entry(), history=history))
+        else:
+            slot.undo_stack.clear()
+        session.history[:] = [h for h in history if h.get("job") not in jobs]
+        slot.set_base(slot.original)
         return core.snapshot(session)

@@ -265,9 +265,10 @@ class Session:
         """Return to the base, masks and curves before the last committed job."""
         return rollback.undo(self)
 
-    def reset(self) -> Snapshot:
-        """Back to the original trained model: no masks, empty undo stack."""
-        return rollback.reset(self)
+    def reset(self, keep_undo: bool = False) -> Snapshot:
+        """Back to the original trained model: no masks, the discarded jobs' history
+        records gone, an empty undo stack (`keep_undo`: one Undo brings it all back)."""
+        return rollback.reset(self, keep_undo)
 
     # ----- multi-step compression (explorer.session.iterative) -----------------------
     def prune_iteratively(self, target: float | None = None, steps: int = FINETUNE_STEPS,

@@ -41,4 +41,7 @@ class UndoEntry:
     # the quantization in force before the job (explorer.session.quant); QUANT_UNKNOWN
     # (an entry saved before the setting was recorded) keeps the current one
     quant: QuantSetting | None | str = QUANT_UNKNOWN
+    # a reset's entry (Session.reset(keep_undo=True)): the whole history before it, whose
+    # records of the jobs it threw away come back with its Undo (not saved to files)
+    history: tuple[dict, ...] | None = None
 

@@ -9,6 +9,7 @@ regime (explorer.engine.regime: labelled fraction, a class left out).
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import warnings
@@ -301,6 +302,8 @@ def measure_slot(session: Host, slot: str, split: str = "val", *, full: bool = T
                                              session.data.n_outputs, outputs, snap.sparsity,
                                              latency=latency,
                                              shrunk=extra["bytes_shrunk"] is not None))
+                if latency:
+                    extra.update(variant_latencies(session, extra, data.x))
             else:
                 extra.update({"bytes_dense": m.bytes_dense(model),
                               "bytes_sparse": m.bytes_sparse(model),
@@ -310,6 +313,26 @@ def measure_slot(session: Host, slot: str, split: str = "val", *, full: bool = T
         finally:
             if session.selected != home:
                 session.select(home)
+
+
+def variant_latencies(session: Host, extra: dict, x: torch.Tensor) -> dict:
+    """Beside the masked model's latency (in `extra`): the dense base's (the same model
+    unmasked, so the page shows that masking alone buys no time) and, under structured
+    pruning, the shrunk copy's (what removing neurons buys on this machine)."""
+    out = {"latency_dense_ms_b1": extra.get("latency_ms_b1"),
+           "latency_dense_ms_b256": extra.get("latency_ms_b256"),
+           "latency_shrunk_ms_b1": None, "latency_shrunk_ms_b256": None}
+    slot = session.slot
+    if slot.masks is not None or slot.quant is not None:
+        dense = copy.deepcopy(slot.model)
+        dense.load_state_dict(slot.base)
+        out["latency_dense_ms_b1"] = m.latency_ms(dense, x, 1)
+        out["latency_dense_ms_b256"] = m.latency_ms(dense, x, 256)
+    if extra.get("bytes_shrunk") is not None:
+        small = session.shrink()
+        out["latency_shrunk_ms_b1"] = m.latency_ms(small, x, 1)
+        out["latency_shrunk_ms_b256"] = m.latency_ms(small, x, 256)
+    return out
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ Iterative pruning lives in explorer.session.iterative (Session.prune_iteratively
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_targets
+from ..config import EXPORT_KINDS, PerLayerConfig, check_choice, check_number, check_targets
 from ..engine import checkpoint as ckpt
 from ..engine.export import export_model
 from ..engine.measure import bytes_dense
 from ..engine.metrics import Snapshot
-from ..engine.prune import MaskResult, layer_masks
+from ..engine.prune import MaskResult, layer_masks, value_for
 from ..files import atomic_folder
 from ..validate import check_masks, check_output_path
 from . import calibrated, core, language
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 class Pruning:
     """per_layer, install_masks, one_shot, rewind_state, rewind_to, adopt_as_original,
-    bytes_shrunk."""
+    bytes_shrunk, value_for."""
 
     def __init__(self, session: Host) -> None:
         self._session = session
@@ -111,6 +112,16 @@ class Pruning:
                                     targets=tuple(sorted(targets.items())))
             slot.install_masks(result, config)
             return core.engine_snapshot(session)
+
+    def value_for(self, mode: str, sparsity: float, step: float = 0.0) -> float:
+        """The threshold (mode "threshold") or multiple of each layer's std ("std") that
+        prunes the selected model's dense base nearest to `sparsity` overall (a multiple
+        of `step` when given): where "Prune by" starts its slider (issue 28)."""
+        check_choice("mode", mode, ("threshold", "std"))
+        sparsity = check_number("sparsity", sparsity, 0.0, 1.0)
+        step = check_number("step", step, 0.0, math.inf)
+        with self._session.lock:
+            return value_for(self._session.slot.index, mode, sparsity, step)
 
     def bytes_shrunk(self) -> int | None:
         """fp32 bytes of the physically shrunk model, when structured pruning is in

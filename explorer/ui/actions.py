@@ -14,7 +14,8 @@ from .state import slot_label
 class Actions:
     def __init__(self, host: Host) -> None:
         self.host = host
-        # Reset cannot be undone (it empties the undo stack): the first click asks
+        # Reset throws every job's result out of view (one Undo brings it back): the first
+        # click asks
         self.confirm_reset = Confirm(host.c.reset, "Confirm: reset")
 
     def reset_pruning(self) -> bool:
@@ -33,8 +34,12 @@ class Actions:
         self.confirm_reset.disarm()
 
         def action() -> Snapshot:
+            stack = host.session.slot.undo_stack
+            reset = bool(stack) and stack[-1].history is not None  # a Reset's step
             snap = host.session.undo()  # raises (nothing changes) when there is nothing
             before = host.book.undo(slot)
+            if reset:  # the session put back the very masks in force (a job's included)
+                return snap
             if before is not None:  # the masks in force before the job, from that base
                 snap = host.session.prune(**before)
             elif snap.prune is not None:
@@ -46,23 +51,28 @@ class Actions:
 
     def reset(self) -> bool:
         """Back to the original model; asks first when that throws pruning or jobs away
-        (the second click on the same button resets: it cannot be undone)."""
+        (the second click on the same button resets). One Undo brings back the model,
+        its pruning, the slider and the curves as they were before the reset."""
         host = self.host
         slot = host.session.selected
         s = host.session
-        if not self.confirm_reset.go(bool(s.slot.undo_stack or s.slot.masks is not None),
-                                     lambda: host.set_status(
-                                         f"Reset drops the {host.who()}'s pruning and every "
-                                         "job, and cannot be undone: click again to confirm",
-                                         error=True)):
+        at_stake = bool(s.slot.undo_stack or s.slot.masks is not None)
+        if not self.confirm_reset.go(at_stake, lambda: host.set_status(
+                f"Reset drops the {host.who()}'s pruning and every job (Undo brings them "
+                "back): click again to confirm", error=True)):
             return False
+        # the pruning settings Undo returns to (None: dense), as a job's checkpoint keeps
+        before = None if host.snap is None or host.snap.prune is None else host.prune_kwargs()
 
         def action() -> Snapshot:
-            snap = host.session.reset()
-            host.book.reset(slot)
+            if not at_stake:  # the original already: no Undo step for nothing
+                return host.session.reset()
+            snap = host.session.reset(keep_undo=True)
+            host.book.reset(slot, before)
             return snap
 
-        return self._base_action(action, f"back to the original model ({host.who()})")
+        return self._base_action(action, f"back to the original model ({host.who()})" +
+                                 ("; Undo brings back what was there" if at_stake else ""))
 
     def _base_action(self, action: Callable[[], Snapshot], done: str) -> bool:
         holder: list[Snapshot] = []

@@ -26,7 +26,7 @@ from .actions import Actions
 from .background import CurveWorker
 from .cards import Cards
 from .compare_panel import ComparePanel
-from .controls import apply_rules, build_controls, model_changing, tagged
+from .controls import SLIDER_RANGES, apply_rules, build_controls, model_changing, tagged
 from .curves import CurveBook
 from .display import Display
 from .distill_panel import DistillPanel
@@ -233,7 +233,7 @@ class ExplorerApp(W.VBox):
         self.request_curve()
 
     def show_curves_of(self, prefer: str | None = None) -> None:
-        """Draw the training curves of `prefer` (else the current choice), listing it."""
+        """Draw the training curves of `prefer` (else the selected model), listing it."""
         self.sync.curves(list(self.session.slots.names), self.session.selected, prefer)
         self.draw_curves()
 
@@ -243,8 +243,11 @@ class ExplorerApp(W.VBox):
         self._apply_rules()
 
     def _configure_slider(self, mode: str) -> None:
-        # to target sparsity: the slider starts at the sparsity in force, not at 0
-        keep = self.snap.sparsity if mode == "sparsity" and self.snap is not None else None
+        # the slider starts where the new mode prunes as much as now, not at its minimum:
+        # the sparsity in force, or the threshold / x std nearest to it (issue 28)
+        keep = self.snap.sparsity if self.snap is not None else None
+        if keep and mode != "sparsity":
+            keep = self.session.pruning.value_for(mode, keep, SLIDER_RANGES[mode][2])
         self.sync.slider_mode(mode, keep)
 
     @property
@@ -414,11 +417,12 @@ class ExplorerApp(W.VBox):
             self.state.base_version += 1
             if not failed and snap.sparsity == 0:
                 self.book.set_dense(slot, self.metric().value(snap))
+        # the curves go back to the selected model (a student's job showed its own live)
         if self.jobs.pruning_pending:
             self.show(snap)
-            self.show_curves_of(slot)
+            self.show_curves_of()
             return
-        self.after_model_change(snap, slot)
+        self.after_model_change(snap)
 
     def measure(self, latency: bool = True) -> dict:
         """Full metrics for the selected model, shown in the cards and the Compare tab."""

@@ -48,6 +48,38 @@ def _row(label: str, value: str, hint: str = "") -> str:
     return f"<tr{title}><td>{html.escape(label)}</td><td><b>{value}</b></td></tr>"
 
 
+def _ms(value: float | None, form: str = "{:.3f}") -> str:
+    return "n/a" if value is None else form.format(value) + " ms"
+
+
+def variants_table(extra: dict) -> str:
+    """Measure's numbers side by side (issue 28): bytes and latency of the dense model,
+    the masked one (its best sparse format) and the shrunk copy (structured only)."""
+    shrunk = extra.get("bytes_shrunk")
+    rows = [("dense (fp32)", extra.get("bytes_dense"), "latency_dense_ms"),
+            ("masked, best sparse format", extra.get("bytes_sparse"), "latency_ms"),
+            ("shrunk (neurons removed)", shrunk, "latency_shrunk_ms")]
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td><td><b>"
+        f"{human_bytes(n) if n is not None else 'n/a (structured pruning only)'}</b></td>"
+        f"<td>{_ms(extra.get(key + '_b1'))}</td><td>{_ms(extra.get(key + '_b256'), '{:.2f}')}"
+        "</td></tr>" for label, n, key in rows)
+    return ('<table class="cx-variants"><tr><th>at the last Measure</th><th>bytes</th>'
+            f'<th>batch 1</th><th>batch 256</th></tr>{body}</table>')
+
+
+def measured_note(extra: dict) -> str:
+    """The size-and-speed note once measured: what the numbers say, never a prompt to
+    measure what was measured (the shrunk latency is in the table)."""
+    b1, small = extra.get("latency_ms_b1"), extra.get("latency_shrunk_ms_b1")
+    if small is None or not b1:
+        return extra.get("speedup_note") or ""
+    return (f"Whole neurons/channels are pruned: the shrunk copy is physically smaller and "
+            f"runs a batch of 1 in {small:.3f} ms against the masked model's {b1:.3f} ms "
+            f"({b1 / small:.1f}x) on this machine; the masked model still runs at dense "
+            "speed.")
+
+
 class Cards:
     """Two cards side by side, plus the Measure button."""
 
@@ -70,33 +102,24 @@ class Cards:
         rows = [
             _row("parameters", f"{snap.params:,}"),
             _row("nonzero", f"{snap.nonzero:,} ({snap.nonzero / max(snap.params, 1):.1%})"),
-            _row("bytes dense (fp32)", human_bytes(4 * snap.params)),
             _row("bytes as bitmask + values", human_bytes(bitmask_bytes(snap)),
                  "what storing only the survivors costs"),
         ]
+        if not extra:  # once measured, the table below has it beside the others
+            rows.insert(2, _row("bytes dense (fp32)", human_bytes(4 * snap.params)))
         rows += [_row(label, human_bytes(n), hint) for label, n, hint in size_rows(snap.extra)]
+        measured = ""
         if extra:
-            rows += [
-                _row("bytes sparse, best format*", human_bytes(extra.get("bytes_sparse"))),
-                _row("bytes after shrink*", human_bytes(extra.get("bytes_shrunk")),
-                     "only structured pruning removes parameters"),
-                _row("FLOPs dense / effective*",
-                     f"{extra.get('flops_dense', 0):,} / {extra.get('flops_effective', 0):,}"),
-                _row("latency b1 / b256*", self._latency(extra)),
-            ]
-        note = html.escape(extra.get("speedup_note") or "") if extra else (
+            rows.append(_row("FLOPs dense / effective*",
+                             f"{extra.get('flops_dense', 0):,} / "
+                             f"{extra.get('flops_effective', 0):,}"))
+            measured = variants_table(extra)
+        note = html.escape(measured_note(extra)) if extra else (
             "Masked weights are still stored and multiplied: masking alone makes nothing "
             "faster. Press Measure for FLOPs and latency.")
         self.size.value = (f'<div class="cx-card"><b>Size and speed</b><table>{"".join(rows)}'
-                           f'</table><div class="cx-note">{note}</div></div>')
+                           f'</table>{measured}<div class="cx-note">{note}</div></div>')
         self._show_quality(snap if quality is None else quality, extra)
-
-    @staticmethod
-    def _latency(extra: dict) -> str:
-        b1, b256 = extra.get("latency_ms_b1"), extra.get("latency_ms_b256")
-        if b1 is None:
-            return "n/a"
-        return f"{b1:.3f} ms / {b256:.2f} ms"
 
     def _show_quality(self, snap: Snapshot, extra: dict) -> None:
         # Branch on the task, never on a missing accuracy: a job's snapshots are not

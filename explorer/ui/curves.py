@@ -27,7 +27,8 @@ class Curves:
     marks: list[tuple[float, float, str]] = field(default_factory=list)
     step_count: int = 0  # optimizer steps this model has taken (the x of the next point)
     dense: float | None = None  # the headline quantity of this model before pruning
-    checkpoints: list[tuple] = field(default_factory=list)  # one per committed job
+    # one per committed job: the lengths to cut back to, or (a Reset's) the whole curves
+    checkpoints: list[tuple | Curves] = field(default_factory=list)
     prune_before: list[dict | None] = field(default_factory=list)  # settings before each job
 
     def lengths(self) -> tuple:
@@ -37,6 +38,25 @@ class Curves:
         n_steps, n_epochs, n_marks, self.step_count, self.dense = lengths
         del self.steps[n_steps:], self.losses[n_steps:]
         del self.epochs[n_epochs:], self.marks[n_marks:]
+
+    def copy(self) -> Curves:
+        """An independent copy, checkpoints included."""
+        return Curves(list(self.steps), list(self.losses), list(self.epochs),
+                      list(self.marks), self.step_count, self.dense,
+                      [p.copy() if isinstance(p, Curves) else p for p in self.checkpoints],
+                      list(self.prune_before))
+
+    def original(self) -> Curves:
+        """The curves before any job of this session (what Reset shows)."""
+        if not self.checkpoints:
+            out = self.copy()
+        elif isinstance(self.checkpoints[0], Curves):
+            return self.checkpoints[0].original()
+        else:
+            out = self.copy()
+            out.cut(self.checkpoints[0])
+        out.checkpoints, out.prune_before = [], []
+        return out
 
 
 class CurveBook:
@@ -82,22 +102,27 @@ class CurveBook:
                 del c.checkpoints[0], c.prune_before[0]
 
     def undo(self, slot: str) -> dict | None:
-        """Cut back to the last checkpoint; returns the pruning settings before that job."""
+        """Cut back to the last checkpoint (a Reset's: the curves before it, whole);
+        returns the pruning settings before that job (or reset)."""
         with self._lock:
             c = self._get(slot)
             if not c.checkpoints:
                 return None
-            c.cut(c.checkpoints.pop())
-            return c.prune_before.pop()
+            point, prune = c.checkpoints.pop(), c.prune_before.pop()
+            if isinstance(point, Curves):
+                self._curves[slot] = point
+            else:
+                c.cut(point)
+            return prune
 
-    def reset(self, slot: str) -> None:
-        """Back to the curves the model had before any job of this session."""
+    def reset(self, slot: str, prune: dict | None = None) -> None:
+        """Back to the curves the model had before any job of this session, one Undo away
+        (`prune`: the pruning settings in force, which that Undo returns)."""
         with self._lock:
             c = self._get(slot)
-            if c.checkpoints:
-                c.cut(c.checkpoints[0])
-            c.checkpoints.clear()
-            c.prune_before.clear()
+            after = c.original()
+            after.checkpoints, after.prune_before = [c.copy()], [prune]
+            self._curves[slot] = after
 
     def add_step(self, slot: str, loss: float) -> None:
         with self._lock:

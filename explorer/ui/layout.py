@@ -19,10 +19,19 @@ SIDE_WIDTH = {False: "400px", True: "400px"}
 FIGURE_MIN = "540px"
 
 
+def reserve(app: Host) -> str:
+    """CSS that keeps the main figure's height free before plotly draws it, so nothing
+    below it jumps when it does (issue 28); per mode, as a page may hold both apps."""
+    mode = ".cx-talk" if app.talk else ":not(.cx-talk)"
+    return (f"<style>.cx-app{mode} .cx-fig-main {{ min-height: {app.fig.layout.height}px; }}"
+            "</style>")
+
+
 def build_layout(app: Host) -> tuple[W.Tab, list[W.Widget]]:
     """The app's tabs and its children, top to bottom."""
     c, talk = app.c, app.talk
-    title = W.HTML(css(app.theme) + '<div class="cx-title">Compression Explorer</div>')
+    title = W.HTML(css(app.theme) + reserve(app) +
+                   '<div class="cx-title">Compression Explorer</div>')
     head = [title, c.summary, app.guide.widget]
     tabs = [("Prune", prune_box(c, talk, app.quant.box)), ("Distill", app.distill.box)]
     if not talk:  # the story in order, fewer knobs

@@ -37,8 +37,13 @@ def train_rows(c: Controls, talk: bool) -> list[W.Widget]:
     column so that it can stick to the window's bottom edge while the column is taller
     than the window (Fine-tune settings open, Distill tables): what a job says, and its
     Stop, never fall below the fold (theme.css: .cx-jobbar)."""
-    buttons = row(c.stop, c.undo, c.reset) if talk else row(c.train, c.stop, c.undo, c.reset)
-    bar = tagged(W.VBox([buttons, c.progress, c.status]), "jobbar")
+    # talk mode too: a Stop with no Train beside it reads as a leftover (issue 28); there
+    # "Undo" keeps the four buttons on one row at talk type (the bar sticks to the window's
+    # bottom: a second row would cover more of a long tab)
+    if talk:
+        c.undo.description = "Undo"
+    bar = tagged(W.VBox([row(c.train, c.stop, c.undo, c.reset), c.progress, c.status]),
+                 "jobbar")
     return [bar] if talk else [row(c.epochs, c.lr), bar, c.curves]
 
 

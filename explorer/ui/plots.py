@@ -41,6 +41,9 @@ LINKS = tuple(range(CODEBOOK + 1, CODEBOOK + 2 + LINK_LEVELS))
 COLUMNS = LINKS[-1] + 1  # the network's column labels (a layer's short name, full on hover)
 PRUNED_LINK_OPACITY = 0.07
 MAIN_HEIGHT = 640
+# Talk mode: the whole figure, curves included, on a 1280x720 projector under the headline
+# and the story line (about 195 px): it was 700 px and cut the curves in half (issue 28)
+TALK_HEIGHT = 520
 LARGE_TYPE = 16  # a theme font at least this large (talk mode) gets fewer, larger ticks
 
 
@@ -186,7 +189,7 @@ def main_figure(theme: Theme) -> go.FigureWidget:
                         "Network", "Training curves"))
     fig = figure_widget(grid)
     fractions = [0, 0.5, 1] if large else [0, 0.25, 0.5, 0.75, 1]
-    fig.update_layout(**layout_for(theme, "", MAIN_HEIGHT + (60 if large else 0)),
+    fig.update_layout(**layout_for(theme, "", TALK_HEIGHT if large else MAIN_HEIGHT),
                       barmode="overlay", bargap=0.25, clickmode="event", hovermode="closest")
     fig.update_layout(margin={"l": 70, "r": 55, "t": 40, "b": 45})
     bar = {"orientation": "h", "row": 1, "col": 1,

@@ -55,13 +55,13 @@ class ControlSync:
             c.page.layout.display = "none" if pages == 1 else ""
 
     def curves(self, present: list[str], selected: str, prefer: str | None = None) -> None:
-        """The curves selector lists the models there are; shows `prefer`, else the
-        current choice, else the selected model."""
+        """The curves selector lists the models there are; shows `prefer` (a job's model
+        while it trains), else the selected model: the curves follow the model the rest
+        of the page shows, not the last job's (issue 28)."""
         c = self.c
         if prefer is not None and prefer not in present:
             present = [*present, prefer]
-        current = self.state.curves
-        value = prefer or (current if current in present else selected)
+        value = prefer or selected
         with self.quiet():
             options = [(slot_label(s), s) for s in present]
             if list(c.curves.options) != options:
@@ -71,7 +71,7 @@ class ControlSync:
 
     def slider_mode(self, mode: str, keep: float | None = None) -> None:
         """The slider's range, step, format and label for a pruning mode; its value `keep`
-        (the sparsity in force, when switching to target sparsity) or else its min. The x
+        (the setting of this mode that prunes as much as the one in force) or else its min. The x
         std rule is per layer, so the scope toggle, disabled then, shows per layer too (it
         showed "global" beside a per-layer prune)."""
         lo, hi, step, fmt = SLIDER_RANGES[mode]

@@ -62,7 +62,13 @@ def css(theme: Theme) -> str:
     The job bar (.cx-jobbar) sticks to the window's bottom edge; sticky needs every box
     between it and the page to leave overflow visible, so the app's boxes do, and in Voila
     (body[data-voila]) the lab shell's fixed-height panels become plain blocks: the page
-    itself scrolls, not an inner box."""
+    itself scrolls, not an inner box.
+
+    Nothing moves when a control gets focus or a figure first draws (issue 28): a
+    full-width control keeps its margins inside its box (its 2 px overflowed the Prune tab,
+    which then scrolled sideways when the slider's readout got focus), and a figure stays
+    hidden until the Resizer has fitted it to its box (plotly drew it 700 px wide first,
+    then jumped), or 3 s at most."""
     t, app = theme, f".cx-app.cx-theme-{theme.name}"
     return f"""
 <style>
@@ -113,6 +119,13 @@ def css(theme: Theme) -> str:
   border-radius: 4px; }}
 .cx-app .cx-guide .cx-later {{ opacity: 0.6; }}
 .cx-app .cx-kernel-errors {{ display: none; }}
+.cx-app .cx-card-size .cx-card {{ max-width: 430px; }}
+.cx-app .cx-variants th {{ text-align: left; font-weight: 600; padding: 1px 10px 1px 0; }}
+.cx-app .widget-inline-hbox, .cx-app .widget-hprogress
+  {{ max-width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }}
+.cx-app .js-plotly-plot:not(.cx-fitted) .svg-container
+  {{ visibility: hidden; animation: cx-reveal 0s linear 3s forwards; }}
+@keyframes cx-reveal {{ to {{ visibility: visible; }} }}
 .cx-app, .cx-app .cx-main, .cx-app .cx-side {{ overflow: visible; }}
 .cx-app .cx-jobbar {{ position: sticky; bottom: 0; z-index: 4; background: {t.background};
   padding: 4px 0 2px 0; overflow: visible; }}
