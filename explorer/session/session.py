@@ -35,6 +35,7 @@ from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
+from ..engine.threads import WorkLock
 from ..engine.train import Event
 from ..validate import (
     check_bool,
@@ -135,7 +136,9 @@ class Session:
                pretrained: bool = False) -> None:
         """The state every constructor ends with (persist_lm rebuilds sessions with it)."""
         self.device, self.seed, self.data = device, seed, data
-        self.lock = threading.RLock()  # one optimizer step or one slider move at a time
+        # one optimizer step or one slider move at a time, on one torch thread for a small
+        # model (explorer.engine.threads: OpenMP fan-out costs more than it saves there)
+        self.lock = WorkLock(lambda: sum(p.numel() for p in self.slot.model.parameters()))
         self.slots = Slots(slot)
         self.pretrained = pretrained
         self.objective = objective  # what differs between tasks (explorer.session.tasks)
