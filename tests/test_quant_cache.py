@@ -60,8 +60,9 @@ def test_move_back_is_a_lookup_and_changes_invalidate():
        st.booleans(), st.booleans())
 def test_binned_kmeans_equals_binary_search(bits, seed, sparsity, shifted, snapped):
     """A big layer's k-means by the bin table (pruned zeros in it, survivors beside them
-    in zero's bin, survivors all of one sign, weights exactly on a midpoint) gives what a binary search per weight gives:
-    the same indices, values and codebook; pruned weights index 0 and stay zero."""
+    in zero's bin, survivors all of one sign, weights exactly on a midpoint) gives what
+    a binary search per weight gives: the same indices, values and codebook; pruned
+    weights index 0 and stay zero."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(260, 260, generator=gen) + (3.0 if shifted else 0.0)
     mask = torch.rand(w.shape, generator=gen) >= sparsity
