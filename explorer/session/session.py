@@ -12,7 +12,7 @@ still work for one release with a DeprecationWarning naming the new spelling
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -234,11 +234,14 @@ class Session:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         return rollback.reset_pruning(self)
 
-    def quantize(self, bits: int = 32, scheme: str = "kmeans",
+    def quantize(self, bits: int | Mapping[str, int] = 32, scheme: str = "kmeans",
                  group_size: int | None = None) -> Snapshot:
         """Quantize the selected model's prunable weights on top of its pruning mask:
         k-means weight sharing per layer (Deep Compression) or uniform symmetric per
-        output channel (per `group_size` inputs); bits=32 removes it. Kept across pruning
+        output channel (per `group_size` inputs); bits=32 removes it. `bits` may differ
+        per layer: a mapping of layer kinds ("conv", "linear", "embedding") or parameter
+        names to widths, a name winning over a kind, 32 leaving a layer in float (Deep
+        Compression: {"conv": 8, "linear": 5}). Kept across pruning
         moves, Undo, training and save/load (``slot.quant``); session.jobs.finetune_codebook
         trains the centroids. Bad values raise ValueError, nothing changes."""
         return quant.quantize(self, bits, scheme, group_size)
