@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -166,7 +166,10 @@ def compute(slot: ModelSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
         return lambda: quantize_layer(weight, widths[name], setting.scheme, mask,
                                       setting.group_size)
 
-    return {n: cache.layer(n, setting, slot.base[n], masks.get(n), make(n))
+    # keyed by each layer's own width: another per-layer setting that gives a layer the
+    # same width finds it
+    return {n: cache.layer(n, replace(setting, bits=widths[n]), slot.base[n], masks.get(n),
+                           make(n))
             for n in slot.prunable if widths[n] != OFF}
 
 
@@ -248,7 +251,8 @@ def sizes(slot: ModelSlot) -> dict:
         bits = widths[name]
         zero = 0 if setting.scheme == "kmeans" else (1 << (bits - 1)) - 1
         per[name] = cache_of(slot).layer_bytes(
-            name, setting, lq, partial(layer_bytes, params[name], lq, bits, zero))
+            name, replace(setting, bits=bits), lq,
+            partial(layer_bytes, params[name], lq, bits, zero))
     dense = rest + sum(p["dense_fp32"] for p in per.values())
     huff = rest + sum(p["huffman"] for p in per.values())
     return {"bytes_quantized": rest + sum(p["quantized"] for p in per.values()),
