@@ -60,7 +60,8 @@ def test_move_back_is_a_lookup_and_changes_invalidate():
        st.booleans(), st.booleans())
 def test_binned_kmeans_equals_binary_search(bits, seed, sparsity, shifted, snapped):
     """A big layer's k-means by the bin table (pruned zeros in it, survivors beside them
-    in zero's bin, survivors all of one sign, weights exactly on a midpoint) gives what
+    in zero's bin, survivors all of one sign, weights exactly on a midpoint, masked
+    weights not yet zero) gives what
     a binary search per weight gives: the same indices, values and codebook; pruned
     weights index 0 and stay zero."""
     gen = torch.Generator().manual_seed(seed)
@@ -72,7 +73,7 @@ def test_binned_kmeans_equals_binary_search(bits, seed, sparsity, shifted, snapp
         book = quantize_layer(w * mask, bits, "kmeans", mask).codebook.double()
         if book.numel() > 1:
             w.view(-1)[:100] = ((book[1:] + book[:-1]) / 2).float().repeat(100)[:100]
-    binned = quantize_layer(w * mask, bits, "kmeans", mask)
+    binned = quantize_layer(w if snapped else w * mask, bits, "kmeans", mask)  # unmasked too
     exact_path = quantize.BINNED_MIN
     quantize.BINNED_MIN = w.numel() + 1
     try:

@@ -133,24 +133,53 @@ def nearest_codes(values: np.ndarray, mids: np.ndarray, bins: int = ASSIGN_BINS
     return codes
 
 
-def fit_codebook(survivors: np.ndarray, k: int, seed: int = 0,
-                 fit_max: int = KMEANS_FIT_MAX, span: tuple[float, float] | None = None
-                 ) -> np.ndarray:
+class Survivors:
+    """A layer's surviving weights (nonzero and unmasked) without gathering them all:
+    their count, their min and max and a seeded sample; the gather only when needed."""
+
+    def __init__(self, w: np.ndarray, keep: np.ndarray) -> None:
+        self.w, self.keep = w, keep
+        self.n = int(np.count_nonzero(keep))
+        self.every = self.n == w.size  # nothing pruned: no boolean gathers and scatters
+        self._all: np.ndarray | None = w if self.every else None
+        self._span: tuple[float, float] | None = None
+
+    def all(self) -> np.ndarray:
+        if self._all is None:  # a gather by a random mask: slow on a big layer
+            self._all = self.w[self.keep]
+        return self._all
+
+    def span(self) -> tuple[float, float]:
+        """(min, max) of the survivors."""
+        if self._span is None:
+            lo, hi = float(self.w.min()), float(self.w.max())
+            if not (self.every or lo < 0 < hi):  # else the pruned zeros lie between
+                rest = self.all()
+                lo, hi = float(rest.min()), float(rest.max())
+            self._span = lo, hi
+        return self._span
+
+    def sample(self, seed: int, size: int) -> np.ndarray:
+        """All of them, or a seeded `size` of them (the same draw as from all())."""
+        if self.n <= size:
+            return self.all()
+        pick = np.random.default_rng(seed).choice(self.n, size, replace=False)
+        return self.w[pick] if self.every else self.w[np.flatnonzero(self.keep)[pick]]
+
+
+def fit_codebook(survivors: Survivors, k: int, seed: int = 0,
+                 fit_max: int = KMEANS_FIT_MAX) -> np.ndarray:
     """At most k sorted float64 centroids for the surviving weights: Lloyd from linear
-    initialisation between their min and max (`span`, when known), fitted on a seeded
-    subsample of at most `fit_max` of them; a layer with at most k distinct values is
-    its own codebook (no error)."""
-    fit = survivors
-    if fit.size > fit_max:  # fit on a seeded subsample, then assign all
-        fit = fit[np.random.default_rng(seed).choice(fit.size, fit_max, replace=False)]
+    initialisation between their min and max, fitted on a seeded subsample of at most
+    `fit_max` of them; a layer with at most k distinct values is its own codebook."""
+    fit = survivors.sample(seed, fit_max)
     xs = np.sort(fit.astype(np.float64))
     distinct = np.unique(xs)
-    if distinct.size <= k and fit.size < survivors.size:
-        distinct = np.unique(survivors).astype(np.float64)  # the subsample missed a value
+    if distinct.size <= k and fit.size < survivors.n:
+        distinct = np.unique(survivors.all()).astype(np.float64)  # the sample missed one
     if distinct.size <= k:
         return distinct
-    lo, hi = (float(survivors.min()), float(survivors.max())) if span is None else span
-    init = np.linspace(lo, hi, k)
+    init = np.linspace(*survivors.span(), k)
     return lloyd(torch.from_numpy(xs), torch.from_numpy(init), presorted=True).numpy()
 
 
@@ -218,23 +247,25 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
     """
     k = (1 << bits) - 1
     w = weight.detach().cpu().numpy().ravel()
-    if mask is not None:  # pruned weights are zero from here on (the binned path needs it)
-        w = np.where(mask.detach().cpu().numpy().ravel().astype(bool, copy=False), w,
-                     w.dtype.type(0))
     keep = w != 0
-    every = bool(keep.all())  # nothing pruned: no boolean gathers and scatters
-    survivors = w if every else w[keep]  # compared exactly with float64 midpoints
-    if not survivors.size:
+    if mask is not None:
+        m = mask.detach().cpu().numpy().ravel().astype(bool, copy=False)
+        if np.count_nonzero(keep & ~m):  # masked weights not zero yet (the binned
+            w = np.multiply(w, m, dtype=w.dtype)  # path needs the pruned ones zero)
+        keep &= m
+    survivors = Survivors(w, keep)
+    if not survivors.n:
         indices, values, centroids = np.zeros(w.size, np.int64), np.zeros_like(w), \
             np.zeros(0)
     else:
-        lo_hi = (float(survivors.min()), float(survivors.max()))
-        centroids = fit_codebook(survivors, k, seed, fit_max, lo_hi)
-        span = _binnable(w.size, centroids.size - 1, *lo_hi)
+        centroids = fit_codebook(survivors, k, seed, fit_max)
+        span = _binnable(w.size, centroids.size - 1, *survivors.span())
         if span is None:
-            indices, values, centroids = _assign_exact(w, keep, every, survivors, centroids)
+            indices, values, centroids = _assign_exact(w, keep, survivors.every,
+                                                       survivors.all(), centroids)
         else:
-            indices, values, centroids = _assign_binned(w, keep, every, span, centroids)
+            indices, values, centroids = _assign_binned(w, keep, survivors.every, span,
+                                                        centroids)
     device = weight.device
     return LayerQuant(torch.from_numpy(values).view(weight.shape).to(device),
                       torch.from_numpy(indices).view(weight.shape).to(device),
