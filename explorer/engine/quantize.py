@@ -7,7 +7,10 @@ weights). Zero is not a centroid: pruned weights keep index 0 and stay exactly z
 a layer has at most 2^bits - 1 distinct nonzero values. A centroid that no weight chose
 (linear initialisation puts some in the gap pruning leaves around zero) is dropped.
 Above KMEANS_FIT_MAX weights the centroids are fitted on a seeded subsample and then
-every weight is assigned.
+every weight is assigned to its nearest centroid: by a binary search among the midpoints
+in a small layer, by a bin table over the layer's range in a big one (nearest_codes,
+_assign_binned: the same answer in a few passes, no n x k distances, no gather of the
+survivors).
 
 Uniform symmetric quantization per output channel (or per group of `group_size`
 consecutive inputs of a row, as language models use): scale = max|w| / (2^(b-1) - 1),
