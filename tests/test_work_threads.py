@@ -44,16 +44,18 @@ def test_work_lock_fits_threads_reentrant_and_per_thread(two_threads):
         assert torch.get_num_threads() == 2
     small = WorkLock(lambda: 10)
     other: list[int] = []
-    held, read = threading.Event(), threading.Event()
+    ready, held, read = threading.Event(), threading.Event(), threading.Event()
 
     def work() -> None:  # a training job's thread, already running
         torch.ones(1 << 17).relu()  # its first parallel op fixes its own thread count
+        ready.set()
         held.wait(10)
         other.append(torch.get_num_threads())
         read.set()
 
     worker = threading.Thread(target=work)
     worker.start()
+    assert ready.wait(10)
     with small:
         with small:
             assert torch.get_num_threads() == 1

@@ -14,7 +14,9 @@ This is the one place the project lowers thread counts for interactive work: the
 session's lock (WorkLock) applies it to whoever holds it, so every slider move and every
 optimizer step of a small model runs on one thread. It only ever lowers the count (an
 explicit `--threads 1` stays) and restores it on release. OpenMP's thread count is a
-per-thread setting (libgomp's nthreads-var), so another thread's work keeps its own.
+per-thread setting (libgomp's nthreads-var), so another thread's work keeps its own; only
+a thread whose first parallel op runs while the count is lowered starts with the lower
+one (torch reads its global count once per thread), which a small model wants anyway.
 """
 
 from __future__ import annotations
