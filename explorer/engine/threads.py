@@ -22,8 +22,7 @@ one (torch reads its global count once per thread), which a small model wants an
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 
@@ -37,25 +36,11 @@ def threads_for(params: int, available: int | None = None) -> int:
     return 1 if params < SMALL_MODEL_PARAMS else available
 
 
-@contextmanager
-def fitted_threads(params: int) -> Iterator[None]:
-    """The calling thread works with threads_for(params) torch threads, then as before."""
-    before = torch.get_num_threads()
-    wanted = threads_for(params, before)
-    if wanted == before:
-        yield
-        return
-    torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class WorkLock:
-    """A re-entrant lock whose holder works with fitted_threads(params()): the session's
-    "one optimizer step or one slider move at a time". `params` is asked on the
-    outermost acquire only; if it fails (a session still being built) nothing changes."""
+    """A re-entrant lock whose holder works with threads_for(params()) torch threads:
+    the session's "one optimizer step or one slider move at a time". `params` is asked
+    on the outermost acquire only; if it fails (a session still being built) nothing
+    changes."""
 
     def __init__(self, params: Callable[[], int]) -> None:
         self._lock = threading.RLock()
