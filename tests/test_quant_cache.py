@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer import Session
+from explorer.engine import quantize
 from explorer.engine.quantize import nearest_codes, quantize_layer
 from explorer.session.quant import cache_of
 
@@ -52,3 +53,34 @@ def test_move_back_is_a_lookup_and_changes_invalidate():
         s.slot.base[name] * masks[name], 4, "kmeans", masks[name]).values)
     cache = cache_of(s.slot)
     assert cache.hits > 0 and cache._held <= cache.max_bytes
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(2, 8), st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.5, 0.95]),
+       st.booleans(), st.booleans())
+def test_binned_kmeans_equals_binary_search(bits, seed, sparsity, shifted, snapped):
+    """A big layer's k-means by the bin table (pruned zeros in it, survivors beside them
+    in zero's bin, survivors all of one sign, weights exactly on a midpoint, masked
+    weights not yet zero) gives what
+    a binary search per weight gives: the same indices, values and codebook; pruned
+    weights index 0 and stay zero."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(260, 260, generator=gen) + (3.0 if shifted else 0.0)
+    mask = torch.rand(w.shape, generator=gen) >= sparsity
+    w.view(-1)[100:110] = torch.linspace(-1e-6, 1e-6, 10)  # survivors in zero's bin
+    mask.view(-1)[100:110] = True
+    if snapped:  # ties: a weight halfway between two centroids goes to the lower one
+        book = quantize_layer(w * mask, bits, "kmeans", mask).codebook.double()
+        if book.numel() > 1:
+            w.view(-1)[:100] = ((book[1:] + book[:-1]) / 2).float().repeat(100)[:100]
+    binned = quantize_layer(w if snapped else w * mask, bits, "kmeans", mask)  # unmasked too
+    exact_path = quantize.BINNED_MIN
+    quantize.BINNED_MIN = w.numel() + 1
+    try:
+        exact = quantize_layer(w * mask, bits, "kmeans", mask)
+    finally:
+        quantize.BINNED_MIN = exact_path
+    assert torch.equal(binned.indices, exact.indices)
+    assert torch.equal(binned.values, exact.values)
+    assert torch.equal(binned.codebook, exact.codebook)
+    assert torch.all(binned.indices[~mask] == 0) and torch.all(binned.values[~mask] == 0)

@@ -184,3 +184,35 @@ def test_undo_restores_the_quantization_before_the_job(session, tmp_path):
             assert torch.equal(expected[n], p.detach()), n
     s.quantize(bits=32)
     s.reset_pruning()
+
+
+def test_per_layer_bits_as_deep_compression(tmp_path):
+    """bits={"conv": 8, "linear": 5} (Deep Compression's LeNet-5 widths): each layer
+    holds at most 2^bits - 1 distinct nonzero values of its own width (the convolutions
+    more than 31); a name beats a kind and 32 leaves a layer in float; the setting
+    survives a pruning move and save/load; a bad mapping raises ValueError naming the
+    bad value, with nothing changed."""
+    s = Session("digits", "lenet5")
+    s.prune(sparsity=0.5)
+    snap = s.quantize(bits={"conv": 8, "linear": 5, "fc3.weight": 32})
+    assert snap.extra["quant"]["bits"] == {"conv": 8, "fc3.weight": 32, "linear": 5}
+    s.prune(sparsity=0.6)
+    distinct = distinct_nonzero(s)
+    assert 31 < distinct["conv2.weight"] <= 255 and distinct["conv1.weight"] <= 255
+    assert distinct["fc1.weight"] <= 31 and distinct["fc2.weight"] <= 31
+    assert distinct["fc3.weight"] > 255  # left in float
+    assert set(s.slot.quant_layers) == {"conv1.weight", "conv2.weight", "fc1.weight",
+                                        "fc2.weight"}
+    assert s.measure(full=False).extra["bytes_huffman"] < s.measure(
+        full=False).extra["bytes_dense"]
+    s.save(tmp_path / "layers.pt")
+    loaded = Session.load(tmp_path / "layers.pt")
+    assert loaded.slot.quant == s.slot.quant
+    assert distinct_nonzero(loaded) == distinct
+    before = fingerprint(s)
+    for bits, shown in [({"conv": 8}, "'fc1.weight'"), ({"convv": 8, "linear": 4}, "'convv'"),
+                        ({"conv": 7, "linear": 4}, "7"), ({}, "{}"), ({3: 4}, "3")]:
+        with pytest.raises(ValueError) as caught:
+            s.quantize(bits=bits)
+        assert shown in str(caught.value), (bits, str(caught.value))
+    unchanged(before, s)

@@ -2,8 +2,11 @@
 latency against fp32 (torch.ao dynamic quantization, explorer.compat.torch_ao).
 
 - quant_slider_ms: median of Session.quantize moves over the bits (k-means, the default
-  digits MLP, evaluated), as the app's bits control calls it; quant_slider_ms_10m: the same
-  on the 10M-parameter MLP (bench.models.mlp_session), its first answer included.
+  digits MLP, evaluated), as the app's bits control calls it, with torch's default
+  threads (the session's lock then runs a small model's work on one: engine.threads);
+  quant_slider_ms_10m: the same on the 10M-parameter MLP (bench.models.mlp_session),
+  its first answer included. Each prints the load average beside it (a busy machine
+  slows a move several times over).
 - int8_speedup_b1 / _b64: median of paired fp32/int8 latency ratios on LeNet-300-100
   (mnist-5k shape), batch 1 and 64; _10m: the 10M MLP. Reported as measured, even below 1
   (at batch 1 the int8 path's per-call activation quantization can cost more than it saves).
@@ -11,6 +14,7 @@ latency against fp32 (torch.ao dynamic quantization, explorer.compat.torch_ao).
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import TYPE_CHECKING
@@ -46,6 +50,14 @@ def quant_moves(session: Session, moves: int) -> tuple[float, float]:
         prunes.append(time.perf_counter() - start)
     session.reset_pruning()
     ms = 1e3 * statistics.median(times)
+    import torch
+
+    from ..engine.threads import threads_for
+
+    params = sum(p.numel() for p in session.model.parameters())
+    print(f"  bits move {ms:.1f} ms p50 ({params:,} parameters; torch threads "
+          f"{torch.get_num_threads()}, {threads_for(params)} for this model's work; "
+          f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
     return ms, ms / (1e3 * statistics.median(prunes))
 
 

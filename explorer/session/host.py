@@ -24,6 +24,7 @@ from ..config import TrainConfig
 from ..data.datasets import Dataset, Split
 from ..engine.distill import TeacherCache
 from ..engine.metrics import Snapshot
+from ..engine.threads import WorkLock
 from ..engine.train import Event, LossFn, StopEvent
 from .quant_host import QuantSlot
 from .settings import Settings
@@ -89,7 +90,7 @@ class Host(Protocol):
     slots: Slots
 
     @property
-    def lock(self) -> threading.RLock: ...
+    def lock(self) -> WorkLock: ...
     @property
     def selected(self) -> str: ...
     @property

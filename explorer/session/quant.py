@@ -14,12 +14,13 @@ own codebook: explorer.engine.quantize.kmeans_layer).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from ..config import FAST_EVAL_MIN_PARAMS, QUANT_BITS, QUANT_GROUP_SIZES, QUANT_SCHEMES, TrainConfig
 from ..engine.codebook import shared_gradients
@@ -30,21 +31,46 @@ from ..engine.qbytes import layer_bytes
 from ..engine.quantize import LayerQuant, quantize_layer
 from ..engine.train import DIVERGED, Event, evaluate
 from ..validate import check_job_hooks, check_trainable
-from .quant_setting import QuantSetting
+from .quant_setting import LAYER_KINDS, OFF, QuantSetting
 
 if TYPE_CHECKING:
     from .quant_cache import QuantCache
     from .quant_host import QuantHost, QuantSlot
 
-OFF = 32
+
+def layer_kind(module: nn.Module) -> str:
+    """"conv", "linear" or "embedding" (a Hugging Face Conv1D is a linear layer), else
+    the module's class name in lower case."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return "conv"
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    name = type(module).__name__.lower()
+    return "linear" if isinstance(module, nn.Linear) or name == "conv1d" else name
+
+
+def _check_bits(bits: object) -> int | tuple[tuple[str, int], ...]:
+    """One width from QUANT_BITS, or a mapping of layer names/kinds to such widths."""
+    if isinstance(bits, Mapping):
+        if not bits:
+            raise ValueError("bits must name at least one layer or kind; got {}")
+        for key, value in bits.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"bits keys must be layer names or kinds "
+                                 f"({', '.join(LAYER_KINDS)}); got {key!r}")
+            _check_bits(value)
+        return tuple(sorted((str(k), int(v)) for k, v in bits.items()))
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in QUANT_BITS:
+        raise ValueError(f"bits must be one of {QUANT_BITS} (32 = off), or a mapping of "
+                         f"layer names or kinds to them; got {bits!r}")
+    return bits
 
 
 def check_setting(bits: object, scheme: object = "kmeans",
                   group_size: object = None) -> QuantSetting | None:
     """The validated setting (None for bits=32: quantization off); ValueError names the
-    bad value."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in QUANT_BITS:
-        raise ValueError(f"bits must be one of {QUANT_BITS} (32 = off); got {bits!r}")
+    bad value. A per-layer mapping's names are checked against the model in compute()."""
+    bits = _check_bits(bits)
     if scheme not in QUANT_SCHEMES:
         raise ValueError(f"scheme must be one of {QUANT_SCHEMES}; got {scheme!r}")
     if group_size is not None:
@@ -53,7 +79,7 @@ def check_setting(bits: object, scheme: object = "kmeans",
         if isinstance(group_size, bool) or group_size not in QUANT_GROUP_SIZES:
             raise ValueError(f"group_size must be None or one of {QUANT_GROUP_SIZES}; "
                              f"got {group_size!r}")
-    if bits == OFF:
+    if bits == OFF or (not isinstance(bits, int) and all(b == OFF for _, b in bits)):
         return None
     return QuantSetting(bits, str(scheme), group_size)  # type: ignore[arg-type]
 
@@ -69,7 +95,21 @@ def setting_from(saved: object) -> QuantSetting | None:
 
 def setting_payload(slot: QuantSlot) -> dict | None:
     setting = getattr(slot, "quant", None)
-    return None if setting is None else asdict(setting)
+    return None if setting is None else setting.payload()
+
+
+def layer_widths(slot: QuantSlot, setting: QuantSetting) -> dict[str, int]:
+    """Each prunable layer's bits under `setting` (32: left in float); ValueError names a
+    mapping's key that is no layer or kind of this model, or a layer it leaves out."""
+    model = slot.model
+    kinds = {n: layer_kind(model.get_submodule(n.rpartition(".")[0])) for n in slot.prunable}
+    if not isinstance(setting.bits, int):
+        known = set(kinds) | set(kinds.values()) | set(LAYER_KINDS)
+        for key, _ in setting.bits:
+            if key not in known:
+                raise ValueError(f"bits names {key!r}, which is no prunable layer or layer "
+                                 f"kind of this model: {sorted(known)}")
+    return {n: setting.layer_bits(n, kind) for n, kind in kinds.items()}
 
 
 def cache_of(slot: QuantSlot) -> QuantCache:
@@ -82,15 +122,19 @@ def compute(slot: QuantSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
     base and mask are unchanged since it was last quantized this way is a lookup."""
     masks = slot.masks or {}
     cache = cache_of(slot)
+    widths = layer_widths(slot, setting)
 
     def make(name: str) -> Callable[[], LayerQuant]:
         base, mask = slot.base[name], masks.get(name)
         weight = base if mask is None else base * mask  # what the pruning alone leaves
-        return lambda: quantize_layer(weight, setting.bits, setting.scheme, mask,
+        return lambda: quantize_layer(weight, widths[name], setting.scheme, mask,
                                       setting.group_size)
 
-    return {n: cache.layer(n, setting, slot.base[n], masks.get(n), make(n))
-            for n in slot.prunable}
+    # keyed by each layer's own width: another per-layer setting that gives a layer the
+    # same width finds it
+    return {n: cache.layer(n, replace(setting, bits=widths[n]), slot.base[n], masks.get(n),
+                           make(n))
+            for n in slot.prunable if widths[n] != OFF}
 
 
 @torch.no_grad()
@@ -114,7 +158,8 @@ def write(slot: QuantSlot, layers: dict[str, LayerQuant]) -> None:
 
 def quantize(session: QuantHost, bits: object, scheme: object = "kmeans",
              group_size: object = None) -> Snapshot:
-    """Session.quantize: set (or with bits=32 remove) the selected slot's quantization."""
+    """Session.quantize: set (or with bits=32 remove) the selected slot's quantization;
+    `bits` one width or per layer ({"conv": 8, "linear": 5}, or parameter names)."""
     setting = check_setting(bits, scheme, group_size)
     with session.lock:
         session.jobs.check_idle("quantizing")
@@ -148,7 +193,7 @@ def snapshot_extra(slot: QuantSlot) -> dict:
     totals = {} if numel >= FAST_EVAL_MIN_PARAMS else \
         {k: v for k, v in sizes(slot).items() if k != "bytes_by_layer"}
     totals.pop("quant_label", None)
-    return {"quant": {**asdict(setting), "label": setting.label(), "codebooks": books},
+    return {"quant": {**setting.payload(), "label": setting.label(), "codebooks": books},
             **totals}
 
 
@@ -165,10 +210,13 @@ def sizes(slot: QuantSlot) -> dict:
     rest = sum(t.numel() for n, t in slot.model.state_dict().items()
                if t.is_floating_point() and n not in layers) * FP32_BYTES
     per = {}
+    widths = layer_widths(slot, setting)
     for name, lq in layers.items():
-        zero = 0 if setting.scheme == "kmeans" else (1 << (setting.bits - 1)) - 1
+        bits = widths[name]
+        zero = 0 if setting.scheme == "kmeans" else (1 << (bits - 1)) - 1
         per[name] = cache_of(slot).layer_bytes(
-            name, setting, lq, partial(layer_bytes, params[name], lq, setting.bits, zero))
+            name, replace(setting, bits=bits), lq,
+            partial(layer_bytes, params[name], lq, bits, zero))
     dense = rest + sum(p["dense_fp32"] for p in per.values())
     huff = rest + sum(p["huffman"] for p in per.values())
     return {"bytes_quantized": rest + sum(p["quantized"] for p in per.values()),

@@ -20,6 +20,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.datasets import Dataset, Split
 from ..engine.metrics import Snapshot
+from ..engine.threads import WorkLock
 from ..engine.train import Event, LossFn, StopEvent
 from .quant_cache import QuantCache
 from .quant_setting import QuantSetting
@@ -84,7 +85,7 @@ class QuantHost(Protocol):
     def objective(self) -> Headlined: ...
 
     @property
-    def lock(self) -> threading.RLock: ...
+    def lock(self) -> WorkLock: ...
     @property
     def slot(self) -> QuantSlot: ...
     @property

@@ -12,7 +12,7 @@ still work for one release with a DeprecationWarning naming the new spelling
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +35,7 @@ from ..data.text import DEFAULT_CONTEXT, TextCorpus
 from ..engine import checkpoint as ckpt
 from ..engine.metrics import Snapshot
 from ..engine.structure import shrink_model
+from ..engine.threads import WorkLock
 from ..engine.train import Event
 from ..validate import (
     check_bool,
@@ -136,7 +137,9 @@ class Session:
                pretrained: bool = False) -> None:
         """The state every constructor ends with (persist_lm rebuilds sessions with it)."""
         self.device, self.seed, self.data = device, seed, data
-        self.lock = threading.RLock()  # one optimizer step or one slider move at a time
+        # one optimizer step or one slider move at a time, on one torch thread for a small
+        # model (explorer.engine.threads: OpenMP fan-out costs more than it saves there)
+        self.lock = WorkLock(lambda: sum(p.numel() for p in self.slot.model.parameters()))
         self.slots = Slots(slot)
         self.pretrained = pretrained
         self.objective = objective  # what differs between tasks (explorer.session.tasks)
@@ -232,11 +235,14 @@ class Session:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         return rollback.reset_pruning(self)
 
-    def quantize(self, bits: int = 32, scheme: str = "kmeans",
+    def quantize(self, bits: int | Mapping[str, int] = 32, scheme: str = "kmeans",
                  group_size: int | None = None) -> Snapshot:
         """Quantize the selected model's prunable weights on top of its pruning mask:
         k-means weight sharing per layer (Deep Compression) or uniform symmetric per
-        output channel (per `group_size` inputs); bits=32 removes it. Kept across pruning
+        output channel (per `group_size` inputs); bits=32 removes it. `bits` may differ
+        per layer: a mapping of layer kinds ("conv", "linear", "embedding") or parameter
+        names to widths, a name winning over a kind, 32 leaving a layer in float (Deep
+        Compression: {"conv": 8, "linear": 5}). Kept across pruning
         moves, Undo, training and save/load (``slot.quant``); session.jobs.finetune_codebook
         trains the centroids. Bad values raise ValueError, nothing changes."""
         return quant.quantize(self, bits, scheme, group_size)

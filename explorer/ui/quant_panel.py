@@ -47,6 +47,8 @@ class QuantControls:
     def follow(self, extra: dict) -> None:
         """Show the setting a Snapshot carries (after Undo, Reset, Load, another slot)."""
         setting = extra.get("quant")
+        if setting is not None and not isinstance(setting["bits"], int):
+            return  # per-layer widths (set from code): the label says them, no button can
         bits = 32 if setting is None else int(setting["bits"])
         scheme = self.scheme.value if setting is None else setting["scheme"]
         if (bits, scheme) == (self.bits.value, self.scheme.value):
