@@ -163,6 +163,7 @@ def test_8_regression_shows_no_temperature_and_no_probabilities():
         assert app.distill.sweep.layout.display == "none"
         assert "no temperature" in app.distill.figure_box.children[0].value
         assert "val MSE" in app.fig.layout.annotations[P.T_CURVES].text
+        assert not app.fig.layout.yaxis6.title.text  # no empty "accuracy" axis for MSE
     finally:
         app.close()
 

@@ -257,5 +257,6 @@ class MainView:
             self.fig.layout.annotations[P.T_CURVES].text = (
                 f"{who}: " + " ".join(words) + (" <i>(press Train)</i>" if empty else ""))
             self.fig.layout.yaxis6.showticklabels = accuracy  # the accuracy axis (right)
+            self.fig.layout.yaxis6.title.text = "accuracy" if accuracy else ""  # not for MSE
             self.fig.layout.yaxis5.showticklabels = not empty
             self.fig.layout.xaxis5.showticklabels = not empty
