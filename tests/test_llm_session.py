@@ -53,6 +53,27 @@ def test_wanda_slider_masks_from_cached_dense_norms(session: Session) -> None:
                for n in session.slot.prunable)
 
 
+def test_wanda_move_stats_from_tables_equal_passes_over_weights(session: Session) -> None:
+    """A Wanda move's per-layer counts and histograms (read from the rank tables) equal
+    layer_stats over the installed weights, for both patterns and after moving back."""
+    from explorer.engine.metrics import layer_stats
+
+    slot = session.slot
+    for kwargs in (dict(sparsity=0.7), dict(pattern="2:4"), dict(sparsity=0.0)):
+        snap = session.prune(criterion="wanda", calibration=8, **kwargs)
+        assert slot.known_stats  # the fast path served this move
+        for layer in snap.layers:
+            w = session.model.get_parameter(layer.name)
+            slow = layer_stats(layer.name, w, slot.base_counts[layer.name],
+                               slot.edges[layer.name], 0.0)
+            assert layer.nonzero == slow.nonzero, (kwargs, layer.name)
+            assert (layer.hist_counts == slow.hist_counts).all(), (kwargs, layer.name)
+    with torch.no_grad():  # a change of the weights retires the tables' answer
+        session.model.get_parameter(slot.prunable[0]).mul_(0.0)
+    assert session.snapshot().layers[0].nonzero == 0
+    session.reset_pruning()
+
+
 def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
                                                              tmp_path) -> None:
     """2:4 magnitude keeps exactly 2 of every 4 consecutive inputs of every row; the
