@@ -141,6 +141,30 @@ def test_stop_puts_everything_back(session: Session) -> None:
     assert len(session.slot.undo_stack) == depth
 
 
+@pytest.mark.parametrize("criterion", ["sparsegpt", "wanda"])
+def test_stop_within_a_block_puts_everything_back(session: Session, criterion: str) -> None:
+    """Stop set at the first event inside the first block (after a column block of its
+    first layer, or after that layer for sequential Wanda) ends the job there: no later
+    event, no finished block, and the model, base, masks and undo stack are bit for bit
+    as before."""
+    session.prune(sparsity=0.2)
+    before, base = state(session), {k: v.clone() for k, v in session.slot.base.items()}
+    masks, depth = dict(session.slot.masks), len(session.slot.undo_stack)
+    stop, events = threading.Event(), []
+
+    def on_event(p) -> None:
+        events.append((p.done, p.layer, stop.is_set()))
+        if p.layer:  # within a block
+            stop.set()
+
+    session.pruning.one_shot(criterion, 0.5, calibration=8, stop=stop, on_event=on_event)
+    assert events == [(0, events[0][1], False)] and events[0][1]  # one event, in block 1
+    assert all(torch.equal(v, before[k]) for k, v in state(session).items())
+    assert all(torch.equal(v, base[k]) for k, v in session.slot.base.items())
+    assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)
+    assert len(session.slot.undo_stack) == depth and not session.jobs.running
+
+
 BAD = [(dict(sparsity=0.5, criterion="obs"), "'obs'"),
        (dict(sparsity=0.5, pattern="3:4"), "'3:4'"),
        (dict(sparsity=0.3, pattern="2:4"), "sparsity=0.3"),

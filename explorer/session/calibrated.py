@@ -8,7 +8,9 @@ Three kinds of request, all from the dense base:
   memory); a move then compares ranks with a count, and the masks are installed like
   magnitude's.
 - SparseGPT changes the surviving weights, so it runs as a job (`run_sparsegpt`): block by
-  block (engine.oneshot), Stop checked between blocks, progress after each block, then it
+  block (engine.oneshot), Stop checked between blocks and within one (before each
+  calibration batch, each layer, after each column block: a stopped job puts the state
+  back as it was), progress after each column block and each block, then it
   lands like training: the updated survivors become the base (pruned entries keep their
   old base values), the previous base goes on the undo stack (one Undo away).
 - sequential Wanda (the papers' form, each block's norms from the already-pruned blocks
@@ -189,7 +191,8 @@ class CalibratedPruning:
                 steps = one_shot(slot.model, names, self.batches(session, req.calibration,
                                                                  seed),
                                  req.criterion, req.sparsity, req.pattern, blocksize, damp,
-                                 on_columns=on_event)  # within a layer, per column block
+                                 on_columns=on_event,  # within a block: layer, columns
+                                 stopped=None if stop is None else stop.is_set)
             last: OneShotProgress | None = None
             final = OneShotProgress(0, 0, {})
             try:
