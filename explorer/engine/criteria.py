@@ -122,7 +122,7 @@ class Ranking:
 
     def mask(self, sparsity: float) -> torch.Tensor:
         if self.fixed is not None:
-            return self.fixed
+            return self.fixed.clone()  # the caller owns its mask (it may edit it in place)
         assert self.ranks is not None
         k = round(sparsity * self.ranks.shape[-1])
         return (self.ranks >= k).reshape(self.shape)
