@@ -33,7 +33,10 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=1024)
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--threads", type=int, default=2)
+    # One thread: on a shared 2-core machine two OpenMP threads wait on each other whenever
+    # either is descheduled; measured at load average ~12, 3.3 steps/s with one thread and
+    # 0.17 with two (the 131 steps of a 9-minute `make llm-gpt`).
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=16)
     args = p.parse_args()
     torch.manual_seed(0)

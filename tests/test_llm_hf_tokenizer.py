@@ -107,3 +107,30 @@ def test_pruned_lm_exports_as_a_save_pretrained_folder(folders, tmp_path) -> Non
     assert back.snapshot().extra["perplexity"] == pytest.approx(snap.extra["perplexity"])
     with pytest.raises(ValueError, match="is a file"):
         s.export(tmp_path / "pruned" / "config.json", kind="hf")
+
+
+def test_run_exports_an_hf_folder_that_reopens(folders, tmp_path, capsys) -> None:
+    """`explorer run ... --export DIR --export-kind hf` writes a save_pretrained folder with
+    the tokenizer; hf:DIR reopens it with the run's zeros. Rerunning over the folder works;
+    the kind is refused for a zoo model and without --export, before any training."""
+    from explorer.cli.main import main
+
+    out = tmp_path / "run-hf"
+    args = ["run", "--dataset", "pydoc-text", "--model", f"hf:{folders['gpt2']}",
+            "--epochs", "1", "--context", "32", "--train-windows", "64", "--prune-sparsity",
+            "0.6", "--export", str(out), "--export-kind", "hf"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert main(args) == 0, capsys.readouterr().err  # over the folder it wrote
+    assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
+    back = Session("pydoc-text", f"hf:{out}", context=32, max_train_windows=16)
+    weights = [back.model.get_parameter(n) for n in back.slot.prunable]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(0.6, abs=0.01)
+    capsys.readouterr()
+    assert main(["run", "--dataset", "pydoc-text", "--model", "gpt-tiny", "--export",
+                 str(tmp_path / "x"), "--export-kind", "hf"]) == 2
+    assert "--export-kind: 'hf'" in capsys.readouterr().err
+    assert main(["run", "--export-kind", "zeros"]) == 2
+    assert "needs --export" in capsys.readouterr().err
+    assert main(["run", "--export", str(out)]) == 2  # a folder, and not hf
+    assert "is a folder" in capsys.readouterr().err

@@ -53,6 +53,27 @@ def test_wanda_slider_masks_from_cached_dense_norms(session: Session) -> None:
                for n in session.slot.prunable)
 
 
+def test_wanda_move_stats_from_tables_equal_passes_over_weights(session: Session) -> None:
+    """A Wanda move's per-layer counts and histograms (read from the rank tables) equal
+    layer_stats over the installed weights, for both patterns and after moving back."""
+    from explorer.engine.metrics import layer_stats
+
+    slot = session.slot
+    for kwargs in (dict(sparsity=0.7), dict(pattern="2:4"), dict(sparsity=0.0)):
+        snap = session.prune(criterion="wanda", calibration=8, **kwargs)
+        assert slot.known_stats  # the fast path served this move
+        for layer in snap.layers:
+            w = session.model.get_parameter(layer.name)
+            slow = layer_stats(layer.name, w, slot.base_counts[layer.name],
+                               slot.edges[layer.name], 0.0)
+            assert layer.nonzero == slow.nonzero, (kwargs, layer.name)
+            assert (layer.hist_counts == slow.hist_counts).all(), (kwargs, layer.name)
+    with torch.no_grad():  # a change of the weights retires the tables' answer
+        session.model.get_parameter(slot.prunable[0]).mul_(0.0)
+    assert session.snapshot().layers[0].nonzero == 0
+    session.reset_pruning()
+
+
 def test_nm_magnitude_every_group_and_semi_structured_export(session: Session,
                                                              tmp_path) -> None:
     """2:4 magnitude keeps exactly 2 of every 4 consecutive inputs of every row; the
@@ -118,6 +139,30 @@ def test_stop_puts_everything_back(session: Session) -> None:
     assert all(torch.equal(v, before[k]) for k, v in state(session).items())
     assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)
     assert len(session.slot.undo_stack) == depth
+
+
+@pytest.mark.parametrize("criterion", ["sparsegpt", "wanda"])
+def test_stop_within_a_block_puts_everything_back(session: Session, criterion: str) -> None:
+    """Stop set at the first event inside the first block (after a column block of its
+    first layer, or after that layer for sequential Wanda) ends the job there: no later
+    event, no finished block, and the model, base, masks and undo stack are bit for bit
+    as before."""
+    session.prune(sparsity=0.2)
+    before, base = state(session), {k: v.clone() for k, v in session.slot.base.items()}
+    masks, depth = dict(session.slot.masks), len(session.slot.undo_stack)
+    stop, events = threading.Event(), []
+
+    def on_event(p) -> None:
+        events.append((p.done, p.layer, stop.is_set()))
+        if p.layer:  # within a block
+            stop.set()
+
+    session.pruning.one_shot(criterion, 0.5, calibration=8, stop=stop, on_event=on_event)
+    assert events == [(0, events[0][1], False)] and events[0][1]  # one event, in block 1
+    assert all(torch.equal(v, before[k]) for k, v in state(session).items())
+    assert all(torch.equal(v, base[k]) for k, v in session.slot.base.items())
+    assert all(torch.equal(session.slot.masks[k], masks[k]) for k in masks)
+    assert len(session.slot.undo_stack) == depth and not session.jobs.running
 
 
 BAD = [(dict(sparsity=0.5, criterion="obs"), "'obs'"),

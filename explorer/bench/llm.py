@@ -1,7 +1,9 @@
 """Bench figures of issue 30: a Wanda slider move and a SparseGPT job on a language model.
 
 `llm_wanda_slider_ms`: p50 of Session.prune(criterion="wanda") moves after the first (the
-first measures the dense input norms once and caches them), each the first answer (masks
+first measures the dense input norms and ranks each layer's scores once, and caches them;
+torch's thread count matters: with two threads on a loaded 2-core machine moves swing by
+10x, docs/llm-pruning.md), each the first answer (masks
 and a perplexity on a fixed subset of LM_FAST_EVAL_WINDOWS validation windows, as the app
 shows it); `llm_wanda_full_ms`: p50 of the full answer that follows (Session.refine, all
 windows; the app runs it in the background). `llm_sparsegpt_s`: one SparseGPT 50% job, block

@@ -149,10 +149,23 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="with --seeds: seeds in parallel processes (default: one per core; 0: one "
              "after another in this process)")
     add("--json", type=output_path, default=None, metavar="PATH")
-    add("--export", type=output_path, default=None, metavar="PATH",
+    add("--export", type=export_path, default=None, metavar="PATH",
         help="write the pruned (teacher) model; shrunk when --structured")
+    add("--export-kind", choices=EXPORT_CHOICES, default=None,
+        help="what --export writes (default: shrunk when --structured, else masked); hf: "
+             "an hf: model as a save_pretrained folder with its tokenizer")
     one_line_error(parser)
     return parser
+
+
+EXPORT_CHOICES = (*C.EXPORT_KINDS, "hf", "checkpoint")  # Session.export's kinds
+
+
+def export_path(text: str) -> Path:
+    """--export: a file we can write, or an existing folder (only --export-kind hf writes
+    one; check_combination says so for the other kinds)."""
+    folder = Path(text).expanduser()
+    return folder if folder.is_dir() else output_path(text)
 
 
 def temperature_list(text: str) -> tuple[float, ...]:
@@ -203,6 +216,15 @@ def check_combination(args: argparse.Namespace) -> str | None:
     if getattr(args, "no_bn_recalibration", False) and not args.structured:
         return "argument --no-bn-recalibration: BatchNorm is recalibrated only after " \
                "structured pruning, so it needs --structured"
+    kind = getattr(args, "export_kind", None)
+    if kind is not None and args.export is None:
+        return f"argument --export-kind: {kind!r} needs --export PATH"
+    if kind == "hf" and not is_own_model(args.model):
+        return (f"argument --export-kind: 'hf' writes an hf: model's save_pretrained folder; "
+                f"--model {args.model!r} is not one")
+    if args.export is not None and kind != "hf" and Path(args.export).is_dir():
+        return (f"argument --export: {str(args.export)!r} is a folder, not a file (only "
+                "--export-kind hf writes a folder)")
     if getattr(args, "seeds", 1) > 1 and args.export is not None:
         return f"argument --export: writes one model; got --seeds {args.seeds}"
     if getattr(args, "workers", None) is not None and getattr(args, "seeds", 1) == 1:
@@ -251,8 +273,11 @@ def _check_lm(args: argparse.Namespace) -> str | None:
     if (lm and not text) or (text and not lm and not str(args.model).startswith("hf:")):
         return (f"argument --model: {args.model!r} does not go with --dataset "
                 f"{args.dataset!r} (pydoc-text takes gpt-tiny or an hf: causal LM)")
-    lm_only = [("--layers", args.layers), ("--heads", args.heads), ("--context", args.context),
-               ("--train-windows", args.train_windows),
+    for flag, value in (("--context", args.context), ("--train-windows", args.train_windows)):
+        if value is not None and not text:  # an hf: causal LM on text takes them too
+            return (f"argument {flag}: applies to --dataset pydoc-text (gpt-tiny or an hf: "
+                    f"causal LM), not {args.dataset!r}")
+    lm_only = [("--layers", args.layers), ("--heads", args.heads),
                ("--student-layers", args.student_layers),
                ("--student-init", args.student_init)]
     for flag, value in lm_only:

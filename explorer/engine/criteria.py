@@ -11,9 +11,15 @@ Masks are boolean, True = kept, the weight's shape. A weight is seen as a matrix
 
 Ties: ranks come from a stable ascending sort, so among equal scores the entry with the
 lower column index is pruned first (the convention of engine.prune).
+
+A slider move needs no sort: `ranking` sorts once (the scores are fixed per base and
+calibration set) and stores each entry's rank; a sparsity is then the comparison
+`rank >= k`, which keeps exactly the entries the sort-and-scatter masks keep.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -90,6 +96,61 @@ def wanda_scores(weight: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
     return mat.reshape(weight.shape)
 
 
+def ranks_of(scores: torch.Tensor) -> torch.Tensor:
+    """Each entry's position in a stable ascending sort along the last dimension (0 =
+    pruned first), as int16 when it fits (half the memory of the scores), else int32."""
+    size = scores.shape[-1]
+    dtype = torch.int16 if size <= torch.iinfo(torch.int16).max else torch.int32
+    order = torch.sort(scores, dim=-1, stable=True).indices
+    ranks = torch.empty(scores.shape, dtype=dtype, device=scores.device)
+    positions = torch.arange(size, dtype=dtype, device=scores.device)
+    ranks.scatter_(-1, order, positions.expand(scores.shape))
+    return ranks
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One layer's scores ranked once: `mask(sparsity)` is a comparison, no sort.
+
+    `ranks` (the matrix view per row, or the flat layer) or, for N:M, `fixed`: the mask,
+    which no sparsity changes.
+    """
+
+    shape: torch.Size
+    ranks: torch.Tensor | None = None
+    fixed: torch.Tensor | None = None
+
+    def mask(self, sparsity: float) -> torch.Tensor:
+        if self.fixed is not None:
+            return self.fixed.clone()  # the caller owns its mask (it may edit it in place)
+        assert self.ranks is not None
+        k = round(sparsity * self.ranks.shape[-1])
+        return (self.ranks >= k).reshape(self.shape)
+
+
+def scores_of(criterion: str, weight: torch.Tensor,
+              norms: torch.Tensor | None) -> torch.Tensor:
+    """|W| (magnitude) or |W| * ||X|| (wanda); ValueError for another criterion."""
+    if criterion == "magnitude":
+        return weight.detach().abs()
+    if criterion == "wanda":
+        if norms is None:
+            raise ValueError("wanda needs the input-feature norms of calibration data")
+        return wanda_scores(weight.detach(), norms)
+    raise ValueError(f"criterion must be magnitude or wanda here; got {criterion!r}")
+
+
+def ranking(criterion: str, weight: torch.Tensor, pattern: str,
+            norms: torch.Tensor | None = None) -> Ranking:
+    """The Ranking behind criterion_mask: per layer (magnitude), per row (wanda), N:M."""
+    n, m = parse_pattern(pattern)
+    scores = scores_of(criterion, weight, norms)
+    if m:
+        return Ranking(weight.shape, fixed=nm_mask(scores, n, m))
+    view = scores.flatten() if criterion == "magnitude" else as_matrix(scores)
+    return Ranking(weight.shape, ranks=ranks_of(view))
+
+
 def criterion_mask(criterion: str, weight: torch.Tensor, sparsity: float, pattern: str,
                    norms: torch.Tensor | None = None) -> torch.Tensor:
     """The mask of magnitude (per layer) or Wanda (per row), unstructured or N:M.
@@ -97,14 +158,7 @@ def criterion_mask(criterion: str, weight: torch.Tensor, sparsity: float, patter
     SparseGPT's mask comes with its weight update (engine.sparsegpt), not from here.
     """
     n, m = parse_pattern(pattern)
-    if criterion == "magnitude":
-        scores = weight.detach().abs()
-    elif criterion == "wanda":
-        if norms is None:
-            raise ValueError("wanda needs the input-feature norms of calibration data")
-        scores = wanda_scores(weight.detach(), norms)
-    else:
-        raise ValueError(f"criterion must be magnitude or wanda here; got {criterion!r}")
+    scores = scores_of(criterion, weight, norms)
     if m:
         return nm_mask(scores, n, m)
     return layer_mask(scores, sparsity) if criterion == "magnitude" else row_mask(scores,

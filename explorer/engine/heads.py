@@ -190,13 +190,16 @@ def head_sparsity(model: GPT) -> list[list[float]]:
     for block in model.blocks:
         attn = block.attn
         row = [1.0] * n_orig
-        hd = attn.head_dim
-        for pos, orig in enumerate(attn.head_ids.tolist()):
-            if attn.head_mask[pos] == 0:
-                continue
-            parts = [getattr(attn, n).weight[pos * hd:(pos + 1) * hd] for n in ("q", "k", "v")]
-            parts.append(attn.out.weight[:, pos * hd:(pos + 1) * hd])
-            numel = sum(t.numel() for t in parts)
-            row[orig] = 1.0 - sum(int(torch.count_nonzero(t)) for t in parts) / numel
+        h, hd = attn.n_heads, attn.head_dim
+        if h:  # one pass per projection (a count per head slice cost 10x more on 10M)
+            nonzero = sum(getattr(attn, n).weight.ne(0).view(h, -1).sum(1)
+                          for n in ("q", "k", "v"))
+            nonzero = nonzero + attn.out.weight.ne(0).view(-1, h, hd).sum((0, 2))
+            numel = 3 * hd * attn.q.weight.shape[1] + hd * attn.out.weight.shape[0]
+            live = (attn.head_mask != 0).tolist()
+            for pos, (orig, count) in enumerate(zip(attn.head_ids.tolist(),
+                                                    nonzero.tolist())):
+                if live[pos]:
+                    row[orig] = 1.0 - count / numel
         grid.append(row)
     return grid

@@ -3,9 +3,14 @@
 Three kinds of request, all from the dense base:
 - magnitude with an N:M pattern, and Wanda (either pattern) on the slider: a move is a
   ranking. Wanda's input-feature norms are measured once per (base, calibration size,
-  seed) on the dense model and cached; the masks are installed like magnitude's.
+  seed) on the dense model and cached, and so are the ranks of the scores (one sort per
+  layer, engine.criteria.ranking: the latest criterion and pattern only, to bound
+  memory); a move then compares ranks with a count, and the masks are installed like
+  magnitude's.
 - SparseGPT changes the surviving weights, so it runs as a job (`run_sparsegpt`): block by
-  block (engine.oneshot), Stop checked between blocks, progress after each block, then it
+  block (engine.oneshot), Stop checked between blocks and within one (before each
+  calibration batch, each layer, after each column block: a stopped job puts the state
+  back as it was), progress after each column block and each block, then it
   lands like training: the updated survivors become the base (pruned entries keep their
   old base values), the previous base goes on the undo stack (one Undo away).
 - sequential Wanda (the papers' form, each block's norms from the already-pruned blocks
@@ -30,13 +35,15 @@ from ..engine.calibrate import dense_norms
 from ..engine.criteria import (
     CRITERIA,
     PATTERNS,
-    criterion_mask,
+    Ranking,
     parse_pattern,
     pattern_sparsity,
+    ranking,
 )
 from ..engine.metrics import Snapshot
 from ..engine.oneshot import OneShotProgress, linear_names, one_shot
 from ..engine.prune import MaskResult
+from ..engine.rankstats import RankedStats, ranked_stats
 from ..engine.sparsegpt import DEFAULT_BLOCKSIZE, DEFAULT_DAMP
 from . import core
 from .slots import clone_state
@@ -88,6 +95,10 @@ class CalibratedPruning:
         self._key: tuple | None = None
         self._base_ref: Any = None  # the base dict the norms were taken on (id reuse)
         self._norms: dict[str, torch.Tensor] = {}
+        self._rank_key: tuple | None = None
+        self._rank_base: Any = None
+        self._rankings: dict[str, Ranking] = {}
+        self._stats: dict[str, RankedStats] = {}  # the rankings' count tables
 
     # ----- what the criteria reach -----------------------------------------------------
     @staticmethod
@@ -127,18 +138,33 @@ class CalibratedPruning:
             self._key, self._base_ref = key, slot.base
         return self._norms
 
+    def rankings(self, session: Host, req: Request) -> dict[str, Ranking]:
+        """Per layer, the scores of `req`'s criterion and pattern ranked once (cached while
+        the base, and for Wanda the calibration draw, stay the same)."""
+        slot = session.slot
+        wanda = req.criterion == "wanda"
+        norms = self.norms(session, req.calibration, req.seed) if wanda else {}
+        key = (id(slot), req.criterion, req.pattern, self._key if wanda else None)
+        if key != self._rank_key or self._rank_base is not slot.base:
+            self._rankings, self._stats = {}, {}  # the old ranks go before new ones come
+            names = self.targets(session) if wanda else list(slot.prunable)
+            self._rankings = {n: ranking(req.criterion, slot.base[n], req.pattern,
+                                         norms.get(n)) for n in names}
+            tables = {n: ranked_stats(n, slot.base[n], r, slot.base_counts[n],
+                                      slot.edges[n]) for n, r in self._rankings.items()}
+            self._stats = {n: t for n, t in tables.items() if t is not None}
+            self._rank_key, self._rank_base = key, slot.base
+        return self._rankings
+
     # ----- a slider move: magnitude N:M, or Wanda from cached norms ---------------------
     def prune(self, session: Host, req: Request) -> Snapshot:
         with session.lock:
             session.jobs.check_idle("pruning")
-            names = self.targets(session) if req.criterion == "wanda" else list(
-                session.slot.prunable)
-            norms = self.norms(session, req.calibration, req.seed) \
-                if req.criterion == "wanda" else {}
-            masks = {n: criterion_mask(req.criterion, session.slot.base[n], req.sparsity,
-                                       req.pattern, norms.get(n)) for n in names}
+            masks = {n: r.mask(req.sparsity)
+                     for n, r in self.rankings(session, req).items()}
+            stats = {n: t.layer_stats(req.sparsity) for n, t in self._stats.items()}
             session.slot.install_masks(MaskResult(masks, {}), PerLayerConfig(
-                sparsity=req.sparsity, scope="layer"))
+                sparsity=req.sparsity, scope="layer"), stats)
             # a big model: perplexity on a fixed subset of windows first (the app's
             # Refiner then shows session.refine(), the full answer, in the background)
             subset = core.quick_subset(session)
@@ -165,7 +191,8 @@ class CalibratedPruning:
                 steps = one_shot(slot.model, names, self.batches(session, req.calibration,
                                                                  seed),
                                  req.criterion, req.sparsity, req.pattern, blocksize, damp,
-                                 on_columns=on_event)  # within a layer, per column block
+                                 on_columns=on_event,  # within a block: layer, columns
+                                 stopped=None if stop is None else stop.is_set)
             last: OneShotProgress | None = None
             final = OneShotProgress(0, 0, {})
             try:

@@ -80,6 +80,7 @@ class ModelSlot:
         self.base_counts = {n: binned(w, edges[n]) for n, w in prunable_base.items()}
         self.edges = {n: e.cpu() for n, e in edges.items()}
         self._sorted_values: dict[str, torch.Tensor] = {}  # lazily, for fast snapshots
+        self.known_stats: dict[str, tuple[LayerStats, int, int]] = {}  # install_masks
         self.tie_values: dict[str, torch.Tensor] = {}  # base values kept at |w| == cut
         self.mark_exact()  # the model shows the base: survivors are its nonzeros
         self.quant_cache.clear()  # keyed by the old base's tensors: none can match again
@@ -99,9 +100,16 @@ class ModelSlot:
         return {n: named[n] for n in names}
 
     # ----- masks ---------------------------------------------------------------------
-    def install_masks(self, result: MaskResult, config: PruneConfig | None) -> None:
-        """Show base * mask (tensors no longer masked get their base back)."""
+    def install_masks(self, result: MaskResult, config: PruneConfig | None,
+                      stats: dict[str, LayerStats] | None = None) -> None:
+        """Show base * mask (tensors no longer masked get their base back). `stats`: the
+        per-layer statistics of base * mask where the caller knows them without a pass
+        over the weights (engine.rankstats); layer_stats returns them while the weight
+        is unchanged since."""
         apply_masks(self.params_for(self.masks, result.masks), self.base, result.masks)
+        params = self.params()
+        self.known_stats = {n: (st, id(params[n]), params[n]._version)
+                            for n, st in (stats or {}).items()}
         self.masks, self.prune_config = result.masks, config
         self.cuts, self.warnings = result.cuts, result.warnings
         if result.exact_cuts and not (config is not None and config.structured):
@@ -113,6 +121,7 @@ class ModelSlot:
     def clear_masks(self) -> None:
         """Drop the masks: the model holds the dense base again, bit for bit."""
         apply_masks(self.params_for(self.masks), self.base, None)
+        self.known_stats = {}
         self.masks, self.prune_config, self.cuts, self.warnings = None, None, {}, ()
         self.tie_values = {}
         self.mark_exact()
@@ -187,6 +196,9 @@ class ModelSlot:
     def layer_stats(self, name: str, param: torch.Tensor) -> LayerStats:
         """Per-layer counts and histogram; from sorted base values when exact."""
         cut = self.cuts.get(name, 0.0)
+        known = self.known_stats.get(name)
+        if known is not None and known[1:] == (id(param), param._version):
+            return known[0]
         if self._exact.get(name) != (id(param), param._version):
             return layer_stats(name, param, self.base_counts[name], self.edges[name], cut)
         if name not in self._sorted_values:

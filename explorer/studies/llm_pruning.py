@@ -4,8 +4,10 @@ table (LLaMA-2-7B, WikiText perplexity).
 Per seed (the seed draws the calibration windows; the model, its test split and magnitude
 do not change with it): test perplexity of the dense model and of magnitude, Wanda (the
 slider's form: dense input norms), Wanda sequential (the papers' form: each block's norms
-from the already-pruned blocks) and SparseGPT, each at 50% unstructured, 4:8 and 2:4; in
-full mode also 60/70/80% unstructured curves. Claims (paired over seeds, Holm-corrected):
+from the already-pruned blocks) and SparseGPT, each at 50% unstructured, 4:8 and 2:4; and
+60/70/80% unstructured curves (quick mode: magnitude, Wanda, SparseGPT; full mode: the
+sequential Wanda too), in the result's "curves" (per criterion, 50% to 80%, each point with
+its interval) and a second printed table. Claims (paired over seeds, Holm-corrected):
 each calibrated criterion against magnitude, and SparseGPT against Wanda in the direction
 the anchor table shows. The model comes from scripts/train_small_gpt.py (`make llm-gpt`).
 """
@@ -33,6 +35,7 @@ DEFAULT_MODEL = "build/llm-gpt"
 CRITERIA = ("magnitude", "wanda", "wanda-seq", "sparsegpt")
 PATTERNS = ("unstructured", "4:8", "2:4")
 CURVE = (0.6, 0.7, 0.8)
+CURVE_CRITERIA = {True: ("magnitude", "wanda", "sparsegpt"), False: CRITERIA}
 CALIBRATION = {True: 16, False: 64}  # windows of 64 tokens
 EVAL_WINDOWS = {True: 96, False: None}  # test windows (None: all 256), the same every run
 
@@ -82,8 +85,7 @@ def run(quick: bool = False, seed: int = 0, threads: int = 1, log: Log = quiet,
 
     rows = [measure(criterion="dense", pattern="dense", sparsity=0.0)]
     settings = [(c, p, 0.5) for c in CRITERIA for p in PATTERNS]
-    if not quick:
-        settings += [(c, "unstructured", x) for c in CRITERIA for x in CURVE]
+    settings += [(c, "unstructured", x) for c in CURVE_CRITERIA[quick] for x in CURVE]
     for criterion, pattern, sparsity in settings:
         with s.trial():
             _prune(s, criterion, sparsity, pattern, calibration, seed)
@@ -125,7 +127,25 @@ def combine(per_seed: list[dict]) -> dict:
                                                     values[(b, pattern, 0.5)]),
                             "lower", unit=" ppl"))
     holm(claims)
-    return {"table": table, "claims": claims}
+    return {"table": table, "claims": claims, "curves": curves(table)}
+
+
+def curves(table: list[dict]) -> dict[str, list[dict]]:
+    """Per criterion with a curve: its unstructured points in order of sparsity (50% and
+    up), each with the mean perplexity and its interval over the calibration seeds."""
+    out: dict[str, list[dict]] = {}
+    for row in table:
+        if row["pattern"] == "unstructured":
+            out.setdefault(row["criterion"], []).append(row)
+    return {c: sorted(points, key=lambda r: r["sparsity"]) for c, points in out.items()
+            if len(points) > 1}
+
+
+def _cell(row: dict) -> str:
+    text = f"{row['perplexity']:.2f}"
+    if row.get("perplexity_ci95_low") is not None:
+        text += f" [{row['perplexity_ci95_low']:.2f}, {row['perplexity_ci95_high']:.2f}]"
+    return text
 
 
 def format_result(result: dict) -> str:
@@ -133,13 +153,21 @@ def format_result(result: dict) -> str:
 
     rows = []
     for r in result["table"]:
-        ours = f"{r['perplexity']:.2f}"
-        if r.get("perplexity_ci95_low") is not None:
-            ours += f" [{r['perplexity_ci95_low']:.2f}, {r['perplexity_ci95_high']:.2f}]"
+        if r["sparsity"] not in (0.0, 0.5):
+            continue  # the curves' points: the second table
+        ours = _cell(r)
         anchor = PAPER["dense"] if r["criterion"] == "dense" else PAPER["table"].get(
             (r["criterion"].removesuffix("-seq"), r["pattern"])) if r["sparsity"] == 0.5 \
             else None
         setting = "dense" if r["criterion"] == "dense" else \
             f"{r['criterion']} {r['pattern']} {r['sparsity']:.0%}"
         rows.append((setting, ours, "" if anchor is None else f"{anchor:.2f}"))
-    return table(("setting", "perplexity (ours, 95% CI)", "LLaMA-2-7B (anchor)"), rows)
+    text = table(("setting", "perplexity (ours, 95% CI)", "LLaMA-2-7B (anchor)"), rows)
+    lines = result.get("curves") or curves(result["table"])
+    if not lines:
+        return text
+    levels = sorted({p["sparsity"] for points in lines.values() for p in points})
+    by = {c: {p["sparsity"]: _cell(p) for p in points} for c, points in lines.items()}
+    curve = table(("unstructured", *(f"{x:.0%}" for x in levels)),
+                  [(c, *(by[c].get(x, "") for x in levels)) for c in lines])
+    return f"{text}\n\nperplexity vs sparsity (ours, 95% CI over calibration seeds)\n{curve}"

@@ -345,6 +345,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         write_text(args.json, json.dumps(report(args, session, stages), indent=1))
         print(f"report written to {args.json}")
     if args.export is not None:
-        session.export(args.export, kind="shrunk" if args.structured else "masked")
+        kind = getattr(args, "export_kind", None) or (
+            "shrunk" if args.structured else "masked")
+        session.export(args.export, kind=kind)
         print(f"model written to {args.export}")
     return 0
