@@ -84,3 +84,7 @@ def test_binned_kmeans_equals_binary_search(bits, seed, sparsity, shifted, snapp
     assert torch.equal(binned.values, exact.values)
     assert torch.equal(binned.codebook, exact.codebook)
     assert torch.all(binned.indices[~mask] == 0) and torch.all(binned.values[~mask] == 0)
+    # the index counts a snapshot reads its histogram from, counted without a pass
+    for lq in (binned, exact):
+        counts = np.bincount(lq.indices.flatten().numpy(), minlength=lq.codebook.numel() + 1)
+        assert np.array_equal(lq.counts, counts)

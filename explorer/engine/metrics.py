@@ -100,6 +100,31 @@ def layer_stats(name: str, weight: torch.Tensor, base_counts: np.ndarray,
                       edges.numpy().astype(np.float32))
 
 
+def codebook_layer_stats(name: str, values: torch.Tensor, counts: np.ndarray,
+                         base_counts: np.ndarray, edges: torch.Tensor,
+                         cut: float) -> LayerStats | None:
+    """layer_stats of a weight whose entries take only `values` (float32), `counts[i]`
+    of them values[i] (a k-means layer: its codebook and index counts), without a pass
+    over the weights. Each distinct value falls in the bin torch.histc gives it (histc's
+    bin is a monotone function of the value, so the sorted values' counts per bin say
+    which); None when one lies outside the edges (the caller histograms the weight)."""
+    numel = int(counts.sum())
+    live = (values != 0) & torch.from_numpy(counts > 0)  # -0.0 is zero, as count_nonzero
+    vals, order = torch.sort(values[live].float())
+    per = torch.from_numpy(counts[live.numpy()]).to(torch.float64)[order]
+    lo, hi = float(edges[0]), float(edges[-1])
+    bins_n = edges.numel() - 1
+    occupied = torch.histc(vals, bins=bins_n, min=lo, max=hi).to(torch.int64)
+    if int(occupied.sum()) != vals.numel():
+        return None
+    bins = torch.repeat_interleave(torch.arange(bins_n), occupied)
+    hist = torch.zeros(bins_n, dtype=torch.float64).index_add_(0, bins, per)
+    nonzero = int(per.sum())
+    return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
+                      hist.to(torch.int32).numpy(), base_counts,
+                      edges.numpy().astype(np.float32))
+
+
 def threshold_layer_stats(name: str, sorted_values: torch.Tensor, base_counts: np.ndarray,
                           edges: torch.Tensor, cut: float,
                           tie_values: torch.Tensor | None = None) -> LayerStats:

@@ -44,6 +44,9 @@ class LayerQuant:
     indices: torch.Tensor
     codebook: torch.Tensor
     n_symbols: int  # how many distinct codes the layout allows (2^bits for both schemes)
+    # k-means: how many weights hold each index (counts[0]: the zeros), so a snapshot's
+    # histogram follows from the codebook without a pass over the weights
+    counts: np.ndarray | None = None
 
 
 def linear_init(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -206,7 +209,7 @@ def _assign_exact(w: np.ndarray, keep: np.ndarray, every: bool, survivors: np.nd
 
 def _assign_binned(w: np.ndarray, keep: np.ndarray, every: bool, span: tuple[float, float],
                    centroids: np.ndarray, bins: int = ASSIGN_BINS
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """_assign_exact's answer in a few passes over every weight (nearest_codes' bins),
     pruned ones included: no gather of the survivors and no scatter back. The pruned
     weights are zero, all in zero's bin, whose table entry is index 0 (value 0); that bin
@@ -236,7 +239,14 @@ def _assign_binned(w: np.ndarray, keep: np.ndarray, every: bool, span: tuple[flo
     values = np.take(table[bin_index], where)
     indices[idx] = rank[exact]
     values[idx] = table[rank[exact]]
-    return indices, values, centroids[used]
+    # weights per index from the bins: a bin far from every midpoint holds its index's
+    # weights, the searched ones count one by one, and the rest (the pruned zeros) are 0
+    far = ~near
+    per = np.bincount(bin_index[far], weights=counts[far], minlength=table.size)
+    per += np.bincount(rank[exact], minlength=table.size)
+    per = per.astype(np.int64)
+    per[0] = w.size - per[1:].sum()
+    return indices, values, centroids[used], per
 
 
 def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = None,
@@ -257,6 +267,7 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
             w = np.multiply(w, m, dtype=w.dtype)  # path needs the pruned ones zero)
         keep &= m
     survivors = Survivors(w, keep)
+    counts = None
     if not survivors.n:
         indices, values, centroids = np.zeros(w.size, np.int64), np.zeros_like(w), \
             np.zeros(0)
@@ -267,12 +278,14 @@ def kmeans_layer(weight: torch.Tensor, bits: int, mask: torch.Tensor | None = No
             indices, values, centroids = _assign_exact(w, keep, survivors.every,
                                                        survivors.all(), centroids)
         else:
-            indices, values, centroids = _assign_binned(w, keep, survivors.every, span,
-                                                        centroids)
+            indices, values, centroids, counts = _assign_binned(w, keep, survivors.every,
+                                                                span, centroids)
+    if counts is None:  # a small layer: one pass
+        counts = np.bincount(indices, minlength=centroids.size + 1)
     device = weight.device
     return LayerQuant(torch.from_numpy(values).view(weight.shape).to(device),
                       torch.from_numpy(indices).view(weight.shape).to(device),
-                      torch.from_numpy(centroids).to(torch.float32), k + 1)
+                      torch.from_numpy(centroids).to(torch.float32), k + 1, counts)
 
 
 def _rows(weight: torch.Tensor, group_size: int | None) -> torch.Tensor:

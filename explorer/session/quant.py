@@ -25,7 +25,7 @@ from torch import nn
 from ..config import FAST_EVAL_MIN_PARAMS, QUANT_BITS, QUANT_GROUP_SIZES, QUANT_SCHEMES, TrainConfig
 from ..engine.codebook import shared_gradients
 from ..engine.measure import FP32_BYTES
-from ..engine.metrics import Snapshot
+from ..engine.metrics import LayerStats, Snapshot, codebook_layer_stats
 from ..engine.prune import apply_masks
 from ..engine.qbytes import layer_bytes
 from ..engine.quantize import LayerQuant, quantize_layer
@@ -153,7 +153,22 @@ def write(slot: QuantSlot, layers: dict[str, LayerQuant]) -> None:
     params = slot.params()
     for name, lq in layers.items():
         params[name].copy_(lq.values)
+        known = _known_stats(slot, name, params[name], lq)
+        if known is not None:  # the snapshot's histogram without 10M weights histogrammed
+            slot.known_stats[name] = (known, id(params[name]), params[name]._version)
     slot.quant_layers = layers
+
+
+def _known_stats(slot: QuantSlot, name: str, param: torch.Tensor,
+                 lq: LayerQuant) -> LayerStats | None:
+    """A k-means layer's statistics from its codebook and index counts (what
+    layer_stats would histogram from the weight itself; a CPU float32 weight only, as
+    histc elsewhere may bin differently)."""
+    if lq.counts is None or param.dtype != torch.float32 or param.device.type != "cpu":
+        return None
+    values = torch.cat([torch.zeros(1), lq.codebook.to(torch.float32)])
+    return codebook_layer_stats(name, values, lq.counts, slot.base_counts[name],
+                                slot.edges[name], slot.cuts.get(name, 0.0))
 
 
 def quantize(session: QuantHost, bits: object, scheme: object = "kmeans",

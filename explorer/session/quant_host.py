@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,10 @@ class QuantSlot(Protocol):
     quant: QuantSetting | None
     quant_layers: dict
     quant_cache: QuantCache
+    known_stats: dict  # name -> (LayerStats, id(param), version): layer_stats' shortcut
+    base_counts: dict[str, np.ndarray]
+    edges: dict[str, torch.Tensor]
+    cuts: dict[str, float]
     epochs_trained: int
     rewind_states: dict[int, State]
     undo_stack: list[UndoEntry]
