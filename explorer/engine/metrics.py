@@ -114,14 +114,15 @@ def codebook_layer_stats(name: str, values: torch.Tensor, counts: np.ndarray,
     per = torch.from_numpy(counts[live.numpy()]).to(torch.float64)[order]
     lo, hi = float(edges[0]), float(edges[-1])
     bins_n = edges.numel() - 1
-    occupied = torch.histc(vals, bins=bins_n, min=lo, max=hi).to(torch.int64)
+    occupied = torch.histc(vals, bins=bins_n, min=lo, max=hi).to(torch.int64).numpy()
     if int(occupied.sum()) != vals.numel():
         return None
-    bins = torch.repeat_interleave(torch.arange(bins_n), occupied)
-    hist = torch.zeros(bins_n, dtype=torch.float64).index_add_(0, bins, per)
+    # NumPy, not torch: torch's repeat_interleave over the bins fans out to threads
+    bins = np.repeat(np.arange(bins_n), occupied)
+    hist = np.bincount(bins, weights=per.numpy(), minlength=bins_n)
     nonzero = int(per.sum())
     return LayerStats(name, numel, nonzero, 1.0 - nonzero / numel, cut,
-                      hist.to(torch.int32).numpy(), base_counts,
+                      hist.astype(np.int32), base_counts,
                       edges.numpy().astype(np.float32))
 
 

@@ -126,9 +126,12 @@ def compute(slot: QuantSlot, setting: QuantSetting) -> dict[str, LayerQuant]:
 
     def make(name: str) -> Callable[[], LayerQuant]:
         base, mask = slot.base[name], masks.get(name)
-        weight = base if mask is None else base * mask  # what the pruning alone leaves
-        return lambda: quantize_layer(weight, widths[name], setting.scheme, mask,
-                                      setting.group_size)
+
+        def run() -> LayerQuant:  # base * mask only on a miss: a full pass on a big layer
+            weight = base if mask is None else base * mask  # what the pruning alone leaves
+            return quantize_layer(weight, widths[name], setting.scheme, mask,
+                                  setting.group_size)
+        return run
 
     # keyed by each layer's own width: another per-layer setting that gives a layer the
     # same width finds it
