@@ -221,7 +221,11 @@ def _assign_binned(w: np.ndarray, keep: np.ndarray, every: bool, span: tuple[flo
     zero_bin = int(_bins_of(np.zeros(1, w.dtype), *span, bins)[0])
     if not every:
         near[zero_bin] = True
-    hit = np.take(near, where)
+    # per bin: its centroid's position + 1, or 0 where a midpoint is near (searched
+    # below; the pruned zeros there keep 0: index 0, value 0). One pass gives both
+    # which weights to search and, when every centroid is used, the indices themselves
+    pos = np.take(np.where(near, 0, first + 1), where)
+    hit = pos == 0
     if not every:
         hit &= keep  # the pruned zeros need no search
     idx = np.flatnonzero(hit)  # values a midpoint is close to: searched exactly
@@ -232,13 +236,11 @@ def _assign_binned(w: np.ndarray, keep: np.ndarray, every: bool, span: tuple[flo
     used[exact] = True
     rank = np.cumsum(used)  # a used centroid's index (index 0 is zero)
     table = np.concatenate([[0.0], centroids[used]]).astype(w.dtype)
-    bin_index = rank[first]
-    if not every:
-        bin_index[zero_bin] = 0
-    indices = np.take(bin_index, where)
-    values = np.take(table[bin_index], where)
+    values = np.take(np.concatenate([[0.0], centroids]).astype(w.dtype), pos)
+    indices = pos if used.all() else np.take(np.concatenate([[0], rank]), pos)
     indices[idx] = rank[exact]
     values[idx] = table[rank[exact]]
+    bin_index = rank[first]
     # weights per index from the bins: a bin far from every midpoint holds its index's
     # weights, the searched ones count one by one, and the rest (the pruned zeros) are 0
     far = ~near
