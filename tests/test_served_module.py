@@ -8,6 +8,7 @@ figures still draw and follow the slider is checked by the room's browser tests.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -66,6 +67,12 @@ def test_the_room_serves_the_bundle_and_runs_lean_kernels(room):  # noqa: F811
         assert "javascript" in response.headers["Content-Type"]
         assert "max-age" in response.headers.get("Cache-Control", "")
     assert body == served_bundle().read_bytes()  # plotly's, or its cartesian build
+    asked = urllib.request.Request(url + plotly_module_path(),
+                                   headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(asked, timeout=60) as response:  # what a browser asks
+        assert response.headers.get("Content-Encoding") == "gzip"
+        packed = response.read()
+    assert gzip.decompress(packed) == body and len(packed) < len(body) / 2
     lines = [" ".join(k.cmdline()) for k in kernels(proc)]
     assert lines and all("explorer.cli.room_kernel" in line for line in lines), lines
 

@@ -81,10 +81,17 @@ def _watch_models(page) -> dict:
     return seen
 
 
+# The page's JS as the browser parses it (page_js_bytes is what crossed the wire: the room
+# gzips its responses, so that is about a third of this).
+JS_DECODED = """() => performance.getEntriesByType('resource')
+  .filter((e) => /\\.js(\\?|$)/.test(e.name)).reduce((n, e) => n + e.decodedBodySize, 0)"""
+
+
 def page_cost(browser, url: str, ready_js: str = DRAWN_JS, cpu_throttle: float = 1.0) -> dict:
-    """One fresh page to `ready_js`: {page_script_s, page_task_s, page_js_bytes,
-    page_widget_models, page_ready_s}. `cpu_throttle` > 1 slows the page's CPU that many
-    times (CDP Emulation.setCPUThrottlingRate: a slow phone or an old laptop)."""
+    """One fresh page to `ready_js`: {page_script_s, page_task_s, page_js_bytes (transferred),
+    page_js_decoded_bytes, page_widget_models, page_ready_s}. `cpu_throttle` > 1 slows the
+    page's CPU that many times (CDP Emulation.setCPUThrottlingRate: a slow phone or an old
+    laptop)."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
@@ -108,8 +115,8 @@ def page_cost(browser, url: str, ready_js: str = DRAWN_JS, cpu_throttle: float =
         ready = time.perf_counter() - start
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         return {"page_script_s": metrics["ScriptDuration"], "page_task_s": metrics["TaskDuration"],
-                "page_js_bytes": sum(scripts), "page_widget_models": models["models"],
-                "page_ready_s": ready}
+                "page_js_bytes": sum(scripts), "page_js_decoded_bytes": page.evaluate(JS_DECODED),
+                "page_widget_models": models["models"], "page_ready_s": ready}
     finally:
         context.close()
 
