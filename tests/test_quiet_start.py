@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from jupyter_server.base.websocket import WebSocketMixin
+
 from explorer.cli.quiet_start import NOT_TRUSTED, RESOURCES, PackagedNotTrusted, quiet
 
 
@@ -19,13 +21,53 @@ def test_not_trusted_is_silenced_only_for_the_packaged_notebooks(tmp_path):
     assert own.filter(record(NOT_TRUSTED, "dashboard.ipynb"))
 
 
-def test_the_ping_timeout_is_the_interval_tornado_would_clamp_it_to():
-    settings: dict = {}
-    quiet(logging.getLogger("test-quiet-start"), None, settings)
-    assert settings["ws_ping_timeout"] == settings["ws_ping_interval"] == 30_000
-    kept = {"ws_ping_interval": 10_000}
-    quiet(logging.getLogger("test-quiet-start"), None, kept)
-    assert kept["ws_ping_timeout"] == 10_000
+class Socket(WebSocketMixin):
+    """jupyter_server's ping logic on a stub connection, with the settings given."""
+
+    def __init__(self, settings: dict, clock: list[float]) -> None:
+        self.settings, self.clock, self.closed, self.pings = settings, clock, False, 0
+        self.ws_connection = type("Connection", (), {"client_terminated": False})()
+        self.ping_callback = None
+        self.log = logging.getLogger("test-quiet-start")
+        self.last_ping = self.last_pong = clock[0]  # as open() sets them
+
+    def close(self) -> None:
+        self.closed = True
+
+    def ping(self, data: bytes) -> None:
+        self.pings += 1
+
+
+def ping_at(socket: Socket, when: float, monkeypatch) -> None:
+    from tornado import ioloop
+
+    socket.clock[0] = when
+    loop = type("Loop", (), {"time": lambda self: socket.clock[0]})()
+    monkeypatch.setattr(ioloop.IOLoop, "current", staticmethod(lambda: loop))
+    socket.send_ping()
+
+
+def test_a_kernel_websocket_survives_its_first_ping(monkeypatch):
+    """The first ping check comes one interval after open, before any pong: with a timeout
+    equal to the interval (the old setting) every socket closed then, every 30 s."""
+    socket = Socket({}, [0.0])  # the room keeps jupyter_server's ping settings
+    ping_at(socket, socket.ping_interval / 1e3 + 0.01, monkeypatch)
+    assert not socket.closed and socket.pings == 1
+    socket.on_pong(b"")
+    ping_at(socket, 2 * socket.ping_interval / 1e3 + 0.02, monkeypatch)
+    assert not socket.closed and socket.pings == 2
+    old = Socket({"ws_ping_interval": 30_000, "ws_ping_timeout": 30_000}, [0.0])
+    ping_at(old, 30.01, monkeypatch)
+    assert old.closed  # what the room did before
+
+
+def test_tornados_ping_clamp_warning_is_dropped_and_nothing_else():
+    quiet(logging.getLogger("test-quiet-start"), None)
+    tornado_log = logging.getLogger("tornado.general")
+    clamp = record("The websocket_ping_timeout (90000) cannot be longer than the "
+                   "websocket_ping_interval (30000).")
+    assert not all(f.filter(clamp) for f in tornado_log.filters)
+    assert all(f.filter(record("Uncaught exception")) for f in tornado_log.filters)
 
 
 def test_the_room_kernels_plain_tcp_warning_is_dropped_and_nothing_else():

@@ -4,9 +4,15 @@
   per-user signature of a notebook's outputs, and the notebooks this package ships (in
   ``explorer/resources``) are run by Voila whatever their signature. The warning stays for
   a notebook of your own.
-- jupyter_server's websockets ping every 30 s and wait ``max(3 x 30 s, 30 s)`` for the
-  answer, which tornado refuses ("The websocket_ping_timeout (90000) cannot be longer than
-  the websocket_ping_interval (30000)") and clamps to 30 s: we ask for the 30 s it uses.
+- tornado warns "The websocket_ping_timeout (90000) cannot be longer than the
+  websocket_ping_interval (30000)". jupyter_server's websockets ping every 30,000 ms and
+  close a socket whose last pong is older than 90,000 ms; tornado reads the same two
+  numbers as seconds for its own pinging (every 8 hours: never, in practice) and clamps
+  that one. The 90 s are needed: jupyter_server checks the pong before it sends its first
+  ping, so a timeout equal to the interval closed every kernel websocket 30 s after it
+  opened, and the page reconnected every 30 s, losing what it sent meanwhile (a slider
+  move the kernel never got; issue 29, seen with ``explorer bench --visitors 4``). So the
+  settings stay jupyter_server's and only the warning about tornado's unused clamp goes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 NOT_TRUSTED = "Notebook %s is not trusted"
-WS_PING_MS = 30_000  # jupyter_server.base.websocket.WS_PING_INTERVAL
+TORNADO_PING_CLAMP = "The websocket_ping_timeout ("  # tornado.websocket, logged once
 
 
 class PackagedNotTrusted(logging.Filter):
@@ -31,9 +37,18 @@ class PackagedNotTrusted(logging.Filter):
         return not (self.packaged and record.msg == NOT_TRUSTED)
 
 
-def quiet(log: logging.Logger, served: str | None, settings: dict) -> None:
-    """Silence the expected warnings of a start that serves `served`; `settings` are the
-    tornado application's."""
+class TornadoPingClamp(logging.Filter):
+    """Drops tornado's warning that it clamps its own ping timeout (see the module
+    docstring: jupyter_server's milliseconds read as tornado's seconds)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TORNADO_PING_CLAMP)
+
+
+def quiet(log: logging.Logger, served: str | None) -> None:
+    """Silence the expected warnings of a start that serves `served` (the websocket ping
+    settings stay jupyter_server's)."""
     log.addFilter(PackagedNotTrusted(served))
-    settings.setdefault("ws_ping_interval", WS_PING_MS)
-    settings.setdefault("ws_ping_timeout", settings["ws_ping_interval"])
+    tornado_log = logging.getLogger("tornado.general")
+    if not any(isinstance(f, TornadoPingClamp) for f in tornado_log.filters):
+        tornado_log.addFilter(TornadoPingClamp())

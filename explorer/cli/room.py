@@ -335,7 +335,7 @@ class ExplorerVoila(Voila):
                        self.voila_configuration.default_pool_size)
         settings.update(self._host_settings())
         settings[LOG_SETTING] = self.log
-        quiet(self.log, self.notebook_path, settings)  # no expected warnings on a start
+        quiet(self.log, self.notebook_path)  # no expected warnings on a start
         settings["log_function"] = log_request  # the token scrubbed from request lines
         # gzip what a page downloads (its 6.7 MB of JS: Voila's chunks, the widget managers,
         # the plotly module; text and JSON too): a visitor on a real network fetches about a
