@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as W
 import numpy as np
@@ -26,7 +27,7 @@ from ..studies.repeat import repeat_finetune
 from ..studies.sensitivity import sensitivity
 from ..studies.stats import fmt, seed_list
 from .cards import human_bytes
-from .controls import button, row, tagged
+from .controls import button, control_on_first_use, row, tagged
 from .figures import (
     quality_figure,
     tradeoff_figure,
@@ -159,11 +160,8 @@ class ComparePanel:
         self.figure_box = tagged(W.VBox([]), "compare-figures")
         self.box = tagged(W.VBox([]), "compare-tab")  # the controls go in on build()
 
-    def __getattr__(self, name: str):
-        if name in CONTROLS and not self.__dict__.get("built", True):
-            self.build()
-            return self.__dict__[name]
-        raise AttributeError(name)
+    def __getattr__(self, name: str) -> Any:
+        return control_on_first_use(self, name, CONTROLS)
 
     def build(self) -> None:
         """Make the tab's controls (once)."""

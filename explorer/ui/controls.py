@@ -7,6 +7,7 @@ Every widget a test or a user may need to find carries a `cx-...` CSS class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import ipywidgets as W
 
@@ -40,6 +41,15 @@ def full() -> W.Layout:
 def narrow() -> W.Layout:
     """A 170 px layout of its own (see full)."""
     return W.Layout(width="170px")
+
+
+def control_on_first_use(panel: Any, name: str, controls: tuple[str, ...]) -> Any:
+    """A hidden tab's control `name`, the tab's controls made first if they are not yet (a
+    panel's __getattr__: code that reaches a control builds the tab as opening it would)."""
+    if name in controls and not panel.__dict__.get("built", True):
+        panel.build()
+        return panel.__dict__[name]
+    raise AttributeError(name)
 
 
 def tagged(widget: W.Widget, name: str) -> W.Widget:

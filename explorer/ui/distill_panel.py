@@ -16,7 +16,7 @@ import ipywidgets as W
 
 from .. import config as C
 from ..compat.plotly import make_responsive
-from .controls import STYLE, button, full, int_box, row, tagged
+from .controls import STYLE, button, control_on_first_use, full, int_box, row, tagged
 from .distill_figures import distill_figure
 from .distill_sweep import SWEEP_TEMPERATURES, Sweep, run_sweep
 from .distill_tables import sweep_table
@@ -66,10 +66,7 @@ class DistillPanel:
         self.box = tagged(W.VBox([]), "distill-tab")  # the controls go in on build()
 
     def __getattr__(self, name: str) -> Any:
-        if name in CONTROLS and not self.__dict__.get("built", True):
-            self.build()
-            return self.__dict__[name]
-        raise AttributeError(name)
+        return control_on_first_use(self, name, CONTROLS)
 
     def build(self) -> None:
         """Make the tab's controls and show the session in them (once)."""

@@ -7,13 +7,15 @@ second click on the same button confirms.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as W
 
 from .. import config as C
 from ..session.core import available_devices
 from ..session.session import Session
 from .confirm import Confirm
-from .controls import STYLE, button, full, int_box, narrow, row, tagged
+from .controls import STYLE, button, control_on_first_use, full, int_box, narrow, row, tagged
 from .files_panel import FilesPanel
 from .host import Host
 
@@ -48,11 +50,8 @@ class ModelPanel:
         self.built = False
         self.box = tagged(W.VBox([]), "model-tab")  # the controls go in on build()
 
-    def __getattr__(self, name: str):
-        if name in CONTROLS and not self.__dict__.get("built", True):
-            self.build()
-            return self.__dict__[name]
-        raise AttributeError(name)
+    def __getattr__(self, name: str) -> Any:
+        return control_on_first_use(self, name, CONTROLS)
 
     def build(self) -> None:
         """Make the tab's controls, naming the session open now (once)."""
