@@ -36,12 +36,15 @@ def resnet_folder(root: Path, tiny: bool) -> Path:
     import torch
     import transformers as T
 
+    from ..models.hf import no_progress_bars
+
     torch.manual_seed(0)
     sizes, depths = ([8, 16], [1, 1]) if tiny else ([64, 128, 256, 512], [2, 2, 2, 2])
     cfg = T.ResNetConfig(embedding_size=sizes[0], hidden_sizes=sizes, depths=depths,
                          layer_type="basic")
     cfg.num_labels = 10  # a PretrainedConfig setting (its id2label follows)
-    T.ResNetForImageClassification(cfg).save_pretrained(root / "resnet")
+    with no_progress_bars():
+        T.ResNetForImageClassification(cfg).save_pretrained(root / "resnet")
     return root / "resnet"
 
 
@@ -111,14 +114,15 @@ def gpt2_heads_figures(root: Path, tiny: bool, quick: bool) -> dict:
     from ..data.text import load_pydoc_text
     from ..engine.attention import graph_of, graph_shrink
     from ..engine.graph import graph_masks
-    from ..models.hf import load_hf
+    from ..models.hf import load_hf, no_progress_bars
 
     corpus = load_pydoc_text(context=64)
     torch.manual_seed(0)
     cfg = T.GPT2Config(vocab_size=len(corpus.vocab.chars), n_embd=32 if tiny else 128,
                        n_layer=2, n_head=4, n_positions=64,
                        bos_token_id=None, eos_token_id=None)
-    T.GPT2LMHeadModel(cfg).save_pretrained(root / "gpt2")
+    with no_progress_bars():
+        T.GPT2LMHeadModel(cfg).save_pretrained(root / "gpt2")
     model = load_hf(f"hf:{root / 'gpt2'}").train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(0)

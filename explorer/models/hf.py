@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -231,24 +233,33 @@ def load_hf(spec: str | Path, image_shape: tuple[int, int, int] | None = None,
     except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
         raise ValueError(f"hf: cannot build the model in {path}: {str(err)[:200]}") from None
     check_params(f"hf: {path}", count, max_params)
-    # transformers draws a tqdm "Loading weights" bar on stderr, which a Voila page shows
-    # above the app for good: off while we load, then as the user had it.
-    bars = transformers.utils.logging
-    shown = bars.is_progress_bar_enabled()
-    bars.disable_progress_bar()
     try:
-        inner = auto.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        with no_progress_bars():
+            inner = auto.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as err:  # any load error of its weights (a refused pickle too): one line
         weights = ", ".join(sorted(p.name for p in path.iterdir()
                                    if p.suffix in WEIGHT_SUFFIXES)) or "no weights file"
         raise read_error(f"hf: cannot load the model in {path} ({weights})", err) from None
-    finally:
-        if shown:
-            bars.enable_progress_bar()
     inner = inner.float().eval()
     _conv1d_to_linear(inner)
     _untie(inner)
     return HFModel(inner, kind, image_shape)
+
+
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' tqdm bars ("Loading weights", "Writing model shards") off, then as the
+    user had them: on stderr, a Voila page shows them above the app for good."""
+    import transformers
+
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            bars.enable_progress_bar()
 
 
 def save_hf(model: HFModel, path: Path, tokenizer: Any | None = None) -> None:
@@ -270,7 +281,8 @@ def save_hf(model: HFModel, path: Path, tokenizer: Any | None = None) -> None:
     state = {k: (v.t() if k in conv else v).detach().clone().contiguous()
              for k, v in model.inner.state_dict().items()}
     fresh.load_state_dict(state)
-    fresh.save_pretrained(path)
+    with no_progress_bars():
+        fresh.save_pretrained(path)
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
 
