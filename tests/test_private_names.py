@@ -28,7 +28,6 @@ ALLOWED = {
     ("engine/plan.py", "_version"): _VERSION,
     ("session/slots.py", "_version"): _VERSION,
     ("session/quant_cache.py", "_version"): _VERSION,
-    ("session/quant.py", "_version"): _VERSION,
     ("cli/dashboard_args.py", "_SubParsersAction"): _SUBPARSERS,
     ("cli/run.py", "_SubParsersAction"): _SUBPARSERS,
     ("cli/studies.py", "_SubParsersAction"): _SUBPARSERS,

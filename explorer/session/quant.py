@@ -154,15 +154,17 @@ def apply_quant(slot: QuantSlot) -> None:
 @torch.no_grad()
 def write(slot: QuantSlot, layers: dict[str, LayerQuant]) -> None:
     params = slot.params()
+    known = {}
     for name, lq in layers.items():
         params[name].copy_(lq.values)
-        known = _known_stats(slot, name, params[name], lq)
-        if known is not None:  # the snapshot's histogram without 10M weights histogrammed
-            slot.known_stats[name] = (known, id(params[name]), params[name]._version)
+        stats = _codebook_stats(slot, name, params[name], lq)
+        if stats is not None:  # the snapshot's histogram without 10M weights histogrammed
+            known[name] = stats
+    slot.know_stats(known)
     slot.quant_layers = layers
 
 
-def _known_stats(slot: QuantSlot, name: str, param: torch.Tensor,
+def _codebook_stats(slot: QuantSlot, name: str, param: torch.Tensor,
                  lq: LayerQuant) -> LayerStats | None:
     """A k-means layer's statistics from its codebook and index counts (what
     layer_stats would histogram from the weight itself; a CPU float32 weight only, as

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data.datasets import Dataset, Split
-from ..engine.metrics import Snapshot
+from ..engine.metrics import LayerStats, Snapshot
 from ..engine.threads import WorkLock
 from ..engine.train import Event, LossFn, StopEvent
 from .quant_cache import QuantCache
@@ -40,7 +40,6 @@ class QuantSlot(Protocol):
     quant: QuantSetting | None
     quant_layers: dict
     quant_cache: QuantCache
-    known_stats: dict  # name -> (LayerStats, id(param), version): layer_stats' shortcut
     base_counts: dict[str, np.ndarray]
     edges: dict[str, torch.Tensor]
     cuts: dict[str, float]
@@ -50,6 +49,7 @@ class QuantSlot(Protocol):
 
     def params(self) -> dict[str, nn.Parameter]: ...
     def params_for(self, *mask_sets: Masks | None) -> dict[str, nn.Parameter]: ...
+    def know_stats(self, stats: dict[str, LayerStats]) -> None: ...
     def undo_entry(self, job: int | None = None) -> UndoEntry: ...
     def restore(self, entry: UndoEntry) -> None: ...
     def commit(self, before: UndoEntry) -> None: ...

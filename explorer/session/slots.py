@@ -32,6 +32,12 @@ from .state import Masks, State, UndoEntry, clone_state, same_state  # also impo
 SLOT_NAMES = ("teacher", "student", "student_alone", "student_hard")
 
 
+
+def _stamp(param: torch.Tensor) -> tuple[int, int]:
+    """A weight as it is now: the tensor and its version counter, which any in-place change
+    (an optimizer step, a copy_) bumps."""
+    return id(param), param._version
+
 class ModelSlot:
     """A model, its dense base, masks, undo stack and rewind points."""
 
@@ -107,9 +113,8 @@ class ModelSlot:
         over the weights (engine.rankstats); layer_stats returns them while the weight
         is unchanged since."""
         apply_masks(self.params_for(self.masks, result.masks), self.base, result.masks)
-        params = self.params()
-        self.known_stats = {n: (st, id(params[n]), params[n]._version)
-                            for n, st in (stats or {}).items()}
+        self.known_stats = {}
+        self.know_stats(stats or {})
         self.masks, self.prune_config = result.masks, config
         self.cuts, self.warnings = result.cuts, result.warnings
         if result.exact_cuts and not (config is not None and config.structured):
@@ -117,6 +122,13 @@ class ModelSlot:
                                for n, kept in result.ties.items()}
             self.mark_exact()
         apply_quant(self)
+
+    def know_stats(self, stats: dict[str, LayerStats]) -> None:
+        """Per-layer statistics a caller knows without a pass over the weights (rank tables,
+        a codebook's index counts): layer_stats returns them while each weight stays as it
+        is now (keyed like mark_exact, by the tensor and its version counter)."""
+        params = self.params()
+        self.known_stats.update({n: (st, *_stamp(params[n])) for n, st in stats.items()})
 
     def clear_masks(self) -> None:
         """Drop the masks: the model holds the dense base again, bit for bit."""
@@ -182,7 +194,7 @@ class ModelSlot:
         Keyed by the tensor and its version counter, which any in-place change (optimizer
         step, mask multiply, load_state_dict) bumps: a stale record is simply not used.
         """
-        self._exact = {n: (id(p), p._version) for n, p in self.params().items()}
+        self._exact = {n: _stamp(p) for n, p in self.params().items()}
 
     def is_exact(self) -> bool:
         """Whether every prunable weight still is base * (|base| >= cut) (see mark_exact)."""
@@ -197,9 +209,9 @@ class ModelSlot:
         """Per-layer counts and histogram; from sorted base values when exact."""
         cut = self.cuts.get(name, 0.0)
         known = self.known_stats.get(name)
-        if known is not None and known[1:] == (id(param), param._version):
+        if known is not None and known[1:] == _stamp(param):
             return known[0]
-        if self._exact.get(name) != (id(param), param._version):
+        if self._exact.get(name) != _stamp(param):
             return layer_stats(name, param, self.base_counts[name], self.edges[name], cut)
         if name not in self._sorted_values:
             self._sorted_values[name] = torch.sort(self.base[name].flatten())[0]
