@@ -290,7 +290,9 @@ def test_a_connected_page_keeps_its_place_and_refusals_log_one_line(places):
     assert hoarder.open_channels(kept) == 403
     text = wait_log(log, "the kernel belongs to another visitor")
     new = [line for line in text.splitlines()[lines_before:] if "IPKernelApp" not in line]
-    assert "Traceback" not in text and TOKEN not in text
+    # the refusal writes no traceback (earlier lines may hold a shut-down kernel's own:
+    # ipykernel can race its sockets on shutdown, seen once in CI); the token never shows
+    assert not any("Traceback" in line for line in new) and TOKEN not in text, new
     assert [line for line in new if "channels" in line] == [
         line for line in new if "403 GET" in line], new
     assert len([line for line in new if "403 GET" in line]) == 1, new
