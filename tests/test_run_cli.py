@@ -142,3 +142,17 @@ def test_regression_run_reports_mse(tmp_path):
     stages = json.loads(report.read_text())["stages"]
     assert set(stages) == {"baseline", "pruned", "student_alone", "distilled"}
     assert all(s["mse"] is not None and s["accuracy"] is None for s in stages.values())
+
+
+def test_run_progress_writes_to_the_stderr_of_its_call(monkeypatch):
+    """The progress bar takes sys.stderr when made, not when its module was imported: a
+    stream replaced since (a test's capture, a notebook cell's) may be closed by then
+    (CI: "explorer run: error: I/O operation on closed file")."""
+    import io
+    import sys
+
+    from explorer.studies.pipeline import Progress
+
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    assert Progress().stream is now

@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import torch
 
@@ -46,9 +46,11 @@ RUN_PROG = "explorer run"  # how messages name the command
 class Progress:
     """A plain-text bar on stderr: redrawn in place on a terminal, a line per epoch else."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        # sys.stderr when called, not at import: a test's capture (or a notebook cell's
+        # stream) replaced at import time is closed later ("I/O operation on closed file")
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
         self._last = 0.0
 
     def callback(self, stage: str, total_steps: int):
