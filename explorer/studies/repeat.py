@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import math
 import sys
@@ -53,22 +54,9 @@ def run_one(seed: int, threads: int, args: dict) -> dict:
         torch.set_num_threads(threads)
     ns = argparse.Namespace(**{**args, "seed": seed, "json": None, "export": None})
     session = make_session(ns)
-    progress = Progress(stream=_Null())
+    progress = Progress(stream=io.StringIO())  # dropped: per-seed bars would interleave
     stages = run_stages(session, ns, progress)
     return report(ns, session, stages)
-
-
-class _Null:
-    """A stream that drops what is written (per-seed progress bars would interleave)."""
-
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        return None
-
-    def isatty(self) -> bool:
-        return False
 
 
 def quality_key(reports: list[dict]) -> str:
